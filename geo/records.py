@@ -1,0 +1,776 @@
+"""Read and validate raw registration files: CSV, XLSX and Parquet.
+
+The reader keeps only the canonical columns the analysis needs and drops every other
+column on the way in (names, phones, e-mails, passport numbers, addresses, free text).
+Each row read is either accepted or rejected with its row number, its record_id and the
+reasons, never its other values: accepted + rejected = rows read.
+
+Row numbers are those a spreadsheet shows: the header is row 1, the first record row 2.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from geo import codes
+from geo.errors import InputError
+from geo.sanitize import quote_value
+
+BATCH_ROWS = 500_000
+MAX_FAMILY_MEMBERS = 30
+MIN_BIRTH_YEAR = 1900
+SWAP_DISTANCE_KM = 500.0
+_PRECISE_ROW_SCAN_BYTES = 200 * 1024 * 1024
+
+REQUIRED_COLUMNS = ("record_id", "nationality", "latitude", "longitude")
+OPTIONAL_COLUMNS = (
+    "sex",
+    "age",
+    "birth_year",
+    "family_members",
+    "vulnerabilities",
+    "consent",
+    "source",
+    "updated_at",
+)
+CANONICAL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+COLUMN_ALIASES = {
+    "record_id": ("id", "registration_id", "case_id", "case_number", "reg_id", "record"),
+    "nationality": ("citizenship", "nationality_code", "country_of_citizenship", "nat"),
+    "latitude": ("lat", "y", "lat_dd"),
+    "longitude": ("lon", "lng", "long", "x", "lon_dd"),
+    "sex": ("gender",),
+    "age": ("age_years",),
+    "birth_year": ("year_of_birth", "yob"),
+    "family_members": (
+        "dependants",
+        "dependents",
+        "accompanying_family",
+        "accompanying_family_members",
+        "family",
+    ),
+    "vulnerabilities": ("vulnerability", "specific_needs"),
+    "consent": ("consents", "consent_scope", "consent_scopes"),
+    "source": ("data_source",),
+    "updated_at": ("last_updated", "updated", "modified", "date_updated"),
+}
+
+_IDENTIFIER_PATTERN = re.compile(
+    r"name|phone|mobile|tel|e_?mail|passport|address|street|note|comment|"
+    r"remark|birth_?date|date_of_birth|dob|national_id|id_number|document"
+)
+
+ACCEPTED_SCHEMA = {
+    "row": pl.Int64,
+    "source": pl.String,
+    "record_id": pl.String,
+    "nationality": pl.String,
+    "latitude": pl.Float64,
+    "longitude": pl.Float64,
+    "sex": pl.String,
+    "age_band": pl.String,
+    "family_members": pl.Int16,
+    "vulnerabilities": pl.UInt16,
+    "consent": pl.UInt8,
+    "updated_at": pl.Datetime("us"),
+}
+REJECTS_SCHEMA = {"row": pl.Int64, "record_id": pl.String, "reasons": pl.String}
+
+
+@dataclass
+class ValidatedBatch:
+    """One batch of a file: the accepted minimal records and the rejects with reasons."""
+
+    accepted: pl.DataFrame
+    rejects: pl.DataFrame
+    rows_read: int
+
+
+@dataclass
+class FileHeader:
+    """What the reader learnt from a file before reading its rows."""
+
+    path: Path
+    file_name: str
+    sha256: str
+    file_format: str
+    column_map: dict[str, str]
+    dropped_columns: list[str]
+    identifier_columns: list[str]
+    sheet: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def file_sha256(path: Path) -> str:
+    """Return the SHA-256 hex digest of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fold_column_name(name: object) -> str:
+    """Return a header folded to snake case: ``'Family Members '`` → ``family_members``."""
+    return re.sub(r"[^0-9a-z]+", "_", codes.fold_text(str(name or ""))).strip("_")
+
+
+def map_columns(columns: list[str], where: str) -> tuple[dict[str, str], list[str], list[str]]:
+    """Map a file's headers to canonical names.
+
+    Returns
+    -------
+    tuple
+        ``(column_map, dropped, identifiers)``: canonical name → header in the file, the
+        headers that will be dropped, and those among them that look like direct
+        identifiers.
+
+    Raises
+    ------
+    InputError
+        If a required column is missing or two headers map to the same canonical name.
+    """
+    by_alias = {name: name for name in CANONICAL_COLUMNS}
+    for canonical, aliases in COLUMN_ALIASES.items():
+        by_alias.update({alias: canonical for alias in aliases})
+    column_map: dict[str, str] = {}
+    dropped: list[str] = []
+    for column in columns:
+        canonical = by_alias.get(fold_column_name(column))
+        if canonical is None:
+            dropped.append(column)
+        elif canonical in column_map:
+            raise InputError(
+                f"{where}: columns {quote_value(column_map[canonical])} and "
+                f"{quote_value(column)} both mean '{canonical}'; keep one of them."
+            )
+        else:
+            column_map[canonical] = column
+    missing = [name for name in REQUIRED_COLUMNS if name not in column_map]
+    if missing:
+        shown = ", ".join(quote_value(c) for c in columns[:20]) or "none"
+        raise InputError(
+            f"{where}: missing required column(s) {', '.join(missing)} "
+            f"(found: {shown}). Accepted names include "
+            + "; ".join(f"{m}: {', '.join((m,) + COLUMN_ALIASES.get(m, ()))}" for m in missing)
+            + "."
+        )
+    identifiers = [c for c in dropped if _IDENTIFIER_PATTERN.search(fold_column_name(c))]
+    return column_map, dropped, identifiers
+
+
+# ---------------------------------------------------------------------------------------
+# Opening files
+
+
+def detect_format(path: Path) -> str:
+    """Return ``csv``, ``xlsx`` or ``parquet`` from the file's first bytes and name.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, empty, binary but not XLSX/Parquet, or an old .xls.
+    """
+    if not path.exists():
+        raise InputError(f"{path}: no such file.")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path.name}: the file is empty (0 bytes); expected a header row.")
+    with open(path, "rb") as handle:
+        head = handle.read(65536)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise InputError(
+            f"{path.name}: this is an old binary Excel (.xls) workbook; save it as .xlsx or CSV."
+        )
+    if b"\x00" in head:
+        raise InputError(
+            f"{path.name}: the file is binary, not a CSV text file "
+            "(it contains NUL bytes); expected CSV, XLSX or Parquet."
+        )
+    return "csv"
+
+
+def _detect_encoding(head: bytes) -> str:
+    """Return ``utf-8`` when the first bytes decode as UTF-8 (BOM or not), else ``latin-1``."""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8"
+
+
+def _detect_delimiter(header_line: str) -> str:
+    """Return the most frequent of ``,``, ``;`` and tab in the header line."""
+    counts = {sep: header_line.count(sep) for sep in (",", ";", "\t")}
+    return max(counts, key=lambda sep: counts[sep]) if any(counts.values()) else ","
+
+
+def open_registration_file(path: str | Path, sheet: str | None = None) -> FileHeader:
+    """Open a registration file, read its header and map its columns.
+
+    Parameters
+    ----------
+    path
+        A CSV (UTF-8, UTF-8 with BOM or Latin-1; comma, semicolon or tab), XLSX or
+        Parquet file.
+    sheet
+        The worksheet to read in a workbook with several sheets.
+
+    Returns
+    -------
+    FileHeader
+
+    Raises
+    ------
+    InputError
+        For a missing, empty or binary file, a workbook whose sheet cannot be chosen,
+        or missing required columns.
+    """
+    path = Path(path)
+    file_format = detect_format(path)
+    header = FileHeader(
+        path=path,
+        file_name=path.name,
+        sha256=file_sha256(path),
+        file_format=file_format,
+        column_map={},
+        dropped_columns=[],
+        identifier_columns=[],
+    )
+    if file_format == "csv":
+        columns = _csv_header(header)
+    elif file_format == "parquet":
+        try:
+            columns = pq.ParquetFile(path).schema_arrow.names
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"{path.name}: not a readable Parquet file ({exc}).") from exc
+    else:
+        columns = _xlsx_header(header, sheet)
+    header.column_map, header.dropped_columns, header.identifier_columns = map_columns(
+        [str(c) for c in columns], path.name + (f" [sheet {header.sheet}]" if header.sheet else "")
+    )
+    return header
+
+
+def _csv_header(header: FileHeader) -> list[str]:
+    with open(header.path, "rb") as handle:
+        head = handle.read(1 << 20)
+    header.encoding = _detect_encoding(head)
+    text = head.decode(header.encoding, errors="replace").lstrip("\ufeff")
+    first_line = text.splitlines()[0] if text.strip() else ""
+    if not first_line.strip():
+        raise InputError(f"{header.file_name}: the first line is empty; expected a header row.")
+    header.delimiter = _detect_delimiter(first_line)
+    columns = next(csv.reader(io.StringIO(first_line), delimiter=header.delimiter))
+    if header.encoding == "latin-1":
+        header.notes.append("read as Latin-1 (the file is not valid UTF-8)")
+    return columns
+
+
+def _open_workbook(header: FileHeader):
+    import openpyxl
+
+    try:
+        workbook = openpyxl.load_workbook(header.path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a broken workbook
+        raise InputError(f"{header.file_name}: not a readable XLSX workbook ({exc}).") from exc
+    return workbook
+
+
+def _find_header_row(rows: list[tuple]) -> int | None:
+    """Return the index of the first row that holds a required column, or None."""
+    wanted = {"record_id", "nationality", *COLUMN_ALIASES["record_id"]}
+    for index, row in enumerate(rows):
+        if wanted & {fold_column_name(cell) for cell in row if cell is not None}:
+            return index
+    return None
+
+
+def _xlsx_header(header: FileHeader, sheet: str | None) -> list[str]:
+    workbook = _open_workbook(header)
+    names = workbook.sheetnames
+    if sheet is not None and sheet not in names:
+        raise InputError(
+            f"{header.file_name}: no sheet named {quote_value(sheet)} "
+            f"(sheets: {', '.join(quote_value(n) for n in names)})."
+        )
+    candidates = []
+    for name in [sheet] if sheet else names:
+        top = list(workbook[name].iter_rows(max_row=20, values_only=True))
+        index = _find_header_row(top)
+        if index is not None:
+            candidates.append((name, index, top[index]))
+    workbook.close()
+    if not candidates:
+        raise InputError(
+            f"{header.file_name}: no sheet has a header with record_id and nationality "
+            f"in its first 20 rows (sheets: {', '.join(quote_value(n) for n in names)})."
+        )
+    if len(candidates) > 1:
+        raise InputError(
+            f"{header.file_name}: several sheets look like registrations "
+            f"({', '.join(quote_value(c[0]) for c in candidates)}); name one with --sheet."
+        )
+    header.sheet, header_index, row = candidates[0]
+    header.notes.append(f"read sheet {quote_value(header.sheet)}")
+    if header_index:
+        header.notes.append(f"skipped {header_index} line(s) above the header")
+    header.__dict__["_xlsx_header_index"] = header_index
+    return [str(c) if c is not None else f"column_{i + 1}" for i, c in enumerate(row)]
+
+
+# ---------------------------------------------------------------------------------------
+# Reading rows as batches of raw strings/values
+
+
+def _csv_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataFrame, list]]:
+    """Yield (frame of canonical columns as strings, malformed-row notes) per block."""
+    malformed: list[tuple[int, int]] = []
+
+    def on_invalid(row) -> str:
+        malformed.append((row.actual_columns, row.expected_columns))
+        return "skip"
+
+    wanted = list(header.column_map.values())
+    try:
+        reader = pacsv.open_csv(
+            header.path,
+            read_options=pacsv.ReadOptions(encoding=header.encoding, block_size=32 << 20),
+            parse_options=pacsv.ParseOptions(
+                delimiter=header.delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
+            ),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=wanted,
+                column_types=dict.fromkeys(wanted, pa.string()),
+                strings_can_be_null=True,
+                null_values=[""],
+                quoted_strings_can_be_null=True,
+            ),
+        )
+        for record_batch in reader:
+            frame = pl.from_arrow(pa.Table.from_batches([record_batch]))
+            found = list(malformed)
+            malformed.clear()
+            yield frame, found
+    except pa.ArrowInvalid as exc:
+        raise InputError(f"{header.file_name}: cannot be read as CSV ({exc}).") from exc
+    if malformed:
+        yield pl.DataFrame(schema=dict.fromkeys(wanted, pl.String)), list(malformed)
+
+
+def _parquet_batches(header: FileHeader, batch_rows: int) -> Iterator[pl.DataFrame]:
+    parquet = pq.ParquetFile(header.path)
+    for record_batch in parquet.iter_batches(
+        batch_size=batch_rows, columns=list(header.column_map.values())
+    ):
+        yield pl.from_arrow(pa.Table.from_batches([record_batch]))
+
+
+def _xlsx_batches(header: FileHeader, batch_rows: int) -> Iterator[pl.DataFrame]:
+    workbook = _open_workbook(header)
+    sheet = workbook[header.sheet]
+    skip = header.__dict__.get("_xlsx_header_index", 0) + 1
+    columns = [str(c) for c in next(sheet.iter_rows(min_row=skip, max_row=skip, values_only=True))]
+    positions = {name: columns.index(src) for name, src in header.column_map.items()}
+    buffer: list[tuple] = []
+
+    def flush() -> pl.DataFrame:
+        data = {
+            header.column_map[name]: [_cell_text(row, pos) for row in buffer]
+            for name, pos in positions.items()
+        }
+        return pl.DataFrame(data, schema=dict.fromkeys(data, pl.String))
+
+    for row in sheet.iter_rows(min_row=skip + 1, values_only=True):
+        buffer.append(row)
+        if len(buffer) >= batch_rows:
+            yield flush()
+            buffer = []
+    if buffer:
+        yield flush()
+    workbook.close()
+
+
+def _cell_text(row: tuple, position: int) -> str | None:
+    """Return a worksheet cell as text (dates as ISO), None when empty."""
+    value = row[position] if position < len(row) else None
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------
+# Validation (vectorised on a polars frame)
+
+
+def _as_text(name: str) -> pl.Expr:
+    return pl.col(name).cast(pl.String).str.strip_chars()
+
+
+def _as_number(name: str) -> pl.Expr:
+    return _as_text(name).str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+
+
+def _lookup(values: pl.Series, mapper) -> dict[str, object]:
+    """Map the distinct values of a text column once (cheap even for millions of rows)."""
+    return {value: mapper(value) for value in values.drop_nulls().unique().to_list()}
+
+
+def _terms_mask(value: str, vocabulary: tuple[str, ...]) -> int | None:
+    terms = [codes.fold_text(t).replace(" ", "_") for t in re.split(r"[;|]", value) if t.strip()]
+    if any(term not in vocabulary for term in terms):
+        return None
+    return codes.terms_to_mask(terms, vocabulary)
+
+
+def _parse_datetime(value: str) -> datetime | None:
+    for parse in (datetime.fromisoformat, lambda v: datetime.strptime(v, "%d/%m/%Y")):
+        try:
+            parsed = parse(value)
+        except ValueError:
+            continue
+        return (
+            parsed.replace(tzinfo=None)
+            if parsed.tzinfo is None
+            else parsed.astimezone(UTC).replace(tzinfo=None)
+        )
+    return None
+
+
+def validate_batch(
+    raw: pl.DataFrame,
+    header: FileHeader,
+    first_row: int,
+    default_source: str,
+    reference_point: tuple[float, float] | None,
+    this_year: int | None = None,
+) -> ValidatedBatch:
+    """Validate one batch of raw rows.
+
+    Parameters
+    ----------
+    raw
+        The file's columns (original headers) for this batch.
+    header
+        The file's header, with its column map.
+    first_row
+        Spreadsheet row number of the batch's first row.
+    default_source
+        The source of rows with no ``source`` value (the file name).
+    reference_point
+        (latitude, longitude) around which most of the file lies; rows far from it whose
+        swapped coordinates lie near it are rejected as swapped. None to skip that check.
+    this_year
+        Year used to turn ``birth_year`` into an age (default: the current year).
+
+    Returns
+    -------
+    ValidatedBatch
+    """
+    this_year = this_year or datetime.now(UTC).year
+    frame = raw.rename({src: name for name, src in header.column_map.items()})
+    for name in CANONICAL_COLUMNS:
+        if name not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(name))
+    frame = frame.with_columns(
+        pl.int_range(first_row, first_row + frame.height, dtype=pl.Int64).alias("row")
+    )
+    nationality = _lookup(frame["nationality"].cast(pl.String), codes.nationality_to_iso3)
+    sex = _lookup(frame["sex"].cast(pl.String), codes.sex_to_category)
+    vulnerabilities = _lookup(
+        frame["vulnerabilities"].cast(pl.String),
+        lambda v: _terms_mask(v, codes.VULNERABILITIES),
+    )
+    consent = _lookup(
+        frame["consent"].cast(pl.String), lambda v: _terms_mask(v, codes.CONSENT_SCOPES)
+    )
+    updated = _lookup(frame["updated_at"].cast(pl.String), _parse_datetime)
+    frame = frame.with_columns(
+        _as_text("record_id").alias("record_id"),
+        _as_text("source").fill_null(default_source).alias("source"),
+        _as_number("latitude").alias("lat_num"),
+        _as_number("longitude").alias("lon_num"),
+        _as_number("age").alias("age_num"),
+        _as_number("birth_year").alias("birth_num"),
+        _as_number("family_members").alias("family_num"),
+        pl.col("nationality")
+        .cast(pl.String)
+        .replace_strict(nationality, default=None, return_dtype=pl.String)
+        .alias("nat_code"),
+        pl.col("sex")
+        .cast(pl.String)
+        .replace_strict(sex, default=None, return_dtype=pl.String)
+        .alias("sex_code"),
+        pl.col("vulnerabilities")
+        .cast(pl.String)
+        .replace_strict(vulnerabilities, default=None, return_dtype=pl.Int64)
+        .alias("vuln_mask"),
+        pl.col("consent")
+        .cast(pl.String)
+        .replace_strict(consent, default=None, return_dtype=pl.Int64)
+        .alias("consent_mask"),
+        pl.col("updated_at")
+        .cast(pl.String)
+        .replace_strict(updated, default=None, return_dtype=pl.Datetime("us"))
+        .alias("updated_ts"),
+    )
+    present = {
+        name: pl.col(name).cast(pl.String).str.strip_chars().fill_null("") != ""
+        for name in CANONICAL_COLUMNS
+    }
+    lat, lon = pl.col("lat_num"), pl.col("lon_num")
+    swapped = _swapped_expr(reference_point)
+    checks: list[tuple[pl.Expr, str]] = [
+        (~present["record_id"], "missing record_id"),
+        (~present["nationality"], "missing nationality"),
+        (
+            present["nationality"] & pl.col("nat_code").is_null(),
+            "unknown nationality (expected ISO 3166-1 alpha-3, alpha-2 or English name)",
+        ),
+        (~present["latitude"] | ~present["longitude"], "missing latitude or longitude"),
+        (present["latitude"] & lat.is_null(), "latitude is not a number"),
+        (present["longitude"] & lon.is_null(), "longitude is not a number"),
+        (
+            lat.is_not_null() & lon.is_not_null() & (lat.abs() > 90) & (lon.abs() <= 90),
+            "latitude out of range (looks swapped with longitude)",
+        ),
+        (
+            lat.is_not_null() & (lat.abs() > 90) & (lon.is_null() | (lon.abs() > 90)),
+            "latitude out of range -90..90",
+        ),
+        (lon.is_not_null() & (lon.abs() > 180), "longitude out of range -180..180"),
+        ((lat == 0) & (lon == 0), "coordinates are 0,0 (a missing location, not a place)"),
+        (swapped, "latitude and longitude look swapped (far from the file's other records)"),
+        (present["sex"] & pl.col("sex_code").is_null(), "unrecognised sex (use F, M or X)"),
+        (present["age"] & pl.col("age_num").is_null(), "age is not a number"),
+        (
+            pl.col("age_num").is_not_null() & ((pl.col("age_num") < 0) | (pl.col("age_num") > 120)),
+            "age out of range 0..120",
+        ),
+        (present["birth_year"] & pl.col("birth_num").is_null(), "birth_year is not a number"),
+        (
+            pl.col("birth_num").is_not_null()
+            & ((pl.col("birth_num") < MIN_BIRTH_YEAR) | (pl.col("birth_num") > this_year)),
+            f"birth_year out of range {MIN_BIRTH_YEAR}..{this_year}",
+        ),
+        (
+            present["family_members"] & pl.col("family_num").is_null(),
+            "family_members is not a number",
+        ),
+        (
+            pl.col("family_num").is_not_null()
+            & (
+                (pl.col("family_num") != pl.col("family_num").round(0)) | (pl.col("family_num") < 0)
+            ),
+            "family_members is not a whole number ≥ 0",
+        ),
+        (
+            pl.col("family_num") > MAX_FAMILY_MEMBERS,
+            f"family_members implausible (more than {MAX_FAMILY_MEMBERS})",
+        ),
+        (
+            present["vulnerabilities"] & pl.col("vuln_mask").is_null(),
+            "unknown vulnerability (allowed: " + ", ".join(codes.VULNERABILITIES) + ")",
+        ),
+        (
+            present["consent"] & pl.col("consent_mask").is_null(),
+            "unknown consent scope (allowed: " + ", ".join(codes.CONSENT_SCOPES) + ")",
+        ),
+        (
+            present["updated_at"] & pl.col("updated_ts").is_null(),
+            "updated_at is not a date (use YYYY-MM-DD)",
+        ),
+    ]
+    frame = frame.with_columns(
+        pl.concat_list(
+            [pl.when(cond.fill_null(False)).then(pl.lit(reason)) for cond, reason in checks]
+        )
+        .list.drop_nulls()
+        .list.join("; ")
+        .alias("reasons")
+    )
+    bad = frame["reasons"] != ""
+    rejects = (
+        frame.filter(bad)
+        .select("row", pl.col("record_id").str.slice(0, 64), "reasons")
+        .cast(REJECTS_SCHEMA)
+    )
+    age = pl.coalesce(pl.col("age_num"), pl.lit(this_year) - pl.col("birth_num"))
+    accepted = (
+        frame.filter(~bad)
+        .select(
+            "row",
+            "source",
+            "record_id",
+            pl.col("nat_code").alias("nationality"),
+            pl.col("lat_num").alias("latitude"),
+            pl.col("lon_num").alias("longitude"),
+            pl.col("sex_code").fill_null("unknown").alias("sex"),
+            pl.when(age.is_null())
+            .then(pl.lit("unknown"))
+            .when(age < 5)
+            .then(pl.lit("0-4"))
+            .when(age < 18)
+            .then(pl.lit("5-17"))
+            .when(age < 60)
+            .then(pl.lit("18-59"))
+            .otherwise(pl.lit("60+"))
+            .alias("age_band"),
+            pl.col("family_num").fill_null(0).alias("family_members"),
+            pl.col("vuln_mask").fill_null(0).alias("vulnerabilities"),
+            pl.col("consent_mask").fill_null(0).alias("consent"),
+            pl.col("updated_ts").alias("updated_at"),
+        )
+        .cast(ACCEPTED_SCHEMA)
+    )
+    return ValidatedBatch(accepted=accepted, rejects=rejects, rows_read=raw.height)
+
+
+def _swapped_expr(reference_point: tuple[float, float] | None) -> pl.Expr:
+    """Return an expression true where swapping latitude and longitude brings a row home."""
+    if reference_point is None:
+        return pl.lit(False)
+    ref_lat, ref_lon = reference_point
+
+    def distance_km(lat: pl.Expr, lon: pl.Expr) -> pl.Expr:
+        # Equirectangular distance: ample for a "far versus near" test.
+        x = (lon - ref_lon).radians() * (((lat + ref_lat) / 2).radians().cos())
+        y = (lat - ref_lat).radians()
+        return (x * x + y * y).sqrt() * 6371.0
+
+    as_is = distance_km(pl.col("lat_num"), pl.col("lon_num"))
+    swapped = distance_km(pl.col("lon_num"), pl.col("lat_num"))
+    return (as_is > SWAP_DISTANCE_KM) & (swapped < as_is / 4) & (pl.col("lon_num").abs() <= 90)
+
+
+def reference_point_of(raw: pl.DataFrame, header: FileHeader) -> tuple[float, float] | None:
+    """Return the median (latitude, longitude) of a batch's plausible coordinates."""
+    lat = raw[header.column_map["latitude"]].cast(pl.String).str.strip_chars()
+    lon = raw[header.column_map["longitude"]].cast(pl.String).str.strip_chars()
+    points = (
+        pl.DataFrame({"lat": lat, "lon": lon})
+        .select(
+            pl.col("lat").str.replace(",", ".", literal=True).cast(pl.Float64, strict=False),
+            pl.col("lon").str.replace(",", ".", literal=True).cast(pl.Float64, strict=False),
+        )
+        .filter(
+            (pl.col("lat").abs() <= 90)
+            & (pl.col("lon").abs() <= 180)
+            & ~((pl.col("lat") == 0) & (pl.col("lon") == 0))
+        )
+    )
+    if points.height < 20:
+        return None
+    return float(points["lat"].median()), float(points["lon"].median())
+
+
+def iter_validated_batches(
+    header: FileHeader, batch_rows: int = BATCH_ROWS
+) -> Iterator[ValidatedBatch]:
+    """Read a file's rows in batches and validate them.
+
+    Malformed CSV rows (a wrong number of fields, e.g. a truncated last row) are
+    rejected too. Rows are numbered as a spreadsheet shows them.
+
+    Yields
+    ------
+    ValidatedBatch
+    """
+    next_row = 2
+    reference: tuple[float, float] | None = None
+    malformed_rows = _malformed_csv_rows(header) if header.file_format == "csv" else []
+    malformed: list[tuple[int, int]] = []
+    for raw, found in _raw_batches(header, batch_rows):
+        malformed.extend(found)
+        if not raw.height:
+            continue
+        if reference is None:
+            reference = reference_point_of(raw, header)
+        batch = validate_batch(raw, header, next_row, header.file_name, reference)
+        if malformed_rows:
+            batch = _renumber_after_malformed(batch, malformed_rows)
+        next_row += raw.height
+        yield batch
+    if malformed:
+        rows = malformed_rows if len(malformed_rows) == len(malformed) else [None] * len(malformed)
+        yield ValidatedBatch(
+            accepted=pl.DataFrame(schema=ACCEPTED_SCHEMA),
+            rejects=pl.DataFrame(
+                {
+                    "row": rows,
+                    "record_id": [None] * len(malformed),
+                    "reasons": [
+                        f"malformed row: {got} field(s) where the header has {want} "
+                        "(truncated row or unquoted delimiter)"
+                        for got, want in malformed
+                    ],
+                },
+                schema=REJECTS_SCHEMA,
+            ),
+            rows_read=len(malformed),
+        )
+
+
+def _raw_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataFrame, list]]:
+    if header.file_format == "csv":
+        yield from _csv_batches(header, batch_rows)
+    elif header.file_format == "parquet":
+        for frame in _parquet_batches(header, batch_rows):
+            yield frame, []
+    else:
+        for frame in _xlsx_batches(header, batch_rows):
+            yield frame, []
+
+
+def _malformed_csv_rows(header: FileHeader) -> list[int]:
+    """Return the spreadsheet row numbers of rows with the wrong number of fields.
+
+    Only files up to 200 MB are scanned for exact numbers (a second, slower pass); in
+    larger files a malformed row is rejected without a row number.
+    """
+    if header.path.stat().st_size > _PRECISE_ROW_SCAN_BYTES:
+        return []
+    with open(header.path, encoding=header.encoding, newline="", errors="replace") as handle:
+        reader = csv.reader(handle, delimiter=header.delimiter)
+        width = len(next(reader, []))
+        return [number for number, row in enumerate(reader, start=2) if len(row) != width and row]
+
+
+def _renumber_after_malformed(batch: ValidatedBatch, malformed_rows: list[int]) -> ValidatedBatch:
+    """Shift row numbers of well-formed rows past the malformed rows that precede them."""
+
+    def shift(frame: pl.DataFrame) -> pl.DataFrame:
+        rows = frame["row"].to_list()
+        shifted, skipped = [], 0
+        for row in rows:
+            while skipped < len(malformed_rows) and malformed_rows[skipped] <= row + skipped:
+                skipped += 1
+            shifted.append(row + skipped)
+        return frame.with_columns(pl.Series("row", shifted, dtype=pl.Int64))
+
+    batch.accepted = shift(batch.accepted)
+    batch.rejects = shift(batch.rejects)
+    return batch
