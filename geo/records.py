@@ -112,6 +112,7 @@ class FileHeader:
     dropped_columns: list[str]
     identifier_columns: list[str]
     sheet: str | None = None
+    header_row: int = 1
     encoding: str | None = None
     delimiter: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -334,7 +335,7 @@ def _xlsx_header(header: FileHeader, sheet: str | None) -> list[str]:
     header.notes.append(f"read sheet {quote_value(header.sheet)}")
     if header_index:
         header.notes.append(f"skipped {header_index} line(s) above the header")
-    header.__dict__["_xlsx_header_index"] = header_index
+    header.header_row = header_index + 1
     return [str(c) if c is not None else f"column_{i + 1}" for i, c in enumerate(row)]
 
 
@@ -388,7 +389,7 @@ def _parquet_batches(header: FileHeader, batch_rows: int) -> Iterator[pl.DataFra
 def _xlsx_batches(header: FileHeader, batch_rows: int) -> Iterator[pl.DataFrame]:
     workbook = _open_workbook(header)
     sheet = workbook[header.sheet]
-    skip = header.__dict__.get("_xlsx_header_index", 0) + 1
+    skip = header.header_row
     columns = [str(c) for c in next(sheet.iter_rows(min_row=skip, max_row=skip, values_only=True))]
     positions = {name: columns.index(src) for name, src in header.column_map.items()}
     buffer: list[tuple] = []
@@ -699,7 +700,7 @@ def iter_validated_batches(
     ------
     ValidatedBatch
     """
-    next_row = 2
+    next_row = header.header_row + 1
     reference: tuple[float, float] | None = None
     malformed_rows = _malformed_csv_rows(header) if header.file_format == "csv" else []
     malformed: list[tuple[int, int]] = []

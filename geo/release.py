@@ -214,38 +214,43 @@ def _assign_published_cells(base: pl.DataFrame, policy: ReleasePolicy) -> pl.Dat
     ``base`` has one row per (base cell, nationality) with ``cases`` and the parent
     columns ``cell_r`` for every resolution r. Returns it with ``published_cell`` and
     ``published_res`` (null where the group is dropped).
+
+    A residual at resolution r is published when ``residual_is_safe`` holds, counting
+    as possible hiding places only the children that still have a base cell not
+    accounted for by a published group (a child whose every base cell lies under a
+    published group adds nothing to the residual, and the attacker knows it).
     """
     k = policy.k
     base = base.with_columns(
         pl.lit(None, dtype=pl.UInt64).alias("published_cell"),
         pl.lit(None, dtype=pl.Int8).alias("published_res"),
     )
-    published_below: pl.DataFrame | None = None
+    covered: pl.DataFrame | None = None  # (cell at res+1, nationality, covered, full)
     for res in range(policy.base_resolution, policy.floor_resolution - 1, -1):
         cell = f"cell_{res}"
         pending = base.filter(pl.col("published_res").is_null())
         level = pending.group_by(cell, "nationality").agg(pl.col("cases").sum())
-        if res == policy.base_resolution:
+        if covered is None:
             level = level.with_columns((pl.col("cases") >= k).alias("publish"))
         else:
-            children = (
-                level.select(cell)
-                .unique()
-                .with_columns(
+            dead = (
+                covered.filter(pl.col("covered") >= pl.col("full"))
+                .with_columns(polars_h3.cell_to_parent(f"cell_{res + 1}", res).alias(cell))
+                .group_by(cell, "nationality")
+                .agg(pl.len().cast(pl.Int64).alias("dead_children"))
+            )
+            live = pl.col("n_children") - pl.col("dead_children").fill_null(0)
+            level = (
+                level.with_columns(
                     polars_h3.cell_to_children_size(cell, res + 1)
                     .cast(pl.Int64)
                     .alias("n_children")
                 )
-            )
-            level = level.join(children, on=cell, how="left")
-            if published_below is not None:
-                level = level.join(published_below, on=[cell, "nationality"], how="left")
-            else:
-                level = level.with_columns(pl.lit(0, dtype=pl.Int64).alias("n_published"))
-            unpublished = pl.col("n_children") - pl.col("n_published").fill_null(0)
-            level = level.with_columns(
-                ((pl.col("cases") >= k) & (pl.col("cases") <= (unpublished - 1) * (k - 1))).alias(
-                    "publish"
+                .join(dead, on=[cell, "nationality"], how="left")
+                .with_columns(
+                    ((pl.col("cases") >= k) & (pl.col("cases") <= (live - 1) * (k - 1))).alias(
+                        "publish"
+                    )
                 )
             )
         chosen = level.filter("publish").select(cell, "nationality", pl.lit(True).alias("hit"))
@@ -264,13 +269,29 @@ def _assign_published_cells(base: pl.DataFrame, policy: ReleasePolicy) -> pl.Dat
             .drop("hit")
         )
         if res > policy.floor_resolution:
-            parent = f"cell_{res - 1}"
-            published_below = (
-                chosen.with_columns(polars_h3.cell_to_parent(cell, res - 1).alias(parent))
-                .group_by(parent, "nationality")
-                .agg(pl.len().cast(pl.Int64).alias("n_published"))
-            )
+            covered = _coverage_at(covered, chosen, cell, res, policy.base_resolution)
     return base
+
+
+def _coverage_at(
+    below: pl.DataFrame | None, chosen: pl.DataFrame, cell: str, res: int, base_res: int
+) -> pl.DataFrame:
+    """Return, per (cell at ``res``, nationality), how many base cells are accounted for.
+
+    A base cell is accounted for once it lies under a published group. ``below`` holds
+    the same for resolution res+1; ``chosen`` the groups published at ``res``, which
+    account for all their base cells. ``full`` is the number of base cells under a cell.
+    """
+    full = polars_h3.cell_to_children_size(cell, base_res).cast(pl.Int64)
+    parts = [chosen.select(cell, "nationality", full.alias("covered"))]
+    if below is not None:
+        parts.append(
+            below.with_columns(polars_h3.cell_to_parent(f"cell_{res + 1}", res).alias(cell))
+            .join(chosen.select(cell, "nationality"), on=[cell, "nationality"], how="anti")
+            .group_by(cell, "nationality")
+            .agg(pl.col("covered").sum())
+        )
+    return pl.concat(parts).with_columns(full.alias("full"))
 
 
 def _available(frame: pl.DataFrame, dimension: str, k: int) -> pl.Expr:
@@ -342,6 +363,8 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy) -> Release:
     """
     policy = policy.checked()
     k = policy.k
+    if policy.nationalities:
+        records = records.filter(pl.col("nationality").is_in(list(policy.nationalities)))
     audience_cases, audience_persons = records.height, int(records["persons"].sum() or 0)
     records = _merge_rare_nationalities(records, k)
     parents = [

@@ -1,0 +1,213 @@
+"""The ``crisis-exposure`` command line: ingest, release, inspect and the demo.
+
+Bad input exits with code 2 and a one-line reason on standard error; progress goes to
+standard error so that standard output stays clean for tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from geo.errors import InputError
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from geo.store import ingest_files
+
+    reports = ingest_files(
+        args.store, args.records, rejects_dir=args.rejects_dir, sheet=args.sheet, progress=_say
+    )
+    for report in reports:
+        print("\n".join(report.summary_lines()))
+    read = sum(r.rows_read for r in reports)
+    accepted = sum(r.accepted for r in reports)
+    print(f"total: {read} rows read, {accepted} accepted, {read - accepted} rejected")
+    return 0
+
+
+def _policy_from(args: argparse.Namespace):
+    from geo.release import ReleasePolicy
+
+    return ReleasePolicy(
+        base_resolution=args.resolution,
+        floor_resolution=args.floor,
+        k=args.k,
+        nationalities=tuple(args.nationality) if args.nationality else None,
+        consent_scope=args.consent,
+        round_to=args.round,
+    ).checked()
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    from geo.release import build_release, write_release
+
+    policy = _policy_from(args)
+    _say(
+        f"building release from {args.store} (k={policy.k}, base {policy.base_resolution}, "
+        f"floor {policy.floor_resolution}, consent {policy.consent_scope})"
+    )
+    release = build_release(args.store, policy)
+    write_release(release, args.out)
+    print("\n".join(release_summary_lines(release.metadata)))
+    print(f"written to {args.out}")
+    return 0
+
+
+def release_summary_lines(metadata: dict) -> list[str]:
+    """Return a release's policy and totals as short lines (only published figures)."""
+    policy, published, dropped = metadata["policy"], metadata["published"], metadata["dropped"]
+    nationalities = ", ".join(policy["nationalities"]) if policy["nationalities"] else "all"
+    by_res = ", ".join(
+        f"res {r}: {n}" for r, n in sorted(published["groups_by_resolution"].items(), reverse=True)
+    )
+    lines = [
+        f"policy: k={policy['k']} cases, base resolution {policy['base_resolution']}, floor "
+        f"{policy['floor_resolution']}, consent {policy['consent_scope']!r}, nationalities "
+        f"{nationalities}" + (f", rounded to {policy['round_to']}" if policy["round_to"] else ""),
+        f"published: {published['groups']} groups ({by_res}), {published['cases']} cases, "
+        f"{published['persons']} persons, {len(published['nationalities'])} nationalities",
+        f"dropped (under k at the floor): {dropped['persons']} persons",
+        "breakdowns available for: "
+        + ", ".join(f"{d} {n} groups" for d, n in published["breakdown_groups"].items()),
+        f"method {metadata['method_version']}, created {metadata['created_at']}, "
+        f"sha256 {metadata.get('content_sha256', '')[:16]}…",
+    ]
+    return lines
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from geo.release import read_release
+
+    release = read_release(args.release)
+    print("\n".join(release_summary_lines(release.metadata)))
+    if args.json:
+        print(json.dumps(release.metadata, indent=2))
+    if args.cells:
+        columns = ["h3_cell", "resolution", "nationality", "cases", "persons"]
+        release.groups[columns].to_csv(args.cells, index=False)
+        print(f"released groups written to {args.cells}")
+    return 0
+
+
+def _cmd_demo_registry(args: argparse.Namespace) -> int:
+    from geo.demo_registry import generate_demo_registry, write_demo_registry
+
+    _say(f"generating the SYNTHETIC central-Italy registry (seed {args.seed}, scale {args.scale})")
+    frame = generate_demo_registry(seed=args.seed, scale=args.scale)
+    for path in write_demo_registry(frame, args.out):
+        print(f"written {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every command and its help."""
+    parser = argparse.ArgumentParser(
+        prog="crisis-exposure",
+        description="Estimate migrants exposed to a hazard footprint from a protected release.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="validate registration files and add them to the steward store",
+        description="Validate CSV/XLSX/Parquet registration files, drop identifiers and add "
+        "the accepted records to the store (all files in one transaction).",
+    )
+    ingest.add_argument("records", nargs="+", type=Path, help="registration files")
+    ingest.add_argument("--store", required=True, type=Path, help="the DuckDB store")
+    ingest.add_argument(
+        "--rejects-dir", type=Path, help="where rejects files go (default: beside the store)"
+    )
+    ingest.add_argument("--sheet", help="worksheet to read in workbooks with several sheets")
+    ingest.set_defaults(run=_cmd_ingest)
+
+    release = commands.add_parser(
+        "release",
+        help="make a protected release file from the store",
+        description="Publish (cell, nationality) groups with at least k cases, rolling small "
+        "groups up to H3 parents down to the floor resolution.",
+    )
+    release.add_argument("--store", required=True, type=Path, help="the DuckDB store")
+    release.add_argument(
+        "--out", required=True, type=Path, help="release file to write (.release.parquet)"
+    )
+    release.add_argument("--resolution", type=int, default=7, help="base H3 resolution (default 7)")
+    release.add_argument(
+        "--floor", type=int, default=4, help="coarsest H3 resolution of the roll-up (default 4)"
+    )
+    release.add_argument(
+        "--k", type=int, default=10, help="minimum cases per published count (default 10)"
+    )
+    release.add_argument(
+        "--nationality",
+        nargs="+",
+        metavar="ISO3",
+        help="the audience's nationalities (default: all)",
+    )
+    release.add_argument(
+        "--consent",
+        default="aggregate",
+        help="consent scope the records must carry (default aggregate)",
+    )
+    release.add_argument(
+        "--round",
+        type=int,
+        metavar="N",
+        help="round published counts to a multiple of N (never below k)",
+    )
+    release.set_defaults(run=_cmd_release)
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="show a release's policy and totals",
+        description="Show a release's policy and totals; optionally write its groups as CSV.",
+    )
+    inspect.add_argument("release", type=Path, help="a release file")
+    inspect.add_argument(
+        "--cells",
+        type=Path,
+        metavar="OUT.csv",
+        help="write the released groups (h3_cell, resolution, nationality, cases, persons)",
+    )
+    inspect.add_argument("--json", action="store_true", help="print the full metadata as JSON")
+    inspect.set_defaults(run=_cmd_inspect)
+
+    demo = commands.add_parser(
+        "demo-registry",
+        help="write the SYNTHETIC central-Italy demo registry files",
+        description="Generate the seeded, synthetic registry used by the demo (central Italy).",
+    )
+    demo.add_argument("--out", type=Path, default=Path("demo-out/registry"), help="folder")
+    demo.add_argument("--seed", type=int, default=2016)
+    demo.add_argument(
+        "--scale",
+        type=float,
+        default=0.05,
+        help="registered persons per foreign resident (default 0.05)",
+    )
+    demo.set_defaults(run=_cmd_demo_registry)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (2 for bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except InputError as exc:
+        message = " ".join(str(exc).split())
+        print(f"crisis-exposure {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install everything the tests need on a fresh Debian machine, then lint and run them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x /usr/bin/chromium ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+bash scripts/setup.sh test
+.venv/bin/ruff check .
+.venv/bin/python -m pytest "$@"
