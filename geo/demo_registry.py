@@ -29,7 +29,7 @@ import functools
 import gettext
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -599,7 +599,8 @@ def central_italy_provinces() -> gpd.GeoDataFrame:
     ISTAT province boundaries are not among the shipped inputs, so each province is the
     Voronoi cell of its capital (GeoNames coordinates, computed in EPSG:3035 among the
     capitals of its region) clipped to its region's polygon. Borders between provinces
-    are therefore straight lines, not the legal ones; the region borders are exact.
+    are therefore straight lines, not the legal ones (Norcia, Cascia and Spoleto fall in
+    Terni's cell, not Perugia's); the region borders are exact.
 
     Returns
     -------
@@ -676,6 +677,10 @@ def generate_demo_registry(seed: int = 2016, scale: float = 0.05) -> pd.DataFram
     ------
     ValueError
         If ``scale`` is not positive.
+    RuntimeError
+        If some case could not be placed inside its province after many redraws (a
+        settlement far outside its province polygon; does not happen with the shipped
+        inputs).
     """
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale!r}")
@@ -885,8 +890,10 @@ def _place_cases(rng: np.random.Generator, cases: pd.DataFrame) -> None:
     cases["longitude"] = lon
 
 
-def _rejection_sample(codes: np.ndarray, polygons: gpd.GeoSeries, propose) -> tuple[
-        np.ndarray, np.ndarray]:
+def _rejection_sample(
+    codes: np.ndarray, polygons: gpd.GeoSeries,
+    propose: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
     """Redraw ``propose(rows)`` (EPSG:3035) until every point is in its province polygon.
 
     Coordinates are rounded to 6 decimals before the test, so the written values are
@@ -897,7 +904,7 @@ def _rejection_sample(codes: np.ndarray, polygons: gpd.GeoSeries, propose) -> tu
     pending = np.arange(codes.size)
     for _ in range(_MAX_REJECTION_ROUNDS):
         if pending.size == 0:
-            return lon, lat
+            break
         x, y = propose(pending)
         plon, plat = _to_wgs84().transform(x, y)
         plon, plat = np.round(plon, 6), np.round(plat, 6)
@@ -907,7 +914,9 @@ def _rejection_sample(codes: np.ndarray, polygons: gpd.GeoSeries, propose) -> tu
             inside[mask] = shapely.contains_xy(polygons[code], plon[mask], plat[mask])
         lon[pending[inside]], lat[pending[inside]] = plon[inside], plat[inside]
         pending = pending[~inside]
-    raise RuntimeError(f"{pending.size} points could not be placed inside their province")
+    if pending.size:
+        raise RuntimeError(f"{pending.size} points could not be placed inside their province")
+    return lon, lat
 
 
 def _assign_record_ids(rng: np.random.Generator, cases: pd.DataFrame) -> None:
@@ -1014,7 +1023,7 @@ def _corrupt(rng: np.random.Generator, cases: pd.DataFrame, rows: pd.Index, tag:
         cases.loc[rows, ["latitude", "longitude"]] = cases.loc[
             rows, ["longitude", "latitude"]].to_numpy()
     elif tag == "latitude_out_of_range":
-        cases.loc[rows, "latitude"] = cases.loc[rows, "latitude"] + 90.0
+        cases.loc[rows, "latitude"] = (cases.loc[rows, "latitude"] + 90.0).round(6)
     elif tag == "null_island":
         cases.loc[rows, ["latitude", "longitude"]] = 0.0
     elif tag == "non_numeric_family_members":
