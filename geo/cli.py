@@ -97,6 +97,86 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_footprints(args: argparse.Namespace) -> list:
+    from geo.hazards import read_footprint
+
+    return [
+        read_footprint(
+            path,
+            class_field=args.class_field,
+            buffer_km=args.buffer_km,
+            date_from=getattr(args, "date_from", None),
+            date_to=getattr(args, "date_to", None),
+        )
+        for path in args.footprints
+    ]
+
+
+def _cmd_hazard(args: argparse.Namespace) -> int:
+    for footprint in _read_footprints(args):
+        provenance = footprint.provenance
+        print(
+            f"{provenance['file_name']}: {provenance['format']}, hazard "
+            f"{provenance['hazard_type']}, {provenance['feature_count']} features, "
+            f"sha256 {provenance['sha256'][:16]}…"
+        )
+        if provenance["class_field"]:
+            print(f"  classes from field {provenance['class_field']!r}")
+        table = footprint.describe()
+        table["area_km2"] = table["area_km2"].round(1)
+        print(table.to_string(index=False))
+        for repair in provenance["repairs"]:
+            print(f"  repaired: {repair}")
+        for note in provenance["notes"]:
+            print(f"  note: {note}")
+    return 0
+
+
+def _cmd_exposure(args: argparse.Namespace) -> int:
+    from geo.export import write_export
+    from geo.exposure import compute_exposure, read_admin_boundaries
+    from geo.hazards import combine_footprints, to_bands, to_cumulative
+    from geo.release import read_release
+
+    release = read_release(args.release)
+    footprints = _read_footprints(args)
+    classes = combine_footprints(footprints) if len(footprints) > 1 else footprints[0].classes
+    classes = to_cumulative(classes) if args.cumulative else to_bands(classes)
+    admin = read_admin_boundaries(args.admin) if args.admin else None
+    if admin is not None and not args.admin_field:
+        raise InputError("--admin needs --admin-field (the field that names each area).")
+    exposure = compute_exposure(
+        release,
+        classes,
+        cumulative=args.cumulative,
+        weighting=args.weighting,
+        admin=admin,
+        admin_field=args.admin_field,
+        nationalities=args.nationality,
+    )
+    write_export(args.out, exposure, release, [f.provenance for f in footprints], classes=classes)
+    headline = exposure.headline()
+    if headline["hazard_class"] is not None:
+        print(
+            f"most severe class reached: {headline['hazard_class']}: persons "
+            f"{headline['persons_low']} (low) – {headline['persons_estimate']} (estimate) – "
+            f"{headline['persons_high']} (high)"
+        )
+    print(exposure.table.head(args.show).to_string(index=False))
+    for note in exposure.notes:
+        print(f"note: {note}")
+    print(f"written to {args.out}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from geo.demo import build_demo
+
+    for line in build_demo(args.out, work_dir=args.work_dir, progress=_say):
+        print(line)
+    return 0
+
+
 def _cmd_demo_registry(args: argparse.Namespace) -> int:
     from geo.demo_registry import generate_demo_registry, write_demo_registry
 
@@ -105,6 +185,18 @@ def _cmd_demo_registry(args: argparse.Namespace) -> int:
     for path in write_demo_registry(frame, args.out):
         print(f"written {path}")
     return 0
+
+
+def _footprint_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "footprints", nargs="+", type=Path, metavar="FOOTPRINT", help="footprint files"
+    )
+    parser.add_argument("--class-field", help="attribute holding the class of generic polygons")
+    parser.add_argument(
+        "--buffer-km", type=float, default=10.0, help="radius around ACLED events (default 10)"
+    )
+    parser.add_argument("--date-from", help="ACLED: first event date (YYYY-MM-DD)")
+    parser.add_argument("--date-to", help="ACLED: last event date (YYYY-MM-DD)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +271,77 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("--json", action="store_true", help="print the full metadata as JSON")
     inspect.set_defaults(run=_cmd_inspect)
+
+    hazard = commands.add_parser(
+        "hazard",
+        help="read footprints and show their classes, areas and repairs",
+        description="Read hazard footprints (ShakeMap, EMS, GDACS, ACLED, any polygons) and "
+        "show the classes found, their areas and what was repaired.",
+    )
+    _footprint_arguments(hazard)
+    hazard.set_defaults(run=_cmd_hazard)
+
+    exposure = commands.add_parser(
+        "exposure",
+        help="exposure table of a release for one or more footprints",
+        description="Count released persons and cases by hazard class and nationality as "
+        "low / estimate / high, and write CSV, HXL CSV (.hxl.csv), XLSX or GeoJSON.",
+    )
+    exposure.add_argument("--release", required=True, type=Path, help="a release file")
+    exposure.add_argument(
+        "--hazard",
+        dest="footprints",
+        action="append",
+        required=True,
+        type=Path,
+        metavar="FOOTPRINT",
+        help="footprint file (repeatable: several are overlaid, worst class wins)",
+    )
+    exposure.add_argument("--class-field", help="attribute holding the class of generic polygons")
+    exposure.add_argument(
+        "--buffer-km", type=float, default=10.0, help="radius around ACLED events (default 10)"
+    )
+    exposure.add_argument(
+        "--cumulative", action="store_true", help="'at least' classes instead of disjoint bands"
+    )
+    exposure.add_argument(
+        "--admin", type=Path, help="administrative boundaries for a breakdown by area"
+    )
+    exposure.add_argument("--admin-field", help="field naming each administrative area")
+    exposure.add_argument(
+        "--weighting",
+        default="blend",
+        choices=["area", "settlement", "blend"],
+        help="how the estimate splits a cut cell (default blend)",
+    )
+    exposure.add_argument(
+        "--nationality", nargs="+", metavar="ISO3", help="only these nationalities"
+    )
+    exposure.add_argument(
+        "--out", required=True, type=Path, help="TABLE.csv, .hxl.csv, .xlsx or .geojson"
+    )
+    exposure.add_argument("--show", type=int, default=15, help="rows to print (default 15)")
+    exposure.set_defaults(run=_cmd_exposure)
+
+    demo_all = commands.add_parser(
+        "demo",
+        help="build the demo: SYNTHETIC registry → store → releases",
+        description="Generate the SYNTHETIC central-Italy registry, ingest it and write the "
+        "demo releases (public and one embassy release).",
+    )
+    demo_all.add_argument(
+        "--out",
+        type=Path,
+        default=Path("data/demo"),
+        help="folder for the release files (default data/demo)",
+    )
+    demo_all.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path("demo-out"),
+        help="folder for the raw synthetic files and the store (default demo-out)",
+    )
+    demo_all.set_defaults(run=_cmd_demo)
 
     demo = commands.add_parser(
         "demo-registry",

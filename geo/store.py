@@ -255,12 +255,12 @@ def _ingest_one(
         """
         WITH ranked AS (
             SELECT row, record_id, record_key,
-                   row_number() OVER w AS rank, first_value(row) OVER w AS kept_row
+                   row_number() OVER w AS rank
             FROM staging
             WINDOW w AS (PARTITION BY record_key ORDER BY updated_at DESC NULLS LAST, row DESC)
         )
-        SELECT row, record_id, 'duplicate record_id: superseded by row ' || kept_row ||
-               ' (the latest updated_at is kept)' AS reasons
+        SELECT row, record_id,
+               'duplicate record_id (the entry with the latest updated_at is kept)' AS reasons
         FROM ranked WHERE rank > 1
         """
     ).pl()

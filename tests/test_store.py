@@ -64,7 +64,7 @@ def test_duplicates_keep_the_latest_update(tmp_path, write_csv):
     report = store.ingest_files(tmp_path / "s.duckdb", [write_csv(rows)])[0]
     assert (report.accepted, report.rejected, report.inserted) == (2, 2, 2)
     assert report.rejects_by_reason == {
-        "duplicate record_id: superseded by row 3 (the latest updated_at is kept)": 2}
+        "duplicate record_id (the entry with the latest updated_at is kept)": 2}
     con = store.connect(tmp_path / "s.duckdb", read_only=True)
     stored = sorted(r[0] for r in con.execute("SELECT nationality FROM registrations").fetchall())
     con.close()

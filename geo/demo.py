@@ -1,0 +1,63 @@
+"""Build the bundled demo: SYNTHETIC central-Italy registry → steward store → releases.
+
+The registry is generated (seeded) by ``geo.demo_registry``; the raw files and the
+store stay in a work folder that is never shipped; only the release files are.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from geo.release import ReleasePolicy, build_release, write_release
+from geo.store import ingest_files
+
+DEMO_SEED = 2016
+DEMO_SCALE = 0.2
+PUBLIC_RELEASE = "central_italy.release.parquet"
+EMBASSY_NATIONALITY = "UKR"
+EMBASSY_RELEASE = f"embassy_{EMBASSY_NATIONALITY}.release.parquet"
+
+
+def build_demo(
+    out_dir: str | Path,
+    work_dir: str | Path = "demo-out",
+    progress: Callable[[str], None] | None = None,
+) -> Iterator[str]:
+    """Generate, ingest and release the demo; yield one summary line per step.
+
+    Writes ``out_dir/central_italy.release.parquet`` (public, consent "aggregate", all
+    nationalities) and ``out_dir/embassy_UKR.release.parquet`` (Ukraine's embassy,
+    consent "origin_state"). The work folder gets the raw SYNTHETIC files, the rejects
+    and a fresh store.
+    """
+    from geo.demo_registry import TRUTH_FILE_NAME, generate_demo_registry, write_demo_registry
+
+    say = progress or (lambda message: None)
+    out_dir, work_dir = Path(out_dir), Path(work_dir)
+    raw_dir, store_path = work_dir / "registry", work_dir / "store.duckdb"
+    if work_dir.exists():
+        shutil.rmtree(work_dir)
+    say(f"generating the SYNTHETIC registry (seed {DEMO_SEED}, scale {DEMO_SCALE})")
+    paths = write_demo_registry(generate_demo_registry(seed=DEMO_SEED, scale=DEMO_SCALE), raw_dir)
+    registrations = [p for p in paths if p.name != TRUTH_FILE_NAME]
+    reports = ingest_files(
+        store_path, registrations, rejects_dir=work_dir / "rejects", progress=say
+    )
+    for report in reports:
+        yield from report.summary_lines()
+    for name, policy in (
+        (PUBLIC_RELEASE, ReleasePolicy()),
+        (
+            EMBASSY_RELEASE,
+            ReleasePolicy(nationalities=(EMBASSY_NATIONALITY,), consent_scope="origin_state"),
+        ),
+    ):
+        release = build_release(store_path, policy)
+        write_release(release, out_dir / name)
+        published, dropped = release.metadata["published"], release.metadata["dropped"]
+        yield (
+            f"{name}: {published['groups']} groups {published['groups_by_resolution']}, "
+            f"{published['persons']} persons published, {dropped['persons']} dropped"
+        )

@@ -1,0 +1,233 @@
+"""Write exposure tables as CSV, HXL CSV, XLSX and GeoJSON, each with its metadata.
+
+Every file says which release (policy, hash) and which footprint (file, hash, repairs)
+it comes from, how the estimate was made, and that the true value lies between low and
+high. Text that a spreadsheet would run as a formula is neutralised. Only released
+values (and sums of them) are written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import shapely
+
+from geo.errors import InputError
+from geo.exposure import TRUTH_SENTENCE, Exposure, cell_zone_shares, cells_to_polygons
+from geo.release import Release
+from geo.sanitize import spreadsheet_safe
+
+FORMATS = ("csv", "hxl", "xlsx", "geojson")
+HXL_TAGS = {
+    "hazard_class": "#severity+hazard+name",
+    "class_rank": "#severity+hazard+num",
+    "nationality": "#country+code+nationality",
+    "persons_low": "#affected+ind+low",
+    "persons_estimate": "#affected+ind+est",
+    "persons_high": "#affected+ind+high",
+    "cases_low": "#affected+hh+low",
+    "cases_estimate": "#affected+hh+est",
+    "cases_high": "#affected+hh+high",
+}
+ADMIN_HXL_TAG = "#adm1+name"
+
+
+def export_metadata(exposure: Exposure, release: Release, footprints: Sequence[dict]) -> dict:
+    """Return the metadata every export carries.
+
+    Parameters
+    ----------
+    exposure
+        The exposure table and its method.
+    release
+        The release it was computed from.
+    footprints
+        The provenance dicts of the footprints used.
+    """
+    policy = release.metadata["policy"]
+    return {
+        "title": "Migrants exposed to a hazard footprint, by nationality (crisis-exposure)",
+        "statement": TRUTH_SENTENCE,
+        "release": {
+            "k": policy["k"],
+            "base_resolution": policy["base_resolution"],
+            "floor_resolution": policy["floor_resolution"],
+            "consent_scope": policy["consent_scope"],
+            "nationalities": policy["nationalities"],
+            "round_to": policy["round_to"],
+            "created_at": release.metadata["created_at"],
+            "content_sha256": release.metadata.get("content_sha256"),
+            "method_version": release.metadata["method_version"],
+        },
+        "footprints": [
+            {
+                key: fp.get(key)
+                for key in (
+                    "file_name",
+                    "sha256",
+                    "format",
+                    "hazard_type",
+                    "class_field",
+                    "repairs",
+                )
+            }
+            for fp in footprints
+        ],
+        "method": {
+            "classes": "cumulative (at least)" if exposure.cumulative else "disjoint bands",
+            "estimate_weighting": exposure.weighting,
+            "privacy": "every figure is a sum of released values; groups under k cases "
+            "were rolled up to coarser cells or dropped before release",
+        },
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _safe_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy with every text cell neutralised for spreadsheets."""
+    safe = table.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(spreadsheet_safe)
+    return safe
+
+
+def _metadata_lines(metadata: dict) -> list[str]:
+    """Return '# key: value' lines for the top of a CSV (read back with comment='#')."""
+    lines = [f"# {metadata['title']}", f"# {metadata['statement']}"]
+    for section in ("release", "method"):
+        for key, value in metadata[section].items():
+            lines.append(f"# {section}.{key}: {json.dumps(value, ensure_ascii=False)}")
+    for i, footprint in enumerate(metadata["footprints"], start=1):
+        lines.append(f"# footprint {i}: {json.dumps(footprint, ensure_ascii=False)}")
+    lines.append(f"# exported_at: {metadata['exported_at']}")
+    return [str(spreadsheet_safe(line)) for line in lines]
+
+
+def table_to_csv_text(table: pd.DataFrame, metadata: dict, hxl: bool = False) -> str:
+    """Return the CSV (optionally HXL-tagged) text of an exposure table with metadata."""
+    buffer = io.StringIO()
+    buffer.write("\n".join(_metadata_lines(metadata)) + "\n")
+    safe = _safe_frame(table)
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(safe.columns)
+    if hxl:
+        writer.writerow([HXL_TAGS.get(c, ADMIN_HXL_TAG) for c in safe.columns])
+    writer.writerows(safe.itertuples(index=False))
+    return buffer.getvalue()
+
+
+def table_to_xlsx_bytes(table: pd.DataFrame, metadata: dict) -> bytes:
+    """Return an XLSX workbook: sheet 'exposure' (data) and sheet 'metadata'."""
+    rows = [("title", metadata["title"]), ("statement", metadata["statement"])]
+    for section in ("release", "method"):
+        rows += [
+            (f"{section}.{k}", json.dumps(v, ensure_ascii=False))
+            for k, v in metadata[section].items()
+        ]
+    rows += [
+        (f"footprint {i}", json.dumps(fp, ensure_ascii=False))
+        for i, fp in enumerate(metadata["footprints"], start=1)
+    ]
+    rows.append(("exported_at", metadata["exported_at"]))
+    meta = _safe_frame(pd.DataFrame(rows, columns=["key", "value"]))
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        _safe_frame(table).to_excel(writer, sheet_name="exposure", index=False)
+        meta.to_excel(writer, sheet_name="metadata", index=False)
+    return buffer.getvalue()
+
+
+def exposed_cells_geojson(
+    release: Release, classes, metadata: dict, nationalities: list[str] | None = None
+) -> dict:
+    """Return a GeoJSON FeatureCollection of the released groups whose cell touches a class.
+
+    Each feature is one released (cell, nationality) group with its released persons
+    and cases, the most severe class it touches and whether it lies entirely inside
+    that class. The collection carries the metadata as a foreign member.
+    """
+    groups = release.groups
+    if nationalities:
+        groups = groups[groups["nationality"].isin(nationalities)]
+    zones = classes[["class_label", "class_rank", "geometry"]].reset_index(drop=True)
+    pairs = cell_zone_shares(sorted(groups["h3_cell"].unique()), zones)
+    pairs = pairs.merge(zones.drop(columns="geometry"), left_on="zone", right_index=True)
+    worst = pairs.sort_values("class_rank", ascending=False).drop_duplicates("h3_cell")
+    exposed = groups.merge(worst, on="h3_cell").sort_values(["h3_cell", "nationality"])
+    geometries = dict(zip(worst["h3_cell"], cells_to_polygons(list(worst["h3_cell"])), strict=True))
+    features = []
+    for row in exposed.itertuples(index=False):
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": json.loads(shapely.to_geojson(geometries[row.h3_cell])),
+                "properties": {
+                    "h3_cell": row.h3_cell,
+                    "resolution": int(row.resolution),
+                    "nationality": row.nationality,
+                    "persons": int(row.persons),
+                    "cases": int(row.cases),
+                    "worst_class": spreadsheet_safe(row.class_label),
+                    "worst_class_rank": int(row.class_rank),
+                    "entirely_inside_worst_class": bool(row.inside),
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "metadata": metadata, "features": features}
+
+
+def write_export(
+    path: str | Path,
+    exposure: Exposure,
+    release: Release,
+    footprints: Sequence[dict],
+    classes=None,
+    file_format: str | None = None,
+) -> Path:
+    """Write an exposure export atomically; the format follows the suffix unless given.
+
+    ``.csv`` → CSV, ``.hxl.csv`` → HXL-tagged CSV, ``.xlsx`` → workbook, ``.geojson``
+    → exposed released cells (needs ``classes``).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InputError
+        For an unknown format or a GeoJSON export without classes.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    file_format = file_format or (
+        "hxl" if name.endswith(".hxl.csv") else name.rsplit(".", 1)[-1] if "." in name else ""
+    )
+    if file_format not in FORMATS:
+        raise InputError(
+            f"{path.name}: unknown export format; use .csv, .hxl.csv, .xlsx or .geojson."
+        )
+    metadata = export_metadata(exposure, release, footprints)
+    if file_format == "xlsx":
+        payload = table_to_xlsx_bytes(exposure.table, metadata)
+    elif file_format == "geojson":
+        if classes is None:
+            raise InputError("a GeoJSON export needs the footprint classes.")
+        payload = json.dumps(
+            exposed_cells_geojson(release, classes, metadata), ensure_ascii=False
+        ).encode()
+    else:
+        payload = table_to_csv_text(exposure.table, metadata, hxl=file_format == "hxl").encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(payload)
+    os.replace(temporary, path)
+    return path
