@@ -47,7 +47,7 @@ import re
 import warnings
 import zipfile
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -75,7 +75,15 @@ __all__ = [
 WGS84 = "EPSG:4326"
 CLASS_COLUMNS = ["hazard_type", "class_label", "class_rank", "geometry"]
 VECTOR_SUFFIXES = (
-    ".shp", ".gpkg", ".geojson", ".json", ".topojson", ".kml", ".gml", ".fgb", ".gpx",
+    ".shp",
+    ".gpkg",
+    ".geojson",
+    ".json",
+    ".topojson",
+    ".kml",
+    ".gml",
+    ".fgb",
+    ".gpx",
 )
 SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg")
 ROMAN = ["0", "I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII"]
@@ -87,8 +95,13 @@ GDACS_CLASSES = {
     "cones": ("Forecast cone", -1),
 }
 GDACS_EVENT_TYPES = {
-    "EQ": "earthquake", "TC": "cyclone", "FL": "flood", "VO": "volcano",
-    "DR": "drought", "WF": "wildfire", "TS": "tsunami",
+    "EQ": "earthquake",
+    "TC": "cyclone",
+    "FL": "flood",
+    "VO": "volcano",
+    "DR": "drought",
+    "WF": "wildfire",
+    "TS": "tsunami",
 }
 ACLED_SEVERITY = {
     "Battles": 6,
@@ -101,7 +114,13 @@ ACLED_SEVERITY = {
 }
 ACLED_REQUIRED = ("event_date", "latitude", "longitude", "event_type")
 ACLED_DATE_FORMATS = (
-    "%Y-%m-%d", "%d-%b-%y", "%d-%B-%Y", "%d-%b-%Y", "%d %B %Y", "%d %b %Y", "%d/%m/%Y",
+    "%Y-%m-%d",
+    "%d-%b-%y",
+    "%d-%B-%Y",
+    "%d-%b-%Y",
+    "%d %B %Y",
+    "%d %b %Y",
+    "%d/%m/%Y",
 )
 ORDINAL_SCALES = (
     ("no", "yes"),
@@ -111,12 +130,24 @@ ORDINAL_SCALES = (
     ("green", "yellow", "orange", "red"),
 )
 HAZARD_WORDS = (
-    ("flood", "flood"), ("inundat", "flood"), ("volcan", "volcano"), ("lahar", "volcano"),
-    ("earthquake", "earthquake"), ("shake", "earthquake"), ("seism", "earthquake"),
-    ("cyclone", "cyclone"), ("hurricane", "cyclone"), ("typhoon", "cyclone"),
-    ("wind", "cyclone"), ("fire", "wildfire"), ("burn", "wildfire"),
-    ("landslide", "landslide"), ("tsunami", "tsunami"), ("drought", "drought"),
-    ("conflict", "conflict"), ("acled", "conflict"),
+    ("flood", "flood"),
+    ("inundat", "flood"),
+    ("volcan", "volcano"),
+    ("lahar", "volcano"),
+    ("earthquake", "earthquake"),
+    ("shake", "earthquake"),
+    ("seism", "earthquake"),
+    ("cyclone", "cyclone"),
+    ("hurricane", "cyclone"),
+    ("typhoon", "cyclone"),
+    ("wind", "cyclone"),
+    ("fire", "wildfire"),
+    ("burn", "wildfire"),
+    ("landslide", "landslide"),
+    ("tsunami", "tsunami"),
+    ("drought", "drought"),
+    ("conflict", "conflict"),
+    ("acled", "conflict"),
 )
 GEOD = Geod(ellps="WGS84")
 
@@ -254,10 +285,26 @@ def read_footprint(
         raise FootprintError(f"{display}: the file is empty (0 bytes); supply the footprint again.")
     if not buffer_km > 0:
         raise FootprintError(f"{display}: buffer_km must be positive, got {buffer_km}.")
-    opts = _Options(display, class_field, float(buffer_km), _to_timestamp(date_from, display),
-                    _to_timestamp(date_to, display))
+    opts = _Options(
+        display,
+        class_field,
+        float(buffer_km),
+        _to_timestamp(date_from, display),
+        _to_timestamp(date_to, display),
+    )
     log = _Log()
-    result = _path_to_result(path, opts, log)
+    try:
+        result = _path_to_result(path, opts, log)
+    except FootprintError as exc:
+        message = str(exc)
+        if not message.startswith(f"{display}:"):
+            raise FootprintError(f"{display}: {message}") from None
+        raise
+    except shapely.errors.GEOSException as exc:
+        raise FootprintError(
+            f"{display}: the geometry cannot be processed ({_one_line(exc)}); "
+            "check the file in a GIS."
+        ) from None
     classes = _finish_classes(result.classes, display)
     provenance = {
         "file_name": display,
@@ -460,14 +507,15 @@ def _path_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
     if zipfile.is_zipfile(path):
         return _zip_to_result(path, opts, log)
     layers = _source_to_layers(str(path), opts.display, log)
-    return _layers_to_result(layers, opts, log, bbox=_json_path_to_bbox(path))
+    return _layers_to_result(layers, opts, log, bbox=lambda: _json_path_to_bbox(path))
 
 
 def _looks_like_csv(path: Path, display: str) -> bool:
     """Whether a file is a delimited text table (an ACLED export candidate)."""
     if Path(display).suffix.lower() in (".csv", ".tsv"):
         return True
-    head = path.open("rb").read(4096)
+    with path.open("rb") as fh:
+        head = fh.read(4096)
     if b"\0" in head:
         return False
     first = head.splitlines()[0].strip().lower() if head.strip() else b""
@@ -485,18 +533,23 @@ def _zip_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
     vectors = [m for m in members if m.lower().endswith(VECTOR_SUFFIXES)]
     if not vectors:
         raise FootprintError(
-            f"{opts.display}: the zip holds no vector file (found {', '.join(members[:5]) or 'nothing'}"
-            "); zip a shapefile set, GeoJSON, GeoPackage or KML."
+            f"{opts.display}: the zip holds no vector file (found "
+            f"{', '.join(members[:5]) or 'nothing'}); zip a shapefile set, GeoJSON, GeoPackage "
+            "or KML."
         )
     layers = []
     for member in vectors:
         layers += _source_to_layers(_vsizip(path, member), opts.display, log, prefix=member)
-    bbox = None
-    json_members = [m for m in vectors if m.lower().endswith((".json", ".geojson"))]
-    if json_members:
-        with zipfile.ZipFile(path) as zf:
-            bbox = _json_bytes_to_bbox(zf.read(json_members[0]))
-    return _layers_to_result(layers, opts, log, bbox=bbox)
+    return _layers_to_result(layers, opts, log, bbox=lambda: _zip_to_bbox(path, vectors))
+
+
+def _zip_to_bbox(path: Path, members: list[str]) -> Any:
+    """Return the ``bbox`` member of the first JSON file in a zip, or None."""
+    json_members = [m for m in members if m.lower().endswith((".json", ".geojson"))]
+    if not json_members:
+        return None
+    with zipfile.ZipFile(path) as zf:
+        return _json_bytes_to_bbox(zf.read(json_members[0]))
 
 
 def _zip_to_members(path: Path, display: str) -> list[str]:
@@ -515,9 +568,15 @@ def _vsizip(path: Path, member: str) -> str:
 
 
 def _layers_to_result(
-    layers: list[tuple[str, gpd.GeoDataFrame]], opts: _Options, log: _Log, bbox: Any
+    layers: list[tuple[str, gpd.GeoDataFrame]],
+    opts: _Options,
+    log: _Log,
+    bbox: Callable[[], Any],
 ) -> _Result:
-    """Classify read layers as ShakeMap contours, GDACS or generic polygons."""
+    """Classify read layers as ShakeMap contours, GDACS or generic polygons.
+
+    ``bbox`` is called only for contour files, to fetch the map edge.
+    """
     layers = [(name, gdf) for name, gdf in layers if len(gdf)]
     if not layers:
         raise FootprintError(f"{opts.display}: the file has no features; nothing to map.")
@@ -527,7 +586,7 @@ def _layers_to_result(
         kinds[name] == "line" and _column(gdf, "value") for name, gdf in layers
     ):
         lines = pd.concat([gdf for _, gdf in layers], ignore_index=True)
-        return _contours_to_result(lines, bbox, opts, log)
+        return _contours_to_result(lines, bbox(), opts, log)
     polygons = _layers_to_polygons(layers, kinds, opts.display, log)
     gdacs_field = _gdacs_field(polygons)
     if gdacs_field and opts.class_field is None:
@@ -613,27 +672,34 @@ def _layer_to_frame(source: str, layer: str, display: str, log: _Log) -> gpd.Geo
     return gdf
 
 
-def _frame_to_clean_polygons(
-    gdf: gpd.GeoDataFrame, display: str, log: _Log
-) -> gpd.GeoDataFrame:
-    """Valid 2-D polygons in EPSG:4326, split at the antimeridian; other features dropped."""
+def _frame_to_clean_polygons(gdf: gpd.GeoDataFrame, display: str, log: _Log) -> gpd.GeoDataFrame:
+    """Return valid 2-D polygons in EPSG:4326, split at 180°; other features dropped.
+
+    Order matters: points and lines go first, then reprojection (coordinates
+    only), then the antimeridian split (before make_valid, which would mangle a
+    ring that jumps from 179° to -179°), then make_valid.
+    """
     gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)].copy()
     gdf = _frame_to_2d(gdf, log)
-    geoms = gdf.geometry.values
-    invalid = ~shapely.is_valid(np.asarray(geoms))
-    if invalid.any():
-        log.repairs.append(f"repaired {_count(int(invalid.sum()), 'invalid polygon')} with make_valid")
-        gdf["geometry"] = np.where(invalid, shapely.make_valid(np.asarray(geoms)), np.asarray(geoms))
-    gdf["geometry"] = _geometries_to_polygonal(np.asarray(gdf.geometry.values))
-    dropped = gdf.geometry.isna()
-    if dropped.any():
+    not_polygonal = np.isin(shapely.get_type_id(np.asarray(gdf.geometry.values)), (0, 1, 2, 4, 5))
+    if not_polygonal.any():
         log.notes.append(
-            f"dropped {_count(int(dropped.sum()), 'feature')} without polygon area "
-            "(points or lines; a footprint is made of polygons)"
+            f"dropped {_count(int(not_polygonal.sum()), 'point or line feature')} "
+            "(a footprint is made of polygons)"
         )
-        gdf = gdf[~dropped]
+        gdf = gdf[~not_polygonal]
     gdf = _frame_to_wgs84(gdf, display, log)
-    gdf["geometry"] = _antimeridian_split(np.asarray(gdf.geometry.values), log)
+    geoms = _antimeridian_split(np.asarray(gdf.geometry.values), log)
+    invalid = ~shapely.is_valid(geoms)
+    if invalid.any():
+        n_invalid = _count(int(invalid.sum()), "invalid polygon")
+        log.repairs.append(f"repaired {n_invalid} with make_valid")
+        geoms = np.where(invalid, shapely.make_valid(geoms), geoms)
+    gdf["geometry"] = _geometries_to_polygonal(geoms)
+    collapsed = gdf.geometry.isna()
+    if collapsed.any():
+        log.notes.append(f"dropped {_count(int(collapsed.sum()), 'feature')} with no area left")
+        gdf = gdf[~collapsed]
     return gdf
 
 
@@ -684,7 +750,7 @@ def _geometries_to_polygonal(geoms: np.ndarray) -> np.ndarray:
     types = shapely.get_type_id(out)
     out[(types >= 0) & ~np.isin(types, (3, 6, 7))] = None
     for i in np.flatnonzero(types == 7):
-        parts = shapely.get_parts(out[i])
+        parts = shapely.make_valid(shapely.get_parts(out[i]))
         parts = parts[np.isin(shapely.get_type_id(parts), (3, 6, 7))]
         parts = [_geometries_to_polygonal(np.array([p], dtype=object))[0] for p in parts]
         parts = [p for p in parts if p is not None and not p.is_empty]
@@ -703,7 +769,8 @@ def _antimeridian_split(geoms: np.ndarray, log: _Log) -> np.ndarray:
     if not len(out):
         return out
     bounds = shapely.bounds(out)
-    candidates = (bounds[:, 2] - bounds[:, 0] > 180) | (bounds[:, 0] < -180) | (bounds[:, 2] > 180)
+    crossing = (bounds[:, 2] - bounds[:, 0] > 180) | (bounds[:, 0] < -180) | (bounds[:, 2] > 180)
+    candidates = crossing & np.isin(shapely.get_type_id(out), (3, 6))
     split = 0
     for i in np.flatnonzero(candidates):
         new = _polygonal_to_split(out[i])
@@ -718,10 +785,12 @@ def _antimeridian_split(geoms: np.ndarray, log: _Log) -> np.ndarray:
 def _polygonal_to_split(geom: Any) -> Any:
     """One (multi)polygon unwrapped across 180° and cut into the [-180, 180] world."""
     polygons = [_polygon_to_unwrapped(p) for p in shapely.get_parts(geom)]
-    if not any(changed for _, changed in polygons) and -180 <= geom.bounds[0] <= geom.bounds[2] <= 180:
+    inside = -180 <= geom.bounds[0] <= geom.bounds[2] <= 180
+    if inside and not any(changed for _, changed in polygons):
         return None
     pieces = []
     for polygon, _ in polygons:
+        polygon = polygon if polygon.is_valid else shapely.make_valid(polygon)
         for shift in (-360, 0, 360):
             window = shapely.box(-180 - shift, -90, 180 - shift, 90)
             piece = shapely.intersection(polygon, window)
@@ -736,7 +805,7 @@ def _polygon_to_unwrapped(polygon: Any) -> tuple[Any, bool]:
     rings = [polygon.exterior, *polygon.interiors]
     coords = [np.asarray(r.coords) for r in rings]
     jumps = any(
-        (np.abs(np.diff(c[:, 0])) > 180).any() and not np.isclose(np.abs(c[:, 0]), 180).any()
+        (np.abs(np.diff(c[:, 0])) > 180).any() and not (np.abs(c[:, 0]) == 180).any()
         for c in coords
     )
     if not jumps:
@@ -806,9 +875,13 @@ def _bbox_to_frame(bbox: Any, lines: gpd.GeoDataFrame, log: _Log) -> Any:
     if bbox is not None:
         b = list(bbox)
         box = b if len(b) == 4 else [b[0], b[1], b[3], b[4]]
-        if box[0] <= minx + 1e-9 and box[1] <= miny + 1e-9 and box[2] >= maxx - 1e-9 and box[3] >= maxy - 1e-9:
-            return shapely.box(*box)
-        log.notes.append("the bbox member does not contain all contours; using the contours' extent")
+        frame = shapely.box(*box)
+        if frame.buffer(1e-9).covers(shapely.box(minx, miny, maxx, maxy)):
+            return frame
+        log.notes.append("the bbox member does not hold all contours: enlarged to hold them")
+        return shapely.box(
+            min(box[0], minx), min(box[1], miny), max(box[2], maxx), max(box[3], maxy)
+        )
     else:
         log.notes.append("no bbox member: map edge taken as the contours' extent plus 1%")
     dx, dy = (maxx - minx) * 0.01, (maxy - miny) * 0.01
@@ -963,7 +1036,7 @@ def _bands_to_mmi_classes(
         else:
             lo = float(levels[b])
             hi = float(levels[b + 1]) if b + 1 < len(levels) else lo + step
-            rank = int(min(max(math.floor(lo + 0.5 + 1e-9), 1), 12))
+            rank = _value_to_mmi(lo)
             straddle |= hi > rank + 0.5 + 1e-9
             label = f"MMI {ROMAN[rank]}"
         labels.append(label)
@@ -973,11 +1046,17 @@ def _bands_to_mmi_classes(
             "contour intervals do not align with PAGER's MMI bands; each area is assigned "
             "to the band of its lower contour"
         )
+    below = _mmi_below(float(levels[0]))[0]
     log.notes.append(
-        f"area below the lowest contour ({levels[0]:g}) labelled '{_mmi_below(float(levels[0]))[0]}':"
-        " its intensity is only known to be lower"
+        f"area below the lowest contour ({levels[0]:g}) labelled '{below}': its intensity is "
+        "only known to be lower"
     )
     return labels, ranks
+
+
+def _value_to_mmi(value: float) -> int:
+    """Integer MMI of the PAGER band [n-0.5, n+0.5) holding a value, within I–XII."""
+    return int(min(max(math.floor(value + 0.5 + 1e-9), 1), 12))
 
 
 def _mmi_below(lowest: float) -> tuple[str, int]:
@@ -1011,11 +1090,11 @@ def _faces_to_classes(
     rows = []
     for (label, rank), group in table.groupby(["label", "rank"], sort=False):
         rows.append((hazard, label, rank, shapely.union_all(faces[group["face"].to_numpy()])))
-    return gpd.GeoDataFrame(pd.DataFrame(rows, columns=CLASS_COLUMNS), geometry="geometry", crs=WGS84)
+    return _rows_to_classes(rows)
 
 
 def _json_path_to_bbox(path: Path) -> Any:
-    """The ``bbox`` member of a (small) JSON file, or None."""
+    """Return the ``bbox`` member of a (small) JSON file, or None."""
     if path.stat().st_size > 50_000_000:
         return None
     with path.open("rb") as fh:
@@ -1044,7 +1123,7 @@ def _shakemap_zip_to_result(
     mi = next(m for m in shapefiles if PurePosixPath(m).stem.lower() == "mi")
     others = sorted(PurePosixPath(m).stem for m in shapefiles if m != mi)
     if others:
-        log.notes.append(f"also in the zip, not used: {', '.join(others)} (MMI is read from mi.shp)")
+        log.notes.append(f"also in the zip, not used: {', '.join(others)} (MMI comes from mi.shp)")
     layers = _source_to_layers(_vsizip(path, mi), opts.display, log, prefix=mi)
     gdf = _frame_to_clean_polygons(layers[0][1], opts.display, log)
     value_col = _column(gdf, "PARAMVALUE")
@@ -1052,17 +1131,20 @@ def _shakemap_zip_to_result(
         raise FootprintError(f"{opts.display}: mi.shp has no PARAMVALUE field or no polygons.")
     values = pd.to_numeric(gdf[value_col], errors="coerce").to_numpy(float)
     gdf, values = gdf[~np.isnan(values)], values[~np.isnan(values)]
-    by_value = pd.Series(list(gdf.geometry.values)).groupby(values).agg(
-        lambda s: shapely.union_all(s.to_numpy())
+    by_value = (
+        pd.Series(list(gdf.geometry.values))
+        .groupby(values)
+        .agg(lambda s: shapely.union_all(s.to_numpy()))
     )
     levels, geoms = by_value.index.to_numpy(float), by_value.to_numpy()
     if _polygons_are_nested(geoms):
-        log.notes.append("mi.shp polygons are nested (each is 'at least PARAMVALUE'): made disjoint")
+        # each polygon is "at least v": the band [v, next v) is binned by its lower bound
+        log.notes.append("mi.shp polygons are nested (each is 'at least PARAMVALUE'): made bands")
         geoms = _nested_to_disjoint(geoms)
-        ranks = [int(min(max(math.floor(v + 0.5 + 1e-9), 1), 12)) for v in levels]
     else:
+        # pcontour bands: PARAMVALUE is the mid-band value, binned where it falls
         log.notes.append("mi.shp polygons are disjoint bands; PARAMVALUE binned to PAGER MMI bands")
-        ranks = [int(min(max(math.floor(v + 0.5 + 1e-9), 1), 12)) for v in levels]
+    ranks = [_value_to_mmi(v) for v in levels]
     labels = [f"MMI {ROMAN[r]}" for r in ranks]
     classes = _faces_to_classes(np.array(geoms, dtype=object), labels, ranks, "earthquake")
     return _Result(classes, "shakemap-shape-zip", "earthquake", value_col, len(gdf), True)
@@ -1095,7 +1177,8 @@ def _cems_to_result(path: Path, shapefiles: list[str], opts: _Options, log: _Log
     """Copernicus EMS delivery: flood (or other) extent from the observed-event layers."""
     events = [m for m in shapefiles if _is_observed_event(m)]
     others = sorted(PurePosixPath(m).stem for m in shapefiles if m not in events)
-    log.notes.append(f"Copernicus EMS observed-event layers read: {', '.join(PurePosixPath(m).stem for m in events)}")
+    read = ", ".join(PurePosixPath(m).stem for m in events)
+    log.notes.append(f"Copernicus EMS observed-event layers read: {read}")
     if others:
         log.notes.append(f"other layers of the delivery not used: {', '.join(others)}")
     layers = []
@@ -1127,7 +1210,7 @@ def _cems_hazard(polygons: gpd.GeoDataFrame) -> tuple[str, str]:
 
 
 def _gdacs_field(polygons: gpd.GeoDataFrame) -> str | None:
-    """The GDACS class property (``Class``, ``class``, ``polygonlabel``) if values are Poly_*."""
+    """Find the GDACS class property (``Class``, ``class``, ``polygonlabel``) with Poly_*."""
     for name in ("Class", "class", "polygonlabel"):
         col = _column(polygons, name)
         if col and polygons[col].astype(str).str.match(r"(?i)poly_").any():
@@ -1142,7 +1225,8 @@ def _gdacs_to_result(
     keys = polygons[col].astype(str).str.strip().str.lower()
     is_poly = keys.str.startswith("poly_")
     if (~is_poly).any():
-        log.notes.append(f"dropped {_count(int((~is_poly).sum()), 'feature')} whose {col} is not Poly_*")
+        dropped = _count(int((~is_poly).sum()), "feature")
+        log.notes.append(f"dropped {dropped} whose {col} is not Poly_*")
     polygons, keys = polygons[is_poly], keys[is_poly].str.removeprefix("poly_")
     known = {k: GDACS_CLASSES.get(k, (k.replace("_", " ").capitalize(), -2)) for k in keys.unique()}
     unknown = [k for k in known if k not in GDACS_CLASSES]
@@ -1207,7 +1291,7 @@ def _values_to_classes(
     """
     numbers = pd.to_numeric(raw, errors="coerce")
     if numbers.notna().all():
-        keys = numbers.map(lambda v: f"{v:g}")
+        keys = numbers.map(_number_to_label)
         order = sorted(keys.unique(), key=float)
         return keys, {k: k for k in order}, list(range(1, len(order) + 1)), True
     text = raw.astype(str).str.strip().str.replace(r"\s+", " ", regex=True)
@@ -1217,11 +1301,17 @@ def _values_to_classes(
     if not scale and len(order) > 1:
         log.notes.append(f"values of {col} have no known order: ranked alphabetically")
     merged = {k: sorted(set(text[keys == k])) for k in order}
-    for k, variants in merged.items():
+    for variants in merged.values():
         if len(variants) > 1:
-            log.notes.append(f"{col} values {', '.join(repr(v) for v in variants)} merged into one class")
+            spellings = ", ".join(repr(v) for v in variants)
+            log.notes.append(f"{col} values {spellings} merged into one class")
     labels = {k: _variants_to_label(text[keys == k]) for k in order}
     return keys, labels, list(range(1, len(order) + 1)), scale is not None
+
+
+def _number_to_label(value: float) -> str:
+    """Format a class value: integers without decimals, others as given."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _variants_to_label(variants: pd.Series) -> str:
@@ -1244,7 +1334,7 @@ def _groups_to_classes(
         for i in range(len(labels))
         if (codes == i).any()
     ]
-    return gpd.GeoDataFrame(pd.DataFrame(rows, columns=CLASS_COLUMNS), geometry="geometry", crs=WGS84)
+    return _rows_to_classes(rows)
 
 
 def _name_to_hazard(display: str) -> str:
@@ -1256,7 +1346,8 @@ def _name_to_hazard(display: str) -> str:
 def _display_to_stem(display: str) -> str:
     """File name without directories and known extensions."""
     stem = PurePosixPath(display.replace("\\", "/")).name
-    return re.sub(r"(\.(shp|zip|geojson|json|topojson|gpkg|kml|kmz|gml|fgb))+$", "", stem, flags=re.I)
+    suffixes = r"(\.(shp|zip|geojson|json|topojson|gpkg|kml|kmz|gml|fgb))+$"
+    return re.sub(suffixes, "", stem, flags=re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------- ACLED
@@ -1276,14 +1367,15 @@ def _acled_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
     labels = sorted(events["label"].unique(), key=lambda k: (ACLED_SEVERITY.get(k, 0), k))
     counts = events["label"].value_counts()
     log.notes.append(
-        "events per type: " + ", ".join(f"{k} {counts[k]}" for k in reversed(labels))
+        "events per type: "
+        + ", ".join(f"{k} {counts[k]}" for k in reversed(labels))
         + f"; buffered {opts.buffer_km:g} km"
     )
     zones = _events_to_zones(events, opts.buffer_km, log)
     codes = zones["label"].map({k: i for i, k in enumerate(labels)}).to_numpy()
     ranks = [ACLED_SEVERITY.get(k, 0) for k in labels]
     classes = _groups_to_classes(zones, codes, labels, ranks, "conflict")
-    used = "event_type" if "event_type" in table.attrs.get("original", {}) else "EVENT_TYPE"
+    used = table.attrs.get("original", {}).get("event_type", "event_type")
     return _Result(classes, "acled", "conflict", used, n_read, False)
 
 
@@ -1304,11 +1396,16 @@ def _csv_to_table(path: Path, display: str, log: _Log) -> pd.DataFrame:
         if not m:
             raise FootprintError(f"{display}: unreadable CSV ({_one_line(exc)}).") from None
         table = pd.read_csv(path, nrows=int(m.group(1)) - 1, **kwargs)
-        log.notes.append(f"skipped the truncated last row (row {len(table) + 2}): the file ends inside a quoted field")
+        log.notes.append(
+            f"skipped the truncated last row (row {len(table) + 2}): the file ends inside a "
+            "quoted field"
+        )
     except (UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise FootprintError(f"{display}: unreadable CSV ({_one_line(exc)}).") from None
     if len(table) and not raw.rstrip(b" ").endswith((b"\n", b"\r")) and table.iloc[-1, -1] == "":
-        log.notes.append(f"skipped the truncated last row (row {len(table) + 1}): it has missing fields")
+        log.notes.append(
+            f"skipped the truncated last row (row {len(table) + 1}): it has missing fields"
+        )
         table = table.iloc[:-1]
     original = {c.strip().lower(): c for c in table.columns}
     table.columns = [c.strip().lower() for c in table.columns]
@@ -1323,29 +1420,37 @@ def _table_to_events(table: pd.DataFrame, opts: _Options, log: _Log) -> pd.DataF
     lon = pd.to_numeric(table["longitude"].str.strip(), errors="coerce")
     bad = lat.isna() | lon.isna() | (lat.abs() > 90) | (lon.abs() > 180) | ((lat == 0) & (lon == 0))
     if bad.any():
-        log.notes.append(f"skipped {_count(int(bad.sum()), 'row')} with unusable coordinates: {_rows(bad)}")
+        n_bad = _count(int(bad.sum()), "row")
+        log.notes.append(f"skipped {n_bad} with unusable coordinates: {_rows(bad)}")
     dates = _dates_to_timestamps(table["event_date"])
     keep = ~bad
     if opts.date_from is not None or opts.date_to is not None:
         undated = keep & dates.isna()
         if undated.any():
-            log.notes.append(f"skipped {_count(int(undated.sum()), 'row')} with unreadable event_date: {_rows(undated)}")
+            n_undated = _count(int(undated.sum()), "row")
+            log.notes.append(f"skipped {n_undated} with unreadable event_date: {_rows(undated)}")
         inside = dates.notna()
         inside &= dates >= opts.date_from if opts.date_from is not None else True
         inside &= dates <= opts.date_to if opts.date_to is not None else True
         keep &= inside
         if not keep.any():
-            span = f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}" if dates.notna().any() else "no readable dates"
+            span = (
+                f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}"
+                if dates.notna().any()
+                else "no readable dates"
+            )
             raise FootprintError(
                 f"{opts.display}: no ACLED event between {_day(opts.date_from)} and "
                 f"{_day(opts.date_to)} (the file covers {span}); widen the date window."
             )
     elif dates.isna().any():
-        log.notes.append(f"{_count(int(dates.isna().sum()), 'row')} with unreadable event_date kept: {_rows(dates.isna())}")
+        n_undated = _count(int(dates.isna().sum()), "row")
+        log.notes.append(f"{n_undated} with unreadable event_date kept: {_rows(dates.isna())}")
     labels = table["event_type"].map(_event_type_to_label)
     untyped = keep & (labels == "")
     if untyped.any():
-        log.notes.append(f"skipped {_count(int(untyped.sum()), 'row')} without event_type: {_rows(untyped)}")
+        n_untyped = _count(int(untyped.sum()), "row")
+        log.notes.append(f"skipped {n_untyped} without event_type: {_rows(untyped)}")
         keep &= ~untyped
     if not keep.any():
         raise FootprintError(f"{opts.display}: no ACLED event with usable coordinates and type.")
@@ -1395,8 +1500,9 @@ def _events_to_zones(events: pd.DataFrame, buffer_km: float, log: _Log) -> gpd.G
     geoms = np.empty(len(unique), dtype=object)
     for code in np.unique(epsg):
         mask = epsg == code
-        points = gpd.GeoSeries(gpd.points_from_xy(lon[mask], lat[mask]), crs=WGS84).to_crs(int(code))
-        geoms[mask] = points.buffer(buffer_km * 1000, quad_segs=16).to_crs(WGS84).values
+        points = gpd.GeoSeries(gpd.points_from_xy(lon[mask], lat[mask]), crs=WGS84)
+        circles = points.to_crs(int(code)).buffer(buffer_km * 1000, quad_segs=16)
+        geoms[mask] = circles.to_crs(WGS84).values
     geoms = _antimeridian_split(geoms, log)
     return gpd.GeoDataFrame({"label": unique["label"].to_numpy()}, geometry=geoms, crs=WGS84)
 
@@ -1410,8 +1516,10 @@ def _finish_classes(classes: gpd.GeoDataFrame, display: str) -> gpd.GeoDataFrame
     classes["geometry"] = _geometries_to_polygonal(np.asarray(classes.geometry.values))
     invalid = ~shapely.is_valid(np.asarray(classes.geometry.values))
     if invalid.any():
-        fixed = shapely.make_valid(np.asarray(classes.geometry.values))
-        classes["geometry"] = _geometries_to_polygonal(np.where(invalid, fixed, classes.geometry.values))
+        geoms = np.asarray(classes.geometry.values)
+        classes["geometry"] = _geometries_to_polygonal(
+            np.where(invalid, shapely.make_valid(geoms), geoms)
+        )
     classes = classes[classes.geometry.notna()]
     if not len(classes):
         raise FootprintError(f"{display}: no polygon area left after cleaning the geometries.")
@@ -1419,7 +1527,7 @@ def _finish_classes(classes: gpd.GeoDataFrame, display: str) -> gpd.GeoDataFrame
 
 
 def _sorted_classes(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Standard columns and dtypes, sorted by rank then label, fresh index."""
+    """Return standard columns and dtypes, sorted by rank then label, fresh index."""
     out = gpd.GeoDataFrame(
         {
             "hazard_type": classes["hazard_type"].astype(str).to_numpy(),
@@ -1455,15 +1563,27 @@ def _merge_same_labels(bands: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Union rows that share a label, keep the higher rank, renumber ranks 1..n."""
     rows = []
     for label, group in bands.groupby("class_label", sort=False):
-        rows.append((group["hazard_type"].iloc[0], label, int(group["class_rank"].max()),
-                     shapely.union_all(group.geometry.values)))
-    merged = gpd.GeoDataFrame(pd.DataFrame(rows, columns=CLASS_COLUMNS), geometry="geometry", crs=WGS84)
+        rows.append(
+            (
+                group["hazard_type"].iloc[0],
+                label,
+                int(group["class_rank"].max()),
+                shapely.union_all(group.geometry.values),
+            )
+        )
+    merged = _rows_to_classes(rows)
     merged = _sorted_classes(merged)
     merged["class_rank"] = np.arange(1, len(merged) + 1, dtype="int64")
     return merged
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+def _rows_to_classes(rows: list[tuple]) -> gpd.GeoDataFrame:
+    """Build a class frame from (hazard_type, label, rank, geometry) tuples."""
+    frame = pd.DataFrame(rows, columns=CLASS_COLUMNS)
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=WGS84)
 
 
 def _column(frame: pd.DataFrame, name: str) -> str | None:
@@ -1487,13 +1607,16 @@ def _to_timestamp(value: Any, display: str) -> pd.Timestamp | None:
     if value is None:
         return None
     try:
-        return pd.Timestamp(value)
+        stamp = pd.Timestamp(value)
     except (ValueError, TypeError):
-        raise FootprintError(f"{display}: cannot read the date {value!r}; use YYYY-MM-DD.") from None
+        raise FootprintError(
+            f"{display}: cannot read the date {value!r}; use YYYY-MM-DD."
+        ) from None
+    return stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
 
 
 def _day(value: pd.Timestamp | None) -> str:
-    """A date bound as text, open ends as '…'."""
+    """Format a date bound, open ends as '…'."""
     return "…" if value is None else f"{value:%Y-%m-%d}"
 
 
@@ -1510,5 +1633,5 @@ def _count(n: int, noun: str) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    """An exception message on one line."""
+    """Return an exception message on one line."""
     return " ".join(str(exc).split())
