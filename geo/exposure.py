@@ -58,14 +58,19 @@ class Exposure:
     """An exposure table with the facts needed to label and export it."""
 
     table: pd.DataFrame
+    by_class: pd.DataFrame
     weighting: str
     cumulative: bool
     admin_field: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def headline(self) -> pd.Series:
-        """Return persons low / estimate / high in the most severe class with anyone."""
-        exposed = self.table[self.table["persons_high"] > 0]
+        """Return persons low / estimate / high in the most severe class with anyone.
+
+        Computed on the class table, never by summing administrative areas (a cell
+        that touches two areas counts in both areas' high).
+        """
+        exposed = self.by_class[self.by_class["persons_high"] > 0]
         if exposed.empty:
             return pd.Series(
                 {"hazard_class": None, "persons_low": 0, "persons_estimate": 0, "persons_high": 0}
@@ -269,6 +274,45 @@ def _zones(
     return overlay.reset_index(drop=True)
 
 
+def _exposure_table(
+    groups: pd.DataFrame, zones: gpd.GeoDataFrame, weighting: str, admin_columns: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Return the low / estimate / high table of released groups over zones, and notes."""
+    cells = sorted(groups["h3_cell"].unique())
+    pairs = cell_zone_shares(cells, zones)
+    notes = []
+    if pairs.empty:
+        notes.append("no released cell touches the footprint")
+    else:
+        pairs["share"] = weighted_shares(pairs, zones, weighting).where(~pairs["inside"], 1.0)
+    joined = groups.merge(pairs, on="h3_cell")
+    keys = ["zone", "nationality"]
+    for what in ("persons", "cases"):
+        joined[f"{what}_low"] = joined[what].where(joined["inside"], 0)
+        joined[f"{what}_estimate"] = joined[what] * joined["share"] if len(joined) else 0.0
+        joined[f"{what}_high"] = joined[what]
+    sums = [f"{w}_{b}" for w in ("persons", "cases") for b in ("low", "estimate", "high")]
+    table = (
+        joined.groupby(keys, as_index=False)[sums].sum()
+        if len(joined)
+        else pd.DataFrame(columns=keys + sums)
+    )
+    table = table.merge(zones.drop(columns="geometry"), left_on="zone", right_index=True)
+    table = table.rename(columns={"class_label": "hazard_class"}).drop(columns="zone")
+    for column in sums:
+        table[column] = table[column].round().astype("int64")
+    table = (
+        table[admin_columns + TABLE_COLUMNS]
+        .sort_values(
+            admin_columns + ["class_rank", "persons_high", "nationality"],
+            ascending=[True] * len(admin_columns) + [False, False, True],
+            kind="stable",
+        )
+        .reset_index(drop=True)
+    )
+    return table, notes
+
+
 def compute_exposure(
     release: Release,
     classes: gpd.GeoDataFrame,
@@ -312,43 +356,15 @@ def compute_exposure(
     groups = release.groups
     if nationalities:
         groups = groups[groups["nationality"].isin(nationalities)]
-    zones = _zones(classes, admin, admin_field)
-    cells = sorted(groups["h3_cell"].unique())
-    pairs = cell_zone_shares(cells, zones)
-    notes = []
-    if pairs.empty:
-        notes.append("no released cell touches the footprint")
-    else:
-        pairs["share"] = weighted_shares(pairs, zones, weighting).where(~pairs["inside"], 1.0)
-    joined = groups.merge(pairs, on="h3_cell")
-    keys = ["zone", "nationality"]
-    for what in ("persons", "cases"):
-        joined[f"{what}_low"] = joined[what].where(joined["inside"], 0)
-        joined[f"{what}_estimate"] = joined[what] * joined["share"] if len(joined) else 0.0
-        joined[f"{what}_high"] = joined[what]
-    sums = [f"{w}_{b}" for w in ("persons", "cases") for b in ("low", "estimate", "high")]
-    table = (
-        joined.groupby(keys, as_index=False)[sums].sum()
-        if len(joined)
-        else pd.DataFrame(columns=keys + sums)
-    )
-    admin_columns = [admin_field] if admin is not None else []
-    table = table.merge(zones.drop(columns="geometry"), left_on="zone", right_index=True)
-    table = table.rename(columns={"class_label": "hazard_class"}).drop(columns="zone")
-    for column in sums:
-        table[column] = table[column].round().astype("int64")
-    ordered = admin_columns + TABLE_COLUMNS
-    table = (
-        table[ordered]
-        .sort_values(
-            admin_columns + ["class_rank", "persons_high", "nationality"],
-            ascending=[True] * len(admin_columns) + [False, False, True],
-            kind="stable",
+    by_class, notes = _exposure_table(groups, _zones(classes, None, None), weighting, [])
+    table = by_class
+    if admin is not None:
+        table, _ = _exposure_table(
+            groups, _zones(classes, admin, admin_field), weighting, [admin_field]
         )
-        .reset_index(drop=True)
-    )
     return Exposure(
         table=table,
+        by_class=by_class,
         weighting=weighting,
         cumulative=cumulative,
         admin_field=admin_field,

@@ -197,7 +197,8 @@ def _cross_columns(records: pl.DataFrame) -> pl.DataFrame:
     return records.with_columns(columns)
 
 
-def _merge_rare_nationalities(records: pl.DataFrame, k: int) -> pl.DataFrame:
+def merge_rare_nationalities(records: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Return records with every nationality of fewer than k cases renamed ``OTH``."""
     counts = records.group_by("nationality").len()
     rare = counts.filter(pl.col("len") < k)["nationality"].to_list()
     return records.with_columns(
@@ -366,7 +367,7 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy) -> Release:
     if policy.nationalities:
         records = records.filter(pl.col("nationality").is_in(list(policy.nationalities)))
     audience_cases, audience_persons = records.height, int(records["persons"].sum() or 0)
-    records = _merge_rare_nationalities(records, k)
+    records = merge_rare_nationalities(records, k)
     parents = [
         polars_h3.cell_to_parent("cell", res).alias(f"cell_{res}")
         for res in range(policy.base_resolution, policy.floor_resolution - 1, -1)
