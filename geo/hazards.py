@@ -67,6 +67,9 @@ __all__ = [
     "Footprint",
     "FootprintError",
     "combine_footprints",
+    "file_to_sha256",
+    "geometries_to_km2",
+    "label_to_at_least",
     "read_footprint",
     "to_bands",
     "to_cumulative",
@@ -462,11 +465,11 @@ def label_to_at_least(label: str) -> str:
     prefix = f"{prefix}: " if prefix else ""
     if m := re.fullmatch(r"MMI ([IVX]+)", core):
         return f"{prefix}MMI ≥ {m.group(1)}"
-    if m := re.fullmatch(r"(\S+) (\S+)–\S+ (.+)", core):
+    if m := re.fullmatch(r"(PGA|PGV|PSA\S*|VALUE) (\S+)–\S+ (.+)", core):
         return f"{prefix}{m.group(1)} ≥ {m.group(2)} {m.group(3)}"
-    if re.fullmatch(r"\S+ ≥ .+", core):
+    if re.fullmatch(r"(MMI|PGA|PGV|PSA\S*|VALUE) ≥ .+", core):
         return label
-    if m := re.fullmatch(r"(\S+) < .+", core):
+    if m := re.fullmatch(r"(MMI|PGA|PGV|PSA\S*|VALUE) < .+", core):
         return f"{prefix}{m.group(1)}: whole map"
     return f"{label} or worse"
 
@@ -564,7 +567,7 @@ def _zip_to_members(path: Path, display: str) -> list[str]:
 
 def _vsizip(path: Path, member: str) -> str:
     """GDAL virtual path of a zip member."""
-    return f"/vsizip/{path.resolve()}/{member}"
+    return f"/vsizip/{{{path.resolve()}}}/{member}"
 
 
 def _layers_to_result(
@@ -581,10 +584,9 @@ def _layers_to_result(
     if not layers:
         raise FootprintError(f"{opts.display}: the file has no features; nothing to map.")
     n_features = sum(len(gdf) for _, gdf in layers)
-    kinds = {name: _frame_to_kind(gdf) for name, gdf in layers}
-    if "polygon" not in kinds.values() and all(
-        kinds[name] == "line" and _column(gdf, "value") for name, gdf in layers
-    ):
+    kinds = [_frame_to_kind(gdf) for _, gdf in layers]
+    pairs = zip(kinds, layers, strict=True)
+    if all(kind == "line" and _column(gdf, "value") for kind, (_, gdf) in pairs):
         lines = pd.concat([gdf for _, gdf in layers], ignore_index=True)
         return _contours_to_result(lines, bbox(), opts, log)
     polygons = _layers_to_polygons(layers, kinds, opts.display, log)
@@ -609,19 +611,19 @@ def _frame_to_kind(gdf: gpd.GeoDataFrame) -> str:
 
 
 def _layers_to_polygons(
-    layers: list[tuple[str, gpd.GeoDataFrame]], kinds: dict, display: str, log: _Log
+    layers: list[tuple[str, gpd.GeoDataFrame]], kinds: list[str], display: str, log: _Log
 ) -> gpd.GeoDataFrame:
     """Clean every polygon layer and stack them; explain what was left out."""
-    polygon_layers = [(name, gdf) for name, gdf in layers if kinds[name] == "polygon"]
+    polygon_layers = [layer for layer, kind in zip(layers, kinds, strict=True) if kind == "polygon"]
     if not polygon_layers:
-        counts = pd.Series(list(kinds.values())).value_counts()
+        counts = pd.Series(kinds).value_counts()
         what = ", ".join(f"{n} {k} layer(s)" for k, n in counts.items())
         hint = (
             "for conflict events supply the ACLED CSV export, for ShakeMap contours the "
             "lines need `value` and `units` properties; otherwise buffer them into zones first"
         )
         raise FootprintError(f"{display}: no polygons in the file ({what}); {hint}.")
-    skipped = [name for name, _ in layers if kinds[name] != "polygon"]
+    skipped = [name for (name, _), kind in zip(layers, kinds, strict=True) if kind != "polygon"]
     if skipped:
         log.notes.append(f"layers without polygons ignored: {', '.join(skipped)}")
     if len(layers) > 1:
@@ -732,8 +734,8 @@ def _frame_to_wgs84(gdf: gpd.GeoDataFrame, display: str, log: _Log) -> gpd.GeoDa
         log.repairs.append(f"reprojected from {f'EPSG:{epsg}' if epsg else crs.name}")
     if len(gdf) and not _bounds_are_lonlat(gdf.total_bounds):
         raise FootprintError(
-            f"{display}: coordinates are outside longitude/latitude range although the file "
-            "declares WGS 84; the file's CRS is probably wrong. Save it with its real CRS."
+            f"{display}: coordinates are outside longitude/latitude range in the CRS the file "
+            "declares; the declared CRS is probably wrong. Save the file with its real CRS."
         )
     return gdf
 
@@ -1184,7 +1186,7 @@ def _cems_to_result(path: Path, shapefiles: list[str], opts: _Options, log: _Log
     layers = []
     for member in events:
         layers += _source_to_layers(_vsizip(path, member), opts.display, log, prefix=member)
-    kinds = {name: _frame_to_kind(gdf) for name, gdf in layers}
+    kinds = [_frame_to_kind(gdf) for _, gdf in layers]
     polygons = _layers_to_polygons(layers, kinds, opts.display, log)
     n_features = sum(len(gdf) for _, gdf in layers)
     hazard, label = _cems_hazard(polygons)
@@ -1416,36 +1418,8 @@ def _csv_to_table(path: Path, display: str, log: _Log) -> pd.DataFrame:
 
 def _table_to_events(table: pd.DataFrame, opts: _Options, log: _Log) -> pd.DataFrame:
     """Parse coordinates, dates and event types; drop unusable rows with notes."""
-    lat = pd.to_numeric(table["latitude"].str.strip(), errors="coerce")
-    lon = pd.to_numeric(table["longitude"].str.strip(), errors="coerce")
-    bad = lat.isna() | lon.isna() | (lat.abs() > 90) | (lon.abs() > 180) | ((lat == 0) & (lon == 0))
-    if bad.any():
-        n_bad = _count(int(bad.sum()), "row")
-        log.notes.append(f"skipped {n_bad} with unusable coordinates: {_rows(bad)}")
-    dates = _dates_to_timestamps(table["event_date"])
-    keep = ~bad
-    if opts.date_from is not None or opts.date_to is not None:
-        undated = keep & dates.isna()
-        if undated.any():
-            n_undated = _count(int(undated.sum()), "row")
-            log.notes.append(f"skipped {n_undated} with unreadable event_date: {_rows(undated)}")
-        inside = dates.notna()
-        inside &= dates >= opts.date_from if opts.date_from is not None else True
-        inside &= dates <= opts.date_to if opts.date_to is not None else True
-        keep &= inside
-        if not keep.any():
-            span = (
-                f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}"
-                if dates.notna().any()
-                else "no readable dates"
-            )
-            raise FootprintError(
-                f"{opts.display}: no ACLED event between {_day(opts.date_from)} and "
-                f"{_day(opts.date_to)} (the file covers {span}); widen the date window."
-            )
-    elif dates.isna().any():
-        n_undated = _count(int(dates.isna().sum()), "row")
-        log.notes.append(f"{n_undated} with unreadable event_date kept: {_rows(dates.isna())}")
+    lon, lat, keep = _table_to_coordinates(table, log)
+    keep &= _dates_to_window(_dates_to_timestamps(table["event_date"]), keep, opts, log)
     labels = table["event_type"].map(_event_type_to_label)
     untyped = keep & (labels == "")
     if untyped.any():
@@ -1455,6 +1429,43 @@ def _table_to_events(table: pd.DataFrame, opts: _Options, log: _Log) -> pd.DataF
     if not keep.any():
         raise FootprintError(f"{opts.display}: no ACLED event with usable coordinates and type.")
     return pd.DataFrame({"lon": lon[keep], "lat": lat[keep], "label": labels[keep]})
+
+
+def _table_to_coordinates(table: pd.DataFrame, log: _Log) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Longitude, latitude and the mask of rows whose coordinates are usable."""
+    lat = pd.to_numeric(table["latitude"].str.strip(), errors="coerce")
+    lon = pd.to_numeric(table["longitude"].str.strip(), errors="coerce")
+    bad = lat.isna() | lon.isna() | (lat.abs() > 90) | (lon.abs() > 180) | ((lat == 0) & (lon == 0))
+    if bad.any():
+        n_bad = _count(int(bad.sum()), "row")
+        log.notes.append(f"skipped {n_bad} with unusable coordinates: {_rows(bad)}")
+    return lon, lat, ~bad
+
+
+def _dates_to_window(dates: pd.Series, keep: pd.Series, opts: _Options, log: _Log) -> pd.Series:
+    """Mask of rows inside the date window (all rows when there is no window)."""
+    if opts.date_from is None and opts.date_to is None:
+        if dates.isna().any():
+            n_undated = _count(int(dates.isna().sum()), "row")
+            log.notes.append(f"{n_undated} with unreadable event_date kept: {_rows(dates.isna())}")
+        return pd.Series(True, index=dates.index)
+    undated = keep & dates.isna()
+    if undated.any():
+        n_undated = _count(int(undated.sum()), "row")
+        log.notes.append(f"skipped {n_undated} with unreadable event_date: {_rows(undated)}")
+    inside = dates.notna()
+    if opts.date_from is not None:
+        inside &= dates >= opts.date_from
+    if opts.date_to is not None:
+        inside &= dates <= opts.date_to
+    if not (keep & inside).any():
+        known = dates[keep].dropna()
+        span = f"{known.min():%Y-%m-%d} to {known.max():%Y-%m-%d}" if len(known) else "no dates"
+        raise FootprintError(
+            f"{opts.display}: no ACLED event between {_day(opts.date_from)} and "
+            f"{_day(opts.date_to)} (the file covers {span}); widen the date window."
+        )
+    return inside
 
 
 def _dates_to_timestamps(text: pd.Series) -> pd.Series:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import shapely
 
+from geo.errors import InputError
 from geo.hazards import (
     Footprint,
     FootprintError,
@@ -325,6 +326,31 @@ def test_shakemap35_without_bbox_uses_the_extent_of_the_lines(tmp_path):
     assert label_at(fp, 10, 45) == ["MMI VI"]
 
 
+def test_open_contours_short_of_the_edge_are_extended(tmp_path):
+    doc = {"type": "FeatureCollection", "bbox": [5, 40, 15, 50], "features": [
+        {"type": "Feature", "properties": {"value": 5.0, "units": "mmi"},
+         "geometry": {"type": "LineString", "coordinates": [[10, 40.5], [10, 49.5]]}},
+        {"type": "Feature", "properties": {"value": 5.5, "units": "mmi"},
+         "geometry": {"type": "LineString", "coordinates": [[12, 40], [12, 50]]}},
+    ]}
+    fp = read_footprint(write_json(tmp_path / "cont_mmi.json", doc))
+    assert "extended 2 open contour ends to the map edge" in fp.provenance["repairs"]
+    assert label_at(fp, 7, 45) == ["MMI < 5"]
+    assert label_at(fp, 11, 45) == ["MMI V"]
+    assert label_at(fp, 14, 45) == ["MMI VI"]
+    assert fp.classes.set_index("class_label").geometry["MMI V"].area == pytest.approx(20)
+
+
+def test_single_contour_level_assumes_shaking_decreases_outwards(tmp_path):
+    doc = {"type": "FeatureCollection", "bbox": [5, 40, 15, 50], "features": [
+        {"type": "Feature", "properties": {"value": 6, "units": "intensity"},
+         "geometry": {"type": "LineString", "coordinates": ring(10, 45, 1)}}]}
+    fp = read_footprint(write_json(tmp_path / "cont_mi.json", doc))
+    assert fp.classes["class_label"].tolist() == ["MMI < 6", "MMI VI"]
+    assert label_at(fp, 10, 45) == ["MMI VI"]
+    assert any("single contour level" in n for n in fp.provenance["notes"])
+
+
 # --------------------------------------------------------------------------- ShakeMap shape.zip
 
 
@@ -412,6 +438,7 @@ def test_acled_modern_export(tmp_path):
     ]
     assert fp.classes["class_rank"].tolist() == [2, 4, 5, 6]
     notes = " | ".join(prov["notes"])
+    assert "event_date" not in notes  # 9-May-20 and 2020-05-10 both read
     assert "truncated last row (row 9)" in notes
     assert "2 rows with unusable coordinates: rows 7, 8" in notes
     areas = fp.describe().set_index("class_label")["area_km2"]
@@ -506,6 +533,17 @@ def test_admin_boundaries_read_as_polygons(tmp_path):
     assert fp.provenance["cumulative_available"] is False
 
 
+@pytest.mark.parametrize(
+    "path", sorted((DATA.parent / "admin").glob("*.geojson")), ids=lambda p: p.name
+)
+def test_shipped_admin_boundaries_read_as_polygons(path):
+    fp = read_footprint(path)
+    assert_clean(fp)
+    assert fp.provenance["format"] == "polygons"
+    assert fp.provenance["feature_count"] >= 20
+    assert fp.describe()["area_km2"].iloc[0] > 1000
+
+
 # --------------------------------------------------------------------------- other formats
 
 
@@ -594,6 +632,14 @@ def test_upload_name_is_used_for_display_and_hazard(tmp_path):
     assert fp.classes["class_label"].tolist() == ["river_flood_extent"]
 
 
+def test_zipped_shapefile_uploaded_under_a_temporary_name(tmp_path):
+    upload = zip_files(tmp_path / "tmp8f2k1", shapefile_set(DATA, MARAPI.stem))
+    fp = read_footprint(upload, name="marapi_volcano_zone.zip")
+    assert fp.classes["class_label"].tolist() == ["marapi_volcano_zone"]
+    assert fp.provenance["hazard_type"] == "volcano"
+    assert "closed 1 unclosed ring" in fp.provenance["repairs"]
+
+
 # --------------------------------------------------------------------------- unusable files
 
 
@@ -633,6 +679,7 @@ def test_unusable_footprints_raise_one_line_errors(tmp_path, make, message):
         read_footprint(path)
     assert "\n" not in str(err.value)
     assert isinstance(err.value, ValueError)
+    assert isinstance(err.value, InputError)
 
 
 def test_missing_class_field_lists_the_fields():
