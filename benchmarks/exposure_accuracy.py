@@ -15,27 +15,14 @@ import argparse
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from geo.accuracy import compare_with_truth, summarise_errors
-from geo.demo_registry import generate_demo_registry
+from geo.accuracy import compare_with_truth, demo_truth_points, summarise_errors
 from geo.hazards import read_footprint, to_bands
 from geo.release import ReleasePolicy
 
-NORCIA = Path(__file__).resolve().parent.parent / "data/footprints/" \
+NORCIA = (
+    Path(__file__).resolve().parent.parent / "data/footprints/"
     "italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
-
-
-def truth_points(scale: float) -> pd.DataFrame:
-    frame = generate_demo_registry(scale=scale)
-    good = frame[frame["expected_problem"].isna()]
-    return pd.DataFrame({
-        "nationality": good["nationality_iso3"].to_numpy(),
-        "latitude": good["true_latitude"].to_numpy(),
-        "longitude": good["true_longitude"].to_numpy(),
-        "persons": 1 + good["true_family_members"].astype(int).to_numpy(),
-        "placement": good["placement"].to_numpy(),
-    })
+)
 
 
 def main() -> None:
@@ -43,13 +30,12 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.2)
     args = parser.parse_args()
     started = time.perf_counter()
-    points = truth_points(args.scale)
+    points = demo_truth_points(args.scale)
     classes = to_bands(read_footprint(NORCIA).classes)
     print(f"{len(points)} registrations, {points['persons'].sum()} persons (scale {args.scale})")
     for subset in ("settlement", "scattered", "all"):
         chosen = points if subset == "all" else points[points["placement"] == subset]
-        comparison = compare_with_truth(chosen.drop(columns="placement"), classes,
-                                        ReleasePolicy())
+        comparison = compare_with_truth(chosen.drop(columns="placement"), classes, ReleasePolicy())
         print(f"\n{subset}: {len(chosen)} registrations")
         print(summarise_errors(comparison).to_string(index=False))
     print(f"\ntook {time.perf_counter() - started:.1f} s")

@@ -123,3 +123,20 @@ def summarise_errors(comparison: pd.DataFrame, min_persons: int = 100) -> pd.Dat
     )
     summary["outside_bounds"] = outside.groupby(comparison["weighting"]).sum()
     return summary.reset_index()
+
+
+def demo_truth_points(scale: float, seed: int = 2016) -> pd.DataFrame:
+    """Return the SYNTHETIC demo registry's good records as truth points with placement."""
+    from geo.demo_registry import generate_demo_registry
+
+    frame = generate_demo_registry(seed=seed, scale=scale)
+    good = frame[frame["expected_problem"].isna()]
+    return pd.DataFrame(
+        {
+            "nationality": good["nationality_iso3"].to_numpy(),
+            "latitude": good["true_latitude"].to_numpy(),
+            "longitude": good["true_longitude"].to_numpy(),
+            "persons": 1 + good["true_family_members"].astype(int).to_numpy(),
+            "placement": good["placement"].to_numpy(),
+        }
+    )

@@ -1,0 +1,76 @@
+"""The command line as a user runs it: the whole path, help, and one-line errors."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from geo.cli import build_parser, main
+from tests.conftest import registration_row
+
+NORCIA = "data/footprints/italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ingest_release_inspect_exposure(tmp_path, write_csv, capsys):
+    rows = [registration_row(f"a{i}", latitude=str(42.79 + (i % 5) * 0.001),
+                             family_members=str(i % 3)) for i in range(40)]
+    rows.append(registration_row("bad", nationality="Atlantis"))
+    store, release = tmp_path / "s.duckdb", tmp_path / "r.release.parquet"
+    code, out, err = run(capsys, "ingest", write_csv(rows), "--store", store)
+    assert code == 0
+    assert "41 rows read, 40 accepted, 1 rejected" in out
+    assert "of which direct identifiers: full_name, phone" in out
+    code, out, _ = run(capsys, "release", "--store", store, "--out", release, "--k", "5")
+    assert code == 0 and "published:" in out and "dropped (under k at the floor): 0 persons" in out
+    cells = tmp_path / "cells.csv"
+    code, out, _ = run(capsys, "inspect", release, "--cells", cells)
+    table = pd.read_csv(cells)
+    assert list(table.columns) == ["h3_cell", "resolution", "nationality", "cases", "persons"]
+    assert table["cases"].sum() == 40 and table["persons"].sum() == 40 + sum(i % 3 for i in
+                                                                              range(40))
+    out_csv = tmp_path / "exposure.csv"
+    code, out, _ = run(capsys, "exposure", "--release", release, "--hazard", NORCIA,
+                       "--out", out_csv)
+    assert code == 0 and "most severe class reached: MMI IX" in out
+    exposure = pd.read_csv(out_csv, comment="#")
+    assert exposure["persons_high"].max() == table["persons"].sum()
+
+
+@pytest.mark.parametrize("command", ["ingest", "release", "inspect", "hazard", "exposure",
+                                     "demo", "demo-registry"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: crisis-exposure " + command in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ingest", "{missing}", "--store", "{store}"], "no such file"),
+        (["ingest", "{binary}", "--store", "{store}"], "the file is binary"),
+        (["release", "--store", "{missing}", "--out", "{out}"], "no such store"),
+        (["release", "--store", "{store}", "--out", "{out}", "--k", "1"], "k must be at least"),
+        (["inspect", "{binary}"], "not a release file"),
+        (["hazard", "{binary}"], "binary.csv"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, write_csv, capsys, argv, message):
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\x00\x01\x02" * 50)
+    store = tmp_path / "s.duckdb"
+    run(capsys, "ingest", write_csv([registration_row("a")]), "--store", store)
+    paths = {"missing": tmp_path / "missing.csv", "binary": binary, "store": store,
+             "out": tmp_path / "o.release.parquet"}
+    code, _, err = run(capsys, *[a.format(**paths) for a in argv])
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("crisis-exposure ") and ": error: " in last and message in last
+    assert "Traceback" not in err
