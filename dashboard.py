@@ -1,0 +1,42 @@
+"""crisis-exposure dashboard: migrants exposed to a hazard footprint, from a protected release.
+
+Run with ``streamlit run dashboard.py``. This file holds only the navigation and the
+shared sidebar (the release switcher); the pages are in ``pages/``.
+
+Configuration (environment variables)
+-------------------------------------
+CRISIS_EXPOSURE_RELEASE_DIR
+    Folder of release files (``*.release.parquet``) to choose from; default
+    ``data/demo``. An embassy's deployment holds only its own release there.
+CRISIS_EXPOSURE_STEWARD
+    ``1`` (default, for the demo) shows the Data page, where a steward uploads
+    registration files and builds a release; ``0`` removes it, for deployments that
+    must only ever hold a release.
+CRISIS_EXPOSURE_BASEMAP_URL
+    Optional raster tile URL template (``https://…/{z}/{x}/{y}.png``). Without it
+    the map draws only the shipped outlines (``data/basemap``) and makes no network
+    request; with it, tiles are drawn under the cells when the browser is online.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import common
+
+st.set_page_config(page_title="crisis-exposure", page_icon="🌍", layout="wide")
+config = common.settings()
+pages = [
+    st.Page("pages/map.py", title="Map", icon=":material/map:", default=True),
+    st.Page("pages/exposure.py", title="Exposure", icon=":material/crisis_alert:"),
+    st.Page("pages/release.py", title="Release", icon=":material/inventory_2:"),
+]
+if config.steward:
+    pages.append(st.Page("pages/data.py", title="Data", icon=":material/upload_file:"))
+navigation = st.navigation(pages)
+common.release_picker(config)
+st.sidebar.caption(
+    "Every figure shown is a released value or a sum of released values: groups under "
+    "k cases were rolled up to coarser cells or dropped before release."
+)
+navigation.run()

@@ -1,0 +1,587 @@
+"""Build the dashboard's map layers and display frames from a release (pure, no Streamlit).
+
+Everything a layer carries comes from the release: per H3 cell, sums of released group
+values (persons, cases) and the released values per nationality. pydeck sends every
+column of a layer's frame to the browser, so the frames built here hold only
+``h3_cell``, ``resolution``, ``persons``, ``cases``, ``nationalities`` (released
+values as text) and a colour.
+
+Released cells come at several resolutions (groups under k roll up to H3 parents):
+:func:`cells_to_layers` draws one ``H3HexagonLayer`` per resolution, coarsest first,
+flat, with a thicker outline for rolled-up cells. Colours follow 1–2–5 logarithmic
+bins (:func:`count_bins`) so that a cell of 12 persons and one of 3,000 are both
+readable. The offline base layer is drawn from shipped boundaries (``data/basemap``,
+derived from the ISTAT region limits by :func:`regions_to_basemap`).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import h3
+import numpy as np
+import pandas as pd
+import pydeck as pdk
+import shapely
+
+from geo import codes
+from geo.release import Release
+
+MAP_COLUMNS = ["h3_cell", "resolution", "persons", "cases", "nationalities", "fill"]
+BREAKDOWN_FILTERS = {"sex": codes.SEX_CATEGORIES, "age_band": codes.AGE_BANDS}
+# ColorBrewer BuPu (7 of 8 steps, light to dark): persons per cell.
+PERSONS_PALETTE = (
+    (191, 211, 230),
+    (158, 188, 218),
+    (140, 150, 198),
+    (140, 107, 177),
+    (136, 65, 157),
+    (129, 15, 124),
+    (77, 0, 75),
+)
+# ColorBrewer YlOrRd (from the third step): hazard classes, least to most severe.
+CLASS_PALETTE = (
+    (254, 217, 118),
+    (254, 178, 76),
+    (253, 141, 60),
+    (252, 78, 42),
+    (227, 26, 28),
+    (189, 0, 38),
+    (128, 0, 38),
+)
+CELL_ALPHA = 230
+COARSE_ALPHA = 120
+CLASS_FILL_ALPHA = 28
+LAND_FILL = (242, 240, 233, 255)
+COUNTRY_LINE = (90, 90, 90, 255)
+REGION_LINE = (150, 150, 150, 255)
+NICE_STEPS = ((1, 2, 5), (1, 3), (1,))
+DISPLAY_TOLERANCE_DEG = 0.002
+BASEMAP_TOLERANCE_DEG = 0.01
+MAP_WIDTH_PX = 1000
+MAP_HEIGHT_PX = 560
+TOOLTIP_HTML = (
+    "<b>{persons}</b> persons, <b>{cases}</b> cases (sum of released groups)<br/>"
+    "H3 resolution {resolution}, cell {h3_cell}<br/>{nationalities}"
+)
+
+
+@dataclass(frozen=True)
+class MapCells:
+    """Released cells ready to draw, with what a breakdown filter could not show.
+
+    Attributes
+    ----------
+    cells : pandas.DataFrame
+        One row per H3 cell: ``h3_cell``, ``resolution``, ``persons`` and ``cases``
+        (sums of the released values shown in the cell) and ``nationalities`` (the
+        released values per nationality, as text).
+    groups_shown : int
+        Released (cell, nationality) groups that contribute to the cells.
+    groups_not_available : int
+        Groups left out because the release has no breakdown for them under the
+        filter (their breakdown is "not available"; nothing is estimated).
+    """
+
+    cells: pd.DataFrame
+    groups_shown: int
+    groups_not_available: int
+
+
+@dataclass(frozen=True)
+class LegendEntry:
+    """One line of a legend: a colour and its label."""
+
+    colour: tuple[int, ...]
+    label: str
+
+
+def nationality_label(code: str) -> str:
+    """Return ``"Name (ISO3)"`` for a nationality code, for widgets and tables."""
+    name = codes.nationality_name(code)
+    return code if name == code else f"{name} ({code})"
+
+
+def release_to_map_cells(
+    release: Release,
+    nationalities: Sequence[str] | None = None,
+    dimension: str | None = None,
+    category: str | None = None,
+) -> MapCells:
+    """Return the released values to draw, one row per cell, under optional filters.
+
+    Parameters
+    ----------
+    release
+        The protected release (the only data read).
+    nationalities
+        Keep only these nationalities (default: all).
+    dimension, category
+        A breakdown filter, e.g. ``("sex", "F")``. Only groups whose breakdown on
+        ``dimension`` is published are shown, with the breakdown's released count
+        for ``category`` (a published breakdown without that category counts 0).
+
+    Returns
+    -------
+    MapCells
+
+    Raises
+    ------
+    ValueError
+        For a dimension other than ``sex`` or ``age_band``, or an unknown category.
+    """
+    groups = release.groups
+    if nationalities:
+        groups = groups[groups["nationality"].isin(list(nationalities))]
+    not_available = 0
+    if dimension is None:
+        values = groups[["h3_cell", "resolution", "nationality", "persons", "cases"]]
+    else:
+        if category not in BREAKDOWN_FILTERS.get(dimension, ()):
+            raise ValueError(f"no map filter for {dimension}={category!r}.")
+        keys = ["h3_cell", "nationality"]
+        rows = release.breakdown(dimension)
+        published = rows[keys].drop_duplicates()
+        flagged = groups.merge(published, on=keys, how="left", indicator=True)
+        available = flagged["_merge"] == "both"
+        not_available = int((~available).sum())
+        chosen = rows[rows["category"] == category][keys + ["persons", "cases"]]
+        values = (
+            flagged[available][["h3_cell", "resolution", "nationality"]]
+            .merge(chosen, on=keys, how="left")
+            .fillna({"persons": 0, "cases": 0})
+            .astype({"persons": "int64", "cases": "int64"})
+        )
+    shown = len(values)
+    values = values[values["persons"] > 0]
+    return MapCells(_cells_from_groups(values), shown, not_available)
+
+
+def _cells_from_groups(values: pd.DataFrame) -> pd.DataFrame:
+    """Sum released group values per cell and list them per nationality."""
+    if values.empty:
+        return pd.DataFrame(
+            {
+                "h3_cell": pd.Series(dtype=object),
+                "resolution": pd.Series(dtype="int8"),
+                "persons": pd.Series(dtype="int64"),
+                "cases": pd.Series(dtype="int64"),
+                "nationalities": pd.Series(dtype=object),
+            }
+        )
+    ordered = values.sort_values(
+        ["h3_cell", "persons", "nationality"], ascending=[True, False, True]
+    )
+    text = ordered["nationality"] + " " + ordered["persons"].map("{:,}".format)
+    listed = text.groupby(ordered["h3_cell"]).agg(" · ".join).rename("nationalities")
+    cells = ordered.groupby("h3_cell", as_index=False).agg(
+        resolution=("resolution", "first"), persons=("persons", "sum"), cases=("cases", "sum")
+    )
+    cells = cells.merge(listed, left_on="h3_cell", right_index=True)
+    cells["resolution"] = cells["resolution"].astype("int8")
+    return cells.sort_values(["resolution", "h3_cell"]).reset_index(drop=True)
+
+
+def count_bins(
+    values: Sequence[float] | pd.Series, max_bins: int = len(PERSONS_PALETTE)
+) -> list[int]:
+    """Return logarithmic bin edges on round numbers (1–2–5, 1–3 or decades).
+
+    Parameters
+    ----------
+    values
+        Positive counts to cover.
+    max_bins
+        The most bins wanted (the palette's length).
+
+    Returns
+    -------
+    list of int
+        Increasing edges ``e0 ≤ min(values)`` … ``en > max(values)``; bin i is
+        ``[e_i, e_{i+1})``. ``[1, 2]`` when there is no positive value.
+    """
+    positive = [v for v in values if v > 0]
+    if not positive:
+        return [1, 2]
+    low, high = min(positive), max(positive)
+    for steps in NICE_STEPS:
+        edges = _nice_edges(low, high, steps)
+        if len(edges) - 1 <= max_bins:
+            return edges
+    while len(edges) - 1 > max_bins:
+        edges = edges[::2] + ([edges[-1]] if len(edges) % 2 == 0 else [])
+    return edges
+
+
+def _nice_edges(low: float, high: float, steps: tuple[int, ...]) -> list[int]:
+    """Return the round numbers from the largest ≤ low to the smallest > high."""
+    candidates = [
+        step * 10**exponent
+        for exponent in range(int(math.floor(math.log10(low))), int(math.log10(high)) + 2)
+        for step in steps
+    ]
+    start = max(c for c in candidates if c <= low)
+    stop = min(c for c in candidates if c > high)
+    return [c for c in candidates if start <= c <= stop]
+
+
+def bin_colours(
+    values: pd.Series, edges: Sequence[int], palette: Sequence[tuple[int, ...]] = PERSONS_PALETTE
+) -> list[tuple[int, ...]]:
+    """Return the palette colour of each value's bin (values outside go to the ends)."""
+    index = np.clip(
+        np.searchsorted(np.asarray(edges), values.to_numpy(), side="right") - 1, 0, None
+    )
+    index = np.minimum(index, len(edges) - 2)
+    return [tuple(palette[i]) for i in index]
+
+
+def count_legend(
+    edges: Sequence[int], palette: Sequence[tuple[int, ...]] = PERSONS_PALETTE
+) -> list[LegendEntry]:
+    """Return legend entries ``"10–19"``, ``"20–49"`` … for count bins."""
+    entries = []
+    for i in range(len(edges) - 1):
+        low, high = edges[i], edges[i + 1] - 1
+        label = f"{low:,}" if low == high else f"{low:,}–{high:,}"
+        entries.append(LegendEntry(tuple(palette[i]), label))
+    return entries
+
+
+def cells_to_layers(cells: pd.DataFrame, edges: Sequence[int]) -> list[pdk.Layer]:
+    """Return one flat ``H3HexagonLayer`` per resolution, coarsest (drawn first) to finest.
+
+    Each layer's data holds only ``MAP_COLUMNS``. Rolled-up (coarser) cells are more
+    transparent with a darker, thicker outline, so they read as coarser.
+    """
+    finest = int(cells["resolution"].max()) if len(cells) else 0
+    layers = []
+    for resolution in sorted(cells["resolution"].unique()):
+        part = cells[cells["resolution"] == resolution].copy()
+        coarse = int(resolution) < finest
+        alpha = COARSE_ALPHA if coarse else CELL_ALPHA
+        part["fill"] = [list(c) + [alpha] for c in bin_colours(part["persons"], edges)]
+        part["resolution"] = part["resolution"].astype(int)
+        layers.append(
+            pdk.Layer(
+                "H3HexagonLayer",
+                data=part[MAP_COLUMNS].reset_index(drop=True),
+                id=f"cells-res{int(resolution)}",
+                get_hexagon="h3_cell",
+                get_fill_color="fill",
+                extruded=False,
+                stroked=True,
+                get_line_color=[60, 30, 80, 170] if coarse else [255, 255, 255, 140],
+                line_width_units='"pixels"',
+                get_line_width=1.0 if coarse else 0.5,
+                pickable=True,
+                auto_highlight=True,
+            )
+        )
+    return layers
+
+
+def classes_to_layer(
+    classes: gpd.GeoDataFrame, layer_id: str = "footprint"
+) -> tuple[pdk.Layer, list[LegendEntry]]:
+    """Return a footprint's classes as a GeoJsonLayer (one colour per class) and its legend.
+
+    Parameters
+    ----------
+    classes
+        ``class_label``, ``class_rank`` and polygons in EPSG:4326.
+    layer_id
+        The layer's id.
+
+    Returns
+    -------
+    tuple of pydeck.Layer and list of LegendEntry
+        The layer (outlined, lightly filled, not pickable) and the legend, most
+        severe class first.
+    """
+    ordered = classes.sort_values("class_rank").reset_index(drop=True)
+    colours = class_colours(len(ordered))
+    geometries = shapely.simplify(
+        ordered.geometry.values, DISPLAY_TOLERANCE_DEG, preserve_topology=True
+    )
+    features = []
+    for label, rank, geometry, colour in zip(
+        ordered["class_label"], ordered["class_rank"], geometries, colours, strict=True
+    ):
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": json.loads(shapely.to_geojson(shapely.set_precision(geometry, 1e-5))),
+                "properties": {
+                    "class_label": str(label),
+                    "class_rank": int(rank),
+                    "fill": list(colour) + [CLASS_FILL_ALPHA],
+                    "line": list(colour) + [255],
+                },
+            }
+        )
+    layer = pdk.Layer(
+        "GeoJsonLayer",
+        data={"type": "FeatureCollection", "features": features},
+        id=layer_id,
+        stroked=True,
+        filled=True,
+        get_fill_color="properties.fill",
+        get_line_color="properties.line",
+        line_width_units='"pixels"',
+        get_line_width=2.5,
+        pickable=False,
+    )
+    legend = [
+        LegendEntry(tuple(colour), str(label))
+        for label, colour in zip(ordered["class_label"], colours, strict=True)
+    ]
+    return layer, legend[::-1]
+
+
+def class_colours(n: int) -> list[tuple[int, ...]]:
+    """Return ``n`` colours from the class palette, spread from least to most severe."""
+    if n <= 0:
+        return []
+    if n == 1:
+        return [CLASS_PALETTE[-2]]
+    positions = np.linspace(0, len(CLASS_PALETTE) - 1, n).round().astype(int)
+    return [CLASS_PALETTE[i] for i in positions]
+
+
+def outline_layers(paths: Sequence[str | Path]) -> list[pdk.Layer]:
+    """Return the offline base layers: land filled from country outlines, region lines.
+
+    Parameters
+    ----------
+    paths
+        GeoJSON files whose features have a ``level`` property: ``country``
+        (filled as land, dark outline) or anything else (thin grey lines).
+
+    Returns
+    -------
+    list of pydeck.Layer
+        Non-pickable GeoJsonLayers, countries first.
+    """
+    countries, others = [], []
+    for path in paths:
+        collection = json.loads(Path(path).read_text(encoding="utf-8"))
+        for feature in collection["features"]:
+            is_country = feature["properties"].get("level") == "country"
+            (countries if is_country else others).append(
+                {"type": "Feature", "geometry": feature["geometry"], "properties": {}}
+            )
+    layers = []
+    if countries:
+        layers.append(
+            pdk.Layer(
+                "GeoJsonLayer",
+                data={"type": "FeatureCollection", "features": countries},
+                id="basemap-land",
+                stroked=True,
+                filled=True,
+                get_fill_color=list(LAND_FILL),
+                get_line_color=list(COUNTRY_LINE),
+                line_width_units='"pixels"',
+                get_line_width=1.5,
+                pickable=False,
+            )
+        )
+    if others:
+        layers.append(
+            pdk.Layer(
+                "GeoJsonLayer",
+                data={"type": "FeatureCollection", "features": others},
+                id="basemap-admin",
+                stroked=True,
+                filled=False,
+                get_line_color=list(REGION_LINE),
+                line_width_units='"pixels"',
+                get_line_width=0.8,
+                pickable=False,
+            )
+        )
+    return layers
+
+
+def regions_to_basemap(
+    regions: gpd.GeoDataFrame, name_field: str, country: str
+) -> gpd.GeoDataFrame:
+    """Derive the offline base layer from administrative regions (no download).
+
+    The regions are simplified as a coverage (shared borders stay shared) and
+    dissolved into the country outline.
+
+    Parameters
+    ----------
+    regions
+        Polygons that tile the country, in EPSG:4326.
+    name_field
+        The field naming each region.
+    country
+        The country's name.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``name``, ``level`` (``country`` then ``region``) and geometry, coordinates
+        rounded to 1e-4°.
+    """
+    simplified = shapely.coverage_simplify(regions.geometry.values, BASEMAP_TOLERANCE_DEG)
+    simplified = shapely.set_precision(simplified, 1e-4)
+    outline = shapely.set_precision(shapely.coverage_union_all(simplified), 1e-4)
+    frame = pd.DataFrame(
+        {
+            "name": [country] + regions[name_field].astype(str).tolist(),
+            "level": ["country"] + ["region"] * len(regions),
+        }
+    )
+    return gpd.GeoDataFrame(frame, geometry=[outline, *simplified], crs="EPSG:4326")
+
+
+def cells_to_view(
+    cells: Sequence[str], width: int = MAP_WIDTH_PX, height: int = MAP_HEIGHT_PX
+) -> dict:
+    """Return a view (latitude, longitude, zoom) that frames H3 cells.
+
+    Returns
+    -------
+    dict
+        See :func:`bounds_to_view`; central Italy at zoom 6 when there is no cell.
+    """
+    if len(cells) == 0:
+        return {"latitude": 42.5, "longitude": 12.5, "zoom": 6.0, "pitch": 0, "bearing": 0}
+    corners = np.concatenate([np.array(h3.cell_to_boundary(c)) for c in cells])
+    south, west = corners.min(axis=0)
+    north, east = corners.max(axis=0)
+    return bounds_to_view((west, south, east, north), width, height)
+
+
+def bounds_to_view(
+    bounds: Sequence[float], width: int = MAP_WIDTH_PX, height: int = MAP_HEIGHT_PX
+) -> dict:
+    """Return a view that frames lon/lat bounds (west, south, east, north) in a map.
+
+    Returns
+    -------
+    dict
+        ``latitude``, ``longitude``, ``zoom`` (3–11), ``pitch`` 0 and ``bearing`` 0.
+    """
+    west, south, east, north = (float(b) for b in bounds)
+    lon_span = max(east - west, 0.05) * 1.15
+    y_north = math.log(math.tan(math.pi / 4 + math.radians(north) / 2))
+    y_south = math.log(math.tan(math.pi / 4 + math.radians(south) / 2))
+    y_span = max(y_north - y_south, 0.001) * 1.15
+    zoom_x = math.log2(width * 360 / (512 * lon_span))
+    zoom_y = math.log2(height * 2 * math.pi / (512 * y_span))
+    latitude = math.degrees(2 * math.atan(math.exp((y_north + y_south) / 2)) - math.pi / 2)
+    return {
+        "latitude": round(latitude, 4),
+        "longitude": round((west + east) / 2, 4),
+        "zoom": round(max(3.0, min(zoom_x, zoom_y, 11.0)), 2),
+        "pitch": 0,
+        "bearing": 0,
+    }
+
+
+def tile_map_style(url: str) -> dict:
+    """Return a raster map style that draws tiles from a ``{z}/{x}/{y}`` URL template."""
+    return {
+        "version": 8,
+        "sources": {"tiles": {"type": "raster", "tiles": [url], "tileSize": 256}},
+        "layers": [{"id": "tiles", "type": "raster", "source": "tiles"}],
+    }
+
+
+def build_deck(layers: Sequence[pdk.Layer], view: dict, basemap_url: str | None = None) -> pdk.Deck:
+    """Return the map: the given layers over no basemap, or over tiles when a URL is set.
+
+    Without ``basemap_url`` the deck has ``map_provider=None``: no basemap, no
+    network request. With it, a raster style reads tiles from the URL.
+    """
+    if basemap_url:
+        style = {"map_provider": "mapbox", "map_style": tile_map_style(basemap_url)}
+    else:
+        style = {"map_provider": None}
+    return pdk.Deck(
+        layers=list(layers),
+        initial_view_state=pdk.ViewState(**view),
+        tooltip={"html": TOOLTIP_HTML, "style": {"fontSize": "12px"}},
+        **style,
+    )
+
+
+def legend_html(title: str, entries: Sequence[LegendEntry], shape: str = "hexagon") -> str:
+    """Return a compact HTML legend: coloured swatches with their labels.
+
+    Parameters
+    ----------
+    title
+        Shown above the entries.
+    entries
+        Colours and labels, in display order.
+    shape
+        ``hexagon`` (filled swatch) or ``outline`` (swatch with a coloured border).
+    """
+    items = []
+    for entry in entries:
+        r, g, b = entry.colour[:3]
+        if shape == "outline":
+            swatch = f"background:rgba({r},{g},{b},0.25);border:2px solid rgb({r},{g},{b});"
+        else:
+            swatch = f"background:rgb({r},{g},{b});border:1px solid rgba(0,0,0,0.15);"
+        items.append(
+            '<span style="display:inline-flex;align-items:center;margin:0 10px 4px 0;'
+            f'white-space:nowrap"><span style="display:inline-block;width:14px;height:14px;'
+            f'border-radius:3px;margin-right:4px;{swatch}"></span>{html.escape(entry.label)}</span>'
+        )
+    return (
+        f'<div style="font-size:0.85rem;line-height:1.4"><b>{html.escape(title)}</b><br/>'
+        + "".join(items)
+        + "</div>"
+    )
+
+
+def class_totals(table: pd.DataFrame) -> pd.DataFrame:
+    """Return an exposure table summed over nationalities (and admin areas), per class.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``hazard_class``, ``class_rank`` and the persons / cases low, estimate and
+        high sums, most severe class first.
+    """
+    sums = [c for c in table.columns if c.startswith(("persons_", "cases_"))]
+    totals = table.groupby(["hazard_class", "class_rank"], as_index=False)[sums].sum()
+    return totals.sort_values("class_rank", ascending=False).reset_index(drop=True)
+
+
+def nationality_bars(table: pd.DataFrame, hazard_class: str) -> pd.DataFrame:
+    """Return persons low / estimate / high by nationality in one class, largest first.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``nationality``, ``label`` (name and code), ``persons_low``,
+        ``persons_estimate``, ``persons_high``.
+    """
+    part = table[table["hazard_class"] == hazard_class]
+    bars = part.groupby("nationality", as_index=False)[
+        ["persons_low", "persons_estimate", "persons_high"]
+    ].sum()
+    bars["label"] = bars["nationality"].map(nationality_label)
+    bars = bars.sort_values(["persons_estimate", "nationality"], ascending=[False, True])
+    return bars[
+        ["nationality", "label", "persons_low", "persons_estimate", "persons_high"]
+    ].reset_index(drop=True)
+
+
+def cell_area_km2(resolution: int) -> float:
+    """Return the average area of an H3 cell at a resolution, in km²."""
+    return float(h3.average_hexagon_area(resolution, unit="km^2"))

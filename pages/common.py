@@ -1,0 +1,389 @@
+"""What the pages share: settings, cached loaders keyed on file hashes, the error guard.
+
+Pages read releases (never the steward store, which only the Data page touches). Every
+cached function takes hashable keys (a file's SHA-256, options); paths and objects that
+do not identify the content are passed with a leading underscore so they are not hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import geopandas as gpd
+import pydeck as pdk
+import streamlit as st
+
+from geo import mapping
+from geo.errors import InputError
+from geo.exposure import Exposure, compute_exposure
+from geo.hazards import (
+    SHAPEFILE_SIDECARS,
+    Footprint,
+    combine_footprints,
+    read_footprint,
+    to_bands,
+    to_cumulative,
+)
+from geo.release import Release, read_release
+
+ROOT = Path(__file__).resolve().parent.parent
+FOOTPRINT_DIR = ROOT / "data" / "footprints"
+ADMIN_DIR = ROOT / "data" / "admin"
+BASEMAP_DIR = ROOT / "data" / "basemap"
+RELEASE_SUFFIX = ".release.parquet"
+FOOTPRINT_SUFFIXES = (
+    ".json",
+    ".geojson",
+    ".topojson",
+    ".shp",
+    ".zip",
+    ".kml",
+    ".kmz",
+    ".gpkg",
+    ".csv",
+    ".fgb",
+    ".gml",
+)
+UPLOAD_TYPES = [s.lstrip(".") for s in FOOTPRINT_SUFFIXES + SHAPEFILE_SIDECARS]
+LOG = logging.getLogger("crisis_exposure.dashboard")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The deployment's configuration, read from the environment on every run."""
+
+    release_dir: Path
+    steward: bool
+    basemap_url: str | None
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file the pages may read, named and identified by its content hash."""
+
+    name: str
+    path: str
+    sha256: str
+
+
+def settings() -> Settings:
+    """Return the settings from ``CRISIS_EXPOSURE_*`` environment variables."""
+    release_dir = Path(os.environ.get("CRISIS_EXPOSURE_RELEASE_DIR", ROOT / "data" / "demo"))
+    steward = os.environ.get("CRISIS_EXPOSURE_STEWARD", "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+        "",
+    )
+    basemap = os.environ.get("CRISIS_EXPOSURE_BASEMAP_URL", "").strip() or None
+    return Settings(release_dir=release_dir, steward=steward, basemap_url=basemap)
+
+
+def guarded(action: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """Call ``function``; show a bad input's message, or a generic one, instead of a traceback.
+
+    Returns
+    -------
+    The function's result, or None when it raised (the message is then on the page).
+    """
+    try:
+        return function(*args, **kwargs)
+    except InputError as exc:
+        st.error(" ".join(str(exc).split()), icon=":material/error:")
+    except Exception:
+        LOG.exception("unexpected error while %s", action)
+        st.error(
+            f"Something went wrong while {action}. Nothing was changed; the details are in "
+            "the server log.",
+            icon=":material/error:",
+        )
+    return None
+
+
+def session_dir(part: str) -> Path:
+    """Return this session's private temporary folder ``part`` (created on first use)."""
+    root = st.session_state.get("_session_dir")
+    if root is None or not Path(root).is_dir():
+        root = tempfile.mkdtemp(prefix="crisis-exposure-session-")
+        st.session_state["_session_dir"] = root
+    folder = Path(root) / part
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_uploads(files: list, part: str) -> list[Path]:
+    """Write uploaded files into the session folder ``part`` under their own names."""
+    folder = session_dir(part)
+    paths = []
+    for upload in files:
+        target = folder / Path(upload.name).name
+        target.write_bytes(upload.getvalue())
+        paths.append(target)
+    return paths
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    """Return a file's SHA-256 (cached on path, modification time and size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def source_file(path: Path, name: str | None = None) -> SourceFile:
+    """Return a file with its content hash (shapefile sidecars included)."""
+    parts = [path]
+    if path.suffix.lower() == ".shp":
+        parts += [p for p in (path.with_suffix(s) for s in SHAPEFILE_SIDECARS) if p.is_file()]
+    digests = []
+    for part in parts:
+        stat = part.stat()
+        digests.append(_sha256(str(part), stat.st_mtime_ns, stat.st_size))
+    digest = (
+        digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()
+    )
+    return SourceFile(name or path.name, str(path), digest)
+
+
+# --------------------------------------------------------------------------- releases
+
+
+def release_files(config: Settings) -> list[SourceFile]:
+    """Return the releases of the configured folder, then those built in this session."""
+    found = (
+        sorted(config.release_dir.glob(f"*{RELEASE_SUFFIX}")) if config.release_dir.is_dir() else []
+    )
+    built = [Path(p) for p in st.session_state.get("session_releases", []) if Path(p).is_file()]
+    return [source_file(p) for p in found + built]
+
+
+@st.cache_data(show_spinner="Reading the release…", max_entries=16)
+def load_release(sha256: str, _path: str) -> Release:
+    """Return the release with this content hash (read from ``_path``)."""
+    return read_release(_path)
+
+
+def release_picker(config: Settings) -> None:
+    """Draw the sidebar's release switcher (the active release is kept in session state)."""
+    files = release_files(config)
+    if not files:
+        st.session_state.pop("release_path", None)
+        return
+    paths = [f.path for f in files]
+    if st.session_state.get("release_path") not in paths:
+        st.session_state["release_path"] = paths[0]
+    names = {f.path: f.name.removesuffix(RELEASE_SUFFIX) for f in files}
+    st.sidebar.selectbox(
+        "Release",
+        paths,
+        key="release_path",
+        format_func=names.get,
+        help=f"Releases found in {config.release_dir} (and any built in this session).",
+    )
+
+
+def active_release() -> tuple[Release, SourceFile] | None:
+    """Return the active release and its file, or None (with a message) when there is none."""
+    path = st.session_state.get("release_path")
+    if path is None:
+        config = settings()
+        st.info(
+            f"No release file (`*{RELEASE_SUFFIX}`) in `{config.release_dir}`. Make the demo "
+            "with `crisis-exposure demo --out data/demo`, point `CRISIS_EXPOSURE_RELEASE_DIR` "
+            "at a folder of releases"
+            + (", or build one on the Data page." if config.steward else "."),
+            icon=":material/info:",
+        )
+        return None
+    file = source_file(Path(path))
+    release = guarded("reading the release", load_release, file.sha256, file.path)
+    return None if release is None else (release, file)
+
+
+# --------------------------------------------------------------------------- footprints
+
+
+def footprint_files() -> list[SourceFile]:
+    """Return the shipped footprints, then those uploaded in this session."""
+    shipped = (
+        sorted(p for p in FOOTPRINT_DIR.glob("*") if p.suffix.lower() in FOOTPRINT_SUFFIXES)
+        if FOOTPRINT_DIR.is_dir()
+        else []
+    )
+    uploaded = [Path(p) for p in st.session_state.get("footprint_uploads", []) if Path(p).is_file()]
+    files = [source_file(p) for p in shipped]
+    files += [source_file(p, f"{p.name} (uploaded)") for p in uploaded]
+    return files
+
+
+def register_footprint_uploads(files: list) -> None:
+    """Save uploaded footprint files for this session and list the readable ones."""
+    saved = save_uploads(files, "footprints")
+    known = st.session_state.setdefault("footprint_uploads", [])
+    for path in saved:
+        if path.suffix.lower() not in SHAPEFILE_SIDECARS and str(path) not in known:
+            known.append(str(path))
+
+
+@st.cache_data(show_spinner="Reading the footprint…", max_entries=64)
+def load_footprint(
+    sha256: str, name: str, class_field: str | None, buffer_km: float, _path: str
+) -> Footprint:
+    """Return a footprint read from ``_path`` (cached on its hash and the reader options)."""
+    return read_footprint(
+        _path,
+        class_field=class_field or None,
+        buffer_km=buffer_km,
+        name=name.removesuffix(" (uploaded)"),
+    )
+
+
+def overlapping_footprint(files: list[SourceFile], release: Release) -> SourceFile | None:
+    """Return the first footprint whose classes touch the release's extent, if any."""
+    cells = release.groups["h3_cell"].unique()
+    view = mapping.cells_to_view(list(cells))
+    for file in files:
+        footprint = guarded(
+            "reading a footprint", load_footprint, file.sha256, file.name, None, 10.0, file.path
+        )
+        if footprint is None:
+            continue
+        west, south, east, north = footprint.classes.total_bounds
+        if west <= view["longitude"] <= east and south <= view["latitude"] <= north:
+            return file
+    return None
+
+
+def footprint_classes(footprints: list[Footprint], cumulative: bool) -> gpd.GeoDataFrame:
+    """Return the classes to expose: one footprint's (banded) or several combined."""
+    classes = (
+        combine_footprints(footprints) if len(footprints) > 1 else to_bands(footprints[0].classes)
+    )
+    if cumulative:
+        if not all(fp.provenance.get("cumulative_available", True) for fp in footprints):
+            raise InputError(
+                "a cumulative view needs classes with an order; "
+                + ", ".join(
+                    fp.provenance["file_name"]
+                    for fp in footprints
+                    if not fp.provenance.get("cumulative_available", True)
+                )
+                + " has classes in alphabetical order only. Use banded classes."
+            )
+        classes = to_cumulative(classes)
+    return classes
+
+
+# --------------------------------------------------------------------------- admin areas
+
+
+def admin_files() -> list[SourceFile]:
+    """Return the shipped administrative boundary files."""
+    return (
+        [source_file(p) for p in sorted(ADMIN_DIR.glob("*.geojson"))] if ADMIN_DIR.is_dir() else []
+    )
+
+
+@st.cache_data(show_spinner="Reading the boundaries…", max_entries=16)
+def load_admin(sha256: str, name: str, _path: str) -> gpd.GeoDataFrame:
+    """Return administrative boundaries as polygons in EPSG:4326.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read or has no CRS.
+    """
+    try:
+        frame = gpd.read_file(_path)
+    except Exception as exc:
+        raise InputError(f"{name}: not a readable boundary file ({exc}).") from exc
+    if frame.crs is None:
+        raise InputError(f"{name}: the boundaries have no CRS; save them with one (EPSG:4326).")
+    return frame.to_crs(4326)
+
+
+# --------------------------------------------------------------------------- exposure
+
+
+@dataclass(frozen=True)
+class ExposureRun:
+    """An exposure with what its exports need: classes and footprint provenance."""
+
+    exposure: Exposure
+    classes: gpd.GeoDataFrame
+    provenance: list[dict]
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def run_exposure(
+    release_sha256: str,
+    footprint_keys: tuple[tuple[str, str], ...],
+    class_field: str | None,
+    buffer_km: float,
+    cumulative: bool,
+    weighting: str,
+    admin_key: tuple[str, str] | None,
+    admin_field: str | None,
+    nationalities: tuple[str, ...],
+    _release_path: str,
+    _footprint_paths: tuple[str, ...],
+    _admin_path: str | None,
+) -> ExposureRun:
+    """Return the exposure for a release, footprints (hash, name) and options (cached).
+
+    Raises
+    ------
+    InputError
+        For a footprint or boundary file that cannot be used, or bad options.
+    """
+    release = load_release(release_sha256, _release_path)
+    footprints = [
+        load_footprint(sha, name, class_field, buffer_km, path)
+        for (sha, name), path in zip(footprint_keys, _footprint_paths, strict=True)
+    ]
+    classes = footprint_classes(footprints, cumulative)
+    admin = load_admin(admin_key[0], admin_key[1], _admin_path) if admin_key else None
+    exposure = compute_exposure(
+        release,
+        classes,
+        cumulative=cumulative,
+        weighting=weighting,
+        admin=admin,
+        admin_field=admin_field if admin is not None else None,
+        nationalities=list(nationalities) or None,
+    )
+    return ExposureRun(exposure, classes, [fp.provenance for fp in footprints])
+
+
+# --------------------------------------------------------------------------- map
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def basemap_layers(files: tuple[tuple[str, str], ...]) -> list[pdk.Layer]:
+    """Return the offline outline layers of the shipped base map files (sha256, path)."""
+    return mapping.outline_layers([path for _, path in files])
+
+
+def offline_basemap() -> list[pdk.Layer]:
+    """Return the outline layers drawn from ``data/basemap`` (empty when there is none)."""
+    paths = sorted(BASEMAP_DIR.glob("*.geojson")) if BASEMAP_DIR.is_dir() else []
+    return basemap_layers(tuple((source_file(p).sha256, str(p)) for p in paths))
+
+
+def release_view(release: Release, file: SourceFile) -> dict:
+    """Return the map view for a release, kept in session state so filters never move it."""
+    key = f"view:{file.sha256}"
+    if key not in st.session_state:
+        st.session_state[key] = mapping.cells_to_view(list(release.groups["h3_cell"].unique()))
+    return st.session_state[key]

@@ -1,0 +1,182 @@
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from geo import mapping
+from geo.cli import release_summary_lines
+from geo.codes import CONSENT_SCOPES
+from geo.release import MAX_BASE_RESOLUTION, ReleasePolicy, build_release, write_release
+from geo.store import connect, ingest_files, store_summary
+from pages import common
+
+st.title("Steward: registrations, releases and footprints")
+st.caption(
+    "Files uploaded here stay in this session's private temporary folder and store; no "
+    "other page reads them. Only the release you build leaves this page."
+)
+store_path = common.session_dir("store") / "steward.duckdb"
+
+st.header("1. Ingest registration files")
+records = st.file_uploader(
+    "Registration files (CSV, XLSX, Parquet)",
+    type=["csv", "txt", "xlsx", "parquet"],
+    accept_multiple_files=True,
+    key="data_records",
+)
+if st.button("Ingest", disabled=not records, key="data_ingest"):
+    paths = common.save_uploads(records, "uploads")
+    with st.status("Ingesting…", expanded=False) as status:
+        reports = common.guarded(
+            "ingesting the files",
+            ingest_files,
+            store_path,
+            paths,
+            rejects_dir=common.session_dir("rejects"),
+            progress=lambda message: status.update(label=message),
+        )
+        status.update(
+            label="Ingest finished" if reports else "Ingest failed: nothing stored",
+            state="complete" if reports else "error",
+        )
+    if reports:
+        st.session_state["ingest_reports"] = reports
+
+for report in st.session_state.get("ingest_reports", []):
+    with st.container(border=True):
+        st.markdown(f"**{report.file_name}** ({report.file_format})")
+        if report.already_ingested:
+            st.info("Already ingested (same SHA-256): nothing changed.")
+            continue
+        counts = st.columns(4)
+        counts[0].metric("Rows read", f"{report.rows_read:,}")
+        counts[1].metric("Accepted", f"{report.accepted:,}")
+        counts[2].metric("Rejected", f"{report.rejected:,}")
+        counts[3].metric("New / updated", f"{report.inserted:,} / {report.updated:,}")
+        if report.rejects_by_reason:
+            st.dataframe(
+                pd.DataFrame(report.rejects_by_reason.most_common(), columns=["reason", "rows"]),
+                hide_index=True,
+                width="stretch",
+            )
+        if report.dropped_columns:
+            st.markdown("Dropped columns (never stored): " + ", ".join(report.dropped_columns))
+        if report.identifier_columns:
+            st.markdown("Of which direct identifiers: " + ", ".join(report.identifier_columns))
+        for note in report.notes:
+            st.caption(note)
+
+summary = None
+if store_path.exists():
+    con = common.guarded("opening the store", connect, store_path, read_only=True)
+    if con is not None:
+        try:
+            summary = store_summary(con)
+        finally:
+            con.close()
+if summary:
+    st.markdown(
+        f"The session store holds **{summary['records']:,}** registrations "
+        f"({summary['persons']:,} persons, {summary['nationalities']} nationalities) from "
+        f"{len(summary['ingests'])} file(s)."
+    )
+
+st.header("2. Build a release")
+with st.form("policy"):
+    columns = st.columns(3)
+    base = columns[0].number_input("Base H3 resolution", 0, MAX_BASE_RESOLUTION, 7)
+    floor = columns[0].number_input("Floor H3 resolution", 0, MAX_BASE_RESOLUTION, 4)
+    k = columns[1].number_input("Threshold k (cases)", 2, 1000, 10)
+    round_to = columns[1].number_input("Round to a multiple of (0: no rounding)", 0, 1000, 0)
+    consent = columns[2].selectbox("Consent scope required", CONSENT_SCOPES)
+    audience = columns[2].text_input(
+        "Audience nationalities (ISO3 or names, comma separated; empty: all)"
+    )
+    name = st.text_input("Release name", "session")
+    build = st.form_submit_button("Build release", disabled=summary is None)
+if summary is None:
+    st.caption("Ingest registration files first.")
+if build:
+    policy = ReleasePolicy(
+        base_resolution=int(base),
+        floor_resolution=int(floor),
+        k=int(k),
+        nationalities=tuple(v.strip() for v in audience.split(",") if v.strip()) or None,
+        consent_scope=consent,
+        round_to=int(round_to) or None,
+    )
+    with st.spinner("Building the release…"):
+        release = common.guarded("building the release", build_release, store_path, policy)
+    if release is not None:
+        stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "session"
+        target = common.session_dir("releases") / f"{stem}{common.RELEASE_SUFFIX}"
+        write_release(release, target)
+        built = st.session_state.setdefault("session_releases", [])
+        if str(target) not in built:
+            built.append(str(target))
+        st.session_state["built_release"] = str(target)
+        st.session_state["release_path"] = str(target)
+        st.rerun()
+
+built = st.session_state.get("built_release")
+if built:
+    file = common.source_file(Path(built))
+    release = common.guarded("reading the release", common.load_release, file.sha256, file.path)
+    if release is not None:
+        st.success(f"{file.name} is built and is now the active release (see the sidebar).")
+        st.code("\n".join(release_summary_lines(release.metadata)), language=None)
+        st.download_button(
+            "Download the release file",
+            Path(built).read_bytes(),
+            file.name,
+            "application/vnd.apache.parquet",
+            on_click="ignore",
+            icon=":material/download:",
+            key="data_release_download",
+        )
+
+st.header("3. Preview footprints")
+footprint_uploads = st.file_uploader(
+    "Footprint files", type=common.UPLOAD_TYPES, accept_multiple_files=True, key="data_footprints"
+)
+class_field = st.text_input("Class attribute (optional)", key="data_class_field").strip()
+if footprint_uploads:
+    common.register_footprint_uploads(footprint_uploads)
+uploaded = [f for f in common.footprint_files() if f.name.endswith("(uploaded)")]
+for file in uploaded:
+    footprint = common.guarded(
+        "reading the footprint",
+        common.load_footprint,
+        file.sha256,
+        file.name,
+        class_field or None,
+        10.0,
+        file.path,
+    )
+    if footprint is None:
+        continue
+    with st.container(border=True):
+        provenance = footprint.provenance
+        st.markdown(
+            f"**{provenance['file_name']}**: {provenance['format']}, {provenance['hazard_type']}, "
+            f"classes from `{provenance['class_field'] or 'the file name'}`"
+        )
+        st.dataframe(footprint.describe(), hide_index=True, width="stretch")
+        for line in provenance["repairs"] + provenance["notes"]:
+            st.caption(line)
+        classes = common.guarded(
+            "preparing the footprint", common.footprint_classes, [footprint], False
+        )
+        if classes is not None:
+            layer, legend = mapping.classes_to_layer(classes, layer_id=f"preview-{file.sha256[:8]}")
+            view = mapping.bounds_to_view(classes.total_bounds)
+            st.pydeck_chart(
+                mapping.build_deck(
+                    common.offline_basemap() + [layer], view, common.settings().basemap_url
+                ),
+                height=360,
+                key=f"preview_{file.sha256[:8]}",
+            )
+            st.markdown(
+                mapping.legend_html("Classes", legend, shape="outline"), unsafe_allow_html=True
+            )

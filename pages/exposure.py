@@ -1,0 +1,232 @@
+import json
+from pathlib import Path
+
+import altair as alt
+import streamlit as st
+
+from geo import mapping
+from geo.export import (
+    export_metadata,
+    exposed_cells_geojson,
+    table_to_csv_text,
+    table_to_xlsx_bytes,
+)
+from geo.exposure import TRUTH_SENTENCE, WEIGHTINGS
+from pages import common
+
+st.title("Exposure to a hazard footprint")
+st.markdown(
+    f"{TRUTH_SENTENCE} A release only says which hexagon a group lives in, never where "
+    "inside it, so a hexagon cut by a class border may hold its people on either side: "
+    "the range is the honest answer, the estimate a best guess within it."
+)
+loaded = common.active_release()
+if loaded is None:
+    st.stop()
+release, release_file = loaded
+
+uploads = st.file_uploader(
+    "Upload footprints (GeoJSON, zipped or bare shapefile with its sidecars, KML/KMZ, "
+    "GeoPackage, ShakeMap contours or shape.zip, ACLED CSV)",
+    type=common.UPLOAD_TYPES,
+    accept_multiple_files=True,
+    key="exposure_uploads",
+)
+if uploads:
+    common.register_footprint_uploads(uploads)
+footprints = common.footprint_files()
+by_name = {f.name: f for f in footprints}
+default = common.overlapping_footprint(footprints, release)
+
+left, right = st.columns(2)
+chosen = left.multiselect(
+    "Footprints (several are overlaid: a cell takes the worst class it touches)",
+    list(by_name),
+    default=[default.name] if default else [],
+    key="exposure_footprints",
+)
+mode = left.radio(
+    "Classes", ["Banded", "Cumulative (at least)"], horizontal=True, key="exposure_mode"
+)
+class_field = left.text_input(
+    "Class attribute (optional, for plain polygon files)", key="exposure_class_field"
+).strip()
+buffer_km = left.number_input(
+    "ACLED event buffer (km)", 0.5, 200.0, 10.0, 0.5, key="exposure_buffer"
+)
+weighting = right.selectbox(
+    "Estimate weighting",
+    WEIGHTINGS,
+    index=WEIGHTINGS.index("blend"),
+    help="area: share of the cell's area inside; settlement: share of the cell's "
+    "settlement population (GeoNames) inside; blend: the mean of the two.",
+    key="exposure_weighting",
+)
+admins = {f.name: f for f in common.admin_files()}
+admin_name = right.selectbox(
+    "Break down by administrative area", ["None", *admins], key="exposure_admin"
+)
+admin_field = None
+if admin_name != "None":
+    admin = admins[admin_name]
+    frame = common.guarded(
+        "reading the boundaries", common.load_admin, admin.sha256, admin.name, admin.path
+    )
+    fields = [c for c in frame.columns if c != "geometry"] if frame is not None else []
+    preferred = next(
+        (c for c in ("name", "reg_name") if c in fields), fields[0] if fields else None
+    )
+    admin_field = right.selectbox(
+        "Area name field",
+        fields,
+        index=fields.index(preferred) if preferred else 0,
+        key=f"exposure_admin_field_{admin_name}",
+    )
+nationalities = right.multiselect(
+    "Nationalities",
+    sorted(release.groups["nationality"].unique()),
+    format_func=mapping.nationality_label,
+    placeholder="All nationalities",
+    key="exposure_nationalities",
+)
+
+if st.button("Run exposure", type="primary", disabled=not chosen, key="exposure_run"):
+    st.session_state["exposure_request"] = {
+        "footprints": tuple(chosen),
+        "class_field": class_field or None,
+        "buffer_km": float(buffer_km),
+        "cumulative": mode.startswith("Cumulative"),
+        "weighting": weighting,
+        "admin": admin_name if admin_name != "None" else None,
+        "admin_field": admin_field,
+        "nationalities": tuple(nationalities),
+    }
+request = st.session_state.get("exposure_request")
+if not chosen:
+    st.info("Choose or upload a footprint, then run the exposure.", icon=":material/info:")
+if request is None:
+    st.stop()
+missing = [name for name in request["footprints"] if name not in by_name]
+if missing or (request["admin"] and request["admin"] not in admins):
+    st.warning("A footprint of the last run is no longer available; run the exposure again.")
+    st.stop()
+
+files = [by_name[name] for name in request["footprints"]]
+admin_file = admins[request["admin"]] if request["admin"] else None
+with st.spinner("Computing the exposure…"):
+    run = common.guarded(
+        "computing the exposure",
+        common.run_exposure,
+        release_file.sha256,
+        tuple((f.sha256, f.name) for f in files),
+        request["class_field"],
+        request["buffer_km"],
+        request["cumulative"],
+        request["weighting"],
+        (admin_file.sha256, admin_file.name) if admin_file else None,
+        request["admin_field"],
+        request["nationalities"],
+        release_file.path,
+        tuple(f.path for f in files),
+        admin_file.path if admin_file else None,
+    )
+if run is None:
+    st.stop()
+exposure = run.exposure
+table = exposure.table
+
+st.divider()
+st.caption(
+    f"Release {release_file.name} · footprints {', '.join(request['footprints'])} · "
+    f"{'cumulative' if request['cumulative'] else 'banded'} classes · estimate weighting "
+    f"{request['weighting']}"
+)
+for note in exposure.notes:
+    st.warning(note)
+headline = exposure.headline()
+if headline["hazard_class"] is None:
+    st.info("No released cell touches the footprint: nobody in this release is exposed.")
+    st.stop()
+st.subheader(f"Persons exposed in the worst class reached: {headline['hazard_class']}")
+metrics = st.columns(3)
+metrics[0].metric("Low (cells entirely inside)", f"{headline['persons_low']:,}")
+metrics[1].metric("Estimate", f"{headline['persons_estimate']:,}")
+metrics[2].metric("High (cells touching)", f"{headline['persons_high']:,}")
+st.caption(TRUTH_SENTENCE)
+
+st.markdown("**By class** (all nationalities)")
+st.dataframe(mapping.class_totals(table), hide_index=True, width="stretch")
+
+st.markdown("**By nationality and class**")
+shown = table.assign(nationality=table["nationality"].map(mapping.nationality_label))
+st.dataframe(shown, hide_index=True, width="stretch")
+
+classes = list(dict.fromkeys(table.sort_values("class_rank", ascending=False)["hazard_class"]))
+bar_class = st.selectbox("Chart class", classes, key="exposure_chart_class")
+bars = mapping.nationality_bars(table, bar_class)
+order = bars["label"].tolist()
+chart = alt.Chart(bars).encode(y=alt.Y("label:N", sort=order, title=None))
+st.altair_chart(
+    chart.mark_bar(color="#8c6bb1").encode(
+        x=alt.X("persons_estimate:Q", title=f"Persons exposed in {bar_class} (estimate, low–high)"),
+        tooltip=["label", "persons_low", "persons_estimate", "persons_high"],
+    )
+    + chart.mark_rule(color="#333333", strokeWidth=2).encode(
+        x="persons_low:Q", x2="persons_high:Q"
+    ),
+    width="stretch",
+)
+
+metadata = export_metadata(exposure, release, run.provenance)
+stem = "exposure_" + "_".join(
+    Path(name.removesuffix(" (uploaded)")).stem for name in request["footprints"]
+)
+downloads = st.columns(4)
+downloads[0].download_button(
+    "CSV",
+    table_to_csv_text(table, metadata),
+    f"{stem}.csv",
+    "text/csv",
+    on_click="ignore",
+    icon=":material/download:",
+    key="download_csv",
+)
+downloads[1].download_button(
+    "XLSX",
+    table_to_xlsx_bytes(table, metadata),
+    f"{stem}.xlsx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    on_click="ignore",
+    icon=":material/download:",
+    key="download_xlsx",
+)
+downloads[2].download_button(
+    "HXL CSV",
+    table_to_csv_text(table, metadata, hxl=True),
+    f"{stem}.hxl.csv",
+    "text/csv",
+    on_click="ignore",
+    icon=":material/download:",
+    key="download_hxl",
+)
+cells = exposed_cells_geojson(
+    release, run.classes, metadata, list(request["nationalities"]) or None
+)
+downloads[3].download_button(
+    "GeoJSON (exposed cells)",
+    json.dumps(cells, ensure_ascii=False),
+    f"{stem}.geojson",
+    "application/geo+json",
+    on_click="ignore",
+    icon=":material/download:",
+    key="download_geojson",
+)
+
+with st.expander("Footprint details: what was read and repaired"):
+    for provenance in run.provenance:
+        st.markdown(
+            f"**{provenance['file_name']}** ({provenance['format']}, "
+            f"{provenance['hazard_type']}), sha256 `{provenance['sha256'][:16]}…`"
+        )
+        for line in provenance["repairs"] + provenance["notes"]:
+            st.markdown(f"- {line}")

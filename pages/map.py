@@ -1,0 +1,102 @@
+import streamlit as st
+
+from geo import mapping
+from pages import common
+
+st.title("Where people are registered")
+loaded = common.active_release()
+if loaded is None:
+    st.stop()
+release, release_file = loaded
+
+nationalities = sorted(release.groups["nationality"].unique())
+footprints = common.footprint_files()
+default_footprint = common.overlapping_footprint(footprints, release)
+footprint_names = ["None"] + [f.name for f in footprints]
+
+columns = st.columns([3, 2, 2, 3])
+chosen = columns[0].multiselect(
+    "Nationality",
+    nationalities,
+    format_func=mapping.nationality_label,
+    placeholder="All nationalities",
+    key="map_nationalities",
+)
+dimension_labels = {"All persons": None, "Sex": "sex", "Age band": "age_band"}
+dimension = dimension_labels[
+    columns[1].selectbox("Breakdown", list(dimension_labels), key="map_dimension")
+]
+category = None
+if dimension is not None:
+    category = columns[2].selectbox(
+        "Category", mapping.BREAKDOWN_FILTERS[dimension], key=f"map_category_{dimension}"
+    )
+footprint_name = columns[3].selectbox(
+    "Hazard footprint",
+    footprint_names,
+    index=footprint_names.index(default_footprint.name) if default_footprint else 0,
+    key="map_footprint",
+)
+
+shown = mapping.release_to_map_cells(release, chosen, dimension, category)
+cells = shown.cells
+edges = mapping.count_bins(cells["persons"])
+layers = common.offline_basemap() + mapping.cells_to_layers(cells, edges)
+class_legend = []
+if footprint_name != "None":
+    file = next(f for f in footprints if f.name == footprint_name)
+    footprint = common.guarded(
+        "reading the footprint",
+        common.load_footprint,
+        file.sha256,
+        file.name,
+        None,
+        10.0,
+        file.path,
+    )
+    if footprint is not None:
+        classes = common.guarded(
+            "preparing the footprint", common.footprint_classes, [footprint], False
+        )
+        if classes is not None:
+            layer, class_legend = mapping.classes_to_layer(classes)
+            layers.append(layer)
+
+totals = st.columns(4)
+totals[0].metric(
+    "Persons shown", f"{int(cells['persons'].sum()):,}", help="Sum of released values."
+)
+totals[1].metric("Cases shown", f"{int(cells['cases'].sum()):,}", help="Sum of released values.")
+totals[2].metric("Cells", f"{len(cells):,}")
+totals[3].metric("Released groups used", f"{shown.groups_shown:,}")
+if dimension is not None:
+    st.caption(
+        f"{shown.groups_not_available:,} of {shown.groups_shown + shown.groups_not_available:,} "
+        f"released groups have no published {dimension.replace('_', ' ')} breakdown (not "
+        "available: it would have revealed a category under k cases); they are left out, "
+        "not estimated. The others show their released count for the category."
+    )
+
+deck = mapping.build_deck(
+    layers, common.release_view(release, release_file), common.settings().basemap_url
+)
+st.pydeck_chart(
+    deck,
+    height=mapping.MAP_HEIGHT_PX,
+    key="exposure_map",
+    alt="Map of released H3 cells coloured by persons, with hazard classes",
+)
+
+legend = st.columns([3, 2])
+legend[0].markdown(
+    mapping.legend_html("Persons per cell", mapping.count_legend(edges)), unsafe_allow_html=True
+)
+legend[0].caption(
+    "Small hexagons are published at the base resolution; larger ones with a dark outline "
+    "are rolled-up groups (fewer than k cases in each smaller cell), drawn under the smaller "
+    "ones. Hover over a cell for its persons, cases and nationalities."
+)
+if class_legend:
+    legend[1].markdown(
+        mapping.legend_html(footprint_name, class_legend, shape="outline"), unsafe_allow_html=True
+    )
