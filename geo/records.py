@@ -431,8 +431,29 @@ def _as_text(name: str) -> pl.Expr:
     return pl.col(name).cast(pl.String).str.strip_chars()
 
 
-def _as_number(name: str) -> pl.Expr:
+def _as_number(name: str, schema: pl.Schema) -> pl.Expr:
+    """Return a column as Float64: typed numbers directly, text with ',' or '.' decimals."""
+    if schema[name].is_numeric():
+        return pl.col(name).cast(pl.Float64)
     return _as_text(name).str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+
+
+def _is_present(name: str, schema: pl.Schema) -> pl.Expr:
+    """Return whether a cell holds a value (not null, not blank text)."""
+    if schema[name] == pl.String or schema[name] == pl.Null:
+        return pl.col(name).str.strip_chars().fill_null("") != ""
+    return pl.col(name).is_not_null()
+
+
+def _as_datetime(name: str, schema: pl.Schema, parsed: dict) -> pl.Expr:
+    """Return a column as Datetime: typed dates directly, text through ``parsed``."""
+    if schema[name].is_temporal():
+        return pl.col(name).cast(pl.Datetime("us"))
+    return (
+        pl.col(name)
+        .cast(pl.String)
+        .replace_strict(parsed, default=None, return_dtype=pl.Datetime("us"))
+    )
 
 
 def _lookup(values: pl.Series, mapper) -> dict[str, object]:
@@ -508,15 +529,20 @@ def validate_batch(
     consent = _lookup(
         frame["consent"].cast(pl.String), lambda v: _terms_mask(v, codes.CONSENT_SCOPES)
     )
-    updated = _lookup(frame["updated_at"].cast(pl.String), _parse_datetime)
+    schema = frame.schema
+    updated = (
+        {}
+        if schema["updated_at"].is_temporal()
+        else _lookup(frame["updated_at"].cast(pl.String), _parse_datetime)
+    )
     frame = frame.with_columns(
         _as_text("record_id").alias("record_id"),
         _as_text("source").fill_null(default_source).alias("source"),
-        _as_number("latitude").alias("lat_num"),
-        _as_number("longitude").alias("lon_num"),
-        _as_number("age").alias("age_num"),
-        _as_number("birth_year").alias("birth_num"),
-        _as_number("family_members").alias("family_num"),
+        _as_number("latitude", schema).alias("lat_num"),
+        _as_number("longitude", schema).alias("lon_num"),
+        _as_number("age", schema).alias("age_num"),
+        _as_number("birth_year", schema).alias("birth_num"),
+        _as_number("family_members", schema).alias("family_num"),
         pl.col("nationality")
         .cast(pl.String)
         .replace_strict(nationality, default=None, return_dtype=pl.String)
@@ -533,15 +559,9 @@ def validate_batch(
         .cast(pl.String)
         .replace_strict(consent, default=None, return_dtype=pl.Int64)
         .alias("consent_mask"),
-        pl.col("updated_at")
-        .cast(pl.String)
-        .replace_strict(updated, default=None, return_dtype=pl.Datetime("us"))
-        .alias("updated_ts"),
+        _as_datetime("updated_at", schema, updated).alias("updated_ts"),
     )
-    present = {
-        name: pl.col(name).cast(pl.String).str.strip_chars().fill_null("") != ""
-        for name in CANONICAL_COLUMNS
-    }
+    present = {name: _is_present(name, schema) for name in CANONICAL_COLUMNS}
     lat, lon = pl.col("lat_num"), pl.col("lon_num")
     swapped = _swapped_expr(reference_point)
     checks: list[tuple[pl.Expr, str]] = [

@@ -32,7 +32,7 @@ SCHEMA_VERSION = "1"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS registrations (
-    record_key VARCHAR NOT NULL,
+    record_key UHUGEINT NOT NULL,
     source VARCHAR NOT NULL,
     nationality VARCHAR NOT NULL,
     cell UBIGINT NOT NULL,
@@ -242,7 +242,7 @@ def _ingest_one(
         con.execute(
             """
             INSERT INTO staging BY NAME
-            SELECT sha256(? || source || chr(31) || record_id) AS record_key, source,
+            SELECT md5_number(? || source || chr(31) || record_id) AS record_key, source,
                    nationality, cell, sex, age_band, family_members, vulnerabilities, consent,
                    updated_at, ? AS ingest_id, row, record_id
             FROM binned
@@ -257,6 +257,8 @@ def _ingest_one(
             SELECT row, record_id, record_key,
                    row_number() OVER w AS rank
             FROM staging
+            WHERE record_key IN (
+                SELECT record_key FROM staging GROUP BY record_key HAVING count(*) > 1)
             WINDOW w AS (PARTITION BY record_key ORDER BY updated_at DESC NULLS LAST, row DESC)
         )
         SELECT row, record_id,
