@@ -1,7 +1,9 @@
 """crisis-exposure dashboard: migrants exposed to a hazard footprint, from a protected release.
 
 Run with ``streamlit run dashboard.py``. This file holds only the navigation and the
-shared sidebar (the release switcher); the pages are in ``pages/``.
+shared sidebar (the release switcher); the pages are in ``app_pages/``. (Not ``pages/``:
+Streamlit treats a ``pages/`` folder beside the entry point as old-style pages and then
+runs a page script without this file on some reruns, losing the sidebar.)
 
 Configuration (environment variables)
 -------------------------------------
@@ -22,17 +24,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common
+from app_pages import common
 
 st.set_page_config(page_title="crisis-exposure", page_icon="🌍", layout="wide")
 config = common.settings()
 pages = [
-    st.Page("pages/map.py", title="Map", icon=":material/map:", default=True),
-    st.Page("pages/exposure.py", title="Exposure", icon=":material/crisis_alert:"),
-    st.Page("pages/release.py", title="Release", icon=":material/inventory_2:"),
+    st.Page("app_pages/map.py", title="Map", icon=":material/map:", default=True),
+    st.Page("app_pages/exposure.py", title="Exposure", icon=":material/crisis_alert:"),
+    st.Page("app_pages/release.py", title="Release", icon=":material/inventory_2:"),
 ]
 if config.steward:
-    pages.append(st.Page("pages/data.py", title="Data", icon=":material/upload_file:"))
+    pages.append(st.Page("app_pages/data.py", title="Data", icon=":material/upload_file:"))
 navigation = st.navigation(pages)
 common.release_picker(config)
 st.sidebar.caption(

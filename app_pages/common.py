@@ -175,12 +175,18 @@ def load_release(sha256: str, _path: str) -> Release:
 
 
 def release_picker(config: Settings) -> None:
-    """Draw the sidebar's release switcher (the active release is kept in session state)."""
+    """Draw the sidebar's release switcher (the active release is kept in session state).
+
+    A page asks for another release by setting ``activate_release`` to its path.
+    """
     files = release_files(config)
     if not files:
         st.session_state.pop("release_path", None)
         return
     paths = [f.path for f in files]
+    requested = st.session_state.pop("activate_release", None)
+    if requested in paths:
+        st.session_state["release_path"] = requested
     if st.session_state.get("release_path") not in paths:
         st.session_state["release_path"] = paths[0]
     names = {f.path: f.name.removesuffix(RELEASE_SUFFIX) for f in files}

@@ -1,14 +1,16 @@
+"""Data page (steward only): ingest registrations, build a release, preview footprints."""
+
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from app_pages import common
 from geo import mapping
 from geo.cli import release_summary_lines
 from geo.codes import CONSENT_SCOPES
 from geo.release import MAX_BASE_RESOLUTION, ReleasePolicy, build_release, write_release
 from geo.store import connect, ingest_files, store_summary
-from pages import common
 
 st.title("Steward: registrations, releases and footprints")
 st.caption(
@@ -84,16 +86,20 @@ if summary:
 st.header("2. Build a release")
 with st.form("policy"):
     columns = st.columns(3)
-    base = columns[0].number_input("Base H3 resolution", 0, MAX_BASE_RESOLUTION, 7)
-    floor = columns[0].number_input("Floor H3 resolution", 0, MAX_BASE_RESOLUTION, 4)
-    k = columns[1].number_input("Threshold k (cases)", 2, 1000, 10)
-    round_to = columns[1].number_input("Round to a multiple of (0: no rounding)", 0, 1000, 0)
-    consent = columns[2].selectbox("Consent scope required", CONSENT_SCOPES)
-    audience = columns[2].text_input(
-        "Audience nationalities (ISO3 or names, comma separated; empty: all)"
+    base = columns[0].number_input("Base H3 resolution", 0, MAX_BASE_RESOLUTION, 7, key="data_base")
+    floor = columns[0].number_input(
+        "Floor H3 resolution", 0, MAX_BASE_RESOLUTION, 4, key="data_floor"
     )
-    name = st.text_input("Release name", "session")
-    build = st.form_submit_button("Build release", disabled=summary is None)
+    k = columns[1].number_input("Threshold k (cases)", 2, 1000, 10, key="data_k")
+    round_to = columns[1].number_input(
+        "Round to a multiple of (0: no rounding)", 0, 1000, 0, key="data_round"
+    )
+    consent = columns[2].selectbox("Consent scope required", CONSENT_SCOPES, key="data_consent")
+    audience = columns[2].text_input(
+        "Audience nationalities (ISO3 or names, comma separated; empty: all)", key="data_audience"
+    )
+    name = st.text_input("Release name", "session", key="data_name")
+    build = st.form_submit_button("Build release", disabled=summary is None, key="data_build")
 if summary is None:
     st.caption("Ingest registration files first.")
 if build:
@@ -115,7 +121,7 @@ if build:
         if str(target) not in built:
             built.append(str(target))
         st.session_state["built_release"] = str(target)
-        st.session_state["release_path"] = str(target)
+        st.session_state["activate_release"] = str(target)
         st.rerun()
 
 built = st.session_state.get("built_release")

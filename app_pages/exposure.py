@@ -1,9 +1,12 @@
+"""Exposure page: persons by nationality in each hazard class, low, estimate and high."""
+
 import json
 from pathlib import Path
 
 import altair as alt
 import streamlit as st
 
+from app_pages import common
 from geo import mapping
 from geo.export import (
     export_metadata,
@@ -12,7 +15,6 @@ from geo.export import (
     table_to_xlsx_bytes,
 )
 from geo.exposure import TRUTH_SENTENCE, WEIGHTINGS
-from pages import common
 
 st.title("Exposure to a hazard footprint")
 st.markdown(

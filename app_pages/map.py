@@ -1,7 +1,9 @@
+"""Map page: released H3 cells coloured by persons, with hazard classes over them."""
+
 import streamlit as st
 
+from app_pages import common
 from geo import mapping
-from pages import common
 
 st.title("Where people are registered")
 loaded = common.active_release()

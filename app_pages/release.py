@@ -1,9 +1,11 @@
+"""Release page: the active release's policy, totals and method, in plain words."""
+
 import pandas as pd
 import streamlit as st
 
+from app_pages import common
 from geo import mapping
 from geo.cli import release_summary_lines
-from pages import common
 
 st.title("The active release")
 config = common.settings()

@@ -1,0 +1,352 @@
+"""AppTest checks of every dashboard page: payloads and downloads hold only released values."""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import re
+from pathlib import Path
+
+import h3
+import pandas as pd
+import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from geo.exposure import compute_exposure
+from geo.hazards import read_footprint, to_bands
+from geo.release import ReleasePolicy, protect, read_release, write_release
+from tests.conftest import clustered_records, registration_row, write_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "dashboard.py")
+NORCIA_MMI = ROOT / "data" / "footprints" / "italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
+FORBIDDEN = re.compile(
+    r"lat(itude)?$|^lon(gitude)?$|^lng$|record_id|record_key|name$|phone|e_?mail|passport|"
+    r"address|birth|^age$|family_members|vulnerabilities|consent|source|updated_at",
+    re.IGNORECASE,
+)
+# Keys allowed in the map: released fields, layer styling and deck.gl settings.
+ALLOWED_NAMED_KEYS = {"class_label"}
+CELL_COLUMNS = {"h3_cell", "resolution", "persons", "cases", "nationalities", "fill"}
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def release_dir(tmp_path_factory) -> Path:
+    """Two small releases: the public one (all nationalities) and an embassy's (ROU)."""
+    folder = tmp_path_factory.mktemp("releases")
+    records = clustered_records(6000, seed=3)
+    write_release(protect(records, ReleasePolicy(k=5)), folder / "a_public.release.parquet")
+    embassy = ReleasePolicy(k=5, nationalities=("ROU",))
+    write_release(protect(records, embassy), folder / "b_embassy_rou.release.parquet")
+    return folder
+
+
+@pytest.fixture
+def app(release_dir, monkeypatch) -> AppTest:
+    """The dashboard over the test releases, steward mode, no tile basemap."""
+    monkeypatch.setenv("CRISIS_EXPOSURE_RELEASE_DIR", str(release_dir))
+    monkeypatch.setenv("CRISIS_EXPOSURE_STEWARD", "1")
+    monkeypatch.delenv("CRISIS_EXPOSURE_BASEMAP_URL", raising=False)
+    return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+@pytest.fixture
+def media(monkeypatch) -> list[MemoryMediaFileStorage]:
+    """Record the media storages AppTest creates, so download payloads can be read."""
+    storages: list[MemoryMediaFileStorage] = []
+
+    class Recording(MemoryMediaFileStorage):
+        def __init__(self, endpoint: str) -> None:
+            super().__init__(endpoint)
+            storages.append(self)
+
+    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", Recording)
+    return storages
+
+
+def public_release(release_dir: Path):
+    return read_release(release_dir / "a_public.release.parquet")
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def deck(at: AppTest, index: int = 0) -> dict:
+    return json.loads(at.get("deck_gl_json_chart")[index].proto.json)
+
+
+def all_keys(value) -> set[str]:
+    """Every dict key anywhere in a JSON value."""
+    if isinstance(value, dict):
+        return set(value) | set().union(*(all_keys(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(all_keys(v) for v in value)) if value else set()
+    return set()
+
+
+def check_no_identifier_keys(value) -> None:
+    bad = {k for k in all_keys(value) if FORBIDDEN.search(k) and k not in ALLOWED_NAMED_KEYS}
+    assert not bad, f"identifier or raw field in the payload: {bad}"
+
+
+def parse_nationalities(text: str) -> dict[str, int]:
+    """'ROU 1,234 · ALB 56' → {'ROU': 1234, 'ALB': 56}."""
+    pairs = [part.rsplit(" ", 1) for part in text.split(" · ")]
+    return {code: int(value.replace(",", "")) for code, value in pairs}
+
+
+def check_cells_are_released(payload: dict, values: pd.DataFrame) -> int:
+    """Check each drawn cell against released values (h3_cell, nationality, persons, cases)."""
+    released = values.set_index(["h3_cell", "nationality"])
+    drawn = 0
+    for layer in payload["layers"]:
+        if layer["@@type"] != "H3HexagonLayer":
+            continue
+        assert layer["extruded"] is False
+        resolutions = {h3.get_resolution(row["h3_cell"]) for row in layer["data"]}
+        assert len(resolutions) == 1, "one layer per resolution"
+        for row in layer["data"]:
+            assert set(row) == CELL_COLUMNS
+            assert row["resolution"] == h3.get_resolution(row["h3_cell"])
+            per_nationality = parse_nationalities(row["nationalities"])
+            for code, persons in per_nationality.items():
+                assert released.loc[(row["h3_cell"], code), "persons"] == persons
+            groups = released.loc[row["h3_cell"]].loc[list(per_nationality)]
+            assert row["persons"] == groups["persons"].sum()
+            assert row["cases"] == groups["cases"].sum()
+            drawn += 1
+    return drawn
+
+
+def downloads(at: AppTest, storages: list[MemoryMediaFileStorage]) -> dict[str, bytes]:
+    """Return every download button's payload by its key."""
+    payloads = {}
+    for button in at.get("download_button"):
+        file_id = button.proto.url.rsplit("/", 1)[-1]
+        payloads[button.proto.id.rsplit("-", 1)[-1]] = storages[-1].get_file(file_id).content
+    return payloads
+
+
+def test_map_payload_holds_only_released_values(app, release_dir):
+    at = app.run()
+    no_exception(at)
+    release = public_release(release_dir)
+    payload = deck(at)
+    assert payload["mapStyle"] == "__MAP_STYLE__"  # no basemap, no network request
+    assert "http" not in json.dumps(payload)
+    check_no_identifier_keys(payload["layers"])
+    drawn = check_cells_are_released(payload, release.groups)
+    assert drawn == release.groups["h3_cell"].nunique()
+    types = [layer["@@type"] for layer in payload["layers"]]
+    assert types[:2] == ["GeoJsonLayer", "GeoJsonLayer"]  # offline outlines first
+    assert types[-1] == "GeoJsonLayer"  # the footprint over the cells
+    footprint = payload["layers"][-1]["data"]["features"]
+    assert {k for f in footprint for k in f["properties"]} == {
+        "class_label",
+        "class_rank",
+        "fill",
+        "line",
+    }
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Persons shown"] == f"{release.groups['persons'].sum():,}"
+    assert "Persons per cell" in " ".join(m.value for m in at.markdown)
+
+
+def test_map_filters_use_released_breakdowns_and_keep_the_view(app, release_dir):
+    at = app.run()
+    view = deck(at)["initialViewState"]
+    release = public_release(release_dir)
+    at.multiselect(key="map_nationalities").set_value(["ROU", "ALB"]).run()
+    at.selectbox(key="map_dimension").set_value("Sex").run()
+    at.selectbox(key="map_category_sex").set_value("M").run()
+    no_exception(at)
+    payload = deck(at)
+    assert payload["initialViewState"] == view
+    check_no_identifier_keys(payload["layers"])
+    groups = release.groups[release.groups["nationality"].isin(["ROU", "ALB"])]
+    sex = release.breakdown("sex")
+    published = sex[["h3_cell", "nationality"]].drop_duplicates()
+    available = groups.merge(published, on=["h3_cell", "nationality"])
+    males = sex[(sex["category"] == "M") & sex["nationality"].isin(["ROU", "ALB"])]
+    drawn = check_cells_are_released(payload, males)
+    assert drawn == males["h3_cell"].nunique()
+    not_available = len(groups) - len(available)
+    caption = " ".join(c.value for c in at.caption)
+    assert f"{not_available:,} of {len(groups):,} released groups" in caption
+    assert "not estimated" in caption
+
+
+def test_exposure_page_headline_table_and_downloads(app, release_dir, media):
+    at = app.run()
+    at.switch_page("app_pages/exposure.py").run()
+    no_exception(at)
+    assert "true number lies between low and high" in at.markdown[0].value
+    assert at.multiselect(key="exposure_footprints").value == [NORCIA_MMI.name]
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    release = public_release(release_dir)
+    expected = compute_exposure(release, to_bands(read_footprint(NORCIA_MMI).classes)).table
+    headline = {m.label: m.value for m in at.metric}
+    worst = expected[expected["class_rank"] == expected["class_rank"].max()]
+    assert headline["Low (cells entirely inside)"] == f"{worst['persons_low'].sum():,}"
+    assert headline["High (cells touching)"] == f"{worst['persons_high'].sum():,}"
+
+    files = downloads(at, media)
+    assert set(files) == {"download_csv", "download_xlsx", "download_hxl", "download_geojson"}
+    csv = pd.read_csv(io.BytesIO(files["download_csv"]), comment="#")
+    pd.testing.assert_frame_equal(csv, expected, check_dtype=False)
+    hxl_lines = files["download_hxl"].decode().splitlines()
+    header = next(i for i, line in enumerate(hxl_lines) if line.startswith("hazard_class,"))
+    assert hxl_lines[header + 1].startswith("#severity+hazard+name,")
+    hxl = pd.read_csv(
+        io.StringIO("\n".join(hxl_lines[header : header + 1] + hxl_lines[header + 2 :]))
+    )
+    pd.testing.assert_frame_equal(hxl, expected, check_dtype=False)
+    xlsx = pd.read_excel(io.BytesIO(files["download_xlsx"]), sheet_name=None)
+    pd.testing.assert_frame_equal(xlsx["exposure"], expected, check_dtype=False)
+    for frame in (csv, hxl, xlsx["exposure"]):
+        assert not [c for c in frame.columns if FORBIDDEN.search(c)]
+
+    # low and high are sums of released values: never above what the release published
+    totals = release.groups.groupby("nationality")["persons"].sum()
+    assert (csv["persons_high"] <= csv["nationality"].map(totals)).all()
+    assert (csv["persons_low"] <= csv["persons_estimate"]).all()
+    assert (csv["persons_estimate"] <= csv["persons_high"]).all()
+
+    geojson = json.loads(files["download_geojson"])
+    check_no_identifier_keys(geojson["features"])
+    released = release.groups.set_index(["h3_cell", "nationality"])
+    for feature in geojson["features"]:
+        props = feature["properties"]
+        group = released.loc[(props["h3_cell"], props["nationality"])]
+        assert (props["persons"], props["cases"]) == (group["persons"], group["cases"])
+        assert props["resolution"] == group["resolution"]
+
+
+def test_exposure_bad_upload_shows_a_message_not_a_traceback(app):
+    at = app.run()
+    at.switch_page("app_pages/exposure.py").run()
+    at.file_uploader(key="exposure_uploads").upload("broken.geojson", b"{not json", "text/plain")
+    at.run()
+    at.multiselect(key="exposure_footprints").set_value(["broken.geojson (uploaded)"]).run()
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    errors = [e.value for e in at.error]
+    assert errors and "broken.geojson" in errors[0]
+    assert "Traceback" not in errors[0]
+
+
+def test_exposure_by_admin_area_and_cumulative(app):
+    at = app.run()
+    at.switch_page("app_pages/exposure.py").run()
+    at.radio(key="exposure_mode").set_value("Cumulative (at least)")
+    at.selectbox(key="exposure_weighting").set_value("area")
+    at.selectbox(key="exposure_admin").set_value("italy_regions_limits_IT_regions.geojson").run()
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    table = at.dataframe[1].value
+    assert "reg_name" in table.columns
+    assert set(table["reg_name"]) >= {"Umbria"}
+    labels = set(table["hazard_class"])
+    assert "MMI ≥ VI" in labels
+    assert all(label.startswith("MMI ≥") or label == "MMI: whole map" for label in labels)
+
+
+def test_release_page_shows_published_figures_and_switches(app, release_dir):
+    at = app.run()
+    at.switch_page("app_pages/release.py").run()
+    no_exception(at)
+    release = public_release(release_dir)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Persons published"] == f"{release.metadata['published']['persons']:,}"
+    assert metrics["Persons dropped (under k at the floor)"] == (
+        f"{release.metadata['dropped']['persons']:,}"
+    )
+    by_nationality = at.dataframe[2].value
+    assert by_nationality["persons (sum of released)"].sum() == release.groups["persons"].sum()
+    at.sidebar.selectbox[0].set_value(str(release_dir / "b_embassy_rou.release.parquet")).run()
+    no_exception(at)
+    embassy = read_release(release_dir / "b_embassy_rou.release.parquet")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Persons published"] == f"{embassy.metadata['published']['persons']:,}"
+    assert list(at.dataframe[2].value["name"]) == ["Romania (ROU)"]
+
+
+def test_data_page_ingests_builds_and_previews(app, tmp_path):
+    rows = [
+        registration_row(f"r{i}", nationality="ROU" if i % 2 else "ALB", family_members=str(i % 3))
+        for i in range(80)
+    ]
+    rows += [registration_row("bad1", latitude="north"), registration_row("bad2", nationality="")]
+    raw = write_rows(tmp_path / "consular.csv", rows).read_bytes()
+    at = app.run()
+    at.switch_page("app_pages/data.py").run()
+    at.file_uploader(key="data_records").upload("consular.csv", raw, "text/csv")
+    at.run()
+    at.button(key="data_ingest").click().run()
+    no_exception(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Rows read"], metrics["Accepted"], metrics["Rejected"]) == ("82", "80", "2")
+    page_text = " ".join(m.value for m in at.markdown)
+    assert "full_name" in page_text and "phone" in page_text  # dropped, as column names
+    assert "Test Person" not in page_text and "+39" not in page_text  # never their values
+    at.number_input(key="data_k").set_value(5)
+    at.number_input(key="data_base").set_value(6)
+    at.text_input(key="data_name").set_value("steward test")
+    at.button(key="data_build").click().run()
+    no_exception(at)
+    assert at.session_state["release_path"].endswith("steward_test.release.parquet")
+    built = Path(at.session_state["release_path"])
+    assert built.parent.parent == Path(at.session_state["_session_dir"])
+    assert "k=5 cases" in at.code[0].value
+    # the footprint previewer
+    at.file_uploader(key="data_footprints").upload(
+        NORCIA_MMI.name, NORCIA_MMI.read_bytes(), "application/json"
+    )
+    at.run()
+    no_exception(at)
+    assert "MMI IX" in set(at.dataframe[-1].value["class_label"])
+    preview = deck(at, -1)
+    check_no_identifier_keys(preview["layers"])
+    assert not any(layer["@@type"] == "H3HexagonLayer" for layer in preview["layers"])
+
+
+def test_steward_page_is_off_when_configured(app, monkeypatch):
+    monkeypatch.setenv("CRISIS_EXPOSURE_STEWARD", "0")
+    at = app.run()
+    no_exception(at)
+    with pytest.raises(Exception, match="(?i)page"):
+        at.switch_page("app_pages/data.py").run()
+
+
+def test_no_release_says_how_to_get_one(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("CRISIS_EXPOSURE_RELEASE_DIR", str(tmp_path))
+    at = app.run()
+    no_exception(at)
+    assert "No release file" in at.info[0].value
+    assert not at.get("deck_gl_json_chart")
+
+
+def test_tile_basemap_only_when_configured(app, monkeypatch):
+    monkeypatch.setenv("CRISIS_EXPOSURE_BASEMAP_URL", "https://tiles.example.org/{z}/{x}/{y}.png")
+    payload = deck(app.run())
+    assert payload["mapStyle"]["sources"]["tiles"]["tiles"] == [
+        "https://tiles.example.org/{z}/{x}/{y}.png"
+    ]
+
+
+def test_only_the_data_page_reads_the_store():
+    for path in [ROOT / "dashboard.py", *sorted((ROOT / "app_pages").glob("*.py"))]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        reads_store = {"geo.store", "duckdb", "geo.records"} & imported
+        assert not reads_store or path.name == "data.py", f"{path.name} imports {reads_store}"
