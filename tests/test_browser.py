@@ -1,0 +1,198 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright, no network.
+
+Run with the rest (``pytest``) or alone (``pytest -m browser``). Needs ``/usr/bin/chromium``
+(``scripts/test.sh`` installs it); Playwright's own browser download is never used.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from geo.exposure import compute_exposure
+from geo.hazards import read_footprint, to_bands
+from geo.release import ReleasePolicy, protect, read_release, write_release
+from tests.conftest import clustered_records
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+NORCIA_MMI = ROOT / "data" / "footprints" / "italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+MAP_CANVAS = '[data-testid="stDeckGlJsonChart"] canvas'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def release_path(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("browser-releases")
+    release = protect(clustered_records(20_000, seed=5), ReleasePolicy(k=10))
+    return write_release(release, folder / "browser_test.release.parquet")
+
+
+@pytest.fixture(scope="module")
+def server(release_path, tmp_path_factory):
+    """Start ``streamlit run dashboard.py`` on a free port; print its output if it dies."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (scripts/test.sh installs it)")
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    env = {
+        **os.environ,
+        "CRISIS_EXPOSURE_RELEASE_DIR": str(release_path.parent),
+        "CRISIS_EXPOSURE_STEWARD": "1",
+    }
+    env.pop("CRISIS_EXPOSURE_BASEMAP_URL", None)
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "dashboard.py"),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            process.terminate()
+            pytest.fail(f"streamlit did not answer within 60 s:\n{log.read_text()}")
+        time.sleep(0.25)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    if process.returncode not in (0, -15):
+        print(log.read_text())
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server, tmp_path):
+    """A fresh page that refuses (and records) every request leaving the test server."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+    page = context.new_page()
+    page.outside = []
+
+    def route(request_route):
+        if request_route.request.url.startswith(server):
+            request_route.continue_()
+        else:
+            page.outside.append(request_route.request.url)
+            request_route.abort()
+
+    page.route("**/*", route)
+    yield page
+    page.screenshot(path=str(tmp_path / "last.png"))
+    context.close()
+
+
+def wait_idle(page, timeout: float = 60_000) -> None:
+    page.wait_for_timeout(300)
+    page.wait_for_selector(IDLE, timeout=timeout)
+
+
+def test_map_renders_offline_and_is_not_blank(page, server, tmp_path):
+    started = time.monotonic()
+    page.goto(server)
+    wait_idle(page)
+    page.wait_for_selector(MAP_CANVAS, timeout=60_000)
+    page.wait_for_timeout(1500)  # let deck.gl draw the first frames
+    print(f"first complete render: {time.monotonic() - started:.1f} s")
+    shot = page.locator('[data-testid="stDeckGlJsonChart"]').screenshot(
+        path=str(tmp_path / "map.png")
+    )
+    pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=float)
+    assert pixels.std() > 20, "the map looks blank"
+    colours = len(np.unique(pixels.reshape(-1, 3).astype(int), axis=0))
+    assert colours > 50, f"only {colours} colours on the map"
+    assert page.get_by_text("Persons per cell").is_visible()
+    assert page.outside == [], f"requests left the machine: {page.outside}"
+
+
+def test_filter_change_keeps_the_page_working(page, server):
+    page.goto(server)
+    wait_idle(page)
+    page.wait_for_selector(MAP_CANVAS, timeout=60_000)
+    started = time.monotonic()
+    page.get_by_label("Breakdown").click()  # open the select, pick "Sex"
+    page.get_by_role("option", name="Sex").click()
+    wait_idle(page)
+    print(f"rerun after a filter change: {time.monotonic() - started:.1f} s")
+    assert page.get_by_text("not estimated").is_visible()
+    page.wait_for_selector(MAP_CANVAS)
+
+
+def test_exposure_runs_and_downloads_the_csv(page, server, release_path):
+    page.goto(f"{server}/exposure")
+    wait_idle(page)
+    page.get_by_role("button", name="Run exposure").click()
+    page.wait_for_selector('[data-testid="stDownloadButton"]', timeout=60_000)
+    wait_idle(page)
+    assert page.get_by_text("The true number lies between low and high").first.is_visible()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="CSV", exact=True).click()
+    assert download.value.suggested_filename.endswith(".csv")
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    assert text.startswith("# Migrants exposed to a hazard footprint")
+    table = pd.read_csv(io.StringIO(text), comment="#")
+    expected = compute_exposure(
+        read_release(release_path), to_bands(read_footprint(NORCIA_MMI).classes)
+    ).table
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False)
+    assert page.outside == [], f"requests left the machine: {page.outside}"
