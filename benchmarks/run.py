@@ -1,0 +1,169 @@
+"""Benchmarks for ingest + release and exposure, each against a naive baseline.
+
+    python benchmarks/run.py --size 1000000 [--repeats 3] [--stages ingest,exposure]
+
+Every figure is the median of ``--repeats`` runs; each run of a stage is a fresh process
+(so peak memory is that stage's own). Ratios compare with a baseline run in the same
+invocation, so a noisy machine still gives a fair comparison. The dashboard is measured
+by ``benchmarks/dashboard.py`` (it needs a browser).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import CACHE, machine_lines, median_figures, registry_files  # noqa: E402
+
+INGEST_RELEASE = """
+import tempfile, time, pathlib
+from geo.store import ingest_files
+from geo.release import ReleasePolicy, build_release, write_release
+work = pathlib.Path(tempfile.mkdtemp(dir={cache!r}))
+started = time.perf_counter()
+ingest_files(work / "store.duckdb", [{path!r}], rejects_dir=work)
+ingested = time.perf_counter()
+release = build_release(work / "store.duckdb", ReleasePolicy())
+write_release(release, {out!r})
+done = time.perf_counter()
+print("ingest_s", ingested - started)
+print("release_s", done - ingested)
+print("total_s", done - started)
+print("cells", release.groups["h3_cell"].nunique())
+import shutil; shutil.rmtree(work)
+"""
+
+NAIVE_INGEST = """
+import time
+import h3, pandas as pd
+started = time.perf_counter()
+frame = pd.read_{kind}({path!r})
+frame["cell"] = [h3.latlng_to_cell(lat, lon, 7) for lat, lon in
+                 zip(frame["latitude"].to_numpy(), frame["longitude"].to_numpy())]
+frame["persons"] = 1 + frame["family_members"]
+groups = frame.groupby(["cell", "nationality"]).agg(cases=("persons", "size"),
+                                                    persons=("persons", "sum"))
+print("total_s", time.perf_counter() - started)
+"""
+
+BINNING = """
+import time
+import h3, numpy as np, polars as pl, polars_h3
+frame = pl.read_parquet({path!r}, columns=["latitude", "longitude"]).head(1_000_000)
+started = time.perf_counter()
+frame.select(polars_h3.latlng_to_cell("latitude", "longitude", 8))
+print("vectorised_s", time.perf_counter() - started)
+lat, lon = frame["latitude"].to_numpy(), frame["longitude"].to_numpy()
+started = time.perf_counter()
+for a, b in zip(lat.tolist(), lon.tolist()):
+    h3.latlng_to_cell(a, b, 8)
+print("loop_s", time.perf_counter() - started)
+print("rows", frame.height)
+"""
+
+EXPOSURE = """
+import time
+import geopandas as gpd, numpy as np, pandas as pd, shapely
+from geo.exposure import compute_exposure, cells_to_polygons
+from geo.hazards import read_footprint, to_bands
+from geo.release import read_release
+from benchmarks.footprints import footprint_classes
+release = read_release({release!r})
+classes = footprint_classes({name!r})
+started = time.perf_counter()
+ours = compute_exposure(release, classes, weighting="area").table
+print("ours_s", time.perf_counter() - started)
+started = time.perf_counter()
+cells = release.groups["h3_cell"].unique()
+hexagons = gpd.GeoDataFrame({{"h3_cell": cells}}, geometry=cells_to_polygons(list(cells)),
+                            crs=4326)
+hexagons["cell_area"] = hexagons.area
+pieces = gpd.overlay(hexagons, classes[["class_label", "class_rank", "geometry"]],
+                     how="intersection", keep_geom_type=True)
+pieces["share"] = (pieces.area / pieces["cell_area"]).clip(upper=1.0)
+pieces = pieces.groupby(["h3_cell", "class_label", "class_rank"], as_index=False)["share"].sum()
+pieces = pieces[pieces["share"] > 1e-9]
+joined = release.groups.merge(pieces, on="h3_cell")
+joined["inside"] = joined["share"] > 1 - 1e-9
+for what in ("persons", "cases"):
+    joined[what + "_low"] = joined[what].where(joined["inside"], 0)
+    joined[what + "_estimate"] = joined[what] * joined["share"]
+    joined[what + "_high"] = joined[what]
+sums = [w + "_" + b for w in ("persons", "cases") for b in ("low", "estimate", "high")]
+naive = joined.groupby(["class_label", "nationality"])[sums].sum().round().astype("int64")
+print("naive_s", time.perf_counter() - started)
+ours = ours.set_index(["hazard_class", "nationality"])[sums].sort_index()
+naive = naive.sort_index()
+same = ours.index.equals(naive.index)
+exact = ["persons_low", "persons_high", "cases_low", "cases_high"]
+print("identical_bounds", float(same and (ours[exact] == naive[exact]).all().all()))
+difference = (ours["persons_estimate"] - naive["persons_estimate"]).abs().max() if same else -1
+print("max_estimate_difference", float(difference))
+print("cells", len(cells))
+print("touching_cells", float(ours["persons_high"].gt(0).sum()))
+"""
+
+
+def stage_ingest(size: int, repeats: int) -> None:
+    parquet, csv = registry_files(size)
+    out = str(CACHE / f"release_{size}.release.parquet")
+    print(f"\n== ingest + release, {size:,} registrations ==")
+    for kind, path in (("parquet", parquet), ("csv", csv)):
+        ours = median_figures(
+            INGEST_RELEASE.format(cache=str(CACHE), path=str(path), out=out), repeats
+        )
+        naive = median_figures(NAIVE_INGEST.format(kind=kind, path=str(path)), repeats)
+        rate = size / ours["total_s"]
+        print(
+            f"{kind:8s} ours {ours['total_s']:7.2f} s (ingest {ours['ingest_s']:.2f} + release "
+            f"{ours['release_s']:.2f}) = {rate / 1e6:.2f} M registrations/s, peak "
+            f"{ours['peak_mib']:.0f} MiB | naive {naive['total_s']:7.2f} s, peak "
+            f"{naive['peak_mib']:.0f} MiB | ratio {naive['total_s'] / ours['total_s']:.2f}×"
+        )
+    print(f"release: {int(ours['cells']):,} released cells")
+    binning = median_figures(BINNING.format(path=str(parquet)), repeats)
+    vectorised = binning["rows"] / binning["vectorised_s"]
+    loop = binning["rows"] / binning["loop_s"]
+    print(
+        f"binning alone: polars-h3 {vectorised / 1e6:.1f} M points/s vs h3 tight loop "
+        f"{loop / 1e6:.2f} M points/s ({vectorised / loop:.1f}×)"
+    )
+
+
+def stage_exposure(size: int, repeats: int) -> None:
+    release = CACHE / f"release_{size}.release.parquet"
+    if not release.exists():
+        stage_ingest(size, 1)
+    print(f"\n== exposure, release from {size:,} registrations ==")
+    for name in ("norcia", "jakarta", "synthetic_flood"):
+        figures = median_figures(EXPOSURE.format(release=str(release), name=name), repeats)
+        print(
+            f"{name:16s} ours {figures['ours_s']:6.2f} s | naive overlay "
+            f"{figures['naive_s']:6.2f} s | ratio {figures['naive_s'] / figures['ours_s']:5.1f}× "
+            f"| {int(figures['cells']):,} released cells, {int(figures['touching_cells'])} "
+            f"class×nationality rows | identical bounds: "
+            f"{'yes' if figures['identical_bounds'] else 'NO'}, largest estimate "
+            f"difference {figures['max_estimate_difference']:.0f} persons"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--stages", default="ingest,exposure")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    print("\n".join(machine_lines()))
+    stages = {"ingest": stage_ingest, "exposure": stage_exposure}
+    for stage in args.stages.split(","):
+        stages[stage](args.size, args.repeats)
+    print(f"\nbenchmark took {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
