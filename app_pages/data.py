@@ -130,7 +130,7 @@ if built:
     release = common.guarded("reading the release", common.load_release, file.sha256, file.path)
     if release is not None:
         st.success(f"{file.name} is built and is now the active release (see the sidebar).")
-        st.code("\n".join(release_summary_lines(release.metadata)), language=None)
+        st.code("\n".join(release_summary_lines(release.metadata)), language=None, wrap_lines=True)
         st.download_button(
             "Download the release file",
             Path(built).read_bytes(),

@@ -55,9 +55,8 @@ CLASS_PALETTE = (
     (189, 0, 38),
     (128, 0, 38),
 )
-CELL_ALPHA = 230
-COARSE_ALPHA = 120
-CLASS_FILL_ALPHA = 28
+CELL_ALPHA = 235
+COARSE_ALPHA = 140
 LAND_FILL = (242, 240, 233, 255)
 COUNTRY_LINE = (90, 90, 90, 255)
 REGION_LINE = (150, 150, 150, 255)
@@ -302,7 +301,7 @@ def classes_to_layer(
     Returns
     -------
     tuple of pydeck.Layer and list of LegendEntry
-        The layer (outlined, lightly filled, not pickable) and the legend, most
+        The layer (outlines only, so cell colours stay true; not pickable) and the legend, most
         severe class first.
     """
     ordered = classes.sort_values("class_rank").reset_index(drop=True)
@@ -321,7 +320,6 @@ def classes_to_layer(
                 "properties": {
                     "class_label": str(label),
                     "class_rank": int(rank),
-                    "fill": list(colour) + [CLASS_FILL_ALPHA],
                     "line": list(colour) + [255],
                 },
             }
@@ -331,11 +329,10 @@ def classes_to_layer(
         data={"type": "FeatureCollection", "features": features},
         id=layer_id,
         stroked=True,
-        filled=True,
-        get_fill_color="properties.fill",
+        filled=False,
         get_line_color="properties.line",
         line_width_units='"pixels"',
-        get_line_width=2.5,
+        get_line_width=3,
         pickable=False,
     )
     legend = [
@@ -533,7 +530,7 @@ def legend_html(title: str, entries: Sequence[LegendEntry], shape: str = "hexago
     for entry in entries:
         r, g, b = entry.colour[:3]
         if shape == "outline":
-            swatch = f"background:rgba({r},{g},{b},0.25);border:2px solid rgb({r},{g},{b});"
+            swatch = f"background:transparent;border:3px solid rgb({r},{g},{b});"
         else:
             swatch = f"background:rgb({r},{g},{b});border:1px solid rgba(0,0,0,0.15);"
         items.append(

@@ -145,12 +145,8 @@ def test_map_payload_holds_only_released_values(app, release_dir):
     assert types[:2] == ["GeoJsonLayer", "GeoJsonLayer"]  # offline outlines first
     assert types[-1] == "GeoJsonLayer"  # the footprint over the cells
     footprint = payload["layers"][-1]["data"]["features"]
-    assert {k for f in footprint for k in f["properties"]} == {
-        "class_label",
-        "class_rank",
-        "fill",
-        "line",
-    }
+    properties = {k for f in footprint for k in f["properties"]}
+    assert properties == {"class_label", "class_rank", "line"}
     shown = {m.label: m.value for m in at.metric}
     assert shown["Persons shown"] == f"{release.groups['persons'].sum():,}"
     assert "Persons per cell" in " ".join(m.value for m in at.markdown)
