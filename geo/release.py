@@ -167,40 +167,39 @@ def residual_is_safe(cases: int, unpublished_children: int, k: int) -> bool:
     return k <= cases <= (unpublished_children - 1) * (k - 1)
 
 
-def _with_categories(records: pl.DataFrame) -> pl.DataFrame:
-    """Add one 0/1 column per breakdown category (cases) for summing."""
-    priority = [1 << codes.VULNERABILITIES.index(v) for v in VULNERABILITY_PRIORITY]
+def _primary_vulnerability() -> pl.Expr:
+    """Return the first vulnerability of a case in ``VULNERABILITY_PRIORITY``, or none."""
     primary = pl.lit("none")
-    for name, bit in reversed(list(zip(VULNERABILITY_PRIORITY, priority, strict=True))):
+    for name in reversed(VULNERABILITY_PRIORITY):
+        bit = 1 << codes.VULNERABILITIES.index(name)
         primary = (
             pl.when((pl.col("vulnerabilities") & bit) != 0).then(pl.lit(name)).otherwise(primary)
         )
-    records = records.with_columns(primary.alias("vulnerability"))
-    columns = []
-    for dimension, categories in BREAKDOWN_DIMENSIONS.items():
-        for category in categories:
-            hit = (pl.col(dimension) == category).cast(pl.Int64)
-            columns.append(hit.alias(f"c|{dimension}|{category}"))
-            columns.append((hit * pl.col("persons")).alias(f"p|{dimension}|{category}"))
-    return records.with_columns(columns)
+    return primary
 
 
-def _cross_columns(records: pl.DataFrame) -> pl.DataFrame:
-    """Add 0/1 columns for sex × age and vulnerability × (sex, age) cross-cells."""
-    columns = []
-    pairs = [("sex", "age_band"), ("vulnerability", "sex"), ("vulnerability", "age_band")]
-    for first, second in pairs:
-        for a in BREAKDOWN_DIMENSIONS[first]:
-            for b in BREAKDOWN_DIMENSIONS[second]:
-                hit = (pl.col(first) == a) & (pl.col(second) == b)
-                columns.append(hit.cast(pl.Int64).alias(f"x|{first}|{a}|{second}|{b}"))
-    return records.with_columns(columns)
+def _cube(records: pl.DataFrame, policy: ReleasePolicy) -> pl.DataFrame:
+    """Return records counted per (base cell, nationality, sex, age band, vulnerability).
+
+    ``records`` has one row per registration, or a ``cases`` column saying how many
+    registrations a row stands for (as the store hands them over, pre-aggregated).
+    """
+    cases = pl.col("cases").sum() if "cases" in records.columns else pl.len()
+    return (
+        records.with_columns(
+            polars_h3.cell_to_parent("cell", policy.base_resolution).alias("base_cell"),
+            _primary_vulnerability().alias("vulnerability"),
+        )
+        .group_by("base_cell", "nationality", "sex", "age_band", "vulnerability")
+        .agg(cases.cast(pl.Int64).alias("cases"), pl.col("persons").sum().cast(pl.Int64))
+    )
 
 
 def merge_rare_nationalities(records: pl.DataFrame, k: int) -> pl.DataFrame:
     """Return records with every nationality of fewer than k cases renamed ``OTH``."""
-    counts = records.group_by("nationality").len()
-    rare = counts.filter(pl.col("len") < k)["nationality"].to_list()
+    cases = pl.col("cases").sum() if "cases" in records.columns else pl.len()
+    counts = records.group_by("nationality").agg(cases.alias("n"))
+    rare = counts.filter(pl.col("n") < k)["nationality"].to_list()
     return records.with_columns(
         pl.when(pl.col("nationality").is_in(rare))
         .then(pl.lit(codes.OTHER_NATIONALITIES))
@@ -295,48 +294,103 @@ def _coverage_at(
     return pl.concat(parts).with_columns(full.alias("full"))
 
 
-def _available(frame: pl.DataFrame, dimension: str, k: int) -> pl.Expr:
-    """Return an expression: every non-zero category of ``dimension`` has ≥ k cases."""
-    checks = [
-        (pl.col(f"c|{dimension}|{c}") == 0) | (pl.col(f"c|{dimension}|{c}") >= k)
-        for c in BREAKDOWN_DIMENSIONS[dimension]
-    ]
-    return pl.all_horizontal(checks)
+def _breakdown(
+    cube: pl.DataFrame, unit: list[str], dimension: str, k: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return a dimension's non-zero category counts per unit, and which units may show it.
 
-
-def _no_pinned_cross(first: str, second: str, k: int) -> pl.Expr:
-    """Return an expression: no cross-cell of two dimensions is provably 1..k−1.
-
-    From two published marginals an attacker proves a cross-cell holds at least
-    ``n_a + n_b − total``. Where that bound is ≥ 1, the true cross count must be ≥ k.
+    A unit (group, or floor cell × nationality) may show the dimension when every
+    non-zero category has at least k cases.
     """
-    checks = []
-    for a in BREAKDOWN_DIMENSIONS[first]:
-        for b in BREAKDOWN_DIMENSIONS[second]:
-            bound = pl.col(f"c|{first}|{a}") + pl.col(f"c|{second}|{b}") - pl.col("cases")
-            cross = pl.col(f"x|{first}|{a}|{second}|{b}")
-            checks.append((bound < 1) | (cross == 0) | (cross >= k))
-    return pl.all_horizontal(checks)
+    counts = cube.group_by(*unit, dimension).agg(pl.col("cases").sum(), pl.col("persons").sum())
+    allowed = counts.group_by(unit).agg((pl.col("cases") >= k).all().alias("allowed"))
+    return counts, allowed
 
 
-def _breakdown_rows(
-    frame: pl.DataFrame, dimension: str, available: pl.Expr, cell: str, res: pl.Expr
+def _pinned_cross(cube: pl.DataFrame, unit: list[str], first: str, second: str, k: int):
+    """Return, per unit, whether two published dimensions would pin a cross-cell.
+
+    From the marginals an attacker proves a cross-cell holds at least
+    ``n_a + n_b − total``; where that is ≥ 1 and the true cross count is 1..k−1, the
+    second dimension must not be shown beside the first.
+    """
+    total = cube.group_by(unit).agg(pl.col("cases").sum().alias("total"))
+    n_first = cube.group_by(*unit, first).agg(pl.col("cases").sum().alias("n_first"))
+    n_second = cube.group_by(*unit, second).agg(pl.col("cases").sum().alias("n_second"))
+    cross = (
+        cube.group_by(*unit, first, second)
+        .agg(pl.col("cases").sum().alias("cross"))
+        .join(total, on=unit)
+        .join(n_first, on=[*unit, first])
+        .join(n_second, on=[*unit, second])
+    )
+    pinned = (pl.col("cross") < k) & (pl.col("n_first") + pl.col("n_second") - pl.col("total") >= 1)
+    return cross.group_by(unit).agg(pinned.any().alias("pinned"))
+
+
+def _shown(
+    counts: pl.DataFrame,
+    allowed: pl.DataFrame,
+    unit: list[str],
+    dimension: str,
+    cell: str,
+    resolution: pl.Expr,
 ) -> pl.DataFrame:
-    """Return long breakdown rows for the units where ``available`` holds (non-zero only)."""
-    rows = []
-    for category in BREAKDOWN_DIMENSIONS[dimension]:
-        rows.append(
-            frame.filter(available & (pl.col(f"c|{dimension}|{category}") > 0)).select(
-                pl.col(cell).alias("cell"),
-                res.cast(pl.Int8).alias("resolution"),
-                "nationality",
-                pl.lit(dimension).alias("dimension"),
-                pl.lit(category).alias("category"),
-                pl.col(f"c|{dimension}|{category}").alias("cases"),
-                pl.col(f"p|{dimension}|{category}").alias("persons"),
-            )
+    """Return the long breakdown rows of the units allowed to show a dimension."""
+    return counts.join(allowed.filter("allowed").select(unit), on=unit).select(
+        pl.col(cell).alias("cell"),
+        resolution.cast(pl.Int8).alias("resolution"),
+        "nationality",
+        pl.lit(dimension).alias("dimension"),
+        pl.col(dimension).alias("category"),
+        "cases",
+        "persons",
+    )
+
+
+def _breakdown_rows(kept: pl.DataFrame, policy: ReleasePolicy) -> pl.DataFrame:
+    """Return the sex and age-band rows per group and the vulnerability rows per floor cell."""
+    k = policy.k
+    group = ["published_cell", "published_res", "nationality"]
+    sex_counts, sex_allowed = _breakdown(kept, group, "sex", k)
+    age_counts, age_allowed = _breakdown(kept, group, "age_band", k)
+    age_allowed = (
+        age_allowed.join(sex_allowed.rename({"allowed": "sex_allowed"}), on=group)
+        .join(_pinned_cross(kept, group, "sex", "age_band", k), on=group)
+        .select(
+            *group,
+            (pl.col("allowed") & ~(pl.col("sex_allowed") & pl.col("pinned"))).alias("allowed"),
         )
-    return pl.concat(rows)
+    )
+    floor = ["floor_cell", "nationality"]
+    vul_counts, vul_allowed = _breakdown(kept, floor, "vulnerability", k)
+    vul_allowed = (
+        vul_allowed.join(_pinned_cross(kept, floor, "vulnerability", "sex", k), on=floor)
+        .join(
+            _pinned_cross(kept, floor, "vulnerability", "age_band", k).rename(
+                {"pinned": "pinned_age"}
+            ),
+            on=floor,
+        )
+        .select(
+            *floor, (pl.col("allowed") & ~pl.col("pinned") & ~pl.col("pinned_age")).alias("allowed")
+        )
+    )
+    resolution = pl.col("published_res")
+    return pl.concat(
+        [
+            _shown(sex_counts, sex_allowed, group, "sex", "published_cell", resolution),
+            _shown(age_counts, age_allowed, group, "age_band", "published_cell", resolution),
+            _shown(
+                vul_counts,
+                vul_allowed,
+                floor,
+                "vulnerability",
+                "floor_cell",
+                pl.lit(policy.floor_resolution),
+            ),
+        ]
+    )
 
 
 def _round(values: pd.Series, base: int, k: int) -> pd.Series:
@@ -352,8 +406,9 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy) -> Release:
     Parameters
     ----------
     records
-        One row per registration: nationality, cell (H3 integer at a resolution ≥ the
-        policy's base), sex, age_band, vulnerabilities (bit mask), persons.
+        Nationality, cell (H3 integer at a resolution ≥ the policy's base), sex,
+        age_band, vulnerabilities (bit mask) and persons: one row per registration, or
+        with a ``cases`` column when each row counts several (as the store hands them).
     policy
         The release policy.
 
@@ -366,47 +421,30 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy) -> Release:
     k = policy.k
     if policy.nationalities:
         records = records.filter(pl.col("nationality").is_in(list(policy.nationalities)))
-    audience_cases, audience_persons = records.height, int(records["persons"].sum() or 0)
+    audience_cases = int(records["cases"].sum()) if "cases" in records.columns else records.height
+    audience_persons = int(records["persons"].sum() or 0)
     records = merge_rare_nationalities(records, k)
-    parents = [
-        polars_h3.cell_to_parent("cell", res).alias(f"cell_{res}")
-        for res in range(policy.base_resolution, policy.floor_resolution - 1, -1)
-    ]
-    records = _cross_columns(_with_categories(records.with_columns(parents)))
-    sums = [c for c in records.columns if c[:2] in ("c|", "p|", "x|")]
-    cell_columns = [
-        f"cell_{r}" for r in range(policy.base_resolution, policy.floor_resolution - 1, -1)
-    ]
-    base = records.group_by(cell_columns + ["nationality"]).agg(
-        pl.len().cast(pl.Int64).alias("cases"),
-        pl.col("persons").sum(),
-        *[pl.col(c).sum() for c in sums],
+    cube = _cube(records, policy)
+    base = (
+        cube.group_by("base_cell", "nationality")
+        .agg(pl.col("cases").sum(), pl.col("persons").sum())
+        .with_columns(
+            polars_h3.cell_to_parent("base_cell", res).alias(f"cell_{res}")
+            for res in range(policy.base_resolution, policy.floor_resolution - 1, -1)
+        )
     )
     base = _assign_published_cells(base, policy)
-    kept = base.filter(pl.col("published_res").is_not_null())
     dropped = base.filter(pl.col("published_res").is_null())
+    placement = base.filter(pl.col("published_res").is_not_null()).select(
+        "base_cell",
+        "nationality",
+        "published_cell",
+        "published_res",
+        pl.col(f"cell_{policy.floor_resolution}").alias("floor_cell"),
+    )
+    kept = cube.join(placement, on=["base_cell", "nationality"])
     groups = kept.group_by("published_cell", "published_res", "nationality").agg(
-        pl.col("cases").sum(), pl.col("persons").sum(), *[pl.col(c).sum() for c in sums]
-    )
-    sex_ok = _available(groups, "sex", k)
-    age_ok = _available(groups, "age_band", k) & (~sex_ok | _no_pinned_cross("sex", "age_band", k))
-    breakdowns = [
-        _breakdown_rows(groups, "sex", sex_ok, "published_cell", pl.col("published_res")),
-        _breakdown_rows(groups, "age_band", age_ok, "published_cell", pl.col("published_res")),
-    ]
-    floor_cell = f"cell_{policy.floor_resolution}"
-    floors = kept.group_by(floor_cell, "nationality").agg(
-        pl.col("cases").sum(), *[pl.col(c).sum() for c in sums]
-    )
-    vulnerability_ok = (
-        _available(floors, "vulnerability", k)
-        & _no_pinned_cross("vulnerability", "sex", k)
-        & _no_pinned_cross("vulnerability", "age_band", k)
-    )
-    breakdowns.append(
-        _breakdown_rows(
-            floors, "vulnerability", vulnerability_ok, floor_cell, pl.lit(policy.floor_resolution)
-        )
+        pl.col("cases").sum(), pl.col("persons").sum()
     )
     group_frame = _to_pandas(
         groups.select(
@@ -417,7 +455,7 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy) -> Release:
             "persons",
         )
     )
-    breakdown_frame = _to_pandas(pl.concat(breakdowns))
+    breakdown_frame = _to_pandas(_breakdown_rows(kept, policy))
     if policy.round_to:
         for frame in (group_frame, breakdown_frame):
             for column in ("cases", "persons"):
@@ -491,11 +529,13 @@ def build_release(store_path: str | Path, policy: ReleasePolicy) -> Release:
     policy = policy.checked()
     con = store.connect(store_path, read_only=True)
     try:
-        records = store.audience_records(con, policy.consent_scope, policy.nationalities)
+        records = store.audience_records(
+            con, policy.consent_scope, policy.nationalities, policy.base_resolution
+        )
         summary = store.store_summary(con)
     finally:
         con.close()
-    if records.height == 0:
+    if records.is_empty():
         raise InputError(
             f"{Path(store_path).name}: no stored registration matches the audience "
             f"(consent {policy.consent_scope!r}, nationalities "

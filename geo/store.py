@@ -330,17 +330,8 @@ def ingest_log(store_path: str | Path) -> list[dict]:
         con.close()
 
 
-def audience_records(
-    con: duckdb.DuckDBPyConnection,
-    consent_scope: str,
-    nationalities: Sequence[str] | None = None,
-) -> pl.DataFrame:
-    """Return the stored records whose consent covers ``consent_scope``.
-
-    Returns
-    -------
-    polars.DataFrame
-        Columns nationality, cell, sex, age_band, vulnerabilities, persons.
+def _consent_bit(consent_scope: str) -> int:
+    """Return the consent bit of a scope.
 
     Raises
     ------
@@ -352,16 +343,64 @@ def audience_records(
             f"unknown consent scope {consent_scope!r}; "
             f"use one of {', '.join(codes.CONSENT_SCOPES)}."
         )
-    bit = 1 << codes.CONSENT_SCOPES.index(consent_scope)
-    query = """
-        SELECT nationality, cell, sex, age_band, vulnerabilities,
-               (1 + family_members)::BIGINT AS persons
+    return 1 << codes.CONSENT_SCOPES.index(consent_scope)
+
+
+def h3_parent_sql(column: str, resolution: int) -> str:
+    """Return SQL for the H3 parent of an integer cell column (bit operations, no extension).
+
+    The parent has the resolution field set to ``resolution`` and every digit finer
+    than it set to 7 (unused), exactly as ``h3.cell_to_parent`` does.
+    """
+    unused_digits = (1 << (3 * (15 - resolution))) - 1
+    return (
+        f"(({column} & ~(15::UBIGINT << 52)) | ({resolution}::UBIGINT << 52) "
+        f"| {unused_digits}::UBIGINT)"
+    )
+
+
+def audience_records(
+    con: duckdb.DuckDBPyConnection,
+    consent_scope: str,
+    nationalities: Sequence[str] | None = None,
+    resolution: int | None = None,
+) -> pl.DataFrame:
+    """Return the stored records whose consent covers ``consent_scope``, counted.
+
+    Parameters
+    ----------
+    con
+        A store connection.
+    consent_scope
+        The scope every record must carry.
+    nationalities
+        Keep only these (ISO alpha-3); default all.
+    resolution
+        Count records per cell at this H3 resolution (≤ the store's); default the
+        store's own resolution.
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns nationality, cell, sex, age_band, vulnerabilities, cases, persons: one
+        row per distinct combination, ``cases`` registrations and their ``persons``.
+
+    Raises
+    ------
+    InputError
+        For an unknown consent scope.
+    """
+    cell = h3_parent_sql("cell", resolution if resolution is not None else STORE_RESOLUTION)
+    query = f"""
+        SELECT nationality, {cell} AS cell, sex, age_band, vulnerabilities,
+               count(*)::BIGINT AS cases, sum(1 + family_members)::BIGINT AS persons
         FROM registrations WHERE (consent & ?) != 0
     """
-    parameters: list = [bit]
+    parameters: list = [_consent_bit(consent_scope)]
     if nationalities:
         query += " AND nationality IN (SELECT unnest(?))"
         parameters.append(list(nationalities))
+    query += " GROUP BY ALL"
     return con.sql(query, params=parameters).pl()
 
 
