@@ -40,6 +40,8 @@ import pycountry
 import pyproj
 import shapely
 
+from geo import codes
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SDMX_CSV = (
     DATA_DIR / "istat" / ("istat_2023_foreign_residents_by_citizenship_area_all_provinces_sdmx.csv")
@@ -216,15 +218,6 @@ FILE_NAMES = {
     "recruitment_agency": "SYNTHETIC_recruitment_agency.csv",
 }
 TRUTH_FILE_NAME = "SYNTHETIC_truth.parquet"
-VULNERABILITIES = (
-    "disability",
-    "pregnant",
-    "unaccompanied_minor",
-    "older_person_alone",
-    "medical",
-    "other",
-)
-CONSENT_SCOPES = ("aggregate", "origin_state", "host_state", "humanitarian")
 # Share of cases carrying each problem (about 0.5 % in all); at least one row per tag.
 BAD_ROW_RATES = {
     "unknown_nationality": 0.0009,
@@ -941,7 +934,7 @@ def _draw_vulnerabilities(rng: np.random.Generator, cases: pd.DataFrame) -> np.n
         "medical": rng.random(n) < 0.025,
         "other": rng.random(n) < 0.01,
     }
-    return _join_flags(flags, VULNERABILITIES)
+    return _join_flags(flags, codes.VULNERABILITIES)
 
 
 def _draw_consent(rng: np.random.Generator, cases: pd.DataFrame) -> np.ndarray:
@@ -959,7 +952,7 @@ def _draw_consent(rng: np.random.Generator, cases: pd.DataFrame) -> np.ndarray:
         "host_state": (rng.random(n) < 0.4) & ~none,
         "humanitarian": (rng.random(n) < 0.7) & ~none,
     }
-    return _join_flags(flags, CONSENT_SCOPES)
+    return _join_flags(flags, codes.CONSENT_SCOPES)
 
 
 def _join_flags(flags: Mapping[str, np.ndarray], order: tuple[str, ...]) -> np.ndarray:

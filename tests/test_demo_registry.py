@@ -13,6 +13,7 @@ import pycountry
 import pytest
 import shapely
 
+from geo import codes
 from geo import demo_registry as dr
 
 SCALE = 0.05
@@ -203,7 +204,7 @@ def test_ages_and_birth_years(current):
 def test_vulnerabilities_are_coherent(current):
     assert 0.06 < current["vulnerabilities"].notna().mean() < 0.10
     tokens = current["vulnerabilities"].dropna().str.split(";").explode()
-    assert set(tokens) == set(dr.VULNERABILITIES)
+    assert set(tokens) == set(codes.VULNERABILITIES)
 
     def having(name: str) -> pd.DataFrame:
         return current[current["vulnerabilities"].fillna("").str.contains(name)]
@@ -222,8 +223,8 @@ def test_vulnerabilities_are_coherent(current):
 def test_consent_scopes(current):
     consent = current["consent"].fillna("")
     tokens = consent[consent != ""].str.split(";").explode()
-    assert set(tokens) <= set(dr.CONSENT_SCOPES)
-    rates = {scope: consent.str.contains(scope).mean() for scope in dr.CONSENT_SCOPES}
+    assert set(tokens) <= set(codes.CONSENT_SCOPES)
+    rates = {scope: consent.str.contains(scope).mean() for scope in codes.CONSENT_SCOPES}
     assert rates["aggregate"] > 0.93
     assert abs(rates["origin_state"] - 0.6) < 0.05
     assert abs(rates["host_state"] - 0.4) < 0.05
