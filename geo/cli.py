@@ -105,8 +105,8 @@ def _read_footprints(args: argparse.Namespace) -> list:
             path,
             class_field=args.class_field,
             buffer_km=args.buffer_km,
-            date_from=getattr(args, "date_from", None),
-            date_to=getattr(args, "date_to", None),
+            date_from=args.date_from,
+            date_to=args.date_to,
         )
         for path in args.footprints
     ]
@@ -187,10 +187,8 @@ def _cmd_demo_registry(args: argparse.Namespace) -> int:
     return 0
 
 
-def _footprint_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "footprints", nargs="+", type=Path, metavar="FOOTPRINT", help="footprint files"
-    )
+def _footprint_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options that say how to read footprints (shared by hazard and exposure)."""
     parser.add_argument("--class-field", help="attribute holding the class of generic polygons")
     parser.add_argument(
         "--buffer-km", type=float, default=10.0, help="radius around ACLED events (default 10)"
@@ -278,7 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read hazard footprints (ShakeMap, EMS, GDACS, ACLED, any polygons) and "
         "show the classes found, their areas and what was repaired.",
     )
-    _footprint_arguments(hazard)
+    hazard.add_argument(
+        "footprints", nargs="+", type=Path, metavar="FOOTPRINT", help="footprint files"
+    )
+    _footprint_options(hazard)
     hazard.set_defaults(run=_cmd_hazard)
 
     exposure = commands.add_parser(
@@ -297,10 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FOOTPRINT",
         help="footprint file (repeatable: several are overlaid, worst class wins)",
     )
-    exposure.add_argument("--class-field", help="attribute holding the class of generic polygons")
-    exposure.add_argument(
-        "--buffer-km", type=float, default=10.0, help="radius around ACLED events (default 10)"
-    )
+    _footprint_options(exposure)
     exposure.add_argument(
         "--cumulative", action="store_true", help="'at least' classes instead of disjoint bands"
     )
