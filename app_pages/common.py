@@ -376,15 +376,19 @@ def run_exposure(
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def basemap_layers(files: tuple[tuple[str, str], ...]) -> list[pdk.Layer]:
+def basemap_layers(files: tuple[tuple[str, str], ...], fill_land: bool) -> list[pdk.Layer]:
     """Return the offline outline layers of the shipped base map files (sha256, path)."""
-    return mapping.outline_layers([path for _, path in files])
+    return mapping.outline_layers([path for _, path in files], fill_land)
 
 
 def offline_basemap() -> list[pdk.Layer]:
-    """Return the outline layers drawn from ``data/basemap`` (empty when there is none)."""
+    """Return the outline layers drawn from ``data/basemap`` (empty when there is none).
+
+    Land is filled only when no tile basemap is configured.
+    """
     paths = sorted(BASEMAP_DIR.glob("*.geojson")) if BASEMAP_DIR.is_dir() else []
-    return basemap_layers(tuple((source_file(p).sha256, str(p)) for p in paths))
+    files = tuple((source_file(p).sha256, str(p)) for p in paths)
+    return basemap_layers(files, settings().basemap_url is None)
 
 
 def release_view(release: Release, file: SourceFile) -> dict:

@@ -22,6 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import geopandas as gpd
 import h3
@@ -352,7 +353,7 @@ def class_colours(n: int) -> list[tuple[int, ...]]:
     return [CLASS_PALETTE[i] for i in positions]
 
 
-def outline_layers(paths: Sequence[str | Path]) -> list[pdk.Layer]:
+def outline_layers(paths: Sequence[str | Path], fill_land: bool = True) -> list[pdk.Layer]:
     """Return the offline base layers: land filled from country outlines, region lines.
 
     Parameters
@@ -360,6 +361,8 @@ def outline_layers(paths: Sequence[str | Path]) -> list[pdk.Layer]:
     paths
         GeoJSON files whose features have a ``level`` property: ``country``
         (filled as land, dark outline) or anything else (thin grey lines).
+    fill_land
+        Fill the countries (off when tiles are drawn underneath).
 
     Returns
     -------
@@ -382,7 +385,7 @@ def outline_layers(paths: Sequence[str | Path]) -> list[pdk.Layer]:
                 data={"type": "FeatureCollection", "features": countries},
                 id="basemap-land",
                 stroked=True,
-                filled=True,
+                filled=fill_land,
                 get_fill_color=list(LAND_FILL),
                 get_line_color=list(COUNTRY_LINE),
                 line_width_units='"pixels"',
@@ -487,23 +490,29 @@ def bounds_to_view(
     }
 
 
-def tile_map_style(url: str) -> dict:
-    """Return a raster map style that draws tiles from a ``{z}/{x}/{y}`` URL template."""
-    return {
+def tile_map_style(url: str) -> str:
+    """Return a raster map style for a ``{z}/{x}/{y}`` tile URL, as an inline ``data:`` URL.
+
+    The browser's map library fetches its style from a URL; inlining it means the only
+    requests made are for the tiles themselves.
+    """
+    style = {
         "version": 8,
         "sources": {"tiles": {"type": "raster", "tiles": [url], "tileSize": 256}},
         "layers": [{"id": "tiles", "type": "raster", "source": "tiles"}],
     }
+    return "data:application/json," + quote(json.dumps(style, separators=(",", ":")))
 
 
 def build_deck(layers: Sequence[pdk.Layer], view: dict, basemap_url: str | None = None) -> pdk.Deck:
     """Return the map: the given layers over no basemap, or over tiles when a URL is set.
 
     Without ``basemap_url`` the deck has ``map_provider=None``: no basemap, no
-    network request. With it, a raster style reads tiles from the URL.
+    network request. With it, a raster style (:func:`tile_map_style`) reads tiles
+    from the URL.
     """
     if basemap_url:
-        style = {"map_provider": "mapbox", "map_style": tile_map_style(basemap_url)}
+        style = {"map_provider": "carto", "map_style": tile_map_style(basemap_url)}
     else:
         style = {"map_provider": None}
     return pdk.Deck(

@@ -7,6 +7,7 @@ import io
 import json
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import h3
 import pandas as pd
@@ -330,9 +331,12 @@ def test_no_release_says_how_to_get_one(app, monkeypatch, tmp_path):
 def test_tile_basemap_only_when_configured(app, monkeypatch):
     monkeypatch.setenv("CRISIS_EXPOSURE_BASEMAP_URL", "https://tiles.example.org/{z}/{x}/{y}.png")
     payload = deck(app.run())
-    assert payload["mapStyle"]["sources"]["tiles"]["tiles"] == [
-        "https://tiles.example.org/{z}/{x}/{y}.png"
-    ]
+    prefix = "data:application/json,"
+    assert payload["mapStyle"].startswith(prefix)
+    style = json.loads(unquote(payload["mapStyle"].removeprefix(prefix)))
+    assert style["sources"]["tiles"]["tiles"] == ["https://tiles.example.org/{z}/{x}/{y}.png"]
+    land = next(layer for layer in payload["layers"] if layer["id"] == "basemap-land")
+    assert land["filled"] is False  # the tiles show through
 
 
 def test_only_the_data_page_reads_the_store():

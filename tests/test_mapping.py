@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import unquote
 
 import geopandas as gpd
 import h3
@@ -125,7 +126,8 @@ def test_deck_without_basemap_makes_no_request_and_tiles_only_when_configured():
             [], mapping.cells_to_view([]), "https://t.example/{z}/{x}/{y}.png"
         ).to_json()
     )
-    assert online["mapStyle"]["sources"]["tiles"]["tiles"] == ["https://t.example/{z}/{x}/{y}.png"]
+    style = json.loads(unquote(online["mapStyle"].removeprefix("data:application/json,")))
+    assert style["sources"]["tiles"]["tiles"] == ["https://t.example/{z}/{x}/{y}.png"]
 
 
 def test_legend_html_escapes_labels():
