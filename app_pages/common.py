@@ -110,12 +110,17 @@ def guarded(action: str, function: Callable[..., T], *args: Any, **kwargs: Any) 
 
 
 def session_dir(part: str) -> Path:
-    """Return this session's private temporary folder ``part`` (created on first use)."""
-    root = st.session_state.get("_session_dir")
-    if root is None or not Path(root).is_dir():
-        root = tempfile.mkdtemp(prefix="crisis-exposure-session-")
-        st.session_state["_session_dir"] = root
-    folder = Path(root) / part
+    """Return this session's private temporary folder ``part`` (created on first use).
+
+    The folder is a ``TemporaryDirectory`` held in the session state: when the session
+    ends and its state is collected (or the server stops), the folder, its store and
+    its rejects are deleted with it.
+    """
+    holder = st.session_state.get("_session_dir")
+    if holder is None or not Path(holder.name).is_dir():
+        holder = tempfile.TemporaryDirectory(prefix="crisis-exposure-session-")
+        st.session_state["_session_dir"] = holder
+    folder = Path(holder.name) / part
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -37,6 +37,8 @@ if st.button("Ingest", disabled=not records, key="data_ingest"):
             rejects_dir=common.session_dir("rejects"),
             progress=lambda message: status.update(label=message),
         )
+        for path in paths:  # the raw files (with identifiers) are not kept once read
+            path.unlink(missing_ok=True)
         status.update(
             label="Ingest finished" if reports else "Ingest failed: nothing stored",
             state="complete" if reports else "error",

@@ -298,7 +298,9 @@ def test_data_page_ingests_builds_and_previews(app, tmp_path):
     no_exception(at)
     assert at.session_state["release_path"].endswith("steward_test.release.parquet")
     built = Path(at.session_state["release_path"])
-    assert built.parent.parent == Path(at.session_state["_session_dir"])
+    session_folder = Path(at.session_state["_session_dir"].name)
+    assert built.parent.parent == session_folder
+    assert not list((session_folder / "uploads").iterdir())  # raw uploads are not kept
     assert "k=5 cases" in at.code[0].value
     # the footprint previewer
     at.file_uploader(key="data_footprints").upload(
