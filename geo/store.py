@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import secrets
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,10 +21,16 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import polars_h3
+import pyarrow as pa
 
 from geo import codes
 from geo.errors import InputError
-from geo.records import FileHeader, iter_validated_batches, open_registration_file
+from geo.records import (
+    FileHeader,
+    ValidatedBatch,
+    iter_validated_batches,
+    open_registration_file,
+)
 from geo.sanitize import spreadsheet_safe
 
 STORE_RESOLUTION = 8
@@ -213,6 +220,25 @@ def _write_rejects(target: Path, rejects: pl.DataFrame) -> None:
     os.replace(temporary, target)
 
 
+def _prefetched(header: FileHeader) -> Iterator[tuple[ValidatedBatch, pa.Table]]:
+    """Yield validated, binned batches, preparing the next one while DuckDB stores this one.
+
+    Reading, validation and binning run in a worker thread (polars and pyarrow release
+    the GIL), so the two cores share the work; an error in the worker is raised here.
+    """
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        batches = iter_validated_batches(header)
+
+        def prepare() -> tuple[ValidatedBatch, pa.Table] | None:
+            batch = next(batches, None)
+            return None if batch is None else (batch, _bin_batch(batch.accepted).to_arrow())
+
+        pending = worker.submit(prepare)
+        while (ready := pending.result()) is not None:
+            pending = worker.submit(prepare)
+            yield ready
+
+
 def _ingest_one(
     con: duckdb.DuckDBPyConnection, header: FileHeader, say: Callable[[str], None]
 ) -> tuple[IngestReport, pl.DataFrame | None]:
@@ -235,10 +261,10 @@ def _ingest_one(
     con.execute("ALTER TABLE staging ADD COLUMN record_id VARCHAR")
     rejects: list[pl.DataFrame] = []
     ingest_id = con.execute("SELECT coalesce(max(ingest_id), 0) + 1 FROM ingests").fetchall()[0][0]
-    for batch in iter_validated_batches(header):
+    for batch, binned in _prefetched(header):
         report.rows_read += batch.rows_read
         rejects.append(batch.rejects)
-        con.register("binned", _bin_batch(batch.accepted).to_arrow())
+        con.register("binned", binned)
         con.execute(
             """
             INSERT INTO staging BY NAME
@@ -302,8 +328,16 @@ def _ingest_one(
 def _merge_staging(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
     """Merge staged records into the store; a stored newer version wins.
 
-    Returns (kept_newer, updated, inserted).
+    Returns (kept_newer, updated, inserted). Into an empty store (the first ingest of a
+    registry, the common case at national scale) the staged rows go straight in.
     """
+    if not con.execute("SELECT count(*) FROM (SELECT 1 FROM registrations LIMIT 1)").fetchall()[0][
+        0
+    ]:
+        inserted = con.execute(
+            "INSERT INTO registrations SELECT * EXCLUDE (row, record_id) FROM staging"
+        ).fetchall()[0][0]
+        return 0, 0, inserted
     kept_newer = con.execute(
         """
         DELETE FROM staging WHERE record_key IN (
