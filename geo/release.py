@@ -12,7 +12,10 @@ become ``OTH``.
 Breakdowns (sex, age band) are published for a group only when every non-zero category
 has at least k cases and no pair of categories of two published dimensions pins a
 cross-cell between 1 and k−1; vulnerabilities only at the floor resolution, with each
-case counted once under its first vulnerability in ``VULNERABILITY_PRIORITY``.
+case counted once under its first vulnerability in ``VULNERABILITY_PRIORITY``, and
+only where no released group under the floor cell is thereby proven to hold between 1
+and k−1 cases of a vulnerability category (a group is one more "dimension" of the
+floor cell: group total + category count − floor total is a lower bound).
 
 Everything downstream (map, exposure, exports) reads only the release file.
 """
@@ -364,17 +367,12 @@ def _breakdown_rows(kept: pl.DataFrame, policy: ReleasePolicy) -> pl.DataFrame:
     )
     floor = ["floor_cell", "nationality"]
     vul_counts, vul_allowed = _breakdown(kept, floor, "vulnerability", k)
-    vul_allowed = (
-        vul_allowed.join(_pinned_cross(kept, floor, "vulnerability", "sex", k), on=floor)
-        .join(
-            _pinned_cross(kept, floor, "vulnerability", "age_band", k).rename(
-                {"pinned": "pinned_age"}
-            ),
-            on=floor,
-        )
-        .select(
-            *floor, (pl.col("allowed") & ~pl.col("pinned") & ~pl.col("pinned_age")).alias("allowed")
-        )
+    seconds = ("sex", "age_band", "published_cell")
+    for second in seconds:
+        pinned = _pinned_cross(kept, floor, "vulnerability", second, k)
+        vul_allowed = vul_allowed.join(pinned.rename({"pinned": second}), on=floor)
+    vul_allowed = vul_allowed.select(
+        *floor, (pl.col("allowed") & ~pl.any_horizontal(seconds)).alias("allowed")
     )
     resolution = pl.col("published_res")
     return pl.concat(
