@@ -238,13 +238,16 @@ def footprint_files() -> list[SourceFile]:
     return files
 
 
-def register_footprint_uploads(files: list) -> None:
-    """Save uploaded footprint files for this session and list the readable ones."""
+def register_footprint_uploads(files: list) -> list[str]:
+    """Save uploaded footprint files for this session; return the display names new to it."""
     saved = save_uploads(files, "footprints")
     known = st.session_state.setdefault("footprint_uploads", [])
+    new = []
     for path in saved:
         if path.suffix.lower() not in SHAPEFILE_SIDECARS and str(path) not in known:
             known.append(str(path))
+            new.append(f"{path.name} (uploaded)")
+    return new
 
 
 @st.cache_data(show_spinner="Reading the footprint…", max_entries=64)

@@ -34,17 +34,19 @@ uploads = st.file_uploader(
     accept_multiple_files=True,
     key="exposure_uploads",
 )
-if uploads:
-    common.register_footprint_uploads(uploads)
+new_uploads = common.register_footprint_uploads(uploads) if uploads else []
 footprints = common.footprint_files()
 by_name = {f.name: f for f in footprints}
-default = common.overlapping_footprint(footprints, release)
+if "exposure_footprints" not in st.session_state:
+    default = common.overlapping_footprint(footprints, release)
+    st.session_state["exposure_footprints"] = [default.name] if default else []
+# A footprint just uploaded is the one the user wants to expose: select it.
+st.session_state["exposure_footprints"] += new_uploads
 
 left, right = st.columns(2)
 chosen = left.multiselect(
     "Footprints (several are overlaid: a cell takes the worst class it touches)",
     list(by_name),
-    default=[default.name] if default else [],
     key="exposure_footprints",
 )
 mode = left.radio(
