@@ -179,6 +179,18 @@ def load_release(sha256: str, _path: str) -> Release:
     return read_release(_path)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def map_cells(
+    sha256: str,
+    nationalities: tuple[str, ...],
+    dimension: str | None,
+    category: str | None,
+    _release: Release,
+) -> mapping.MapCells:
+    """Return the cells to draw for the release with this hash under the map's filters."""
+    return mapping.release_to_map_cells(_release, nationalities, dimension, category)
+
+
 def release_picker(config: Settings) -> None:
     """Draw the sidebar's release switcher (the active release is kept in session state).
 

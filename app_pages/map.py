@@ -40,7 +40,7 @@ footprint_name = columns[3].selectbox(
     key="map_footprint",
 )
 
-shown = mapping.release_to_map_cells(release, chosen, dimension, category)
+shown = common.map_cells(release_file.sha256, tuple(chosen), dimension, category, release)
 cells = shown.cells
 edges = mapping.count_bins(cells["persons"])
 layers = common.offline_basemap() + mapping.cells_to_layers(cells, edges)

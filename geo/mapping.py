@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import pydeck as pdk
 import shapely
+from pydeck.bindings.json_tools import default_serialize
 
 from geo import codes
 from geo.release import Release
@@ -100,6 +101,9 @@ class LegendEntry:
 
     colour: tuple[int, ...]
     label: str
+
+
+TOOLTIP_NATIONALITIES = 6
 
 
 def nationality_label(code: str) -> str:
@@ -178,8 +182,14 @@ def _cells_from_groups(values: pd.DataFrame) -> pd.DataFrame:
     ordered = values.sort_values(
         ["h3_cell", "persons", "nationality"], ascending=[True, False, True]
     )
-    text = ordered["nationality"] + " " + ordered["persons"].map("{:,}".format)
-    listed = text.groupby(ordered["h3_cell"]).agg(" · ".join).rename("nationalities")
+    # The map payload carries this text for every cell: list a cell's largest
+    # nationalities only, and say how many more there are.
+    top = ordered[ordered.groupby("h3_cell").cumcount() < TOOLTIP_NATIONALITIES]
+    text = top["nationality"] + " " + top["persons"].map("{:,}".format)
+    listed = text.groupby(top["h3_cell"]).agg(" · ".join)
+    more = ordered.groupby("h3_cell").size().reindex(listed.index) - TOOLTIP_NATIONALITIES
+    suffix = np.where(more > 0, " · +" + more.astype(str) + " more", "")
+    listed = (listed + suffix).rename("nationalities")
     cells = ordered.groupby("h3_cell", as_index=False).agg(
         resolution=("resolution", "first"), persons=("persons", "sum"), cases=("cases", "sum")
     )
@@ -504,6 +514,18 @@ def tile_map_style(url: str) -> str:
     return "data:application/json," + quote(json.dumps(style, separators=(",", ":")))
 
 
+class CompactDeck(pdk.Deck):
+    """A deck serialised without indentation.
+
+    pydeck indents its JSON, which doubles the payload Streamlit sends to the browser
+    for tens of thousands of cells; the content is the same.
+    """
+
+    def to_json(self) -> str:
+        """Return the deck as compact JSON."""
+        return json.dumps(self, sort_keys=True, default=default_serialize, separators=(",", ":"))
+
+
 def build_deck(layers: Sequence[pdk.Layer], view: dict, basemap_url: str | None = None) -> pdk.Deck:
     """Return the map: the given layers over no basemap, or over tiles when a URL is set.
 
@@ -515,7 +537,7 @@ def build_deck(layers: Sequence[pdk.Layer], view: dict, basemap_url: str | None 
         style = {"map_provider": "carto", "map_style": tile_map_style(basemap_url)}
     else:
         style = {"map_provider": None}
-    return pdk.Deck(
+    return CompactDeck(
         layers=list(layers),
         initial_view_state=pdk.ViewState(**view),
         tooltip={"html": TOOLTIP_HTML, "style": {"fontSize": "12px"}},
