@@ -62,9 +62,9 @@ from geo import store as steward_store
 from geo.errors import InputError
 from geo.release import (
     BREAKDOWN_DIMENSIONS,
-    VULNERABILITY_PRIORITY,
     Release,
     ReleasePolicy,
+    primary_vulnerability,
     read_release,
 )
 
@@ -474,17 +474,6 @@ def _patterns(views: Sequence[_View], signature: tuple) -> list[int]:
     return sorted(patterns)
 
 
-def _primary_vulnerability() -> pl.Expr:
-    """Return each case's primary vulnerability, as the release counts it."""
-    primary = pl.lit("none")
-    for name in reversed(VULNERABILITY_PRIORITY):
-        bit = 1 << codes.VULNERABILITIES.index(name)
-        primary = (
-            pl.when((pl.col("vulnerabilities") & bit) != 0).then(pl.lit(name)).otherwise(primary)
-        )
-    return primary
-
-
 def _units(records: pl.DataFrame, views: Sequence[_View], classes: _Classes, fine: int):
     """Return true counts per (fine cell, class, pattern, sex, age band, vulnerability)."""
     pattern = pl.lit(0)
@@ -498,7 +487,7 @@ def _units(records: pl.DataFrame, views: Sequence[_View], classes: _Classes, fin
     return (
         records.with_columns(
             pattern.alias("pattern"),
-            _primary_vulnerability().alias("vulnerability"),
+            primary_vulnerability().alias("vulnerability"),
         )
         .filter(pl.col("pattern") > 0)
         .select(

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from geo.audit import add_audit_command
 from geo.errors import InputError
 
 
@@ -58,6 +59,9 @@ def _cmd_release(args: argparse.Namespace) -> int:
     write_release(release, args.out)
     print("\n".join(release_summary_lines(release.metadata)))
     print(f"written to {args.out}")
+    print("before handing it out: crisis-exposure audit RELEASE [OTHER RELEASES] --store STORE "
+          "(releases of one store under different consent scopes or resolutions can be "
+          "differenced; audit together those that may meet)")
     return 0
 
 
@@ -320,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exposure.add_argument("--show", type=int, default=15, help="rows to print (default 15)")
     exposure.set_defaults(run=_cmd_exposure)
+
+    add_audit_command(commands)
 
     demo_all = commands.add_parser(
         "demo",

@@ -28,9 +28,12 @@ def build_demo(
     """Generate, ingest and release the demo; yield one summary line per step.
 
     Writes ``out_dir/central_italy.release.parquet`` (public, consent "aggregate", all
-    nationalities) and ``out_dir/embassy_UKR.release.parquet`` (Ukraine's embassy,
-    consent "origin_state"). The work folder gets the raw SYNTHETIC files, the rejects
-    and a fresh store.
+    nationalities) and ``out_dir/embassy_UKR.release.parquet`` (Ukraine's embassy: the
+    same audience and rules, one nationality, so it tells the embassy nothing the
+    public release does not). An embassy release under another consent scope (e.g.
+    "origin_state") counts a different audience, and the two could be differenced:
+    the joint audit flags that, so it is not part of the demo. The work folder gets
+    the raw SYNTHETIC files, the rejects and a fresh store.
     """
     from geo.demo_registry import TRUTH_FILE_NAME, generate_demo_registry, write_demo_registry
 
@@ -51,7 +54,7 @@ def build_demo(
         (PUBLIC_RELEASE, ReleasePolicy()),
         (
             EMBASSY_RELEASE,
-            ReleasePolicy(nationalities=(EMBASSY_NATIONALITY,), consent_scope="origin_state"),
+            ReleasePolicy(nationalities=(EMBASSY_NATIONALITY,)),
         ),
     ):
         release = build_release(store_path, policy)

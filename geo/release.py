@@ -170,7 +170,7 @@ def residual_is_safe(cases: int, unpublished_children: int, k: int) -> bool:
     return k <= cases <= (unpublished_children - 1) * (k - 1)
 
 
-def _primary_vulnerability() -> pl.Expr:
+def primary_vulnerability() -> pl.Expr:
     """Return the first vulnerability of a case in ``VULNERABILITY_PRIORITY``, or none."""
     primary = pl.lit("none")
     for name in reversed(VULNERABILITY_PRIORITY):
@@ -191,7 +191,7 @@ def _cube(records: pl.DataFrame, policy: ReleasePolicy) -> pl.DataFrame:
     return (
         records.with_columns(
             polars_h3.cell_to_parent("cell", policy.base_resolution).alias("base_cell"),
-            _primary_vulnerability().alias("vulnerability"),
+            primary_vulnerability().alias("vulnerability"),
         )
         .group_by("base_cell", "nationality", "sex", "age_band", "vulnerability")
         .agg(cases.cast(pl.Int64).alias("cases"), pl.col("persons").sum().cast(pl.Int64))

@@ -25,8 +25,7 @@ def demo(tmp_path_factory):
     reports = store.ingest_files(work / "store.duckdb", registrations,
                                  rejects_dir=work / "rejects")
     public = build_release(work / "store.duckdb", ReleasePolicy())
-    embassy = build_release(work / "store.duckdb",
-                            ReleasePolicy(nationalities=("UKR",), consent_scope="origin_state"))
+    embassy = build_release(work / "store.duckdb", ReleasePolicy(nationalities=("UKR",)))
     write_release(public, work / "public.release.parquet")
     write_release(embassy, work / "embassy.release.parquet")
     return frame, work, reports, public, embassy
@@ -88,6 +87,14 @@ def test_embassy_release_holds_only_its_nationality(demo):
     *_, public, embassy = demo
     assert set(embassy.groups["nationality"]) == {"UKR"}
     assert set(embassy.breakdowns["nationality"]) <= {"UKR"}
-    assert embassy.metadata["policy"]["consent_scope"] == "origin_state"
-    assert embassy.metadata["published"]["persons"] < public.groups.query(
-        "nationality == 'UKR'")["persons"].sum()
+    public_ukr = public.groups[public.groups["nationality"] == "UKR"].reset_index(drop=True)
+    assert embassy.groups.reset_index(drop=True).equals(public_ukr)
+
+
+def test_the_public_and_embassy_pair_passes_the_audit(demo):
+    from geo.audit import run_audit
+
+    _, work, *_ = demo
+    report = run_audit([work / "public.release.parquet", work / "embassy.release.parquet"],
+                       work / "store.duckdb")
+    assert report.ok, "\n".join(report.lines(5))
