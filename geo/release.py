@@ -297,6 +297,11 @@ def _coverage_at(
     return pl.concat(parts).with_columns(full.alias("full"))
 
 
+def _counted(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Return cases and persons summed by ``keys``."""
+    return frame.group_by(keys).agg(pl.col("cases").sum(), pl.col("persons").sum())
+
+
 def _breakdown(
     cube: pl.DataFrame, unit: list[str], dimension: str, k: int
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -305,7 +310,7 @@ def _breakdown(
     A unit (group, or floor cell × nationality) may show the dimension when every
     non-zero category has at least k cases.
     """
-    counts = cube.group_by(*unit, dimension).agg(pl.col("cases").sum(), pl.col("persons").sum())
+    counts = _counted(cube, [*unit, dimension])
     allowed = counts.group_by(unit).agg((pl.col("cases") >= k).all().alias("allowed"))
     return counts, allowed
 
@@ -355,21 +360,25 @@ def _breakdown_rows(kept: pl.DataFrame, policy: ReleasePolicy) -> pl.DataFrame:
     """Return the sex and age-band rows per group and the vulnerability rows per floor cell."""
     k = policy.k
     group = ["published_cell", "published_res", "nationality"]
-    sex_counts, sex_allowed = _breakdown(kept, group, "sex", k)
-    age_counts, age_allowed = _breakdown(kept, group, "age_band", k)
+    # Count once per pair of dimensions; every margin and check below reads these
+    # smaller tables instead of the full cube.
+    by_sex_age = _counted(kept, [*group, "sex", "age_band"])
+    sex_counts, sex_allowed = _breakdown(by_sex_age, group, "sex", k)
+    age_counts, age_allowed = _breakdown(by_sex_age, group, "age_band", k)
     age_allowed = (
         age_allowed.join(sex_allowed.rename({"allowed": "sex_allowed"}), on=group)
-        .join(_pinned_cross(kept, group, "sex", "age_band", k), on=group)
+        .join(_pinned_cross(by_sex_age, group, "sex", "age_band", k), on=group)
         .select(
             *group,
             (pl.col("allowed") & ~(pl.col("sex_allowed") & pl.col("pinned"))).alias("allowed"),
         )
     )
     floor = ["floor_cell", "nationality"]
-    vul_counts, vul_allowed = _breakdown(kept, floor, "vulnerability", k)
     seconds = ("sex", "age_band", "published_cell")
+    by_vulnerability = {s: _counted(kept, [*floor, "vulnerability", s]) for s in seconds}
+    vul_counts, vul_allowed = _breakdown(by_vulnerability["sex"], floor, "vulnerability", k)
     for second in seconds:
-        pinned = _pinned_cross(kept, floor, "vulnerability", second, k)
+        pinned = _pinned_cross(by_vulnerability[second], floor, "vulnerability", second, k)
         vul_allowed = vul_allowed.join(pinned.rename({"pinned": second}), on=floor)
     vul_allowed = vul_allowed.select(
         *floor, (pl.col("allowed") & ~pl.any_horizontal(seconds)).alias("allowed")

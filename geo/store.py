@@ -34,6 +34,7 @@ from geo.records import (
 from geo.sanitize import spreadsheet_safe
 
 STORE_RESOLUTION = 8
+DUCKDB_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "1GB")
 SCHEMA_VERSION = "1"
 
 _SCHEMA = """
@@ -123,7 +124,13 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
     if read_only and not path.exists():
         raise InputError(f"{path}: no such store; create it with 'crisis-exposure ingest'.")
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        # A bounded memory budget: DuckDB spills to <store>.tmp beyond it, so a national
+        # registry (tens of millions of rows) ingests within a couple of GiB.
+        con = duckdb.connect(
+            str(path),
+            read_only=read_only,
+            config={"memory_limit": DUCKDB_MEMORY_LIMIT, "preserve_insertion_order": False},
+        )
     except duckdb.Error as exc:
         raise InputError(f"{path}: not a readable DuckDB store ({exc}).") from exc
     if not read_only:
@@ -353,15 +360,6 @@ def _merge_staging(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
         "INSERT INTO registrations SELECT * EXCLUDE (row, record_id) FROM staging"
     ).fetchall()[0][0]
     return kept_newer, updated, total - updated
-
-
-def ingest_log(store_path: str | Path) -> list[dict]:
-    """Return the store's ingest log (file name, hash, counts, time), oldest first."""
-    con = connect(store_path, read_only=True)
-    try:
-        return con.sql("SELECT * FROM ingests ORDER BY ingest_id").pl().to_dicts()
-    finally:
-        con.close()
 
 
 def _consent_bit(consent_scope: str) -> int:
