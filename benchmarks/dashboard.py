@@ -11,30 +11,24 @@ Debian's /usr/bin/chromium (``scripts/test.sh`` installs it).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import CACHE, ROOT, machine_lines, median_figures, registry_files  # noqa: E402
+from tests.dashboard_server import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    start_dashboard,
+    stop_dashboard,
+)
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 MAP_CANVAS = '[data-testid="stDeckGlJsonChart"] canvas'
 UPLOAD = ROOT / "data/footprints/italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
@@ -49,42 +43,12 @@ def resident_mib(pid: int) -> float:
 
 
 def start_server(release: Path) -> tuple[subprocess.Popen, str, float]:
-    """Start the dashboard on a free port with only ``release``; return it, its URL, start."""
+    """Start the dashboard holding only ``release``; return it, its URL and the start time."""
     folder = Path(tempfile.mkdtemp(prefix="bench-releases-"))
     shutil.copy(release, folder / release.name)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "CRISIS_EXPOSURE_RELEASE_DIR": str(folder), "CRISIS_EXPOSURE_STEWARD": "0"}
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "dashboard.py"),
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return process, url, started
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError("the dashboard did not start") from None
-            time.sleep(0.1)
+    process, url = start_dashboard(folder, folder / "streamlit.log", steward=False, timeout_s=180)
+    return process, url, started
 
 
 def wait_idle(page) -> None:
@@ -125,8 +89,7 @@ def measure(release: Path, browser) -> dict[str, float]:
             "rss_mib": resident_mib(process.pid),
         }
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop_dashboard(process)
 
 
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -149,7 +112,7 @@ def main() -> None:
         median_figures(INGEST_RELEASE.format(cache=str(CACHE), path=str(parquet), out=str(big)), 1)
     demo = ROOT / "data/demo/central_italy.release.parquet"
     with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         baseline = median_of([measure(demo, browser) for _ in range(args.repeats)])
         ours = median_of([measure(big, browser) for _ in range(args.repeats)])
         browser.close()

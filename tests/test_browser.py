@@ -7,12 +7,7 @@ Run with the rest (``pytest``) or alone (``pytest -m browser``). Needs ``/usr/bi
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -24,29 +19,20 @@ from geo.exposure import compute_exposure
 from geo.hazards import read_footprint, to_bands
 from geo.release import ReleasePolicy, protect, read_release, write_release
 from tests.conftest import clustered_records
+from tests.dashboard_server import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DashboardStartError,
+    start_dashboard,
+    stop_dashboard,
+)
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 NORCIA_MMI = ROOT / "data" / "footprints" / "italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 MAP_CANVAS = '[data-testid="stDeckGlJsonChart"] canvas'
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -61,54 +47,13 @@ def server(release_path, tmp_path_factory):
     """Start ``streamlit run dashboard.py`` on a free port; print its output if it dies."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (scripts/test.sh installs it)")
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    env = {
-        **os.environ,
-        "CRISIS_EXPOSURE_RELEASE_DIR": str(release_path.parent),
-        "CRISIS_EXPOSURE_STEWARD": "1",
-    }
-    env.pop("CRISIS_EXPOSURE_BASEMAP_URL", None)
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(ROOT / "dashboard.py"),
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            process.terminate()
-            pytest.fail(f"streamlit did not answer within 60 s:\n{log.read_text()}")
-        time.sleep(0.25)
-    yield url
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        process, url = start_dashboard(release_path.parent, log)
+    except DashboardStartError as died:
+        pytest.fail(str(died))
+    yield url
+    stop_dashboard(process)
     if process.returncode not in (0, -15):
         print(log.read_text())
 
