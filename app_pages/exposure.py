@@ -185,46 +185,43 @@ metadata = export_metadata(exposure, release, run.provenance)
 stem = "exposure_" + "_".join(
     Path(name.removesuffix(" (uploaded)")).stem for name in request["footprints"]
 )
-downloads = st.columns(4)
-downloads[0].download_button(
-    "CSV",
-    table_to_csv_text(table, metadata),
-    f"{stem}.csv",
-    "text/csv",
-    on_click="ignore",
-    icon=":material/download:",
-    key="download_csv",
-)
-downloads[1].download_button(
-    "XLSX",
-    table_to_xlsx_bytes(table, metadata),
-    f"{stem}.xlsx",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    on_click="ignore",
-    icon=":material/download:",
-    key="download_xlsx",
-)
-downloads[2].download_button(
-    "HXL CSV",
-    table_to_csv_text(table, metadata, hxl=True),
-    f"{stem}.hxl.csv",
-    "text/csv",
-    on_click="ignore",
-    icon=":material/download:",
-    key="download_hxl",
-)
 cells = exposed_cells_geojson(
     release, run.classes, metadata, list(request["nationalities"]) or None
 )
-downloads[3].download_button(
-    "GeoJSON (exposed cells)",
-    json.dumps(cells, ensure_ascii=False),
-    f"{stem}.geojson",
-    "application/geo+json",
-    on_click="ignore",
-    icon=":material/download:",
-    key="download_geojson",
-)
+files = [
+    ("CSV", table_to_csv_text(table, metadata), ".csv", "text/csv", "download_csv"),
+    (
+        "XLSX",
+        table_to_xlsx_bytes(table, metadata),
+        ".xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "download_xlsx",
+    ),
+    (
+        "HXL CSV",
+        table_to_csv_text(table, metadata, hxl=True),
+        ".hxl.csv",
+        "text/csv",
+        "download_hxl",
+    ),
+    (
+        "GeoJSON (exposed cells)",
+        json.dumps(cells, ensure_ascii=False),
+        ".geojson",
+        "application/geo+json",
+        "download_geojson",
+    ),
+]
+for column, (label, payload, suffix, mime, key) in zip(st.columns(4), files, strict=True):
+    column.download_button(
+        label,
+        payload,
+        f"{stem}{suffix}",
+        mime,
+        on_click="ignore",
+        icon=":material/download:",
+        key=key,
+    )
 
 with st.expander("Footprint details: what was read and repaired"):
     for provenance in run.provenance:
