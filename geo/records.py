@@ -722,10 +722,14 @@ def iter_validated_batches(
     """
     next_row = header.header_row + 1
     reference: tuple[float, float] | None = None
-    malformed_rows = _malformed_csv_rows(header) if header.file_format == "csv" else []
+    malformed_rows: list[int] | None = None  # exact row numbers, scanned only when needed
     malformed: list[tuple[int, int]] = []
     for raw, found in _raw_batches(header, batch_rows):
         malformed.extend(found)
+        if malformed and malformed_rows is None:
+            # The reader reports a malformed row while parsing its block, before that
+            # block's batch arrives here: earlier batches were numbered right.
+            malformed_rows = _malformed_csv_rows(header)
         if not raw.height:
             continue
         if reference is None:
@@ -736,7 +740,8 @@ def iter_validated_batches(
         next_row += raw.height
         yield batch
     if malformed:
-        rows = malformed_rows if len(malformed_rows) == len(malformed) else [None] * len(malformed)
+        rows = malformed_rows if len(malformed_rows or []) == len(malformed) else None
+        rows = rows or [None] * len(malformed)
         yield ValidatedBatch(
             accepted=pl.DataFrame(schema=ACCEPTED_SCHEMA),
             rejects=pl.DataFrame(

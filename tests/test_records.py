@@ -227,3 +227,16 @@ def test_xlsx_with_several_registration_sheets_needs_a_choice(tmp_path):
     assert header.sheet == "2025" and accepted.height == 1
     with pytest.raises(InputError, match="no sheet named '2026'"):
         open_registration_file(path, sheet="2026")
+
+
+def test_a_malformed_row_in_the_middle_keeps_later_row_numbers(tmp_path):
+    path = tmp_path / "middle.csv"
+    lines = ["record_id,nationality,latitude,longitude"]
+    lines += [f"r{i},ROU,42.8,13.1" for i in range(5)]
+    lines.append("broken,ROU,42.8")
+    lines += [f"s{i},ALB,42.8,13.1" for i in range(3)]
+    path.write_text("\n".join(lines) + "\n")
+    _, accepted, rejects, rows_read = read_all(path)
+    assert rows_read == 9 and accepted.height == 8
+    assert rejects["row"].to_list() == [7]
+    assert dict(zip(accepted["record_id"], accepted["row"], strict=True))["s0"] == 8
