@@ -188,10 +188,17 @@ def _cube(records: pl.DataFrame, policy: ReleasePolicy) -> pl.DataFrame:
     registrations a row stands for (as the store hands them over, pre-aggregated).
     """
     cases = pl.col("cases").sum() if "cases" in records.columns else pl.len()
+    # Categories as enums: every later grouping and join hashes small integers, not text.
+    nationalities = pl.Enum(sorted(records["nationality"].unique().drop_nulls().to_list()))
     return (
         records.with_columns(
             polars_h3.cell_to_parent("cell", policy.base_resolution).alias("base_cell"),
-            primary_vulnerability().alias("vulnerability"),
+            pl.col("nationality").cast(nationalities),
+            pl.col("sex").cast(pl.Enum(codes.SEX_CATEGORIES)),
+            pl.col("age_band").cast(pl.Enum(codes.AGE_BANDS)),
+            primary_vulnerability()
+            .cast(pl.Enum(BREAKDOWN_DIMENSIONS["vulnerability"]))
+            .alias("vulnerability"),
         )
         .group_by("base_cell", "nationality", "sex", "age_band", "vulnerability")
         .agg(cases.cast(pl.Int64).alias("cases"), pl.col("persons").sum().cast(pl.Int64))
@@ -350,7 +357,7 @@ def _shown(
         resolution.cast(pl.Int8).alias("resolution"),
         "nationality",
         pl.lit(dimension).alias("dimension"),
-        pl.col(dimension).alias("category"),
+        pl.col(dimension).cast(pl.String).alias("category"),
         "cases",
         "persons",
     )
@@ -507,7 +514,14 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy) -> Release:
 
 def _to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
     """Return a release frame in pandas with H3 cells as hex strings, sorted."""
-    out = frame.with_columns(polars_h3.int_to_str("cell").alias("h3_cell")).drop("cell").to_pandas()
+    out = (
+        frame.with_columns(
+            polars_h3.int_to_str("cell").alias("h3_cell"),
+            pl.selectors.by_dtype(pl.Enum).cast(pl.String),
+        )
+        .drop("cell")
+        .to_pandas()
+    )
     out["resolution"] = out["resolution"].astype("int8")
     for column in ("cases", "persons"):
         out[column] = out[column].astype("int64")
