@@ -29,7 +29,7 @@ from geo import codes
 from geo.errors import InputError
 from geo.sanitize import quote_value
 
-BATCH_ROWS = 500_000
+BATCH_ROWS = 250_000
 MAX_FAMILY_MEMBERS = 30
 MIN_BIRTH_YEAR = 1900
 SWAP_DISTANCE_KM = 500.0
@@ -355,7 +355,7 @@ def _csv_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataF
     try:
         reader = pacsv.open_csv(
             header.path,
-            read_options=pacsv.ReadOptions(encoding=header.encoding, block_size=32 << 20),
+            read_options=pacsv.ReadOptions(encoding=header.encoding, block_size=16 << 20),
             parse_options=pacsv.ParseOptions(
                 delimiter=header.delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
             ),
