@@ -264,13 +264,23 @@ def register_footprint_uploads(files: list) -> list[str]:
 
 @st.cache_data(show_spinner="Reading the footprint…", max_entries=64)
 def load_footprint(
-    sha256: str, name: str, class_field: str | None, buffer_km: float, _path: str
+    sha256: str,
+    name: str,
+    class_field: str | None,
+    buffer_km: float,
+    _path: str,
+    date_window: tuple[str | None, str | None] = (None, None),
 ) -> Footprint:
-    """Return a footprint read from ``_path`` (cached on its hash and the reader options)."""
+    """Return a footprint read from ``_path`` (cached on its hash and the reader options).
+
+    ``date_window`` (ISO dates or None) limits ACLED events; other formats ignore it.
+    """
     return read_footprint(
         _path,
         class_field=class_field or None,
         buffer_km=buffer_km,
+        date_from=date_window[0],
+        date_to=date_window[1],
         name=name.removesuffix(" (uploaded)"),
     )
 
@@ -365,6 +375,7 @@ def run_exposure(
     _release_path: str,
     _footprint_paths: tuple[str, ...],
     _admin_path: str | None,
+    date_window: tuple[str | None, str | None] = (None, None),
 ) -> ExposureRun:
     """Return the exposure for a release, footprints (hash, name) and options (cached).
 
@@ -375,7 +386,7 @@ def run_exposure(
     """
     release = load_release(release_sha256, _release_path)
     footprints = [
-        load_footprint(sha, name, class_field, buffer_km, path)
+        load_footprint(sha, name, class_field, buffer_km, path, date_window)
         for (sha, name), path in zip(footprint_keys, _footprint_paths, strict=True)
     ]
     classes = footprint_classes(footprints, cumulative)

@@ -58,6 +58,9 @@ class_field = left.text_input(
 buffer_km = left.number_input(
     "ACLED event buffer (km)", 0.5, 200.0, 10.0, 0.5, key="exposure_buffer"
 )
+first_day, last_day = left.columns(2)
+date_from = first_day.date_input("ACLED events from", value=None, key="exposure_date_from")
+date_to = last_day.date_input("ACLED events to", value=None, key="exposure_date_to")
 weighting = right.selectbox(
     "Estimate weighting",
     WEIGHTINGS,
@@ -99,6 +102,7 @@ if st.button("Run exposure", type="primary", disabled=not chosen, key="exposure_
         "footprints": tuple(chosen),
         "class_field": class_field or None,
         "buffer_km": float(buffer_km),
+        "date_window": tuple(d.isoformat() if d else None for d in (date_from, date_to)),
         "cumulative": mode.startswith("Cumulative"),
         "weighting": weighting,
         "admin": admin_name if admin_name != "None" else None,
@@ -133,6 +137,7 @@ with st.spinner("Computing the exposure…"):
         release_file.path,
         tuple(f.path for f in files),
         admin_file.path if admin_file else None,
+        request["date_window"],
     )
 if run is None:
     st.stop()

@@ -355,3 +355,27 @@ def test_only_the_data_page_reads_the_store():
         }
         reads_store = {"geo.store", "duckdb", "geo.records"} & imported
         assert not reads_store or path.name == "data.py", f"{path.name} imports {reads_store}"
+
+
+def test_exposure_acled_upload_with_a_date_window(app):
+    import datetime
+
+    acled = (
+        b"event_date,event_type,latitude,longitude,fatalities,iso3,notes\n"
+        b"9-May-20,Battles,42.79,13.09,1,ITA,x\n10-May-20,Protests,43.1,12.4,0,ITA,y\n"
+    )
+    at = app.run()
+    at.switch_page("app_pages/exposure.py").run()
+    at.file_uploader(key="exposure_uploads").upload("acled.csv", acled, "text/csv")
+    at.run()
+    at.multiselect(key="exposure_footprints").set_value(["acled.csv (uploaded)"]).run()
+    at.date_input(key="exposure_date_from").set_value(datetime.date(2020, 5, 10)).run()
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    assert not at.error
+    classes = {row for table in at.dataframe for row in table.value.get("hazard_class", [])}
+    assert "Protests" in classes and "Battles" not in classes  # the 9 May event is outside
+    at.date_input(key="exposure_date_from").set_value(datetime.date(2021, 1, 1)).run()
+    at.button(key="exposure_run").click().run()
+    errors = [e.value for e in at.error]
+    assert errors and "acled.csv: no ACLED event between 2021-01-01" in errors[0]
