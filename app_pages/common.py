@@ -173,13 +173,23 @@ def release_files(config: Settings) -> list[SourceFile]:
     return [source_file(p) for p in found + built]
 
 
-@st.cache_data(show_spinner="Reading the release…", max_entries=16)
+@st.cache_resource(show_spinner="Reading the release…", max_entries=8)
 def load_release(sha256: str, _path: str) -> Release:
-    """Return the release with this content hash (read from ``_path``)."""
+    """Return the release with this content hash (read from ``_path``).
+
+    One shared object, never copied: pages only read it (a per-run copy of a national
+    release cost a tenth of a second and its memory on every rerun).
+    """
     return read_release(_path)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=32)
+def release_extent_view(content_sha256: str, _release: Release) -> dict:
+    """Return the view that frames every released cell (computed once per release)."""
+    return mapping.cells_to_view(list(_release.groups["h3_cell"].unique()))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
 def map_cells(
     sha256: str,
     nationalities: tuple[str, ...],
@@ -187,7 +197,10 @@ def map_cells(
     category: str | None,
     _release: Release,
 ) -> mapping.MapCells:
-    """Return the cells to draw for the release with this hash under the map's filters."""
+    """Return the cells to draw for the release with this hash under the map's filters.
+
+    Shared, not copied (callers only read it).
+    """
     return mapping.release_to_map_cells(_release, nationalities, dimension, category)
 
 
@@ -287,8 +300,7 @@ def load_footprint(
 
 def overlapping_footprint(files: list[SourceFile], release: Release) -> SourceFile | None:
     """Return the first footprint whose classes touch the release's extent, if any."""
-    cells = release.groups["h3_cell"].unique()
-    view = mapping.cells_to_view(list(cells))
+    view = release_extent_view(release.metadata["content_sha256"], release)
     for file in files:
         footprint = guarded(
             "reading a footprint", load_footprint, file.sha256, file.name, None, 10.0, file.path
@@ -426,5 +438,6 @@ def release_view(release: Release, file: SourceFile) -> dict:
     """Return the map view for a release, kept in session state so filters never move it."""
     key = f"view:{file.sha256}"
     if key not in st.session_state:
-        st.session_state[key] = mapping.cells_to_view(list(release.groups["h3_cell"].unique()))
+        content = release.metadata["content_sha256"]
+        st.session_state[key] = dict(release_extent_view(content, release))
     return st.session_state[key]

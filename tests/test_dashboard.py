@@ -30,7 +30,7 @@ FORBIDDEN = re.compile(
 )
 # Keys allowed in the map: released fields, layer styling and deck.gl settings.
 ALLOWED_NAMED_KEYS = {"class_label"}
-CELL_COLUMNS = {"h3_cell", "resolution", "persons", "cases", "nationalities", "fill"}
+CELL_COLUMNS = {"h3_cell", "resolution", "persons", "cases", "nationalities"}
 TIMEOUT = 60
 
 
@@ -94,10 +94,12 @@ def check_no_identifier_keys(value) -> None:
     assert not bad, f"identifier or raw field in the payload: {bad}"
 
 
-def parse_nationalities(text: str) -> dict[str, int]:
-    """'ROU 1,234 · ALB 56' → {'ROU': 1234, 'ALB': 56}."""
-    pairs = [part.rsplit(" ", 1) for part in text.split(" · ")]
-    return {code: int(value.replace(",", "")) for code, value in pairs}
+def parse_nationalities(text: str) -> tuple[dict[str, int], int]:
+    """'ROU 1,234 · ALB 56 · +3 more' → ({'ROU': 1234, 'ALB': 56}, 3)."""
+    parts = text.split(" · ")
+    more = int(parts.pop()[1:].removesuffix(" more")) if parts[-1].startswith("+") else 0
+    pairs = [part.rsplit(" ", 1) for part in parts]
+    return {code: int(value.replace(",", "")) for code, value in pairs}, more
 
 
 def check_cells_are_released(payload: dict, values: pd.DataFrame) -> int:
@@ -109,14 +111,19 @@ def check_cells_are_released(payload: dict, values: pd.DataFrame) -> int:
             continue
         assert layer["extruded"] is False
         resolutions = {h3.get_resolution(row["h3_cell"]) for row in layer["data"]}
-        assert len(resolutions) == 1, "one layer per resolution"
+        assert len(resolutions) == 1, "one layer per resolution and colour"
         for row in layer["data"]:
             assert set(row) == CELL_COLUMNS
             assert row["resolution"] == h3.get_resolution(row["h3_cell"])
-            per_nationality = parse_nationalities(row["nationalities"])
+            per_nationality, more = parse_nationalities(row["nationalities"])
             for code, persons in per_nationality.items():
                 assert released.loc[(row["h3_cell"], code), "persons"] == persons
-            groups = released.loc[row["h3_cell"]].loc[list(per_nationality)]
+            groups = released.loc[row["h3_cell"]]
+            groups = groups[groups["persons"] > 0]
+            assert len(groups) == len(per_nationality) + more
+            # The listed ones are the largest.
+            largest = groups["persons"].nlargest(len(per_nationality))
+            assert sorted(per_nationality.values()) == sorted(largest)
             assert row["persons"] == groups["persons"].sum()
             assert row["cases"] == groups["cases"].sum()
             drawn += 1

@@ -72,16 +72,25 @@ def test_count_bins_cover_small_and_large_counts():
     assert labels == ["10–29", "30–99"]
 
 
-def test_one_flat_layer_per_resolution_with_released_columns_only(release):
+def test_one_flat_layer_per_resolution_and_bin_with_released_columns_only(release):
     cells = mapping.release_to_map_cells(release).cells
-    layers = mapping.cells_to_layers(cells, mapping.count_bins(cells["persons"]))
-    resolutions = sorted(cells["resolution"].unique())
-    assert [layer.id for layer in layers] == [f"cells-res{r}" for r in resolutions]
+    edges = mapping.count_bins(cells["persons"])
+    layers = mapping.cells_to_layers(cells, edges)
+    bins = mapping.bin_indices(cells["persons"], edges)
+    expected = sorted({(int(r), int(b)) for r, b in zip(cells["resolution"], bins, strict=True)})
+    assert [layer.id for layer in layers] == [f"cells-res{r}-bin{b}" for r, b in expected]
+    drawn = []
     for layer in layers:
         spec = json.loads(layer.to_json())
         assert spec["extruded"] is False
         assert spec["lineWidthUnits"] == "pixels"
         assert {key for row in spec["data"] for key in row} == set(mapping.MAP_COLUMNS)
+        # The layer's one colour is the bin colour of every cell it draws.
+        colour = tuple(spec["getFillColor"][:3])
+        persons = pd.Series([row["persons"] for row in spec["data"]])
+        assert set(mapping.bin_colours(persons, edges)) == {colour}
+        drawn += [row["h3_cell"] for row in spec["data"]]
+    assert sorted(drawn) == sorted(cells["h3_cell"])
 
 
 def test_footprint_layer_and_legend():
@@ -156,3 +165,24 @@ def test_exposure_display_frames():
     assert list(bars["label"]) == ["Albania (ALB)", "Romania (ROU)"]
     assert mapping.nationality_label("OTH").startswith("Other nationalities")
     assert mapping.cell_area_km2(7) == pytest.approx(5.16, rel=0.01)
+
+
+def test_tooltip_lists_the_largest_nationalities_and_counts_the_rest():
+    cell = h3.latlng_to_cell(42.8, 13.1, 7)
+    codes = ["ALB", "CHN", "IND", "MAR", "PAK", "ROU", "UKR", "PHL"]
+    groups = pd.DataFrame(
+        {
+            "h3_cell": cell,
+            "resolution": 7,
+            "nationality": codes,
+            "persons": [5, 1200, 7, 7, 9, 3400, 11, 6],
+            "cases": [1] * 8,
+        }
+    )
+    cells = mapping._cells_from_groups(groups)
+    assert len(cells) == 1
+    row = cells.iloc[0]
+    assert row["persons"] == 4645 and row["cases"] == 8 and row["resolution"] == 7
+    assert row["nationalities"] == (
+        "ROU 3,400 · CHN 1,200 · UKR 11 · +5 more"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import h3
 import pandas as pd
@@ -16,6 +17,7 @@ from geo.errors import InputError
 from geo.release import (
     ReleasePolicy,
     build_release,
+    content_sha256,
     protect,
     read_release,
     residual_is_safe,
@@ -214,6 +216,27 @@ def test_file_round_trip_and_tamper_check(tmp_path, release):
     (tmp_path / "junk.parquet").write_text("hello")
     with pytest.raises(InputError, match="not a release file"):
         read_release(tmp_path / "junk.parquet")
+
+
+def test_content_hash_is_the_sha256_of_the_pandas_csv():
+    """The hash is defined by pandas' CSV bytes (docs/release-format.md); polars writes them."""
+    import hashlib
+    import io
+
+    frame = pd.DataFrame(
+        {
+            "h3_cell": ["871e8052affffff", "a,b", 'say "hi"', "", "line\nbreak", " x "],
+            "resolution": pd.Series([7, 6, 5, 4, 7, 7], dtype="int8"),
+            "category": ["", "none", "F", "18-59", "é ü", None],
+            "persons": [1, 22, 333, 4444, 0, 10**12],
+        }
+    )
+    text = io.StringIO()
+    frame.to_csv(text, index=False, lineterminator="\n")
+    expected = hashlib.sha256(text.getvalue().encode()).hexdigest()
+    assert content_sha256(pa.Table.from_pandas(frame, preserve_index=False)) == expected
+    for shipped in sorted(Path("data/demo").glob("*.release.parquet")):
+        assert read_release(shipped).metadata["content_sha256"]
 
 
 def test_release_from_a_store_respects_consent(tmp_path, write_csv):
