@@ -12,7 +12,7 @@ from urllib.parse import unquote
 import h3
 import pandas as pd
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from geo.exposure import compute_exposure
@@ -55,17 +55,17 @@ def app(release_dir, monkeypatch) -> AppTest:
 
 
 @pytest.fixture
-def media(monkeypatch) -> list[MemoryMediaFileStorage]:
-    """Record the media storages AppTest creates, so download payloads can be read."""
-    storages: list[MemoryMediaFileStorage] = []
+def media(monkeypatch) -> list[MediaFileManager]:
+    """Record the media file managers AppTest creates, so download payloads can be read."""
+    managers: list[MediaFileManager] = []
 
-    class Recording(MemoryMediaFileStorage):
-        def __init__(self, endpoint: str) -> None:
-            super().__init__(endpoint)
-            storages.append(self)
+    class Recording(MediaFileManager):
+        def __init__(self, storage) -> None:
+            super().__init__(storage)
+            managers.append(self)
 
-    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", Recording)
-    return storages
+    monkeypatch.setattr("streamlit.testing.v1.app_test.MediaFileManager", Recording)
+    return managers
 
 
 def public_release(release_dir: Path):
@@ -130,12 +130,20 @@ def check_cells_are_released(payload: dict, values: pd.DataFrame) -> int:
     return drawn
 
 
-def downloads(at: AppTest, storages: list[MemoryMediaFileStorage]) -> dict[str, bytes]:
-    """Return every download button's payload by its key."""
+def downloads(at: AppTest, managers: list[MediaFileManager]) -> dict[str, bytes]:
+    """Return every download button's payload by its key, as a click would write it.
+
+    The exposure page writes its files on click (deferred); a static button has a URL.
+    """
+    manager = managers[-1]
     payloads = {}
     for button in at.get("download_button"):
-        file_id = button.proto.url.rsplit("/", 1)[-1]
-        payloads[button.proto.id.rsplit("-", 1)[-1]] = storages[-1].get_file(file_id).content
+        url = button.proto.url
+        if button.proto.deferred_file_id:
+            url = manager.execute_deferred(button.proto.deferred_file_id)
+        file_id = url.rsplit("/", 1)[-1].split(".", 1)[0]
+        content = manager._storage.get_file(file_id).content
+        payloads[button.proto.id.rsplit("-", 1)[-1]] = content
     return payloads
 
 
