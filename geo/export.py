@@ -162,13 +162,17 @@ def exposed_cells_geojson(
     pairs = pairs.merge(zones.drop(columns="geometry"), left_on="zone", right_index=True)
     worst = pairs.sort_values("class_rank", ascending=False).drop_duplicates("h3_cell")
     exposed = groups.merge(worst, on="h3_cell").sort_values(["h3_cell", "nationality"])
-    geometries = dict(zip(worst["h3_cell"], cells_to_polygons(list(worst["h3_cell"])), strict=True))
+    # One geometry per cell, shared by the cell's groups (a cell holds many nationalities).
+    polygons = shapely.to_geojson(cells_to_polygons(list(worst["h3_cell"])))
+    geometries = {
+        cell: json.loads(text) for cell, text in zip(worst["h3_cell"], polygons, strict=True)
+    }
     features = []
     for row in exposed.itertuples(index=False):
         features.append(
             {
                 "type": "Feature",
-                "geometry": json.loads(shapely.to_geojson(geometries[row.h3_cell])),
+                "geometry": geometries[row.h3_cell],
                 "properties": {
                     "h3_cell": row.h3_cell,
                     "resolution": int(row.resolution),
