@@ -195,13 +195,14 @@ def map_cells(
     nationalities: tuple[str, ...],
     dimension: str | None,
     category: str | None,
+    max_cells: int | None,
     _release: Release,
 ) -> mapping.MapCells:
     """Return the cells to draw for the release with this hash under the map's filters.
 
     Shared, not copied (callers only read it).
     """
-    return mapping.release_to_map_cells(_release, nationalities, dimension, category)
+    return mapping.release_to_map_cells(_release, nationalities, dimension, category, max_cells)
 
 
 def release_picker(config: Settings) -> None:

@@ -40,7 +40,21 @@ footprint_name = columns[3].selectbox(
     key="map_footprint",
 )
 
-shown = common.map_cells(release_file.sha256, tuple(chosen), dimension, category, release)
+every_cell = st.toggle(
+    "Draw every released cell",
+    key="map_every_cell",
+    help=f"By default at most {mapping.MAX_MAP_CELLS:,} hexagons are drawn: when a release "
+    "has more cells, the finer ones are summed into a coarser hexagon. Drawing every "
+    "cell shows all detail but redraws slowly at national scale.",
+)
+shown = common.map_cells(
+    release_file.sha256,
+    tuple(chosen),
+    dimension,
+    category,
+    None if every_cell else mapping.MAX_MAP_CELLS,
+    release,
+)
 cells = shown.cells
 edges = mapping.count_bins(cells["persons"])
 layers = common.offline_basemap() + mapping.cells_to_layers(cells, edges)
@@ -77,6 +91,14 @@ if dimension is not None:
         f"released groups have no published {dimension.replace('_', ' ')} breakdown (not "
         "available: it would have revealed a category under k cases); they are left out, "
         "not estimated. The others show their released count for the category."
+    )
+
+if shown.display_resolution is not None:
+    st.caption(
+        f"{shown.released_cells:,} released cells are drawn as {len(cells):,} hexagons: "
+        f"cells finer than H3 resolution {shown.display_resolution} are summed into their "
+        f"resolution-{shown.display_resolution} hexagon (sums of released values). Narrow "
+        "the nationalities or switch on \"Draw every released cell\" for full detail."
     )
 
 deck = mapping.build_deck(

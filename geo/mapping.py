@@ -29,6 +29,7 @@ import h3
 import numpy as np
 import pandas as pd
 import polars as pl
+import polars_h3
 import pydeck as pdk
 import shapely
 from pydeck.bindings.json_tools import default_serialize
@@ -89,11 +90,18 @@ class MapCells:
     groups_not_available : int
         Groups left out because the release has no breakdown for them under the
         filter (their breakdown is "not available"; nothing is estimated).
+    released_cells : int
+        Distinct released cells the shown groups lie in.
+    display_resolution : int or None
+        None when every released cell is drawn as released; else the resolution the
+        finer cells were summed to (see :func:`display_resolution`).
     """
 
     cells: pd.DataFrame
     groups_shown: int
     groups_not_available: int
+    released_cells: int = 0
+    display_resolution: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,9 @@ class LegendEntry:
 
 
 TOOLTIP_NATIONALITIES = 3
+# Hexagons drawn by default: beyond this a map redraw takes over a second in a browser
+# without GPU, and a country-wide view shows each hexagon as a pixel or two.
+MAX_MAP_CELLS = 10_000
 
 
 def nationality_label(code: str) -> str:
@@ -113,11 +124,46 @@ def nationality_label(code: str) -> str:
     return code if name == code else f"{name} ({code})"
 
 
+def display_resolution(cells: pd.DataFrame, max_cells: int) -> int | None:
+    """Return the finest resolution at which the cells make at most ``max_cells`` hexagons.
+
+    ``cells`` has ``h3_cell`` and ``resolution`` (one row per released cell). Drawing a
+    cell finer than the returned resolution as its parent's hexagon leaves at most
+    ``max_cells`` hexagons. None when the cells are already few enough (nothing to sum),
+    else a resolution between the coarsest and the finest released one.
+    """
+    if len(cells) <= max_cells:
+        return None
+    frame = pl.from_pandas(cells[["h3_cell", "resolution"]].reset_index(drop=True))
+    finest, coarsest = int(frame["resolution"].max()), int(frame["resolution"].min())
+    for resolution in range(finest - 1, coarsest, -1):
+        if _to_resolution(frame, resolution)["h3_cell"].n_unique() <= max_cells:
+            return resolution
+    return coarsest
+
+
+def _to_resolution(frame: pl.DataFrame, resolution: int) -> pl.DataFrame:
+    """Replace cells finer than ``resolution`` by their parent at ``resolution``."""
+    finer = pl.col("resolution") > resolution
+    return frame.with_columns(
+        pl.when(finer)
+        .then(polars_h3.cell_to_parent(pl.col("h3_cell").cast(pl.String), resolution))
+        .otherwise(pl.col("h3_cell").cast(pl.String))
+        .alias("h3_cell"),
+        pl.when(finer)
+        .then(resolution)
+        .otherwise(pl.col("resolution"))
+        .cast(pl.Int8)
+        .alias("resolution"),
+    )
+
+
 def release_to_map_cells(
     release: Release,
     nationalities: Sequence[str] | None = None,
     dimension: str | None = None,
     category: str | None = None,
+    max_cells: int | None = None,
 ) -> MapCells:
     """Return the released values to draw, one row per cell, under optional filters.
 
@@ -131,6 +177,12 @@ def release_to_map_cells(
         A breakdown filter, e.g. ``("sex", "F")``. Only groups whose breakdown on
         ``dimension`` is published are shown, with the breakdown's released count
         for ``category`` (a published breakdown without that category counts 0).
+    max_cells
+        Draw at most this many hexagons: when the released cells are more, those finer
+        than :func:`display_resolution` are summed into their parent's hexagon (a sum
+        of released values, like every figure on the map). None draws every released
+        cell. Tens of thousands of hexagons make a national map slow to redraw and, at
+        the zoom that shows a country, are a pixel or two each.
 
     Returns
     -------
@@ -165,7 +217,12 @@ def release_to_map_cells(
         )
     shown = len(values)
     values = values[values["persons"] > 0]
-    return MapCells(_cells_from_groups(values), shown, not_available)
+    released = values[["h3_cell", "resolution"]].drop_duplicates("h3_cell")
+    target = display_resolution(released, max_cells) if max_cells else None
+    if target is not None:
+        values = _to_resolution(pl.from_pandas(values.reset_index(drop=True)), target)
+        values = values.to_pandas()
+    return MapCells(_cells_from_groups(values), shown, not_available, len(released), target)
 
 
 def _cells_from_groups(values: pd.DataFrame) -> pd.DataFrame:
@@ -189,6 +246,10 @@ def _cells_from_groups(values: pd.DataFrame) -> pd.DataFrame:
     frame = pl.from_pandas(
         values[["h3_cell", "resolution", "nationality", "persons", "cases"]].reset_index(drop=True)
     ).with_columns(pl.col("h3_cell", "nationality").cast(pl.String))
+    # Summed to a display resolution, one nationality's groups of several cells meet.
+    frame = frame.group_by("h3_cell", "nationality").agg(
+        pl.col("resolution").first(), pl.col("persons").sum(), pl.col("cases").sum()
+    )
     distinct = frame["persons"].unique()
     formatted = pl.DataFrame(
         {"persons": distinct, "shown": [f"{int(v):,}" for v in distinct.to_list()]}
@@ -503,7 +564,8 @@ def bounds_to_view(
     Returns
     -------
     dict
-        ``latitude``, ``longitude``, ``zoom`` (3–11), ``pitch`` 0 and ``bearing`` 0.
+        ``latitude``, ``longitude``, ``zoom`` (0.5–11: a consular registry may span
+        continents), ``pitch`` 0 and ``bearing`` 0.
     """
     west, south, east, north = (float(b) for b in bounds)
     lon_span = max(east - west, 0.05) * 1.15
@@ -516,7 +578,7 @@ def bounds_to_view(
     return {
         "latitude": round(latitude, 4),
         "longitude": round((west + east) / 2, 4),
-        "zoom": round(max(3.0, min(zoom_x, zoom_y, 11.0)), 2),
+        "zoom": round(max(0.5, min(zoom_x, zoom_y, 11.0)), 2),
         "pitch": 0,
         "bearing": 0,
     }

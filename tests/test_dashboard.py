@@ -168,6 +168,34 @@ def test_map_payload_holds_only_released_values(app, release_dir):
     assert "Persons per cell" in " ".join(m.value for m in at.markdown)
 
 
+def test_map_sums_fine_cells_into_coarser_hexagons_beyond_the_limit(app, release_dir, monkeypatch):
+    release = public_release(release_dir)
+    monkeypatch.setattr("geo.mapping.MAX_MAP_CELLS", 60)
+    at = app.run()
+    no_exception(at)
+    payload = deck(at)
+    check_no_identifier_keys(payload["layers"])
+    caption = " ".join(c.value for c in at.caption)
+    released_cells = release.groups["h3_cell"].nunique()
+    match = re.search(r"cells finer than H3 resolution (\d) are summed", caption)
+    assert match and f"{released_cells:,} released cells are drawn as" in caption
+    target = int(match.group(1))
+    # Every drawn value is a sum of released values: those of the groups in the hexagon.
+    groups = release.groups.assign(
+        h3_cell=[
+            h3.cell_to_parent(c, target) if r > target else c
+            for c, r in zip(release.groups["h3_cell"], release.groups["resolution"], strict=True)
+        ]
+    )
+    summed = groups.groupby(["h3_cell", "nationality"], as_index=False)[["persons", "cases"]].sum()
+    drawn = check_cells_are_released(payload, summed)
+    assert drawn == summed["h3_cell"].nunique() <= 60
+    at.toggle(key="map_every_cell").set_value(True).run()
+    no_exception(at)
+    assert check_cells_are_released(deck(at), release.groups) == released_cells
+    assert "are summed" not in " ".join(c.value for c in at.caption)
+
+
 def test_map_filters_use_released_breakdowns_and_keep_the_view(app, release_dir):
     at = app.run()
     view = deck(at)["initialViewState"]

@@ -125,6 +125,10 @@ def test_view_frames_the_cells(release):
     assert centres[:, 1].min() < view["longitude"] < centres[:, 1].max()
     assert 6 < view["zoom"] < 10
     assert mapping.cells_to_view([])["zoom"] == 6.0
+    # Rome and Jakarta, 95° of longitude apart, both inside a 1000 px wide map.
+    far = mapping.bounds_to_view((12.5, -6.2, 106.8, 41.9))
+    half_width_deg = 1000 / 2 * 360 / (512 * 2 ** far["zoom"])
+    assert far["longitude"] - half_width_deg < 12.5 and 106.8 < far["longitude"] + half_width_deg
 
 
 def test_deck_without_basemap_makes_no_request_and_tiles_only_when_configured():
@@ -185,4 +189,44 @@ def test_tooltip_lists_the_largest_nationalities_and_counts_the_rest():
     assert row["persons"] == 4645 and row["cases"] == 8 and row["resolution"] == 7
     assert row["nationalities"] == (
         "ROU 3,400 · CHN 1,200 · UKR 11 · +5 more"
+    )
+
+
+def test_many_cells_are_drawn_as_sums_at_a_coarser_display_resolution(release):
+    everything = mapping.release_to_map_cells(release)
+    assert everything.display_resolution is None
+    limit = len(everything.cells) // 2
+    shown = mapping.release_to_map_cells(release, max_cells=limit)
+    target = shown.display_resolution
+    assert target is not None and shown.released_cells == len(everything.cells)
+    assert len(shown.cells) <= limit
+    # The finest display resolution that fits: one finer would not.
+    finer = {
+        h3.cell_to_parent(c, target + 1) if h3.get_resolution(c) > target + 1 else c
+        for c in everything.cells["h3_cell"]
+    }
+    assert len(finer) > limit
+    # Reference: each released group in its cell, or its cell's parent at the target.
+    groups = release.groups.assign(
+        key=[
+            h3.cell_to_parent(c, target) if r > target else c
+            for c, r in zip(release.groups["h3_cell"], release.groups["resolution"], strict=True)
+        ]
+    )
+    expected = groups.groupby("key")[["persons", "cases"]].sum()
+    cells = shown.cells.set_index("h3_cell")
+    pd.testing.assert_frame_equal(
+        cells[["persons", "cases"]].sort_index(),
+        expected.sort_index().rename_axis("h3_cell"),
+        check_dtype=False,
+    )
+    assert (cells["resolution"] == [h3.get_resolution(c) for c in cells.index]).all()
+    per_nationality = groups.groupby(["key", "nationality"])["persons"].sum()
+    for cell, text in cells["nationalities"].items():
+        for part in text.split(" · "):
+            if not part.startswith("+"):
+                code, value = part.rsplit(" ", 1)
+                assert per_nationality[(cell, code)] == int(value.replace(",", ""))
+    assert mapping.release_to_map_cells(release, max_cells=len(everything.cells)).cells.equals(
+        everything.cells
     )
