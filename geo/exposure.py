@@ -30,7 +30,7 @@ import polars_h3
 import shapely
 
 from geo.errors import InputError
-from geo.overlay import convex_overlap_areas
+from geo.overlay import convex_overlap_areas, envelopes
 from geo.release import Release
 
 WEIGHTINGS = ("area", "settlement", "blend")
@@ -140,6 +140,11 @@ def _cell_rings(cells: np.ndarray) -> np.ndarray:
     return vertices[position]
 
 
+def _resolutions(cells: np.ndarray) -> np.ndarray:
+    """Return the resolution of H3 cells (integers), read from bits 52–55 of the index."""
+    return ((cells >> np.uint64(52)) & np.uint64(15)).astype(np.int64)
+
+
 def _cells_near(cells: np.ndarray, parts: np.ndarray) -> np.ndarray:
     """Return the positions of cells (integers) that may touch one of the parts' boxes.
 
@@ -147,10 +152,9 @@ def _cells_near(cells: np.ndarray, parts: np.ndarray) -> np.ndarray:
     edge length (no H3 cell reaches 1.1 times it), so boundaries are built only for
     cells near the footprint.
     """
-    column = pl.Series(cells, dtype=pl.UInt64)
-    lat = pl.select(polars_h3.cell_to_lat(column)).to_series().to_numpy()
-    lng = pl.select(polars_h3.cell_to_lng(column)).to_series().to_numpy()
-    resolution = pl.select(polars_h3.get_resolution(column)).to_series().to_numpy()
+    centres = pl.select(polars_h3.cell_to_latlng(pl.Series(cells, dtype=pl.UInt64)))
+    lat, lng = centres.to_series().explode().to_numpy().reshape(-1, 2).T
+    resolution = _resolutions(cells)
     reach = 1.5 * _EDGE_KM[resolution] / EARTH_RADIUS_KM  # radians
     widest = np.radians(np.abs(lat)) + reach
     polar = widest >= np.pi / 2
@@ -165,13 +169,9 @@ def _cells_near(cells: np.ndarray, parts: np.ndarray) -> np.ndarray:
         & (lat + reach_lat >= ymin)
         & (lat - reach_lat <= ymax)
     )
-    boxes = shapely.box(
-        lng[candidates] - reach_lng[candidates],
-        lat[candidates] - reach_lat[candidates],
-        lng[candidates] + reach_lng[candidates],
-        lat[candidates] + reach_lat[candidates],
-    )
-    hits, _ = shapely.STRtree(parts).query(boxes)
+    reach_box = np.column_stack([-reach_lng, -reach_lat, reach_lng, reach_lat])[candidates]
+    centre_box = np.column_stack([lng, lat, lng, lat])[candidates]
+    hits, _ = shapely.STRtree(parts).query(envelopes(centre_box + reach_box))
     return candidates[np.unique(hits)]
 
 
@@ -260,52 +260,49 @@ def settlement_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame) -> pd.Series
     """Return, per (cell, zone) pair, the share of the cell's settlement population inside.
 
     NaN where the cell holds no GeoNames place (the caller falls back to the area share).
+    A place belongs to the released cell that contains it at that cell's resolution.
     """
+    nothing = pd.Series(np.nan, index=pairs.index)
     if pairs.empty:
-        return pd.Series(np.nan, index=pairs.index)
-    cells = pairs["h3_cell"].unique()
+        return nothing
+    cell_of_pair, cells = pd.factorize(pairs["h3_cell"])
+    ints = cells_to_ints(cells)
+    vertices, _ = cell_boundaries(ints)
+    (minx, miny), (maxx, maxy) = vertices.min(axis=0), vertices.max(axis=0)
     places = _settlements()
-    polygons = cells_to_polygons(list(cells))
-    minx, miny, maxx, maxy = shapely.total_bounds(polygons)
     places = places[places["lon"].between(minx, maxx) & places["lat"].between(miny, maxy)]
     if places.empty:
-        return pd.Series(np.nan, index=pairs.index)
-    points = shapely.points(places["lon"].to_numpy(), places["lat"].to_numpy())
-    in_cell = []
-    coordinates = pl.DataFrame({"lat": places["lat"].to_numpy(), "lon": places["lon"].to_numpy()})
-    for resolution in sorted({h3.get_resolution(c) for c in cells}):
-        cell_of_place = (
-            coordinates.select(
-                polars_h3.int_to_str(polars_h3.latlng_to_cell("lat", "lon", resolution))
-            )
-            .to_series()
-            .to_numpy()
-        )
-        in_cell.append(
-            pd.DataFrame(
-                {
-                    "h3_cell": cell_of_place,
-                    "place": places.index,
-                    "population": places["population"].to_numpy(),
-                }
-            )
-        )
-    located = pd.concat(in_cell)
-    located = located[located["h3_cell"].isin(cells)]
-    cell_population = located.groupby("h3_cell")["population"].sum()
-    tree = shapely.STRtree(points)
-    place_zone = []
-    for zone_id, geometry in zip(zones.index, zones.geometry.values, strict=True):
-        hits = tree.query(geometry, predicate="intersects")
-        place_zone.append(pd.DataFrame({"place": places.index.values[hits], "zone": zone_id}))
-    place_zone = pd.concat(place_zone) if place_zone else pd.DataFrame(columns=["place", "zone"])
-    inside = located.merge(place_zone, on="place").groupby(["h3_cell", "zone"])["population"].sum()
-    keyed = pd.MultiIndex.from_frame(pairs[["h3_cell", "zone"]])
-    share = (
-        inside.reindex(keyed).fillna(0).to_numpy()
-        / cell_population.reindex(pairs["h3_cell"]).to_numpy()
+        return nothing
+    lon, lat = places["lon"].to_numpy(), places["lat"].to_numpy()
+    population = places["population"].to_numpy()
+    order = np.argsort(ints)
+    coordinates = pl.DataFrame({"lat": lat, "lon": lon})
+    place, cell = [], []
+    for resolution in np.unique(_resolutions(ints)):
+        located = coordinates.select(polars_h3.latlng_to_cell("lat", "lon", int(resolution)))
+        located = located.to_series().to_numpy()
+        position = np.minimum(np.searchsorted(ints, located, sorter=order), len(ints) - 1)
+        found = ints[order[position]] == located
+        place.append(np.flatnonzero(found))
+        cell.append(order[position[found]])
+    place, cell = np.concatenate(place), np.concatenate(cell)
+    cell_population = np.bincount(cell, population[place], minlength=len(cells))
+    points = shapely.points(lon, lat)
+    zone_hit, place_hit = shapely.STRtree(points).query(
+        np.asarray(zones.geometry.values), predicate="intersects"
     )
-    return pd.Series(share, index=pairs.index)
+    inside = pd.DataFrame({"place": place, "cell": cell}).merge(
+        pd.DataFrame({"place": place_hit, "zone": zone_hit}), on="place"
+    )
+    keys = inside["cell"].to_numpy() * len(zones) + inside["zone"].to_numpy()
+    inside_population = pd.Series(population[inside["place"].to_numpy()]).groupby(keys).sum()
+    pair_keys = cell_of_pair * len(zones) + zones.index.get_indexer(pairs["zone"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = (
+            inside_population.reindex(pair_keys).fillna(0).to_numpy()
+            / cell_population[cell_of_pair]
+        )
+    return pd.Series(np.where(cell_population[cell_of_pair] > 0, share, np.nan), index=pairs.index)
 
 
 def weighted_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame, weighting: str) -> pd.Series:
@@ -395,8 +392,8 @@ def _exposure_table(
     pair = np.repeat(first_pair[cell_of_group[touching]], repeats) + (
         np.arange(len(row)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
     )
-    nationality_code, nationalities = pd.factorize(groups["nationality"], sort=True)
-    key = zone[pair] * len(nationalities) + nationality_code[row]
+    nationality_code, nationalities = pd.factorize(groups["nationality"].iloc[row], sort=True)
+    key = zone[pair] * len(nationalities) + nationality_code
     keys, slot = np.unique(key, return_inverse=True)
     columns = {}
     for what in ("persons", "cases"):

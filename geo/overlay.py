@@ -168,7 +168,7 @@ def _edges(polygons: np.ndarray) -> _Edges:
     )
 
 
-def _envelopes(bounds: np.ndarray) -> np.ndarray:
+def envelopes(bounds: np.ndarray) -> np.ndarray:
     """Return geometries with the given bounds, for STRtree queries on bounding boxes.
 
     A box's diagonal has the box as its envelope and is several times cheaper to build.
@@ -203,7 +203,7 @@ def convex_overlap_areas(
     usable = np.flatnonzero(is_polygon & ~shapely.is_empty(polygons))
     if len(rings) == 0 or len(usable) == 0:
         return empty, empty, np.zeros(0), cells.area
-    cell_boxes = _envelopes(cells.bounds)
+    cell_boxes = envelopes(cells.bounds)
     pair_cell, pair_polygon = shapely.STRtree(polygons[usable]).query(cell_boxes)
     pair_polygon = usable[pair_polygon]
     order = np.lexsort((pair_polygon, pair_cell))
@@ -216,7 +216,7 @@ def convex_overlap_areas(
 
     edges = _edges(polygons[usable])
     edges_polygon = usable[edges.run_polygon]
-    run_cell, run = shapely.STRtree(_envelopes(edges.run_bounds)).query(cell_boxes)
+    run_cell, run = shapely.STRtree(envelopes(edges.run_bounds)).query(cell_boxes)
     inside, straddling = _classify_runs(cells, edges, run_cell, run)
     pair_of_run = np.searchsorted(keys, run_cell * len(polygons) + edges_polygon[run])
     run_x = edges.run_bounds[run, 0] - cells.origin[run_cell, 0]
