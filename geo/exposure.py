@@ -30,7 +30,7 @@ import polars_h3
 import shapely
 
 from geo.errors import InputError
-from geo.overlay import convex_overlap_areas, envelopes
+from geo.overlay import PolygonSet
 from geo.release import Release
 
 WEIGHTINGS = ("area", "settlement", "blend")
@@ -145,34 +145,23 @@ def _resolutions(cells: np.ndarray) -> np.ndarray:
     return ((cells >> np.uint64(52)) & np.uint64(15)).astype(np.int64)
 
 
-def _cells_near(cells: np.ndarray, parts: np.ndarray) -> np.ndarray:
-    """Return the positions of cells (integers) that may touch one of the parts' boxes.
+def _cell_reach(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return each cell's centre (lon, lat) and a (lon, lat) box that contains the cell.
 
-    Each cell is bounded by a box around its centre, of 1.5 times the resolution's mean
-    edge length (no H3 cell reaches 1.1 times it), so boundaries are built only for
-    cells near the footprint.
+    The box reaches 1.5 times the resolution's mean edge length from the centre (no
+    H3 cell reaches 1.1 times it), widened in longitude for the latitude; at the poles
+    and the antimeridian it spans every longitude.
     """
     centres = pl.select(polars_h3.cell_to_latlng(pl.Series(cells, dtype=pl.UInt64)))
     lat, lng = centres.to_series().explode().to_numpy().reshape(-1, 2).T
-    resolution = _resolutions(cells)
-    reach = 1.5 * _EDGE_KM[resolution] / EARTH_RADIUS_KM  # radians
+    reach = 1.5 * _EDGE_KM[_resolutions(cells)] / EARTH_RADIUS_KM  # radians
     widest = np.radians(np.abs(lat)) + reach
-    polar = widest >= np.pi / 2
     with np.errstate(invalid="ignore", divide="ignore"):
         reach_lng = np.degrees(np.arcsin(np.minimum(np.sin(reach) / np.cos(widest), 1.0)))
     reach_lat = np.degrees(reach)
-    reach_lng = np.where(polar | (np.abs(lng) + reach_lng >= 180), 360.0, reach_lng)
-    xmin, ymin, xmax, ymax = shapely.total_bounds(parts)
-    candidates = np.flatnonzero(
-        (lng + reach_lng >= xmin)
-        & (lng - reach_lng <= xmax)
-        & (lat + reach_lat >= ymin)
-        & (lat - reach_lat <= ymax)
-    )
-    reach_box = np.column_stack([-reach_lng, -reach_lat, reach_lng, reach_lat])[candidates]
-    centre_box = np.column_stack([lng, lat, lng, lat])[candidates]
-    hits, _ = shapely.STRtree(parts).query(envelopes(centre_box + reach_box))
-    return candidates[np.unique(hits)]
+    reach_lng = np.where((widest >= np.pi / 2) | (np.abs(lng) + reach_lng >= 180), 360, reach_lng)
+    box = np.column_stack([lng - reach_lng, lat - reach_lat, lng + reach_lng, lat + reach_lat])
+    return np.column_stack([lng, lat]), box
 
 
 @cache
@@ -215,17 +204,27 @@ def _cell_zone_pairs(
     if len(cells) == 0 or len(parts) == 0:
         return nothing, nothing, np.zeros(0), np.zeros(0, dtype=bool)
     ints = cells_to_ints(cells)
-    near = _cells_near(ints, parts)
-    if len(near) == 0:
-        return nothing, nothing, np.zeros(0), np.zeros(0, dtype=bool)
-    rings = _cell_rings(ints[near])
-    cell, part, area, cell_area = convex_overlap_areas(rings, parts)
+    centre, box = _cell_reach(ints)
+    xmin, ymin, xmax, ymax = shapely.total_bounds(parts)
+    near = np.flatnonzero(
+        (box[:, 2] >= xmin) & (box[:, 0] <= xmax) & (box[:, 3] >= ymin) & (box[:, 1] <= ymax)
+    )
+    shapes = PolygonSet(parts, cell_size=float(np.median(box[near, 3] - box[near, 1])))
+    edged, clear, clear_part = shapes.sort_boxes(box[near], centre[near, 0], centre[near, 1])
+    edged = near[edged]
+    cell, part, area, cell_area = shapes.areas_in_cells(_cell_rings(ints[edged]))
     keys, pair = np.unique(cell * len(zones) + source[part], return_inverse=True)
     share = np.bincount(pair, area, minlength=len(keys)) / cell_area[keys // len(zones)]
     inside = share >= 1 - _INSIDE_TOLERANCE
     kept = inside | (share > _MIN_SHARE)
     keys = keys[kept]
-    return near[keys // len(zones)], keys % len(zones), share[kept].clip(0.0, 1.0), inside[kept]
+    # Cells whose box meets no edge lie wholly inside the part that holds their centre.
+    return (
+        np.concatenate([edged[keys // len(zones)], near[clear]]),
+        np.concatenate([keys % len(zones), source[clear_part]]),
+        np.concatenate([share[kept].clip(0.0, 1.0), np.ones(len(clear))]),
+        np.concatenate([inside[kept], np.ones(len(clear), dtype=bool)]),
+    )
 
 
 def cell_zone_shares(cells: Sequence[str], zones: gpd.GeoDataFrame) -> pd.DataFrame:
@@ -305,6 +304,12 @@ def settlement_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame) -> pd.Series
     return pd.Series(np.where(cell_population[cell_of_pair] > 0, share, np.nan), index=pairs.index)
 
 
+def _check_weighting(weighting: str) -> None:
+    """Raise InputError for a weighting that is not one of ``WEIGHTINGS``."""
+    if weighting not in WEIGHTINGS:
+        raise InputError(f"unknown weighting {weighting!r}; use one of {', '.join(WEIGHTINGS)}.")
+
+
 def weighted_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame, weighting: str) -> pd.Series:
     """Return the estimate's share per (cell, zone) pair for a weighting method.
 
@@ -313,8 +318,7 @@ def weighted_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame, weighting: str
     InputError
         For an unknown weighting.
     """
-    if weighting not in WEIGHTINGS:
-        raise InputError(f"unknown weighting {weighting!r}; use one of {', '.join(WEIGHTINGS)}.")
+    _check_weighting(weighting)
     area = pairs["area_share"]
     if weighting == "area":
         return area
@@ -377,10 +381,13 @@ def _exposure_table(
     cell_of_group, cells = pd.factorize(groups["h3_cell"])
     cell, zone, area_share, inside = _cell_zone_pairs(cells, zones)
     notes = [] if len(cell) else ["no released cell touches the footprint"]
-    pairs = pd.DataFrame(
-        {"h3_cell": np.asarray(cells, dtype=object)[cell], "zone": zone, "area_share": area_share}
-    )
-    share = np.where(inside, 1.0, weighted_shares(pairs, zones, weighting))
+    share = area_share
+    if weighting != "area":
+        pairs = pd.DataFrame(
+            {"h3_cell": np.asarray(cells, dtype=object)[cell], "zone": zone, "area_share": share}
+        )
+        share = weighted_shares(pairs, zones, weighting).to_numpy()
+    share = np.where(inside, 1.0, share)
     # Expand each touching group to its (cell, zone) pairs, pairs sorted by cell.
     order = np.argsort(cell, kind="stable")
     cell, zone, share, inside = cell[order], zone[order], share[order], inside[order]
@@ -404,7 +411,8 @@ def _exposure_table(
             ("high", counts),
         ):
             columns[f"{what}_{bound}"] = np.bincount(slot, weights, minlength=len(keys))
-    table = zones.drop(columns="geometry").iloc[keys // len(nationalities)].reset_index(drop=True)
+    attributes = pd.DataFrame(zones[[c for c in zones.columns if c != "geometry"]])
+    table = attributes.iloc[keys // len(nationalities)].reset_index(drop=True)
     table = table.rename(columns={"class_label": "hazard_class"})
     table["nationality"] = nationalities[keys % len(nationalities)]
     for column, values in columns.items():
@@ -461,6 +469,7 @@ def compute_exposure(
     """
     if classes.empty:
         raise InputError("the footprint has no classes to expose.")
+    _check_weighting(weighting)
     groups = release.groups
     if nationalities:
         groups = groups[groups["nationality"].isin(nationalities)]

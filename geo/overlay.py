@@ -121,8 +121,12 @@ class _Edges:
     run_rise: np.ndarray  # y at the run's end minus y at its start
 
 
-def _edges(polygons: np.ndarray) -> _Edges:
-    """Return the edges of polygons, oriented so that each interior lies on the left."""
+def _edges(polygons: np.ndarray, run_length: float) -> _Edges:
+    """Return the edges of polygons, oriented so that each interior lies on the left.
+
+    A run ends after ``RUN_EDGES`` edges or once its edges add up to ``run_length``, so
+    that a run's bounding box stays about a cell wide even where edges are long.
+    """
     oriented = shapely.orient_polygons(polygons, exterior_cw=False)
     rings, owner = shapely.get_rings(oriented, return_index=True)
     coordinates, ring = shapely.get_coordinates(rings, return_index=True)
@@ -134,7 +138,11 @@ def _edges(polygons: np.ndarray) -> _Edges:
     position = np.arange(len(ring))
     first_of_ring = np.r_[True, ring[1:] != ring[:-1]] if len(ring) else np.zeros(0, bool)
     ring_start = np.maximum.accumulate(np.where(first_of_ring, position, 0))
+    length = np.hypot(*(end - start).T)
+    travelled = np.cumsum(length) - length
+    stretch = np.floor((travelled - travelled[ring_start]) / run_length)
     run_first = first_of_ring | ((position - ring_start) % RUN_EDGES == 0)
+    run_first[1:] |= stretch[1:] != stretch[:-1]
     run_start = np.flatnonzero(run_first)
     run_size = np.diff(np.r_[run_start, len(ring)])
     ax, ay, bx, by = start[:, 0], start[:, 1], end[:, 0], end[:, 1]
@@ -176,73 +184,119 @@ def envelopes(bounds: np.ndarray) -> np.ndarray:
     return shapely.linestrings(np.stack([bounds[:, :2], bounds[:, 2:]], axis=1))
 
 
-def convex_overlap_areas(
-    rings: np.ndarray, polygons: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return the area of every convex cell inside every polygon whose bounds it meets.
+class PolygonSet:
+    """Polygons prepared once for exact area queries: their edges in runs, two STRtrees.
 
     Parameters
     ----------
-    rings
-        Convex cells as rings of shape (K, M, 2), (x, y) in the polygons' planar
-        coordinates, either orientation; cells with fewer vertices repeat their last.
     polygons
-        Shapely polygons (other geometry types count as empty).
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        Cell index, polygon index and intersection area of each pair whose bounding
-        boxes meet (areas may be 0), then the planar area of each cell.
+        Shapely polygons in planar coordinates (other geometry types count as empty).
+    cell_size
+        Typical width of the cells to come; runs of edges are kept about that long.
     """
-    rings = np.asarray(rings, dtype=float)
-    polygons = np.asarray(polygons, dtype=object)
-    cells = _cells(rings)
-    empty = np.zeros(0, dtype=np.int64)
-    is_polygon = shapely.get_type_id(polygons) == shapely.GeometryType.POLYGON
-    usable = np.flatnonzero(is_polygon & ~shapely.is_empty(polygons))
-    if len(rings) == 0 or len(usable) == 0:
-        return empty, empty, np.zeros(0), cells.area
-    cell_boxes = envelopes(cells.bounds)
-    pair_cell, pair_polygon = shapely.STRtree(polygons[usable]).query(cell_boxes)
-    pair_polygon = usable[pair_polygon]
-    order = np.lexsort((pair_polygon, pair_cell))
-    pair_cell, pair_polygon = pair_cell[order], pair_polygon[order]
-    keys = pair_cell * len(polygons) + pair_polygon
-    shapely.prepare(polygons[usable])
-    first = cells.first[pair_cell]
-    winding = shapely.contains_xy(polygons[pair_polygon], first[:, 0], first[:, 1])
-    area = winding * cells.area[pair_cell]
 
-    edges = _edges(polygons[usable])
-    edges_polygon = usable[edges.run_polygon]
-    run_cell, run = shapely.STRtree(envelopes(edges.run_bounds)).query(cell_boxes)
-    inside, straddling = _classify_runs(cells, edges, run_cell, run)
-    pair_of_run = np.searchsorted(keys, run_cell * len(polygons) + edges_polygon[run])
-    run_x = edges.run_bounds[run, 0] - cells.origin[run_cell, 0]
-    run_area = edges.run_integral[run] + run_x * edges.run_rise[run]
-    area += np.bincount(pair_of_run[inside], run_area[inside], minlength=len(keys))
+    def __init__(self, polygons: np.ndarray, cell_size: float = np.inf) -> None:
+        self.polygons = np.asarray(polygons, dtype=object)
+        is_polygon = shapely.get_type_id(self.polygons) == shapely.GeometryType.POLYGON
+        self._usable = np.flatnonzero(is_polygon & ~shapely.is_empty(self.polygons))
+        usable = self.polygons[self._usable]
+        shapely.prepare(usable)
+        self._tree = shapely.STRtree(usable)
+        self._edges = _edges(usable, cell_size)
+        self._run_polygon = self._usable[self._edges.run_polygon]
+        self._run_tree = shapely.STRtree(envelopes(self._edges.run_bounds))
 
-    element_cell, element_edge = _expand(edges, run_cell[straddling], run[straddling])
-    element_pair = np.repeat(pair_of_run[straddling], edges.run_size[run[straddling]])
-    near = _meets_bounds(cells, edges, element_cell, element_edge)
-    element_cell, element_edge, element_pair = (
-        element_cell[near],
-        element_edge[near],
-        element_pair[near],
-    )
-    element_area, degenerate = _clip_edges(cells, edges, element_cell, element_edge)
-    area += np.bincount(element_pair, element_area, minlength=len(keys))
+    def sort_boxes(
+        self, bounds: np.ndarray, x: np.ndarray, y: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return boxes that may meet a polygon's boundary, and boxes wholly inside one.
 
-    fallback = np.zeros(len(keys), dtype=bool)
-    fallback[element_pair[degenerate]] = True
-    fallback |= ~cells.convex[pair_cell]
-    if fallback.any():
-        cell_polygons = shapely.polygons(rings[pair_cell[fallback]])
-        area[fallback] = shapely.area(
-            shapely.intersection(cell_polygons, polygons[pair_polygon[fallback]])
+        A box that meets no edge is wholly inside or wholly outside each polygon, which
+        its point (x, y) decides; anything inside the box (a cell) shares that fate.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            Indices of boxes meeting some edge's bounding box; then box and polygon
+            indices of the pairs where the box lies wholly inside the polygon.
+        """
+        boxes = envelopes(bounds)
+        meets, polygon = self._tree.query(boxes)
+        polygon = self._usable[polygon]
+        held = shapely.contains_xy(self.polygons[polygon], x[meets], y[meets])
+        box, polygon = meets[held], polygon[held]
+        # Only boxes whose point some polygon holds can be wholly inside one.
+        edged = np.zeros(len(bounds), dtype=bool)
+        edged[meets] = True
+        edged[box] = False
+        edged[box[self._run_tree.query(boxes[box])[0]]] = True
+        clear = ~edged[box]
+        return np.flatnonzero(edged), box[clear], polygon[clear]
+
+    def areas_in_cells(
+        self, rings: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Return the area of every convex cell inside every polygon whose bounds it meets.
+
+        Parameters
+        ----------
+        rings
+            Convex cells as rings of shape (K, M, 2), (x, y) in the polygons' planar
+            coordinates, either orientation; cells with fewer vertices repeat their last.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            Cell index, polygon index and intersection area of each pair whose bounding
+            boxes meet (areas may be 0), then the planar area of each cell.
+        """
+        rings = np.asarray(rings, dtype=float)
+        polygons, edges = self.polygons, self._edges
+        cells = _cells(rings)
+        cell_boxes = envelopes(cells.bounds)
+        pair_cell, pair_polygon = self._tree.query(cell_boxes)
+        pair_polygon = self._usable[pair_polygon]
+        order = np.lexsort((pair_polygon, pair_cell))
+        pair_cell, pair_polygon = pair_cell[order], pair_polygon[order]
+        keys = pair_cell * len(polygons) + pair_polygon
+        first = cells.first[pair_cell]
+        winding = shapely.contains_xy(polygons[pair_polygon], first[:, 0], first[:, 1])
+        area = winding * cells.area[pair_cell]
+
+        run_cell, run = self._run_tree.query(cell_boxes)
+        inside, straddling = _classify_runs(cells, edges, run_cell, run)
+        pair_of_run = np.searchsorted(keys, run_cell * len(polygons) + self._run_polygon[run])
+        run_x = edges.run_bounds[run, 0] - cells.origin[run_cell, 0]
+        run_area = edges.run_integral[run] + run_x * edges.run_rise[run]
+        area += np.bincount(pair_of_run[inside], run_area[inside], minlength=len(keys))
+
+        element_cell, element_edge = _expand(edges, run_cell[straddling], run[straddling])
+        element_pair = np.repeat(pair_of_run[straddling], edges.run_size[run[straddling]])
+        near = _meets_bounds(cells, edges, element_cell, element_edge)
+        element_cell, element_edge, element_pair = (
+            element_cell[near],
+            element_edge[near],
+            element_pair[near],
         )
-    return pair_cell, pair_polygon, area, cells.area
+        element_area, degenerate = _clip_edges(cells, edges, element_cell, element_edge)
+        area += np.bincount(element_pair, element_area, minlength=len(keys))
+
+        fallback = np.zeros(len(keys), dtype=bool)
+        fallback[element_pair[degenerate]] = True
+        fallback |= ~cells.convex[pair_cell]
+        if fallback.any():
+            cell_polygons = shapely.polygons(rings[pair_cell[fallback]])
+            area[fallback] = shapely.area(
+                shapely.intersection(cell_polygons, polygons[pair_polygon[fallback]])
+            )
+        return pair_cell, pair_polygon, area, cells.area
+
+
+def convex_overlap_areas(
+    rings: np.ndarray, polygons: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``PolygonSet(polygons).areas_in_cells(rings)`` (see there)."""
+    return PolygonSet(polygons).areas_in_cells(rings)
 
 
 def _classify_runs(
