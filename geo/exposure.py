@@ -400,9 +400,16 @@ def _exposure_table(
         np.arange(len(row)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
     )
     nationality_code, nationalities = pd.factorize(groups["nationality"].iloc[row], sort=True)
+    slots = len(zones) * len(nationalities)
     key = zone[pair] * len(nationalities) + nationality_code
-    keys, slot = np.unique(key, return_inverse=True)
-    columns = {}
+    present = np.flatnonzero(np.bincount(key, minlength=slots))  # by zone, nationality
+    zone_of_row = present // len(nationalities)
+    columns = {
+        ("hazard_class" if c == "class_label" else c): zones[c].array.take(zone_of_row)
+        for c in zones.columns
+        if c != "geometry"
+    }
+    columns["nationality"] = nationalities.array.take(present % len(nationalities))
     for what in ("persons", "cases"):
         counts = groups[what].to_numpy()[row].astype(float)
         for bound, weights in (
@@ -410,13 +417,9 @@ def _exposure_table(
             ("estimate", counts * share[pair]),
             ("high", counts),
         ):
-            columns[f"{what}_{bound}"] = np.bincount(slot, weights, minlength=len(keys))
-    attributes = pd.DataFrame(zones[[c for c in zones.columns if c != "geometry"]])
-    table = attributes.iloc[keys // len(nationalities)].reset_index(drop=True)
-    table = table.rename(columns={"class_label": "hazard_class"})
-    table["nationality"] = nationalities[keys % len(nationalities)]
-    for column, values in columns.items():
-        table[column] = np.round(values).astype("int64")
+            sums = np.bincount(key, weights, minlength=slots)[present]
+            columns[f"{what}_{bound}"] = np.round(sums).astype("int64")
+    table = pd.DataFrame(columns)
     table = (
         table[admin_columns + TABLE_COLUMNS]
         .sort_values(
