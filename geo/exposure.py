@@ -98,8 +98,8 @@ class Exposure:
 
 def cells_to_ints(cells: Sequence[str]) -> np.ndarray:
     """Return H3 cells (strings) as unsigned 64-bit integers, vectorised."""
-    strings = pl.from_pandas(pd.Series(cells, dtype=object if len(cells) == 0 else None))
-    return pl.select(polars_h3.str_to_int(strings.cast(pl.String))).to_series().to_numpy()
+    strings = pl.from_pandas(pd.Series(cells)).cast(pl.String)  # no copy for Arrow strings
+    return pl.select(polars_h3.str_to_int(strings)).to_series().to_numpy()
 
 
 def cell_boundaries(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,6 +209,8 @@ def _cell_zone_pairs(
     near = np.flatnonzero(
         (box[:, 2] >= xmin) & (box[:, 0] <= xmax) & (box[:, 3] >= ymin) & (box[:, 1] <= ymax)
     )
+    if len(near) == 0:
+        return nothing, nothing, np.zeros(0), np.zeros(0, dtype=bool)
     shapes = PolygonSet(parts, cell_size=float(np.median(box[near, 3] - box[near, 1])))
     edged, clear, clear_part = shapes.sort_boxes(box[near], centre[near, 0], centre[near, 1])
     edged = near[edged]

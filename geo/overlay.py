@@ -10,7 +10,8 @@ P's boundary crosses ∂C. Both terms need only the edges of P that reach C, so 
 follows the edges near each cell instead of a full GEOS overlay per pair (which costs
 tens of microseconds even for a small cut). Edges are taken in short runs whose bounding
 box settles the whole run at once (inside C, or beyond one of its sides); only runs that
-straddle ∂C are clipped edge by edge (Cyrus–Beck).
+straddle ∂C are clipped edge by edge (Cyrus–Beck). Before that, a box around a cell that
+meets no run at all is settled by one point-in-polygon test.
 
 Pairs where the method is ill-conditioned go to GEOS: P's boundary passing within
 rounding distance of C's first vertex (w there is undefined), or a cell that is not
@@ -40,7 +41,7 @@ class _Cells:
     origin: np.ndarray  # (K, 2) global coordinates of the local origin
     first: np.ndarray  # (K, 2) global coordinates of vertex 0
     first_local: np.ndarray  # (K, 2)
-    edges: np.ndarray  # (K,) number of real edges
+    edge_count: np.ndarray  # (K,) number of real (non-padding) edges
     nx: np.ndarray  # (K, M) unit inward normal of each edge
     ny: np.ndarray
     offset: np.ndarray  # (K, M) normal · start vertex, so that side = normal · p - offset
@@ -91,7 +92,7 @@ def _cells(rings: np.ndarray) -> _Cells:
         origin=origin,
         first=np.where(clockwise[:, None], rings[:, -1], rings[:, 0]),
         first_local=local[:, 0].copy(),
-        edges=real.sum(axis=1),
+        edge_count=real.sum(axis=1),
         nx=real_first(nx),
         ny=real_first(ny),
         offset=real_first(offset),
@@ -217,8 +218,9 @@ class PolygonSet:
         Returns
         -------
         tuple of numpy.ndarray
-            Indices of boxes meeting some edge's bounding box; then box and polygon
-            indices of the pairs where the box lies wholly inside the polygon.
+            Indices of the boxes to settle exactly (they may meet a polygon's boundary);
+            then box and polygon indices of the pairs where the box lies wholly inside
+            the polygon. Other boxes lie outside every polygon.
         """
         boxes = envelopes(bounds)
         meets, polygon = self._tree.query(boxes)
@@ -251,6 +253,9 @@ class PolygonSet:
             boxes meet (areas may be 0), then the planar area of each cell.
         """
         rings = np.asarray(rings, dtype=float)
+        if len(rings) == 0:
+            nothing = np.zeros(0, dtype=np.int64)
+            return nothing, nothing, np.zeros(0), np.zeros(0)
         polygons, edges = self.polygons, self._edges
         cells = _cells(rings)
         cell_boxes = envelopes(cells.bounds)
@@ -290,13 +295,6 @@ class PolygonSet:
                 shapely.intersection(cell_polygons, polygons[pair_polygon[fallback]])
             )
         return pair_cell, pair_polygon, area, cells.area
-
-
-def convex_overlap_areas(
-    rings: np.ndarray, polygons: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return ``PolygonSet(polygons).areas_in_cells(rings)`` (see there)."""
-    return PolygonSet(polygons).areas_in_cells(rings)
 
 
 def _classify_runs(
@@ -349,7 +347,7 @@ def _clip_edges(
     Cells are taken by number of edges, so hexagons pay for six edges, not ten.
     """
     area, degenerate = np.zeros(len(edge)), np.zeros(len(edge), dtype=bool)
-    count = cells.edges[cell]
+    count = cells.edge_count[cell]
     for size in np.unique(count):
         group = np.flatnonzero(count == size)
         area[group], degenerate[group] = _clip_group(cells, edges, cell[group], edge[group], size)

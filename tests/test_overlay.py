@@ -9,7 +9,7 @@ import pytest
 import shapely
 
 from geo.exposure import _cell_rings, cell_zone_shares, cells_to_ints, cells_to_polygons
-from geo.overlay import convex_overlap_areas
+from geo.overlay import PolygonSet
 
 NORCIA = (42.8303, 13.1092)
 
@@ -42,7 +42,7 @@ def random_polygons(rng: np.random.Generator, centre: tuple[float, float], sprea
 
 def check_against_geos(rings: np.ndarray, polygons) -> np.ndarray:
     polygons = np.asarray(polygons, dtype=object)
-    cell, polygon, area, cell_area = convex_overlap_areas(rings, polygons)
+    cell, polygon, area, cell_area = PolygonSet(polygons).areas_in_cells(rings)
     hexagons = shapely.polygons(rings)
     np.testing.assert_allclose(cell_area, shapely.area(hexagons), rtol=1e-12)
     expected = shapely.area(shapely.intersection(hexagons[cell], polygons[polygon]))
@@ -119,11 +119,11 @@ def test_non_convex_cells_fall_back_to_geos():
 
 def test_empty_inputs():
     no_cells = np.zeros((0, 6, 2))
-    cell, polygon, area, cell_area = convex_overlap_areas(no_cells, [shapely.box(0, 0, 1, 1)])
+    cell, polygon, area, cell_area = PolygonSet([shapely.box(0, 0, 1, 1)]).areas_in_cells(no_cells)
     assert len(cell) == len(polygon) == len(area) == len(cell_area) == 0
     rings = rings_of([h3.latlng_to_cell(*NORCIA, 7)])
     for polygons in ([], [shapely.Point(0, 0)], [shapely.Polygon()]):
-        cell, polygon, area, cell_area = convex_overlap_areas(rings, polygons)
+        cell, polygon, area, cell_area = PolygonSet(polygons).areas_in_cells(rings)
         assert len(cell) == 0 and len(cell_area) == 1
 
 
@@ -150,3 +150,19 @@ def test_cell_zone_shares_finds_every_touching_cell(lat, lon):
         [s for c, s in zip(cells, shares, strict=True) if c in expected],
         rtol=1e-9,
     )
+
+
+def test_far_zones_and_geometry_collections():
+    cell = h3.latlng_to_cell(*NORCIA, 7)
+    far = gpd.GeoDataFrame({"class_label": ["far"]}, geometry=[shapely.box(0, 0, 1, 1)], crs=4326)
+    assert cell_zone_shares([cell], far).empty
+    hexagon = cells_to_polygons([cell])[0]
+    mixed = shapely.GeometryCollection([
+        shapely.MultiPolygon([hexagon.buffer(-1e-3), shapely.box(0, 0, 1, 1)]),
+        shapely.LineString([(0, 0), (13, 42)]),
+    ])
+    zones = gpd.GeoDataFrame({"class_label": ["mixed"]}, geometry=[mixed], crs=4326)
+    pairs = cell_zone_shares([cell], zones)
+    expected = hexagon.buffer(-1e-3).area / hexagon.area
+    assert pairs["area_share"].tolist() == pytest.approx([expected], rel=1e-9)
+    assert not pairs["inside"].any()
