@@ -148,8 +148,8 @@ def stage_exposure(size: int, repeats: int) -> None:
     for name in ("norcia", "jakarta", "synthetic_flood"):
         figures = median_figures(EXPOSURE.format(release=str(release), name=name), repeats)
         print(
-            f"{name:16s} ours {figures['ours_s']:6.2f} s | naive overlay "
-            f"{figures['naive_s']:6.2f} s | ratio {figures['naive_s'] / figures['ours_s']:5.1f}× "
+            f"{name:16s} ours {figures['ours_s']:7.3f} s | naive overlay "
+            f"{figures['naive_s']:7.3f} s | ratio {figures['naive_s'] / figures['ours_s']:5.1f}× "
             f"| {int(figures['cells']):,} released cells, {int(figures['touching_cells'])} "
             f"class×nationality rows | identical bounds: "
             f"{'yes' if figures['identical_bounds'] else 'NO'}, largest estimate "

@@ -56,6 +56,7 @@ TABLE_COLUMNS = [
 _MIN_SHARE = 1e-9
 _INSIDE_TOLERANCE = 1e-9
 EARTH_RADIUS_KM = 6371.007180918475  # H3's authalic radius
+_SCREEN_RESOLUTION = 3
 _EDGE_KM = np.array([h3.average_hexagon_edge_length(r, "km") for r in range(16)])
 _COLLECTION_TYPES = [
     shapely.GeometryType.MULTIPOLYGON,
@@ -146,16 +147,16 @@ def _resolutions(cells: np.ndarray) -> np.ndarray:
     return ((cells >> np.uint64(52)) & np.uint64(15)).astype(np.int64)
 
 
-def _cell_reach(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _cell_reach(cells: np.ndarray, factor: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
     """Return each cell's centre (lon, lat) and a (lon, lat) box that contains the cell.
 
-    The box reaches 1.5 times the resolution's mean edge length from the centre (no
-    H3 cell reaches 1.1 times it), widened in longitude for the latitude; at the poles
-    and the antimeridian it spans every longitude.
+    The box reaches ``factor`` times the resolution's mean edge length from the centre
+    (no H3 cell reaches 1.1 times it), widened in longitude for the latitude; at the
+    poles and the antimeridian it spans every longitude.
     """
     centres = pl.select(polars_h3.cell_to_latlng(pl.Series(cells, dtype=pl.UInt64)))
     lat, lng = centres.to_series().explode().to_numpy().reshape(-1, 2).T
-    reach = 1.5 * _EDGE_KM[_resolutions(cells)] / EARTH_RADIUS_KM  # radians
+    reach = factor * _EDGE_KM[_resolutions(cells)] / EARTH_RADIUS_KM  # radians
     widest = np.radians(np.abs(lat)) + reach
     with np.errstate(invalid="ignore", divide="ignore"):
         reach_lng = np.degrees(np.arcsin(np.minimum(np.sin(reach) / np.cos(widest), 1.0)))
@@ -163,6 +164,38 @@ def _cell_reach(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     reach_lng = np.where((widest >= np.pi / 2) | (np.abs(lng) + reach_lng >= 180), 360, reach_lng)
     box = np.column_stack([lng - reach_lng, lat - reach_lat, lng + reach_lng, lat + reach_lat])
     return np.column_stack([lng, lat]), box
+
+
+def _ancestors(cells: np.ndarray, resolution: int) -> np.ndarray:
+    """Return each cell's parent at ``resolution`` (itself if coarser), in H3 bit arithmetic.
+
+    The resolution field (bits 52–55) is set and the digits below it set to 7 (unused).
+    """
+    level = np.minimum(_resolutions(cells), resolution).astype(np.uint64)
+    unused = (np.uint64(1) << (np.uint64(3) * (np.uint64(15) - level))) - np.uint64(1)
+    cleared = cells & ~(np.uint64(15) << np.uint64(52)) & ~unused
+    return cleared | (level << np.uint64(52)) | unused
+
+
+def _cells_near(cells: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return positions, centres and boxes of the cells whose box meets ``bounds``.
+
+    Cells are first screened through their ancestors at resolution 3 (a few hundred
+    centres instead of every cell's): every descendant lies within 1.7 mean edge lengths
+    of its ancestor's centre (child centres lie inside the parent, edges shrink by √7 a
+    level), so a box of 3 edge lengths around the ancestor misses no descendant.
+    """
+    xmin, ymin, xmax, ymax = bounds
+
+    def meets(box: np.ndarray) -> np.ndarray:
+        return (box[:, 2] >= xmin) & (box[:, 0] <= xmax) & (box[:, 3] >= ymin) & (box[:, 1] <= ymax)
+
+    family, ancestors = pd.factorize(_ancestors(cells, _SCREEN_RESOLUTION))
+    _, ancestor_box = _cell_reach(np.asarray(ancestors, dtype=np.uint64), factor=3.0)
+    candidates = np.flatnonzero(meets(ancestor_box)[family])
+    centre, box = _cell_reach(cells[candidates])
+    near = meets(box)
+    return candidates[near], centre[near], box[near]
 
 
 def _zone_parts(zones: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -192,15 +225,11 @@ def _cell_zone_pairs(
     if len(cells) == 0 or len(parts) == 0:
         return nothing, nothing, np.zeros(0), np.zeros(0, dtype=bool)
     ints = cells_to_ints(cells)
-    centre, box = _cell_reach(ints)
-    xmin, ymin, xmax, ymax = shapely.total_bounds(parts)
-    near = np.flatnonzero(
-        (box[:, 2] >= xmin) & (box[:, 0] <= xmax) & (box[:, 3] >= ymin) & (box[:, 1] <= ymax)
-    )
+    near, centre, box = _cells_near(ints, shapely.total_bounds(parts))
     if len(near) == 0:
         return nothing, nothing, np.zeros(0), np.zeros(0, dtype=bool)
-    shapes = PolygonSet(parts, cell_size=float(np.median(box[near, 3] - box[near, 1])))
-    edged, clear, clear_part = shapes.sort_boxes(box[near], centre[near, 0], centre[near, 1])
+    shapes = PolygonSet(parts, cell_size=float(np.median(box[:, 3] - box[:, 1])))
+    edged, clear, clear_part = shapes.sort_boxes(box, centre[:, 0], centre[:, 1])
     edged = near[edged]
     cell, part, area, cell_area = shapes.areas_in_cells(_cell_rings(ints[edged]))
     keys, pair = np.unique(cell * len(zones) + source[part], return_inverse=True)
