@@ -35,6 +35,7 @@ import shapely
 from pydeck.bindings.json_tools import default_serialize
 
 from geo import codes
+from geo.exposure import cell_boundaries, cells_to_ints
 from geo.release import Release
 
 MAP_COLUMNS = ["h3_cell", "resolution", "persons", "cases", "nationalities"]
@@ -550,9 +551,9 @@ def cells_to_view(
     """
     if len(cells) == 0:
         return {"latitude": 42.5, "longitude": 12.5, "zoom": 6.0, "pitch": 0, "bearing": 0}
-    corners = np.concatenate([np.array(h3.cell_to_boundary(c)) for c in cells])
-    south, west = corners.min(axis=0)
-    north, east = corners.max(axis=0)
+    corners, _ = cell_boundaries(cells_to_ints(cells))
+    west, south = corners.min(axis=0)
+    east, north = corners.max(axis=0)
     return bounds_to_view((west, south, east, north), width, height)
 
 

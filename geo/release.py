@@ -33,6 +33,7 @@ import pandas as pd
 import polars as pl
 import polars_h3
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from geo import codes
@@ -635,9 +636,14 @@ def read_release(path: str | Path) -> Release:
         raise InputError(
             f"{path.name}: the release content does not match its hash; the file was altered."
         )
-    table = arrow.to_pandas()
-    table["resolution"] = table["resolution"].astype("int8")
-    totals = table["dimension"] == "total"
-    groups = table[totals][GROUP_COLUMNS].reset_index(drop=True)
-    breakdowns = table[~totals].reset_index(drop=True)
+    # Split in Arrow, then convert each part once (pandas row filters on Arrow-backed
+    # strings cost a tenth of a second at national scale).
+    arrow = arrow.set_column(
+        arrow.schema.get_field_index("resolution"),
+        "resolution",
+        arrow["resolution"].cast(pa.int8()),
+    )
+    totals = pc.equal(arrow["dimension"], "total")
+    groups = arrow.filter(totals).select(GROUP_COLUMNS).to_pandas()
+    breakdowns = arrow.filter(pc.invert(totals)).to_pandas()
     return Release(groups=groups, breakdowns=breakdowns, metadata=metadata)
