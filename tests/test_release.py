@@ -234,7 +234,13 @@ def test_content_hash_is_the_sha256_of_the_pandas_csv():
     text = io.StringIO()
     frame.to_csv(text, index=False, lineterminator="\n")
     expected = hashlib.sha256(text.getvalue().encode()).hexdigest()
-    assert content_sha256(pa.Table.from_pandas(frame, preserve_index=False)) == expected
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    assert content_sha256(table) == expected
+    assert content_sha256(table, chunk_rows=4) == expected  # hashed in chunks, one header
+    empty = io.StringIO()
+    frame.head(0).to_csv(empty, index=False, lineterminator="\n")
+    header_only = hashlib.sha256(empty.getvalue().encode()).hexdigest()
+    assert content_sha256(table.slice(0, 0)) == header_only
     for shipped in sorted(Path("data/demo").glob("*.release.parquet")):
         assert read_release(shipped).metadata["content_sha256"]
 
