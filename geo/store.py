@@ -34,7 +34,7 @@ from geo.records import (
 from geo.sanitize import spreadsheet_safe
 
 STORE_RESOLUTION = 8
-DUCKDB_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "512MB")
+DUCKDB_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "384MB")
 SCHEMA_VERSION = "1"
 
 _SCHEMA = """
