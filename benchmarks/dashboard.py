@@ -109,6 +109,13 @@ def measure(release: Path, browser) -> dict[str, float]:
         page.get_by_role("option", name="Sex").click()
         page.wait_for_selector(MAP_CANVAS)
         rerun = (settled_ms(page) - page.evaluate("window.__pressedAt")) / 1000
+        # The same kind of change with every released cell drawn (no hexagon limit).
+        page.get_by_text("Draw every released cell", exact=True).click()
+        settled_ms(page)
+        page.get_by_label("Category").click()
+        settled_ms(page)
+        page.get_by_role("option", name="M", exact=True).click()
+        rerun_every_cell = (settled_ms(page) - page.evaluate("window.__pressedAt")) / 1000
         page.goto(f"{url}/exposure")
         settled_ms(page)
         before_upload = page.evaluate("performance.now()")
@@ -120,6 +127,7 @@ def measure(release: Path, browser) -> dict[str, float]:
         return {
             "first_map_s": first_map,
             "rerun_s": rerun,
+            "rerun_every_cell_s": rerun_every_cell,
             "exposure_s": (uploaded + computed) / 1000,
             "rss_map_mib": rss_map,
             "rss_mib": resident_mib(process.pid),
@@ -156,6 +164,7 @@ def main() -> None:
     for name, label, unit in (
         ("first_map_s", "server start → map drawn, browser quiet", "s"),
         ("rerun_s", "filter change → map redrawn, browser quiet", "s"),
+        ("rerun_every_cell_s", "the same, every released cell drawn", "s"),
         ("exposure_s", "upload + Run exposure → tables drawn", "s"),
         ("rss_map_mib", "server memory after the map", "MiB"),
         ("rss_mib", "server memory after the exposure", "MiB"),

@@ -204,17 +204,15 @@ def release_to_map_cells(
         if category not in BREAKDOWN_FILTERS.get(dimension, ()):
             raise ValueError(f"no map filter for {dimension}={category!r}.")
         keys = ["h3_cell", "nationality"]
-        rows = release.breakdown(dimension)
-        published = rows[keys].drop_duplicates()
-        flagged = groups.merge(published, on=keys, how="left", indicator=True)
-        available = flagged["_merge"] == "both"
-        not_available = int((~available).sum())
-        chosen = rows[rows["category"] == category][keys + ["persons", "cases"]]
+        rows = pl.from_pandas(release.breakdown(dimension)[[*keys, "category", "persons", "cases"]])
+        located = pl.from_pandas(groups[["h3_cell", "resolution", "nationality"]])
+        available = located.join(rows.select(keys).unique(), on=keys, how="semi")
+        not_available = located.height - available.height
+        chosen = rows.filter(pl.col("category") == category).select(*keys, "persons", "cases")
         values = (
-            flagged[available][["h3_cell", "resolution", "nationality"]]
-            .merge(chosen, on=keys, how="left")
-            .fillna({"persons": 0, "cases": 0})
-            .astype({"persons": "int64", "cases": "int64"})
+            available.join(chosen, on=keys, how="left")
+            .with_columns(pl.col("persons", "cases").fill_null(0).cast(pl.Int64))
+            .to_pandas()
         )
     shown = len(values)
     values = values[values["persons"] > 0]
