@@ -435,10 +435,6 @@ def offline_basemap() -> list[pdk.Layer]:
     return basemap_layers(files, settings().basemap_url is None)
 
 
-def release_view(release: Release, file: SourceFile) -> dict:
-    """Return the map view for a release, kept in session state so filters never move it."""
-    key = f"view:{file.sha256}"
-    if key not in st.session_state:
-        content = release.metadata["content_sha256"]
-        st.session_state[key] = dict(release_extent_view(content, release))
-    return st.session_state[key]
+def release_view(release: Release) -> dict:
+    """Return the map view framing the whole release (filters never move it)."""
+    return dict(release_extent_view(release.metadata["content_sha256"], release))

@@ -102,7 +102,7 @@ if shown.display_resolution is not None:
     )
 
 deck = mapping.build_deck(
-    layers, common.release_view(release, release_file), common.settings().basemap_url
+    layers, common.release_view(release), common.settings().basemap_url
 )
 st.pydeck_chart(
     deck,

@@ -125,7 +125,7 @@ def nationality_label(code: str) -> str:
     return code if name == code else f"{name} ({code})"
 
 
-def display_resolution(cells: pd.DataFrame, max_cells: int) -> int | None:
+def display_resolution(cells: pl.DataFrame, max_cells: int) -> int | None:
     """Return the finest resolution at which the cells make at most ``max_cells`` hexagons.
 
     ``cells`` has ``h3_cell`` and ``resolution`` (one row per released cell). Drawing a
@@ -133,12 +133,11 @@ def display_resolution(cells: pd.DataFrame, max_cells: int) -> int | None:
     ``max_cells`` hexagons. None when the cells are already few enough (nothing to sum),
     else a resolution between the coarsest and the finest released one.
     """
-    if len(cells) <= max_cells:
+    if cells.height <= max_cells:
         return None
-    frame = pl.from_pandas(cells[["h3_cell", "resolution"]].reset_index(drop=True))
-    finest, coarsest = int(frame["resolution"].max()), int(frame["resolution"].min())
+    finest, coarsest = int(cells["resolution"].max()), int(cells["resolution"].min())
     for resolution in range(finest - 1, coarsest, -1):
-        if _to_resolution(frame, resolution)["h3_cell"].n_unique() <= max_cells:
+        if _to_resolution(cells, resolution)["h3_cell"].n_unique() <= max_cells:
             return resolution
     return coarsest
 
@@ -148,8 +147,8 @@ def _to_resolution(frame: pl.DataFrame, resolution: int) -> pl.DataFrame:
     finer = pl.col("resolution") > resolution
     return frame.with_columns(
         pl.when(finer)
-        .then(polars_h3.cell_to_parent(pl.col("h3_cell").cast(pl.String), resolution))
-        .otherwise(pl.col("h3_cell").cast(pl.String))
+        .then(polars_h3.cell_to_parent("h3_cell", resolution))
+        .otherwise(pl.col("h3_cell"))
         .alias("h3_cell"),
         pl.when(finer)
         .then(resolution)
@@ -197,42 +196,45 @@ def release_to_map_cells(
     groups = release.groups
     if nationalities:
         groups = groups[groups["nationality"].isin(list(nationalities))]
+    located = pl.from_pandas(
+        groups[["h3_cell", "resolution", "nationality", "persons", "cases"]].reset_index(drop=True)
+    ).with_columns(pl.col("h3_cell", "nationality").cast(pl.String))
     not_available = 0
-    if dimension is None:
-        values = groups[["h3_cell", "resolution", "nationality", "persons", "cases"]]
-    else:
+    values = located
+    if dimension is not None:
         if category not in BREAKDOWN_FILTERS.get(dimension, ()):
             raise ValueError(f"no map filter for {dimension}={category!r}.")
         keys = ["h3_cell", "nationality"]
-        rows = pl.from_pandas(release.breakdown(dimension)[[*keys, "category", "persons", "cases"]])
-        located = pl.from_pandas(groups[["h3_cell", "resolution", "nationality"]])
-        available = located.join(rows.select(keys).unique(), on=keys, how="semi")
+        rows = pl.from_pandas(
+            release.breakdown(dimension)[[*keys, "category", "persons", "cases"]]
+        ).with_columns(pl.col(*keys).cast(pl.String))
+        available = located.drop("persons", "cases").join(
+            rows.select(keys).unique(), on=keys, how="semi"
+        )
         not_available = located.height - available.height
         chosen = rows.filter(pl.col("category") == category).select(*keys, "persons", "cases")
-        values = (
-            available.join(chosen, on=keys, how="left")
-            .with_columns(pl.col("persons", "cases").fill_null(0).cast(pl.Int64))
-            .to_pandas()
+        values = available.join(chosen, on=keys, how="left").with_columns(
+            pl.col("persons", "cases").fill_null(0).cast(pl.Int64)
         )
-    shown = len(values)
-    values = values[values["persons"] > 0]
-    released = values[["h3_cell", "resolution"]].drop_duplicates("h3_cell")
+    shown = values.height
+    values = values.filter(pl.col("persons") > 0)
+    released = values.select("h3_cell", "resolution").unique("h3_cell")
     target = display_resolution(released, max_cells) if max_cells else None
     if target is not None:
-        values = _to_resolution(pl.from_pandas(values.reset_index(drop=True)), target)
-        values = values.to_pandas()
-    return MapCells(_cells_from_groups(values), shown, not_available, len(released), target)
+        values = _to_resolution(values, target)
+    return MapCells(_cells_from_groups(values), shown, not_available, released.height, target)
 
 
-def _cells_from_groups(values: pd.DataFrame) -> pd.DataFrame:
+def _cells_from_groups(values: pl.DataFrame) -> pd.DataFrame:
     """Sum released group values per cell and list them per nationality.
 
+    ``values`` has ``h3_cell``, ``resolution``, ``nationality``, ``persons``, ``cases``.
     The map payload carries this text for every cell, so it lists a cell's largest
     nationalities only and says how many more there are. Built in polars: at national
     scale (tens of thousands of cells) a pandas string aggregation took half a second
     of every filter change.
     """
-    if values.empty:
+    if values.is_empty():
         return pd.DataFrame(
             {
                 "h3_cell": pd.Series(dtype=object),
@@ -242,11 +244,8 @@ def _cells_from_groups(values: pd.DataFrame) -> pd.DataFrame:
                 "nationalities": pd.Series(dtype=object),
             }
         )
-    frame = pl.from_pandas(
-        values[["h3_cell", "resolution", "nationality", "persons", "cases"]].reset_index(drop=True)
-    ).with_columns(pl.col("h3_cell", "nationality").cast(pl.String))
     # Summed to a display resolution, one nationality's groups of several cells meet.
-    frame = frame.group_by("h3_cell", "nationality").agg(
+    frame = values.group_by("h3_cell", "nationality").agg(
         pl.col("resolution").first(), pl.col("persons").sum(), pl.col("cases").sum()
     )
     distinct = frame["persons"].unique()

@@ -10,6 +10,7 @@ import geopandas as gpd
 import h3
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 import shapely
 
@@ -183,7 +184,7 @@ def test_tooltip_lists_the_largest_nationalities_and_counts_the_rest():
             "cases": [1] * 8,
         }
     )
-    cells = mapping._cells_from_groups(groups)
+    cells = mapping._cells_from_groups(pl.from_pandas(groups))
     assert len(cells) == 1
     row = cells.iloc[0]
     assert row["persons"] == 4645 and row["cases"] == 8 and row["resolution"] == 7
