@@ -98,12 +98,10 @@ if shown.display_resolution is not None:
         f"{shown.released_cells:,} released cells are drawn as {len(cells):,} hexagons: "
         f"cells finer than H3 resolution {shown.display_resolution} are summed into their "
         f"resolution-{shown.display_resolution} hexagon (sums of released values). Narrow "
-        "the nationalities or switch on \"Draw every released cell\" for full detail."
+        'the nationalities or switch on "Draw every released cell" for full detail.'
     )
 
-deck = mapping.build_deck(
-    layers, common.release_view(release), common.settings().basemap_url
-)
+deck = mapping.build_deck(layers, common.release_view(release), common.settings().basemap_url)
 st.pydeck_chart(
     deck,
     height=mapping.MAP_HEIGHT_PX,

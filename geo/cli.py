@@ -59,9 +59,11 @@ def _cmd_release(args: argparse.Namespace) -> int:
     write_release(release, args.out)
     print("\n".join(release_summary_lines(release.metadata)))
     print(f"written to {args.out}")
-    print("before handing it out: crisis-exposure audit RELEASE [OTHER RELEASES] --store STORE "
-          "(releases of one store under different consent scopes or resolutions can be "
-          "differenced; audit together those that may meet)")
+    print(
+        "before handing it out: crisis-exposure audit RELEASE [OTHER RELEASES] --store STORE "
+        "(releases of one store under different consent scopes or resolutions can be "
+        "differenced; audit together those that may meet)"
+    )
     return 0
 
 

@@ -322,9 +322,7 @@ def _expand(edges: _Edges, run_cell: np.ndarray, run: np.ndarray) -> tuple[np.nd
     return np.repeat(run_cell, size), np.repeat(edges.run_start[run], size) + offset
 
 
-def _meets_bounds(
-    cells: _Cells, edges: _Edges, cell: np.ndarray, edge: np.ndarray
-) -> np.ndarray:
+def _meets_bounds(cells: _Cells, edges: _Edges, cell: np.ndarray, edge: np.ndarray) -> np.ndarray:
     """Return whether each edge's bounding box meets its cell's (edges away add nothing)."""
     bounds = cells.bounds[cell]
     ax, ay, bx, by = edges.ax[edge], edges.ay[edge], edges.bx[edge], edges.by[edge]

@@ -11,8 +11,19 @@ import polars_h3
 import pytest
 
 HEADER = [
-    "record_id", "full_name", "phone", "nationality", "latitude", "longitude", "sex", "age",
-    "family_members", "vulnerabilities", "consent", "source", "updated_at",
+    "record_id",
+    "full_name",
+    "phone",
+    "nationality",
+    "latitude",
+    "longitude",
+    "sex",
+    "age",
+    "family_members",
+    "vulnerabilities",
+    "consent",
+    "source",
+    "updated_at",
 ]
 
 
@@ -50,6 +61,7 @@ def write_rows(path: Path, rows: list[dict], delimiter: str = ",", encoding: str
 @pytest.fixture
 def write_csv(tmp_path):
     """Return a function that writes rows to a CSV in tmp_path."""
+
     def write(rows: list[dict], name: str = "records.csv", **kwargs) -> Path:
         return write_rows(tmp_path / name, rows, **kwargs)
 
@@ -61,26 +73,39 @@ def clustered_records(
 ) -> pl.DataFrame:
     """Return audience records (as the store hands them to a release) clustered in Umbria."""
     rng = np.random.default_rng(seed)
-    nationalities = nationalities or {"ROU": 0.4, "ALB": 0.2, "MAR": 0.15, "UKR": 0.15,
-                                      "PHL": 0.0998, "NPL": 0.0002}
+    nationalities = nationalities or {
+        "ROU": 0.4,
+        "ALB": 0.2,
+        "MAR": 0.15,
+        "UKR": 0.15,
+        "PHL": 0.0998,
+        "NPL": 0.0002,
+    }
     centres = np.array([[43.11, 12.39], [42.79, 13.09], [42.56, 12.65], [43.0, 12.9]])
     which = rng.integers(0, len(centres), n)
     spread = rng.choice([0.01, 0.05, 0.2], n, p=[0.4, 0.4, 0.2])
     lat = centres[which, 0] + rng.normal(0, 1, n) * spread
     lon = centres[which, 1] + rng.normal(0, 1, n) * spread
     names = list(nationalities)
-    frame = pl.DataFrame({
-        "lat": lat,
-        "lon": lon,
-        "nationality": rng.choice(names, n, p=np.array(list(nationalities.values()))
-                                  / sum(nationalities.values())),
-        "sex": rng.choice(["F", "M", "X", "unknown"], n, p=[0.5, 0.46, 0.01, 0.03]),
-        "age_band": rng.choice(["0-4", "5-17", "18-59", "60+", "unknown"], n,
-                               p=[0.03, 0.07, 0.8, 0.08, 0.02]),
-        "vulnerabilities": rng.choice([0, 1, 2, 4, 16, 17], n,
-                                      p=[0.9, 0.03, 0.02, 0.02, 0.02, 0.01]).astype(np.uint16),
-        "persons": rng.choice([1, 2, 3, 4, 6], n, p=[0.5, 0.2, 0.15, 0.1, 0.05]).astype(np.int64),
-    })
-    return frame.with_columns(
-        polars_h3.latlng_to_cell("lat", "lon", 8).alias("cell")
-    ).drop("lat", "lon")
+    frame = pl.DataFrame(
+        {
+            "lat": lat,
+            "lon": lon,
+            "nationality": rng.choice(
+                names, n, p=np.array(list(nationalities.values())) / sum(nationalities.values())
+            ),
+            "sex": rng.choice(["F", "M", "X", "unknown"], n, p=[0.5, 0.46, 0.01, 0.03]),
+            "age_band": rng.choice(
+                ["0-4", "5-17", "18-59", "60+", "unknown"], n, p=[0.03, 0.07, 0.8, 0.08, 0.02]
+            ),
+            "vulnerabilities": rng.choice(
+                [0, 1, 2, 4, 16, 17], n, p=[0.9, 0.03, 0.02, 0.02, 0.02, 0.01]
+            ).astype(np.uint16),
+            "persons": rng.choice([1, 2, 3, 4, 6], n, p=[0.5, 0.2, 0.15, 0.1, 0.05]).astype(
+                np.int64
+            ),
+        }
+    )
+    return frame.with_columns(polars_h3.latlng_to_cell("lat", "lon", 8).alias("cell")).drop(
+        "lat", "lon"
+    )

@@ -34,12 +34,20 @@ PARENT = h3.latlng_to_cell(42.79, 13.09, 6)
 CHILDREN = sorted(h3.cell_to_children(PARENT, 7))
 
 
-def records_in(cells_and_counts, nationality="ROU", sex="F", vulnerabilities=0, persons=1,
-               consent=AGGREGATE):
+def records_in(
+    cells_and_counts, nationality="ROU", sex="F", vulnerabilities=0, persons=1, consent=AGGREGATE
+):
     """Registrations: n per res-7 cell (placed at its centre child), one row each."""
     rows = [
-        (nationality, h3.str_to_int(h3.cell_to_center_child(cell, 8)), sex, "18-59",
-         vulnerabilities, persons, consent)
+        (
+            nationality,
+            h3.str_to_int(h3.cell_to_center_child(cell, 8)),
+            sex,
+            "18-59",
+            vulnerabilities,
+            persons,
+            consent,
+        )
         for cell, n in cells_and_counts
         for _ in range(n)
     ]
@@ -52,17 +60,28 @@ def release_of(records, policy=None):
 
 def totals_only(release):
     """A copy of a release without its breakdowns."""
-    return Release(groups=release.groups, breakdowns=release.breakdowns.iloc[:0],
-                   metadata=release.metadata)
+    return Release(
+        groups=release.groups, breakdowns=release.breakdowns.iloc[:0], metadata=release.metadata
+    )
 
 
 def with_rows(release, groups=(), breakdowns=(), dropped=None):
     """A copy of a release with extra (deliberately unsafe) rows."""
-    group_rows = pd.DataFrame(list(groups), columns=["h3_cell", "resolution", "nationality",
-                                                     "cases", "persons"])
-    breakdown_rows = pd.DataFrame(list(breakdowns), columns=["h3_cell", "resolution",
-                                                             "nationality", "dimension",
-                                                             "category", "cases", "persons"])
+    group_rows = pd.DataFrame(
+        list(groups), columns=["h3_cell", "resolution", "nationality", "cases", "persons"]
+    )
+    breakdown_rows = pd.DataFrame(
+        list(breakdowns),
+        columns=[
+            "h3_cell",
+            "resolution",
+            "nationality",
+            "dimension",
+            "category",
+            "cases",
+            "persons",
+        ],
+    )
     metadata = dict(release.metadata)
     if dropped is not None:
         metadata["dropped"] = {"cases": dropped, "persons": dropped}
@@ -77,8 +96,7 @@ def with_rows(release, groups=(), breakdowns=(), dropped=None):
 # ---------------------------------------------------------------------------------------
 # The LP core: test vectors 2 and 3
 
-SDC_TABLE = np.array([[30, 47, 64, 89], [90, 124, 5, 31], [92, 100, 59, 85],
-                      [800, 991, 651, 685]])
+SDC_TABLE = np.array([[30, 47, 64, 89], [90, 124, 5, 31], [92, 100, 59, 85], [800, 991, 651, 685]])
 
 
 def sdc_intervals(suppressed):
@@ -97,8 +115,9 @@ def sdc_intervals(suppressed):
     index = {r + c: 4 * i + j for i, r in enumerate(rows) for j, c in enumerate(cols)}
     for name in suppressed:
         lower[index[name]], upper[index[name]] = 0, np.inf
-    bounds = interval_bounds(np.array(equations), values, lower, upper,
-                             [index[name] for name in suppressed])
+    bounds = interval_bounds(
+        np.array(equations), values, lower, upper, [index[name] for name in suppressed]
+    )
     return dict(zip(suppressed, bounds, strict=True))
 
 
@@ -106,8 +125,7 @@ def test_vector_2_the_row_column_rule_is_not_enough():
     nine = ["wa", "wb", "wc", "xa", "xc", "yb", "yd", "zb", "zd"]
     assert sdc_intervals(nine)["wb"] == pytest.approx((47, 47))
     ten = sdc_intervals(nine + ["xb"])
-    expected = {"wb": (0, 141), "wa": (0, 120), "xb": (30, 171), "yb": (0, 185),
-                "zb": (906, 1091)}
+    expected = {"wb": (0, 141), "wa": (0, 120), "xb": (30, 171), "yb": (0, 185), "zb": (906, 1091)}
     for name, interval in expected.items():
         assert ten[name] == pytest.approx(interval), name
 
@@ -117,8 +135,12 @@ H3_CHILDREN = [10, 12, 8, 9, 5, 0, 1]
 
 @pytest.mark.parametrize(
     ("suppressed", "interval", "passes"),
-    [([6], (1, 1), False), ([5, 6], (0, 1), False), ([4, 6], (0, 6), False),
-     ([0, 6], (0, 11), True)],
+    [
+        ([6], (1, 1), False),
+        ([5, 6], (0, 1), False),
+        ([4, 6], (0, 6), False),
+        ([0, 6], (0, 11), True),
+    ],
 )
 def test_vector_3_h3_parent_with_seven_children(suppressed, interval, passes):
     # Only the parent total (45) and x ≥ 0: no "< k" bound on the suppressed children.
@@ -174,12 +196,14 @@ def test_vector_4_polygon_differencing_never_reveals_the_one():
 def test_vector_5_a_breakdown_does_not_pin_a_group_the_totals_suppressed():
     # Three res-7 cells under one parent, each under k = 5; their residual (12) is
     # published at the parent with a sex breakdown (6 F, 6 M).
-    records = pl.concat([
-        records_in([(CHILDREN[0], 4)], sex="F"),
-        records_in([(CHILDREN[1], 2)], sex="F"),
-        records_in([(CHILDREN[1], 2)], sex="M"),
-        records_in([(CHILDREN[2], 4)], sex="M"),
-    ])
+    records = pl.concat(
+        [
+            records_in([(CHILDREN[0], 4)], sex="F"),
+            records_in([(CHILDREN[1], 2)], sex="F"),
+            records_in([(CHILDREN[1], 2)], sex="M"),
+            records_in([(CHILDREN[2], 4)], sex="M"),
+        ]
+    )
     release = release_of(records, ReleasePolicy(k=5))
     assert release.groups[["h3_cell", "cases"]].values.tolist() == [[PARENT, 12]]
     assert set(release.breakdown("sex")["cases"]) == {6}
@@ -208,8 +232,11 @@ def test_a_residual_that_pins_its_two_children_is_flagged():
     records = records_in(list(zip(CHILDREN, [12, 15, 11, 20, 13, 9, 9], strict=True)))
     release = release_of(records)
     assert 6 not in set(release.groups["resolution"])  # the rules roll 18 up further
-    base_only = Release(groups=release.groups[release.groups["resolution"] == 7],
-                        breakdowns=release.breakdowns, metadata=release.metadata)
+    base_only = Release(
+        groups=release.groups[release.groups["resolution"] == 7],
+        breakdowns=release.breakdowns,
+        metadata=release.metadata,
+    )
     leaky = with_rows(base_only, groups=[(PARENT, 6, "ROU", 18, 18)])
     report = audit_releases({"leaky": leaky}, records)
     exact = {(f.cell, f.lo) for f in report.exact if f.kind == "group"}
@@ -217,34 +244,43 @@ def test_a_residual_that_pins_its_two_children_is_flagged():
 
 
 def test_a_breakdown_with_one_small_category_is_flagged():
-    records = pl.concat([records_in([(CHILDREN[0], 12)], sex="F"),
-                         records_in([(CHILDREN[0], 2)], sex="X")])
+    records = pl.concat(
+        [records_in([(CHILDREN[0], 12)], sex="F"), records_in([(CHILDREN[0], 2)], sex="X")]
+    )
     release = release_of(records)
     assert release.breakdown("sex").empty  # the rules withhold it
     cell = CHILDREN[0]
-    leaky = with_rows(release, breakdowns=[(cell, 7, "ROU", "sex", "F", 12, 12),
-                                           (cell, 7, "ROU", "sex", "X", 2, 2)])
+    leaky = with_rows(
+        release,
+        breakdowns=[(cell, 7, "ROU", "sex", "F", 12, 12), (cell, 7, "ROU", "sex", "X", 2, 2)],
+    )
     report = audit_releases({"leaky": leaky}, records)
-    assert {(f.kind, f.detail, f.lo, f.hi) for f in report.exact} >= {
-        ("category", "sex=X", 2, 2)
-    }
+    assert {(f.kind, f.detail, f.lo, f.hi) for f in report.exact} >= {("category", "sex=X", 2, 2)}
 
 
 def test_a_vulnerability_breakdown_that_pins_a_group_is_withheld():
     # Found by the audit: floor cell with groups of 25 and 6 cases and 26 "none", so the
     # group of 6 is proven to hold at least 26 − 25 = 1 case without vulnerability.
-    records = pl.concat([
-        records_in([(CHILDREN[0], 23)]), records_in([(CHILDREN[0], 2)], vulnerabilities=1),
-        records_in([(CHILDREN[1], 3)]), records_in([(CHILDREN[1], 3)], vulnerabilities=1),
-    ])
+    records = pl.concat(
+        [
+            records_in([(CHILDREN[0], 23)]),
+            records_in([(CHILDREN[0], 2)], vulnerabilities=1),
+            records_in([(CHILDREN[1], 3)]),
+            records_in([(CHILDREN[1], 3)], vulnerabilities=1),
+        ]
+    )
     policy = ReleasePolicy(k=5, floor_resolution=6)
     release = release_of(records, policy)
     assert release.breakdown("vulnerability").empty
     assert audit_releases({"public": release}, records).ok
     floor = PARENT
-    leaky = with_rows(release, breakdowns=[(floor, 6, "ROU", "vulnerability", "none", 26, 26),
-                                           (floor, 6, "ROU", "vulnerability", "disability",
-                                            5, 5)])
+    leaky = with_rows(
+        release,
+        breakdowns=[
+            (floor, 6, "ROU", "vulnerability", "none", 26, 26),
+            (floor, 6, "ROU", "vulnerability", "disability", 5, 5),
+        ],
+    )
     report = audit_releases({"leaky": leaky}, records)
     assert ("category", CHILDREN[1], "vulnerability=none") in {
         (f.kind, f.cell, f.detail) for f in report.existence
@@ -288,14 +324,18 @@ def test_an_embassy_release_with_its_own_consent_reveals_who_did_not_consent():
     # Public (consent "aggregate") publishes 15 UKR cases in a cell; the embassy's
     # release (consent "origin_state") does not, so it holds at most 9 of them: at
     # least 6 of the 15 did not consent to their origin state seeing them.
-    records = pl.concat([
-        records_in([(CHILDREN[0], 8)], "UKR", consent=AGGREGATE | ORIGIN_STATE),
-        records_in([(CHILDREN[0], 7)], "UKR", consent=AGGREGATE),
-        records_in([(CHILDREN[1], 3)], "UKR", consent=AGGREGATE | ORIGIN_STATE),
-    ])
+    records = pl.concat(
+        [
+            records_in([(CHILDREN[0], 8)], "UKR", consent=AGGREGATE | ORIGIN_STATE),
+            records_in([(CHILDREN[0], 7)], "UKR", consent=AGGREGATE),
+            records_in([(CHILDREN[1], 3)], "UKR", consent=AGGREGATE | ORIGIN_STATE),
+        ]
+    )
     public = release_of(records)
-    embassy = protect(records.filter((pl.col("consent") & ORIGIN_STATE) != 0).drop("consent"),
-                      ReleasePolicy(nationalities=("UKR",), consent_scope="origin_state"))
+    embassy = protect(
+        records.filter((pl.col("consent") & ORIGIN_STATE) != 0).drop("consent"),
+        ReleasePolicy(nationalities=("UKR",), consent_scope="origin_state"),
+    )
     assert audit_releases({"public": public}, records).ok
     report = audit_releases({"public": public, "embassy": embassy}, records)
     assert [(f.kind, f.cell, f.lo, f.true) for f in report.existence] == [
@@ -324,8 +364,11 @@ def plain_rollup(records, k=10, base=7, floor=4):
         for (cell, nationality), n in pending.items():
             level[(h3.cell_to_parent(cell, res), nationality)] += n
         published |= {(c, res, nat): n for (c, nat), n in level.items() if n >= k}
-        pending = {(c, nat): n for (c, nat), n in pending.items()
-                   if (h3.cell_to_parent(c, res), res, nat) not in published}
+        pending = {
+            (c, nat): n
+            for (c, nat), n in pending.items()
+            if (h3.cell_to_parent(c, res), res, nat) not in published
+        }
     return published, sum(pending.values())
 
 
@@ -348,9 +391,13 @@ def plain_flags(records, published, k=10, base=7):
     for key, n in truth.items():
         if 1 <= n < k and key in index:
             objective = np.eye(len(index))[index[key]]
-            low = linprog(objective, A_eq=equations, b_eq=list(published.values()),
-                          bounds=list(zip([0] * len(index), upper, strict=True)),
-                          method="highs").fun
+            low = linprog(
+                objective,
+                A_eq=equations,
+                b_eq=list(published.values()),
+                bounds=list(zip([0] * len(index), upper, strict=True)),
+                method="highs",
+            ).fun
             if low > 1e-6:
                 flags.add(key)
     return flags
@@ -363,8 +410,9 @@ def sparse_registry(seed):
     for parent in sorted(h3.cell_to_children(top, 6))[: rng.integers(2, 5)]:
         for child in sorted(h3.cell_to_children(parent, 7)):
             for nationality in ("ROU", "ALB"):
-                parts.append(records_in([(child, int(rng.choice([0, 0, 2, 5, 9, 11, 15])))],
-                                        nationality))
+                parts.append(
+                    records_in([(child, int(rng.choice([0, 0, 2, 5, 9, 11, 15])))], nationality)
+                )
     return pl.concat(parts)
 
 
@@ -373,13 +421,15 @@ def test_the_audit_matches_a_plain_cell_by_cell_programme(seed):
     records = sparse_registry(seed)
     published, dropped = plain_rollup(records)
     release = totals_only(release_of(records))
-    empty = Release(groups=release.groups.iloc[:0], breakdowns=release.breakdowns,
-                    metadata=release.metadata)
+    empty = Release(
+        groups=release.groups.iloc[:0], breakdowns=release.breakdowns, metadata=release.metadata
+    )
     groups = [(c, r, n, v, v) for (c, r, n), v in published.items()]
     leaky = with_rows(empty, groups=groups, dropped=dropped)
     report = audit_releases({"plain": leaky}, records)
-    flagged = {(f.cell, f.nationality) for f in report.exact + report.existence
-               if f.kind == "group"}
+    flagged = {
+        (f.cell, f.nationality) for f in report.exact + report.existence if f.kind == "group"
+    }
     assert flagged == plain_flags(records, published)
     assert flagged  # the plain roll-up really leaks on these registries
 
@@ -402,14 +452,22 @@ def registries(draw):
         fine = list(h3.cell_to_children(child, 8))
         for nationality in ("ROU", "ALB", "NPL")[: draw(st.integers(1, 3))]:
             for _ in range(int(rng.choice(sizes))):
-                rows.append((nationality, h3.str_to_int(fine[rng.integers(0, 7)]),
-                             str(rng.choice(["F", "M", "X"], p=[0.5, 0.45, 0.05])),
-                             str(rng.choice(["5-17", "18-59", "60+"], p=[0.1, 0.8, 0.1])),
-                             int(rng.choice([0, 1, 4], p=[0.85, 0.1, 0.05])),
-                             int(rng.integers(1, 4)), AGGREGATE))
-    policy = ReleasePolicy(k=draw(st.sampled_from([3, 5, 10])),
-                           base_resolution=draw(st.sampled_from([7, 8])),
-                           floor_resolution=draw(st.sampled_from([5, 6])))
+                rows.append(
+                    (
+                        nationality,
+                        h3.str_to_int(fine[rng.integers(0, 7)]),
+                        str(rng.choice(["F", "M", "X"], p=[0.5, 0.45, 0.05])),
+                        str(rng.choice(["5-17", "18-59", "60+"], p=[0.1, 0.8, 0.1])),
+                        int(rng.choice([0, 1, 4], p=[0.85, 0.1, 0.05])),
+                        int(rng.integers(1, 4)),
+                        AGGREGATE,
+                    )
+                )
+    policy = ReleasePolicy(
+        k=draw(st.sampled_from([3, 5, 10])),
+        base_resolution=draw(st.sampled_from([7, 8])),
+        floor_resolution=draw(st.sampled_from([5, 6])),
+    )
     return pl.DataFrame(rows, schema=SCHEMA, orient="row"), policy
 
 
@@ -437,8 +495,13 @@ def assert_parents_equal_their_records(records, release, policy):
             if (parent, label) in published:
                 holder[(parent, label)] += 1
                 break
-    shown = dict(zip(zip(release.groups["h3_cell"], release.groups["nationality"],
-                         strict=True), release.groups["cases"], strict=True))
+    shown = dict(
+        zip(
+            zip(release.groups["h3_cell"], release.groups["nationality"], strict=True),
+            release.groups["cases"],
+            strict=True,
+        )
+    )
     assert holder == shown
 
 
@@ -450,10 +513,16 @@ def assert_totals_are_sums_of_released_values(release):
     for dimension in ("sex", "age_band"):
         sums = release.breakdown(dimension).groupby(["h3_cell", "nationality"])["cases"].sum()
         assert (sums == totals.loc[sums.index]).all()
-    floors = release.groups.assign(
-        floor=[h3.cell_to_parent(c, release.policy.floor_resolution)
-               for c in release.groups["h3_cell"]]
-    ).groupby(["floor", "nationality"])["cases"].sum()
+    floors = (
+        release.groups.assign(
+            floor=[
+                h3.cell_to_parent(c, release.policy.floor_resolution)
+                for c in release.groups["h3_cell"]
+            ]
+        )
+        .groupby(["floor", "nationality"])["cases"]
+        .sum()
+    )
     vulnerable = release.breakdown("vulnerability").groupby(["h3_cell", "nationality"])["cases"]
     sums = vulnerable.sum()
     assert (sums.values == floors.loc[sums.index].values).all()
@@ -488,8 +557,7 @@ def test_run_audit_and_the_command_line(store_and_release, tmp_path, capsys):
     assert "verdict: nothing disclosed" in capsys.readouterr().out
     dropped = release.metadata["dropped"]["cases"]
     cell = h3.latlng_to_cell(42.80, 13.12, 7)
-    leaky = with_rows(totals_only(release), groups=[(cell, 7, "ROU", dropped, dropped)],
-                      dropped=0)
+    leaky = with_rows(totals_only(release), groups=[(cell, 7, "ROU", dropped, dropped)], dropped=0)
     leaky_path = write_release(leaky, tmp_path / "leaky.release.parquet")
     assert run_cli(["audit", str(leaky_path), "--store", str(path), "--examples", "1"]) == 1
     assert "exact: group" in capsys.readouterr().out

@@ -18,8 +18,10 @@ def run(capsys, *argv):
 
 
 def test_ingest_release_inspect_exposure(tmp_path, write_csv, capsys):
-    rows = [registration_row(f"a{i}", latitude=str(42.79 + (i % 5) * 0.001),
-                             family_members=str(i % 3)) for i in range(40)]
+    rows = [
+        registration_row(f"a{i}", latitude=str(42.79 + (i % 5) * 0.001), family_members=str(i % 3))
+        for i in range(40)
+    ]
     rows.append(registration_row("bad", nationality="Atlantis"))
     store, release = tmp_path / "s.duckdb", tmp_path / "r.release.parquet"
     code, out, err = run(capsys, "ingest", write_csv(rows), "--store", store)
@@ -32,18 +34,21 @@ def test_ingest_release_inspect_exposure(tmp_path, write_csv, capsys):
     code, out, _ = run(capsys, "inspect", release, "--cells", cells)
     table = pd.read_csv(cells)
     assert list(table.columns) == ["h3_cell", "resolution", "nationality", "cases", "persons"]
-    assert table["cases"].sum() == 40 and table["persons"].sum() == 40 + sum(i % 3 for i in
-                                                                              range(40))
+    assert table["cases"].sum() == 40 and table["persons"].sum() == 40 + sum(
+        i % 3 for i in range(40)
+    )
     out_csv = tmp_path / "exposure.csv"
-    code, out, _ = run(capsys, "exposure", "--release", release, "--hazard", NORCIA,
-                       "--out", out_csv)
+    code, out, _ = run(
+        capsys, "exposure", "--release", release, "--hazard", NORCIA, "--out", out_csv
+    )
     assert code == 0 and "most severe class reached: MMI IX" in out
     exposure = pd.read_csv(out_csv, comment="#")
     assert exposure["persons_high"].max() == table["persons"].sum()
 
 
-@pytest.mark.parametrize("command", ["ingest", "release", "inspect", "hazard", "exposure",
-                                     "demo", "demo-registry"])
+@pytest.mark.parametrize(
+    "command", ["ingest", "release", "inspect", "hazard", "exposure", "demo", "demo-registry"]
+)
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])
@@ -67,8 +72,12 @@ def test_bad_input_exits_2_with_one_line(tmp_path, write_csv, capsys, argv, mess
     binary.write_bytes(b"\x00\x01\x02" * 50)
     store = tmp_path / "s.duckdb"
     run(capsys, "ingest", write_csv([registration_row("a")]), "--store", store)
-    paths = {"missing": tmp_path / "missing.csv", "binary": binary, "store": store,
-             "out": tmp_path / "o.release.parquet"}
+    paths = {
+        "missing": tmp_path / "missing.csv",
+        "binary": binary,
+        "store": store,
+        "out": tmp_path / "o.release.parquet",
+    }
     code, _, err = run(capsys, *[a.format(**paths) for a in argv])
     assert code == 2
     last = err.strip().splitlines()[-1]

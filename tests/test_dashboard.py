@@ -274,7 +274,9 @@ def test_exposure_bad_upload_shows_a_message_not_a_traceback(app):
     at.run()
     # the upload is selected at once, beside the footprint chosen before
     assert at.multiselect(key="exposure_footprints").value == [
-        NORCIA_MMI.name, "broken.geojson (uploaded)"]
+        NORCIA_MMI.name,
+        "broken.geojson (uploaded)",
+    ]
     at.multiselect(key="exposure_footprints").set_value(["broken.geojson (uploaded)"]).run()
     at.button(key="exposure_run").click().run()
     no_exception(at)

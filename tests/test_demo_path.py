@@ -22,8 +22,7 @@ def demo(tmp_path_factory):
     frame = generate_demo_registry(scale=0.05)
     paths = write_demo_registry(frame, work / "registry")
     registrations = [p for p in paths if p.name != TRUTH_FILE_NAME]
-    reports = store.ingest_files(work / "store.duckdb", registrations,
-                                 rejects_dir=work / "rejects")
+    reports = store.ingest_files(work / "store.duckdb", registrations, rejects_dir=work / "rejects")
     public = build_release(work / "store.duckdb", ReleasePolicy())
     embassy = build_release(work / "store.duckdb", ReleasePolicy(nationalities=("UKR",)))
     write_release(public, work / "public.release.parquet")
@@ -44,11 +43,15 @@ def test_no_identifier_value_reaches_store_release_or_rejects(demo):
     frame, work, reports, _, _ = demo
     values = set()
     for column in IDENTIFIER_COLUMNS:
-        values |= {str(v) for v in frame[column].dropna().sample(200, random_state=1)
-                   if len(str(v)) >= 6}
+        values |= {
+            str(v) for v in frame[column].dropna().sample(200, random_state=1) if len(str(v)) >= 6
+        }
     values |= {str(v) for v in frame["record_id"].dropna().sample(200, random_state=1)}
-    files = [work / "store.duckdb", work / "public.release.parquet",
-             work / "embassy.release.parquet"]
+    files = [
+        work / "store.duckdb",
+        work / "public.release.parquet",
+        work / "embassy.release.parquet",
+    ]
     for path in files:
         blob = path.read_bytes()
         leaked = [v for v in values if v.encode() in blob]
@@ -63,19 +66,24 @@ def test_no_identifier_value_reaches_store_release_or_rejects(demo):
 def test_release_invariants(demo):
     frame, work, _, public, _ = demo
     con = store.connect(work / "store.duckdb", read_only=True)
-    persons = con.execute("SELECT sum(1 + family_members) FROM registrations "
-                          "WHERE consent & 1 != 0").fetchall()[0][0]
+    persons = con.execute(
+        "SELECT sum(1 + family_members) FROM registrations WHERE consent & 1 != 0"
+    ).fetchall()[0][0]
     con.close()
     meta = public.metadata
     assert meta["published"]["persons"] + meta["dropped"]["persons"] == persons
     assert (public.groups["cases"] >= 10).all()
     assert set(public.groups["resolution"]) == {4, 5, 6, 7}
     good = frame[frame["expected_problem"].isna()]
-    true_cells = pd.DataFrame({
-        "nationality": good["nationality_iso3"],
-        "cell": [h3.latlng_to_cell(lat, lon, 7) for lat, lon in
-                 zip(good["true_latitude"], good["true_longitude"], strict=True)],
-    })
+    true_cells = pd.DataFrame(
+        {
+            "nationality": good["nationality_iso3"],
+            "cell": [
+                h3.latlng_to_cell(lat, lon, 7)
+                for lat, lon in zip(good["true_latitude"], good["true_longitude"], strict=True)
+            ],
+        }
+    )
     by_nat = true_cells.groupby("nationality")["cell"].apply(set).to_dict()
     for cell, res, nationality in public.groups[["h3_cell", "resolution", "nationality"]].values:
         if nationality == "OTH":
@@ -95,6 +103,7 @@ def test_the_public_and_embassy_pair_passes_the_audit(demo):
     from geo.audit import run_audit
 
     _, work, *_ = demo
-    report = run_audit([work / "public.release.parquet", work / "embassy.release.parquet"],
-                       work / "store.duckdb")
+    report = run_audit(
+        [work / "public.release.parquet", work / "embassy.release.parquet"], work / "store.duckdb"
+    )
     assert report.ok, "\n".join(report.lines(5))

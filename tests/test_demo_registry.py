@@ -41,17 +41,20 @@ def current(registry) -> pd.DataFrame:
 
 
 def test_citizenship_table_rebuilds_identically_from_xlsx():
-    pd.testing.assert_frame_equal(dr.build_citizenship_table(dr.COUNTRY_XLSX),
-                                  dr.read_citizenship_table())
+    pd.testing.assert_frame_equal(
+        dr.build_citizenship_table(dr.COUNTRY_XLSX), dr.read_citizenship_table()
+    )
 
 
 def test_country_sums_per_area_equal_xlsx_subtotals_and_sdmx_italy():
     table = dr.read_citizenship_table()
     sheet = dr.read_country_sheet(dr.COUNTRY_XLSX)
     sums = table.groupby("istat_area")["residents_italy_total"].sum()
-    subtotals = (sheet[sheet["kind"] == "subtotal"]
-                 .assign(area=lambda s: s["label"].map(dr.AREA_SUBTOTAL_LABELS))
-                 .set_index("area")["total"])
+    subtotals = (
+        sheet[sheet["kind"] == "subtotal"]
+        .assign(area=lambda s: s["label"].map(dr.AREA_SUBTOTAL_LABELS))
+        .set_index("area")["total"]
+    )
     assert len(subtotals) == 12
     assert (sums.loc[subtotals.index] == subtotals).all()
     sdmx = pd.read_csv(dr.SDMX_CSV, dtype={"CITIZENSHIP": "str"})
@@ -89,8 +92,9 @@ def test_settlements_lie_in_their_province_polygon():
     settlements = dr.read_settlements()
     provinces = dr.central_italy_provinces().set_index("province_code")
     for code, group in settlements.groupby("province_code"):
-        assert shapely.contains_xy(provinces.geometry[code], group["longitude"],
-                                   group["latitude"]).all(), code
+        assert shapely.contains_xy(
+            provinces.geometry[code], group["longitude"], group["latitude"]
+        ).all(), code
 
 
 def test_provinces_partition_the_four_regions():
@@ -169,15 +173,15 @@ def test_points_are_inside_the_four_regions_except_intended_bad_rows(registry):
     inside = shapely.contains_xy(regions, registry["longitude"], registry["latitude"])
     assert inside[~bad.to_numpy()].all()
     assert not inside[bad.to_numpy()].any()
-    assert shapely.contains_xy(regions, registry["true_longitude"],
-                               registry["true_latitude"]).all()
+    assert shapely.contains_xy(regions, registry["true_longitude"], registry["true_latitude"]).all()
 
 
 def test_points_are_inside_their_province(registry):
     provinces = dr.central_italy_provinces().set_index("province_code")
     for code, group in registry.groupby("province_code"):
-        assert shapely.contains_xy(provinces.geometry[code], group["true_longitude"],
-                                   group["true_latitude"]).all(), code
+        assert shapely.contains_xy(
+            provinces.geometry[code], group["true_longitude"], group["true_latitude"]
+        ).all(), code
 
 
 def test_sex_follows_the_province_split(current):
@@ -247,8 +251,7 @@ def _to_iso3(text: str) -> str:
     """Resolve a rendered nationality the way a tolerant ingest would."""
     if text.upper() in {"XXA", "XKX", "XK", "KOSOVO"}:
         return {"XK": "XKX", "KOSOVO": "XKX"}.get(text.upper(), text.upper())
-    plain = "".join(c for c in unicodedata.normalize("NFKD", text)
-                    if not unicodedata.combining(c))
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     try:
         return pycountry.countries.lookup(text).alpha_3
     except LookupError:
@@ -277,8 +280,11 @@ def test_bad_rows_present_with_their_tags(registry):
     assert (swapped["latitude"] == swapped["true_longitude"]).all()
     assert (rows["latitude_out_of_range"]["latitude"].abs() > 90).all()
     assert (rows["null_island"][["latitude", "longitude"]] == 0).all().all()
-    assert rows["non_numeric_family_members"]["family_members"].map(
-        lambda v: isinstance(v, str) and not v.isdigit()).all()
+    assert (
+        rows["non_numeric_family_members"]["family_members"]
+        .map(lambda v: isinstance(v, str) and not v.isdigit())
+        .all()
+    )
     assert (rows["implausible_family_members"]["family_members"].astype(int) >= 100).all()
     assert rows["missing_record_id"]["record_id"].isna().all()
     good_family = registry.loc[problems.isna(), "family_members"]
@@ -289,7 +295,8 @@ def test_superseded_duplicates_are_older_than_the_row_that_wins(registry):
     stale = registry[registry["expected_problem"] == "superseded_duplicate"]
     keys = ["source", "record_id"]
     winners = registry[registry["expected_problem"].isna()].merge(
-        stale[[*keys, "updated_at"]], on=keys, suffixes=("", "_stale"))
+        stale[[*keys, "updated_at"]], on=keys, suffixes=("", "_stale")
+    )
     assert len(winners) == len(stale)
     assert (winners["updated_at"] > winners["updated_at_stale"]).all()
 
@@ -313,8 +320,7 @@ def _read_raw(path) -> pd.DataFrame:
     if path.suffix == ".xlsx":
         return pd.read_excel(path, dtype=object)
     if path.name == dr.FILE_NAMES["consular_registration"]:
-        return pd.read_csv(path, sep=";", encoding="utf-8-sig", dtype=str,
-                           keep_default_na=False)
+        return pd.read_csv(path, sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
     return pd.read_csv(path, sep=",", encoding="latin-1", dtype=str, keep_default_na=False)
 
 
@@ -355,12 +361,20 @@ def test_raw_files_carry_identifiers_aliases_and_no_truth(written):
 
 def test_truth_file_holds_the_values_before_corruption(registry, written):
     truth = pd.read_parquet(written[-1])
-    assert list(truth.columns) == ["record_id", "source", "province_code", "latitude",
-                                   "longitude", "nationality_iso3", "family_members",
-                                   "placement", "expected_problem"]
+    assert list(truth.columns) == [
+        "record_id",
+        "source",
+        "province_code",
+        "latitude",
+        "longitude",
+        "nationality_iso3",
+        "family_members",
+        "placement",
+        "expected_problem",
+    ]
     assert len(truth) == len(registry)
     assert (truth["latitude"].to_numpy() == registry["true_latitude"].to_numpy()).all()
-    assert (truth["family_members"].to_numpy()
-            == registry["true_family_members"].to_numpy()).all()
-    assert truth["expected_problem"].value_counts().equals(
-        registry["expected_problem"].value_counts())
+    assert (truth["family_members"].to_numpy() == registry["true_family_members"].to_numpy()).all()
+    assert (
+        truth["expected_problem"].value_counts().equals(registry["expected_problem"].value_counts())
+    )

@@ -18,7 +18,7 @@ from geo.exposure import TRUTH_SENTENCE, compute_exposure
 from geo.release import ReleasePolicy, protect, write_release
 from tests.conftest import clustered_records
 
-HOSTILE = ["=HYPERLINK(\"http://evil\")", "+1+1", "-2", "@SUM(A1)", "\tTAB"]
+HOSTILE = ['=HYPERLINK("http://evil")', "+1+1", "-2", "@SUM(A1)", "\tTAB"]
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +27,18 @@ def setting(tmp_path_factory):
     write_release(release, tmp_path_factory.mktemp("r") / "r.release.parquet")  # sets the hash
     centre = shapely.Point(13.09, 42.79)
     rings = [centre.buffer(0.5).difference(centre.buffer(0.2)), centre.buffer(0.2)]
-    classes = gpd.GeoDataFrame({"class_label": HOSTILE[:2], "class_rank": [1, 2]},
-                               geometry=rings, crs=4326)
+    classes = gpd.GeoDataFrame(
+        {"class_label": HOSTILE[:2], "class_rank": [1, 2]}, geometry=rings, crs=4326
+    )
     exposure = compute_exposure(release, classes)
-    footprint = {"file_name": "=evil.json", "sha256": "ab" * 32, "format": "polygons",
-                 "hazard_type": "test", "class_field": "name", "repairs": ["closed 1 ring"]}
+    footprint = {
+        "file_name": "=evil.json",
+        "sha256": "ab" * 32,
+        "format": "polygons",
+        "hazard_type": "test",
+        "class_field": "name",
+        "repairs": ["closed 1 ring"],
+    }
     return release, classes, exposure, [footprint]
 
 
@@ -46,12 +53,26 @@ def test_csv_has_metadata_and_stable_columns(tmp_path, setting):
     assert TRUTH_SENTENCE in text
     assert "# release.k: 10" in text and "abababab" in text and "closed 1 ring" in text
     table = pd.read_csv(path, comment="#")
-    assert list(table.columns) == ["hazard_class", "class_rank", "nationality", "persons_low",
-                                   "persons_estimate", "persons_high", "cases_low",
-                                   "cases_estimate", "cases_high"]
-    assert table.equals(pd.read_csv(io.StringIO(
-        setting[2].table.assign(hazard_class=lambda t: "'" + t["hazard_class"]).to_csv(
-            index=False))))
+    assert list(table.columns) == [
+        "hazard_class",
+        "class_rank",
+        "nationality",
+        "persons_low",
+        "persons_estimate",
+        "persons_high",
+        "cases_low",
+        "cases_estimate",
+        "cases_high",
+    ]
+    assert table.equals(
+        pd.read_csv(
+            io.StringIO(
+                setting[2]
+                .table.assign(hazard_class=lambda t: "'" + t["hazard_class"])
+                .to_csv(index=False)
+            )
+        )
+    )
 
 
 def test_formulas_are_neutralised_everywhere(tmp_path, setting):
@@ -70,8 +91,12 @@ def test_hxl_has_a_hashtag_row(tmp_path, setting):
     path = export(tmp_path, setting, "t.hxl.csv")
     lines = [line for line in path.read_text().splitlines() if not line.startswith("# ")]
     assert lines[0].startswith("hazard_class,")
-    assert lines[1].split(",")[:4] == ["#severity+hazard+name", "#severity+hazard+num",
-                                       "#country+code+nationality", "#affected+ind+low"]
+    assert lines[1].split(",")[:4] == [
+        "#severity+hazard+name",
+        "#severity+hazard+num",
+        "#country+code+nationality",
+        "#affected+ind+low",
+    ]
 
 
 def test_xlsx_has_data_and_metadata_sheets(tmp_path, setting):
@@ -89,18 +114,30 @@ def test_geojson_holds_only_released_groups(tmp_path, setting):
     release = setting[0]
     data = json.loads(export(tmp_path, setting, "t.geojson").read_text())
     assert data["type"] == "FeatureCollection" and data["metadata"]["statement"] == TRUTH_SENTENCE
-    published = {(r.h3_cell, r.nationality): (r.persons, r.cases)
-                 for r in release.groups.itertuples()}
+    published = {
+        (r.h3_cell, r.nationality): (r.persons, r.cases) for r in release.groups.itertuples()
+    }
     assert data["features"]
     for feature in data["features"]:
         props = feature["properties"]
-        assert published[(props["h3_cell"], props["nationality"])] == (props["persons"],
-                                                                       props["cases"])
-        assert set(props) == {"h3_cell", "resolution", "nationality", "persons", "cases",
-                              "worst_class", "worst_class_rank", "entirely_inside_worst_class"}
+        assert published[(props["h3_cell"], props["nationality"])] == (
+            props["persons"],
+            props["cases"],
+        )
+        assert set(props) == {
+            "h3_cell",
+            "resolution",
+            "nationality",
+            "persons",
+            "cases",
+            "worst_class",
+            "worst_class_rank",
+            "entirely_inside_worst_class",
+        }
         ring = feature["geometry"]["coordinates"][0]
         assert h3.latlng_to_cell(ring[0][1], ring[0][0], props["resolution"]) in h3.grid_disk(
-            props["h3_cell"], 1)
+            props["h3_cell"], 1
+        )
 
 
 def test_unknown_format(tmp_path, setting):

@@ -20,10 +20,13 @@ NORCIA = (13.1092, 42.8303)
 
 def released(cells_persons: dict[str, tuple[str, int, int]]) -> Release:
     """A hand-made release: cell -> (nationality, cases, persons)."""
-    rows = [(cell, h3.get_resolution(cell), nat, cases, persons)
-            for cell, (nat, cases, persons) in cells_persons.items()]
-    groups = pd.DataFrame(rows, columns=["h3_cell", "resolution", "nationality", "cases",
-                                         "persons"])
+    rows = [
+        (cell, h3.get_resolution(cell), nat, cases, persons)
+        for cell, (nat, cases, persons) in cells_persons.items()
+    ]
+    groups = pd.DataFrame(
+        rows, columns=["h3_cell", "resolution", "nationality", "cases", "persons"]
+    )
     return Release(groups=groups, breakdowns=pd.DataFrame(), metadata={})
 
 
@@ -36,8 +39,9 @@ def test_low_estimate_high_against_plain_geometry():
     ring = sorted(h3.grid_disk(centre, 3))
     release = released({cell: ("ROU", 10 + i, 20 + i) for i, cell in enumerate(ring)})
     zone = shapely.Point(NORCIA).buffer(0.05)
-    classes = gpd.GeoDataFrame({"class_label": ["zone"], "class_rank": [1]}, geometry=[zone],
-                               crs=4326)
+    classes = gpd.GeoDataFrame(
+        {"class_label": ["zone"], "class_rank": [1]}, geometry=[zone], crs=4326
+    )
     table = compute_exposure(release, classes, weighting="area").table
     inside = [c for c in ring if zone.covers(cell_polygon(c))]
     touching = [c for c in ring if zone.intersection(cell_polygon(c)).area > 0]
@@ -48,9 +52,17 @@ def test_low_estimate_high_against_plain_geometry():
     assert row["persons_low"] == sum(persons[c] for c in inside)
     assert row["persons_high"] == sum(persons[c] for c in touching)
     assert row["persons_estimate"] == round(sum(persons[c] * shares[c] for c in ring))
-    assert list(table.columns) == ["hazard_class", "class_rank", "nationality", "persons_low",
-                                   "persons_estimate", "persons_high", "cases_low",
-                                   "cases_estimate", "cases_high"]
+    assert list(table.columns) == [
+        "hazard_class",
+        "class_rank",
+        "nationality",
+        "persons_low",
+        "persons_estimate",
+        "persons_high",
+        "cases_low",
+        "cases_estimate",
+        "cases_high",
+    ]
 
 
 def test_unpublished_people_never_appear():
@@ -60,12 +72,18 @@ def test_unpublished_people_never_appear():
     published = set(release.groups["h3_cell"])
     raw_cells = {h3.cell_to_parent(h3.int_to_str(c), 7) for c in records["cell"]}
     lonely = sorted(raw_cells - {c for c in raw_cells if c in published})[0]
-    classes = gpd.GeoDataFrame({"class_label": ["tiny"], "class_rank": [1]},
-                               geometry=[cell_polygon(lonely).buffer(-1e-4)], crs=4326)
+    classes = gpd.GeoDataFrame(
+        {"class_label": ["tiny"], "class_rank": [1]},
+        geometry=[cell_polygon(lonely).buffer(-1e-4)],
+        crs=4326,
+    )
     table = compute_exposure(release, classes).table
-    covering = release.groups[[h3.cell_to_parent(lonely, int(r)) == c for c, r in
-                               release.groups[["h3_cell", "resolution"]].itertuples(
-                                   index=False)]]
+    covering = release.groups[
+        [
+            h3.cell_to_parent(lonely, int(r)) == c
+            for c, r in release.groups[["h3_cell", "resolution"]].itertuples(index=False)
+        ]
+    ]
     assert set(table["persons_high"]) <= set(covering["persons"])
     assert (table["persons_low"] == 0).all()
 
@@ -73,8 +91,11 @@ def test_unpublished_people_never_appear():
 def norcia_classes():
     from geo.hazards import read_footprint, to_bands
 
-    return to_bands(read_footprint(
-        "data/footprints/italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json").classes)
+    return to_bands(
+        read_footprint(
+            "data/footprints/italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
+        ).classes
+    )
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +129,10 @@ def test_admin_breakdown_and_headline():
     plain_low = plain.table.set_index(["hazard_class", "nationality"])["persons_low"]
     assert (low <= plain_low.loc[low.index]).all()
     high = by_area.table.groupby(["hazard_class", "nationality"])["persons_high"].sum()
-    assert (high >= plain.table.set_index(["hazard_class", "nationality"])
-            ["persons_high"].loc[high.index]).all()
+    assert (
+        high
+        >= plain.table.set_index(["hazard_class", "nationality"])["persons_high"].loc[high.index]
+    ).all()
     with pytest.raises(InputError, match="no field 'province'.*reg_name"):
         compute_exposure(release, classes, admin=admin, admin_field="province")
 
@@ -118,8 +141,11 @@ def test_cumulative_classes_grow_with_lower_thresholds():
     from geo.hazards import read_footprint, to_cumulative
 
     release = protect(clustered_records(20_000, seed=2), ReleasePolicy())
-    classes = to_cumulative(read_footprint(
-        "data/footprints/italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json").classes)
+    classes = to_cumulative(
+        read_footprint(
+            "data/footprints/italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
+        ).classes
+    )
     table = compute_exposure(release, classes, cumulative=True).table
     totals = table.groupby("class_rank")[["persons_low", "persons_high"]].sum().sort_index()
     assert np.all(np.diff(totals["persons_low"].to_numpy()) <= 0)

@@ -92,15 +92,27 @@ def write_shakemap35(path: Path, with_bbox: bool = True) -> Path:
     """
     rings = [(2.5, 4), (2.0, 4.5), (1.5, 5), (1.0, 5.5), (0.5, 6)]
     features = [
-        {"type": "Feature", "properties": {"value": v, "units": "intensity", "color": "#fff"},
-         "geometry": {"type": "LineString", "coordinates": ring(10, 45, r)}}
+        {
+            "type": "Feature",
+            "properties": {"value": v, "units": "intensity", "color": "#fff"},
+            "geometry": {"type": "LineString", "coordinates": ring(10, 45, r)},
+        }
         for r, v in rings
     ]
-    features.append({"type": "Feature", "properties": {"value": 4, "units": "intensity"},
-                     "geometry": {"type": "LineString", "coordinates": ring(14, 49, 0.3)}})
-    features.append({"type": "Feature", "properties": {"value": 5.5, "units": "intensity"},
-                     "geometry": {"type": "MultiLineString",
-                                  "coordinates": [ring(10.75, 45, 0.1)]}})
+    features.append(
+        {
+            "type": "Feature",
+            "properties": {"value": 4, "units": "intensity"},
+            "geometry": {"type": "LineString", "coordinates": ring(14, 49, 0.3)},
+        }
+    )
+    features.append(
+        {
+            "type": "Feature",
+            "properties": {"value": 5.5, "units": "intensity"},
+            "geometry": {"type": "MultiLineString", "coordinates": [ring(10.75, 45, 0.1)]},
+        }
+    )
     doc = {"type": "FeatureCollection", "features": features}
     if with_bbox:
         doc["bbox"] = [5, 40, 15, 50]
@@ -141,12 +153,19 @@ def write_cems_zip(folder: Path, n_side: int = 50, n_bowties: int = 20) -> Path:
             polys.append(shapely.box(x, y, x + 100, y + 100))
         descs.append("Riverine flood" if i % 2 else "Flash flood")
     stem = "EMSR999_AOI01_DEL_PRODUCT"
-    gpd.GeoDataFrame({"obj_desc": descs, "notation": "Flooded area"}, geometry=polys,
-                     crs=32633).to_file(src / f"{stem}_observedEventA_r1_v1.shp")
-    gpd.GeoDataFrame({"name": ["AOI01"]}, geometry=[shapely.box(399_000, 4_699_000, 411_000,
-                     4_709_000)], crs=32633).to_file(src / f"{stem}_areaOfInterestA_r1_v1.shp")
-    return zip_files(folder / "EMSR999_AOI01_DEL_PRODUCT_r1_VECTORS_v1.zip",
-                     sorted(src.iterdir()), arcdir="vectors/")
+    gpd.GeoDataFrame(
+        {"obj_desc": descs, "notation": "Flooded area"}, geometry=polys, crs=32633
+    ).to_file(src / f"{stem}_observedEventA_r1_v1.shp")
+    gpd.GeoDataFrame(
+        {"name": ["AOI01"]},
+        geometry=[shapely.box(399_000, 4_699_000, 411_000, 4_709_000)],
+        crs=32633,
+    ).to_file(src / f"{stem}_areaOfInterestA_r1_v1.shp")
+    return zip_files(
+        folder / "EMSR999_AOI01_DEL_PRODUCT_r1_VECTORS_v1.zip",
+        sorted(src.iterdir()),
+        arcdir="vectors/",
+    )
 
 
 def write_gdacs(path: Path) -> Path:
@@ -154,8 +173,11 @@ def write_gdacs(path: Path) -> Path:
         return shapely.geometry.mapping(shapely.box(x - r, y - r, x + r, y + r))
 
     features = [
-        {"type": "Feature", "properties": {"Class": cls, "eventtype": "TC", "eventid": 1001},
-         "geometry": geom}
+        {
+            "type": "Feature",
+            "properties": {"Class": cls, "eventtype": "TC", "eventid": 1001},
+            "geometry": geom,
+        }
         for cls, geom in [
             ("Poly_Green", square(120, 15, 3)),
             ("Poly_Orange", square(120, 15, 2)),
@@ -170,7 +192,7 @@ def write_gdacs(path: Path) -> Path:
 ACLED_MODERN = (
     "data_id,iso,event_id_cnty,event_date,year,event_type,sub_event_type,actor1,country,"
     "location,latitude,longitude,notes,fatalities,timestamp,iso3\n"
-    '1,404,KEN1,9-May-20,2020,Battles,Armed clash,Militia,Kenya,Nairobi,-1.3,36.8,'
+    "1,404,KEN1,9-May-20,2020,Battles,Armed clash,Militia,Kenya,Nairobi,-1.3,36.8,"
     '"Clash near the market.\nTwo injured, one ""serious"".",2,1589155200,KEN\n'
     "2,404,KEN2,2020-05-10,2020,Battles,Armed clash,Militia,Kenya,Nairobi,-1.3,36.8,"
     "Second clash,0,1589155200,KEN\n"
@@ -190,7 +212,7 @@ ACLED_MODERN = (
 ACLED_LEGACY = (
     "GWNO,EVENT_ID_CNTY,EVENT_DATE,YEAR,EVENT_TYPE,ACTOR1,COUNTRY,LOCATION,LATITUDE,"
     "LONGITUDE,NOTES,FATALITIES\n"
-    '500,UGA1,01-January-2015,2015,Battles-No change of territory,Army,Uganda,Gulu,2.77,32.3,'
+    "500,UGA1,01-January-2015,2015,Battles-No change of territory,Army,Uganda,Gulu,2.77,32.3,"
     '"Fighting\nreported",4\n'
     "500,UGA2,02-January-2015,2015,BATTLE-GOVERNMENT REGAINS TERRITORY,Army,Uganda,Lira,"
     "2.25,32.9,Retaken,1\n"
@@ -207,9 +229,11 @@ ACLED_LEGACY = (
 def write_kml(path: Path) -> Path:
     def placemark(name, x0):
         coords = f"{x0},0,0 {x0 + 1},0,0 {x0 + 1},1,0 {x0},1,0 {x0},0,0"
-        return (f"<Placemark><name>{name}</name><Polygon><outerBoundaryIs><LinearRing>"
-                f"<coordinates>{coords}</coordinates></LinearRing></outerBoundaryIs></Polygon>"
-                "</Placemark>")
+        return (
+            f"<Placemark><name>{name}</name><Polygon><outerBoundaryIs><LinearRing>"
+            f"<coordinates>{coords}</coordinates></LinearRing></outerBoundaryIs></Polygon>"
+            "</Placemark>"
+        )
 
     path.write_text(
         '<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="http://www.opengis.net/kml/2.2">'
@@ -221,10 +245,15 @@ def write_kml(path: Path) -> Path:
 
 TOPOJSON = {
     "type": "Topology",
-    "objects": {"zones": {"type": "GeometryCollection", "geometries": [
-        {"type": "Polygon", "arcs": [[0, 1]], "properties": {"risk": "High"}},
-        {"type": "Polygon", "arcs": [[2, -1]], "properties": {"risk": "low"}},
-    ]}},
+    "objects": {
+        "zones": {
+            "type": "GeometryCollection",
+            "geometries": [
+                {"type": "Polygon", "arcs": [[0, 1]], "properties": {"risk": "High"}},
+                {"type": "Polygon", "arcs": [[2, -1]], "properties": {"risk": "low"}},
+            ],
+        }
+    },
     "arcs": [
         [[10, 0], [10, 1]],
         [[10, 1], [9, 1], [9, 0], [10, 0]],
@@ -244,7 +273,12 @@ def norcia() -> Footprint:
 def test_norcia_mmi_bands_from_real_contours(norcia):
     assert_clean(norcia)
     assert norcia.classes["class_label"].tolist() == [
-        "MMI < V", "MMI V", "MMI VI", "MMI VII", "MMI VIII", "MMI IX",
+        "MMI < V",
+        "MMI V",
+        "MMI VI",
+        "MMI VII",
+        "MMI VIII",
+        "MMI IX",
     ]
     assert norcia.classes["class_rank"].tolist() == [4, 5, 6, 7, 8, 9]
     assert label_at(norcia, EPICENTRE.x, EPICENTRE.y) == ["MMI IX"]
@@ -276,7 +310,12 @@ def test_norcia_bands_are_disjoint_cover_the_bbox_and_step_one_band_at_a_time(no
 def test_norcia_cumulative_and_bands_round_trip(norcia):
     cumulative = to_cumulative(norcia.classes)
     assert cumulative["class_label"].tolist() == [
-        "MMI: whole map", "MMI ≥ V", "MMI ≥ VI", "MMI ≥ VII", "MMI ≥ VIII", "MMI ≥ IX",
+        "MMI: whole map",
+        "MMI ≥ V",
+        "MMI ≥ VI",
+        "MMI ≥ VII",
+        "MMI ≥ VIII",
+        "MMI ≥ IX",
     ]
     band_areas = equal_area_km2(norcia.classes.geometry)
     cum_areas = equal_area_km2(cumulative.geometry)
@@ -292,8 +331,15 @@ def test_norcia_pga_contours_become_pga_bands():
     assert fp.provenance["hazard_type"] == "earthquake-pga"
     assert fp.classes["hazard_type"].unique().tolist() == ["earthquake-pga"]
     assert fp.classes["class_label"].tolist() == [
-        "PGA < 0.2 %g", "PGA 0.2–0.5 %g", "PGA 0.5–1 %g", "PGA 1–2 %g", "PGA 2–5 %g",
-        "PGA 5–10 %g", "PGA 10–20 %g", "PGA 20–50 %g", "PGA ≥ 50 %g",
+        "PGA < 0.2 %g",
+        "PGA 0.2–0.5 %g",
+        "PGA 0.5–1 %g",
+        "PGA 1–2 %g",
+        "PGA 2–5 %g",
+        "PGA 5–10 %g",
+        "PGA 10–20 %g",
+        "PGA 20–50 %g",
+        "PGA ≥ 50 %g",
     ]
     assert label_at(fp, EPICENTRE.x, EPICENTRE.y)[0] in ("PGA 20–50 %g", "PGA ≥ 50 %g")
     assert_disjoint(fp.classes)
@@ -327,12 +373,22 @@ def test_shakemap35_without_bbox_uses_the_extent_of_the_lines(tmp_path):
 
 
 def test_open_contours_short_of_the_edge_are_extended(tmp_path):
-    doc = {"type": "FeatureCollection", "bbox": [5, 40, 15, 50], "features": [
-        {"type": "Feature", "properties": {"value": 5.0, "units": "mmi"},
-         "geometry": {"type": "LineString", "coordinates": [[10, 40.5], [10, 49.5]]}},
-        {"type": "Feature", "properties": {"value": 5.5, "units": "mmi"},
-         "geometry": {"type": "LineString", "coordinates": [[12, 40], [12, 50]]}},
-    ]}
+    doc = {
+        "type": "FeatureCollection",
+        "bbox": [5, 40, 15, 50],
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"value": 5.0, "units": "mmi"},
+                "geometry": {"type": "LineString", "coordinates": [[10, 40.5], [10, 49.5]]},
+            },
+            {
+                "type": "Feature",
+                "properties": {"value": 5.5, "units": "mmi"},
+                "geometry": {"type": "LineString", "coordinates": [[12, 40], [12, 50]]},
+            },
+        ],
+    }
     fp = read_footprint(write_json(tmp_path / "cont_mmi.json", doc))
     assert "extended 2 open contour ends to the map edge" in fp.provenance["repairs"]
     assert label_at(fp, 7, 45) == ["MMI < 5"]
@@ -342,9 +398,17 @@ def test_open_contours_short_of_the_edge_are_extended(tmp_path):
 
 
 def test_single_contour_level_assumes_shaking_decreases_outwards(tmp_path):
-    doc = {"type": "FeatureCollection", "bbox": [5, 40, 15, 50], "features": [
-        {"type": "Feature", "properties": {"value": 6, "units": "intensity"},
-         "geometry": {"type": "LineString", "coordinates": ring(10, 45, 1)}}]}
+    doc = {
+        "type": "FeatureCollection",
+        "bbox": [5, 40, 15, 50],
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"value": 6, "units": "intensity"},
+                "geometry": {"type": "LineString", "coordinates": ring(10, 45, 1)},
+            }
+        ],
+    }
     fp = read_footprint(write_json(tmp_path / "cont_mi.json", doc))
     assert fp.classes["class_label"].tolist() == ["MMI < 6", "MMI VI"]
     assert label_at(fp, 10, 45) == ["MMI VI"]
@@ -408,7 +472,10 @@ def test_gdacs_alert_polygons(tmp_path):
     assert fp.provenance["format"] == "gdacs"
     assert fp.provenance["hazard_type"] == "cyclone"
     assert fp.classes["class_label"].tolist() == [
-        "Forecast cone", "Green alert", "Orange alert", "Red alert",
+        "Forecast cone",
+        "Green alert",
+        "Orange alert",
+        "Red alert",
     ]
     assert fp.classes["class_rank"].tolist() == [-1, 1, 2, 3]
     assert any("dropped 1 point or line feature" in n for n in fp.provenance["notes"])
@@ -434,7 +501,10 @@ def test_acled_modern_export(tmp_path):
     assert prov["hazard_type"] == "conflict"
     assert prov["feature_count"] == 7  # the truncated 8th record is skipped
     assert fp.classes["class_label"].tolist() == [
-        "Protests", "Violence against civilians", "Explosions/Remote violence", "Battles",
+        "Protests",
+        "Violence against civilians",
+        "Explosions/Remote violence",
+        "Battles",
     ]
     assert fp.classes["class_rank"].tolist() == [2, 4, 5, 6]
     notes = " | ".join(prov["notes"])
@@ -463,8 +533,11 @@ def test_acled_legacy_upper_case_export(tmp_path):
     fp = read_footprint(path)
     assert_clean(fp)
     assert fp.classes["class_label"].tolist() == [
-        "Strategic developments", "Riots/Protests", "Violence against civilians",
-        "Explosions/Remote violence", "Battles",
+        "Strategic developments",
+        "Riots/Protests",
+        "Violence against civilians",
+        "Explosions/Remote violence",
+        "Battles",
     ]
     assert any("truncated last row (row 8)" in n for n in fp.provenance["notes"])
     assert fp.describe().set_index("class_label").loc["Battles", "parts"] == 2
@@ -475,8 +548,7 @@ def test_acled_legacy_upper_case_export(tmp_path):
 def test_acled_buffer_across_the_antimeridian_is_split(tmp_path):
     path = tmp_path / "acled_fiji.csv"
     path.write_text(
-        "event_date,event_type,latitude,longitude,fatalities\n"
-        "2021-03-01,Protests,-17.0,179.95,0\n"
+        "event_date,event_type,latitude,longitude,fatalities\n2021-03-01,Protests,-17.0,179.95,0\n"
     )
     fp = read_footprint(path)
     geom = fp.classes.geometry.iloc[0]
@@ -521,8 +593,11 @@ def test_marapi_unclosed_ring_is_closed_and_reported():
 def test_admin_boundaries_read_as_polygons(tmp_path):
     regions = gpd.GeoDataFrame(
         {"reg_name": ["Umbria", "Marche", "Lazio"]},
-        geometry=[shapely.box(12, 42.4, 13, 43.5), shapely.box(13, 42.6, 14, 43.9),
-                  shapely.box(11.5, 41, 14, 42.4)],
+        geometry=[
+            shapely.box(12, 42.4, 13, 43.5),
+            shapely.box(13, 42.6, 14, 43.9),
+            shapely.box(11.5, 41, 14, 42.4),
+        ],
         crs=4326,
     )
     path = tmp_path / "regions.geojson"
@@ -550,8 +625,11 @@ def test_shipped_admin_boundaries_read_as_polygons(path):
 def test_geopackage_numeric_classes_reprojected(tmp_path):
     zones = gpd.GeoDataFrame(
         {"level": [1, 3, 2]},
-        geometry=[shapely.box(0, 0, 3, 3), shapely.box(1, 1, 2, 2),
-                  shapely.box(0.5, 0.5, 2.5, 2.5)],
+        geometry=[
+            shapely.box(0, 0, 3, 3),
+            shapely.box(1, 1, 2, 2),
+            shapely.box(0.5, 0.5, 2.5, 2.5),
+        ],
         crs=4326,
     ).to_crs(3857)
     path = tmp_path / "zones.gpkg"
@@ -589,8 +667,9 @@ def test_topojson_with_ordinal_classes(tmp_path):
 
 def test_zip_with_several_shapefiles_reads_all_polygon_layers(tmp_path):
     for name, x in (("north", 0), ("south", 5)):
-        gpd.GeoDataFrame({"zone": [name]}, geometry=[shapely.box(x, 0, x + 1, 1)],
-                         crs=4326).to_file(tmp_path / f"{name}.shp")
+        gpd.GeoDataFrame(
+            {"zone": [name]}, geometry=[shapely.box(x, 0, x + 1, 1)], crs=4326
+        ).to_file(tmp_path / f"{name}.shp")
     files = shapefile_set(tmp_path, "north") + shapefile_set(tmp_path, "south")
     fp = read_footprint(zip_files(tmp_path / "zones.zip", files), class_field="zone")
     assert fp.classes["class_label"].tolist() == ["North", "South"]
@@ -609,9 +688,16 @@ def test_shapefile_without_prj(tmp_path):
 
 def test_3d_and_antimeridian_polygons(tmp_path):
     coords = [[179, -17, 5], [-179, -17, 5], [-179, -16, 5], [179, -16, 5], [179, -17, 5]]
-    doc = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon",
-                                                           "coordinates": [coords]}}]}
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {"type": "Polygon", "coordinates": [coords]},
+            }
+        ],
+    }
     fp = read_footprint(write_json(tmp_path / "fiji_flood.geojson", doc))
     repairs = fp.provenance["repairs"]
     assert "dropped Z from 1 feature" in repairs
@@ -623,9 +709,19 @@ def test_3d_and_antimeridian_polygons(tmp_path):
 
 
 def test_upload_name_is_used_for_display_and_hazard(tmp_path):
-    upload = write_json(tmp_path / "tmpa1b2c3", {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {},
-         "geometry": shapely.geometry.mapping(shapely.box(0, 0, 1, 1))}]})
+    upload = write_json(
+        tmp_path / "tmpa1b2c3",
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {},
+                    "geometry": shapely.geometry.mapping(shapely.box(0, 0, 1, 1)),
+                }
+            ],
+        },
+    )
     fp = read_footprint(upload, name="river_flood_extent.geojson")
     assert fp.provenance["file_name"] == "river_flood_extent.geojson"
     assert fp.provenance["hazard_type"] == "flood"
@@ -644,32 +740,62 @@ def test_zipped_shapefile_uploaded_under_a_temporary_name(tmp_path):
 
 
 def _points(tmp_path):
-    return write_json(tmp_path / "sites.geojson", {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [1, 2]}}
-    ]})
+    return write_json(
+        tmp_path / "sites.geojson",
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {},
+                    "geometry": {"type": "Point", "coordinates": [1, 2]},
+                }
+            ],
+        },
+    )
 
 
 def _lines(tmp_path):
-    return write_json(tmp_path / "roads.geojson", {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"name": "a"},
-         "geometry": {"type": "LineString", "coordinates": [[1, 2], [3, 4]]}}]})
+    return write_json(
+        tmp_path / "roads.geojson",
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {"name": "a"},
+                    "geometry": {"type": "LineString", "coordinates": [[1, 2], [3, 4]]},
+                }
+            ],
+        },
+    )
 
 
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda p: (p / "empty.geojson").write_bytes(b"") and None or p / "empty.geojson",
-         r"empty\.geojson: the file is empty"),
+        (
+            lambda p: (p / "empty.geojson").write_bytes(b"") and None or p / "empty.geojson",
+            r"empty\.geojson: the file is empty",
+        ),
         (_points, r"sites\.geojson: no polygons in the file \(1 point layer"),
         (_lines, r"roads\.geojson: no polygons in the file \(1 line layer"),
-        (lambda p: (p / "notes.xyz").write_text("hello world") and p / "notes.xyz",
-         r"notes\.xyz: not a vector file this reader knows"),
-        (lambda p: (p / "blob.bin").write_bytes(bytes(range(256)) * 8) and p / "blob.bin",
-         r"blob\.bin: not a vector file this reader knows"),
-        (lambda p: zip_files(p / "docs.zip", [(p / "a.txt").write_text("x") and p / "a.txt"]),
-         r"docs\.zip: the zip holds no vector file"),
-        (lambda p: write_json(p / "none.geojson", {"type": "FeatureCollection", "features": []}),
-         r"none\.geojson: the file has no features"),
+        (
+            lambda p: (p / "notes.xyz").write_text("hello world") and p / "notes.xyz",
+            r"notes\.xyz: not a vector file this reader knows",
+        ),
+        (
+            lambda p: (p / "blob.bin").write_bytes(bytes(range(256)) * 8) and p / "blob.bin",
+            r"blob\.bin: not a vector file this reader knows",
+        ),
+        (
+            lambda p: zip_files(p / "docs.zip", [(p / "a.txt").write_text("x") and p / "a.txt"]),
+            r"docs\.zip: the zip holds no vector file",
+        ),
+        (
+            lambda p: write_json(p / "none.geojson", {"type": "FeatureCollection", "features": []}),
+            r"none\.geojson: the file has no features",
+        ),
         (lambda p: p / "missing.geojson", r"missing\.geojson: file not found"),
     ],
 )
@@ -692,8 +818,10 @@ def test_missing_class_field_lists_the_fields():
 
 
 def test_combine_footprints_worst_class_wins(tmp_path, norcia):
-    flood = gpd.GeoDataFrame(geometry=[shapely.box(13.0, 42.7, 13.2, 42.9),
-                                       shapely.box(12.0, 43.8, 12.2, 44.0)], crs=4326)
+    flood = gpd.GeoDataFrame(
+        geometry=[shapely.box(13.0, 42.7, 13.2, 42.9), shapely.box(12.0, 43.8, 12.2, 44.0)],
+        crs=4326,
+    )
     flood.to_file(tmp_path / "flood.geojson")
     flood_fp = read_footprint(tmp_path / "flood.geojson")
     combined = combine_footprints([flood_fp, norcia])
@@ -711,5 +839,10 @@ def test_combine_footprints_worst_class_wins(tmp_path, norcia):
 
 def test_to_bands_rejects_frames_without_class_columns():
     with pytest.raises(ValueError, match="class_rank"):
-        to_bands(gpd.GeoDataFrame({"class_label": ["a"], "hazard_type": ["x"]},
-                                  geometry=[shapely.box(0, 0, 1, 1)], crs=4326))
+        to_bands(
+            gpd.GeoDataFrame(
+                {"class_label": ["a"], "hazard_type": ["x"]},
+                geometry=[shapely.box(0, 0, 1, 1)],
+                crs=4326,
+            )
+        )

@@ -188,9 +188,7 @@ def test_tooltip_lists_the_largest_nationalities_and_counts_the_rest():
     assert len(cells) == 1
     row = cells.iloc[0]
     assert row["persons"] == 4645 and row["cases"] == 8 and row["resolution"] == 7
-    assert row["nationalities"] == (
-        "ROU 3,400 · CHN 1,200 · UKR 11 · +5 more"
-    )
+    assert row["nationalities"] == ("ROU 3,400 · CHN 1,200 · UKR 11 · +5 more")
 
 
 def test_many_cells_are_drawn_as_sums_at_a_coarser_display_resolution(release):

@@ -25,8 +25,9 @@ def rings_of(cells: list[str]) -> np.ndarray:
     return _cell_rings(cells_to_ints(cells))
 
 
-def random_polygons(rng: np.random.Generator, centre: tuple[float, float], spread: float,
-                    count: int) -> list:
+def random_polygons(
+    rng: np.random.Generator, centre: tuple[float, float], spread: float, count: int
+) -> list:
     """Star-shaped patches, some with holes, some self-intersecting made valid (multi)."""
     lat, lon = centre
     polygons = []
@@ -40,8 +41,9 @@ def random_polygons(rng: np.random.Generator, centre: tuple[float, float], sprea
         if rng.random() < 0.4:
             polygon = polygon.difference(shapely.Point(cx, cy).buffer(radius.min() / 2))
         if rng.random() < 0.2:
-            scribble = np.column_stack([cx + rng.normal(0, spread / 3, n),
-                                        cy + rng.normal(0, spread / 3, n)])
+            scribble = np.column_stack(
+                [cx + rng.normal(0, spread / 3, n), cy + rng.normal(0, spread / 3, n)]
+            )
             polygon = shapely.make_valid(shapely.Polygon(scribble))
         polygons.extend(p for p in shapely.get_parts(polygon) if p.geom_type == "Polygon")
     return polygons
@@ -64,9 +66,11 @@ def check_against_geos(rings: np.ndarray, polygons) -> np.ndarray:
 def test_random_polygons_with_holes_over_mixed_resolutions():
     rng = np.random.default_rng(3)
     centre = h3.latlng_to_cell(*NORCIA, 6)
-    cells = sorted(set(h3.grid_disk(centre, 3))
-                   | set(h3.grid_disk(h3.cell_to_center_child(centre, 8), 12))
-                   | {h3.cell_to_parent(centre, 4)})
+    cells = sorted(
+        set(h3.grid_disk(centre, 3))
+        | set(h3.grid_disk(h3.cell_to_center_child(centre, 8), 12))
+        | {h3.cell_to_parent(centre, 4)}
+    )
     polygons = random_polygons(rng, NORCIA, 0.05, 150)
     areas = check_against_geos(rings_of(cells), polygons)
     assert (areas > 0).sum() > 500
@@ -97,11 +101,13 @@ def test_boundary_through_the_first_vertex_and_along_an_edge():
     cx, cy = rings[0, :6].mean(axis=0)
     polygons = [
         shapely.Polygon([(x0, y0), (cx, cy), (x0, cy + 0.1)]),  # vertex at the first vertex
-        shapely.Polygon([(x0 - 0.01, y0 - (y1 - y0) / (x1 - x0) * 0.01), (x1, y1),
-                         (cx, cy)]),  # an edge through the first vertex
+        shapely.Polygon(
+            [(x0 - 0.01, y0 - (y1 - y0) / (x1 - x0) * 0.01), (x1, y1), (cx, cy)]
+        ),  # an edge through the first vertex
         shapely.Polygon([(x0, y0), (x1, y1), (cx, cy)]),  # along the first edge
-        shapely.Polygon([((x0 + x1) / 2, (y0 + y1) / 2), (cx, cy),
-                         (cx + 0.05, cy - 0.05)]),  # a vertex on an edge's midpoint
+        shapely.Polygon(
+            [((x0 + x1) / 2, (y0 + y1) / 2), (cx, cy), (cx + 0.05, cy - 0.05)]
+        ),  # a vertex on an edge's midpoint
     ]
     check_against_geos(rings, polygons)
 
@@ -134,13 +140,15 @@ def test_empty_inputs():
         assert len(cell) == 0 and len(cell_area) == 1
 
 
-@pytest.mark.parametrize(("lat", "lon"), [(0.0, 20.0), (62.0, 25.0), (84.9, -40.0),
-                                          (-16.5, 179.99), (65.0, -179.95)])
+@pytest.mark.parametrize(
+    ("lat", "lon"), [(0.0, 20.0), (62.0, 25.0), (84.9, -40.0), (-16.5, 179.99), (65.0, -179.95)]
+)
 def test_cell_zone_shares_finds_every_touching_cell(lat, lon):
     """The centre-based preselection keeps every cell that touches, at any latitude."""
     centre = h3.latlng_to_cell(lat, lon, 5)
-    cells = sorted(set(h3.grid_disk(centre, 4)) | set(h3.grid_disk(
-        h3.cell_to_center_child(centre, 7), 8)))
+    cells = sorted(
+        set(h3.grid_disk(centre, 4)) | set(h3.grid_disk(h3.cell_to_center_child(centre, 7), 8))
+    )
     hexagons = cells_to_polygons(cells)
     shapely.prepare(hexagons)
     zone = shapely.Point(shapely.centroid(hexagons[len(cells) // 2])).buffer(0.3)
@@ -164,10 +172,12 @@ def test_far_zones_and_geometry_collections():
     far = gpd.GeoDataFrame({"class_label": ["far"]}, geometry=[shapely.box(0, 0, 1, 1)], crs=4326)
     assert cell_zone_shares([cell], far).empty
     hexagon = cells_to_polygons([cell])[0]
-    mixed = shapely.GeometryCollection([
-        shapely.MultiPolygon([hexagon.buffer(-1e-3), shapely.box(0, 0, 1, 1)]),
-        shapely.LineString([(0, 0), (13, 42)]),
-    ])
+    mixed = shapely.GeometryCollection(
+        [
+            shapely.MultiPolygon([hexagon.buffer(-1e-3), shapely.box(0, 0, 1, 1)]),
+            shapely.LineString([(0, 0), (13, 42)]),
+        ]
+    )
     zones = gpd.GeoDataFrame({"class_label": ["mixed"]}, geometry=[mixed], crs=4326)
     pairs = cell_zone_shares([cell], zones)
     expected = hexagon.buffer(-1e-3).area / hexagon.area
@@ -177,8 +187,10 @@ def test_far_zones_and_geometry_collections():
 
 def test_ancestors_match_h3_and_hold_their_descendants():
     rng = np.random.default_rng(9)
-    cells = [h3.latlng_to_cell(rng.uniform(-89, 89), rng.uniform(-180, 180), int(r))
-             for r in rng.integers(0, 16, 2000)]
+    cells = [
+        h3.latlng_to_cell(rng.uniform(-89, 89), rng.uniform(-180, 180), int(r))
+        for r in rng.integers(0, 16, 2000)
+    ]
     for pentagon in h3.get_pentagons(3):
         cells += h3.grid_disk(h3.cell_to_center_child(pentagon, 6), 3)
     ints = cells_to_ints(cells)

@@ -25,17 +25,39 @@ def reasons_by_id(rejects: pl.DataFrame) -> dict[str, str]:
 
 
 def test_aliases_are_mapped_and_identifiers_dropped(write_csv):
-    rows = [{"ID": "a1", "Full Name": "Ann Example", "E-mail": "ann@example.org",
-             "Passport No": "X123", "Citizenship": "ro", "lat": "42.8", "lng": "13.1",
-             "Gender": "female", "Dependants": "2", "Notes": "free text"}]
+    rows = [
+        {
+            "ID": "a1",
+            "Full Name": "Ann Example",
+            "E-mail": "ann@example.org",
+            "Passport No": "X123",
+            "Citizenship": "ro",
+            "lat": "42.8",
+            "lng": "13.1",
+            "Gender": "female",
+            "Dependants": "2",
+            "Notes": "free text",
+        }
+    ]
     header, accepted, rejects, rows_read = read_all(write_csv(rows))
     assert header.column_map["latitude"] == "lat" and header.column_map["longitude"] == "lng"
     assert header.column_map["family_members"] == "Dependants"
     assert set(header.dropped_columns) == {"Full Name", "E-mail", "Passport No", "Notes"}
     assert set(header.identifier_columns) == {"Full Name", "E-mail", "Passport No", "Notes"}
-    assert accepted.columns == ["row", "source", "record_id", "nationality", "latitude",
-                                "longitude", "sex", "age_band", "family_members",
-                                "vulnerabilities", "consent", "updated_at"]
+    assert accepted.columns == [
+        "row",
+        "source",
+        "record_id",
+        "nationality",
+        "latitude",
+        "longitude",
+        "sex",
+        "age_band",
+        "family_members",
+        "vulnerabilities",
+        "consent",
+        "updated_at",
+    ]
     record = accepted.row(0, named=True)
     assert (record["nationality"], record["sex"], record["family_members"]) == ("ROU", "F", 2)
     assert rows_read == 1 and rejects.height == 0
@@ -43,9 +65,19 @@ def test_aliases_are_mapped_and_identifiers_dropped(write_csv):
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("ROU", "ROU"), ("ro", "ROU"), ("romania", "ROU"), ("UKRAINE", "UKR"),
-     ("Côte d'Ivoire", "CIV"), ("cote d'ivoire", "CIV"), ("XXA", "XXA"), ("stateless", "XXA"),
-     ("XXX", "XXX"), ("Syria", "SYR"), (" gb ", "GBR")],
+    [
+        ("ROU", "ROU"),
+        ("ro", "ROU"),
+        ("romania", "ROU"),
+        ("UKRAINE", "UKR"),
+        ("Côte d'Ivoire", "CIV"),
+        ("cote d'ivoire", "CIV"),
+        ("XXA", "XXA"),
+        ("stateless", "XXA"),
+        ("XXX", "XXX"),
+        ("Syria", "SYR"),
+        (" gb ", "GBR"),
+    ],
 )
 def test_nationality_spellings(write_csv, given, expected):
     _, accepted, rejects, _ = read_all(write_csv([registration_row("a", nationality=given)]))
@@ -106,8 +138,9 @@ def test_swapped_coordinates_inside_range_are_caught_against_the_file(write_csv)
 
 def test_optional_fields_default_and_bands(write_csv):
     rows = [
-        registration_row("blank", sex="", age="", family_members="", vulnerabilities="",
-                         consent=""),
+        registration_row(
+            "blank", sex="", age="", family_members="", vulnerabilities="", consent=""
+        ),
         registration_row("child", age="3"),
         registration_row("teen", age="17"),
         registration_row("old", age="60"),
@@ -120,7 +153,11 @@ def test_optional_fields_default_and_bands(write_csv):
     assert (by_id["blank"]["sex"], by_id["blank"]["age_band"]) == ("unknown", "unknown")
     assert (by_id["blank"]["family_members"], by_id["blank"]["consent"]) == (0, 0)
     assert [by_id[i]["age_band"] for i in ("child", "teen", "old", "born")] == [
-        "0-4", "5-17", "60+", "60+"]
+        "0-4",
+        "5-17",
+        "60+",
+        "60+",
+    ]
     assert by_id["multi"]["vulnerabilities"] == 0b10001  # disability | medical
     assert by_id["multi"]["consent"] == 0b1000  # humanitarian
 
@@ -140,9 +177,15 @@ def test_utf8_bom_semicolon_and_latin1(tmp_path):
 
 def test_parquet_with_typed_columns(tmp_path):
     path = tmp_path / "records.parquet"
-    pl.DataFrame({"record_id": ["a", "b"], "nationality": ["ALB", "ma"],
-                  "latitude": [42.8, 42.9], "longitude": [13.1, 13.0],
-                  "family_members": [0, 3]}).write_parquet(path)
+    pl.DataFrame(
+        {
+            "record_id": ["a", "b"],
+            "nationality": ["ALB", "ma"],
+            "latitude": [42.8, 42.9],
+            "longitude": [13.1, 13.0],
+            "family_members": [0, 3],
+        }
+    ).write_parquet(path)
     _, accepted, rejects, _ = read_all(path)
     assert accepted["nationality"].to_list() == ["ALB", "MAR"]
     assert accepted["family_members"].to_list() == [0, 3]
@@ -150,8 +193,10 @@ def test_parquet_with_typed_columns(tmp_path):
 
 def test_truncated_last_row_is_rejected_with_its_row(tmp_path):
     path = tmp_path / "cut.csv"
-    path.write_text("record_id,nationality,latitude,longitude,notes\n"
-                    'a,ROU,42.8,13.1,"two\nlines"\nb,ROU,42.8,13.1,x\nc,ROU,42.8')
+    path.write_text(
+        "record_id,nationality,latitude,longitude,notes\n"
+        'a,ROU,42.8,13.1,"two\nlines"\nb,ROU,42.8,13.1,x\nc,ROU,42.8'
+    )
     _, accepted, rejects, rows_read = read_all(path)
     assert accepted["record_id"].to_list() == ["a", "b"]
     assert rows_read == 3
@@ -160,7 +205,7 @@ def test_truncated_last_row_is_rejected_with_its_row(tmp_path):
 
 
 def test_hostile_strings_never_reach_the_report(write_csv):
-    hostile = "=HYPERLINK(\"http://x\")\x1b[31m" + "A" * 500
+    hostile = '=HYPERLINK("http://x")\x1b[31m' + "A" * 500
     rows = [registration_row("h", nationality=hostile), registration_row("ok")]
     _, accepted, rejects, _ = read_all(write_csv(rows))
     assert accepted.height == 1
@@ -207,9 +252,13 @@ def _workbook(path, sheets: dict[str, list[list]]):
 
 
 def test_xlsx_with_metadata_lines_and_a_notes_sheet(tmp_path):
-    table = [["SYNTHETIC export", None], [None, None],
-             ["record_id", "nationality", "lat", "lon", "dependants"],
-             ["x1", "Albania", 42.8, 13.1, 2], ["x2", "al", 42.81, 13.11, None]]
+    table = [
+        ["SYNTHETIC export", None],
+        [None, None],
+        ["record_id", "nationality", "lat", "lon", "dependants"],
+        ["x1", "Albania", 42.8, 13.1, 2],
+        ["x2", "al", 42.81, 13.11, None],
+    ]
     path = _workbook(tmp_path / "book.xlsx", {"Notes": [["about this file"]], "Data": table})
     header, accepted, rejects, rows_read = read_all(path)
     assert header.sheet == "Data"

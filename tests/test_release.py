@@ -54,7 +54,8 @@ def reference_groups(records: pl.DataFrame, k: int, base: int, floor: int) -> di
                 published[(cell, res, nationality)] = n
                 accounted[nationality].update(h3.cell_to_children(cell, base))
         pending = {
-            (b, nat): n for (b, nat), n in pending.items()
+            (b, nat): n
+            for (b, nat), n in pending.items()
             if (h3.cell_to_parent(b, res), res, nat) not in published
         }
     return published
@@ -72,8 +73,7 @@ def release(records):
 
 def test_groups_match_the_reference_implementation(records, release):
     expected = reference_groups(records, k=10, base=7, floor=4)
-    got = {(r.h3_cell, r.resolution, r.nationality): r.cases
-           for r in release.groups.itertuples()}
+    got = {(r.h3_cell, r.resolution, r.nationality): r.cases for r in release.groups.itertuples()}
     assert got == expected
     assert set(release.groups["resolution"]) == {4, 5, 6, 7}
 
@@ -117,37 +117,59 @@ def test_partition_breakdowns_add_up_to_their_group(release):
         assert (sums == groups.loc[sums.index]).all()
     vulnerability = release.breakdown("vulnerability")
     assert set(vulnerability["resolution"]) == {4}
-    by_floor = release.groups.assign(
-        floor=[h3.cell_to_parent(c, 4) for c in release.groups["h3_cell"]]
-    ).groupby(["floor", "nationality"])["cases"].sum()
+    by_floor = (
+        release.groups.assign(floor=[h3.cell_to_parent(c, 4) for c in release.groups["h3_cell"]])
+        .groupby(["floor", "nationality"])["cases"]
+        .sum()
+    )
     sums = vulnerability.groupby(["h3_cell", "nationality"])["cases"].sum()
     assert (sums.values == by_floor.loc[sums.index].values).all()
 
 
 def test_a_household_is_one_case():
     cell = h3.str_to_int(h3.latlng_to_cell(42.79, 13.09, 8))
-    records = pl.DataFrame({"nationality": ["ROU"], "cell": [cell], "sex": ["F"],
-                            "age_band": ["18-59"], "vulnerabilities": [0], "persons": [6]},
-                           schema_overrides={"cell": pl.UInt64, "vulnerabilities": pl.UInt16})
+    records = pl.DataFrame(
+        {
+            "nationality": ["ROU"],
+            "cell": [cell],
+            "sex": ["F"],
+            "age_band": ["18-59"],
+            "vulnerabilities": [0],
+            "persons": [6],
+        },
+        schema_overrides={"cell": pl.UInt64, "vulnerabilities": pl.UInt16},
+    )
     release = protect(records, ReleasePolicy(k=5))
     assert release.groups.empty
     assert release.metadata["dropped"] == {"cases": 1, "persons": 6}
 
 
 def _records_in(cells_and_counts, nationality="ROU"):
-    rows = [(nationality, h3.str_to_int(c), "F", "18-59", 0, 1)
-            for c, n in cells_and_counts for _ in range(n)]
-    return pl.DataFrame(rows, schema={"nationality": pl.String, "cell": pl.UInt64,
-                                      "sex": pl.String, "age_band": pl.String,
-                                      "vulnerabilities": pl.UInt16, "persons": pl.Int64},
-                        orient="row")
+    rows = [
+        (nationality, h3.str_to_int(c), "F", "18-59", 0, 1)
+        for c, n in cells_and_counts
+        for _ in range(n)
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "nationality": pl.String,
+            "cell": pl.UInt64,
+            "sex": pl.String,
+            "age_band": pl.String,
+            "vulnerabilities": pl.UInt16,
+            "persons": pl.Int64,
+        },
+        orient="row",
+    )
 
 
 def test_a_small_residual_rolls_up_to_the_parent():
     parent = h3.latlng_to_cell(42.79, 13.09, 6)
     children = sorted(h3.cell_to_children(parent, 7))
-    records = _records_in([(h3.cell_to_center_child(children[0], 8), 9),
-                           (h3.cell_to_center_child(children[1], 8), 3)])
+    records = _records_in(
+        [(h3.cell_to_center_child(children[0], 8), 9), (h3.cell_to_center_child(children[1], 8), 3)]
+    )
     groups = protect(records, ReleasePolicy()).groups
     assert groups[["h3_cell", "resolution", "cases"]].values.tolist() == [[parent, 6, 12]]
 
@@ -162,9 +184,18 @@ def test_a_residual_that_would_pin_its_children_is_not_published():
     assert release.metadata["dropped"]["cases"] == 63
 
 
-@pytest.mark.parametrize(("cases", "children", "safe"),
-                         [(9, 7, False), (10, 2, False), (10, 3, True), (18, 3, True),
-                          (19, 3, False), (54, 7, True), (55, 7, False)])
+@pytest.mark.parametrize(
+    ("cases", "children", "safe"),
+    [
+        (9, 7, False),
+        (10, 2, False),
+        (10, 3, True),
+        (18, 3, True),
+        (19, 3, False),
+        (54, 7, True),
+        (55, 7, False),
+    ],
+)
 def test_residual_is_safe(cases, children, safe):
     assert residual_is_safe(cases, children, 10) is safe
 
@@ -186,10 +217,14 @@ def test_rounding_never_goes_below_k(records):
 
 @pytest.mark.parametrize(
     ("policy", "message"),
-    [(ReleasePolicy(base_resolution=9), "≤ 8"), (ReleasePolicy(floor_resolution=8), "floor"),
-     (ReleasePolicy(k=1), "k must be at least 2"), (ReleasePolicy(round_to=0), "rounding"),
-     (ReleasePolicy(nationalities=("Narnia",)), "unknown nationality 'Narnia'"),
-     (ReleasePolicy(consent_scope="everyone"), "unknown consent scope")],
+    [
+        (ReleasePolicy(base_resolution=9), "≤ 8"),
+        (ReleasePolicy(floor_resolution=8), "floor"),
+        (ReleasePolicy(k=1), "k must be at least 2"),
+        (ReleasePolicy(round_to=0), "rounding"),
+        (ReleasePolicy(nationalities=("Narnia",)), "unknown nationality 'Narnia'"),
+        (ReleasePolicy(consent_scope="everyone"), "unknown consent scope"),
+    ],
 )
 def test_bad_policies_are_refused(policy, message):
     with pytest.raises(InputError, match=message):
@@ -206,7 +241,8 @@ def test_file_round_trip_and_tamper_check(tmp_path, release):
     frame = table.to_pandas()
     frame.loc[0, "cases"] += 1
     tampered = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(
-        table.schema.metadata)
+        table.schema.metadata
+    )
     pq.write_table(tampered, tmp_path / "t.release.parquet")
     with pytest.raises(InputError, match="does not match its hash"):
         read_release(tmp_path / "t.release.parquet")

@@ -24,8 +24,10 @@ def snapshot(path):
 
 
 def test_ingest_keeps_only_minimal_fields(tmp_path, write_csv):
-    rows = [registration_row(f"r{i}", full_name=f"Secret Name {i}", phone=f"+39 555 {i:04d}")
-            for i in range(5)]
+    rows = [
+        registration_row(f"r{i}", full_name=f"Secret Name {i}", phone=f"+39 555 {i:04d}")
+        for i in range(5)
+    ]
     rows.append(registration_row("bad", nationality="Atlantis", full_name="Secret Name X"))
     path = write_csv(rows)
     reports = store.ingest_files(tmp_path / "s.duckdb", [path])
@@ -64,7 +66,8 @@ def test_duplicates_keep_the_latest_update(tmp_path, write_csv):
     report = store.ingest_files(tmp_path / "s.duckdb", [write_csv(rows)])[0]
     assert (report.accepted, report.rejected, report.inserted) == (2, 2, 2)
     assert report.rejects_by_reason == {
-        "duplicate record_id (the entry with the latest updated_at is kept)": 2}
+        "duplicate record_id (the entry with the latest updated_at is kept)": 2
+    }
     con = store.connect(tmp_path / "s.duckdb", read_only=True)
     stored = sorted(r[0] for r in con.execute("SELECT nationality FROM registrations").fetchall())
     con.close()
@@ -74,17 +77,19 @@ def test_duplicates_keep_the_latest_update(tmp_path, write_csv):
 def test_a_later_file_updates_and_an_older_one_does_not(tmp_path, write_csv):
     s = tmp_path / "s.duckdb"
     store.ingest_files(s, [write_csv([registration_row("a", updated_at="2024-01-01")], "v1.csv")])
-    newer = write_csv([registration_row("a", nationality="ALB", updated_at="2025-01-01"),
-                       registration_row("b")], "v2.csv")
+    newer = write_csv(
+        [registration_row("a", nationality="ALB", updated_at="2025-01-01"), registration_row("b")],
+        "v2.csv",
+    )
     report = store.ingest_files(s, [newer])[0]
     assert (report.updated, report.inserted) == (1, 1)
-    older = write_csv([registration_row("a", nationality="MAR", updated_at="2020-01-01")],
-                      "v0.csv")
+    older = write_csv([registration_row("a", nationality="MAR", updated_at="2020-01-01")], "v0.csv")
     report = store.ingest_files(s, [older])[0]
     assert (report.kept_newer, report.updated, report.inserted) == (1, 0, 0)
     con = store.connect(s, read_only=True)
     assert con.execute("SELECT count(*), min(nationality) FROM registrations").fetchall() == [
-        (2, "ALB")]
+        (2, "ALB")
+    ]
     con.close()
 
 
