@@ -20,18 +20,12 @@ import geopandas as gpd
 import pydeck as pdk
 import streamlit as st
 
-from geo import mapping
+from geo import mapping, pipeline
 from geo.errors import InputError
-from geo.exposure import Exposure, compute_exposure
-from geo.hazards import (
-    SHAPEFILE_SIDECARS,
-    Footprint,
-    combine_footprints,
-    read_footprint,
-    to_bands,
-    to_cumulative,
-)
-from geo.release import Release, read_release
+from geo.hashing import file_sha256
+from geo.hazards import SHAPEFILE_SIDECARS, Footprint
+from geo.pipeline import ExposureRun
+from geo.release import Release
 
 ROOT = Path(__file__).resolve().parent.parent
 FOOTPRINT_DIR = ROOT / "data" / "footprints"
@@ -139,11 +133,7 @@ def save_uploads(files: list, part: str) -> list[Path]:
 @st.cache_data(show_spinner=False, max_entries=256)
 def _sha256(path: str, mtime_ns: int, size: int) -> str:
     """Return a file's SHA-256 (cached on path, modification time and size)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def source_file(path: Path, name: str | None = None) -> SourceFile:
@@ -180,7 +170,7 @@ def load_release(sha256: str, _path: str) -> Release:
     One shared object, never copied: pages only read it (a per-run copy of a national
     release cost a tenth of a second and its memory on every rerun).
     """
-    return read_release(_path)
+    return pipeline.read_release(_path)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -289,14 +279,15 @@ def load_footprint(
 
     ``date_window`` (ISO dates or None) limits ACLED events; other formats ignore it.
     """
-    return read_footprint(
-        _path,
-        class_field=class_field or None,
+    (footprint,) = pipeline.read_footprints(
+        [_path],
+        class_field=class_field,
         buffer_km=buffer_km,
         date_from=date_window[0],
         date_to=date_window[1],
-        name=name.removesuffix(" (uploaded)"),
+        names=[name.removesuffix(" (uploaded)")],
     )
+    return footprint
 
 
 def overlapping_footprint(files: list[SourceFile], release: Release) -> SourceFile | None:
@@ -314,26 +305,6 @@ def overlapping_footprint(files: list[SourceFile], release: Release) -> SourceFi
     return None
 
 
-def footprint_classes(footprints: list[Footprint], cumulative: bool) -> gpd.GeoDataFrame:
-    """Return the classes to expose: one footprint's (banded) or several combined."""
-    classes = (
-        combine_footprints(footprints) if len(footprints) > 1 else to_bands(footprints[0].classes)
-    )
-    if cumulative:
-        if not all(fp.provenance.get("cumulative_available", True) for fp in footprints):
-            raise InputError(
-                "a cumulative view needs classes with an order; "
-                + ", ".join(
-                    fp.provenance["file_name"]
-                    for fp in footprints
-                    if not fp.provenance.get("cumulative_available", True)
-                )
-                + " has classes in alphabetical order only. Use banded classes."
-            )
-        classes = to_cumulative(classes)
-    return classes
-
-
 # --------------------------------------------------------------------------- admin areas
 
 
@@ -346,32 +317,17 @@ def admin_files() -> list[SourceFile]:
 
 @st.cache_data(show_spinner="Reading the boundaries…", max_entries=16)
 def load_admin(sha256: str, name: str, _path: str) -> gpd.GeoDataFrame:
-    """Return administrative boundaries as polygons in EPSG:4326.
+    """Return administrative boundaries as polygons in EPSG:4326 (the CLI's reader).
 
     Raises
     ------
     InputError
-        If the file cannot be read or has no CRS.
+        If the file cannot be read, has no polygons or no CRS.
     """
-    try:
-        frame = gpd.read_file(_path)
-    except Exception as exc:
-        raise InputError(f"{name}: not a readable boundary file ({exc}).") from exc
-    if frame.crs is None:
-        raise InputError(f"{name}: the boundaries have no CRS; save them with one (EPSG:4326).")
-    return frame.to_crs(4326)
+    return pipeline.read_boundaries(_path, name)
 
 
 # --------------------------------------------------------------------------- exposure
-
-
-@dataclass(frozen=True)
-class ExposureRun:
-    """An exposure with what its exports need: classes and footprint provenance."""
-
-    exposure: Exposure
-    classes: gpd.GeoDataFrame
-    provenance: list[dict]
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -402,18 +358,16 @@ def run_exposure(
         load_footprint(sha, name, class_field, buffer_km, path, date_window)
         for (sha, name), path in zip(footprint_keys, _footprint_paths, strict=True)
     ]
-    classes = footprint_classes(footprints, cumulative)
     admin = load_admin(admin_key[0], admin_key[1], _admin_path) if admin_key else None
-    exposure = compute_exposure(
+    return pipeline.run_exposure(
         release,
-        classes,
+        footprints,
         cumulative=cumulative,
         weighting=weighting,
         admin=admin,
-        admin_field=admin_field if admin is not None else None,
-        nationalities=list(nationalities) or None,
+        admin_field=admin_field,
+        nationalities=nationalities,
     )
-    return ExposureRun(exposure, classes, [fp.provenance for fp in footprints])
 
 
 # --------------------------------------------------------------------------- map

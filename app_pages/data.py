@@ -6,11 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from geo import mapping
-from geo.cli import release_summary_lines
+from geo import mapping, pipeline
 from geo.codes import CONSENT_SCOPES
-from geo.release import MAX_BASE_RESOLUTION, ReleasePolicy, build_release, write_release
-from geo.store import connect, ingest_files, store_summary
+from geo.release import MAX_BASE_RESOLUTION, ReleasePolicy
 
 st.title("Steward: registrations, releases and footprints")
 st.caption(
@@ -31,7 +29,7 @@ if st.button("Ingest", disabled=not records, key="data_ingest"):
     with st.status("Ingesting…", expanded=False) as status:
         reports = common.guarded(
             "ingesting the files",
-            ingest_files,
+            pipeline.ingest_files,
             store_path,
             paths,
             rejects_dir=common.session_dir("rejects"),
@@ -72,12 +70,7 @@ for report in st.session_state.get("ingest_reports", []):
 
 summary = None
 if store_path.exists():
-    con = common.guarded("opening the store", connect, store_path, read_only=True)
-    if con is not None:
-        try:
-            summary = store_summary(con)
-        finally:
-            con.close()
+    summary = common.guarded("opening the store", pipeline.store_summary, store_path)
 if summary:
     st.markdown(
         f"The session store holds **{summary['records']:,}** registrations "
@@ -114,11 +107,11 @@ if build:
         round_to=int(round_to) or None,
     )
     with st.spinner("Building the release…"):
-        release = common.guarded("building the release", build_release, store_path, policy)
+        release = common.guarded("building the release", pipeline.build_release, store_path, policy)
     if release is not None:
         stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "session"
         target = common.session_dir("releases") / f"{stem}{common.RELEASE_SUFFIX}"
-        write_release(release, target)
+        pipeline.write_release(release, target)
         built = st.session_state.setdefault("session_releases", [])
         if str(target) not in built:
             built.append(str(target))
@@ -132,7 +125,7 @@ if built:
     release = common.guarded("reading the release", common.load_release, file.sha256, file.path)
     if release is not None:
         st.success(f"{file.name} is built and is now the active release (see the sidebar).")
-        st.code("\n".join(release_summary_lines(release.metadata)), language=None, wrap_lines=True)
+        st.code("\n".join(release.summary_lines()), language=None, wrap_lines=True)
         st.download_button(
             "Download the release file",
             Path(built).read_bytes(),

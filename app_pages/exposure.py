@@ -1,6 +1,5 @@
 """Exposure page: persons by nationality in each hazard class, low, estimate and high."""
 
-import json
 from functools import partial
 from pathlib import Path
 
@@ -8,14 +7,8 @@ import altair as alt
 import streamlit as st
 
 from app_pages import common
-from geo import mapping
-from geo.export import (
-    export_metadata,
-    exposed_cells_geojson,
-    table_to_csv_text,
-    table_to_xlsx_bytes,
-)
-from geo.exposure import TRUTH_SENTENCE, WEIGHTINGS
+from geo import mapping, pipeline
+from geo.exposure_table import TRUTH_SENTENCE, WEIGHTINGS
 
 st.title("Exposure to a hazard footprint")
 st.markdown(
@@ -187,40 +180,33 @@ st.altair_chart(
     width="stretch",
 )
 
-metadata = export_metadata(exposure, release, run.provenance)
 stem = "exposure_" + "_".join(
     Path(name.removesuffix(" (uploaded)")).stem for name in request["footprints"]
 )
-nationality_filter = list(request["nationalities"]) or None
-
-
-def exposed_cells_text() -> str:
-    """Return the GeoJSON of the exposed released cells, as text."""
-    cells = exposed_cells_geojson(release, run.classes, metadata, nationality_filter)
-    return json.dumps(cells, ensure_ascii=False)
+export = partial(pipeline.export_bytes, run, release, nationalities=request["nationalities"])
 
 
 # Files are written when their button is clicked (on a server thread), not on every
 # run: at national scale the four took about 3 s per rerun of this page.
 files = [
-    ("CSV", partial(table_to_csv_text, table, metadata), ".csv", "text/csv", "download_csv"),
+    ("CSV", partial(export, "csv"), ".csv", "text/csv", "download_csv"),
     (
         "XLSX",
-        partial(table_to_xlsx_bytes, table, metadata),
+        partial(export, "xlsx"),
         ".xlsx",
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "download_xlsx",
     ),
     (
         "HXL CSV",
-        partial(table_to_csv_text, table, metadata, hxl=True),
+        partial(export, "hxl"),
         ".hxl.csv",
         "text/csv",
         "download_hxl",
     ),
     (
         "GeoJSON (exposed cells)",
-        exposed_cells_text,
+        partial(export, "geojson"),
         ".geojson",
         "application/geo+json",
         "download_geojson",

@@ -5,7 +5,6 @@ import streamlit as st
 
 from app_pages import common
 from geo import mapping
-from geo.cli import release_summary_lines
 
 st.title("The active release")
 config = common.settings()
@@ -110,7 +109,7 @@ registration (a *case*): a family of six is one case and six persons.
 )
 
 with st.expander("Summary as the command line prints it"):
-    st.code("\n".join(release_summary_lines(metadata)), language=None, wrap_lines=True)
+    st.code("\n".join(release.summary_lines()), language=None, wrap_lines=True)
 if "source" in metadata:
     with st.expander("Source files of the store (names and hashes)"):
         st.dataframe(pd.DataFrame(metadata["source"].get("ingests", [])), hide_index=True)

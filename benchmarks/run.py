@@ -23,8 +23,9 @@ from benchmarks.dashboard import stage_dashboard  # noqa: E402
 
 INGEST_RELEASE = """
 import tempfile, time, pathlib
-from geo.store import ingest_files
-from geo.release import ReleasePolicy, build_release, write_release
+from geo.pipeline import ingest_files
+from geo.pipeline import build_release, write_release
+from geo.release import ReleasePolicy
 work = pathlib.Path(tempfile.mkdtemp(dir={cache!r}))
 started = time.perf_counter()
 ingest_files(work / "store.duckdb", [{path!r}], rejects_dir=work)
@@ -70,9 +71,10 @@ print("rows", frame.height)
 EXPOSURE = """
 import gc, time
 import geopandas as gpd, numpy as np, pandas as pd, shapely
-from geo.exposure import compute_exposure, cells_to_polygons
+from geo.pipeline import compute_exposure
+from geo.h3cells import cells_to_polygons
 from geo.hazards import read_footprint, to_bands
-from geo.release import read_release
+from geo.pipeline import read_release
 from benchmarks.footprints import footprint_classes
 release = read_release({release!r})
 classes = footprint_classes({name!r})

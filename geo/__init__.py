@@ -1,19 +1,40 @@
 """crisis-exposure: migrants exposed to a hazard footprint, from a protected H3 release.
 
-The public names for library users; the modules hold the rest.
+The public names for library users, loaded lazily: ``import geo`` (or any ``geo.x``)
+loads none of duckdb, scipy, geopandas or streamlit until a name that needs them is used.
 """
 
-from geo.errors import InputError
-from geo.release import Release, ReleasePolicy, build_release, protect, read_release, write_release
-from geo.store import ingest_files
+from __future__ import annotations
 
-__all__ = [
-    "InputError",
-    "Release",
-    "ReleasePolicy",
-    "build_release",
-    "ingest_files",
-    "protect",
-    "read_release",
-    "write_release",
-]
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "InputError": "geo.errors",
+    "Release": "geo.release",
+    "ReleasePolicy": "geo.release",
+    "protect": "geo.release",
+    "build_release": "geo.pipeline",
+    "ingest_files": "geo.pipeline",
+    "read_release": "geo.pipeline",
+    "write_release": "geo.pipeline",
+    "read_footprints": "geo.pipeline",
+    "footprint_classes": "geo.pipeline",
+    "compute_exposure": "geo.pipeline",
+    "run_exposure": "geo.pipeline",
+    "write_export": "geo.pipeline",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562)."""
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'geo' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,7 +1,9 @@
-"""The ``crisis-exposure`` command line: ingest, release, inspect and the demo.
+"""The ``crisis-exposure`` command line: argument parsing and printing only.
 
-Bad input exits with code 2 and a one-line reason on standard error; progress goes to
-standard error so that standard output stays clean for tables.
+Every command calls :mod:`geo.pipeline` (the same functions the dashboard calls) and
+imports it only when it runs, so ``crisis-exposure --help`` starts without loading
+duckdb, scipy or geopandas. Bad input exits with code 2 and a one-line reason on
+standard error; progress goes to standard error so that standard output stays clean.
 """
 
 from __future__ import annotations
@@ -12,18 +14,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from geo.audit import add_audit_command
 from geo.errors import InputError
+
+WEIGHTING_CHOICES = ("area", "settlement", "blend")  # geo.exposure_table.WEIGHTINGS (light)
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _cmd_ingest(args: argparse.Namespace) -> int:
-    from geo.store import ingest_files
+# --------------------------------------------------------------------------- commands
 
-    reports = ingest_files(
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from geo import pipeline
+
+    reports = pipeline.ingest_files(
         args.store, args.records, rejects_dir=args.rejects_dir, sheet=args.sheet, progress=_say
     )
     for report in reports:
@@ -34,10 +40,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _policy_from(args: argparse.Namespace):
+def _cmd_release(args: argparse.Namespace) -> int:
+    from geo import pipeline
     from geo.release import ReleasePolicy
 
-    return ReleasePolicy(
+    policy = ReleasePolicy(
         base_resolution=args.resolution,
         floor_resolution=args.floor,
         k=args.k,
@@ -45,19 +52,13 @@ def _policy_from(args: argparse.Namespace):
         consent_scope=args.consent,
         round_to=args.round,
     ).checked()
-
-
-def _cmd_release(args: argparse.Namespace) -> int:
-    from geo.release import build_release, write_release
-
-    policy = _policy_from(args)
     _say(
         f"building release from {args.store} (k={policy.k}, base {policy.base_resolution}, "
         f"floor {policy.floor_resolution}, consent {policy.consent_scope})"
     )
-    release = build_release(args.store, policy)
-    write_release(release, args.out)
-    print("\n".join(release_summary_lines(release.metadata)))
+    release = pipeline.build_release(args.store, policy)
+    pipeline.write_release(release, args.out)
+    print("\n".join(release.summary_lines()))
     print(f"written to {args.out}")
     print(
         "before handing it out: crisis-exposure audit RELEASE [OTHER RELEASES] --store STORE "
@@ -67,33 +68,11 @@ def _cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
-def release_summary_lines(metadata: dict) -> list[str]:
-    """Return a release's policy and totals as short lines (only published figures)."""
-    policy, published, dropped = metadata["policy"], metadata["published"], metadata["dropped"]
-    nationalities = ", ".join(policy["nationalities"]) if policy["nationalities"] else "all"
-    by_res = ", ".join(
-        f"res {r}: {n}" for r, n in sorted(published["groups_by_resolution"].items(), reverse=True)
-    )
-    lines = [
-        f"policy: k={policy['k']} cases, base resolution {policy['base_resolution']}, floor "
-        f"{policy['floor_resolution']}, consent {policy['consent_scope']!r}, nationalities "
-        f"{nationalities}" + (f", rounded to {policy['round_to']}" if policy["round_to"] else ""),
-        f"published: {published['groups']} groups ({by_res}), {published['cases']} cases, "
-        f"{published['persons']} persons, {len(published['nationalities'])} nationalities",
-        f"dropped (under k at the floor): {dropped['persons']} persons",
-        "breakdowns available for: "
-        + ", ".join(f"{d} {n} groups" for d, n in published["breakdown_groups"].items()),
-        f"method {metadata['method_version']}, created {metadata['created_at']}, "
-        f"sha256 {metadata.get('content_sha256', '')[:16]}…",
-    ]
-    return lines
-
-
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from geo.release import read_release
+    from geo import pipeline
 
-    release = read_release(args.release)
-    print("\n".join(release_summary_lines(release.metadata)))
+    release = pipeline.read_release(args.release)
+    print("\n".join(release.summary_lines()))
     if args.json:
         print(json.dumps(release.metadata, indent=2))
     if args.cells:
@@ -104,18 +83,15 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _read_footprints(args: argparse.Namespace) -> list:
-    from geo.hazards import read_footprint
+    from geo import pipeline
 
-    return [
-        read_footprint(
-            path,
-            class_field=args.class_field,
-            buffer_km=args.buffer_km,
-            date_from=args.date_from,
-            date_to=args.date_to,
-        )
-        for path in args.footprints
-    ]
+    return pipeline.read_footprints(
+        args.footprints,
+        class_field=args.class_field,
+        buffer_km=args.buffer_km,
+        date_from=args.date_from,
+        date_to=args.date_to,
+    )
 
 
 def _cmd_hazard(args: argparse.Namespace) -> int:
@@ -139,28 +115,24 @@ def _cmd_hazard(args: argparse.Namespace) -> int:
 
 
 def _cmd_exposure(args: argparse.Namespace) -> int:
-    from geo.export import write_export
-    from geo.exposure import compute_exposure, read_admin_boundaries
-    from geo.hazards import combine_footprints, to_bands, to_cumulative
-    from geo.release import read_release
+    from geo import pipeline
 
-    release = read_release(args.release)
-    footprints = _read_footprints(args)
-    classes = combine_footprints(footprints) if len(footprints) > 1 else footprints[0].classes
-    classes = to_cumulative(classes) if args.cumulative else to_bands(classes)
-    admin = read_admin_boundaries(args.admin) if args.admin else None
-    if admin is not None and not args.admin_field:
+    if args.admin is not None and not args.admin_field:
         raise InputError("--admin needs --admin-field (the field that names each area).")
-    exposure = compute_exposure(
+    release = pipeline.read_release(args.release)
+    footprints = _read_footprints(args)
+    admin = pipeline.read_boundaries(args.admin) if args.admin else None
+    run = pipeline.run_exposure(
         release,
-        classes,
+        footprints,
         cumulative=args.cumulative,
         weighting=args.weighting,
         admin=admin,
         admin_field=args.admin_field,
         nationalities=args.nationality,
     )
-    write_export(args.out, exposure, release, [f.provenance for f in footprints], classes=classes)
+    pipeline.write_export(args.out, run, release)
+    exposure = run.exposure
     headline = exposure.headline()
     if headline["hazard_class"] is not None:
         print(
@@ -175,42 +147,10 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from geo.demo import build_demo
-
-    for line in build_demo(args.out, work_dir=args.work_dir, progress=_say):
-        print(line)
-    return 0
+# --------------------------------------------------------------------------- parser
 
 
-def _cmd_demo_registry(args: argparse.Namespace) -> int:
-    from geo.demo_registry import generate_demo_registry, write_demo_registry
-
-    _say(f"generating the SYNTHETIC central-Italy registry (seed {args.seed}, scale {args.scale})")
-    frame = generate_demo_registry(seed=args.seed, scale=args.scale)
-    for path in write_demo_registry(frame, args.out):
-        print(f"written {path}")
-    return 0
-
-
-def _footprint_options(parser: argparse.ArgumentParser) -> None:
-    """Add the options that say how to read footprints (shared by hazard and exposure)."""
-    parser.add_argument("--class-field", help="attribute holding the class of generic polygons")
-    parser.add_argument(
-        "--buffer-km", type=float, default=10.0, help="radius around ACLED events (default 10)"
-    )
-    parser.add_argument("--date-from", help="ACLED: first event date (YYYY-MM-DD)")
-    parser.add_argument("--date-to", help="ACLED: last event date (YYYY-MM-DD)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser with every command and its help."""
-    parser = argparse.ArgumentParser(
-        prog="crisis-exposure",
-        description="Estimate migrants exposed to a hazard footprint from a protected release.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_ingest(commands: argparse._SubParsersAction) -> None:
     ingest = commands.add_parser(
         "ingest",
         help="validate registration files and add them to the steward store",
@@ -225,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--sheet", help="worksheet to read in workbooks with several sheets")
     ingest.set_defaults(run=_cmd_ingest)
 
+
+def _add_release(commands: argparse._SubParsersAction) -> None:
     release = commands.add_parser(
         "release",
         help="make a protected release file from the store",
@@ -261,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     release.set_defaults(run=_cmd_release)
 
+
+def _add_inspect(commands: argparse._SubParsersAction) -> None:
     inspect = commands.add_parser(
         "inspect",
         help="show a release's policy and totals",
@@ -276,6 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print the full metadata as JSON")
     inspect.set_defaults(run=_cmd_inspect)
 
+
+def _footprint_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options that say how to read footprints (shared by hazard and exposure)."""
+    parser.add_argument("--class-field", help="attribute holding the class of generic polygons")
+    parser.add_argument(
+        "--buffer-km", type=float, default=10.0, help="radius around ACLED events (default 10)"
+    )
+    parser.add_argument("--date-from", help="ACLED: first event date (YYYY-MM-DD)")
+    parser.add_argument("--date-to", help="ACLED: last event date (YYYY-MM-DD)")
+
+
+def _add_hazard(commands: argparse._SubParsersAction) -> None:
     hazard = commands.add_parser(
         "hazard",
         help="read footprints and show their classes, areas and repairs",
@@ -288,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     _footprint_options(hazard)
     hazard.set_defaults(run=_cmd_hazard)
 
+
+def _add_exposure(commands: argparse._SubParsersAction) -> None:
     exposure = commands.add_parser(
         "exposure",
         help="exposure table of a release for one or more footprints",
@@ -315,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     exposure.add_argument(
         "--weighting",
         default="blend",
-        choices=["area", "settlement", "blend"],
+        choices=WEIGHTING_CHOICES,
         help="how the estimate splits a cut cell (default blend)",
     )
     exposure.add_argument(
@@ -327,42 +285,22 @@ def build_parser() -> argparse.ArgumentParser:
     exposure.add_argument("--show", type=int, default=15, help="rows to print (default 15)")
     exposure.set_defaults(run=_cmd_exposure)
 
+
+def _add_audit(commands: argparse._SubParsersAction) -> None:
+    from geo.audit import add_audit_command  # TEMPORARY until the audit package lands
+
     add_audit_command(commands)
 
-    demo_all = commands.add_parser(
-        "demo",
-        help="build the demo: SYNTHETIC registry → store → releases",
-        description="Generate the SYNTHETIC central-Italy registry, ingest it and write the "
-        "demo releases (public and one embassy release).",
-    )
-    demo_all.add_argument(
-        "--out",
-        type=Path,
-        default=Path("data/demo"),
-        help="folder for the release files (default data/demo)",
-    )
-    demo_all.add_argument(
-        "--work-dir",
-        type=Path,
-        default=Path("demo-out"),
-        help="folder for the raw synthetic files and the store (default demo-out)",
-    )
-    demo_all.set_defaults(run=_cmd_demo)
 
-    demo = commands.add_parser(
-        "demo-registry",
-        help="write the SYNTHETIC central-Italy demo registry files",
-        description="Generate the seeded, synthetic registry used by the demo (central Italy).",
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every command and its help."""
+    parser = argparse.ArgumentParser(
+        prog="crisis-exposure",
+        description="Estimate migrants exposed to a hazard footprint from a protected release.",
     )
-    demo.add_argument("--out", type=Path, default=Path("demo-out/registry"), help="folder")
-    demo.add_argument("--seed", type=int, default=2016)
-    demo.add_argument(
-        "--scale",
-        type=float,
-        default=0.05,
-        help="registered persons per foreign resident (default 0.05)",
-    )
-    demo.set_defaults(run=_cmd_demo_registry)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_ingest, _add_release, _add_inspect, _add_hazard, _add_exposure, _add_audit):
+        add(commands)
     return parser
 
 

@@ -22,20 +22,12 @@ Everything downstream (map, exposure, exports) reads only the release file.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 import polars as pl
 import polars_h3
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from geo import codes
 from geo.errors import InputError
@@ -155,20 +147,35 @@ class Release:
         rows = self.breakdowns[self.breakdowns["dimension"] == dimension]
         return rows.drop(columns="dimension").reset_index(drop=True)
 
+    def summary_lines(self) -> list[str]:
+        """Return the policy and totals as short lines (only published figures)."""
+        metadata = self.metadata
+        policy, published = metadata["policy"], metadata["published"]
+        dropped = metadata["dropped"]
+        nationalities = ", ".join(policy["nationalities"]) if policy["nationalities"] else "all"
+        by_res = ", ".join(
+            f"res {r}: {n}"
+            for r, n in sorted(published["groups_by_resolution"].items(), reverse=True)
+        )
+        rounding = f", rounded to {policy['round_to']}" if policy["round_to"] else ""
+        return [
+            f"policy: k={policy['k']} cases, base resolution {policy['base_resolution']}, "
+            f"floor {policy['floor_resolution']}, consent {policy['consent_scope']!r}, "
+            f"nationalities {nationalities}{rounding}",
+            f"published: {published['groups']} groups ({by_res}), {published['cases']} cases, "
+            f"{published['persons']} persons, {len(published['nationalities'])} nationalities",
+            f"dropped (under k at the floor): {dropped['persons']} persons",
+            "breakdowns available for: "
+            + ", ".join(f"{d} {n} groups" for d, n in published["breakdown_groups"].items()),
+            f"method {metadata['method_version']}, created {metadata['created_at']}, "
+            f"sha256 {metadata.get('content_sha256', '')[:16]}…",
+        ]
+
 
 # ---------------------------------------------------------------------------------------
 # Protection
 
 
-def residual_is_safe(cases: int, unpublished_children: int, k: int) -> bool:
-    """Return whether a rolled-up residual may be published.
-
-    An attacker knows each of the parent's unpublished children holds between 0 and
-    k−1 cases. If the residual exceeds what all but one child can hold, that child
-    is proven non-empty (an existence disclosure) and possibly pinned. Publishing
-    is safe when ``cases ≤ (unpublished_children − 1) × (k − 1)``.
-    """
-    return k <= cases <= (unpublished_children - 1) * (k - 1)
 
 
 def primary_vulnerability() -> pl.Expr:
@@ -531,142 +538,3 @@ def _to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
         c for c in out.columns if c not in ("h3_cell", "resolution")
     ]
     return out[ordered].sort_values(keys, kind="stable").reset_index(drop=True)
-
-
-def build_release(store_path: str | Path, policy: ReleasePolicy) -> Release:
-    """Make a release from a store under a policy.
-
-    Returns
-    -------
-    Release
-        With the store's ingests (file names and hashes) recorded in the metadata.
-
-    Raises
-    ------
-    InputError
-        For a bad policy or a missing store, or when the audience is empty.
-    """
-    from geo import store
-
-    policy = policy.checked()
-    con = store.connect(store_path, read_only=True)
-    try:
-        records = store.audience_records(
-            con, policy.consent_scope, policy.nationalities, policy.base_resolution
-        )
-        summary = store.store_summary(con)
-    finally:
-        con.close()
-    if records.is_empty():
-        raise InputError(
-            f"{Path(store_path).name}: no stored registration matches the audience "
-            f"(consent {policy.consent_scope!r}, nationalities "
-            f"{', '.join(policy.nationalities) if policy.nationalities else 'all'})."
-        )
-    release = protect(records, policy)
-    release.metadata["source"] = {
-        "store_records": summary["records"],
-        "store_persons": summary["persons"],
-        "ingests": summary["ingests"],
-    }
-    return release
-
-
-# ---------------------------------------------------------------------------------------
-# The release file
-
-
-class _HashSink(io.RawIOBase):
-    """A write-only file that feeds a SHA-256 digest (so a CSV is hashed, never held)."""
-
-    def __init__(self) -> None:
-        self.digest = hashlib.sha256()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        self.digest.update(data)
-        return len(data)
-
-
-def content_sha256(table: pa.Table, chunk_rows: int = 100_000) -> str:
-    """Return the SHA-256 of the table written as CSV (stable across writers).
-
-    The CSV has a header, LF line ends, minimal quoting and empty strings unquoted
-    (the bytes ``pandas.DataFrame.to_csv`` writes). Polars writes it five times faster,
-    in chunks straight into the digest, so a national release is hashed without holding
-    its CSV text.
-    """
-    sink = _HashSink()
-    frame = pl.from_arrow(table)
-    for offset in range(0, max(frame.height, 1), chunk_rows):
-        part = frame.slice(offset, chunk_rows).with_columns(pl.col(pl.String).replace("", None))
-        part.write_csv(sink, line_terminator="\n", include_header=offset == 0)
-    return sink.digest.hexdigest()
-
-
-def write_release(release: Release, path: str | Path) -> Path:
-    """Write a release as one Parquet file with its metadata, atomically.
-
-    Returns
-    -------
-    Path
-        The written file.
-    """
-    path = Path(path)
-    arrow = pa.Table.from_pandas(release.table(), preserve_index=False)
-    release.metadata["content_sha256"] = content_sha256(arrow)
-    arrow = arrow.replace_schema_metadata({METADATA_KEY: json.dumps(release.metadata).encode()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    pq.write_table(arrow, temporary)
-    os.replace(temporary, path)
-    return path
-
-
-def read_release(path: str | Path) -> Release:
-    """Read a release file and check its content hash.
-
-    Returns
-    -------
-    Release
-
-    Raises
-    ------
-    InputError
-        If the file is missing, not a release, or its content does not match its hash.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such release file.")
-    try:
-        arrow = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path.name}: not a release file (not Parquet: {exc}).") from exc
-    raw = (arrow.schema.metadata or {}).get(METADATA_KEY)
-    if raw is None:
-        raise InputError(f"{path.name}: a Parquet file but not a crisis-exposure release.")
-    metadata = json.loads(raw)
-    missing = [c for c in TABLE_COLUMNS if c not in arrow.column_names]
-    if metadata.get("format") != RELEASE_FORMAT or missing:
-        raise InputError(f"{path.name}: not a crisis-exposure release (columns {missing}).")
-    arrow = arrow.select(TABLE_COLUMNS)
-    if content_sha256(arrow) != metadata.get("content_sha256"):
-        raise InputError(
-            f"{path.name}: the release content does not match its hash; the file was altered."
-        )
-    # Split in Arrow, then convert each part once (pandas row filters on Arrow-backed
-    # strings cost a tenth of a second at national scale).
-    arrow = arrow.set_column(
-        arrow.schema.get_field_index("resolution"),
-        "resolution",
-        arrow["resolution"].cast(pa.int8()),
-    )
-    totals = pc.equal(arrow["dimension"], "total")
-    groups = arrow.filter(totals).select(GROUP_COLUMNS).to_pandas()
-    breakdowns = arrow.filter(pc.invert(totals)).to_pandas()
-    del arrow, totals
-    # Arrow keeps freed buffers for reuse; a dashboard holds the release for hours.
-    pa.default_memory_pool().release_unused()
-    return Release(groups=groups, breakdowns=breakdowns, metadata=metadata)

@@ -1,61 +1,12 @@
-"""Shared fixtures: registration files and stores built in code."""
+"""Shared fixtures: registration files built in code (builders in ``tests.factories``)."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-import numpy as np
-import polars as pl
-import polars_h3
 import pytest
 
-HEADER = [
-    "record_id",
-    "full_name",
-    "phone",
-    "nationality",
-    "latitude",
-    "longitude",
-    "sex",
-    "age",
-    "family_members",
-    "vulnerabilities",
-    "consent",
-    "source",
-    "updated_at",
-]
-
-
-def registration_row(record_id: str, **overrides) -> dict:
-    """Return one valid registration near Norcia with identifiers, overridable."""
-    row = {
-        "record_id": record_id,
-        "full_name": f"Test Person {record_id}",
-        "phone": "+39 000 000 0000",
-        "nationality": "ROU",
-        "latitude": "42.79",
-        "longitude": "13.09",
-        "sex": "F",
-        "age": "34",
-        "family_members": "1",
-        "vulnerabilities": "",
-        "consent": "aggregate;origin_state",
-        "source": "consular",
-        "updated_at": "2025-01-01",
-    }
-    row.update(overrides)
-    return row
-
-
-def write_rows(path: Path, rows: list[dict], delimiter: str = ",", encoding: str = "utf-8") -> Path:
-    """Write dict rows as CSV with the union of their keys as header."""
-    header = list(dict.fromkeys(key for row in rows for key in row)) if rows else HEADER
-    with open(path, "w", newline="", encoding=encoding) as handle:
-        writer = csv.DictWriter(handle, fieldnames=header, delimiter=delimiter)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+from tests.factories import write_rows
 
 
 @pytest.fixture
@@ -66,46 +17,3 @@ def write_csv(tmp_path):
         return write_rows(tmp_path / name, rows, **kwargs)
 
     return write
-
-
-def clustered_records(
-    n: int, seed: int = 0, nationalities: dict[str, float] | None = None
-) -> pl.DataFrame:
-    """Return audience records (as the store hands them to a release) clustered in Umbria."""
-    rng = np.random.default_rng(seed)
-    nationalities = nationalities or {
-        "ROU": 0.4,
-        "ALB": 0.2,
-        "MAR": 0.15,
-        "UKR": 0.15,
-        "PHL": 0.0998,
-        "NPL": 0.0002,
-    }
-    centres = np.array([[43.11, 12.39], [42.79, 13.09], [42.56, 12.65], [43.0, 12.9]])
-    which = rng.integers(0, len(centres), n)
-    spread = rng.choice([0.01, 0.05, 0.2], n, p=[0.4, 0.4, 0.2])
-    lat = centres[which, 0] + rng.normal(0, 1, n) * spread
-    lon = centres[which, 1] + rng.normal(0, 1, n) * spread
-    names = list(nationalities)
-    frame = pl.DataFrame(
-        {
-            "lat": lat,
-            "lon": lon,
-            "nationality": rng.choice(
-                names, n, p=np.array(list(nationalities.values())) / sum(nationalities.values())
-            ),
-            "sex": rng.choice(["F", "M", "X", "unknown"], n, p=[0.5, 0.46, 0.01, 0.03]),
-            "age_band": rng.choice(
-                ["0-4", "5-17", "18-59", "60+", "unknown"], n, p=[0.03, 0.07, 0.8, 0.08, 0.02]
-            ),
-            "vulnerabilities": rng.choice(
-                [0, 1, 2, 4, 16, 17], n, p=[0.9, 0.03, 0.02, 0.02, 0.02, 0.01]
-            ).astype(np.uint16),
-            "persons": rng.choice([1, 2, 3, 4, 6], n, p=[0.5, 0.2, 0.15, 0.1, 0.05]).astype(
-                np.int64
-            ),
-        }
-    )
-    return frame.with_columns(polars_h3.latlng_to_cell("lat", "lon", 8).alias("cell")).drop(
-        "lat", "lon"
-    )

@@ -14,11 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from geo import store
+from geo import pipeline
 from geo.audit import add_audit_command, audit_releases, classify, interval_bounds, run_audit
 from geo.errors import InputError
-from geo.release import Release, ReleasePolicy, build_release, protect, write_release
-from tests.conftest import clustered_records, registration_row
+from geo.pipeline import build_release, write_release
+from geo.release import Release, ReleasePolicy, protect
+from tests.factories import clustered_records, registration_row
 
 AGGREGATE, ORIGIN_STATE = 1, 2
 SCHEMA = {
@@ -537,7 +538,7 @@ def store_and_release(tmp_path, write_csv):
     rows = [registration_row(f"a{i}", latitude="42.79", longitude="13.09") for i in range(14)]
     rows += [registration_row(f"b{i}", latitude="42.80", longitude="13.12") for i in range(3)]
     path = tmp_path / "s.duckdb"
-    store.ingest_files(path, [write_csv(rows)])
+    pipeline.ingest_files(path, [write_csv(rows)])
     release = build_release(path, ReleasePolicy())
     return path, write_release(release, tmp_path / "r.release.parquet"), release
 
@@ -566,6 +567,6 @@ def test_run_audit_and_the_command_line(store_and_release, tmp_path, capsys):
 def test_a_release_from_another_store_is_refused(store_and_release, tmp_path, write_csv):
     _, release_path, _ = store_and_release
     other = tmp_path / "other.duckdb"
-    store.ingest_files(other, [write_csv([registration_row("z1")], name="other.csv")])
+    pipeline.ingest_files(other, [write_csv([registration_row("z1")], name="other.csv")])
     with pytest.raises(InputError, match="audit a release against the store it was made from"):
         run_audit([release_path], other)

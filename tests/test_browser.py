@@ -15,10 +15,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from geo.exposure import compute_exposure
 from geo.hazards import read_footprint, to_bands
-from geo.release import ReleasePolicy, protect, read_release, write_release
-from tests.conftest import clustered_records
+from geo.pipeline import compute_exposure, read_release, write_release
+from geo.release import ReleasePolicy, protect
 from tests.dashboard_server import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -26,6 +25,7 @@ from tests.dashboard_server import (
     start_dashboard,
     stop_dashboard,
 )
+from tests.factories import clustered_records
 
 pytestmark = pytest.mark.browser
 

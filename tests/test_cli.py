@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from geo.cli import build_parser, main
-from tests.conftest import registration_row
+from tests.factories import registration_row
 
 NORCIA = "data/footprints/italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
 

@@ -6,14 +6,16 @@ import h3
 import pandas as pd
 import pytest
 
-from geo import store
+from geo import pipeline
 from geo.demo_registry import (
     IDENTIFIER_COLUMNS,
     TRUTH_FILE_NAME,
     generate_demo_registry,
     write_demo_registry,
 )
-from geo.release import ReleasePolicy, build_release, write_release
+from geo.io import store
+from geo.pipeline import build_release, write_release
+from geo.release import ReleasePolicy
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,9 @@ def demo(tmp_path_factory):
     frame = generate_demo_registry(scale=0.05)
     paths = write_demo_registry(frame, work / "registry")
     registrations = [p for p in paths if p.name != TRUTH_FILE_NAME]
-    reports = store.ingest_files(work / "store.duckdb", registrations, rejects_dir=work / "rejects")
+    reports = pipeline.ingest_files(
+        work / "store.duckdb", registrations, rejects_dir=work / "rejects"
+    )
     public = build_release(work / "store.duckdb", ReleasePolicy())
     embassy = build_release(work / "store.duckdb", ReleasePolicy(nationalities=("UKR",)))
     write_release(public, work / "public.release.parquet")

@@ -13,10 +13,10 @@ import pytest
 import shapely
 
 from geo.errors import InputError
-from geo.export import write_export
-from geo.exposure import TRUTH_SENTENCE, compute_exposure
-from geo.release import ReleasePolicy, protect, write_release
-from tests.conftest import clustered_records
+from geo.exposure_table import TRUTH_SENTENCE
+from geo.pipeline import ExposureRun, compute_exposure, write_export, write_release
+from geo.release import ReleasePolicy, protect
+from tests.factories import clustered_records
 
 HOSTILE = ['=HYPERLINK("http://evil")', "+1+1", "-2", "@SUM(A1)", "\tTAB"]
 
@@ -44,7 +44,7 @@ def setting(tmp_path_factory):
 
 def export(tmp_path, setting, name):
     release, classes, exposure, footprints = setting
-    return write_export(tmp_path / name, exposure, release, footprints, classes=classes)
+    return write_export(tmp_path / name, ExposureRun(exposure, classes, footprints), release)
 
 
 def test_csv_has_metadata_and_stable_columns(tmp_path, setting):

@@ -11,9 +11,9 @@ import shapely
 
 from geo.accuracy import compare_with_truth, demo_truth_points, summarise_errors
 from geo.errors import InputError
-from geo.exposure import compute_exposure
+from geo.pipeline import compute_exposure
 from geo.release import Release, ReleasePolicy, protect
-from tests.conftest import clustered_records
+from tests.factories import clustered_records
 
 NORCIA = (13.1092, 42.8303)
 

@@ -17,7 +17,7 @@ import shapely
 from geo import mapping
 from geo.hazards import read_footprint, to_bands
 from geo.release import ReleasePolicy, protect
-from tests.conftest import clustered_records
+from tests.factories import clustered_records
 
 ROOT = Path(__file__).resolve().parent.parent
 REGIONS = ROOT / "data" / "admin" / "italy_regions_limits_IT_regions.geojson"

@@ -8,15 +8,9 @@ import numpy as np
 import pytest
 import shapely
 
-from geo.exposure import (
-    _ancestors,
-    _cell_reach,
-    _cell_rings,
-    cell_zone_shares,
-    cells_to_ints,
-    cells_to_polygons,
-)
-from geo.overlay import PolygonSet
+from geo.h3cells import cells_to_ints, cells_to_parents, cells_to_polygons
+from geo.tools.exposure import _cell_reach, _cell_rings, cell_zone_shares
+from geo.tools.overlay import PolygonSet
 
 NORCIA = (42.8303, 13.1092)
 
@@ -195,10 +189,10 @@ def test_ancestors_match_h3_and_hold_their_descendants():
         cells += h3.grid_disk(h3.cell_to_center_child(pentagon, 6), 3)
     ints = cells_to_ints(cells)
     expected = [h3.str_to_int(h3.cell_to_parent(c, min(3, h3.get_resolution(c)))) for c in cells]
-    assert (_ancestors(ints, 3) == np.array(expected, dtype=np.uint64)).all()
+    assert (cells_to_parents(ints, 3) == np.array(expected, dtype=np.uint64)).all()
     # The screening box (3 mean edges around the ancestor) holds every descendant's box.
     _, own = _cell_reach(ints)
-    _, screen = _cell_reach(_ancestors(ints, 3), factor=3.0)
+    _, screen = _cell_reach(cells_to_parents(ints, 3), factor=3.0)
     wrapped = screen[:, 2] - screen[:, 0] >= 360
     inside = (screen[:, :2] <= own[:, :2]).all(axis=1) & (screen[:, 2:] >= own[:, 2:]).all(axis=1)
     assert (inside | wrapped).all()

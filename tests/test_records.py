@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 
 from geo.errors import InputError
-from geo.records import iter_validated_batches, open_registration_file
-from tests.conftest import registration_row
+from geo.io.registrations import iter_validated_batches, open_registration_file
+from tests.factories import registration_row
 
 
 def read_all(path, **kwargs):
@@ -163,7 +163,7 @@ def test_optional_fields_default_and_bands(write_csv):
 
 
 def test_utf8_bom_semicolon_and_latin1(tmp_path):
-    from tests.conftest import write_rows
+    from tests.factories import write_rows
 
     rows = [registration_row("a", nationality="Côte d'Ivoire"), registration_row("b")]
     bom = write_rows(tmp_path / "bom.csv", rows, delimiter=";", encoding="utf-8-sig")

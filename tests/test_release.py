@@ -12,18 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from geo import store
+from geo import pipeline
 from geo.errors import InputError
-from geo.release import (
-    ReleasePolicy,
-    build_release,
-    content_sha256,
-    protect,
-    read_release,
-    residual_is_safe,
-    write_release,
-)
-from tests.conftest import clustered_records, registration_row
+from geo.hashing import content_sha256
+from geo.pipeline import build_release, read_release, write_release
+from geo.release import ReleasePolicy, protect
+from tests.factories import clustered_records, registration_row, residual_is_safe
 
 
 def reference_groups(records: pl.DataFrame, k: int, base: int, floor: int) -> dict:
@@ -285,7 +279,7 @@ def test_release_from_a_store_respects_consent(tmp_path, write_csv):
     rows = [registration_row(f"a{i}", consent="aggregate") for i in range(12)]
     rows += [registration_row(f"b{i}", consent="origin_state") for i in range(12)]
     s = tmp_path / "s.duckdb"
-    store.ingest_files(s, [write_csv(rows)])
+    pipeline.ingest_files(s, [write_csv(rows)])
     public = build_release(s, ReleasePolicy())
     assert public.groups["cases"].sum() == 12
     assert public.metadata["source"]["ingests"][0]["file_name"] == "records.csv"

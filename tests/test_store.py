@@ -6,9 +6,10 @@ import csv
 
 import pytest
 
-from geo import store
+from geo import pipeline
 from geo.errors import InputError
-from tests.conftest import registration_row
+from geo.io import store
+from tests.factories import registration_row
 
 
 def snapshot(path):
@@ -30,7 +31,7 @@ def test_ingest_keeps_only_minimal_fields(tmp_path, write_csv):
     ]
     rows.append(registration_row("bad", nationality="Atlantis", full_name="Secret Name X"))
     path = write_csv(rows)
-    reports = store.ingest_files(tmp_path / "s.duckdb", [path])
+    reports = pipeline.ingest_files(tmp_path / "s.duckdb", [path])
     report = reports[0]
     assert (report.rows_read, report.accepted, report.rejected, report.inserted) == (6, 5, 1, 5)
     assert set(report.identifier_columns) == {"full_name", "phone"}
@@ -49,9 +50,9 @@ def test_ingest_keeps_only_minimal_fields(tmp_path, write_csv):
 
 def test_reingesting_the_same_file_changes_nothing(tmp_path, write_csv):
     path = write_csv([registration_row(f"r{i}") for i in range(3)])
-    store.ingest_files(tmp_path / "s.duckdb", [path])
+    pipeline.ingest_files(tmp_path / "s.duckdb", [path])
     before = snapshot(tmp_path / "s.duckdb")
-    report = store.ingest_files(tmp_path / "s.duckdb", [path])[0]
+    report = pipeline.ingest_files(tmp_path / "s.duckdb", [path])[0]
     assert report.already_ingested
     assert snapshot(tmp_path / "s.duckdb") == before
 
@@ -63,7 +64,7 @@ def test_duplicates_keep_the_latest_update(tmp_path, write_csv):
         registration_row("a", nationality="MAR", updated_at="2023-01-01"),
         registration_row("a", nationality="UKR", source="other_source"),
     ]
-    report = store.ingest_files(tmp_path / "s.duckdb", [write_csv(rows)])[0]
+    report = pipeline.ingest_files(tmp_path / "s.duckdb", [write_csv(rows)])[0]
     assert (report.accepted, report.rejected, report.inserted) == (2, 2, 2)
     assert report.rejects_by_reason == {
         "duplicate record_id (the entry with the latest updated_at is kept)": 2
@@ -76,15 +77,17 @@ def test_duplicates_keep_the_latest_update(tmp_path, write_csv):
 
 def test_a_later_file_updates_and_an_older_one_does_not(tmp_path, write_csv):
     s = tmp_path / "s.duckdb"
-    store.ingest_files(s, [write_csv([registration_row("a", updated_at="2024-01-01")], "v1.csv")])
+    pipeline.ingest_files(
+        s, [write_csv([registration_row("a", updated_at="2024-01-01")], "v1.csv")]
+    )
     newer = write_csv(
         [registration_row("a", nationality="ALB", updated_at="2025-01-01"), registration_row("b")],
         "v2.csv",
     )
-    report = store.ingest_files(s, [newer])[0]
+    report = pipeline.ingest_files(s, [newer])[0]
     assert (report.updated, report.inserted) == (1, 1)
     older = write_csv([registration_row("a", nationality="MAR", updated_at="2020-01-01")], "v0.csv")
-    report = store.ingest_files(s, [older])[0]
+    report = pipeline.ingest_files(s, [older])[0]
     assert (report.kept_newer, report.updated, report.inserted) == (1, 0, 0)
     con = store.connect(s, read_only=True)
     assert con.execute("SELECT count(*), min(nationality) FROM registrations").fetchall() == [
@@ -95,7 +98,7 @@ def test_a_later_file_updates_and_an_older_one_does_not(tmp_path, write_csv):
 
 def test_a_failure_half_way_leaves_the_store_as_it_was(tmp_path, write_csv, monkeypatch):
     s = tmp_path / "s.duckdb"
-    store.ingest_files(s, [write_csv([registration_row("keep")], "first.csv")])
+    pipeline.ingest_files(s, [write_csv([registration_row("keep")], "first.csv")])
     before = snapshot(s)
     second = write_csv([registration_row(f"n{i}") for i in range(10)], "second.csv")
     third = write_csv([registration_row("t")], "third.csv")
@@ -110,7 +113,7 @@ def test_a_failure_half_way_leaves_the_store_as_it_was(tmp_path, write_csv, monk
 
     monkeypatch.setattr(store, "_merge_staging", failing_merge)
     with pytest.raises(OSError, match="disk full"):
-        store.ingest_files(s, [second, third])
+        pipeline.ingest_files(s, [second, third])
     assert snapshot(s) == before
     assert not (tmp_path / "second.csv.rejects.csv").exists()
 
@@ -121,8 +124,8 @@ def test_a_bad_file_among_good_ones_stores_nothing(tmp_path, write_csv):
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"\x00\x00binary")
     with pytest.raises(InputError, match="bad.csv: the file is binary"):
-        store.ingest_files(s, [good, bad])
-    store.ingest_files(s, [good])
+        pipeline.ingest_files(s, [good, bad])
+    pipeline.ingest_files(s, [good])
     assert len(snapshot(s)[0]) == 1
 
 

@@ -12,28 +12,23 @@ from __future__ import annotations
 import os
 import secrets
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
-import polars_h3
 import pyarrow as pa
 
-from geo import codes
+from geo import codes, h3cells
 from geo.errors import InputError
-from geo.records import (
-    FileHeader,
-    ValidatedBatch,
-    iter_validated_batches,
-    open_registration_file,
-)
+from geo.io.registrations import FileHeader
 from geo.sanitize import spreadsheet_safe
+from geo.validate import ValidatedBatch
 
 STORE_RESOLUTION = 8
+PreparedBatch = tuple[ValidatedBatch, pa.Table]
 DUCKDB_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "384MB")
 SCHEMA_VERSION = "1"
 
@@ -153,33 +148,27 @@ def _meta(con: duckdb.DuckDBPyConnection, key: str) -> str:
     return con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()[0][0]
 
 
-def _bin_batch(accepted: pl.DataFrame) -> pl.DataFrame:
-    """Replace coordinates by the H3 cell at the store resolution (vectorised)."""
-    return accepted.with_columns(
-        polars_h3.latlng_to_cell("latitude", "longitude", STORE_RESOLUTION).alias("cell")
-    ).drop("latitude", "longitude")
 
 
 def ingest_files(
     store_path: str | Path,
-    paths: Sequence[str | Path],
+    files: Sequence[tuple[FileHeader, Iterable[PreparedBatch]]],
     rejects_dir: str | Path | None = None,
-    sheet: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[IngestReport]:
-    """Validate files and add their accepted records to the store, in one transaction.
+    """Add validated, binned batches of several files to the store, in one transaction.
 
     Parameters
     ----------
     store_path
         The DuckDB store (created when missing).
-    paths
-        Registration files (CSV, XLSX, Parquet).
+    files
+        Per file, its header (name, hash, format, dropped columns) and its batches: the
+        validated batch and its accepted records with the H3 cell at
+        ``STORE_RESOLUTION`` instead of coordinates, as Arrow.
     rejects_dir
         Folder for one ``<file>.rejects.csv`` per file with rejects (row, record_id,
         reasons); default: beside the store.
-    sheet
-        Worksheet name for workbooks with several sheets.
     progress
         Called with a short message as work advances.
 
@@ -191,18 +180,17 @@ def ingest_files(
     Raises
     ------
     InputError
-        If any file cannot be read (the store is then left unchanged).
+        If any batch cannot be read (the store is then left unchanged).
     """
     say = progress or (lambda message: None)
-    headers = [open_registration_file(p, sheet=sheet) for p in paths]
     rejects_dir = Path(rejects_dir) if rejects_dir else Path(store_path).resolve().parent
     con = connect(store_path)
     reports: list[IngestReport] = []
     pending_rejects: list[tuple[Path, pl.DataFrame]] = []
     try:
         con.begin()
-        for header in headers:
-            report, rejects = _ingest_one(con, header, say)
+        for header, batches in files:
+            report, rejects = _ingest_one(con, header, batches, say)
             reports.append(report)
             if rejects is not None and rejects.height:
                 report.rejects_path = rejects_dir / f"{header.file_name}.rejects.csv"
@@ -227,27 +215,13 @@ def _write_rejects(target: Path, rejects: pl.DataFrame) -> None:
     os.replace(temporary, target)
 
 
-def _prefetched(header: FileHeader) -> Iterator[tuple[ValidatedBatch, pa.Table]]:
-    """Yield validated, binned batches, preparing the next one while DuckDB stores this one.
-
-    Reading, validation and binning run in a worker thread (polars and pyarrow release
-    the GIL), so the two cores share the work; an error in the worker is raised here.
-    """
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        batches = iter_validated_batches(header)
-
-        def prepare() -> tuple[ValidatedBatch, pa.Table] | None:
-            batch = next(batches, None)
-            return None if batch is None else (batch, _bin_batch(batch.accepted).to_arrow())
-
-        pending = worker.submit(prepare)
-        while (ready := pending.result()) is not None:
-            pending = worker.submit(prepare)
-            yield ready
 
 
 def _ingest_one(
-    con: duckdb.DuckDBPyConnection, header: FileHeader, say: Callable[[str], None]
+    con: duckdb.DuckDBPyConnection,
+    header: FileHeader,
+    batches: Iterable[PreparedBatch],
+    say: Callable[[str], None],
 ) -> tuple[IngestReport, pl.DataFrame | None]:
     report = IngestReport(
         file_name=header.file_name,
@@ -268,7 +242,7 @@ def _ingest_one(
     con.execute("ALTER TABLE staging ADD COLUMN record_id VARCHAR")
     rejects: list[pl.DataFrame] = []
     ingest_id = con.execute("SELECT coalesce(max(ingest_id), 0) + 1 FROM ingests").fetchall()[0][0]
-    for batch, binned in _prefetched(header):
+    for batch, binned in batches:
         report.rows_read += batch.rows_read
         rejects.append(batch.rejects)
         con.register("binned", binned)
@@ -378,17 +352,6 @@ def _consent_bit(consent_scope: str) -> int:
     return 1 << codes.CONSENT_SCOPES.index(consent_scope)
 
 
-def h3_parent_sql(column: str, resolution: int) -> str:
-    """Return SQL for the H3 parent of an integer cell column (bit operations, no extension).
-
-    The parent has the resolution field set to ``resolution`` and every digit finer
-    than it set to 7 (unused), exactly as ``h3.cell_to_parent`` does.
-    """
-    unused_digits = (1 << (3 * (15 - resolution))) - 1
-    return (
-        f"(({column} & ~(15::UBIGINT << 52)) | ({resolution}::UBIGINT << 52) "
-        f"| {unused_digits}::UBIGINT)"
-    )
 
 
 def audience_records(
@@ -422,7 +385,7 @@ def audience_records(
     InputError
         For an unknown consent scope.
     """
-    cell = h3_parent_sql("cell", resolution if resolution is not None else STORE_RESOLUTION)
+    cell = h3cells.parent_sql("cell", resolution if resolution is not None else STORE_RESOLUTION)
     query = f"""
         SELECT nationality, {cell} AS cell, sex, age_band, vulnerabilities,
                count(*)::BIGINT AS cases, sum(1 + family_members)::BIGINT AS persons

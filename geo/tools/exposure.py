@@ -11,15 +11,13 @@ Counts are *extensive* (split by share when a cell is cut). The true value alway
 in [low, high], because a released group's people are somewhere inside its cell.
 
 The share inside can be the area share, a settlement share (GeoNames places with
-population inside the cell, shipped in ``data/settlements``: see
-:mod:`geo.settlements`), or a blend of the two.
+population inside the cell, handed in by the caller: see :mod:`geo.io.settlements`),
+or a blend of the two.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import geopandas as gpd
 import h3
@@ -29,30 +27,13 @@ import polars as pl
 import polars_h3
 import shapely
 
+from geo import h3cells
 from geo.errors import InputError
-from geo.overlay import PolygonSet
+from geo.exposure_table import DEFAULT_WEIGHTING, TABLE_COLUMNS, WEIGHTINGS, Exposure
 from geo.release import Release
-from geo.settlements import read_settlements
+from geo.tools.overlay import PolygonSet
 
-WEIGHTINGS = ("area", "settlement", "blend")
-DEFAULT_WEIGHTING = "blend"
 SETTLEMENT_BLEND = 0.5
-TRUTH_SENTENCE = (
-    "The true number lies between low and high: low counts only cells entirely inside "
-    "the area, high every cell that touches it; the estimate weights each cut cell by "
-    "the share of it inside."
-)
-TABLE_COLUMNS = [
-    "hazard_class",
-    "class_rank",
-    "nationality",
-    "persons_low",
-    "persons_estimate",
-    "persons_high",
-    "cases_low",
-    "cases_estimate",
-    "cases_high",
-]
 _MIN_SHARE = 1e-9
 _INSIDE_TOLERANCE = 1e-9
 EARTH_RADIUS_KM = 6371.007180918475  # H3's authalic radius
@@ -64,87 +45,23 @@ _COLLECTION_TYPES = [
 ]
 
 
-@dataclass
-class Exposure:
-    """An exposure table with the facts needed to label and export it."""
-
-    table: pd.DataFrame
-    by_class: pd.DataFrame
-    weighting: str
-    cumulative: bool
-    admin_field: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def headline(self) -> pd.Series:
-        """Return persons low / estimate / high in the most severe class with anyone.
-
-        Computed on the class table, never by summing administrative areas (a cell
-        that touches two areas counts in both areas' high).
-        """
-        exposed = self.by_class[self.by_class["persons_high"] > 0]
-        if exposed.empty:
-            return pd.Series(
-                {"hazard_class": None, "persons_low": 0, "persons_estimate": 0, "persons_high": 0}
-            )
-        top = exposed["class_rank"].max()
-        worst = exposed[exposed["class_rank"] == top]
-        return pd.Series(
-            {
-                "hazard_class": worst["hazard_class"].iloc[0],
-                "persons_low": int(worst["persons_low"].sum()),
-                "persons_estimate": int(worst["persons_estimate"].sum()),
-                "persons_high": int(worst["persons_high"].sum()),
-            }
-        )
 
 
-def cells_to_ints(cells: Sequence[str]) -> np.ndarray:
-    """Return H3 cells (strings) as unsigned 64-bit integers, vectorised."""
-    strings = pl.from_pandas(pd.Series(cells)).cast(pl.String)  # no copy for Arrow strings
-    return pl.select(polars_h3.str_to_int(strings)).to_series().to_numpy()
 
 
-def cell_boundaries(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the vertices of cells (integers) as one (n, 2) array of (lon, lat), and counts.
-
-    A cell whose boundary jumps across ±180° is unwrapped to one side, so its planar
-    area stays right; zones crossing the antimeridian are split by the footprint reader.
-    """
-    if len(cells) == 0:
-        return np.zeros((0, 2)), np.zeros(0, dtype=np.int64)
-    boundary = pl.select(polars_h3.cell_to_boundary(pl.Series(cells, dtype=pl.UInt64)))
-    boundary = boundary.to_series()
-    sizes = boundary.list.len().to_numpy().astype(np.int64)
-    latlng = boundary.explode().explode().to_numpy().reshape(-1, 2)
-    lng, lat = latlng[:, 1], latlng[:, 0]
-    starts = np.cumsum(sizes) - sizes
-    span = np.maximum.reduceat(lng, starts) - np.minimum.reduceat(lng, starts)
-    wraps = np.repeat(span > 180, sizes)
-    lng = np.where(wraps & (lng < 0), lng + 360, lng)
-    return np.column_stack([lng, lat]), sizes
 
 
-def cells_to_polygons(cells: Sequence[str]) -> np.ndarray:
-    """Return shapely polygons (lon, lat) for H3 cells, unwrapped at the antimeridian."""
-    vertices, sizes = cell_boundaries(cells_to_ints(cells))
-    if len(sizes) == 0:
-        return np.array([], dtype=object)
-    rings = shapely.linearrings(vertices, indices=np.repeat(np.arange(len(sizes)), sizes))
-    return shapely.polygons(rings)
 
 
 def _cell_rings(cells: np.ndarray) -> np.ndarray:
     """Return cell boundaries as an (n, m, 2) array, short rings repeating their last vertex."""
-    vertices, sizes = cell_boundaries(cells)
+    vertices, sizes = h3cells.cell_boundaries(cells)
     starts = np.cumsum(sizes) - sizes
     width = int(sizes.max()) if len(sizes) else 0
     position = starts[:, None] + np.minimum(np.arange(width), sizes[:, None] - 1)
     return vertices[position]
 
 
-def _resolutions(cells: np.ndarray) -> np.ndarray:
-    """Return the resolution of H3 cells (integers), read from bits 52–55 of the index."""
-    return ((cells >> np.uint64(52)) & np.uint64(15)).astype(np.int64)
 
 
 def _cell_reach(cells: np.ndarray, factor: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
@@ -156,7 +73,7 @@ def _cell_reach(cells: np.ndarray, factor: float = 1.5) -> tuple[np.ndarray, np.
     """
     centres = pl.select(polars_h3.cell_to_latlng(pl.Series(cells, dtype=pl.UInt64)))
     lat, lng = centres.to_series().explode().to_numpy().reshape(-1, 2).T
-    reach = factor * _EDGE_KM[_resolutions(cells)] / EARTH_RADIUS_KM  # radians
+    reach = factor * _EDGE_KM[h3cells.cell_resolutions(cells)] / EARTH_RADIUS_KM  # radians
     widest = np.radians(np.abs(lat)) + reach
     with np.errstate(invalid="ignore", divide="ignore"):
         reach_lng = np.degrees(np.arcsin(np.minimum(np.sin(reach) / np.cos(widest), 1.0)))
@@ -166,15 +83,6 @@ def _cell_reach(cells: np.ndarray, factor: float = 1.5) -> tuple[np.ndarray, np.
     return np.column_stack([lng, lat]), box
 
 
-def _ancestors(cells: np.ndarray, resolution: int) -> np.ndarray:
-    """Return each cell's parent at ``resolution`` (itself if coarser), in H3 bit arithmetic.
-
-    The resolution field (bits 52–55) is set and the digits below it set to 7 (unused).
-    """
-    level = np.minimum(_resolutions(cells), resolution).astype(np.uint64)
-    unused = (np.uint64(1) << (np.uint64(3) * (np.uint64(15) - level))) - np.uint64(1)
-    cleared = cells & ~(np.uint64(15) << np.uint64(52)) & ~unused
-    return cleared | (level << np.uint64(52)) | unused
 
 
 def _cells_near(cells: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -190,7 +98,7 @@ def _cells_near(cells: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.n
     def meets(box: np.ndarray) -> np.ndarray:
         return (box[:, 2] >= xmin) & (box[:, 0] <= xmax) & (box[:, 3] >= ymin) & (box[:, 1] <= ymax)
 
-    family, ancestors = pd.factorize(_ancestors(cells, _SCREEN_RESOLUTION))
+    family, ancestors = pd.factorize(h3cells.cells_to_parents(cells, _SCREEN_RESOLUTION))
     _, ancestor_box = _cell_reach(np.asarray(ancestors, dtype=np.uint64), factor=3.0)
     candidates = np.flatnonzero(meets(ancestor_box)[family])
     centre, box = _cell_reach(cells[candidates])
@@ -224,7 +132,7 @@ def _cell_zone_pairs(
     nothing = np.zeros(0, dtype=np.int64)
     if len(cells) == 0 or len(parts) == 0:
         return nothing, nothing, np.zeros(0), np.zeros(0, dtype=bool)
-    ints = cells_to_ints(cells)
+    ints = h3cells.cells_to_ints(cells)
     near, centre, box = _cells_near(ints, shapely.total_bounds(parts))
     if len(near) == 0:
         return nothing, nothing, np.zeros(0), np.zeros(0, dtype=bool)
@@ -274,7 +182,9 @@ def cell_zone_shares(cells: Sequence[str], zones: gpd.GeoDataFrame) -> pd.DataFr
     return pairs.sort_values(["h3_cell", "zone"], kind="stable").reset_index(drop=True)
 
 
-def settlement_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame) -> pd.Series:
+def settlement_shares(
+    pairs: pd.DataFrame, zones: gpd.GeoDataFrame, places: pd.DataFrame
+) -> pd.Series:
     """Return, per (cell, zone) pair, the share of the cell's settlement population inside.
 
     NaN where the cell holds no GeoNames place (the caller falls back to the area share).
@@ -284,10 +194,9 @@ def settlement_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame) -> pd.Series
     if pairs.empty:
         return nothing
     cell_of_pair, cells = pd.factorize(pairs["h3_cell"])
-    ints = cells_to_ints(cells)
-    vertices, _ = cell_boundaries(ints)
+    ints = h3cells.cells_to_ints(cells)
+    vertices, _ = h3cells.cell_boundaries(ints)
     (minx, miny), (maxx, maxy) = vertices.min(axis=0), vertices.max(axis=0)
-    places = read_settlements()
     places = places[places["lon"].between(minx, maxx) & places["lat"].between(miny, maxy)]
     if places.empty:
         return nothing
@@ -296,7 +205,7 @@ def settlement_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame) -> pd.Series
     order = np.argsort(ints)
     coordinates = pl.DataFrame({"lat": lat, "lon": lon})
     place, cell = [], []
-    for resolution in np.unique(_resolutions(ints)):
+    for resolution in np.unique(h3cells.cell_resolutions(ints)):
         located = coordinates.select(polars_h3.latlng_to_cell("lat", "lon", int(resolution)))
         located = located.to_series().to_numpy()
         position = np.minimum(np.searchsorted(ints, located, sorter=order), len(ints) - 1)
@@ -329,7 +238,12 @@ def _check_weighting(weighting: str) -> None:
         raise InputError(f"unknown weighting {weighting!r}; use one of {', '.join(WEIGHTINGS)}.")
 
 
-def weighted_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame, weighting: str) -> pd.Series:
+def weighted_shares(
+    pairs: pd.DataFrame,
+    zones: gpd.GeoDataFrame,
+    weighting: str,
+    places: pd.DataFrame | None = None,
+) -> pd.Series:
     """Return the estimate's share per (cell, zone) pair for a weighting method.
 
     Raises
@@ -341,34 +255,14 @@ def weighted_shares(pairs: pd.DataFrame, zones: gpd.GeoDataFrame, weighting: str
     area = pairs["area_share"]
     if weighting == "area":
         return area
-    settlement = settlement_shares(pairs, zones).fillna(area)
+    if places is None:
+        raise InputError(f"the {weighting} weighting needs the settlement places.")
+    settlement = settlement_shares(pairs, zones, places).fillna(area)
     if weighting == "settlement":
         return settlement
     return SETTLEMENT_BLEND * settlement + (1 - SETTLEMENT_BLEND) * area
 
 
-def read_admin_boundaries(path: str | Path, name: str | None = None) -> gpd.GeoDataFrame:
-    """Read administrative boundaries (any vector format) as valid polygons in EPSG:4326.
-
-    Raises
-    ------
-    InputError
-        If the file cannot be read, has no polygons or no CRS.
-    """
-    display = name or Path(path).name
-    try:
-        areas = gpd.read_file(path, engine="pyogrio")
-    except Exception as exc:  # pyogrio raises several error types for unreadable files
-        raise InputError(f"{display}: cannot read the boundaries ({exc}).") from exc
-    areas = areas[areas.geometry.notna()]
-    areas = areas[areas.geom_type.isin(["Polygon", "MultiPolygon"])]
-    if areas.empty:
-        raise InputError(f"{display}: the boundaries file holds no polygons.")
-    if areas.crs is None:
-        raise InputError(f"{display}: the boundaries have no CRS; save them with one.")
-    areas = areas.to_crs(4326)
-    areas["geometry"] = shapely.make_valid(areas.geometry.values)
-    return areas.reset_index(drop=True)
 
 
 def _zones(
@@ -390,7 +284,11 @@ def _zones(
 
 
 def _exposure_table(
-    groups: pd.DataFrame, zones: gpd.GeoDataFrame, weighting: str, admin_columns: list[str]
+    groups: pd.DataFrame,
+    zones: gpd.GeoDataFrame,
+    weighting: str,
+    admin_columns: list[str],
+    places: pd.DataFrame | None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Return the low / estimate / high table of released groups over zones, and notes.
 
@@ -405,7 +303,7 @@ def _exposure_table(
         pairs = pd.DataFrame(
             {"h3_cell": np.asarray(cells, dtype=object)[cell], "zone": zone, "area_share": share}
         )
-        share = weighted_shares(pairs, zones, weighting).to_numpy()
+        share = weighted_shares(pairs, zones, weighting, places).to_numpy()
     share = np.where(inside, 1.0, share)
     # Expand each touching group to its (cell, zone) pairs, pairs sorted by cell.
     order = np.argsort(cell, kind="stable")
@@ -460,6 +358,7 @@ def compute_exposure(
     admin: gpd.GeoDataFrame | None = None,
     admin_field: str | None = None,
     nationalities: list[str] | None = None,
+    places: pd.DataFrame | None = None,
 ) -> Exposure:
     """Return the exposure table of a release for classed hazard polygons.
 
@@ -479,6 +378,9 @@ def compute_exposure(
         Optional administrative boundaries and the field naming each area.
     nationalities
         Restrict to these nationalities (default: all in the release).
+    places
+        Settlement places (lon, lat, population) for the settlement and blend
+        weightings (:func:`geo.io.settlements.read_settlements`).
 
     Returns
     -------
@@ -495,11 +397,13 @@ def compute_exposure(
     groups = release.groups
     if nationalities:
         groups = groups[groups["nationality"].isin(nationalities)]
-    by_class, notes = _exposure_table(groups, _zones(classes, None, None), weighting, [])
+    by_class, notes = _exposure_table(
+        groups, _zones(classes, None, None), weighting, [], places
+    )
     table = by_class
     if admin is not None:
         table, _ = _exposure_table(
-            groups, _zones(classes, admin, admin_field), weighting, [admin_field]
+            groups, _zones(classes, admin, admin_field), weighting, [admin_field], places
         )
     return Exposure(
         table=table,
@@ -509,3 +413,26 @@ def compute_exposure(
         admin_field=admin_field,
         notes=notes,
     )
+
+
+def exposed_groups(
+    release: Release, classes: gpd.GeoDataFrame, nationalities: list[str] | None = None
+) -> pd.DataFrame:
+    """Return the released groups whose cell touches a class, with the worst class touched.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The release's group columns plus class_label, class_rank (of the most severe
+        class the cell touches) and inside (the cell lies entirely inside that class),
+        sorted by cell and nationality.
+    """
+    groups = release.groups
+    if nationalities:
+        groups = groups[groups["nationality"].isin(nationalities)]
+    zones = classes[["class_label", "class_rank", "geometry"]].reset_index(drop=True)
+    pairs = cell_zone_shares(sorted(groups["h3_cell"].unique()), zones)
+    pairs = pairs.merge(zones.drop(columns="geometry"), left_on="zone", right_index=True)
+    worst = pairs.sort_values("class_rank", ascending=False).drop_duplicates("h3_cell")
+    exposed = groups.merge(worst, on="h3_cell").sort_values(["h3_cell", "nationality"])
+    return exposed.reset_index(drop=True)

@@ -20,7 +20,8 @@ import pandas as pd
 import shapely
 
 from geo.errors import InputError
-from geo.exposure import TRUTH_SENTENCE, Exposure, cell_zone_shares, cells_to_polygons
+from geo.exposure_table import TRUTH_SENTENCE, Exposure
+from geo.h3cells import cells_to_polygons
 from geo.release import Release
 from geo.sanitize import spreadsheet_safe
 
@@ -145,23 +146,15 @@ def table_to_xlsx_bytes(table: pd.DataFrame, metadata: dict) -> bytes:
     return buffer.getvalue()
 
 
-def exposed_cells_geojson(
-    release: Release, classes, metadata: dict, nationalities: list[str] | None = None
-) -> dict:
-    """Return a GeoJSON FeatureCollection of the released groups whose cell touches a class.
+def exposed_cells_geojson(exposed: pd.DataFrame, metadata: dict) -> dict:
+    """Return a GeoJSON FeatureCollection of exposed released groups.
 
-    Each feature is one released (cell, nationality) group with its released persons
-    and cases, the most severe class it touches and whether it lies entirely inside
-    that class. The collection carries the metadata as a foreign member.
+    ``exposed`` is :func:`geo.tools.exposure.exposed_groups`: one released (cell,
+    nationality) group per row with its released persons and cases, the most severe
+    class its cell touches and whether the cell lies entirely inside that class. The
+    collection carries the metadata as a foreign member.
     """
-    groups = release.groups
-    if nationalities:
-        groups = groups[groups["nationality"].isin(nationalities)]
-    zones = classes[["class_label", "class_rank", "geometry"]].reset_index(drop=True)
-    pairs = cell_zone_shares(sorted(groups["h3_cell"].unique()), zones)
-    pairs = pairs.merge(zones.drop(columns="geometry"), left_on="zone", right_index=True)
-    worst = pairs.sort_values("class_rank", ascending=False).drop_duplicates("h3_cell")
-    exposed = groups.merge(worst, on="h3_cell").sort_values(["h3_cell", "nationality"])
+    worst = exposed.drop_duplicates("h3_cell")
     # One geometry per cell, shared by the cell's groups (a cell holds many nationalities).
     polygons = shapely.to_geojson(cells_to_polygons(list(worst["h3_cell"])))
     geometries = {
@@ -188,48 +181,54 @@ def exposed_cells_geojson(
     return {"type": "FeatureCollection", "metadata": metadata, "features": features}
 
 
-def write_export(
-    path: str | Path,
-    exposure: Exposure,
-    release: Release,
-    footprints: Sequence[dict],
-    classes=None,
-    file_format: str | None = None,
-) -> Path:
-    """Write an exposure export atomically; the format follows the suffix unless given.
-
-    ``.csv`` → CSV, ``.hxl.csv`` → HXL-tagged CSV, ``.xlsx`` → workbook, ``.geojson``
-    → exposed released cells (needs ``classes``).
-
-    Returns
-    -------
-    Path
+def export_format(path: str | Path) -> str:
+    """Return the export format a file name asks for: csv, hxl, xlsx or geojson.
 
     Raises
     ------
     InputError
-        For an unknown format or a GeoJSON export without classes.
+        For a suffix that is none of ``.csv``, ``.hxl.csv``, ``.xlsx``, ``.geojson``.
     """
-    path = Path(path)
-    name = path.name.lower()
-    file_format = file_format or (
+    name = Path(path).name.lower()
+    file_format = (
         "hxl" if name.endswith(".hxl.csv") else name.rsplit(".", 1)[-1] if "." in name else ""
     )
     if file_format not in FORMATS:
         raise InputError(
-            f"{path.name}: unknown export format; use .csv, .hxl.csv, .xlsx or .geojson."
+            f"{Path(path).name}: unknown export format; use .csv, .hxl.csv, .xlsx or .geojson."
         )
+    return file_format
+
+
+def export_bytes(
+    file_format: str,
+    exposure: Exposure,
+    release: Release,
+    footprints: Sequence[dict],
+    exposed: pd.DataFrame | None = None,
+) -> bytes:
+    """Return an export's bytes: CSV, HXL CSV, XLSX, or GeoJSON of ``exposed`` groups.
+
+    Raises
+    ------
+    InputError
+        For an unknown format or a GeoJSON export without the exposed groups.
+    """
+    if file_format not in FORMATS:
+        raise InputError(f"unknown export format {file_format!r}; use one of {FORMATS}.")
     metadata = export_metadata(exposure, release, footprints)
     if file_format == "xlsx":
-        payload = table_to_xlsx_bytes(exposure.table, metadata)
-    elif file_format == "geojson":
-        if classes is None:
-            raise InputError("a GeoJSON export needs the footprint classes.")
-        payload = json.dumps(
-            exposed_cells_geojson(release, classes, metadata), ensure_ascii=False
-        ).encode()
-    else:
-        payload = table_to_csv_text(exposure.table, metadata, hxl=file_format == "hxl").encode()
+        return table_to_xlsx_bytes(exposure.table, metadata)
+    if file_format == "geojson":
+        if exposed is None:
+            raise InputError("a GeoJSON export needs the exposed cells.")
+        return json.dumps(exposed_cells_geojson(exposed, metadata), ensure_ascii=False).encode()
+    return table_to_csv_text(exposure.table, metadata, hxl=file_format == "hxl").encode()
+
+
+def write_bytes_atomically(path: str | Path, payload: bytes) -> Path:
+    """Write bytes to ``path`` through a temporary file and a rename (never half-written)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_bytes(payload)

@@ -1,0 +1,70 @@
+"""Administrative boundaries for a breakdown of exposure by area: one reader for all.
+
+Any vector format pyogrio reads. Polygons only, repaired, in EPSG:4326. TopoJSON has no
+CRS field because it is WGS 84 by definition, so a TopoJSON file without one is read as
+EPSG:4326 (as the footprint reader does); any other file without a CRS is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import shapely
+
+from geo.errors import InputError
+
+
+def _is_topojson(path: Path) -> bool:
+    """Return whether a file is TopoJSON (by suffix, or a JSON object of type Topology)."""
+    if path.suffix.lower() == ".topojson":
+        return True
+    if path.suffix.lower() not in (".json", ".geojson"):
+        return False
+    with open(path, "rb") as handle:
+        head = handle.read(4096).decode("utf-8", errors="replace")
+    compact = "".join(head.split())
+    return '"type":"Topology"' in compact
+
+
+def read_boundaries(path: str | Path, name: str | None = None) -> gpd.GeoDataFrame:
+    """Read administrative boundaries as valid polygons in EPSG:4326.
+
+    Parameters
+    ----------
+    path
+        Any vector file pyogrio reads (GeoJSON, TopoJSON, Shapefile, GeoPackage …).
+    name
+        The name to use in messages (default: the file's name).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The file's attributes and polygon geometries, index 0..n−1.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read, holds no polygons, or has no CRS (and is not TopoJSON).
+    """
+    path = Path(path)
+    display = name or path.name
+    try:
+        areas = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyogrio raises several error types for unreadable files
+        raise InputError(f"{display}: cannot read the boundaries ({_one_line(exc)}).") from exc
+    areas = areas[areas.geometry.notna()]
+    areas = areas[areas.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if areas.empty:
+        raise InputError(f"{display}: the boundaries file holds no polygons.")
+    if areas.crs is None:
+        if not _is_topojson(path):
+            raise InputError(f"{display}: the boundaries have no CRS; save them with one.")
+        areas = areas.set_crs(4326)
+    areas = areas.to_crs(4326)
+    areas["geometry"] = shapely.make_valid(areas.geometry.values)
+    return areas.reset_index(drop=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

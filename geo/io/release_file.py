@@ -1,0 +1,85 @@
+"""The release file: one Parquet file holding the published table and its metadata.
+
+The table is hashed (:func:`geo.hashing.content_sha256`) and the hash is kept in the
+metadata; a reader refuses a file whose content does not match it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from geo.errors import InputError
+from geo.hashing import content_sha256
+from geo.release import GROUP_COLUMNS, METADATA_KEY, RELEASE_FORMAT, TABLE_COLUMNS, Release
+
+
+def write_release(release: Release, path: str | Path) -> Path:
+    """Write a release as one Parquet file with its metadata, atomically.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    path = Path(path)
+    arrow = pa.Table.from_pandas(release.table(), preserve_index=False)
+    release.metadata["content_sha256"] = content_sha256(arrow)
+    arrow = arrow.replace_schema_metadata({METADATA_KEY: json.dumps(release.metadata).encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    pq.write_table(arrow, temporary)
+    os.replace(temporary, path)
+    return path
+
+
+def read_release(path: str | Path) -> Release:
+    """Read a release file and check its content hash.
+
+    Returns
+    -------
+    Release
+
+    Raises
+    ------
+    InputError
+        If the file is missing, not a release, or its content does not match its hash.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such release file.")
+    try:
+        arrow = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path.name}: not a release file (not Parquet: {exc}).") from exc
+    raw = (arrow.schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise InputError(f"{path.name}: a Parquet file but not a crisis-exposure release.")
+    metadata = json.loads(raw)
+    missing = [c for c in TABLE_COLUMNS if c not in arrow.column_names]
+    if metadata.get("format") != RELEASE_FORMAT or missing:
+        raise InputError(f"{path.name}: not a crisis-exposure release (columns {missing}).")
+    arrow = arrow.select(TABLE_COLUMNS)
+    if content_sha256(arrow) != metadata.get("content_sha256"):
+        raise InputError(
+            f"{path.name}: the release content does not match its hash; the file was altered."
+        )
+    # Split in Arrow, then convert each part once (pandas row filters on Arrow-backed
+    # strings cost a tenth of a second at national scale).
+    arrow = arrow.set_column(
+        arrow.schema.get_field_index("resolution"),
+        "resolution",
+        arrow["resolution"].cast(pa.int8()),
+    )
+    totals = pc.equal(arrow["dimension"], "total")
+    groups = arrow.filter(totals).select(GROUP_COLUMNS).to_pandas()
+    breakdowns = arrow.filter(pc.invert(totals)).to_pandas()
+    del arrow, totals
+    # Arrow keeps freed buffers for reuse; a dashboard holds the release for hours.
+    pa.default_memory_pool().release_unused()
+    return Release(groups=groups, breakdowns=breakdowns, metadata=metadata)

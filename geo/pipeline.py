@@ -1,0 +1,350 @@
+"""What the command line and the dashboard both call: one path through the library.
+
+Each function here reads from ``geo.io`` and hands the data to the pure functions of
+``geo.release`` and ``geo.tools`` (which never open a file), so the CLI and every page
+get the same answer from the same request. Heavy modules are imported where they are
+used: importing this module is cheap, and a command pays only for what it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from geo.errors import InputError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
+    import pyarrow as pa
+
+    from geo.exposure_table import Exposure
+    from geo.io.footprints import Footprint
+    from geo.io.registrations import FileHeader
+    from geo.io.store import IngestReport
+    from geo.release import Release, ReleasePolicy
+    from geo.validate import ValidatedBatch
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+def ingest_files(
+    store_path: str | Path,
+    paths: Sequence[str | Path],
+    rejects_dir: str | Path | None = None,
+    sheet: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[IngestReport]:
+    """Validate registration files and add their accepted records to the store.
+
+    Every file is opened (and its header checked) before anything is stored; all files
+    go in one transaction.
+
+    Parameters
+    ----------
+    store_path
+        The DuckDB store (created when missing).
+    paths
+        Registration files (CSV, XLSX, Parquet).
+    rejects_dir
+        Folder for the rejects files; default: beside the store.
+    sheet
+        Worksheet name for workbooks with several sheets.
+    progress
+        Called with a short message as work advances.
+
+    Returns
+    -------
+    list of IngestReport
+        One per file, in the order given.
+
+    Raises
+    ------
+    InputError
+        If any file cannot be read (the store is then left unchanged).
+    """
+    from geo.io import store
+    from geo.io.registrations import open_registration_file
+
+    headers = [open_registration_file(path, sheet=sheet) for path in paths]
+    files = [(header, _prepared_batches(header)) for header in headers]
+    return store.ingest_files(store_path, files, rejects_dir=rejects_dir, progress=progress)
+
+
+def _prepared_batches(header: FileHeader) -> Iterator[tuple[ValidatedBatch, pa.Table]]:
+    """Yield validated, binned batches, preparing the next one while DuckDB stores this one.
+
+    Reading, validation and binning run in a worker thread (polars and pyarrow release
+    the GIL), so the two cores share the work; an error in the worker is raised here.
+    """
+    from geo.io.registrations import iter_validated_batches
+    from geo.io.store import STORE_RESOLUTION
+    from geo.validate import coordinates_to_cell
+
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        batches = iter_validated_batches(header)
+
+        def prepare() -> tuple[ValidatedBatch, pa.Table] | None:
+            batch = next(batches, None)
+            if batch is None:
+                return None
+            return batch, coordinates_to_cell(batch.accepted, STORE_RESOLUTION).to_arrow()
+
+        pending = worker.submit(prepare)
+        while (ready := pending.result()) is not None:
+            pending = worker.submit(prepare)
+            yield ready
+
+
+# --------------------------------------------------------------------------- release
+
+
+def build_release(store_path: str | Path, policy: ReleasePolicy) -> Release:
+    """Make a release from a store under a policy.
+
+    Returns
+    -------
+    Release
+        With the store's ingests (file names and hashes) recorded in the metadata.
+
+    Raises
+    ------
+    InputError
+        For a bad policy or a missing store, or when the audience is empty.
+    """
+    from geo.io import store
+    from geo.release import protect
+
+    policy = policy.checked()
+    con = store.connect(store_path, read_only=True)
+    try:
+        records = store.audience_records(
+            con, policy.consent_scope, policy.nationalities, policy.base_resolution
+        )
+        summary = store.store_summary(con)
+    finally:
+        con.close()
+    if records.is_empty():
+        raise InputError(
+            f"{Path(store_path).name}: no stored registration matches the audience "
+            f"(consent {policy.consent_scope!r}, nationalities "
+            f"{', '.join(policy.nationalities) if policy.nationalities else 'all'})."
+        )
+    release = protect(records, policy)
+    release.metadata["source"] = {
+        "store_records": summary["records"],
+        "store_persons": summary["persons"],
+        "ingests": summary["ingests"],
+    }
+    return release
+
+
+def store_summary(store_path: str | Path) -> dict:
+    """Return what a steward checks of a store: records, persons, nationalities, ingests.
+
+    Raises
+    ------
+    InputError
+        For a missing file or one that is not a store.
+    """
+    from geo.io import store
+
+    con = store.connect(store_path, read_only=True)
+    try:
+        return store.store_summary(con)
+    finally:
+        con.close()
+
+
+def read_release(path: str | Path) -> Release:
+    """Read and check a release file (see :func:`geo.io.release_file.read_release`)."""
+    from geo.io.release_file import read_release as read
+
+    return read(path)
+
+
+def write_release(release: Release, path: str | Path) -> Path:
+    """Write a release file atomically (see :func:`geo.io.release_file.write_release`)."""
+    from geo.io.release_file import write_release as write
+
+    return write(release, path)
+
+
+# --------------------------------------------------------------------------- footprints
+
+
+def read_footprints(
+    paths: Sequence[str | Path],
+    *,
+    class_field: str | None = None,
+    buffer_km: float = 10.0,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    names: Sequence[str | None] | None = None,
+) -> list[Footprint]:
+    """Read hazard footprints with the same reader options.
+
+    Raises
+    ------
+    InputError
+        For a file that cannot be read as a footprint.
+    """
+    from geo.io.footprints import read_footprint
+
+    names = list(names) if names is not None else [None] * len(paths)
+    return [
+        read_footprint(
+            path,
+            class_field=class_field or None,
+            buffer_km=buffer_km,
+            date_from=date_from,
+            date_to=date_to,
+            name=name,
+        )
+        for path, name in zip(paths, names, strict=True)
+    ]
+
+
+def footprint_classes(footprints: Sequence[Footprint], cumulative: bool) -> gpd.GeoDataFrame:
+    """Return the classes to expose: one footprint's banded, or several combined.
+
+    Raises
+    ------
+    InputError
+        For a cumulative ("or worse") view of classes that have no known order.
+    """
+    from geo.tools.classes import combine_footprints, to_bands, to_cumulative
+
+    if not footprints:
+        raise InputError("no footprint given.")
+    classes = (
+        combine_footprints(footprints) if len(footprints) > 1 else to_bands(footprints[0].classes)
+    )
+    if cumulative:
+        unordered = [
+            fp.provenance["file_name"]
+            for fp in footprints
+            if not fp.provenance.get("cumulative_available", True)
+        ]
+        if unordered:
+            raise InputError(
+                "a cumulative view needs classes with an order; "
+                + ", ".join(unordered)
+                + " has classes in alphabetical order only. Use banded classes."
+            )
+        classes = to_cumulative(classes)
+    return classes
+
+
+def read_boundaries(path: str | Path, name: str | None = None) -> gpd.GeoDataFrame:
+    """Read administrative boundaries (see :func:`geo.io.boundaries.read_boundaries`)."""
+    from geo.io.boundaries import read_boundaries as read
+
+    return read(path, name)
+
+
+# --------------------------------------------------------------------------- exposure
+
+
+@dataclass(frozen=True)
+class ExposureRun:
+    """An exposure with what its exports need: classes and footprint provenance."""
+
+    exposure: Exposure
+    classes: gpd.GeoDataFrame
+    provenance: list[dict]
+
+
+def compute_exposure(release: Release, classes: gpd.GeoDataFrame, **options: Any) -> Exposure:
+    """Return the exposure of a release for classes, with the shipped settlement weights.
+
+    Takes the options of :func:`geo.tools.exposure.compute_exposure` (``cumulative``,
+    ``weighting``, ``admin``, ``admin_field``, ``nationalities``); the GeoNames places
+    behind the settlement and blend weightings are read here, at the edge.
+    """
+    from geo.exposure_table import DEFAULT_WEIGHTING, PLACE_WEIGHTINGS
+    from geo.tools import exposure
+
+    weighting = options.get("weighting", DEFAULT_WEIGHTING)
+    places = _settlements() if weighting in PLACE_WEIGHTINGS else None
+    return exposure.compute_exposure(release, classes, places=places, **options)
+
+
+def _settlements() -> pd.DataFrame:
+    from geo.io.settlements import read_settlements
+
+    return read_settlements()
+
+
+def run_exposure(
+    release: Release,
+    footprints: Sequence[Footprint],
+    *,
+    cumulative: bool = False,
+    weighting: str | None = None,
+    admin: gpd.GeoDataFrame | None = None,
+    admin_field: str | None = None,
+    nationalities: Sequence[str] | None = None,
+) -> ExposureRun:
+    """Return the exposure of a release for footprints: the one request both front ends make.
+
+    Raises
+    ------
+    InputError
+        For unusable footprints or boundaries, or bad options.
+    """
+    from geo.exposure_table import DEFAULT_WEIGHTING
+
+    if admin is not None and not admin_field:
+        raise InputError("--admin needs --admin-field (the field that names each area).")
+    classes = footprint_classes(footprints, cumulative)
+    exposure = compute_exposure(
+        release,
+        classes,
+        cumulative=cumulative,
+        weighting=weighting or DEFAULT_WEIGHTING,
+        admin=admin,
+        admin_field=admin_field if admin is not None else None,
+        nationalities=list(nationalities) if nationalities else None,
+    )
+    return ExposureRun(exposure, classes, [fp.provenance for fp in footprints])
+
+
+def export_bytes(
+    run: ExposureRun,
+    release: Release,
+    file_format: str,
+    nationalities: Sequence[str] | None = None,
+) -> bytes:
+    """Return an exposure run's export in ``file_format`` (csv, hxl, xlsx or geojson).
+
+    Raises
+    ------
+    InputError
+        For an unknown format.
+    """
+    from geo.io.export import export_bytes as payload
+    from geo.tools.exposure import exposed_groups
+
+    exposed = None
+    if file_format == "geojson":
+        exposed = exposed_groups(release, run.classes, list(nationalities or []) or None)
+    return payload(file_format, run.exposure, release, run.provenance, exposed)
+
+
+def write_export(path: str | Path, run: ExposureRun, release: Release) -> Path:
+    """Write an exposure run as CSV, HXL CSV, XLSX or GeoJSON (by the file's suffix), atomically.
+
+    Raises
+    ------
+    InputError
+        For an unknown format.
+    """
+    from geo.io.export import export_format, write_bytes_atomically
+
+    payload = export_bytes(run, release, export_format(path))
+    return write_bytes_atomically(path, payload)

@@ -1,0 +1,358 @@
+"""The row rules: turn a batch of raw registration rows into minimal records or rejects.
+
+Pure and vectorised on polars frames (no file is opened here): each row is either
+accepted, reduced to the fields a release needs, or rejected with its row number, its
+record_id and the reasons, never its other values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+import polars_h3
+
+from geo import codes
+
+REQUIRED_COLUMNS = ("record_id", "nationality", "latitude", "longitude")
+OPTIONAL_COLUMNS = (
+    "sex",
+    "age",
+    "birth_year",
+    "family_members",
+    "vulnerabilities",
+    "consent",
+    "source",
+    "updated_at",
+)
+CANONICAL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+
+MAX_FAMILY_MEMBERS = 30
+
+
+MIN_BIRTH_YEAR = 1900
+
+
+SWAP_DISTANCE_KM = 500.0
+
+
+ACCEPTED_SCHEMA = {
+    "row": pl.Int64,
+    "source": pl.String,
+    "record_id": pl.String,
+    "nationality": pl.String,
+    "latitude": pl.Float64,
+    "longitude": pl.Float64,
+    "sex": pl.String,
+    "age_band": pl.String,
+    "family_members": pl.Int16,
+    "vulnerabilities": pl.UInt16,
+    "consent": pl.UInt8,
+    "updated_at": pl.Datetime("us"),
+}
+
+
+REJECTS_SCHEMA = {"row": pl.Int64, "record_id": pl.String, "reasons": pl.String}
+
+
+@dataclass
+class ValidatedBatch:
+    """One batch of a file: the accepted minimal records and the rejects with reasons."""
+
+    accepted: pl.DataFrame
+    rejects: pl.DataFrame
+    rows_read: int
+
+
+def _as_text(name: str) -> pl.Expr:
+    return pl.col(name).cast(pl.String).str.strip_chars()
+
+
+def _as_number(name: str, schema: pl.Schema) -> pl.Expr:
+    """Return a column as Float64: typed numbers directly, text with ',' or '.' decimals."""
+    if schema[name].is_numeric():
+        return pl.col(name).cast(pl.Float64)
+    return _as_text(name).str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+
+
+def _is_present(name: str, schema: pl.Schema) -> pl.Expr:
+    """Return whether a cell holds a value (not null, not blank text)."""
+    if schema[name] == pl.String or schema[name] == pl.Null:
+        return pl.col(name).str.strip_chars().fill_null("") != ""
+    return pl.col(name).is_not_null()
+
+
+def _as_datetime(name: str, schema: pl.Schema, parsed: dict) -> pl.Expr:
+    """Return a column as Datetime: typed dates directly, text through ``parsed``."""
+    if schema[name].is_temporal():
+        return pl.col(name).cast(pl.Datetime("us"))
+    return (
+        pl.col(name)
+        .cast(pl.String)
+        .replace_strict(parsed, default=None, return_dtype=pl.Datetime("us"))
+    )
+
+
+def _lookup(values: pl.Series, mapper) -> dict[str, object]:
+    """Map the distinct values of a text column once (cheap even for millions of rows)."""
+    return {value: mapper(value) for value in values.drop_nulls().unique().to_list()}
+
+
+def _terms_mask(value: str, vocabulary: tuple[str, ...]) -> int | None:
+    terms = [codes.fold_text(t).replace(" ", "_") for t in re.split(r"[;|]", value) if t.strip()]
+    if any(term not in vocabulary for term in terms):
+        return None
+    return codes.terms_to_mask(terms, vocabulary)
+
+
+def _parse_datetime(value: str) -> datetime | None:
+    for parse in (datetime.fromisoformat, lambda v: datetime.strptime(v, "%d/%m/%Y")):
+        try:
+            parsed = parse(value)
+        except ValueError:
+            continue
+        return (
+            parsed.replace(tzinfo=None)
+            if parsed.tzinfo is None
+            else parsed.astimezone(UTC).replace(tzinfo=None)
+        )
+    return None
+
+
+def validate_batch(
+    raw: pl.DataFrame,
+    column_map: dict[str, str],
+    first_row: int,
+    default_source: str,
+    reference_point: tuple[float, float] | None,
+    this_year: int | None = None,
+) -> ValidatedBatch:
+    """Validate one batch of raw rows.
+
+    Parameters
+    ----------
+    raw
+        The file's columns (original headers) for this batch.
+    column_map
+        Canonical column name → the file's header for it.
+    first_row
+        Spreadsheet row number of the batch's first row.
+    default_source
+        The source of rows with no ``source`` value (the file name).
+    reference_point
+        (latitude, longitude) around which most of the file lies; rows far from it whose
+        swapped coordinates lie near it are rejected as swapped. None to skip that check.
+    this_year
+        Year used to turn ``birth_year`` into an age (default: the current year).
+
+    Returns
+    -------
+    ValidatedBatch
+    """
+    this_year = this_year or datetime.now(UTC).year
+    frame = raw.rename({src: name for name, src in column_map.items()})
+    for name in CANONICAL_COLUMNS:
+        if name not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(name))
+    frame = frame.with_columns(
+        pl.int_range(first_row, first_row + frame.height, dtype=pl.Int64).alias("row")
+    )
+    nationality = _lookup(frame["nationality"].cast(pl.String), codes.nationality_to_iso3)
+    sex = _lookup(frame["sex"].cast(pl.String), codes.sex_to_category)
+    vulnerabilities = _lookup(
+        frame["vulnerabilities"].cast(pl.String),
+        lambda v: _terms_mask(v, codes.VULNERABILITIES),
+    )
+    consent = _lookup(
+        frame["consent"].cast(pl.String), lambda v: _terms_mask(v, codes.CONSENT_SCOPES)
+    )
+    schema = frame.schema
+    updated = (
+        {}
+        if schema["updated_at"].is_temporal()
+        else _lookup(frame["updated_at"].cast(pl.String), _parse_datetime)
+    )
+    frame = frame.with_columns(
+        _as_text("record_id").alias("record_id"),
+        _as_text("source").fill_null(default_source).alias("source"),
+        _as_number("latitude", schema).alias("lat_num"),
+        _as_number("longitude", schema).alias("lon_num"),
+        _as_number("age", schema).alias("age_num"),
+        _as_number("birth_year", schema).alias("birth_num"),
+        _as_number("family_members", schema).alias("family_num"),
+        pl.col("nationality")
+        .cast(pl.String)
+        .replace_strict(nationality, default=None, return_dtype=pl.String)
+        .alias("nat_code"),
+        pl.col("sex")
+        .cast(pl.String)
+        .replace_strict(sex, default=None, return_dtype=pl.String)
+        .alias("sex_code"),
+        pl.col("vulnerabilities")
+        .cast(pl.String)
+        .replace_strict(vulnerabilities, default=None, return_dtype=pl.Int64)
+        .alias("vuln_mask"),
+        pl.col("consent")
+        .cast(pl.String)
+        .replace_strict(consent, default=None, return_dtype=pl.Int64)
+        .alias("consent_mask"),
+        _as_datetime("updated_at", schema, updated).alias("updated_ts"),
+    )
+    present = {name: _is_present(name, schema) for name in CANONICAL_COLUMNS}
+    lat, lon = pl.col("lat_num"), pl.col("lon_num")
+    swapped = _swapped_expr(reference_point)
+    checks: list[tuple[pl.Expr, str]] = [
+        (~present["record_id"], "missing record_id"),
+        (~present["nationality"], "missing nationality"),
+        (
+            present["nationality"] & pl.col("nat_code").is_null(),
+            "unknown nationality (expected ISO 3166-1 alpha-3, alpha-2 or English name)",
+        ),
+        (~present["latitude"] | ~present["longitude"], "missing latitude or longitude"),
+        (present["latitude"] & lat.is_null(), "latitude is not a number"),
+        (present["longitude"] & lon.is_null(), "longitude is not a number"),
+        (
+            lat.is_not_null() & lon.is_not_null() & (lat.abs() > 90) & (lon.abs() <= 90),
+            "latitude out of range (looks swapped with longitude)",
+        ),
+        (
+            lat.is_not_null() & (lat.abs() > 90) & (lon.is_null() | (lon.abs() > 90)),
+            "latitude out of range -90..90",
+        ),
+        (lon.is_not_null() & (lon.abs() > 180), "longitude out of range -180..180"),
+        ((lat == 0) & (lon == 0), "coordinates are 0,0 (a missing location, not a place)"),
+        (swapped, "latitude and longitude look swapped (far from the file's other records)"),
+        (present["sex"] & pl.col("sex_code").is_null(), "unrecognised sex (use F, M or X)"),
+        (present["age"] & pl.col("age_num").is_null(), "age is not a number"),
+        (
+            pl.col("age_num").is_not_null() & ((pl.col("age_num") < 0) | (pl.col("age_num") > 120)),
+            "age out of range 0..120",
+        ),
+        (present["birth_year"] & pl.col("birth_num").is_null(), "birth_year is not a number"),
+        (
+            pl.col("birth_num").is_not_null()
+            & ((pl.col("birth_num") < MIN_BIRTH_YEAR) | (pl.col("birth_num") > this_year)),
+            f"birth_year out of range {MIN_BIRTH_YEAR}..{this_year}",
+        ),
+        (
+            present["family_members"] & pl.col("family_num").is_null(),
+            "family_members is not a number",
+        ),
+        (
+            pl.col("family_num").is_not_null()
+            & (
+                (pl.col("family_num") != pl.col("family_num").round(0)) | (pl.col("family_num") < 0)
+            ),
+            "family_members is not a whole number ≥ 0",
+        ),
+        (
+            pl.col("family_num") > MAX_FAMILY_MEMBERS,
+            f"family_members implausible (more than {MAX_FAMILY_MEMBERS})",
+        ),
+        (
+            present["vulnerabilities"] & pl.col("vuln_mask").is_null(),
+            "unknown vulnerability (allowed: " + ", ".join(codes.VULNERABILITIES) + ")",
+        ),
+        (
+            present["consent"] & pl.col("consent_mask").is_null(),
+            "unknown consent scope (allowed: " + ", ".join(codes.CONSENT_SCOPES) + ")",
+        ),
+        (
+            present["updated_at"] & pl.col("updated_ts").is_null(),
+            "updated_at is not a date (use YYYY-MM-DD)",
+        ),
+    ]
+    frame = frame.with_columns(
+        pl.concat_list(
+            [pl.when(cond.fill_null(False)).then(pl.lit(reason)) for cond, reason in checks]
+        )
+        .list.drop_nulls()
+        .list.join("; ")
+        .alias("reasons")
+    )
+    bad = frame["reasons"] != ""
+    rejects = (
+        frame.filter(bad)
+        .select("row", pl.col("record_id").str.slice(0, 64), "reasons")
+        .cast(REJECTS_SCHEMA)
+    )
+    age = pl.coalesce(pl.col("age_num"), pl.lit(this_year) - pl.col("birth_num"))
+    accepted = (
+        frame.filter(~bad)
+        .select(
+            "row",
+            "source",
+            "record_id",
+            pl.col("nat_code").alias("nationality"),
+            pl.col("lat_num").alias("latitude"),
+            pl.col("lon_num").alias("longitude"),
+            pl.col("sex_code").fill_null("unknown").alias("sex"),
+            pl.when(age.is_null())
+            .then(pl.lit("unknown"))
+            .when(age < 5)
+            .then(pl.lit("0-4"))
+            .when(age < 18)
+            .then(pl.lit("5-17"))
+            .when(age < 60)
+            .then(pl.lit("18-59"))
+            .otherwise(pl.lit("60+"))
+            .alias("age_band"),
+            pl.col("family_num").fill_null(0).alias("family_members"),
+            pl.col("vuln_mask").fill_null(0).alias("vulnerabilities"),
+            pl.col("consent_mask").fill_null(0).alias("consent"),
+            pl.col("updated_ts").alias("updated_at"),
+        )
+        .cast(ACCEPTED_SCHEMA)
+    )
+    return ValidatedBatch(accepted=accepted, rejects=rejects, rows_read=raw.height)
+
+
+def _swapped_expr(reference_point: tuple[float, float] | None) -> pl.Expr:
+    """Return an expression true where swapping latitude and longitude brings a row home."""
+    if reference_point is None:
+        return pl.lit(False)
+    ref_lat, ref_lon = reference_point
+
+    def distance_km(lat: pl.Expr, lon: pl.Expr) -> pl.Expr:
+        # Equirectangular distance: ample for a "far versus near" test.
+        x = (lon - ref_lon).radians() * (((lat + ref_lat) / 2).radians().cos())
+        y = (lat - ref_lat).radians()
+        return (x * x + y * y).sqrt() * 6371.0
+
+    as_is = distance_km(pl.col("lat_num"), pl.col("lon_num"))
+    swapped = distance_km(pl.col("lon_num"), pl.col("lat_num"))
+    return (as_is > SWAP_DISTANCE_KM) & (swapped < as_is / 4) & (pl.col("lon_num").abs() <= 90)
+
+
+def reference_point_of(raw: pl.DataFrame, column_map: dict[str, str]) -> tuple[float, float] | None:
+    """Return the median (latitude, longitude) of a batch's plausible coordinates."""
+    lat = raw[column_map["latitude"]].cast(pl.String).str.strip_chars()
+    lon = raw[column_map["longitude"]].cast(pl.String).str.strip_chars()
+    points = (
+        pl.DataFrame({"lat": lat, "lon": lon})
+        .select(
+            pl.col("lat").str.replace(",", ".", literal=True).cast(pl.Float64, strict=False),
+            pl.col("lon").str.replace(",", ".", literal=True).cast(pl.Float64, strict=False),
+        )
+        .filter(
+            (pl.col("lat").abs() <= 90)
+            & (pl.col("lon").abs() <= 180)
+            & ~((pl.col("lat") == 0) & (pl.col("lon") == 0))
+        )
+    )
+    if points.height < 20:
+        return None
+    return float(points["lat"].median()), float(points["lon"].median())
+
+
+def coordinates_to_cell(accepted: pl.DataFrame, resolution: int) -> pl.DataFrame:
+    """Return accepted records with the H3 cell at ``resolution`` instead of coordinates.
+
+    Coordinates never go further than this: the store keeps the cell only.
+    """
+    return accepted.with_columns(
+        polars_h3.latlng_to_cell("latitude", "longitude", resolution).alias("cell")
+    ).drop("latitude", "longitude")
