@@ -20,12 +20,14 @@ import geopandas as gpd
 import pydeck as pdk
 import streamlit as st
 
-from geo import mapping, pipeline
+from geo import pipeline
 from geo.errors import InputError
 from geo.hashing import file_sha256
 from geo.hazards import SHAPEFILE_SIDECARS, Footprint
 from geo.pipeline import ExposureRun
 from geo.release import Release
+from geo.viz.cells import MapCells, release_to_map_cells
+from geo.viz.layers import cells_to_view, outline_layers
 
 ROOT = Path(__file__).resolve().parent.parent
 FOOTPRINT_DIR = ROOT / "data" / "footprints"
@@ -176,7 +178,7 @@ def load_release(sha256: str, _path: str) -> Release:
 @st.cache_resource(show_spinner=False, max_entries=32)
 def release_extent_view(content_sha256: str, _release: Release) -> dict:
     """Return the view that frames every released cell (computed once per release)."""
-    return mapping.cells_to_view(list(_release.groups["h3_cell"].unique()))
+    return cells_to_view(list(_release.groups["h3_cell"].unique()))
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -187,12 +189,12 @@ def map_cells(
     category: str | None,
     max_cells: int | None,
     _release: Release,
-) -> mapping.MapCells:
+) -> MapCells:
     """Return the cells to draw for the release with this hash under the map's filters.
 
     Shared, not copied (callers only read it).
     """
-    return mapping.release_to_map_cells(_release, nationalities, dimension, category, max_cells)
+    return release_to_map_cells(_release, nationalities, dimension, category, max_cells)
 
 
 def release_picker(config: Settings) -> None:
@@ -376,7 +378,7 @@ def run_exposure(
 @st.cache_data(show_spinner=False, max_entries=4)
 def basemap_layers(files: tuple[tuple[str, str], ...], fill_land: bool) -> list[pdk.Layer]:
     """Return the offline outline layers of the shipped base map files (sha256, path)."""
-    return mapping.outline_layers([path for _, path in files], fill_land)
+    return outline_layers([path for _, path in files], fill_land)
 
 
 def offline_basemap() -> list[pdk.Layer]:

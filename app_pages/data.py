@@ -6,9 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from geo import mapping, pipeline
+from geo import pipeline
 from geo.codes import CONSENT_SCOPES
 from geo.release import MAX_BASE_RESOLUTION, ReleasePolicy
+from geo.viz.layers import bounds_to_view, build_deck, classes_to_layer
+from geo.viz.legends import legend_html
 
 st.title("Steward: registrations, releases and footprints")
 st.caption(
@@ -169,15 +171,11 @@ for file in uploaded:
             "preparing the footprint", common.footprint_classes, [footprint], False
         )
         if classes is not None:
-            layer, legend = mapping.classes_to_layer(classes, layer_id=f"preview-{file.sha256[:8]}")
-            view = mapping.bounds_to_view(classes.total_bounds)
+            layer, legend = classes_to_layer(classes, layer_id=f"preview-{file.sha256[:8]}")
+            view = bounds_to_view(classes.total_bounds)
             st.pydeck_chart(
-                mapping.build_deck(
-                    common.offline_basemap() + [layer], view, common.settings().basemap_url
-                ),
+                build_deck(common.offline_basemap() + [layer], view, common.settings().basemap_url),
                 height=360,
                 key=f"preview_{file.sha256[:8]}",
             )
-            st.markdown(
-                mapping.legend_html("Classes", legend, shape="outline"), unsafe_allow_html=True
-            )
+            st.markdown(legend_html("Classes", legend, shape="outline"), unsafe_allow_html=True)

@@ -7,8 +7,10 @@ import altair as alt
 import streamlit as st
 
 from app_pages import common
-from geo import mapping, pipeline
+from geo import pipeline
 from geo.exposure_table import TRUTH_SENTENCE, WEIGHTINGS
+from geo.viz.cells import nationality_label
+from geo.viz.charts import class_totals, nationality_bars
 
 st.title("Exposure to a hazard footprint")
 st.markdown(
@@ -86,7 +88,7 @@ if admin_name != "None":
 nationalities = right.multiselect(
     "Nationalities",
     sorted(release.groups["nationality"].unique()),
-    format_func=mapping.nationality_label,
+    format_func=nationality_label,
     placeholder="All nationalities",
     key="exposure_nationalities",
 )
@@ -158,15 +160,15 @@ metrics[2].metric("High (cells touching)", f"{headline['persons_high']:,}")
 st.caption(TRUTH_SENTENCE)
 
 st.markdown("**By class** (all nationalities)")
-st.dataframe(mapping.class_totals(table), hide_index=True, width="stretch")
+st.dataframe(class_totals(table), hide_index=True, width="stretch")
 
 st.markdown("**By nationality and class**")
-shown = table.assign(nationality=table["nationality"].map(mapping.nationality_label))
+shown = table.assign(nationality=table["nationality"].map(nationality_label))
 st.dataframe(shown, hide_index=True, width="stretch")
 
 classes = list(dict.fromkeys(table.sort_values("class_rank", ascending=False)["hazard_class"]))
 bar_class = st.selectbox("Chart class", classes, key="exposure_chart_class")
-bars = mapping.nationality_bars(table, bar_class)
+bars = nationality_bars(table, bar_class)
 order = bars["label"].tolist()
 chart = alt.Chart(bars).encode(y=alt.Y("label:N", sort=order, title=None))
 st.altair_chart(

@@ -3,7 +3,9 @@
 import streamlit as st
 
 from app_pages import common
-from geo import mapping
+from geo.viz.cells import BREAKDOWN_FILTERS, MAX_MAP_CELLS, nationality_label
+from geo.viz.layers import MAP_HEIGHT_PX, build_deck, cells_to_layers, classes_to_layer
+from geo.viz.legends import count_bins, count_legend, legend_html
 
 st.title("Where people are registered")
 loaded = common.active_release()
@@ -20,7 +22,7 @@ columns = st.columns([3, 2, 2, 3])
 chosen = columns[0].multiselect(
     "Nationality",
     nationalities,
-    format_func=mapping.nationality_label,
+    format_func=nationality_label,
     placeholder="All nationalities",
     key="map_nationalities",
 )
@@ -31,7 +33,7 @@ dimension = dimension_labels[
 category = None
 if dimension is not None:
     category = columns[2].selectbox(
-        "Category", mapping.BREAKDOWN_FILTERS[dimension], key=f"map_category_{dimension}"
+        "Category", BREAKDOWN_FILTERS[dimension], key=f"map_category_{dimension}"
     )
 footprint_name = columns[3].selectbox(
     "Hazard footprint",
@@ -43,7 +45,7 @@ footprint_name = columns[3].selectbox(
 every_cell = st.toggle(
     "Draw every released cell",
     key="map_every_cell",
-    help=f"By default at most {mapping.MAX_MAP_CELLS:,} hexagons are drawn: when a release "
+    help=f"By default at most {MAX_MAP_CELLS:,} hexagons are drawn: when a release "
     "has more cells, the finer ones are summed into a coarser hexagon. Drawing every "
     "cell shows all detail but redraws slowly at national scale.",
 )
@@ -52,12 +54,12 @@ shown = common.map_cells(
     tuple(chosen),
     dimension,
     category,
-    None if every_cell else mapping.MAX_MAP_CELLS,
+    None if every_cell else MAX_MAP_CELLS,
     release,
 )
 cells = shown.cells
-edges = mapping.count_bins(cells["persons"])
-layers = common.offline_basemap() + mapping.cells_to_layers(cells, edges)
+edges = count_bins(cells["persons"])
+layers = common.offline_basemap() + cells_to_layers(cells, edges)
 class_legend = []
 if footprint_name != "None":
     file = next(f for f in footprints if f.name == footprint_name)
@@ -75,7 +77,7 @@ if footprint_name != "None":
             "preparing the footprint", common.footprint_classes, [footprint], False
         )
         if classes is not None:
-            layer, class_legend = mapping.classes_to_layer(classes)
+            layer, class_legend = classes_to_layer(classes)
             layers.append(layer)
 
 totals = st.columns(4)
@@ -101,18 +103,16 @@ if shown.display_resolution is not None:
         'the nationalities or switch on "Draw every released cell" for full detail.'
     )
 
-deck = mapping.build_deck(layers, common.release_view(release), common.settings().basemap_url)
+deck = build_deck(layers, common.release_view(release), common.settings().basemap_url)
 st.pydeck_chart(
     deck,
-    height=mapping.MAP_HEIGHT_PX,
+    height=MAP_HEIGHT_PX,
     key="exposure_map",
     alt="Map of released H3 cells coloured by persons, with hazard classes",
 )
 
 legend = st.columns([3, 2])
-legend[0].markdown(
-    mapping.legend_html("Persons per cell", mapping.count_legend(edges)), unsafe_allow_html=True
-)
+legend[0].markdown(legend_html("Persons per cell", count_legend(edges)), unsafe_allow_html=True)
 legend[0].caption(
     "Small hexagons are published at the base resolution; larger ones with a dark outline "
     "are rolled-up groups (fewer than k cases in each smaller cell), drawn under the smaller "
@@ -120,5 +120,5 @@ legend[0].caption(
 )
 if class_legend:
     legend[1].markdown(
-        mapping.legend_html(footprint_name, class_legend, shape="outline"), unsafe_allow_html=True
+        legend_html(footprint_name, class_legend, shape="outline"), unsafe_allow_html=True
     )

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from geo import mapping
+from geo.viz.cells import cell_area_km2, nationality_label
 
 st.title("The active release")
 config = common.settings()
@@ -61,7 +61,7 @@ by_resolution = pd.DataFrame(
 st.dataframe(by_resolution, hide_index=True, width="stretch")
 breakdowns = published["breakdown_groups"]
 rolled_up = published["groups"] - published["groups_by_resolution"].get(str(base), 0)
-floor_km2 = mapping.cell_area_km2(policy["floor_resolution"])
+floor_km2 = cell_area_km2(policy["floor_resolution"])
 st.markdown(
     f"- **Rolled up:** {rolled_up:,} "
     f"of {published['groups']:,} groups are published at a coarser cell than resolution {base}.\n"
@@ -78,7 +78,7 @@ per_nationality = (
     .sum()
     .sort_values("persons", ascending=False)
 )
-per_nationality.insert(0, "name", per_nationality["nationality"].map(mapping.nationality_label))
+per_nationality.insert(0, "name", per_nationality["nationality"].map(nationality_label))
 st.dataframe(
     per_nationality.drop(columns="nationality").rename(
         columns={"persons": "persons (sum of released)", "cases": "cases (sum of released)"}
@@ -91,7 +91,7 @@ st.subheader("The method in plain words")
 st.markdown(
     f"""
 Registrations were counted per hexagon of the H3 grid (resolution {base}, cells of about
-{mapping.cell_area_km2(base):,.1f} km²) and per nationality. The privacy unit is the
+{cell_area_km2(base):,.1f} km²) and per nationality. The privacy unit is the
 registration (a *case*): a family of six is one case and six persons.
 
 1. A count is published only if it covers at least **k = {policy["k"]}** cases.

@@ -170,7 +170,7 @@ def test_map_payload_holds_only_released_values(app, release_dir):
 
 def test_map_sums_fine_cells_into_coarser_hexagons_beyond_the_limit(app, release_dir, monkeypatch):
     release = public_release(release_dir)
-    monkeypatch.setattr("geo.mapping.MAX_MAP_CELLS", 60)
+    monkeypatch.setattr("geo.viz.cells.MAX_MAP_CELLS", 60)
     at = app.run()
     no_exception(at)
     payload = deck(at)

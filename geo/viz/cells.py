@@ -1,0 +1,221 @@
+"""The released values to draw on the map, one row per H3 cell (pure, no Streamlit).
+
+Everything a cell carries comes from the release: per H3 cell, sums of released group
+values (persons, cases) and the released values per nationality. pydeck sends every
+column of a layer's frame to the browser, so the frames built here hold only
+``MAP_COLUMNS``: ``h3_cell``, ``resolution``, ``persons``, ``cases`` and
+``nationalities`` (released values as text).
+
+Released cells come at several resolutions (groups under k roll up to H3 parents). When
+there are more cells than a browser redraws quickly, the finer ones are summed into
+their parent at a display resolution (:func:`display_resolution`): still sums of
+released values, nothing estimated. Nationality labels and the breakdown filters the map offers
+live here too, because the map's widgets and cells must agree on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import h3
+import pandas as pd
+import polars as pl
+import polars_h3
+
+from geo import codes
+from geo.release import Release
+
+MAP_COLUMNS = ["h3_cell", "resolution", "persons", "cases", "nationalities"]
+BREAKDOWN_FILTERS = {"sex": codes.SEX_CATEGORIES, "age_band": codes.AGE_BANDS}
+TOOLTIP_NATIONALITIES = 3
+# Hexagons drawn by default: beyond this a map redraw takes over a second in a browser
+# without GPU, and a country-wide view shows each hexagon as a pixel or two.
+MAX_MAP_CELLS = 10_000
+
+
+@dataclass(frozen=True)
+class MapCells:
+    """Released cells ready to draw, with what a breakdown filter could not show.
+
+    Attributes
+    ----------
+    cells : pandas.DataFrame
+        One row per H3 cell: ``h3_cell``, ``resolution``, ``persons`` and ``cases``
+        (sums of the released values shown in the cell) and ``nationalities`` (the
+        released values per nationality, as text).
+    groups_shown : int
+        Released (cell, nationality) groups that contribute to the cells.
+    groups_not_available : int
+        Groups left out because the release has no breakdown for them under the
+        filter (their breakdown is "not available"; nothing is estimated).
+    released_cells : int
+        Distinct released cells the shown groups lie in.
+    display_resolution : int or None
+        None when every released cell is drawn as released; else the resolution the
+        finer cells were summed to (see :func:`display_resolution`).
+    """
+
+    cells: pd.DataFrame
+    groups_shown: int
+    groups_not_available: int
+    released_cells: int = 0
+    display_resolution: int | None = None
+
+
+def nationality_label(code: str) -> str:
+    """Return ``"Name (ISO3)"`` for a nationality code, for widgets and tables."""
+    name = codes.nationality_name(code)
+    return code if name == code else f"{name} ({code})"
+
+
+def display_resolution(cells: pl.DataFrame, max_cells: int) -> int | None:
+    """Return the finest resolution at which the cells make at most ``max_cells`` hexagons.
+
+    ``cells`` has ``h3_cell`` and ``resolution`` (one row per released cell). Drawing a
+    cell finer than the returned resolution as its parent's hexagon leaves at most
+    ``max_cells`` hexagons. None when the cells are already few enough (nothing to sum),
+    else a resolution between the coarsest and the finest released one.
+    """
+    if cells.height <= max_cells:
+        return None
+    finest, coarsest = int(cells["resolution"].max()), int(cells["resolution"].min())
+    for resolution in range(finest - 1, coarsest, -1):
+        if _to_resolution(cells, resolution)["h3_cell"].n_unique() <= max_cells:
+            return resolution
+    return coarsest
+
+
+def _to_resolution(frame: pl.DataFrame, resolution: int) -> pl.DataFrame:
+    """Replace cells finer than ``resolution`` by their parent at ``resolution``."""
+    finer = pl.col("resolution") > resolution
+    return frame.with_columns(
+        pl.when(finer)
+        .then(polars_h3.cell_to_parent("h3_cell", resolution))
+        .otherwise(pl.col("h3_cell"))
+        .alias("h3_cell"),
+        pl.when(finer)
+        .then(resolution)
+        .otherwise(pl.col("resolution"))
+        .cast(pl.Int8)
+        .alias("resolution"),
+    )
+
+
+def release_to_map_cells(
+    release: Release,
+    nationalities: Sequence[str] | None = None,
+    dimension: str | None = None,
+    category: str | None = None,
+    max_cells: int | None = None,
+) -> MapCells:
+    """Return the released values to draw, one row per cell, under optional filters.
+
+    Parameters
+    ----------
+    release
+        The protected release (the only data read).
+    nationalities
+        Keep only these nationalities (default: all).
+    dimension, category
+        A breakdown filter, e.g. ``("sex", "F")``. Only groups whose breakdown on
+        ``dimension`` is published are shown, with the breakdown's released count
+        for ``category`` (a published breakdown without that category counts 0).
+    max_cells
+        Draw at most this many hexagons: when the released cells are more, those finer
+        than :func:`display_resolution` are summed into their parent's hexagon (a sum
+        of released values, like every figure on the map). None draws every released
+        cell. Tens of thousands of hexagons make a national map slow to redraw and, at
+        the zoom that shows a country, are a pixel or two each.
+
+    Returns
+    -------
+    MapCells
+
+    Raises
+    ------
+    ValueError
+        For a dimension other than ``sex`` or ``age_band``, or an unknown category.
+    """
+    groups = release.groups
+    if nationalities:
+        groups = groups[groups["nationality"].isin(list(nationalities))]
+    located = pl.from_pandas(
+        groups[["h3_cell", "resolution", "nationality", "persons", "cases"]].reset_index(drop=True)
+    ).with_columns(pl.col("h3_cell", "nationality").cast(pl.String))
+    not_available = 0
+    values = located
+    if dimension is not None:
+        if category not in BREAKDOWN_FILTERS.get(dimension, ()):
+            raise ValueError(f"no map filter for {dimension}={category!r}.")
+        keys = ["h3_cell", "nationality"]
+        rows = pl.from_pandas(
+            release.breakdown(dimension)[[*keys, "category", "persons", "cases"]]
+        ).with_columns(pl.col(*keys).cast(pl.String))
+        available = located.drop("persons", "cases").join(
+            rows.select(keys).unique(), on=keys, how="semi"
+        )
+        not_available = located.height - available.height
+        chosen = rows.filter(pl.col("category") == category).select(*keys, "persons", "cases")
+        values = available.join(chosen, on=keys, how="left").with_columns(
+            pl.col("persons", "cases").fill_null(0).cast(pl.Int64)
+        )
+    shown = values.height
+    values = values.filter(pl.col("persons") > 0)
+    released = values.select("h3_cell", "resolution").unique("h3_cell")
+    target = display_resolution(released, max_cells) if max_cells else None
+    if target is not None:
+        values = _to_resolution(values, target)
+    return MapCells(_cells_from_groups(values), shown, not_available, released.height, target)
+
+
+def _cells_from_groups(values: pl.DataFrame) -> pd.DataFrame:
+    """Sum released group values per cell and list them per nationality.
+
+    ``values`` has ``h3_cell``, ``resolution``, ``nationality``, ``persons``, ``cases``.
+    The map payload carries this text for every cell, so it lists a cell's largest
+    nationalities only and says how many more there are. Built in polars: at national
+    scale (tens of thousands of cells) a pandas string aggregation took half a second
+    of every filter change.
+    """
+    if values.is_empty():
+        return pd.DataFrame(
+            {
+                "h3_cell": pd.Series(dtype=object),
+                "resolution": pd.Series(dtype="int8"),
+                "persons": pd.Series(dtype="int64"),
+                "cases": pd.Series(dtype="int64"),
+                "nationalities": pd.Series(dtype=object),
+            }
+        )
+    # Summed to a display resolution, one nationality's groups of several cells meet.
+    frame = values.group_by("h3_cell", "nationality").agg(
+        pl.col("resolution").first(), pl.col("persons").sum(), pl.col("cases").sum()
+    )
+    distinct = frame["persons"].unique()
+    formatted = pl.DataFrame(
+        {"persons": distinct, "shown": [f"{int(v):,}" for v in distinct.to_list()]}
+    )
+    listed = pl.col("nationality") + " " + pl.col("shown")
+    more = pl.len().cast(pl.Int64) - TOOLTIP_NATIONALITIES
+    cells = (
+        frame.join(formatted, on="persons", how="left")
+        .sort(["h3_cell", "persons", "nationality"], descending=[False, True, False])
+        .group_by("h3_cell", maintain_order=True)
+        .agg(
+            pl.col("resolution").first().cast(pl.Int8),
+            pl.col("persons").sum(),
+            pl.col("cases").sum(),
+            nationalities=listed.head(TOOLTIP_NATIONALITIES).str.join(" · ")
+            + pl.when(more > 0)
+            .then(pl.lit(" · +") + more.cast(pl.String) + pl.lit(" more"))
+            .otherwise(pl.lit("")),
+        )
+        .sort(["resolution", "h3_cell"])
+    )
+    return cells.to_pandas()
+
+
+def cell_area_km2(resolution: int) -> float:
+    """Return the average area of an H3 cell at a resolution, in km²."""
+    return float(h3.average_hexagon_area(resolution, unit="km^2"))

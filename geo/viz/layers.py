@@ -1,0 +1,320 @@
+"""pydeck layers, map views and the deck for the dashboard's maps (no Streamlit).
+
+:func:`cells_to_layers` draws the map cells (:mod:`geo.viz.cells`) as one flat
+``H3HexagonLayer`` per resolution and colour bin, coarsest first, with a thicker outline
+for rolled-up cells; colours come from :mod:`geo.viz.legends`. Hazard classes are drawn
+as outlines over them (:func:`classes_to_layer`). The offline base layer is drawn from
+shipped boundaries (``data/basemap``, derived from the ISTAT region limits by
+:func:`regions_to_basemap`), so the map needs no network unless a tile URL is set
+(:func:`build_deck`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+import geopandas as gpd
+import pandas as pd
+import polars as pl
+import pydeck as pdk
+import shapely
+from pydeck.bindings.json_tools import default_serialize
+
+from geo.h3cells import cell_boundaries, cells_to_ints
+from geo.viz.cells import MAP_COLUMNS
+from geo.viz.legends import PERSONS_PALETTE, LegendEntry, bin_indices, class_colours
+
+CELL_ALPHA = 235
+COARSE_ALPHA = 140
+LAND_FILL = (242, 240, 233, 255)
+COUNTRY_LINE = (90, 90, 90, 255)
+REGION_LINE = (150, 150, 150, 255)
+DISPLAY_TOLERANCE_DEG = 0.002
+BASEMAP_TOLERANCE_DEG = 0.01
+MAP_WIDTH_PX = 1000
+MAP_HEIGHT_PX = 560
+TOOLTIP_HTML = (
+    "<b>{persons}</b> persons, <b>{cases}</b> cases (sum of released groups)<br/>"
+    "H3 resolution {resolution}, cell {h3_cell}<br/>{nationalities}"
+)
+
+
+def cells_to_layers(cells: pd.DataFrame, edges: Sequence[int]) -> list[pdk.Layer]:
+    """Return flat ``H3HexagonLayer``s, one per resolution and colour bin, coarsest first.
+
+    Each layer's data holds only ``MAP_COLUMNS``; its fill colour is one constant per
+    layer. A per-cell colour array made the payload bigger and the browser's redraw of
+    tens of thousands of cells about twice slower (software WebGL). Rolled-up (coarser)
+    cells are more transparent with a darker, thicker outline, so they read as coarser.
+    """
+    finest = int(cells["resolution"].max()) if len(cells) else 0
+    frame = pl.from_pandas(cells[MAP_COLUMNS].reset_index(drop=True)).with_columns(
+        pl.Series("bin", bin_indices(cells["persons"], edges)),
+        pl.col("h3_cell", "nationalities").cast(pl.String),
+    )
+    layers = []
+    for (resolution, colour_bin), part in frame.sort("resolution", "bin").group_by(
+        ["resolution", "bin"], maintain_order=True
+    ):
+        coarse = int(resolution) < finest
+        alpha = COARSE_ALPHA if coarse else CELL_ALPHA
+        layers.append(
+            pdk.Layer(
+                "H3HexagonLayer",
+                data=part.select(MAP_COLUMNS).to_dicts(),
+                id=f"cells-res{int(resolution)}-bin{int(colour_bin)}",
+                get_hexagon="h3_cell",
+                get_fill_color=[*PERSONS_PALETTE[int(colour_bin)], alpha],
+                extruded=False,
+                stroked=True,
+                get_line_color=[60, 30, 80, 170] if coarse else [255, 255, 255, 140],
+                line_width_units='"pixels"',
+                get_line_width=1.0 if coarse else 0.5,
+                pickable=True,
+                auto_highlight=True,
+            )
+        )
+    return layers
+
+
+def classes_to_layer(
+    classes: gpd.GeoDataFrame, layer_id: str = "footprint"
+) -> tuple[pdk.Layer, list[LegendEntry]]:
+    """Return a footprint's classes as a GeoJsonLayer (one colour per class) and its legend.
+
+    Parameters
+    ----------
+    classes
+        ``class_label``, ``class_rank`` and polygons in EPSG:4326.
+    layer_id
+        The layer's id.
+
+    Returns
+    -------
+    tuple of pydeck.Layer and list of LegendEntry
+        The layer (outlines only, so cell colours stay true; not pickable) and the legend, most
+        severe class first.
+    """
+    ordered = classes.sort_values("class_rank").reset_index(drop=True)
+    colours = class_colours(len(ordered))
+    geometries = shapely.simplify(
+        ordered.geometry.values, DISPLAY_TOLERANCE_DEG, preserve_topology=True
+    )
+    features = []
+    for label, rank, geometry, colour in zip(
+        ordered["class_label"], ordered["class_rank"], geometries, colours, strict=True
+    ):
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": json.loads(shapely.to_geojson(shapely.set_precision(geometry, 1e-5))),
+                "properties": {
+                    "class_label": str(label),
+                    "class_rank": int(rank),
+                    "line": list(colour) + [255],
+                },
+            }
+        )
+    layer = pdk.Layer(
+        "GeoJsonLayer",
+        data={"type": "FeatureCollection", "features": features},
+        id=layer_id,
+        stroked=True,
+        filled=False,
+        get_line_color="properties.line",
+        line_width_units='"pixels"',
+        get_line_width=3,
+        pickable=False,
+    )
+    legend = [
+        LegendEntry(tuple(colour), str(label))
+        for label, colour in zip(ordered["class_label"], colours, strict=True)
+    ]
+    return layer, legend[::-1]
+
+
+def outline_layers(paths: Sequence[str | Path], fill_land: bool = True) -> list[pdk.Layer]:
+    """Return the offline base layers: land filled from country outlines, region lines.
+
+    Parameters
+    ----------
+    paths
+        GeoJSON files whose features have a ``level`` property: ``country``
+        (filled as land, dark outline) or anything else (thin grey lines).
+    fill_land
+        Fill the countries (off when tiles are drawn underneath).
+
+    Returns
+    -------
+    list of pydeck.Layer
+        Non-pickable GeoJsonLayers, countries first.
+    """
+    countries, others = [], []
+    for path in paths:
+        collection = json.loads(Path(path).read_text(encoding="utf-8"))
+        for feature in collection["features"]:
+            is_country = feature["properties"].get("level") == "country"
+            (countries if is_country else others).append(
+                {"type": "Feature", "geometry": feature["geometry"], "properties": {}}
+            )
+    layers = []
+    if countries:
+        layers.append(
+            pdk.Layer(
+                "GeoJsonLayer",
+                data={"type": "FeatureCollection", "features": countries},
+                id="basemap-land",
+                stroked=True,
+                filled=fill_land,
+                get_fill_color=list(LAND_FILL),
+                get_line_color=list(COUNTRY_LINE),
+                line_width_units='"pixels"',
+                get_line_width=1.5,
+                pickable=False,
+            )
+        )
+    if others:
+        layers.append(
+            pdk.Layer(
+                "GeoJsonLayer",
+                data={"type": "FeatureCollection", "features": others},
+                id="basemap-admin",
+                stroked=True,
+                filled=False,
+                get_line_color=list(REGION_LINE),
+                line_width_units='"pixels"',
+                get_line_width=0.8,
+                pickable=False,
+            )
+        )
+    return layers
+
+
+def regions_to_basemap(
+    regions: gpd.GeoDataFrame, name_field: str, country: str
+) -> gpd.GeoDataFrame:
+    """Derive the offline base layer from administrative regions (no download).
+
+    The regions are simplified as a coverage (shared borders stay shared) and
+    dissolved into the country outline.
+
+    Parameters
+    ----------
+    regions
+        Polygons that tile the country, in EPSG:4326.
+    name_field
+        The field naming each region.
+    country
+        The country's name.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``name``, ``level`` (``country`` then ``region``) and geometry, coordinates
+        rounded to 1e-4°.
+    """
+    simplified = shapely.coverage_simplify(regions.geometry.values, BASEMAP_TOLERANCE_DEG)
+    simplified = shapely.set_precision(simplified, 1e-4)
+    outline = shapely.set_precision(shapely.coverage_union_all(simplified), 1e-4)
+    frame = pd.DataFrame(
+        {
+            "name": [country] + regions[name_field].astype(str).tolist(),
+            "level": ["country"] + ["region"] * len(regions),
+        }
+    )
+    return gpd.GeoDataFrame(frame, geometry=[outline, *simplified], crs="EPSG:4326")
+
+
+def cells_to_view(
+    cells: Sequence[str], width: int = MAP_WIDTH_PX, height: int = MAP_HEIGHT_PX
+) -> dict:
+    """Return a view (latitude, longitude, zoom) that frames H3 cells.
+
+    Returns
+    -------
+    dict
+        See :func:`bounds_to_view`; central Italy at zoom 6 when there is no cell.
+    """
+    if len(cells) == 0:
+        return {"latitude": 42.5, "longitude": 12.5, "zoom": 6.0, "pitch": 0, "bearing": 0}
+    corners, _ = cell_boundaries(cells_to_ints(cells))
+    west, south = corners.min(axis=0)
+    east, north = corners.max(axis=0)
+    return bounds_to_view((west, south, east, north), width, height)
+
+
+def bounds_to_view(
+    bounds: Sequence[float], width: int = MAP_WIDTH_PX, height: int = MAP_HEIGHT_PX
+) -> dict:
+    """Return a view that frames lon/lat bounds (west, south, east, north) in a map.
+
+    Returns
+    -------
+    dict
+        ``latitude``, ``longitude``, ``zoom`` (0.5–11: a consular registry may span
+        continents), ``pitch`` 0 and ``bearing`` 0.
+    """
+    west, south, east, north = (float(b) for b in bounds)
+    lon_span = max(east - west, 0.05) * 1.15
+    y_north = math.log(math.tan(math.pi / 4 + math.radians(north) / 2))
+    y_south = math.log(math.tan(math.pi / 4 + math.radians(south) / 2))
+    y_span = max(y_north - y_south, 0.001) * 1.15
+    zoom_x = math.log2(width * 360 / (512 * lon_span))
+    zoom_y = math.log2(height * 2 * math.pi / (512 * y_span))
+    latitude = math.degrees(2 * math.atan(math.exp((y_north + y_south) / 2)) - math.pi / 2)
+    return {
+        "latitude": round(latitude, 4),
+        "longitude": round((west + east) / 2, 4),
+        "zoom": round(max(0.5, min(zoom_x, zoom_y, 11.0)), 2),
+        "pitch": 0,
+        "bearing": 0,
+    }
+
+
+def tile_map_style(url: str) -> str:
+    """Return a raster map style for a ``{z}/{x}/{y}`` tile URL, as an inline ``data:`` URL.
+
+    The browser's map library fetches its style from a URL; inlining it means the only
+    requests made are for the tiles themselves.
+    """
+    style = {
+        "version": 8,
+        "sources": {"tiles": {"type": "raster", "tiles": [url], "tileSize": 256}},
+        "layers": [{"id": "tiles", "type": "raster", "source": "tiles"}],
+    }
+    return "data:application/json," + quote(json.dumps(style, separators=(",", ":")))
+
+
+class CompactDeck(pdk.Deck):
+    """A deck serialised without indentation.
+
+    pydeck indents its JSON, which doubles the payload Streamlit sends to the browser
+    for tens of thousands of cells; the content is the same.
+    """
+
+    def to_json(self) -> str:
+        """Return the deck as compact JSON."""
+        return json.dumps(self, sort_keys=True, default=default_serialize, separators=(",", ":"))
+
+
+def build_deck(layers: Sequence[pdk.Layer], view: dict, basemap_url: str | None = None) -> pdk.Deck:
+    """Return the map: the given layers over no basemap, or over tiles when a URL is set.
+
+    Without ``basemap_url`` the deck has ``map_provider=None``: no basemap, no
+    network request. With it, a raster style (:func:`tile_map_style`) reads tiles
+    from the URL.
+    """
+    if basemap_url:
+        style = {"map_provider": "carto", "map_style": tile_map_style(basemap_url)}
+    else:
+        style = {"map_provider": None}
+    return CompactDeck(
+        layers=list(layers),
+        initial_view_state=pdk.ViewState(**view),
+        tooltip={"html": TOOLTIP_HTML, "style": {"fontSize": "12px"}},
+        **style,
+    )

@@ -1,0 +1,105 @@
+"""Map cells from a release: sums of released values per cell, filters, the display roll-up."""
+
+from __future__ import annotations
+
+import h3
+import pandas as pd
+import polars as pl
+import pytest
+
+from geo.release import ReleasePolicy, protect
+from geo.viz.cells import _cells_from_groups, release_to_map_cells
+from tests.factories import clustered_records
+
+
+@pytest.fixture(scope="module")
+def release():
+    return protect(clustered_records(8000, seed=11), ReleasePolicy(k=5))
+
+
+def test_cells_are_sums_of_released_groups(release):
+    shown = release_to_map_cells(release, ["ROU", "UKR"])
+    groups = release.groups[release.groups["nationality"].isin(["ROU", "UKR"])]
+    assert shown.groups_shown == len(groups) and shown.groups_not_available == 0
+    expected = groups.groupby("h3_cell")[["persons", "cases"]].sum()
+    cells = shown.cells.set_index("h3_cell")
+    pd.testing.assert_frame_equal(
+        cells[["persons", "cases"]].sort_index(), expected.sort_index(), check_dtype=False
+    )
+    released = groups.set_index(["h3_cell", "nationality"])["persons"]
+    for cell, text in cells["nationalities"].items():
+        for part in text.split(" · "):
+            code, value = part.rsplit(" ", 1)
+            assert released[(cell, code)] == int(value.replace(",", ""))
+    assert (cells["resolution"] == [h3.get_resolution(c) for c in cells.index]).all()
+
+
+def test_breakdown_filter_uses_released_categories_only(release):
+    shown = release_to_map_cells(release, None, "age_band", "18-59")
+    rows = release.breakdown("age_band")
+    published = rows[["h3_cell", "nationality"]].drop_duplicates()
+    assert shown.groups_shown == len(published)
+    assert shown.groups_not_available == len(release.groups) - len(published)
+    adults = rows[rows["category"] == "18-59"]
+    assert shown.cells["persons"].sum() == adults["persons"].sum()
+    with pytest.raises(ValueError, match="vulnerability"):
+        release_to_map_cells(release, None, "vulnerability", "none")
+
+
+def test_tooltip_lists_the_largest_nationalities_and_counts_the_rest():
+    cell = h3.latlng_to_cell(42.8, 13.1, 7)
+    codes = ["ALB", "CHN", "IND", "MAR", "PAK", "ROU", "UKR", "PHL"]
+    groups = pd.DataFrame(
+        {
+            "h3_cell": cell,
+            "resolution": 7,
+            "nationality": codes,
+            "persons": [5, 1200, 7, 7, 9, 3400, 11, 6],
+            "cases": [1] * 8,
+        }
+    )
+    cells = _cells_from_groups(pl.from_pandas(groups))
+    assert len(cells) == 1
+    row = cells.iloc[0]
+    assert row["persons"] == 4645 and row["cases"] == 8 and row["resolution"] == 7
+    assert row["nationalities"] == ("ROU 3,400 · CHN 1,200 · UKR 11 · +5 more")
+
+
+def test_many_cells_are_drawn_as_sums_at_a_coarser_display_resolution(release):
+    everything = release_to_map_cells(release)
+    assert everything.display_resolution is None
+    limit = len(everything.cells) // 2
+    shown = release_to_map_cells(release, max_cells=limit)
+    target = shown.display_resolution
+    assert target is not None and shown.released_cells == len(everything.cells)
+    assert len(shown.cells) <= limit
+    # The finest display resolution that fits: one finer would not.
+    finer = {
+        h3.cell_to_parent(c, target + 1) if h3.get_resolution(c) > target + 1 else c
+        for c in everything.cells["h3_cell"]
+    }
+    assert len(finer) > limit
+    # Reference: each released group in its cell, or its cell's parent at the target.
+    groups = release.groups.assign(
+        key=[
+            h3.cell_to_parent(c, target) if r > target else c
+            for c, r in zip(release.groups["h3_cell"], release.groups["resolution"], strict=True)
+        ]
+    )
+    expected = groups.groupby("key")[["persons", "cases"]].sum()
+    cells = shown.cells.set_index("h3_cell")
+    pd.testing.assert_frame_equal(
+        cells[["persons", "cases"]].sort_index(),
+        expected.sort_index().rename_axis("h3_cell"),
+        check_dtype=False,
+    )
+    assert (cells["resolution"] == [h3.get_resolution(c) for c in cells.index]).all()
+    per_nationality = groups.groupby(["key", "nationality"])["persons"].sum()
+    for cell, text in cells["nationalities"].items():
+        for part in text.split(" · "):
+            if not part.startswith("+"):
+                code, value = part.rsplit(" ", 1)
+                assert per_nationality[(cell, code)] == int(value.replace(",", ""))
+    assert release_to_map_cells(release, max_cells=len(everything.cells)).cells.equals(
+        everything.cells
+    )
