@@ -23,15 +23,9 @@ import streamlit as st
 from geo import mapping
 from geo.errors import InputError
 from geo.exposure import Exposure, compute_exposure
-from geo.hazards import (
-    SHAPEFILE_SIDECARS,
-    Footprint,
-    combine_footprints,
-    read_footprint,
-    to_bands,
-    to_cumulative,
-)
+from geo.io.footprints import SHAPEFILE_SIDECARS, Footprint, read_footprint
 from geo.release import Release, read_release
+from geo.tools.classes import combine_footprints, to_bands, to_cumulative
 
 ROOT = Path(__file__).resolve().parent.parent
 FOOTPRINT_DIR = ROOT / "data" / "footprints"

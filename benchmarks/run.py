@@ -71,7 +71,8 @@ EXPOSURE = """
 import gc, time
 import geopandas as gpd, numpy as np, pandas as pd, shapely
 from geo.exposure import compute_exposure, cells_to_polygons
-from geo.hazards import read_footprint, to_bands
+from geo.io.footprints import read_footprint
+from geo.tools.classes import to_bands
 from geo.release import read_release
 from benchmarks.footprints import footprint_classes
 release = read_release({release!r})

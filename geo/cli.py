@@ -104,7 +104,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _read_footprints(args: argparse.Namespace) -> list:
-    from geo.hazards import read_footprint
+    from geo.io.footprints import read_footprint
 
     return [
         read_footprint(
@@ -141,8 +141,8 @@ def _cmd_hazard(args: argparse.Namespace) -> int:
 def _cmd_exposure(args: argparse.Namespace) -> int:
     from geo.export import write_export
     from geo.exposure import compute_exposure, read_admin_boundaries
-    from geo.hazards import combine_footprints, to_bands, to_cumulative
     from geo.release import read_release
+    from geo.tools.classes import combine_footprints, to_bands, to_cumulative
 
     release = read_release(args.release)
     footprints = _read_footprints(args)

@@ -16,8 +16,9 @@ import pytest
 from PIL import Image
 
 from geo.exposure import compute_exposure
-from geo.hazards import read_footprint, to_bands
+from geo.io.footprints import read_footprint
 from geo.release import ReleasePolicy, protect, read_release, write_release
+from geo.tools.classes import to_bands
 from tests.conftest import clustered_records
 from tests.dashboard_server import (
     CHROMIUM,

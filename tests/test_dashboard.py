@@ -16,8 +16,9 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from geo.exposure import compute_exposure
-from geo.hazards import read_footprint, to_bands
+from geo.io.footprints import read_footprint
 from geo.release import ReleasePolicy, protect, read_release, write_release
+from geo.tools.classes import to_bands
 from tests.conftest import clustered_records, registration_row, write_rows
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,8 +15,9 @@ import pytest
 import shapely
 
 from geo import mapping
-from geo.hazards import read_footprint, to_bands
+from geo.io.footprints import read_footprint
 from geo.release import ReleasePolicy, protect
+from geo.tools.classes import to_bands
 from tests.conftest import clustered_records
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,1 @@
+"""Pure operations on frames: classes, overlay, exposure."""
