@@ -23,7 +23,7 @@ import streamlit as st
 from geo import pipeline
 from geo.errors import InputError
 from geo.hashing import file_sha256
-from geo.hazards import SHAPEFILE_SIDECARS, Footprint
+from geo.io.footprints import SHAPEFILE_SIDECARS, Footprint
 from geo.pipeline import ExposureRun
 from geo.release import Release
 from geo.viz.cells import MapCells, release_to_map_cells

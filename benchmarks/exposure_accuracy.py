@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 from geo.accuracy import compare_with_truth, demo_truth_points, summarise_errors
-from geo.hazards import read_footprint, to_bands
+from geo.io.footprints import read_footprint
 from geo.release import ReleasePolicy
+from geo.tools.classes import to_bands
 
 NORCIA = (
     Path(__file__).resolve().parent.parent / "data/footprints/"

@@ -7,7 +7,8 @@ import numpy as np
 import shapely
 
 from benchmarks.common import ROOT, settlements
-from geo.hazards import read_footprint, to_bands
+from geo.io.footprints import read_footprint
+from geo.tools.classes import to_bands
 
 FOOTPRINTS = ROOT / "data" / "footprints"
 

@@ -73,7 +73,8 @@ import gc, time
 import geopandas as gpd, numpy as np, pandas as pd, shapely
 from geo.pipeline import compute_exposure
 from geo.h3cells import cells_to_polygons
-from geo.hazards import read_footprint, to_bands
+from geo.io.footprints import read_footprint
+from geo.tools.classes import to_bands
 from geo.pipeline import read_release
 from benchmarks.footprints import footprint_classes
 release = read_release({release!r})

@@ -176,8 +176,6 @@ class Release:
 # Protection
 
 
-
-
 def primary_vulnerability() -> pl.Expr:
     """Return the first vulnerability of a case in ``VULNERABILITY_PRIORITY``, or none."""
     primary = pl.lit("none")

@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from geo.hazards import read_footprint, to_bands
+from geo.io.footprints import read_footprint
 from geo.pipeline import compute_exposure, read_release, write_release
 from geo.release import ReleasePolicy, protect
+from geo.tools.classes import to_bands
 from tests.dashboard_server import (
     CHROMIUM,
     CHROMIUM_ARGS,

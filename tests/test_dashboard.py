@@ -15,9 +15,10 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from geo.hazards import read_footprint, to_bands
+from geo.io.footprints import read_footprint
 from geo.pipeline import compute_exposure, read_release, write_release
 from geo.release import ReleasePolicy, protect
+from geo.tools.classes import to_bands
 from tests.factories import clustered_records, registration_row, write_rows
 
 ROOT = Path(__file__).resolve().parent.parent

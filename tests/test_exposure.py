@@ -89,7 +89,8 @@ def test_unpublished_people_never_appear():
 
 
 def norcia_classes():
-    from geo.hazards import read_footprint, to_bands
+    from geo.io.footprints import read_footprint
+    from geo.tools.classes import to_bands
 
     return to_bands(
         read_footprint(
@@ -138,7 +139,8 @@ def test_admin_breakdown_and_headline():
 
 
 def test_cumulative_classes_grow_with_lower_thresholds():
-    from geo.hazards import read_footprint, to_cumulative
+    from geo.io.footprints import read_footprint
+    from geo.tools.classes import to_cumulative
 
     release = protect(clustered_records(20_000, seed=2), ReleasePolicy())
     classes = to_cumulative(

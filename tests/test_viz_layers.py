@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo.hazards import read_footprint, to_bands
+from geo.io.footprints import read_footprint
 from geo.release import ReleasePolicy, protect
+from geo.tools.classes import to_bands
 from geo.viz.cells import MAP_COLUMNS, release_to_map_cells
 from geo.viz.layers import (
     bounds_to_view,

@@ -69,9 +69,6 @@ _IDENTIFIER_PATTERN = re.compile(
 )
 
 
-
-
-
 @dataclass
 class FileHeader:
     """What the reader learnt from a file before reading its rows."""
@@ -88,8 +85,6 @@ class FileHeader:
     encoding: str | None = None
     delimiter: str | None = None
     notes: list[str] = field(default_factory=list)
-
-
 
 
 def fold_column_name(name: object) -> str:
@@ -386,28 +381,6 @@ def _cell_text(row: tuple, position: int) -> str | None:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def iter_validated_batches(

@@ -148,8 +148,6 @@ def _meta(con: duckdb.DuckDBPyConnection, key: str) -> str:
     return con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()[0][0]
 
 
-
-
 def ingest_files(
     store_path: str | Path,
     files: Sequence[tuple[FileHeader, Iterable[PreparedBatch]]],
@@ -213,8 +211,6 @@ def _write_rejects(target: Path, rejects: pl.DataFrame) -> None:
     safe_ids = pl.col("record_id").map_elements(spreadsheet_safe, return_dtype=pl.String)
     rejects.with_columns(safe_ids).sort("row", nulls_last=True).write_csv(temporary)
     os.replace(temporary, target)
-
-
 
 
 def _ingest_one(
@@ -350,8 +346,6 @@ def _consent_bit(consent_scope: str) -> int:
             f"use one of {', '.join(codes.CONSENT_SCOPES)}."
         )
     return 1 << codes.CONSENT_SCOPES.index(consent_scope)
-
-
 
 
 def audience_records(

@@ -45,14 +45,6 @@ _COLLECTION_TYPES = [
 ]
 
 
-
-
-
-
-
-
-
-
 def _cell_rings(cells: np.ndarray) -> np.ndarray:
     """Return cell boundaries as an (n, m, 2) array, short rings repeating their last vertex."""
     vertices, sizes = h3cells.cell_boundaries(cells)
@@ -60,8 +52,6 @@ def _cell_rings(cells: np.ndarray) -> np.ndarray:
     width = int(sizes.max()) if len(sizes) else 0
     position = starts[:, None] + np.minimum(np.arange(width), sizes[:, None] - 1)
     return vertices[position]
-
-
 
 
 def _cell_reach(cells: np.ndarray, factor: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
@@ -81,8 +71,6 @@ def _cell_reach(cells: np.ndarray, factor: float = 1.5) -> tuple[np.ndarray, np.
     reach_lng = np.where((widest >= np.pi / 2) | (np.abs(lng) + reach_lng >= 180), 360, reach_lng)
     box = np.column_stack([lng - reach_lng, lat - reach_lat, lng + reach_lng, lat + reach_lat])
     return np.column_stack([lng, lat]), box
-
-
 
 
 def _cells_near(cells: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -263,8 +251,6 @@ def weighted_shares(
     return SETTLEMENT_BLEND * settlement + (1 - SETTLEMENT_BLEND) * area
 
 
-
-
 def _zones(
     classes: gpd.GeoDataFrame, admin: gpd.GeoDataFrame | None, admin_field: str | None
 ) -> gpd.GeoDataFrame:
@@ -397,9 +383,7 @@ def compute_exposure(
     groups = release.groups
     if nationalities:
         groups = groups[groups["nationality"].isin(nationalities)]
-    by_class, notes = _exposure_table(
-        groups, _zones(classes, None, None), weighting, [], places
-    )
+    by_class, notes = _exposure_table(groups, _zones(classes, None, None), weighting, [], places)
     table = by_class
     if admin is not None:
         table, _ = _exposure_table(

@@ -14,14 +14,8 @@ import pytest
 import shapely
 
 from geo.errors import InputError
-from geo.hazards import (
-    Footprint,
-    FootprintError,
-    combine_footprints,
-    read_footprint,
-    to_bands,
-    to_cumulative,
-)
+from geo.io.footprints import Footprint, FootprintError, read_footprint
+from geo.tools.classes import combine_footprints, to_bands, to_cumulative
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "footprints"
 NORCIA_MMI = DATA / "italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"

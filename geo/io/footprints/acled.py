@@ -1,0 +1,237 @@
+"""ACLED conflict-event CSV exports (modern and legacy schemas), buffered into conflict zones.
+
+ACLED gives points, not areas: each event is buffered by ``buffer_km`` with a
+geodesically correct circle, and the circles form one class per event type.
+Real exports are messy, so rows with unusable coordinates, dates or types are
+skipped with their spreadsheet row numbers, a truncated last row is dropped,
+and the date window (``date_from``, ``date_to``) is applied here.
+
+Class ranks: Battles 6, Explosions/Remote violence 5, Violence against
+civilians 4, Riots (and legacy Riots/Protests) 3, Protests 2, Strategic
+developments 1, any other event type 0.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo.footprint_classes import WGS84
+from geo.io.footprints.common import (
+    FootprintError,
+    _antimeridian_split,
+    _count,
+    _groups_to_classes,
+    _Log,
+    _one_line,
+    _Options,
+    _Result,
+)
+
+ACLED_SEVERITY = {
+    "Battles": 6,
+    "Explosions/Remote violence": 5,
+    "Violence against civilians": 4,
+    "Riots": 3,
+    "Riots/Protests": 3,
+    "Protests": 2,
+    "Strategic developments": 1,
+}
+ACLED_REQUIRED = ("event_date", "latitude", "longitude", "event_type")
+ACLED_DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%d-%b-%y",
+    "%d-%B-%Y",
+    "%d-%b-%Y",
+    "%d %B %Y",
+    "%d %b %Y",
+    "%d/%m/%Y",
+)
+
+
+# --------------------------------------------------------------------------- reading the export
+
+
+def _acled_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
+    """ACLED events → geodesic buffers, one class per event type."""
+    table = _csv_to_table(path, opts.display, log)
+    missing = [c for c in ACLED_REQUIRED if c not in table.columns]
+    if missing:
+        raise FootprintError(
+            f"{opts.display}: not an ACLED export, missing column(s) {', '.join(missing)}; "
+            f"expected {', '.join(ACLED_REQUIRED)} (upper or lower case)."
+        )
+    n_read = len(table)
+    events = _table_to_events(table, opts, log)
+    labels = sorted(events["label"].unique(), key=lambda k: (ACLED_SEVERITY.get(k, 0), k))
+    counts = events["label"].value_counts()
+    log.notes.append(
+        "events per type: "
+        + ", ".join(f"{k} {counts[k]}" for k in reversed(labels))
+        + f"; buffered {opts.buffer_km:g} km"
+    )
+    zones = _events_to_zones(events, opts.buffer_km, log)
+    codes = zones["label"].map({k: i for i, k in enumerate(labels)}).to_numpy()
+    ranks = [ACLED_SEVERITY.get(k, 0) for k in labels]
+    classes = _groups_to_classes(zones, codes, labels, ranks, "conflict")
+    used = table.attrs.get("original", {}).get("event_type", "event_type")
+    return _Result(classes, "acled", "conflict", used, n_read, False)
+
+
+def _csv_to_table(path: Path, display: str, log: _Log) -> pd.DataFrame:
+    """Read a CSV as text, tolerating quoted newlines and a truncated last row."""
+    raw = path.read_bytes()
+    encoding = "utf-8-sig"
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError:
+        encoding = "latin-1"
+        log.notes.append("the CSV is not UTF-8: read as Latin-1")
+    kwargs = {"dtype": str, "keep_default_na": False, "encoding": encoding}
+    try:
+        table = pd.read_csv(path, **kwargs)
+    except pd.errors.ParserError as exc:
+        m = re.search(r"EOF inside string starting at row (\d+)", str(exc))
+        if not m:
+            raise FootprintError(f"{display}: unreadable CSV ({_one_line(exc)}).") from None
+        table = pd.read_csv(path, nrows=int(m.group(1)) - 1, **kwargs)
+        log.notes.append(
+            f"skipped the truncated last row (row {len(table) + 2}): the file ends inside a "
+            "quoted field"
+        )
+    except (UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise FootprintError(f"{display}: unreadable CSV ({_one_line(exc)}).") from None
+    if len(table) and not raw.rstrip(b" ").endswith((b"\n", b"\r")) and table.iloc[-1, -1] == "":
+        log.notes.append(
+            f"skipped the truncated last row (row {len(table) + 1}): it has missing fields"
+        )
+        table = table.iloc[:-1]
+    original = {c.strip().lower(): c for c in table.columns}
+    table.columns = [c.strip().lower() for c in table.columns]
+    table.attrs["original"] = original
+    table.index = np.arange(2, len(table) + 2)  # spreadsheet row numbers, header is row 1
+    return table
+
+
+def _table_to_events(table: pd.DataFrame, opts: _Options, log: _Log) -> pd.DataFrame:
+    """Parse coordinates, dates and event types; drop unusable rows with notes."""
+    lon, lat, keep = _table_to_coordinates(table, log)
+    keep &= _dates_to_window(_dates_to_timestamps(table["event_date"]), keep, opts, log)
+    labels = table["event_type"].map(_event_type_to_label)
+    untyped = keep & (labels == "")
+    if untyped.any():
+        n_untyped = _count(int(untyped.sum()), "row")
+        log.notes.append(f"skipped {n_untyped} without event_type: {_rows(untyped)}")
+        keep &= ~untyped
+    if not keep.any():
+        raise FootprintError(f"{opts.display}: no ACLED event with usable coordinates and type.")
+    return pd.DataFrame({"lon": lon[keep], "lat": lat[keep], "label": labels[keep]})
+
+
+def _table_to_coordinates(table: pd.DataFrame, log: _Log) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Longitude, latitude and the mask of rows whose coordinates are usable."""
+    lat = pd.to_numeric(table["latitude"].str.strip(), errors="coerce")
+    lon = pd.to_numeric(table["longitude"].str.strip(), errors="coerce")
+    bad = lat.isna() | lon.isna() | (lat.abs() > 90) | (lon.abs() > 180) | ((lat == 0) & (lon == 0))
+    if bad.any():
+        n_bad = _count(int(bad.sum()), "row")
+        log.notes.append(f"skipped {n_bad} with unusable coordinates: {_rows(bad)}")
+    return lon, lat, ~bad
+
+
+def _dates_to_window(dates: pd.Series, keep: pd.Series, opts: _Options, log: _Log) -> pd.Series:
+    """Mask of rows inside the date window (all rows when there is no window)."""
+    if opts.date_from is None and opts.date_to is None:
+        if dates.isna().any():
+            n_undated = _count(int(dates.isna().sum()), "row")
+            log.notes.append(f"{n_undated} with unreadable event_date kept: {_rows(dates.isna())}")
+        return pd.Series(True, index=dates.index)
+    undated = keep & dates.isna()
+    if undated.any():
+        n_undated = _count(int(undated.sum()), "row")
+        log.notes.append(f"skipped {n_undated} with unreadable event_date: {_rows(undated)}")
+    inside = dates.notna()
+    if opts.date_from is not None:
+        inside &= dates >= opts.date_from
+    if opts.date_to is not None:
+        inside &= dates <= opts.date_to
+    if not (keep & inside).any():
+        known = dates[keep].dropna()
+        span = f"{known.min():%Y-%m-%d} to {known.max():%Y-%m-%d}" if len(known) else "no dates"
+        raise FootprintError(
+            f"{opts.display}: no ACLED event between {_day(opts.date_from)} and "
+            f"{_day(opts.date_to)} (the file covers {span}); widen the date window."
+        )
+    return inside
+
+
+def _dates_to_timestamps(text: pd.Series) -> pd.Series:
+    """Parse ACLED dates in any of the export formats (ISO, 9-May-20, 01-January-2015 ...)."""
+    text = text.str.strip()
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    for fmt in ACLED_DATE_FORMATS:
+        missing = out.isna()
+        if not missing.any():
+            break
+        out[missing] = pd.to_datetime(text[missing], format=fmt, errors="coerce")
+    return out
+
+
+def _event_type_to_label(raw: str) -> str:
+    """Canonical ACLED event type for modern and legacy spellings."""
+    key = re.sub(r"\s+", " ", str(raw)).strip().casefold()
+    if not key:
+        return ""
+    if key.startswith("battle"):
+        return "Battles"
+    if "remote violence" in key or key.startswith("explosion"):
+        return "Explosions/Remote violence"
+    if key.startswith("violence against civilian"):
+        return "Violence against civilians"
+    if key.startswith("riots/protest"):
+        return "Riots/Protests"
+    if key.startswith("riot"):
+        return "Riots"
+    if key.startswith("protest"):
+        return "Protests"
+    if key.startswith(("strategic development", "non-violent transfer", "headquarters or base")):
+        return "Strategic developments"
+    return key[:1].upper() + key[1:]
+
+
+# --------------------------------------------------------------------------- conflict zones
+
+
+def _events_to_zones(events: pd.DataFrame, buffer_km: float, log: _Log) -> gpd.GeoDataFrame:
+    """Geodesically correct circles: buffer in the UTM zone of each point, back to lon/lat."""
+    unique = events.drop_duplicates(["label", "lon", "lat"])
+    lon, lat = unique["lon"].to_numpy(float), unique["lat"].to_numpy(float)
+    zone = np.floor((lon + 180) / 6).astype(int) % 60 + 1
+    epsg = np.where(lat >= 0, 32600, 32700) + zone
+    geoms = np.empty(len(unique), dtype=object)
+    for code in np.unique(epsg):
+        mask = epsg == code
+        points = gpd.GeoSeries(gpd.points_from_xy(lon[mask], lat[mask]), crs=WGS84)
+        circles = points.to_crs(int(code)).buffer(buffer_km * 1000, quad_segs=16)
+        geoms[mask] = circles.to_crs(WGS84).values
+    geoms = _antimeridian_split(geoms, log)
+    return gpd.GeoDataFrame({"label": unique["label"].to_numpy()}, geometry=geoms, crs=WGS84)
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _day(value: pd.Timestamp | None) -> str:
+    """Format a date bound, open ends as '…'."""
+    return "…" if value is None else f"{value:%Y-%m-%d}"
+
+
+def _rows(mask: pd.Series, limit: int = 10) -> str:
+    """Spreadsheet row numbers of a mask, shortened after ``limit``."""
+    rows = [str(i) for i in mask[mask].index]
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return "rows " + ", ".join(rows[:limit]) + more

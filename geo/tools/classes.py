@@ -1,0 +1,212 @@
+"""Operations on hazard classes that are already read: bands, cumulative areas, combining.
+
+A class frame (see :mod:`geo.footprint_classes`) may hold overlapping classes;
+the exposure needs either disjoint bands (each place counted once, in its worst
+class) or "at least this class" areas, and several footprints overlaid into one
+scale. These functions do that and nothing else: they read no file, and take
+footprints as any object with a ``classes`` frame (such as
+:class:`geo.io.footprints.Footprint`) so that this module does not depend on the
+readers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.footprint_classes import (
+    CLASS_COLUMNS,
+    WGS84,
+    geometries_to_km2,
+    geometries_to_polygonal,
+    rows_to_classes,
+    sorted_classes,
+)
+
+__all__ = [
+    "combine_footprints",
+    "geometries_to_km2",
+    "label_to_at_least",
+    "to_bands",
+    "to_cumulative",
+]
+
+
+class _HasClasses(Protocol):
+    """Anything carrying a class frame, such as a :class:`geo.io.footprints.Footprint`."""
+
+    @property
+    def classes(self) -> gpd.GeoDataFrame:
+        """One row per class (see :mod:`geo.footprint_classes`)."""
+        ...
+
+
+def to_bands(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Make classes disjoint: each place keeps only the worst class covering it.
+
+    Parameters
+    ----------
+    classes : geopandas.GeoDataFrame
+        Frame with the columns of :attr:`Footprint.classes`; classes may overlap.
+        Equal ranks are ordered by label (alphabetically later wins).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Same columns, disjoint polygonal geometries, classes left with no area
+        removed, sorted by ``class_rank``.
+
+    Raises
+    ------
+    ValueError
+        If a required column is missing.
+    """
+    ordered = _severity_order(classes)
+    geoms = ordered.geometry.values
+    bands, taken = [], None
+    for geom in geoms:
+        band = geom if taken is None else shapely.difference(geom, taken)
+        bands.append(band)
+        taken = geom if taken is None else shapely.union(taken, geom)
+    out = ordered.copy()
+    out["geometry"] = geometries_to_polygonal(np.array(bands, dtype=object))
+    return sorted_classes(out[~shapely.is_empty(out.geometry.values)])
+
+
+def to_cumulative(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Turn classes into "at least this class" areas.
+
+    Parameters
+    ----------
+    classes : geopandas.GeoDataFrame
+        Frame with the columns of :attr:`Footprint.classes`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per class: the union of that class and every more severe one,
+        labelled e.g. ``"MMI ≥ VII"``, ``"PGA ≥ 10 %g"`` or
+        ``"Orange alert or worse"``; sorted by ``class_rank``.
+
+    Raises
+    ------
+    ValueError
+        If a required column is missing.
+    """
+    ordered = _severity_order(classes)
+    union, geoms = None, []
+    for geom in ordered.geometry.values:
+        union = geom if union is None else shapely.union(union, geom)
+        geoms.append(union)
+    out = ordered.copy()
+    out["geometry"] = geometries_to_polygonal(np.array(geoms, dtype=object))
+    out["class_label"] = [label_to_at_least(label) for label in out["class_label"]]
+    return sorted_classes(out)
+
+
+def combine_footprints(footprints: Sequence[_HasClasses]) -> gpd.GeoDataFrame:
+    """Overlay several footprints into disjoint classes, worst class wins.
+
+    Each class gets a severity: its position in its own footprint's rank order
+    divided by that footprint's number of classes, so every footprint's worst
+    class has severity 1 and the scales are comparable. A place covered by
+    several classes takes the highest severity; on equal severity the footprint
+    earlier in the list wins. Labels are prefixed by hazard type
+    (``"earthquake: MMI VIII"``), identical labels are merged.
+
+    Parameters
+    ----------
+    footprints : sequence of Footprint
+        The footprints, most important first (any objects with a ``classes``
+        frame).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The columns of :attr:`Footprint.classes`, disjoint, with ``class_rank``
+        1..n in the combined severity order.
+
+    Raises
+    ------
+    ValueError
+        If no footprint is given.
+    """
+    if not footprints:
+        raise ValueError("combine_footprints needs at least one footprint.")
+    frames = [_classes_to_severity(fp.classes, order) for order, fp in enumerate(footprints)]
+    combined = pd.concat(frames, ignore_index=True)
+    combined = combined.sort_values(["severity", "order"], ascending=[True, False], kind="stable")
+    combined["class_rank"] = np.arange(1, len(combined) + 1)
+    bands = to_bands(gpd.GeoDataFrame(combined[CLASS_COLUMNS], geometry="geometry", crs=WGS84))
+    return _merge_same_labels(bands)
+
+
+def label_to_at_least(label: str) -> str:
+    """Label of the "at least" area that starts at a class.
+
+    Parameters
+    ----------
+    label : str
+        A class label such as ``"MMI VII"``, ``"PGA 10–20 %g"``, ``"Red alert"``,
+        optionally prefixed by a hazard type (``"earthquake: MMI VII"``).
+
+    Returns
+    -------
+    str
+        ``"MMI ≥ VII"``, ``"PGA ≥ 10 %g"``, ``"MMI: whole map"`` for the class
+        below the lowest contour, otherwise ``"<label> or worse"``.
+    """
+    prefix, _, core = label.rpartition(": ")
+    prefix = f"{prefix}: " if prefix else ""
+    if m := re.fullmatch(r"MMI ([IVX]+)", core):
+        return f"{prefix}MMI ≥ {m.group(1)}"
+    if m := re.fullmatch(r"(PGA|PGV|PSA\S*|VALUE) (\S+)–\S+ (.+)", core):
+        return f"{prefix}{m.group(1)} ≥ {m.group(2)} {m.group(3)}"
+    if re.fullmatch(r"(MMI|PGA|PGV|PSA\S*|VALUE) ≥ .+", core):
+        return label
+    if m := re.fullmatch(r"(MMI|PGA|PGV|PSA\S*|VALUE) < .+", core):
+        return f"{prefix}{m.group(1)}: whole map"
+    return f"{label} or worse"
+
+
+def _severity_order(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Classes sorted from most to least severe (rank, then label)."""
+    missing = [c for c in CLASS_COLUMNS if c not in classes.columns]
+    if missing:
+        raise ValueError(f"class frame lacks column(s) {', '.join(missing)}")
+    return classes.sort_values(["class_rank", "class_label"], ascending=False, kind="stable")
+
+
+def _classes_to_severity(classes: gpd.GeoDataFrame, order: int) -> pd.DataFrame:
+    """Prefix labels by hazard type and add severity = position / number of classes."""
+    ranked = sorted_classes(classes)
+    out = pd.DataFrame(ranked.drop(columns="geometry"))
+    out["geometry"] = ranked.geometry.values
+    out["class_label"] = ranked["hazard_type"] + ": " + ranked["class_label"]
+    out["severity"] = np.arange(1, len(ranked) + 1) / max(len(ranked), 1)
+    out["order"] = order
+    return out
+
+
+def _merge_same_labels(bands: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Union rows that share a label, keep the higher rank, renumber ranks 1..n."""
+    rows = []
+    for label, group in bands.groupby("class_label", sort=False):
+        rows.append(
+            (
+                group["hazard_type"].iloc[0],
+                label,
+                int(group["class_rank"].max()),
+                shapely.union_all(group.geometry.values),
+            )
+        )
+    merged = rows_to_classes(rows)
+    merged = sorted_classes(merged)
+    merged["class_rank"] = np.arange(1, len(merged) + 1, dtype="int64")
+    return merged
