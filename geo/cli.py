@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from geo.audit import add_audit_command
+from geo.cli_audit import add_audit_command
 from geo.errors import InputError
 
 

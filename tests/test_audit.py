@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from geo import store
-from geo.audit import add_audit_command, audit_releases, classify, interval_bounds, run_audit
+from geo.audit import audit_releases, classify, interval_bounds
+from geo.audit_pipeline import run_audit
+from geo.cli_audit import add_audit_command
 from geo.errors import InputError
 from geo.release import Release, ReleasePolicy, build_release, protect, write_release
 from tests.conftest import clustered_records, registration_row
