@@ -168,7 +168,7 @@ for file in uploaded:
         for line in provenance["repairs"] + provenance["notes"]:
             st.caption(line)
         classes = common.guarded(
-            "preparing the footprint", common.footprint_classes, [footprint], False
+            "preparing the footprint", pipeline.footprint_classes, [footprint], False
         )
         if classes is not None:
             layer, legend = classes_to_layer(classes, layer_id=f"preview-{file.sha256[:8]}")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app_pages import common
+from geo import pipeline
 from geo.viz.cells import BREAKDOWN_FILTERS, MAX_MAP_CELLS, nationality_label
 from geo.viz.layers import MAP_HEIGHT_PX, build_deck, cells_to_layers, classes_to_layer
 from geo.viz.legends import count_bins, count_legend, legend_html
@@ -74,7 +75,7 @@ if footprint_name != "None":
     )
     if footprint is not None:
         classes = common.guarded(
-            "preparing the footprint", common.footprint_classes, [footprint], False
+            "preparing the footprint", pipeline.footprint_classes, [footprint], False
         )
         if classes is not None:
             layer, class_legend = classes_to_layer(classes)

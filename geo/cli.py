@@ -147,6 +147,15 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    """Run the audit, print its report and return the exit code (1 on disclosure)."""
+    from geo import pipeline
+
+    report = pipeline.run_audit(args.releases, args.store)
+    print("\n".join(report.lines(args.examples)))
+    return 0 if report.ok else 1
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -287,9 +296,28 @@ def _add_exposure(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_audit(commands: argparse._SubParsersAction) -> None:
-    from geo.audit import add_audit_command  # TEMPORARY until the audit package lands
-
-    add_audit_command(commands)
+    audit = commands.add_parser(
+        "audit",
+        help="check releases with a linear-programming attacker (exit 1 on disclosure)",
+        description="Play an attacker who knows the method and sees every number of every "
+        "release given; for each count between 1 and k−1 in the store, compute the interval "
+        "the attacker can prove (HiGHS) and report exact and existence disclosures, also "
+        "those that only appear between releases. Exit code 1 when anything is disclosed.",
+    )
+    audit.add_argument(
+        "releases",
+        nargs="+",
+        type=Path,
+        metavar="RELEASE",
+        help="release files made from the store",
+    )
+    audit.add_argument(
+        "--store", required=True, type=Path, help="the steward store the releases were made from"
+    )
+    audit.add_argument(
+        "--examples", type=int, default=10, help="findings to show of each kind (default 10)"
+    )
+    audit.set_defaults(run=_cmd_audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from geo.audit import AuditReport
     from geo.exposure_table import Exposure
     from geo.io.footprints import Footprint
     from geo.io.registrations import FileHeader
@@ -348,3 +349,44 @@ def write_export(path: str | Path, run: ExposureRun, release: Release) -> Path:
 
     payload = export_bytes(run, release, export_format(path))
     return write_bytes_atomically(path, payload)
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def run_audit(release_paths: Sequence[str | Path], store_path: str | Path) -> AuditReport:
+    """Audit release files against the store they were made from.
+
+    Parameters
+    ----------
+    release_paths
+        Release files, all made from the store; each is named by its file name (its
+        full path when two share a name).
+    store_path
+        The steward store.
+
+    Returns
+    -------
+    AuditReport
+        See :func:`geo.audit.audit_releases`.
+
+    Raises
+    ------
+    InputError
+        For a missing or altered release file, a missing store, or a release that was
+        not made from this store.
+    """
+    from geo.audit import audit_releases
+    from geo.io import store
+    from geo.io.release_file import read_release
+
+    releases: dict[str, Release] = {}
+    for path in release_paths:
+        name = Path(path).name
+        releases[name if name not in releases else str(path)] = read_release(path)
+    con = store.connect(store_path, read_only=True)
+    try:
+        records = store.registration_records(con)
+    finally:
+        con.close()
+    return audit_releases(releases, records)

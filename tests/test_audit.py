@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
 
 import h3
@@ -15,9 +14,10 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from geo import pipeline
-from geo.audit import add_audit_command, audit_releases, classify, interval_bounds, run_audit
+from geo.audit import audit_releases, classify, interval_bounds
+from geo.cli import build_parser
 from geo.errors import InputError
-from geo.pipeline import build_release, write_release
+from geo.pipeline import build_release, run_audit, write_release
 from geo.release import Release, ReleasePolicy, protect
 from tests.factories import clustered_records, registration_row
 
@@ -544,9 +544,7 @@ def store_and_release(tmp_path, write_csv):
 
 
 def run_cli(argv):
-    parser = argparse.ArgumentParser(prog="crisis-exposure")
-    add_audit_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.run(args)
 
 

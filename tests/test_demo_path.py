@@ -104,7 +104,7 @@ def test_embassy_release_holds_only_its_nationality(demo):
 
 
 def test_the_public_and_embassy_pair_passes_the_audit(demo):
-    from geo.audit import run_audit
+    from geo.pipeline import run_audit
 
     _, work, *_ = demo
     report = run_audit(

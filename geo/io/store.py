@@ -393,6 +393,30 @@ def audience_records(
     return con.sql(query, params=parameters).pl()
 
 
+def registration_records(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Return every stored registration, one row each, with its consent bit mask.
+
+    This is the steward's truth at full detail (no consent filter, no grouping), for
+    checks that must see the records a release was made from, such as the audit.
+
+    Parameters
+    ----------
+    con
+        A store connection.
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns nationality, cell (H3 integer at the store's resolution), sex,
+        age_band, vulnerabilities (bit mask), persons (1 + family members) and consent
+        (bit mask).
+    """
+    return con.sql(
+        "SELECT nationality, cell, sex, age_band, vulnerabilities,"
+        " (1 + family_members)::BIGINT AS persons, consent FROM registrations"
+    ).pl()
+
+
 def store_summary(con: duckdb.DuckDBPyConnection) -> dict:
     """Return counts a steward checks: records, persons, nationalities, ingests."""
     records, persons, nationalities = con.execute(
