@@ -425,3 +425,72 @@ def test_exposure_acled_upload_with_a_date_window(app):
     at.button(key="exposure_run").click().run()
     errors = [e.value for e in at.error]
     assert errors and "acled.csv: no ACLED event between 2021-01-01" in errors[0]
+
+
+NORCIA_PGA = NORCIA_MMI.with_name(NORCIA_MMI.name.replace("_mmi", "_pga"))
+REGIONS = ROOT / "data" / "admin" / "italy_regions_limits_IT_regions.geojson"
+SAME_REQUESTS = {
+    "banded": ([NORCIA_MMI], False, None),
+    "cumulative": ([NORCIA_MMI], True, None),
+    "admin": ([NORCIA_MMI], False, REGIONS),
+    "combined": ([NORCIA_MMI, NORCIA_PGA], False, None),
+    "combined cumulative by admin": ([NORCIA_MMI, NORCIA_PGA], True, REGIONS),
+}
+
+
+def page_exposure(at: AppTest, media, footprints, cumulative, admin) -> pd.DataFrame:
+    """Run the Exposure page's request and return its CSV download as a frame."""
+    at.switch_page("app_pages/exposure.py").run()
+    at.multiselect(key="exposure_footprints").set_value([p.name for p in footprints])
+    at.radio(key="exposure_mode").set_value("Cumulative (at least)" if cumulative else "Banded")
+    at.selectbox(key="exposure_admin").set_value(admin.name if admin else "None").run()
+    if admin:
+        at.selectbox(key=f"exposure_admin_field_{admin.name}").set_value("reg_name")
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    return pd.read_csv(io.BytesIO(downloads(at, media)["download_csv"]), comment="#")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("request_name", list(SAME_REQUESTS))
+def test_cli_and_page_give_the_same_table(request_name, app, release_dir, media, tmp_path):
+    from geo.cli import main
+
+    footprints, cumulative, admin = SAME_REQUESTS[request_name]
+    out = tmp_path / "cli.csv"
+    argv = ["exposure", "--release", str(release_dir / "a_public.release.parquet")]
+    argv += [arg for path in footprints for arg in ("--hazard", str(path))]
+    argv += ["--cumulative"] * cumulative + ["--out", str(out)]
+    argv += ["--admin", str(admin), "--admin-field", "reg_name"] if admin else []
+    assert main(argv) == 0
+    cli = pd.read_csv(out, comment="#")
+    page = page_exposure(app.run(), media, footprints, cumulative, admin)
+    assert len(cli) > 0
+    pd.testing.assert_frame_equal(page, cli)
+
+
+def test_unordered_classes_have_no_cumulative_view_on_either_side(app, capsys, tmp_path):
+    """Regions named alphabetically: both the CLI and the page refuse 'or worse'."""
+    from geo.cli import main
+
+    argv = ["exposure", "--release", str(ROOT / "data" / "demo" / "central_italy.release.parquet")]
+    argv += ["--hazard", str(REGIONS), "--class-field", "reg_name", "--cumulative"]
+    assert main([*argv, "--out", str(tmp_path / "x.csv")]) == 2
+    cli_message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "a cumulative view needs classes with an order" in cli_message
+    assert not (tmp_path / "x.csv").exists()
+
+    at = app.run()
+    at.switch_page("app_pages/exposure.py").run()
+    at.file_uploader(key="exposure_uploads").upload(
+        REGIONS.name, REGIONS.read_bytes(), "application/geo+json"
+    )
+    at.run()
+    at.multiselect(key="exposure_footprints").set_value([f"{REGIONS.name} (uploaded)"])
+    at.text_input(key="exposure_class_field").set_value("reg_name")
+    at.radio(key="exposure_mode").set_value("Cumulative (at least)")
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    errors = [" ".join(e.value.split()) for e in at.error]
+    assert errors and errors[0] in cli_message
