@@ -12,12 +12,15 @@ rows with at least 100 true persons, and how many rows fall outside [low, high].
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-from geo.accuracy import compare_with_truth, demo_truth_points, summarise_errors
-from geo.hazards import read_footprint, to_bands
-from geo.release import ReleasePolicy
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from demo.accuracy import compare_with_truth, demo_truth_points, summarise_errors  # noqa: E402
+from geo.hazards import read_footprint, to_bands  # noqa: E402
+from geo.release import ReleasePolicy  # noqa: E402
 
 NORCIA = (
     Path(__file__).resolve().parent.parent / "data/footprints/"

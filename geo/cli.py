@@ -1,4 +1,4 @@
-"""The ``crisis-exposure`` command line: ingest, release, inspect and the demo.
+"""The ``crisis-exposure`` command line: ingest, release, audit, inspect, hazard and exposure.
 
 Bad input exits with code 2 and a one-line reason on standard error; progress goes to
 standard error so that standard output stays clean for tables.
@@ -175,24 +175,6 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from geo.demo import build_demo
-
-    for line in build_demo(args.out, work_dir=args.work_dir, progress=_say):
-        print(line)
-    return 0
-
-
-def _cmd_demo_registry(args: argparse.Namespace) -> int:
-    from geo.demo_registry import generate_demo_registry, write_demo_registry
-
-    _say(f"generating the SYNTHETIC central-Italy registry (seed {args.seed}, scale {args.scale})")
-    frame = generate_demo_registry(seed=args.seed, scale=args.scale)
-    for path in write_demo_registry(frame, args.out):
-        print(f"written {path}")
-    return 0
-
-
 def _footprint_options(parser: argparse.ArgumentParser) -> None:
     """Add the options that say how to read footprints (shared by hazard and exposure)."""
     parser.add_argument("--class-field", help="attribute holding the class of generic polygons")
@@ -328,41 +310,6 @@ def build_parser() -> argparse.ArgumentParser:
     exposure.set_defaults(run=_cmd_exposure)
 
     add_audit_command(commands)
-
-    demo_all = commands.add_parser(
-        "demo",
-        help="build the demo: SYNTHETIC registry → store → releases",
-        description="Generate the SYNTHETIC central-Italy registry, ingest it and write the "
-        "demo releases (public and one embassy release).",
-    )
-    demo_all.add_argument(
-        "--out",
-        type=Path,
-        default=Path("data/demo"),
-        help="folder for the release files (default data/demo)",
-    )
-    demo_all.add_argument(
-        "--work-dir",
-        type=Path,
-        default=Path("demo-out"),
-        help="folder for the raw synthetic files and the store (default demo-out)",
-    )
-    demo_all.set_defaults(run=_cmd_demo)
-
-    demo = commands.add_parser(
-        "demo-registry",
-        help="write the SYNTHETIC central-Italy demo registry files",
-        description="Generate the seeded, synthetic registry used by the demo (central Italy).",
-    )
-    demo.add_argument("--out", type=Path, default=Path("demo-out/registry"), help="folder")
-    demo.add_argument("--seed", type=int, default=2016)
-    demo.add_argument(
-        "--scale",
-        type=float,
-        default=0.05,
-        help="registered persons per foreign resident (default 0.05)",
-    )
-    demo.set_defaults(run=_cmd_demo_registry)
     return parser
 
 

@@ -30,9 +30,9 @@ import polars_h3
 import shapely
 
 from geo.errors import InputError
+from geo.io.settlements import read_settlements
 from geo.overlay import PolygonSet
 from geo.release import Release
-from geo.settlements import read_settlements
 
 WEIGHTINGS = ("area", "settlement", "blend")
 DEFAULT_WEIGHTING = "blend"

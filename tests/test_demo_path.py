@@ -6,13 +6,13 @@ import h3
 import pandas as pd
 import pytest
 
-from geo import store
-from geo.demo_registry import (
+from demo.registry import (
     IDENTIFIER_COLUMNS,
     TRUTH_FILE_NAME,
     generate_demo_registry,
     write_demo_registry,
 )
+from geo import store
 from geo.release import ReleasePolicy, build_release, write_release
 
 

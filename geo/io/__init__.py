@@ -1,0 +1,1 @@
+"""Reading and writing at the edges of the library."""
