@@ -229,7 +229,7 @@ def active_release() -> tuple[Release, SourceFile] | None:
         config = settings()
         st.info(
             f"No release file (`*{RELEASE_SUFFIX}`) in `{config.release_dir}`. Make the demo "
-            "with `crisis-exposure demo --out data/demo`, point `CRISIS_EXPOSURE_RELEASE_DIR` "
+            "with `python -m demo build --out data/demo`, point `CRISIS_EXPOSURE_RELEASE_DIR` "
             "at a folder of releases"
             + (", or build one on the Data page." if config.steward else "."),
             icon=":material/info:",

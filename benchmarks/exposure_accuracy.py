@@ -12,13 +12,16 @@ rows with at least 100 true persons, and how many rows fall outside [low, high].
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-from geo.accuracy import compare_with_truth, demo_truth_points, summarise_errors
-from geo.io.footprints import read_footprint
-from geo.release import ReleasePolicy
-from geo.tools.classes import to_bands
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from demo.accuracy import compare_with_truth, demo_truth_points, summarise_errors  # noqa: E402
+from geo.io.footprints import read_footprint  # noqa: E402
+from geo.release import ReleasePolicy  # noqa: E402
+from geo.tools.classes import to_bands  # noqa: E402
 
 NORCIA = (
     Path(__file__).resolve().parent.parent / "data/footprints/"

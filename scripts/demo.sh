@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install crisis-exposure and open the dashboard on the bundled demo (SYNTHETIC registry,
 # Norcia 2016 ShakeMap). The demo releases ship in data/demo; rebuild them with
-# `.venv/bin/crisis-exposure demo` if they are missing.
+# `.venv/bin/python -m demo build` if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 if ! ls data/demo/*.release.parquet >/dev/null 2>&1; then
-  .venv/bin/crisis-exposure demo --out data/demo --work-dir demo-out
+  .venv/bin/python -m demo build --out data/demo --work-dir demo-out
 fi
 exec .venv/bin/streamlit run dashboard.py "$@"

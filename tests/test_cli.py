@@ -46,9 +46,7 @@ def test_ingest_release_inspect_exposure(tmp_path, write_csv, capsys):
     assert exposure["persons_high"].max() == table["persons"].sum()
 
 
-@pytest.mark.parametrize(
-    "command", ["ingest", "release", "inspect", "hazard", "exposure", "demo", "demo-registry"]
-)
+@pytest.mark.parametrize("command", ["ingest", "release", "inspect", "hazard", "exposure"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])

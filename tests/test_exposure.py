@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo.accuracy import compare_with_truth, demo_truth_points, summarise_errors
+from demo.accuracy import compare_with_truth, demo_truth_points, summarise_errors
 from geo.errors import InputError
 from geo.pipeline import compute_exposure
 from geo.release import Release, ReleasePolicy, protect

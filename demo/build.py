@@ -1,7 +1,9 @@
 """Build the bundled demo: SYNTHETIC central-Italy registry → steward store → releases.
 
-The registry is generated (seeded) by ``geo.demo_registry``; the raw files and the
-store stay in a work folder that is never shipped; only the release files are.
+The registry is generated (seeded) by :mod:`demo.registry`, then goes through the
+library's own ingest and release, as a steward's files would; the raw files and the
+store stay in a work folder that is never shipped; only the release files are
+(``data/demo``, what the dashboard opens).
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from geo.release import ReleasePolicy, build_release, write_release
-from geo.store import ingest_files
+from demo.registry import TRUTH_FILE_NAME, generate_demo_registry, write_demo_registry
+from geo.pipeline import build_release, ingest_files, write_release
+from geo.release import ReleasePolicy
 
 DEMO_SEED = 2016
 DEMO_SCALE = 0.2
@@ -35,8 +38,6 @@ def build_demo(
     the joint audit flags that, so it is not part of the demo. The work folder gets
     the raw SYNTHETIC files, the rejects and a fresh store.
     """
-    from geo.demo_registry import TRUTH_FILE_NAME, generate_demo_registry, write_demo_registry
-
     say = progress or (lambda message: None)
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     raw_dir, store_path = work_dir / "registry", work_dir / "store.duckdb"
