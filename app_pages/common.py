@@ -22,8 +22,8 @@ import streamlit as st
 
 from geo import pipeline
 from geo.errors import InputError
+from geo.footprint_classes import SHAPEFILE_SIDECARS
 from geo.hashing import file_sha256
-from geo.io.footprints import SHAPEFILE_SIDECARS, Footprint
 from geo.pipeline import ExposureRun
 from geo.release import Release
 from geo.viz.cells import MapCells, release_to_map_cells
@@ -276,7 +276,7 @@ def load_footprint(
     buffer_km: float,
     _path: str,
     date_window: tuple[str | None, str | None] = (None, None),
-) -> Footprint:
+) -> pipeline.Footprint:
     """Return a footprint read from ``_path`` (cached on its hash and the reader options).
 
     ``date_window`` (ISO dates or None) limits ACLED events; other formats ignore it.

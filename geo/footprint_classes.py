@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 WGS84 = "EPSG:4326"
+# The files that travel with a .shp (an upload or a folder offers them together).
+SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg")
 CLASS_COLUMNS = ["hazard_type", "class_label", "class_rank", "geometry"]
 GEOD = Geod(ellps="WGS84")
 

@@ -16,6 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from geo.errors import InputError
 
+
+def __getattr__(name: str) -> Any:
+    """Hand on the footprint type lazily (``pipeline.Footprint``), for the pages' hints."""
+    if name == "Footprint":
+        from geo.io.footprints import Footprint
+
+        return Footprint
+    raise AttributeError(f"module 'geo.pipeline' has no attribute {name!r}")
+
+
 if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd

@@ -40,6 +40,7 @@ import shapely
 
 from geo.footprint_classes import (
     CLASS_COLUMNS,
+    SHAPEFILE_SIDECARS,
     geometries_to_km2,
     geometries_to_polygonal,
     sorted_classes,
@@ -47,7 +48,6 @@ from geo.footprint_classes import (
 from geo.io.footprints.acled import _acled_to_result
 from geo.io.footprints.cems import _cems_to_result, _is_observed_event
 from geo.io.footprints.common import (
-    SHAPEFILE_SIDECARS,
     VECTOR_SUFFIXES,
     FootprintError,
     _column,

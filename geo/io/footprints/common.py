@@ -29,7 +29,11 @@ from pyproj import CRS
 from shapely import affinity
 
 from geo.errors import InputError
-from geo.footprint_classes import WGS84, geometries_to_polygonal, rows_to_classes
+from geo.footprint_classes import (
+    WGS84,
+    geometries_to_polygonal,
+    rows_to_classes,
+)
 
 VECTOR_SUFFIXES = (
     ".shp",
@@ -42,7 +46,6 @@ VECTOR_SUFFIXES = (
     ".fgb",
     ".gpx",
 )
-SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg")
 HAZARD_WORDS = (
     ("flood", "flood"),
     ("inundat", "flood"),
