@@ -481,6 +481,21 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy) -> Release:
             for column in ("cases", "persons"):
                 frame[column] = _round(frame[column], policy.round_to, k)
             frame["persons"] = frame[["cases", "persons"]].max(axis=1)
+    metadata = _metadata(
+        policy, group_frame, breakdown_frame, audience_cases, audience_persons, dropped
+    )
+    return Release(groups=group_frame[GROUP_COLUMNS], breakdowns=breakdown_frame, metadata=metadata)
+
+
+def _metadata(
+    policy: ReleasePolicy,
+    group_frame: pd.DataFrame,
+    breakdown_frame: pd.DataFrame,
+    audience_cases: int,
+    audience_persons: int,
+    dropped: pl.DataFrame,
+) -> dict:
+    """Return a release's metadata: format, method, policy and its totals."""
     by_resolution = group_frame.groupby("resolution")["cases"].size()
     metadata = {
         "format": RELEASE_FORMAT,
@@ -515,7 +530,7 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy) -> Release:
             for column in ("cases", "persons"):
                 value = metadata[section][column]
                 metadata[section][column] = int(_round(pd.Series([value]), policy.round_to, 1)[0])
-    return Release(groups=group_frame[GROUP_COLUMNS], breakdowns=breakdown_frame, metadata=metadata)
+    return metadata
 
 
 def _to_pandas(frame: pl.DataFrame) -> pd.DataFrame:

@@ -153,6 +153,35 @@ def validate_batch(
     ValidatedBatch
     """
     this_year = this_year or datetime.now(UTC).year
+    frame = _parsed(raw, column_map, first_row, default_source)
+    checks = _row_rules(frame, reference_point, this_year)
+    frame = frame.with_columns(
+        pl.concat_list(
+            [pl.when(cond.fill_null(False)).then(pl.lit(reason)) for cond, reason in checks]
+        )
+        .list.drop_nulls()
+        .list.join("; ")
+        .alias("reasons")
+    )
+    bad = frame["reasons"] != ""
+    rejects = (
+        frame.filter(bad)
+        .select("row", pl.col("record_id").str.slice(0, 64), "reasons")
+        .cast(REJECTS_SCHEMA)
+    )
+    return ValidatedBatch(
+        accepted=_accepted(frame.filter(~bad), this_year), rejects=rejects, rows_read=raw.height
+    )
+
+
+def _parsed(
+    raw: pl.DataFrame, column_map: dict[str, str], first_row: int, default_source: str
+) -> pl.DataFrame:
+    """Return the batch under canonical names with every value parsed into a typed column.
+
+    Text codes (nationality, sex, vulnerabilities, consent, dates) are mapped once per
+    distinct value; the raw columns stay beside the parsed ones for the rules to read.
+    """
     frame = raw.rename({src: name for name, src in column_map.items()})
     for name in CANONICAL_COLUMNS:
         if name not in frame.columns:
@@ -201,10 +230,24 @@ def validate_batch(
         .alias("consent_mask"),
         _as_datetime("updated_at", schema, updated).alias("updated_ts"),
     )
+    return frame
+
+
+def _row_rules(
+    frame: pl.DataFrame,
+    reference_point: tuple[float, float] | None,
+    this_year: int,
+) -> list[tuple[pl.Expr, str]]:
+    """Return the row rules: (condition true where a row breaks the rule, the reason).
+
+    Presence is judged on the file's own columns (their original types), values on the
+    parsed ones.
+    """
+    schema = frame.schema
     present = {name: _is_present(name, schema) for name in CANONICAL_COLUMNS}
     lat, lon = pl.col("lat_num"), pl.col("lon_num")
     swapped = _swapped_expr(reference_point)
-    checks: list[tuple[pl.Expr, str]] = [
+    return [
         (~present["record_id"], "missing record_id"),
         (~present["nationality"], "missing nationality"),
         (
@@ -265,49 +308,34 @@ def validate_batch(
             "updated_at is not a date (use YYYY-MM-DD)",
         ),
     ]
-    frame = frame.with_columns(
-        pl.concat_list(
-            [pl.when(cond.fill_null(False)).then(pl.lit(reason)) for cond, reason in checks]
-        )
-        .list.drop_nulls()
-        .list.join("; ")
-        .alias("reasons")
-    )
-    bad = frame["reasons"] != ""
-    rejects = (
-        frame.filter(bad)
-        .select("row", pl.col("record_id").str.slice(0, 64), "reasons")
-        .cast(REJECTS_SCHEMA)
-    )
+
+
+def _accepted(frame: pl.DataFrame, this_year: int) -> pl.DataFrame:
+    """Return accepted rows reduced to the minimal record (age as a band, defaults filled)."""
     age = pl.coalesce(pl.col("age_num"), pl.lit(this_year) - pl.col("birth_num"))
-    accepted = (
-        frame.filter(~bad)
-        .select(
-            "row",
-            "source",
-            "record_id",
-            pl.col("nat_code").alias("nationality"),
-            pl.col("lat_num").alias("latitude"),
-            pl.col("lon_num").alias("longitude"),
-            pl.col("sex_code").fill_null("unknown").alias("sex"),
-            pl.when(age.is_null())
-            .then(pl.lit("unknown"))
-            .when(age < 5)
-            .then(pl.lit("0-4"))
-            .when(age < 18)
-            .then(pl.lit("5-17"))
-            .when(age < 60)
-            .then(pl.lit("18-59"))
-            .otherwise(pl.lit("60+"))
-            .alias("age_band"),
-            pl.col("family_num").fill_null(0).alias("family_members"),
-            pl.col("vuln_mask").fill_null(0).alias("vulnerabilities"),
-            pl.col("consent_mask").fill_null(0).alias("consent"),
-            pl.col("updated_ts").alias("updated_at"),
-        )
-        .cast(ACCEPTED_SCHEMA)
-    )
-    return ValidatedBatch(accepted=accepted, rejects=rejects, rows_read=raw.height)
+    return frame.select(
+        "row",
+        "source",
+        "record_id",
+        pl.col("nat_code").alias("nationality"),
+        pl.col("lat_num").alias("latitude"),
+        pl.col("lon_num").alias("longitude"),
+        pl.col("sex_code").fill_null("unknown").alias("sex"),
+        pl.when(age.is_null())
+        .then(pl.lit("unknown"))
+        .when(age < 5)
+        .then(pl.lit("0-4"))
+        .when(age < 18)
+        .then(pl.lit("5-17"))
+        .when(age < 60)
+        .then(pl.lit("18-59"))
+        .otherwise(pl.lit("60+"))
+        .alias("age_band"),
+        pl.col("family_num").fill_null(0).alias("family_members"),
+        pl.col("vuln_mask").fill_null(0).alias("vulnerabilities"),
+        pl.col("consent_mask").fill_null(0).alias("consent"),
+        pl.col("updated_ts").alias("updated_at"),
+    ).cast(ACCEPTED_SCHEMA)
 
 
 def _swapped_expr(reference_point: tuple[float, float] | None) -> pl.Expr:

@@ -9,4 +9,5 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 bash scripts/setup.sh test
 .venv/bin/ruff check .
+.venv/bin/ruff format --check --quiet . || { echo "ruff format would change the files above: run .venv/bin/ruff format ."; exit 1; }
 .venv/bin/python -m pytest "$@"

@@ -305,6 +305,7 @@ def public(records):
     return release_of(records)
 
 
+@pytest.mark.slow
 def test_public_release_and_an_embassy_release_of_the_same_audience(records, public):
     embassy = release_of(records, ReleasePolicy(nationalities=("UKR",)))
     alone = audit_releases({"public": public}, records)
@@ -313,6 +314,7 @@ def test_public_release_and_an_embassy_release_of_the_same_audience(records, pub
     assert both.checked == alone.checked  # the embassy's numbers are the public's
 
 
+@pytest.mark.slow
 def test_two_base_resolutions_leak_between_them(records, public):
     finer = release_of(records, ReleasePolicy(base_resolution=8))
     assert audit_releases({"finer": finer}, records).ok

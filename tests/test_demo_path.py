@@ -103,6 +103,7 @@ def test_embassy_release_holds_only_its_nationality(demo):
     assert embassy.groups.reset_index(drop=True).equals(public_ukr)
 
 
+@pytest.mark.slow
 def test_the_public_and_embassy_pair_passes_the_audit(demo):
     from geo.pipeline import run_audit
 

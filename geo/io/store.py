@@ -219,6 +219,10 @@ def _ingest_one(
     batches: Iterable[PreparedBatch],
     say: Callable[[str], None],
 ) -> tuple[IngestReport, pl.DataFrame | None]:
+    """Stage one file's batches, resolve its duplicates, merge it and log the ingest.
+
+    Returns the file's report and its rejects (None when the file was ingested before).
+    """
     report = IngestReport(
         file_name=header.file_name,
         sha256=header.sha256,
@@ -254,26 +258,9 @@ def _ingest_one(
         )
         con.unregister("binned")
         say(f"{header.file_name}: {report.rows_read} rows read")
-    duplicates = con.sql(
-        """
-        WITH ranked AS (
-            SELECT row, record_id, record_key,
-                   row_number() OVER w AS rank
-            FROM staging
-            WHERE record_key IN (
-                SELECT record_key FROM staging GROUP BY record_key HAVING count(*) > 1)
-            WINDOW w AS (PARTITION BY record_key ORDER BY updated_at DESC NULLS LAST, row DESC)
-        )
-        SELECT row, record_id,
-               'duplicate record_id (the entry with the latest updated_at is kept)' AS reasons
-        FROM ranked WHERE rank > 1
-        """
-    ).pl()
+    duplicates = _reject_duplicates(con)
     if duplicates.height:
-        con.register("duplicates", duplicates.to_arrow())
-        con.execute("DELETE FROM staging WHERE row IN (SELECT row FROM duplicates)")
-        con.unregister("duplicates")
-        rejects.append(duplicates.cast({"row": pl.Int64}))
+        rejects.append(duplicates)
     all_rejects = pl.concat(rejects) if rejects else None
     report.rejected = all_rejects.height if all_rejects is not None else 0
     report.accepted = report.rows_read - report.rejected
@@ -300,6 +287,34 @@ def _ingest_one(
     )
     con.execute("DROP TABLE staging")
     return report, all_rejects
+
+
+def _reject_duplicates(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Remove all but the latest version of each record staged twice; return them as rejects.
+
+    The latest ``updated_at`` wins (the later row on a tie), decided by a window over
+    the staged records that share a key.
+    """
+    duplicates = con.sql(
+        """
+        WITH ranked AS (
+            SELECT row, record_id, record_key,
+                   row_number() OVER w AS rank
+            FROM staging
+            WHERE record_key IN (
+                SELECT record_key FROM staging GROUP BY record_key HAVING count(*) > 1)
+            WINDOW w AS (PARTITION BY record_key ORDER BY updated_at DESC NULLS LAST, row DESC)
+        )
+        SELECT row, record_id,
+               'duplicate record_id (the entry with the latest updated_at is kept)' AS reasons
+        FROM ranked WHERE rank > 1
+        """
+    ).pl()
+    if duplicates.height:
+        con.register("duplicates", duplicates.to_arrow())
+        con.execute("DELETE FROM staging WHERE row IN (SELECT row FROM duplicates)")
+        con.unregister("duplicates")
+    return duplicates.cast({"row": pl.Int64})
 
 
 def _merge_staging(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
