@@ -56,15 +56,44 @@ def _cmd_release(args: argparse.Namespace) -> int:
         f"building release from {args.store} (k={policy.k}, base {policy.base_resolution}, "
         f"floor {policy.floor_resolution}, consent {policy.consent_scope})"
     )
-    release = pipeline.build_release(args.store, policy)
-    pipeline.write_release(release, args.out)
+    release = pipeline.publish_release(args.store, policy, args.out)
     print("\n".join(release.summary_lines()))
-    print(f"written to {args.out}")
+    print(
+        f"written to {args.out}; recorded in the store's ledger (store version "
+        f"{release.metadata['store_version']})"
+    )
     print(
         "before handing it out: crisis-exposure audit RELEASE [OTHER RELEASES] --store STORE "
         "(releases of one store under different consent scopes or resolutions can be "
         "differenced; audit together those that may meet)"
     )
+    return 0
+
+
+def _policy_in_short(policy: dict) -> str:
+    """Return a ledger policy as one short phrase: k, resolutions, consent, audience."""
+    nationalities = ",".join(policy["nationalities"]) if policy["nationalities"] else "all"
+    rounding = f" round {policy['round_to']}" if policy.get("round_to") else ""
+    return (
+        f"k={policy['k']} res {policy['base_resolution']}→{policy['floor_resolution']} "
+        f"{policy['consent_scope']} {nationalities}{rounding}"
+    )
+
+
+def _cmd_releases(args: argparse.Namespace) -> int:
+    from geo import pipeline
+
+    entries = pipeline.list_releases(args.store)
+    if not entries:
+        print(f"{args.store}: no release recorded yet.")
+        return 0
+    for entry in entries:
+        print(
+            f"#{entry['release_id']}  {entry['created_at']:%Y-%m-%d %H:%M:%S}  "
+            f"store v{entry['store_version']}  {_policy_in_short(entry['policy'])}  "
+            f"{entry['groups']} groups, {entry['cases']} cases, {entry['persons']} persons  "
+            f"sha256 {entry['content_sha256'][:12]}…  {entry['file_name']}"
+        )
     return 0
 
 
@@ -178,9 +207,10 @@ def _add_ingest(commands: argparse._SubParsersAction) -> None:
 def _add_release(commands: argparse._SubParsersAction) -> None:
     release = commands.add_parser(
         "release",
-        help="make a protected release file from the store",
+        help="make a protected release file from the store and record it in its ledger",
         description="Publish (cell, nationality) groups with at least k cases, rolling small "
-        "groups up to H3 parents down to the floor resolution.",
+        "groups up to H3 parents down to the floor resolution. The release is recorded in "
+        "the store's ledger (see 'releases') before its file is put in place.",
     )
     release.add_argument("--store", required=True, type=Path, help="the DuckDB store")
     release.add_argument(
@@ -211,6 +241,18 @@ def _add_release(commands: argparse._SubParsersAction) -> None:
         help="round published counts to a multiple of N (never below k)",
     )
     release.set_defaults(run=_cmd_release)
+
+
+def _add_releases(commands: argparse._SubParsersAction) -> None:
+    releases = commands.add_parser(
+        "releases",
+        help="list the releases recorded in the store's ledger",
+        description="List every release published from the store, oldest first: id, "
+        "creation time (UTC), store version, policy, published groups/cases/persons, "
+        "content hash and file name.",
+    )
+    releases.add_argument("--store", required=True, type=Path, help="the DuckDB store")
+    releases.set_defaults(run=_cmd_releases)
 
 
 def _add_inspect(commands: argparse._SubParsersAction) -> None:
@@ -327,7 +369,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Estimate migrants exposed to a hazard footprint from a protected release.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_ingest, _add_release, _add_inspect, _add_hazard, _add_exposure, _add_audit):
+    for add in (
+        _add_ingest,
+        _add_release,
+        _add_releases,
+        _add_inspect,
+        _add_hazard,
+        _add_exposure,
+        _add_audit,
+    ):
         add(commands)
     return parser
 

@@ -8,6 +8,8 @@ used: importing this module is cheap, and a command pays only for what it runs.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
+    import polars as pl
     import pyarrow as pa
 
     from geo.audit import AuditReport
@@ -115,12 +118,13 @@ def _prepared_batches(header: FileHeader) -> Iterator[tuple[ValidatedBatch, pa.T
 
 
 def build_release(store_path: str | Path, policy: ReleasePolicy) -> Release:
-    """Make a release from a store under a policy.
+    """Make a release from a store under a policy (not recorded: see :func:`publish_release`).
 
     Returns
     -------
     Release
-        With the store's ingests (file names and hashes) recorded in the metadata.
+        With the store version it was made from (``metadata["store_version"]``) and the
+        store's ingests (file names and hashes) in the metadata.
 
     Raises
     ------
@@ -128,17 +132,23 @@ def build_release(store_path: str | Path, policy: ReleasePolicy) -> Release:
         For a bad policy or a missing store, or when the audience is empty.
     """
     from geo.io import store
-    from geo.release import protect
 
-    policy = policy.checked()
     con = store.connect(store_path, read_only=True)
     try:
-        records = store.audience_records(
-            con, policy.consent_scope, policy.nationalities, policy.base_resolution
-        )
-        summary = store.store_summary(con)
+        return _release_from(con, store_path, policy.checked())
     finally:
         con.close()
+
+
+def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Release:
+    """Protect the store's current audience under a checked policy (``con`` is open)."""
+    from geo.io import store_reads
+    from geo.release import protect
+
+    records = store_reads.audience_records(
+        con, policy.consent_scope, policy.nationalities, policy.base_resolution
+    )
+    summary = store_reads.store_summary(con)
     if records.is_empty():
         raise InputError(
             f"{Path(store_path).name}: no stored registration matches the audience "
@@ -146,12 +156,161 @@ def build_release(store_path: str | Path, policy: ReleasePolicy) -> Release:
             f"{', '.join(policy.nationalities) if policy.nationalities else 'all'})."
         )
     release = protect(records, policy)
+    release.metadata["store_version"] = summary["store_version"]
     release.metadata["source"] = {
         "store_records": summary["records"],
         "store_persons": summary["persons"],
         "ingests": summary["ingests"],
     }
     return release
+
+
+def publish_release(store_path: str | Path, policy: ReleasePolicy, out_path: str | Path) -> Release:
+    """Make a release, write its file and record it in the store's ledger, all or nothing.
+
+    The store stays open for writing from the first read to the commit, so no ingest
+    can change it in between. The file is written under a temporary name, the release
+    is recorded in the ledger and committed, and only then is the file renamed into
+    place: a release file never exists without its ledger row, and a failure at any
+    step leaves neither.
+
+    Parameters
+    ----------
+    store_path
+        The steward store (must exist).
+    policy
+        The release policy.
+    out_path
+        The release file to write (``.release.parquet``); an existing file is replaced.
+
+    Returns
+    -------
+    Release
+        As written, with its ``content_sha256`` and ``store_version``.
+
+    Raises
+    ------
+    InputError
+        For a bad policy, a missing store, an empty audience, or a file that cannot be
+        written.
+    """
+    from geo.io import ledger, store
+
+    policy = policy.checked()
+    out = Path(out_path)
+    if out.is_dir():
+        raise InputError(f"{out}: is a folder; give the name of the release file to write.")
+    temporary = out.with_name(f".{out.name}.publishing")
+    con = store.connect(store_path, create=False)
+    try:
+        release = _release_from(con, store_path, policy)
+        try:
+            write_release(release, temporary)
+            release_id = _record(con, release, out.name)
+            try:
+                os.replace(temporary, out)
+            except BaseException:
+                ledger.discard_release(con, release_id)
+                raise
+        except BaseException as exc:
+            for leftover in (temporary, temporary.with_name(temporary.name + ".tmp")):
+                with contextlib.suppress(OSError):  # never written, or not removable
+                    leftover.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                reason = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else exc
+                raise InputError(f"{out}: cannot write the release ({reason}).") from exc
+            raise
+    finally:
+        con.close()
+    return release
+
+
+def _record(con: Any, release: Release, file_name: str) -> int:
+    """Record a release in the ledger in a transaction of its own, and commit it."""
+    from geo.io import ledger
+
+    con.begin()
+    try:
+        release_id = ledger.record_release(
+            con, release, release.metadata["store_version"], file_name
+        )
+        con.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):  # a failed commit has already rolled back
+            con.rollback()
+        raise
+    return release_id
+
+
+def list_releases(store_path: str | Path) -> list[dict]:
+    """Return the store's ledger: one dict per release published from it, oldest first.
+
+    See :func:`geo.io.ledger.ledger` for the keys.
+
+    Raises
+    ------
+    InputError
+        For a missing file or one that is not a store (of this schema version).
+    """
+    from geo.io import ledger, store
+
+    con = store.connect(store_path, read_only=True)
+    try:
+        return ledger.ledger(con)
+    finally:
+        con.close()
+
+
+def ledger_release(store_path: str | Path, release_id: int) -> Release:
+    """Return a release as the store's ledger recorded it (:func:`geo.io.ledger.ledger_release`).
+
+    Raises
+    ------
+    InputError
+        For a missing store, or a release the ledger does not hold.
+    """
+    from geo.io import ledger, store
+
+    con = store.connect(store_path, read_only=True)
+    try:
+        return ledger.ledger_release(con, release_id)
+    finally:
+        con.close()
+
+
+def audience_as_of(
+    store_path: str | Path, policy: ReleasePolicy, store_version: int
+) -> pl.DataFrame:
+    """Return a policy's audience records as the store held them at a past store version.
+
+    What :func:`build_release` would have handed to :func:`geo.release.protect` at that
+    version: ``protect(audience_as_of(store, release.policy, release.metadata[
+    "store_version"]), release.policy)`` reproduces the published table of a release.
+
+    Returns
+    -------
+    polars.DataFrame
+        As :func:`geo.io.store.audience_records` (at the policy's base resolution).
+
+    Raises
+    ------
+    InputError
+        For a bad policy, a missing store, or a version the store has not reached.
+    """
+    from geo.io import store, store_reads
+
+    policy = policy.checked()
+    con = store.connect(store_path, read_only=True)
+    try:
+        return store_reads.audience_records(
+            con,
+            policy.consent_scope,
+            policy.nationalities,
+            policy.base_resolution,
+            as_of=store_version,
+        )
+    finally:
+        con.close()
 
 
 def store_summary(store_path: str | Path) -> dict:
@@ -162,11 +321,11 @@ def store_summary(store_path: str | Path) -> dict:
     InputError
         For a missing file or one that is not a store.
     """
-    from geo.io import store
+    from geo.io import store, store_reads
 
     con = store.connect(store_path, read_only=True)
     try:
-        return store.store_summary(con)
+        return store_reads.store_summary(con)
     finally:
         con.close()
 
@@ -387,7 +546,7 @@ def run_audit(release_paths: Sequence[str | Path], store_path: str | Path) -> Au
         not made from this store.
     """
     from geo.audit import audit_releases
-    from geo.io import store
+    from geo.io import store, store_reads
     from geo.io.release_file import read_release
 
     releases: dict[str, Release] = {}
@@ -396,7 +555,7 @@ def run_audit(release_paths: Sequence[str | Path], store_path: str | Path) -> Au
         releases[name if name not in releases else str(path)] = read_release(path)
     con = store.connect(store_path, read_only=True)
     try:
-        records = store.registration_records(con)
+        records = store_reads.registration_records(con)
     finally:
         con.close()
     return audit_releases(releases, records)

@@ -1,7 +1,9 @@
 """The release file: one Parquet file holding the published table and its metadata.
 
 The table is hashed (:func:`geo.hashing.content_sha256`) and the hash is kept in the
-metadata; a reader refuses a file whose content does not match it.
+metadata; a reader refuses a file whose content does not match it. The store's release
+ledger (:mod:`geo.io.ledger`) keeps the same table and metadata and rebuilds a release
+with :func:`release_from_table`.
 """
 
 from __future__ import annotations
@@ -69,6 +71,31 @@ def read_release(path: str | Path) -> Release:
         raise InputError(
             f"{path.name}: the release content does not match its hash; the file was altered."
         )
+    release = release_from_table(arrow, metadata)
+    del arrow
+    # Arrow keeps freed buffers for reuse; a dashboard holds the release for hours.
+    pa.default_memory_pool().release_unused()
+    return release
+
+
+def release_from_table(arrow: pa.Table, metadata: dict) -> Release:
+    """Return the Release of a published table (the file's layout) and its metadata.
+
+    Shared by the file reader and the store's release ledger, so a release read back
+    from either is the same object.
+
+    Parameters
+    ----------
+    arrow
+        The table with ``TABLE_COLUMNS``, in the order :meth:`Release.table` sorts it.
+    metadata
+        The release's metadata, as written.
+
+    Returns
+    -------
+    Release
+    """
+    arrow = arrow.select(TABLE_COLUMNS)
     # Split in Arrow, then convert each part once (pandas row filters on Arrow-backed
     # strings cost a tenth of a second at national scale).
     arrow = arrow.set_column(
@@ -79,7 +106,4 @@ def read_release(path: str | Path) -> Release:
     totals = pc.equal(arrow["dimension"], "total")
     groups = arrow.filter(totals).select(GROUP_COLUMNS).to_pandas()
     breakdowns = arrow.filter(pc.invert(totals)).to_pandas()
-    del arrow, totals
-    # Arrow keeps freed buffers for reuse; a dashboard holds the release for hours.
-    pa.default_memory_pool().release_unused()
     return Release(groups=groups, breakdowns=breakdowns, metadata=metadata)

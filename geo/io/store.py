@@ -1,10 +1,26 @@
-"""The steward store: a DuckDB file of validated, minimal registrations.
+"""The steward store: minimal registrations, their history, and the ledger of releases.
 
-The store is the trusted side. It holds, per registration, only what a release needs:
-a keyed hash of (source, record_id), nationality, the H3 cell at ``STORE_RESOLUTION``
-(no coordinates), sex, age band, family size, vulnerability and consent bit masks and
-the update time; plus a log of ingests. One ``ingest`` call is one transaction: it
-either stores every file it was given or leaves the store exactly as it was.
+The store is the trusted side. It holds, per version of a registration, only what a
+release needs: a keyed hash of (source, record_id), nationality, the H3 cell at
+``STORE_RESOLUTION`` (no coordinates), sex, age band, family size, vulnerability and
+consent bit masks and the update time; plus a log of ingests. One ``ingest`` call is one
+transaction: it either stores every file it was given or leaves the store exactly as it
+was.
+
+History. Every ingested file gets the next *ingest id*, and the highest ingest id so far
+is the *store version* (:func:`store_version`: counted, never read from a clock, so a
+version names the same state on every machine). A registration version is valid from
+the ingest that stored it (``valid_from``) until the ingest that replaced it
+(``valid_to``, NULL while it is current). An update closes the current version and adds
+the new one instead of overwriting it, so the audience of any past store version can be
+rebuilt (:func:`audience_records` with ``as_of``). Every query about "the registry now"
+reads the current versions only (``valid_to IS NULL``).
+
+Ledger. The tables ``releases`` and ``release_rows`` record every release published
+from the store: its store version, policy, full metadata, content hash, file name and
+the exact published table (:mod:`geo.io.ledger` writes and reads them). The whole schema
+is defined here under one ``SCHEMA_VERSION``; a store of another schema version is
+refused with a message to ingest the registration files again into a new store.
 """
 
 from __future__ import annotations
@@ -21,7 +37,6 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from geo import codes, h3cells
 from geo.errors import InputError
 from geo.io.registrations import FileHeader
 from geo.sanitize import spreadsheet_safe
@@ -30,7 +45,7 @@ from geo.validate import ValidatedBatch
 STORE_RESOLUTION = 8
 PreparedBatch = tuple[ValidatedBatch, pa.Table]
 DUCKDB_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "384MB")
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -45,7 +60,8 @@ CREATE TABLE IF NOT EXISTS registrations (
     vulnerabilities USMALLINT NOT NULL,
     consent UTINYINT NOT NULL,
     updated_at TIMESTAMP,
-    ingest_id INTEGER NOT NULL
+    valid_from INTEGER NOT NULL,
+    valid_to INTEGER
 );
 CREATE TABLE IF NOT EXISTS ingests (
     ingest_id INTEGER NOT NULL,
@@ -57,11 +73,39 @@ CREATE TABLE IF NOT EXISTS ingests (
     rejected BIGINT NOT NULL,
     inserted BIGINT NOT NULL,
     updated BIGINT NOT NULL,
+    unchanged BIGINT NOT NULL,
     kept_newer BIGINT NOT NULL,
     dropped_columns VARCHAR NOT NULL,
     ingested_at TIMESTAMP NOT NULL
 );
+CREATE TABLE IF NOT EXISTS releases (
+    release_id INTEGER NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    store_version INTEGER NOT NULL,
+    policy VARCHAR NOT NULL,
+    method_version VARCHAR NOT NULL,
+    content_sha256 VARCHAR NOT NULL,
+    file_name VARCHAR NOT NULL,
+    metadata VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS release_rows (
+    release_id INTEGER NOT NULL,
+    h3_cell VARCHAR NOT NULL,
+    resolution TINYINT NOT NULL,
+    nationality VARCHAR NOT NULL,
+    dimension VARCHAR NOT NULL,
+    category VARCHAR NOT NULL,
+    cases BIGINT NOT NULL,
+    persons BIGINT NOT NULL
+);
 """
+_TABLES = {"meta", "registrations", "ingests", "releases", "release_rows"}
+# What makes two versions of a registration the same: a re-statement of all of it is no
+# new version.
+_CONTENT = (
+    "record_key, source, nationality, cell, sex, age_band, family_members, "
+    "vulnerabilities, consent, updated_at"
+)
 
 
 @dataclass
@@ -76,6 +120,7 @@ class IngestReport:
     rejected: int = 0
     inserted: int = 0
     updated: int = 0
+    unchanged: int = 0
     kept_newer: int = 0
     already_ingested: bool = False
     rejects_by_reason: Counter = field(default_factory=Counter)
@@ -91,7 +136,7 @@ class IngestReport:
         lines = [
             f"{self.file_name}: {self.rows_read} rows read, {self.accepted} accepted, "
             f"{self.rejected} rejected ({self.inserted} new, {self.updated} updated, "
-            f"{self.kept_newer} older than the stored version)"
+            f"{self.unchanged} unchanged, {self.kept_newer} older than the stored version)"
         ]
         lines += [
             f"  rejected: {count} × {reason}"
@@ -107,16 +152,32 @@ class IngestReport:
         return lines
 
 
-def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open (and create if needed) a store and return its connection.
+def connect(
+    path: str | Path, read_only: bool = False, create: bool = True
+) -> duckdb.DuckDBPyConnection:
+    """Open a store (creating it when missing, unless told not to) and return its connection.
+
+    Parameters
+    ----------
+    path
+        The DuckDB store.
+    read_only
+        Open without the right to write (several readers may share the file).
+    create
+        Create a missing store (a read-only connection never creates one).
+
+    Returns
+    -------
+    duckdb.DuckDBPyConnection
 
     Raises
     ------
     InputError
-        If the file exists but is not a crisis-exposure store.
+        If the store is missing (and not to be created), if the file is not a
+        crisis-exposure store, or if it is a store of another schema version.
     """
     path = Path(path)
-    if read_only and not path.exists():
+    if (read_only or not create) and not path.exists():
         raise InputError(f"{path}: no such store; create it with 'crisis-exposure ingest'.")
     try:
         # A bounded memory budget: DuckDB spills to <store>.tmp beyond it, so a national
@@ -128,24 +189,70 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
         )
     except duckdb.Error as exc:
         raise InputError(f"{path}: not a readable DuckDB store ({exc}).") from exc
-    if not read_only:
-        con.execute(_SCHEMA)
-        con.execute(
-            "INSERT INTO meta SELECT * FROM (VALUES ('schema_version', ?), ('resolution', ?),"
-            " ('key_salt', ?)) v(k, val) WHERE k NOT IN (SELECT key FROM meta)",
-            [SCHEMA_VERSION, str(STORE_RESOLUTION), secrets.token_hex(16)],
-        )
-    tables = {
-        row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-    }
-    if not {"meta", "registrations", "ingests"} <= tables:
+    try:
+        _check_schema(con, path)
+        if not read_only:
+            con.execute(_SCHEMA)
+            con.execute(
+                "INSERT INTO meta SELECT * FROM (VALUES ('schema_version', ?), ('resolution', ?),"
+                " ('key_salt', ?)) v(k, val) WHERE k NOT IN (SELECT key FROM meta)",
+                [SCHEMA_VERSION, str(STORE_RESOLUTION), secrets.token_hex(16)],
+            )
+        if not _TABLES.issubset(_table_names(con)):
+            raise InputError(f"{path}: a DuckDB file but not a crisis-exposure store.")
+    except BaseException:
         con.close()
-        raise InputError(f"{path}: a DuckDB file but not a crisis-exposure store.")
+        raise
     return con
+
+
+def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    return {row[0] for row in rows}
+
+
+def _check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a file that holds tables but is not a store of this schema version.
+
+    An empty DuckDB file passes (it becomes a store); nothing is written here, so an
+    old store is left exactly as it was.
+
+    Raises
+    ------
+    InputError
+        For a DuckDB file of other tables, or a store of another schema version.
+    """
+    tables = _table_names(con)
+    if not tables:
+        return
+    if "meta" not in tables:
+        raise InputError(f"{path}: a DuckDB file but not a crisis-exposure store.")
+    rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    if not rows:
+        raise InputError(f"{path}: a DuckDB file but not a crisis-exposure store.")
+    if rows[0][0] != SCHEMA_VERSION:
+        raise InputError(
+            f"{path}: a store of schema version {rows[0][0]}, made before the store kept "
+            f"record history and a release ledger (schema version {SCHEMA_VERSION}); "
+            "ingest the registration files again into a new store."
+        )
 
 
 def _meta(con: duckdb.DuckDBPyConnection, key: str) -> str:
     return con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()[0][0]
+
+
+def store_version(con: duckdb.DuckDBPyConnection) -> int:
+    """Return the store version: the highest ingest id so far (0 for an empty store).
+
+    Every ingested file advances it by one; a file already ingested does not.
+    """
+    return int(con.execute("SELECT coalesce(max(ingest_id), 0) FROM ingests").fetchall()[0][0])
+
+
+def _next_ingest_id(con: duckdb.DuckDBPyConnection) -> int:
+    """Return the ingest id of the file being ingested (its ``ingests`` row comes last)."""
+    return store_version(con) + 1
 
 
 def ingest_files(
@@ -241,7 +348,7 @@ def _ingest_one(
     con.execute("ALTER TABLE staging ADD COLUMN row BIGINT")
     con.execute("ALTER TABLE staging ADD COLUMN record_id VARCHAR")
     rejects: list[pl.DataFrame] = []
-    ingest_id = con.execute("SELECT coalesce(max(ingest_id), 0) + 1 FROM ingests").fetchall()[0][0]
+    ingest_id = _next_ingest_id(con)
     for batch, binned in batches:
         report.rows_read += batch.rows_read
         rejects.append(batch.rejects)
@@ -251,7 +358,7 @@ def _ingest_one(
             INSERT INTO staging BY NAME
             SELECT md5_number(? || source || chr(31) || record_id) AS record_key, source,
                    nationality, cell, sex, age_band, family_members, vulnerabilities, consent,
-                   updated_at, ? AS ingest_id, row, record_id
+                   updated_at, ? AS valid_from, row, record_id
             FROM binned
             """,
             [salt, ingest_id],
@@ -267,9 +374,23 @@ def _ingest_one(
     if all_rejects is not None:
         for reasons in all_rejects["reasons"]:
             report.rejects_by_reason.update(reasons.split("; "))
-    report.kept_newer, report.updated, report.inserted = _merge_staging(con)
+    report.kept_newer, report.unchanged, report.updated, report.inserted = _merge_staging(con)
+    _log_ingest(con, ingest_id, header, report)
+    con.execute("DROP TABLE staging")
+    return report, all_rejects
+
+
+def _log_ingest(
+    con: duckdb.DuckDBPyConnection, ingest_id: int, header: FileHeader, report: IngestReport
+) -> None:
+    """Add a file's row to the ingest log; from now on it is the store version."""
     con.execute(
-        "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        """
+        INSERT INTO ingests (ingest_id, file_name, sha256, file_format, rows_read, accepted,
+                             rejected, inserted, updated, unchanged, kept_newer,
+                             dropped_columns, ingested_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
         [
             ingest_id,
             header.file_name,
@@ -280,13 +401,12 @@ def _ingest_one(
             report.rejected,
             report.inserted,
             report.updated,
+            report.unchanged,
             report.kept_newer,
             ", ".join(header.dropped_columns),
             datetime.now(UTC).replace(tzinfo=None),
         ],
     )
-    con.execute("DROP TABLE staging")
-    return report, all_rejects
 
 
 def _reject_duplicates(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -317,132 +437,50 @@ def _reject_duplicates(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return duplicates.cast({"row": pl.Int64})
 
 
-def _merge_staging(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
-    """Merge staged records into the store; a stored newer version wins.
+def _merge_staging(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:
+    """Merge staged records into the store as new versions; a stored newer version wins.
 
-    Returns (kept_newer, updated, inserted). Into an empty store (the first ingest of a
-    registry, the common case at national scale) the staged rows go straight in.
+    Every step is one set-based statement, whatever the number of records. A staged
+    record older than its current stored version is dropped (kept_newer), one that
+    restates the current version exactly is no new version (unchanged); for the others
+    the current version, if any, is closed at this ingest (``valid_to``, updated) and the
+    staged one becomes current from this ingest (``valid_from``, set when staged).
+    Into an empty store (the first ingest of a registry, the common case at national
+    scale) the staged rows go straight in.
+
+    Returns
+    -------
+    tuple of int
+        (kept_newer, unchanged, updated, inserted).
     """
+    copy_in = "INSERT INTO registrations BY NAME SELECT * EXCLUDE (row, record_id) FROM staging"
     if not con.execute("SELECT count(*) FROM (SELECT 1 FROM registrations LIMIT 1)").fetchall()[0][
         0
     ]:
-        inserted = con.execute(
-            "INSERT INTO registrations SELECT * EXCLUDE (row, record_id) FROM staging"
-        ).fetchall()[0][0]
-        return 0, 0, inserted
+        return 0, 0, 0, con.execute(copy_in).fetchall()[0][0]
     kept_newer = con.execute(
         """
         DELETE FROM staging WHERE record_key IN (
             SELECT s.record_key FROM staging s JOIN registrations r USING (record_key)
-            WHERE r.updated_at IS NOT NULL
+            WHERE r.valid_to IS NULL AND r.updated_at IS NOT NULL
               AND (s.updated_at IS NULL OR s.updated_at < r.updated_at))
         """
     ).fetchall()[0][0]
+    unchanged = con.execute(
+        f"""
+        DELETE FROM staging WHERE record_key IN (
+            SELECT record_key FROM (
+                SELECT {_CONTENT} FROM staging
+                INTERSECT
+                SELECT {_CONTENT} FROM registrations WHERE valid_to IS NULL))
+        """
+    ).fetchall()[0][0]
     updated = con.execute(
-        "DELETE FROM registrations WHERE record_key IN (SELECT record_key FROM staging)"
+        """
+        UPDATE registrations SET valid_to = ?
+        WHERE valid_to IS NULL AND record_key IN (SELECT record_key FROM staging)
+        """,
+        [_next_ingest_id(con)],
     ).fetchall()[0][0]
-    total = con.execute(
-        "INSERT INTO registrations SELECT * EXCLUDE (row, record_id) FROM staging"
-    ).fetchall()[0][0]
-    return kept_newer, updated, total - updated
-
-
-def _consent_bit(consent_scope: str) -> int:
-    """Return the consent bit of a scope.
-
-    Raises
-    ------
-    InputError
-        For an unknown consent scope.
-    """
-    if consent_scope not in codes.CONSENT_SCOPES:
-        raise InputError(
-            f"unknown consent scope {consent_scope!r}; "
-            f"use one of {', '.join(codes.CONSENT_SCOPES)}."
-        )
-    return 1 << codes.CONSENT_SCOPES.index(consent_scope)
-
-
-def audience_records(
-    con: duckdb.DuckDBPyConnection,
-    consent_scope: str,
-    nationalities: Sequence[str] | None = None,
-    resolution: int | None = None,
-) -> pl.DataFrame:
-    """Return the stored records whose consent covers ``consent_scope``, counted.
-
-    Parameters
-    ----------
-    con
-        A store connection.
-    consent_scope
-        The scope every record must carry.
-    nationalities
-        Keep only these (ISO alpha-3); default all.
-    resolution
-        Count records per cell at this H3 resolution (≤ the store's); default the
-        store's own resolution.
-
-    Returns
-    -------
-    polars.DataFrame
-        Columns nationality, cell, sex, age_band, vulnerabilities, cases, persons: one
-        row per distinct combination, ``cases`` registrations and their ``persons``.
-
-    Raises
-    ------
-    InputError
-        For an unknown consent scope.
-    """
-    cell = h3cells.parent_sql("cell", resolution if resolution is not None else STORE_RESOLUTION)
-    query = f"""
-        SELECT nationality, {cell} AS cell, sex, age_band, vulnerabilities,
-               count(*)::BIGINT AS cases, sum(1 + family_members)::BIGINT AS persons
-        FROM registrations WHERE (consent & ?) != 0
-    """
-    parameters: list = [_consent_bit(consent_scope)]
-    if nationalities:
-        query += " AND nationality IN (SELECT unnest(?))"
-        parameters.append(list(nationalities))
-    query += " GROUP BY ALL"
-    return con.sql(query, params=parameters).pl()
-
-
-def registration_records(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Return every stored registration, one row each, with its consent bit mask.
-
-    This is the steward's truth at full detail (no consent filter, no grouping), for
-    checks that must see the records a release was made from, such as the audit.
-
-    Parameters
-    ----------
-    con
-        A store connection.
-
-    Returns
-    -------
-    polars.DataFrame
-        Columns nationality, cell (H3 integer at the store's resolution), sex,
-        age_band, vulnerabilities (bit mask), persons (1 + family members) and consent
-        (bit mask).
-    """
-    return con.sql(
-        "SELECT nationality, cell, sex, age_band, vulnerabilities,"
-        " (1 + family_members)::BIGINT AS persons, consent FROM registrations"
-    ).pl()
-
-
-def store_summary(con: duckdb.DuckDBPyConnection) -> dict:
-    """Return counts a steward checks: records, persons, nationalities, ingests."""
-    records, persons, nationalities = con.execute(
-        "SELECT count(*), coalesce(sum(1 + family_members), 0), count(DISTINCT nationality)"
-        " FROM registrations"
-    ).fetchall()[0]
-    ingests = con.execute("SELECT file_name, sha256 FROM ingests ORDER BY ingest_id").fetchall()
-    return {
-        "records": int(records),
-        "persons": int(persons),
-        "nationalities": int(nationalities),
-        "resolution": int(_meta(con, "resolution")),
-        "ingests": [{"file_name": name, "sha256": digest} for name, digest in ingests],
-    }
+    total = con.execute(copy_in).fetchall()[0][0]
+    return kept_newer, unchanged, updated, total - updated

@@ -1,0 +1,162 @@
+"""Reading the steward store: an audience as it is now or was at any store version.
+
+The store keeps every version of a registration (``valid_from``/``valid_to``, by ingest
+id), so any past release's audience can be rebuilt exactly. Everything here reads; the
+writing side (schema, connection, ingest) is :mod:`geo.io.store`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import polars as pl
+
+from geo import codes, h3cells
+from geo.errors import InputError
+from geo.io.store import STORE_RESOLUTION, _meta, store_version
+
+
+def _consent_bit(consent_scope: str) -> int:
+    """Return the consent bit of a scope.
+
+    Raises
+    ------
+    InputError
+        For an unknown consent scope.
+    """
+    if consent_scope not in codes.CONSENT_SCOPES:
+        raise InputError(
+            f"unknown consent scope {consent_scope!r}; "
+            f"use one of {', '.join(codes.CONSENT_SCOPES)}."
+        )
+    return 1 << codes.CONSENT_SCOPES.index(consent_scope)
+
+
+def _versions(con: duckdb.DuckDBPyConnection, as_of: int | None) -> tuple[str, list[int]]:
+    """Return the SQL condition (and its parameters) selecting the versions valid at ``as_of``.
+
+    Raises
+    ------
+    InputError
+        For a version the store has not reached (or a negative one).
+    """
+    if as_of is None:
+        return "valid_to IS NULL", []
+    current = store_version(con)
+    if not 0 <= as_of <= current:
+        raise InputError(
+            f"store version {as_of} does not exist; the store is at version {current} "
+            "(one version per ingested file)."
+        )
+    return "valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)", [as_of, as_of]
+
+
+def audience_records(
+    con: duckdb.DuckDBPyConnection,
+    consent_scope: str,
+    nationalities: Sequence[str] | None = None,
+    resolution: int | None = None,
+    as_of: int | None = None,
+) -> pl.DataFrame:
+    """Return the stored records whose consent covers ``consent_scope``, counted.
+
+    Parameters
+    ----------
+    con
+        A store connection.
+    consent_scope
+        The scope every record must carry.
+    nationalities
+        Keep only these (ISO alpha-3); default all.
+    resolution
+        Count records per cell at this H3 resolution (≤ the store's); default the
+        store's own resolution.
+    as_of
+        Read the registry as it was at this store version (see :func:`store_version`):
+        the record versions stored by then and not yet replaced. Default: now.
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns nationality, cell, sex, age_band, vulnerabilities, cases, persons: one
+        row per distinct combination, ``cases`` registrations and their ``persons``.
+
+    Raises
+    ------
+    InputError
+        For an unknown consent scope, or a store version the store has not reached.
+    """
+    cell = h3cells.parent_sql("cell", resolution if resolution is not None else STORE_RESOLUTION)
+    versions, parameters = _versions(con, as_of)
+    query = f"""
+        SELECT nationality, {cell} AS cell, sex, age_band, vulnerabilities,
+               count(*)::BIGINT AS cases, sum(1 + family_members)::BIGINT AS persons
+        FROM registrations WHERE {versions} AND (consent & ?) != 0
+    """
+    parameters.append(_consent_bit(consent_scope))
+    if nationalities:
+        query += " AND nationality IN (SELECT unnest(?))"
+        parameters.append(list(nationalities))
+    query += " GROUP BY ALL"
+    return con.sql(query, params=parameters).pl()
+
+
+def registration_records(con: duckdb.DuckDBPyConnection, as_of: int | None = None) -> pl.DataFrame:
+    """Return every stored registration, one row each, with its consent bit mask.
+
+    This is the steward's truth at full detail (no consent filter, no grouping), for
+    checks that must see the records a release was made from, such as the audit.
+
+    Parameters
+    ----------
+    con
+        A store connection.
+    as_of
+        The store version to read (default: the registry now).
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns nationality, cell (H3 integer at the store's resolution), sex,
+        age_band, vulnerabilities (bit mask), persons (1 + family members) and consent
+        (bit mask).
+    """
+    condition, parameters = _versions(con, as_of)
+    return con.sql(
+        "SELECT nationality, cell, sex, age_band, vulnerabilities,"
+        " (1 + family_members)::BIGINT AS persons, consent FROM registrations"
+        f" WHERE {condition}",
+        params=parameters,
+    ).pl()
+
+
+def store_summary(con: duckdb.DuckDBPyConnection) -> dict:
+    """Return what a steward checks of the registry now, and of its history.
+
+    Returns
+    -------
+    dict
+        ``records``, ``persons`` and ``nationalities`` of the current registrations,
+        ``superseded`` (record versions kept as history), ``resolution``,
+        ``store_version`` and ``ingests`` (file name and SHA-256 of each, in order).
+    """
+    records, persons, nationalities, superseded = con.execute(
+        """
+        SELECT count(*) FILTER (WHERE valid_to IS NULL),
+               coalesce(sum(1 + family_members) FILTER (WHERE valid_to IS NULL), 0),
+               count(DISTINCT nationality) FILTER (WHERE valid_to IS NULL),
+               count(*) FILTER (WHERE valid_to IS NOT NULL)
+        FROM registrations
+        """
+    ).fetchall()[0]
+    ingests = con.execute("SELECT file_name, sha256 FROM ingests ORDER BY ingest_id").fetchall()
+    return {
+        "records": int(records),
+        "persons": int(persons),
+        "nationalities": int(nationalities),
+        "superseded": int(superseded),
+        "resolution": int(_meta(con, "resolution")),
+        "store_version": store_version(con),
+        "ingests": [{"file_name": name, "sha256": digest} for name, digest in ingests],
+    }
