@@ -108,12 +108,13 @@ if build:
         consent_scope=consent,
         round_to=int(round_to) or None,
     )
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "session"
+    target = common.session_dir("releases") / f"{stem}{common.RELEASE_SUFFIX}"
     with st.spinner("Building the release…"):
-        release = common.guarded("building the release", pipeline.build_release, store_path, policy)
+        release = common.guarded(
+            "building the release", pipeline.publish_release, store_path, policy, target
+        )
     if release is not None:
-        stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "session"
-        target = common.session_dir("releases") / f"{stem}{common.RELEASE_SUFFIX}"
-        pipeline.write_release(release, target)
         built = st.session_state.setdefault("session_releases", [])
         if str(target) not in built:
             built.append(str(target))

@@ -110,10 +110,6 @@ registration (a *case*): a family of six is one case and six persons.
 
 with st.expander("Summary as the command line prints it"):
     st.code("\n".join(release.summary_lines()), language=None, wrap_lines=True)
-if "source" in metadata:
-    with st.expander("Source files of the store (names and hashes)"):
-        st.dataframe(pd.DataFrame(metadata["source"].get("ingests", [])), hide_index=True)
-
 st.subheader("Releases available here")
 rows = []
 for file in common.release_files(config):

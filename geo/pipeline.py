@@ -142,26 +142,24 @@ def build_release(store_path: str | Path, policy: ReleasePolicy) -> Release:
 
 def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Release:
     """Protect the store's current audience under a checked policy (``con`` is open)."""
-    from geo.io import store_reads
+    from geo.io import store, store_reads
     from geo.release import protect
+    from geo.series import refuse_small_nationalities
 
     records = store_reads.audience_records(
         con, policy.consent_scope, policy.nationalities, policy.base_resolution
     )
-    summary = store_reads.store_summary(con)
     if records.is_empty():
         raise InputError(
             f"{Path(store_path).name}: no stored registration matches the audience "
             f"(consent {policy.consent_scope!r}, nationalities "
             f"{', '.join(policy.nationalities) if policy.nationalities else 'all'})."
         )
+    refuse_small_nationalities(records, policy)
     release = protect(records, policy)
-    release.metadata["store_version"] = summary["store_version"]
-    release.metadata["source"] = {
-        "store_records": summary["records"],
-        "store_persons": summary["persons"],
-        "ingests": summary["ingests"],
-    }
+    # Only the store version: counts over the whole store (other consents, other
+    # nationalities) and ingest file names are not the release's to publish.
+    release.metadata["store_version"] = store.store_version(con)
     return release
 
 
@@ -195,6 +193,7 @@ def publish_release(store_path: str | Path, policy: ReleasePolicy, out_path: str
         written.
     """
     from geo.io import ledger, store
+    from geo.series import refuse_series_conflict
 
     policy = policy.checked()
     out = Path(out_path)
@@ -203,6 +202,7 @@ def publish_release(store_path: str | Path, policy: ReleasePolicy, out_path: str
     temporary = out.with_name(f".{out.name}.publishing")
     con = store.connect(store_path, create=False)
     try:
+        refuse_series_conflict(ledger.ledger(con), policy)
         release = _release_from(con, store_path, policy)
         try:
             write_release(release, temporary)

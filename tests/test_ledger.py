@@ -21,12 +21,8 @@ POLICY = ReleasePolicy(base_resolution=7, floor_resolution=5, k=3)
 
 
 @pytest.fixture
-def cli_main(monkeypatch):
-    """Return ``geo.cli.main``; without the audit command while geo/audit.py is being moved."""
-    try:
-        import geo.audit  # noqa: F401
-    except ImportError:
-        monkeypatch.setattr(cli, "_add_audit", lambda commands: None)
+def cli_main():
+    """Return ``geo.cli.main``."""
     return cli.main
 
 

@@ -1,0 +1,74 @@
+"""Rules for the releases of one store taken together: a series, and its audiences.
+
+Every release of a store is published beside every earlier one. Releases made under
+another resolution, floor, threshold, rounding or consent scope can be differenced
+against each other, so a store's releases keep the first release's policy; audiences
+that are subsets of its nationalities cannot be (each nationality's groups are
+protected on their own, so an embassy release is exactly the public release's rows of
+its nationality). Pure: the ledger's entries and the audience are handed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from geo.errors import InputError
+from geo.release import ReleasePolicy
+
+# The settings a store's release series keeps.
+SERIES_SETTINGS = ("base_resolution", "floor_resolution", "k", "round_to", "consent_scope")
+
+
+def refuse_small_nationalities(records: pl.DataFrame, policy: ReleasePolicy) -> None:
+    """Refuse an audience naming a nationality with fewer than k registrations.
+
+    Such a release would publish nothing for it but its policy, and anything it said
+    (even "nothing published") would be about fewer than k people.
+
+    Raises
+    ------
+    InputError
+        Naming the nationalities under k.
+    """
+    if not policy.nationalities:
+        return
+    counts = records.group_by("nationality").agg(pl.col("cases").sum().alias("n"))
+    present = dict(zip(counts["nationality"].to_list(), counts["n"].to_list(), strict=True))
+    small = [code for code in policy.nationalities if present.get(code, 0) < policy.k]
+    if small:
+        raise InputError(
+            f"the audience's nationalities {', '.join(small)} have fewer than k={policy.k} "
+            "registrations in the store under this consent scope; a release for them would "
+            "be about fewer than k people. Leave them out of --nationality."
+        )
+
+
+def refuse_series_conflict(entries: Sequence[dict], policy: ReleasePolicy) -> None:
+    """Refuse a policy that differs from the store's series (its first release's policy).
+
+    ``entries`` is the store's ledger, oldest first (:func:`geo.io.ledger.ledger`).
+
+    Raises
+    ------
+    InputError
+        Naming the earlier release the new one would meet and the setting that differs.
+    """
+    if not entries:
+        return
+    first = entries[0]
+    series = first["policy"]
+    differing = [
+        f"{name.replace('_', ' ')} {series.get(name)!r} → {getattr(policy, name)!r}"
+        for name in SERIES_SETTINGS
+        if series.get(name) != getattr(policy, name)
+    ]
+    if differing:
+        raise InputError(
+            f"this release would meet release #{first['release_id']} ({first['file_name']}) "
+            f"of the same store with another {', '.join(differing)}: the two could be "
+            "differenced to reveal small groups. A store's releases keep its first "
+            "release's policy (audiences may differ by nationality); use a new store for "
+            "a new series."
+        )
