@@ -291,11 +291,7 @@ def test_the_releases_command_lists_the_ledger(tmp_path, write_csv, capsys, cli_
         "--out",
         tmp_path / "rou.release.parquet",
         "--k",
-        "4",
-        "--resolution",
-        "6",
-        "--floor",
-        "5",
+        "3",
         "--nationality",
         "RO",
     )
@@ -306,7 +302,7 @@ def test_the_releases_command_lists_the_ledger(tmp_path, write_csv, capsys, cli_
     assert len(lines) == 2
     assert lines[0].startswith("#1  ") and lines[1].startswith("#2  ")
     assert "store v1  k=3 res 7→4 aggregate all  2 groups, 12 cases, 24 persons" in lines[0]
-    assert "store v2  k=4 res 6→5 aggregate ROU  2 groups, 12 cases, 24 persons" in lines[1]
+    assert "store v2  k=3 res 7→4 aggregate ROU  2 groups, 12 cases, 24 persons" in lines[1]
     assert lines[0].endswith("all.release.parquet") and lines[1].endswith("rou.release.parquet")
     digest = pipeline.read_release(tmp_path / "rou.release.parquet").metadata["content_sha256"]
     assert f"sha256 {digest[:12]}…" in lines[1]
