@@ -19,7 +19,8 @@ from demo.registry import generate_demo_registry
 from geo.exposure_table import WEIGHTINGS
 from geo.io.store import STORE_RESOLUTION
 from geo.pipeline import compute_exposure
-from geo.release import Release, ReleasePolicy, merge_rare_nationalities, protect
+from geo.release import Release, ReleasePolicy, protect
+from geo.rollup import merge_rare_nationalities
 
 
 def points_to_records(points: pd.DataFrame) -> pl.DataFrame:

@@ -17,7 +17,7 @@ _PUBLIC = {
     "build_release": "geo.pipeline",
     "publish_release": "geo.pipeline",
     "list_releases": "geo.pipeline",
-    "audience_as_of": "geo.pipeline",
+    "release_as_of": "geo.pipeline",
     "ingest_files": "geo.pipeline",
     "read_release": "geo.pipeline",
     "write_release": "geo.pipeline",

@@ -31,7 +31,6 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     import geopandas as gpd
     import pandas as pd
-    import polars as pl
     import pyarrow as pa
 
     from geo.audit import AuditReport
@@ -156,7 +155,7 @@ def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Re
             f"{', '.join(policy.nationalities) if policy.nationalities else 'all'})."
         )
     refuse_small_nationalities(records, policy)
-    release = protect(records, policy)
+    release = protect(records, policy, secret=store_reads.noise_secret(con))
     # Only the store version: counts over the whole store (other consents, other
     # nationalities) and ingest file names are not the release's to publish.
     release.metadata["store_version"] = store.store_version(con)
@@ -278,19 +277,12 @@ def ledger_release(store_path: str | Path, release_id: int) -> Release:
         con.close()
 
 
-def audience_as_of(
-    store_path: str | Path, policy: ReleasePolicy, store_version: int
-) -> pl.DataFrame:
-    """Return a policy's audience records as the store held them at a past store version.
+def release_as_of(store_path: str | Path, policy: ReleasePolicy, store_version: int) -> Release:
+    """Return the release a policy gives on the store as it was at a past store version.
 
-    What :func:`build_release` would have handed to :func:`geo.release.protect` at that
-    version: ``protect(audience_as_of(store, release.policy, release.metadata[
-    "store_version"]), release.policy)`` reproduces the published table of a release.
-
-    Returns
-    -------
-    polars.DataFrame
-        As :func:`geo.io.store.audience_records` (at the policy's base resolution).
+    The same function of the same records as :func:`build_release` then (same keyed
+    noise), so for a release in the ledger it reproduces the published table exactly:
+    what the ledger audit and the tests check.
 
     Raises
     ------
@@ -298,17 +290,19 @@ def audience_as_of(
         For a bad policy, a missing store, or a version the store has not reached.
     """
     from geo.io import store, store_reads
+    from geo.release import protect
 
     policy = policy.checked()
     con = store.connect(store_path, read_only=True)
     try:
-        return store_reads.audience_records(
+        records = store_reads.audience_records(
             con,
             policy.consent_scope,
             policy.nationalities,
             policy.base_resolution,
             as_of=store_version,
         )
+        return protect(records, policy, secret=store_reads.noise_secret(con))
     finally:
         con.close()
 

@@ -1,23 +1,22 @@
-"""Turn the steward store into a protected release: threshold, roll-up, breakdowns.
+"""Turn an audience's records into a protected release: the policy, the types, ``protect``.
 
-The privacy unit is the registration (case). A (cell, nationality) group is published
-only with at least k cases. A smaller group rolls up into its H3 parent (always
-``cell_to_parent`` of the base cell, never re-binned), joining the other unpublished
-groups under that parent, and so on up to the floor resolution; what is still under k
-at the floor is dropped and reported only as a release-level total. A rolled-up residual
-is published only where it cannot be pinned to its few possible child cells (see
-``residual_is_safe``). Nationalities with fewer than k cases in the whole release
-become ``OTH``.
+The privacy unit is the registration (case). Where each (cell, nationality) group is
+published (threshold k, H3 roll-up up to the floor, ``OTH`` for rare nationalities) is
+decided by :mod:`geo.rollup`, on true counts. What the published numbers are depends on
+the policy's method:
 
-Breakdowns (sex, age band) are published for a group only when every non-zero category
-has at least k cases and no pair of categories of two published dimensions pins a
-cross-cell between 1 and k−1; vulnerabilities only at the floor resolution, with each
-case counted once under its first vulnerability in ``VULNERABILITY_PRIORITY``, and
-only where no released group under the floor cell is thereby proven to hold between 1
-and k−1 cases of a vulnerability category (a group is one more "dimension" of the
-floor cell: group total + category count − floor total is a lower bound).
+- **noise** (method 2, the default): every published figure (a group's cases and
+  persons, every category of its sex and age-band breakdowns, every vulnerability
+  category of a floor cell, the dropped total) carries keyed discrete-Laplace noise of
+  scale ``noise_scale`` (:mod:`geo.noise`): the same records always give the same
+  value, a change of records gives fresh noise, and no combination of releases proves
+  an interval about a small count. Groups show at least k, categories at least 0.
+  Breakdowns are complete (nothing is withheld, so withholding says nothing).
+- **exact** (method 1, ``noise_scale=0``): the true counts, optionally rounded, with the
+  withholding rules of :mod:`geo.breakdowns`. Safe for one release seen alone only;
+  kept for comparison and for tests of the roll-up rules.
 
-Everything downstream (map, exposure, exports) reads only the release file.
+Everything downstream (map, exposure, exports) reads only the release.
 """
 
 from __future__ import annotations
@@ -25,31 +24,27 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import polars_h3
 
 from geo import codes
+from geo.breakdowns import all_category_rows, exact_breakdown_rows
 from geo.errors import InputError
+from geo.noise import KEY_MODULUS, figure_noise
+from geo.rollup import (
+    BREAKDOWN_DIMENSIONS,
+    assign_published_cells,
+    cube_of,
+    merge_rare_nationalities,
+)
 
 RELEASE_FORMAT = "crisis-exposure-release"
-METHOD_VERSION = "1.0"
+METHOD_VERSION = "2.0"  # keyed noise; "1.0" releases are exact
 METADATA_KEY = b"crisis_exposure"
 MAX_BASE_RESOLUTION = 8
 
-VULNERABILITY_PRIORITY = (
-    "unaccompanied_minor",
-    "disability",
-    "medical",
-    "pregnant",
-    "older_person_alone",
-    "other",
-)
-BREAKDOWN_DIMENSIONS = {
-    "sex": codes.SEX_CATEGORIES,
-    "age_band": codes.AGE_BANDS,
-    "vulnerability": ("none",) + VULNERABILITY_PRIORITY,
-}
 GROUP_COLUMNS = ["h3_cell", "resolution", "nationality", "cases", "persons"]
 TABLE_COLUMNS = [
     "h3_cell",
@@ -72,6 +67,12 @@ class ReleasePolicy:
     nationalities: tuple[str, ...] | None = None
     consent_scope: str = "aggregate"
     round_to: int | None = None
+    noise_scale: float | None = None  # None: k / 3; 0: no noise (method 1, exact)
+
+    @property
+    def method(self) -> str:
+        """Return ``noise`` or ``exact`` (a checked policy always has a noise scale)."""
+        return "noise" if (self.noise_scale is None or self.noise_scale > 0) else "exact"
 
     def checked(self) -> ReleasePolicy:
         """Return the policy with nationalities normalised, after checking it.
@@ -91,6 +92,11 @@ class ReleasePolicy:
             raise InputError(f"k must be at least 2 (got {self.k}).")
         if self.round_to is not None and self.round_to < 1:
             raise InputError(f"the rounding base must be a positive integer (got {self.round_to}).")
+        noise = self.k / 3 if self.noise_scale is None else float(self.noise_scale)
+        if noise < 0 or (0 < noise < 1):
+            raise InputError(f"the noise scale must be 0 (no noise) or at least 1 (got {noise}).")
+        if noise and self.round_to:
+            raise InputError("a release is either rounded or noisy: give --round or --noise.")
         if self.consent_scope not in codes.CONSENT_SCOPES:
             raise InputError(
                 f"unknown consent scope {self.consent_scope!r}; use one of "
@@ -112,6 +118,7 @@ class ReleasePolicy:
             nationalities,
             self.consent_scope,
             self.round_to,
+            noise,
         )
 
 
@@ -176,243 +183,6 @@ class Release:
 # Protection
 
 
-def primary_vulnerability() -> pl.Expr:
-    """Return the first vulnerability of a case in ``VULNERABILITY_PRIORITY``, or none."""
-    primary = pl.lit("none")
-    for name in reversed(VULNERABILITY_PRIORITY):
-        bit = 1 << codes.VULNERABILITIES.index(name)
-        primary = (
-            pl.when((pl.col("vulnerabilities") & bit) != 0).then(pl.lit(name)).otherwise(primary)
-        )
-    return primary
-
-
-def _cube(records: pl.DataFrame, policy: ReleasePolicy) -> pl.DataFrame:
-    """Return records counted per (base cell, nationality, sex, age band, vulnerability).
-
-    ``records`` has one row per registration, or a ``cases`` column saying how many
-    registrations a row stands for (as the store hands them over, pre-aggregated).
-    """
-    cases = pl.col("cases").sum() if "cases" in records.columns else pl.len()
-    # Categories as enums: every later grouping and join hashes small integers, not text.
-    nationalities = pl.Enum(sorted(records["nationality"].unique().drop_nulls().to_list()))
-    return (
-        records.with_columns(
-            polars_h3.cell_to_parent("cell", policy.base_resolution).alias("base_cell"),
-            pl.col("nationality").cast(nationalities),
-            pl.col("sex").cast(pl.Enum(codes.SEX_CATEGORIES)),
-            pl.col("age_band").cast(pl.Enum(codes.AGE_BANDS)),
-            primary_vulnerability()
-            .cast(pl.Enum(BREAKDOWN_DIMENSIONS["vulnerability"]))
-            .alias("vulnerability"),
-        )
-        .group_by("base_cell", "nationality", "sex", "age_band", "vulnerability")
-        .agg(cases.cast(pl.Int64).alias("cases"), pl.col("persons").sum().cast(pl.Int64))
-    )
-
-
-def merge_rare_nationalities(records: pl.DataFrame, k: int) -> pl.DataFrame:
-    """Return records with every nationality of fewer than k cases renamed ``OTH``."""
-    cases = pl.col("cases").sum() if "cases" in records.columns else pl.len()
-    counts = records.group_by("nationality").agg(cases.alias("n"))
-    rare = counts.filter(pl.col("n") < k)["nationality"].to_list()
-    return records.with_columns(
-        pl.when(pl.col("nationality").is_in(rare))
-        .then(pl.lit(codes.OTHER_NATIONALITIES))
-        .otherwise(pl.col("nationality"))
-        .alias("nationality")
-    )
-
-
-def _assign_published_cells(base: pl.DataFrame, policy: ReleasePolicy) -> pl.DataFrame:
-    """Walk from the base resolution to the floor, deciding where each base group lands.
-
-    ``base`` has one row per (base cell, nationality) with ``cases`` and the parent
-    columns ``cell_r`` for every resolution r. Returns it with ``published_cell`` and
-    ``published_res`` (null where the group is dropped).
-
-    A residual at resolution r is published when ``residual_is_safe`` holds, counting
-    as possible hiding places only the children that still have a base cell not
-    accounted for by a published group (a child whose every base cell lies under a
-    published group adds nothing to the residual, and the attacker knows it).
-    """
-    k = policy.k
-    base = base.with_columns(
-        pl.lit(None, dtype=pl.UInt64).alias("published_cell"),
-        pl.lit(None, dtype=pl.Int8).alias("published_res"),
-    )
-    covered: pl.DataFrame | None = None  # (cell at res+1, nationality, covered, full)
-    for res in range(policy.base_resolution, policy.floor_resolution - 1, -1):
-        cell = f"cell_{res}"
-        pending = base.filter(pl.col("published_res").is_null())
-        level = pending.group_by(cell, "nationality").agg(pl.col("cases").sum())
-        if covered is None:
-            level = level.with_columns((pl.col("cases") >= k).alias("publish"))
-        else:
-            dead = (
-                covered.filter(pl.col("covered") >= pl.col("full"))
-                .with_columns(polars_h3.cell_to_parent(f"cell_{res + 1}", res).alias(cell))
-                .group_by(cell, "nationality")
-                .agg(pl.len().cast(pl.Int64).alias("dead_children"))
-            )
-            live = pl.col("n_children") - pl.col("dead_children").fill_null(0)
-            level = (
-                level.with_columns(
-                    polars_h3.cell_to_children_size(cell, res + 1)
-                    .cast(pl.Int64)
-                    .alias("n_children")
-                )
-                .join(dead, on=[cell, "nationality"], how="left")
-                .with_columns(
-                    ((pl.col("cases") >= k) & (pl.col("cases") <= (live - 1) * (k - 1))).alias(
-                        "publish"
-                    )
-                )
-            )
-        chosen = level.filter("publish").select(cell, "nationality", pl.lit(True).alias("hit"))
-        base = (
-            base.join(chosen, on=[cell, "nationality"], how="left")
-            .with_columns(
-                pl.when(pl.col("hit") & pl.col("published_res").is_null())
-                .then(pl.col(cell))
-                .otherwise(pl.col("published_cell"))
-                .alias("published_cell"),
-                pl.when(pl.col("hit") & pl.col("published_res").is_null())
-                .then(pl.lit(res, dtype=pl.Int8))
-                .otherwise(pl.col("published_res"))
-                .alias("published_res"),
-            )
-            .drop("hit")
-        )
-        if res > policy.floor_resolution:
-            covered = _coverage_at(covered, chosen, cell, res, policy.base_resolution)
-    return base
-
-
-def _coverage_at(
-    below: pl.DataFrame | None, chosen: pl.DataFrame, cell: str, res: int, base_res: int
-) -> pl.DataFrame:
-    """Return, per (cell at ``res``, nationality), how many base cells are accounted for.
-
-    A base cell is accounted for once it lies under a published group. ``below`` holds
-    the same for resolution res+1; ``chosen`` the groups published at ``res``, which
-    account for all their base cells. ``full`` is the number of base cells under a cell.
-    """
-    full = polars_h3.cell_to_children_size(cell, base_res).cast(pl.Int64)
-    parts = [chosen.select(cell, "nationality", full.alias("covered"))]
-    if below is not None:
-        parts.append(
-            below.with_columns(polars_h3.cell_to_parent(f"cell_{res + 1}", res).alias(cell))
-            .join(chosen.select(cell, "nationality"), on=[cell, "nationality"], how="anti")
-            .group_by(cell, "nationality")
-            .agg(pl.col("covered").sum())
-        )
-    return pl.concat(parts).with_columns(full.alias("full"))
-
-
-def _counted(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """Return cases and persons summed by ``keys``."""
-    return frame.group_by(keys).agg(pl.col("cases").sum(), pl.col("persons").sum())
-
-
-def _breakdown(
-    cube: pl.DataFrame, unit: list[str], dimension: str, k: int
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Return a dimension's non-zero category counts per unit, and which units may show it.
-
-    A unit (group, or floor cell × nationality) may show the dimension when every
-    non-zero category has at least k cases.
-    """
-    counts = _counted(cube, [*unit, dimension])
-    allowed = counts.group_by(unit).agg((pl.col("cases") >= k).all().alias("allowed"))
-    return counts, allowed
-
-
-def _pinned_cross(cube: pl.DataFrame, unit: list[str], first: str, second: str, k: int):
-    """Return, per unit, whether two published dimensions would pin a cross-cell.
-
-    From the marginals an attacker proves a cross-cell holds at least
-    ``n_a + n_b − total``; where that is ≥ 1 and the true cross count is 1..k−1, the
-    second dimension must not be shown beside the first.
-    """
-    total = cube.group_by(unit).agg(pl.col("cases").sum().alias("total"))
-    n_first = cube.group_by(*unit, first).agg(pl.col("cases").sum().alias("n_first"))
-    n_second = cube.group_by(*unit, second).agg(pl.col("cases").sum().alias("n_second"))
-    cross = (
-        cube.group_by(*unit, first, second)
-        .agg(pl.col("cases").sum().alias("cross"))
-        .join(total, on=unit)
-        .join(n_first, on=[*unit, first])
-        .join(n_second, on=[*unit, second])
-    )
-    pinned = (pl.col("cross") < k) & (pl.col("n_first") + pl.col("n_second") - pl.col("total") >= 1)
-    return cross.group_by(unit).agg(pinned.any().alias("pinned"))
-
-
-def _shown(
-    counts: pl.DataFrame,
-    allowed: pl.DataFrame,
-    unit: list[str],
-    dimension: str,
-    cell: str,
-    resolution: pl.Expr,
-) -> pl.DataFrame:
-    """Return the long breakdown rows of the units allowed to show a dimension."""
-    return counts.join(allowed.filter("allowed").select(unit), on=unit).select(
-        pl.col(cell).alias("cell"),
-        resolution.cast(pl.Int8).alias("resolution"),
-        "nationality",
-        pl.lit(dimension).alias("dimension"),
-        pl.col(dimension).cast(pl.String).alias("category"),
-        "cases",
-        "persons",
-    )
-
-
-def _breakdown_rows(kept: pl.DataFrame, policy: ReleasePolicy) -> pl.DataFrame:
-    """Return the sex and age-band rows per group and the vulnerability rows per floor cell."""
-    k = policy.k
-    group = ["published_cell", "published_res", "nationality"]
-    # Count once per pair of dimensions; every margin and check below reads these
-    # smaller tables instead of the full cube.
-    by_sex_age = _counted(kept, [*group, "sex", "age_band"])
-    sex_counts, sex_allowed = _breakdown(by_sex_age, group, "sex", k)
-    age_counts, age_allowed = _breakdown(by_sex_age, group, "age_band", k)
-    age_allowed = (
-        age_allowed.join(sex_allowed.rename({"allowed": "sex_allowed"}), on=group)
-        .join(_pinned_cross(by_sex_age, group, "sex", "age_band", k), on=group)
-        .select(
-            *group,
-            (pl.col("allowed") & ~(pl.col("sex_allowed") & pl.col("pinned"))).alias("allowed"),
-        )
-    )
-    floor = ["floor_cell", "nationality"]
-    seconds = ("sex", "age_band", "published_cell")
-    by_vulnerability = {s: _counted(kept, [*floor, "vulnerability", s]) for s in seconds}
-    vul_counts, vul_allowed = _breakdown(by_vulnerability["sex"], floor, "vulnerability", k)
-    for second in seconds:
-        pinned = _pinned_cross(by_vulnerability[second], floor, "vulnerability", second, k)
-        vul_allowed = vul_allowed.join(pinned.rename({"pinned": second}), on=floor)
-    vul_allowed = vul_allowed.select(
-        *floor, (pl.col("allowed") & ~pl.any_horizontal(seconds)).alias("allowed")
-    )
-    resolution = pl.col("published_res")
-    return pl.concat(
-        [
-            _shown(sex_counts, sex_allowed, group, "sex", "published_cell", resolution),
-            _shown(age_counts, age_allowed, group, "age_band", "published_cell", resolution),
-            _shown(
-                vul_counts,
-                vul_allowed,
-                floor,
-                "vulnerability",
-                "floor_cell",
-                pl.lit(policy.floor_resolution),
-            ),
-        ]
-    )
-
-
 def _round(values: pd.Series, base: int, k: int) -> pd.Series:
     """Round counts to a multiple of ``base``; a non-zero count never falls below k."""
     rounded = (values / base + 0.5).astype("int64") * base
@@ -420,7 +190,7 @@ def _round(values: pd.Series, base: int, k: int) -> pd.Series:
     return rounded.where(values == 0, rounded.clip(lower=floor))
 
 
-def protect(records: pl.DataFrame, policy: ReleasePolicy) -> Release:
+def protect(records: pl.DataFrame, policy: ReleasePolicy, secret: int = 0) -> Release:
     """Protect an audience's records under a policy (pure: no I/O).
 
     Parameters
@@ -428,32 +198,33 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy) -> Release:
     records
         Nationality, cell (H3 integer at a resolution ≥ the policy's base), sex,
         age_band, vulnerabilities (bit mask) and persons: one row per registration, or
-        with a ``cases`` column when each row counts several (as the store hands them).
+        with a ``cases`` column when each row counts several (as the store hands them),
+        and then a ``key_sum`` column (the rows' record keys summed modulo 2³²). Rows
+        without ``key_sum`` take keys from their position (records built in code).
     policy
         The release policy.
+    secret
+        The store's secret behind the keyed noise (never published).
 
     Returns
     -------
     Release
-        Groups, breakdowns and the counting metadata (no source information).
+        Groups, breakdowns and the metadata (policy, method, published totals).
     """
     policy = policy.checked()
-    k = policy.k
     if policy.nationalities:
         records = records.filter(pl.col("nationality").is_in(list(policy.nationalities)))
-    audience_cases = int(records["cases"].sum()) if "cases" in records.columns else records.height
-    audience_persons = int(records["persons"].sum() or 0)
-    records = merge_rare_nationalities(records, k)
-    cube = _cube(records, policy)
+    records = merge_rare_nationalities(records, policy.k)
+    cube = cube_of(records, policy.base_resolution)
     base = (
         cube.group_by("base_cell", "nationality")
-        .agg(pl.col("cases").sum(), pl.col("persons").sum())
+        .agg(pl.col("cases").sum(), pl.col("persons").sum(), pl.col("key_sum").sum())
         .with_columns(
             polars_h3.cell_to_parent("base_cell", res).alias(f"cell_{res}")
             for res in range(policy.base_resolution, policy.floor_resolution - 1, -1)
         )
     )
-    base = _assign_published_cells(base, policy)
+    base = assign_published_cells(base, policy.base_resolution, policy.floor_resolution, policy.k)
     dropped = base.filter(pl.col("published_res").is_null())
     placement = base.filter(pl.col("published_res").is_not_null()).select(
         "base_cell",
@@ -464,45 +235,94 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy) -> Release:
     )
     kept = cube.join(placement, on=["base_cell", "nationality"])
     groups = kept.group_by("published_cell", "published_res", "nationality").agg(
-        pl.col("cases").sum(), pl.col("persons").sum()
+        pl.col("cases").sum(), pl.col("persons").sum(), pl.col("key_sum").sum()
     )
-    group_frame = _to_pandas(
-        groups.select(
-            pl.col("published_cell").alias("cell"),
-            pl.col("published_res").alias("resolution"),
-            "nationality",
-            "cases",
-            "persons",
-        )
+    groups = groups.select(
+        pl.col("published_cell").alias("cell"),
+        pl.col("published_res").alias("resolution"),
+        "nationality",
+        "cases",
+        "persons",
+        "key_sum",
     )
-    breakdown_frame = _to_pandas(_breakdown_rows(kept, policy))
+    if policy.method == "noise":
+        rows = all_category_rows(kept, policy.floor_resolution)
+        groups = _noisy(groups, "total", policy, secret, floor=policy.k)
+        rows = _noisy(rows, "breakdown", policy, secret, floor=0)
+        dropped_total = _noisy_dropped(dropped, policy, secret)
+    else:
+        rows = exact_breakdown_rows(kept, policy.k, policy.floor_resolution)
+        dropped_total = {c: int(dropped[c].sum() or 0) for c in ("cases", "persons")}
+    group_frame = _to_pandas(groups.drop("key_sum"))
+    breakdown_frame = _to_pandas(rows.drop("key_sum", strict=False))
     if policy.round_to:
         for frame in (group_frame, breakdown_frame):
             for column in ("cases", "persons"):
-                frame[column] = _round(frame[column], policy.round_to, k)
+                frame[column] = _round(frame[column], policy.round_to, policy.k)
             frame["persons"] = frame[["cases", "persons"]].max(axis=1)
-    metadata = _metadata(
-        policy, group_frame, breakdown_frame, audience_cases, audience_persons, dropped
-    )
+    metadata = _metadata(policy, group_frame, breakdown_frame, dropped_total)
     return Release(groups=group_frame[GROUP_COLUMNS], breakdowns=breakdown_frame, metadata=metadata)
+
+
+def _noisy(
+    frame: pl.DataFrame, kind: str, policy: ReleasePolicy, secret: int, floor: int
+) -> pl.DataFrame:
+    """Return figures with keyed noise on cases and persons, never below ``floor``.
+
+    A figure is named by its cell and its nationality, dimension and category, so the
+    same records in the same figure always get the same noise.
+    """
+    cells = frame["cell"].cast(pl.UInt64).to_numpy()
+    parts = [pl.col("nationality").cast(pl.String)]
+    if kind == "breakdown":
+        parts += [pl.col("dimension"), pl.col("category")]
+    labels = frame.select(pl.concat_str(parts, separator="|")).to_series().to_numpy().astype(str)
+    keys = (frame["key_sum"] % KEY_MODULUS).cast(pl.UInt64).to_numpy()
+    noisy = {}
+    for measure, scale in (("cases", policy.noise_scale), ("persons", 2 * policy.noise_scale)):
+        noise = figure_noise(cells, labels, measure, keys, scale, secret)
+        noisy[measure] = np.maximum(frame[measure].to_numpy() + noise, floor)
+    noisy["persons"] = np.maximum(noisy["persons"], noisy["cases"])  # a case is a person
+    return frame.with_columns(
+        pl.Series("cases", noisy["cases"], dtype=pl.Int64),
+        pl.Series("persons", noisy["persons"], dtype=pl.Int64),
+    )
+
+
+def _noisy_dropped(dropped: pl.DataFrame, policy: ReleasePolicy, secret: int) -> dict:
+    """Return the dropped cases and persons with keyed noise (a release-level figure)."""
+    frame = pl.DataFrame(
+        {
+            "cell": [0],
+            "nationality": ["dropped"],
+            "cases": [int(dropped["cases"].sum() or 0)],
+            "persons": [int(dropped["persons"].sum() or 0)],
+            "key_sum": [int(dropped["key_sum"].sum() or 0)],
+        },
+        schema_overrides={"cell": pl.UInt64},
+    )
+    noisy = _noisy(frame, "total", policy, secret, floor=0)
+    return {c: int(noisy[c][0]) for c in ("cases", "persons")}
 
 
 def _metadata(
     policy: ReleasePolicy,
     group_frame: pd.DataFrame,
     breakdown_frame: pd.DataFrame,
-    audience_cases: int,
-    audience_persons: int,
-    dropped: pl.DataFrame,
+    dropped: dict,
 ) -> dict:
-    """Return a release's metadata: format, method, policy and its totals."""
+    """Return a release's metadata: format, method, policy and published figures only.
+
+    The totals are sums of the published values; the dropped figure is protected like
+    any count (noisy, or rounded). Nothing here counts the audience itself.
+    """
     by_resolution = group_frame.groupby("resolution")["cases"].size()
     metadata = {
         "format": RELEASE_FORMAT,
-        "method_version": METHOD_VERSION,
+        "method_version": METHOD_VERSION if policy.method == "noise" else "1.0",
+        "method": policy.method,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "policy": asdict(policy),
-        "audience": {"cases": audience_cases, "persons": audience_persons},
         "published": {
             "groups": int(len(group_frame)),
             "groups_by_resolution": {str(r): int(n) for r, n in by_resolution.items()},
@@ -520,16 +340,12 @@ def _metadata(
                 for d in BREAKDOWN_DIMENSIONS
             },
         },
-        "dropped": {
-            "cases": int(dropped["cases"].sum() or 0),
-            "persons": int(dropped["persons"].sum() or 0),
-        },
+        "dropped": dict(dropped),
     }
     if policy.round_to:
-        for section in ("published", "dropped"):
-            for column in ("cases", "persons"):
-                value = metadata[section][column]
-                metadata[section][column] = int(_round(pd.Series([value]), policy.round_to, 1)[0])
+        for column in ("cases", "persons"):
+            value = metadata["dropped"][column]
+            metadata["dropped"][column] = int(_round(pd.Series([value]), policy.round_to, 1)[0])
     return metadata
 
 

@@ -24,12 +24,8 @@ import polars_h3
 
 from geo import codes
 from geo.errors import InputError
-from geo.release import (
-    BREAKDOWN_DIMENSIONS,
-    Release,
-    ReleasePolicy,
-    primary_vulnerability,
-)
+from geo.release import Release, ReleasePolicy
+from geo.rollup import BREAKDOWN_DIMENSIONS, primary_vulnerability
 
 SEXES = BREAKDOWN_DIMENSIONS["sex"]
 AGES = BREAKDOWN_DIMENSIONS["age_band"]

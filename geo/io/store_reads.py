@@ -79,7 +79,8 @@ def audience_records(
     Returns
     -------
     polars.DataFrame
-        Columns nationality, cell, sex, age_band, vulnerabilities, cases, persons: one
+        Columns nationality, cell, sex, age_band, vulnerabilities, cases, persons and
+        key_sum (the record keys summed modulo 2³², for the keyed noise): one
         row per distinct combination, ``cases`` registrations and their ``persons``.
 
     Raises
@@ -91,7 +92,8 @@ def audience_records(
     versions, parameters = _versions(con, as_of)
     query = f"""
         SELECT nationality, {cell} AS cell, sex, age_band, vulnerabilities,
-               count(*)::BIGINT AS cases, sum(1 + family_members)::BIGINT AS persons
+               count(*)::BIGINT AS cases, sum(1 + family_members)::BIGINT AS persons,
+               (sum((record_key % 4294967296)::UBIGINT) % 4294967296)::BIGINT AS key_sum
         FROM registrations WHERE {versions} AND (consent & ?) != 0
     """
     parameters.append(_consent_bit(consent_scope))
@@ -129,6 +131,11 @@ def registration_records(con: duckdb.DuckDBPyConnection, as_of: int | None = Non
         f" WHERE {condition}",
         params=parameters,
     ).pl()
+
+
+def noise_secret(con: duckdb.DuckDBPyConnection) -> int:
+    """Return the store's secret behind the releases' keyed noise (never published)."""
+    return int(_meta(con, "key_salt")[:15], 16)
 
 
 def store_summary(con: duckdb.DuckDBPyConnection) -> dict:

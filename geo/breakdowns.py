@@ -1,0 +1,167 @@
+"""Breakdowns of released groups: sex and age band per group, vulnerability per floor cell.
+
+Two ways, one per method:
+
+- **exact** (method 1): a breakdown is published for a group only when every non-zero
+  category has at least k cases and no pair of categories of two published dimensions
+  pins a cross-cell between 1 and k−1; vulnerabilities only at the floor resolution,
+  with each case counted once under its first vulnerability in ``VULNERABILITY_PRIORITY``,
+  and only where no released group under the floor cell is thereby proven to hold
+  between 1 and k−1 cases of a category. Withholding says something (a withheld
+  breakdown has a small category), which is why method 2 exists.
+- **noisy** (method 2): every category of every group (and every vulnerability category
+  of every floor cell × nationality), zeros included, each with the key sum of its
+  records for the noise. Nothing is withheld, so withholding says nothing.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from geo.rollup import BREAKDOWN_DIMENSIONS
+
+GROUP = ["published_cell", "published_res", "nationality"]
+FLOOR = ["floor_cell", "nationality"]
+
+
+def _counted(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Return cases and persons summed by ``keys``."""
+    return frame.group_by(keys).agg(pl.col("cases").sum(), pl.col("persons").sum())
+
+
+def _breakdown(
+    cube: pl.DataFrame, unit: list[str], dimension: str, k: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return a dimension's non-zero category counts per unit, and which units may show it.
+
+    A unit (group, or floor cell × nationality) may show the dimension when every
+    non-zero category has at least k cases.
+    """
+    counts = _counted(cube, [*unit, dimension])
+    allowed = counts.group_by(unit).agg((pl.col("cases") >= k).all().alias("allowed"))
+    return counts, allowed
+
+
+def _pinned_cross(cube: pl.DataFrame, unit: list[str], first: str, second: str, k: int):
+    """Return, per unit, whether two published dimensions would pin a cross-cell.
+
+    From the marginals an attacker proves a cross-cell holds at least
+    ``n_a + n_b − total``; where that is ≥ 1 and the true cross count is 1..k−1, the
+    second dimension must not be shown beside the first.
+    """
+    total = cube.group_by(unit).agg(pl.col("cases").sum().alias("total"))
+    n_first = cube.group_by(*unit, first).agg(pl.col("cases").sum().alias("n_first"))
+    n_second = cube.group_by(*unit, second).agg(pl.col("cases").sum().alias("n_second"))
+    cross = (
+        cube.group_by(*unit, first, second)
+        .agg(pl.col("cases").sum().alias("cross"))
+        .join(total, on=unit)
+        .join(n_first, on=[*unit, first])
+        .join(n_second, on=[*unit, second])
+    )
+    pinned = (pl.col("cross") < k) & (pl.col("n_first") + pl.col("n_second") - pl.col("total") >= 1)
+    return cross.group_by(unit).agg(pinned.any().alias("pinned"))
+
+
+def _shown(
+    counts: pl.DataFrame,
+    allowed: pl.DataFrame,
+    unit: list[str],
+    dimension: str,
+    cell: str,
+    resolution: pl.Expr,
+) -> pl.DataFrame:
+    """Return the long breakdown rows of the units allowed to show a dimension."""
+    return counts.join(allowed.filter("allowed").select(unit), on=unit).select(
+        pl.col(cell).alias("cell"),
+        resolution.cast(pl.Int8).alias("resolution"),
+        "nationality",
+        pl.lit(dimension).alias("dimension"),
+        pl.col(dimension).cast(pl.String).alias("category"),
+        "cases",
+        "persons",
+    )
+
+
+def exact_breakdown_rows(kept: pl.DataFrame, k: int, floor_resolution: int) -> pl.DataFrame:
+    """Return the sex and age-band rows per group and the vulnerability rows per floor cell."""
+    group = ["published_cell", "published_res", "nationality"]
+    # Count once per pair of dimensions; every margin and check below reads these
+    # smaller tables instead of the full cube.
+    by_sex_age = _counted(kept, [*group, "sex", "age_band"])
+    sex_counts, sex_allowed = _breakdown(by_sex_age, group, "sex", k)
+    age_counts, age_allowed = _breakdown(by_sex_age, group, "age_band", k)
+    age_allowed = (
+        age_allowed.join(sex_allowed.rename({"allowed": "sex_allowed"}), on=group)
+        .join(_pinned_cross(by_sex_age, group, "sex", "age_band", k), on=group)
+        .select(
+            *group,
+            (pl.col("allowed") & ~(pl.col("sex_allowed") & pl.col("pinned"))).alias("allowed"),
+        )
+    )
+    floor = ["floor_cell", "nationality"]
+    seconds = ("sex", "age_band", "published_cell")
+    by_vulnerability = {s: _counted(kept, [*floor, "vulnerability", s]) for s in seconds}
+    vul_counts, vul_allowed = _breakdown(by_vulnerability["sex"], floor, "vulnerability", k)
+    for second in seconds:
+        pinned = _pinned_cross(by_vulnerability[second], floor, "vulnerability", second, k)
+        vul_allowed = vul_allowed.join(pinned.rename({"pinned": second}), on=floor)
+    vul_allowed = vul_allowed.select(
+        *floor, (pl.col("allowed") & ~pl.any_horizontal(seconds)).alias("allowed")
+    )
+    resolution = pl.col("published_res")
+    return pl.concat(
+        [
+            _shown(sex_counts, sex_allowed, group, "sex", "published_cell", resolution),
+            _shown(age_counts, age_allowed, group, "age_band", "published_cell", resolution),
+            _shown(
+                vul_counts,
+                vul_allowed,
+                floor,
+                "vulnerability",
+                "floor_cell",
+                pl.lit(floor_resolution),
+            ),
+        ]
+    )
+
+
+def all_category_rows(kept: pl.DataFrame, floor_resolution: int) -> pl.DataFrame:
+    """Return every category of the groups' and floor cells' breakdowns, zeros included.
+
+    Sex and age band per published group, vulnerability per floor cell × nationality;
+    each row with cases, persons and the key sum of its records.
+    """
+    parts = []
+    for dimension in ("sex", "age_band"):
+        parts.append(_complete(kept, GROUP, dimension, "published_cell", pl.col("published_res")))
+    parts.append(_complete(kept, FLOOR, "vulnerability", "floor_cell", pl.lit(floor_resolution)))
+    return pl.concat(parts)
+
+
+def _complete(
+    kept: pl.DataFrame, unit: list[str], dimension: str, cell: str, resolution: pl.Expr
+) -> pl.DataFrame:
+    """Return one dimension's categories for every unit, absent categories as zero rows."""
+    categories = pl.DataFrame({dimension: list(BREAKDOWN_DIMENSIONS[dimension])}).with_columns(
+        pl.col(dimension).cast(kept.schema[dimension])
+    )
+    counted = kept.group_by([*unit, dimension]).agg(
+        pl.col("cases").sum(), pl.col("persons").sum(), pl.col("key_sum").sum()
+    )
+    return (
+        kept.select(unit)
+        .unique()
+        .join(categories, how="cross")
+        .join(counted, on=[*unit, dimension], how="left")
+        .select(
+            pl.col(cell).alias("cell"),
+            resolution.cast(pl.Int8).alias("resolution"),
+            "nationality",
+            pl.lit(dimension).alias("dimension"),
+            pl.col(dimension).cast(pl.String).alias("category"),
+            pl.col("cases").fill_null(0),
+            pl.col("persons").fill_null(0),
+            pl.col("key_sum").fill_null(0),
+        )
+    )

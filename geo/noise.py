@@ -1,0 +1,115 @@
+"""Keyed noise for published counts: the same records give the same noise.
+
+Every figure a release publishes (a group's cases, its persons, one breakdown category,
+a floor cell's vulnerability row, the dropped total) gets discrete-Laplace noise of
+scale ``t`` (P(e) ∝ exp(−|e|/t)). The noise is not drawn at random: it is a hash of the
+store's secret, the figure's identity (cell, nationality, dimension, category, measure)
+and the sum of the keys of the records the figure counts (as in the ONS/ABS cell-key
+method). Publishing the same records again gives the same value, so repeating a release
+reveals nothing new; any change of the records behind a figure gives it fresh noise.
+
+Because the noise has no bound, a published value proves no interval about the true
+count: no linear combination of releases, however many, pins a small count or proves it
+lies between 1 and k−1. What it does give is an accuracy a planner can use:
+:func:`noise_bound` says how far the sum of n noisy figures can be from the truth at a
+chosen confidence (a Chernoff bound, exact for the discrete Laplace distribution).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+
+KEY_MODULUS = 1 << 32  # record keys are summed modulo 2³² per figure
+MEASURES = {"cases": 1, "persons": 2}
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def splitmix64(values: np.ndarray) -> np.ndarray:
+    """Return SplitMix64 of unsigned 64-bit integers (a fast, well-mixed hash), vectorised."""
+    with np.errstate(over="ignore"):
+        z = values.astype(np.uint64) + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def text_code(values: np.ndarray) -> np.ndarray:
+    """Return a stable 64-bit code for short texts (nationality codes, categories).
+
+    Stable across library versions and engines (the UTF-8 bytes, folded), unlike a
+    hash function of a data-frame library.
+    """
+    out = np.zeros(len(values), dtype=np.uint64)
+    for text in set(values):
+        code = np.uint64(1469598103934665603)  # FNV-1a over the bytes
+        with np.errstate(over="ignore"):
+            for byte in str(text).encode():
+                code = (code ^ np.uint64(byte)) * np.uint64(1099511628211)
+        out[values == text] = code
+    return out
+
+
+def figure_noise(
+    cells: np.ndarray,
+    labels: np.ndarray,
+    measure: str,
+    key_sums: np.ndarray,
+    scale: float,
+    secret: int,
+) -> np.ndarray:
+    """Return the integer noise of each figure.
+
+    Parameters
+    ----------
+    cells
+        The figure's H3 cell (unsigned 64-bit integers; 0 for release-level totals).
+    labels
+        Text naming the figure within its cell: nationality, dimension and category.
+    measure
+        ``cases`` or ``persons``.
+    key_sums
+        Sum of the record keys of the records the figure counts, modulo 2³².
+    scale
+        The discrete-Laplace scale ``t``; 0 means no noise.
+    secret
+        The store's secret (never published): without it the noise cannot be recomputed.
+    """
+    if scale <= 0 or len(cells) == 0:
+        return np.zeros(len(cells), dtype=np.int64)
+    identity = splitmix64(cells.astype(np.uint64)) ^ splitmix64(text_code(labels))
+    seed = splitmix64(np.uint64(secret) ^ np.uint64(MEASURES[measure] << 40))
+    first = splitmix64(identity ^ splitmix64(key_sums.astype(np.uint64)) ^ seed)
+    second = splitmix64(first ^ _GOLDEN)
+    p = math.exp(-1.0 / scale)
+    # A discrete Laplace value is the difference of two independent geometric counts.
+    return _geometric(first, p) - _geometric(second, p)
+
+
+def _geometric(bits: np.ndarray, p: float) -> np.ndarray:
+    """Return geometric counts (failures before a success of probability 1−p) from bits."""
+    uniform = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
+    return np.floor(np.log(uniform) / math.log(p)).astype(np.int64)
+
+
+@cache
+def noise_bound(figures: int, scale: float, confidence: float = 0.99) -> int:
+    """Return B with P(|sum of ``figures`` noises| > B) ≤ 1 − confidence.
+
+    A Chernoff bound on the sum of independent discrete-Laplace values of scale ``t``
+    (moment generating function (1−p)² / ((1−p·e^λ)(1−p·e^−λ)), p = e^(−1/t)), two-sided.
+    0 when there is no noise or no figure.
+    """
+    if scale <= 0 or figures <= 0:
+        return 0
+    p = math.exp(-1.0 / scale)
+    tail = (1 - confidence) / 2
+    lambdas = np.linspace(1e-4, (1 / scale) * 0.999, 400)
+    log_mgf = (
+        2 * math.log(1 - p) - np.log(1 - p * np.exp(lambdas)) - np.log(1 - p * np.exp(-lambdas))
+    )
+    # smallest a with min over λ of exp(n·log M(λ) − λ·a) ≤ tail
+    needed = (figures * log_mgf - math.log(tail)) / lambdas
+    return int(math.ceil(needed.min()))
