@@ -44,13 +44,18 @@ def _cmd_release(args: argparse.Namespace) -> int:
     from geo import pipeline
     from geo.release import ReleasePolicy
 
+    if args.noise is not None and args.noise < 1:
+        raise InputError(
+            "--noise must be at least 1: an exact release (no noise) shows the changes "
+            "between releases to the person."
+        )
     policy = ReleasePolicy(
         base_resolution=args.resolution,
         floor_resolution=args.floor,
         k=args.k,
         nationalities=tuple(args.nationality) if args.nationality else None,
         consent_scope=args.consent,
-        round_to=args.round,
+        noise_scale=args.noise,
     ).checked()
     _say(
         f"building release from {args.store} (k={policy.k}, base {policy.base_resolution}, "
@@ -235,10 +240,10 @@ def _add_release(commands: argparse._SubParsersAction) -> None:
         help="consent scope the records must carry (default aggregate)",
     )
     release.add_argument(
-        "--round",
-        type=int,
-        metavar="N",
-        help="round published counts to a multiple of N (never below k)",
+        "--noise",
+        type=float,
+        metavar="T",
+        help="scale of the keyed noise on every published count (default k/3; at least 1)",
     )
     release.set_defaults(run=_cmd_release)
 

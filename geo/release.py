@@ -165,6 +165,8 @@ class Release:
             for r, n in sorted(published["groups_by_resolution"].items(), reverse=True)
         )
         rounding = f", rounded to {policy['round_to']}" if policy["round_to"] else ""
+        if policy.get("noise_scale"):
+            rounding = f", keyed noise of scale {policy['noise_scale']:.3g} on every count"
         return [
             f"policy: k={policy['k']} cases, base resolution {policy['base_resolution']}, "
             f"floor {policy['floor_resolution']}, consent {policy['consent_scope']!r}, "

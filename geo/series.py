@@ -18,7 +18,14 @@ from geo.errors import InputError
 from geo.release import ReleasePolicy
 
 # The settings a store's release series keeps.
-SERIES_SETTINGS = ("base_resolution", "floor_resolution", "k", "round_to", "consent_scope")
+SERIES_SETTINGS = (
+    "base_resolution",
+    "floor_resolution",
+    "k",
+    "round_to",
+    "noise_scale",
+    "consent_scope",
+)
 
 
 def refuse_small_nationalities(records: pl.DataFrame, policy: ReleasePolicy) -> None:

@@ -19,6 +19,10 @@ from geo.pipeline import build_release, read_release, write_release
 from geo.release import ReleasePolicy, protect
 from tests.factories import clustered_records, registration_row, residual_is_safe
 
+# Method 1 (no noise): these tests check the roll-up and withholding rules on exact counts;
+# method 2 keeps the same structure (tests/test_noise.py) and adds noise to the values.
+EXACT = ReleasePolicy(noise_scale=0)
+
 
 def reference_groups(records: pl.DataFrame, k: int, base: int, floor: int) -> dict:
     """The release rules written plainly with the h3 library, one group at a time."""
@@ -62,7 +66,7 @@ def records():
 
 @pytest.fixture(scope="module")
 def release(records):
-    return protect(records, ReleasePolicy())
+    return protect(records, EXACT)
 
 
 def test_groups_match_the_reference_implementation(records, release):
@@ -98,7 +102,7 @@ def test_rare_nationalities_become_other(records, release):
     assert "NPL" not in set(release.groups["nationality"])
     cell = h3.latlng_to_cell(42.79, 13.09, 8)
     rare = pl.concat([_records_in([(cell, 4)], n) for n in ("NPL", "LKA", "BOL")])
-    groups = protect(pl.concat([rare, _records_in([(cell, 10)], "ROU")]), ReleasePolicy()).groups
+    groups = protect(pl.concat([rare, _records_in([(cell, 10)], "ROU")]), EXACT).groups
     assert groups[["nationality", "cases"]].values.tolist() == [["OTH", 12], ["ROU", 10]]
 
 
@@ -133,7 +137,7 @@ def test_a_household_is_one_case():
         },
         schema_overrides={"cell": pl.UInt64, "vulnerabilities": pl.UInt16},
     )
-    release = protect(records, ReleasePolicy(k=5))
+    release = protect(records, ReleasePolicy(k=5, noise_scale=0))
     assert release.groups.empty
     assert release.metadata["dropped"] == {"cases": 1, "persons": 6}
 
@@ -164,7 +168,7 @@ def test_a_small_residual_rolls_up_to_the_parent():
     records = _records_in(
         [(h3.cell_to_center_child(children[0], 8), 9), (h3.cell_to_center_child(children[1], 8), 3)]
     )
-    groups = protect(records, ReleasePolicy()).groups
+    groups = protect(records, EXACT).groups
     assert groups[["h3_cell", "resolution", "cases"]].values.tolist() == [[parent, 6, 12]]
 
 
@@ -173,7 +177,7 @@ def test_a_residual_that_would_pin_its_children_is_not_published():
     children = sorted(h3.cell_to_children(parent, 7))
     # Seven children of nine cases: 63 = 7 × 9 proves each child holds 9.
     records = _records_in([(h3.cell_to_center_child(c, 8), 9) for c in children])
-    release = protect(records, ReleasePolicy())
+    release = protect(records, EXACT)
     assert release.groups.empty
     assert release.metadata["dropped"]["cases"] == 63
 
@@ -195,7 +199,7 @@ def test_residual_is_safe(cases, children, safe):
 
 
 def test_embassy_release_holds_only_its_nationality(records, release):
-    embassy = protect(records, ReleasePolicy(nationalities=("al",)))
+    embassy = protect(records, ReleasePolicy(nationalities=("al",), noise_scale=0))
     assert set(embassy.groups["nationality"]) == {"ALB"}
     assert set(embassy.breakdowns["nationality"]) <= {"ALB"}
     public_alb = release.groups[release.groups["nationality"] == "ALB"].reset_index(drop=True)
@@ -203,7 +207,7 @@ def test_embassy_release_holds_only_its_nationality(records, release):
 
 
 def test_rounding_never_goes_below_k(records):
-    rounded = protect(records, ReleasePolicy(k=12, round_to=5))
+    rounded = protect(records, ReleasePolicy(k=12, round_to=5, noise_scale=0))
     for frame in (rounded.groups, rounded.breakdowns):
         assert (frame["cases"] % 5 == 0).all() and (frame["cases"] >= 15).all()
         assert (frame["persons"] % 5 == 0).all() and (frame["persons"] >= frame["cases"]).all()
@@ -216,6 +220,8 @@ def test_rounding_never_goes_below_k(records):
         (ReleasePolicy(floor_resolution=8), "floor"),
         (ReleasePolicy(k=1), "k must be at least 2"),
         (ReleasePolicy(round_to=0), "rounding"),
+        (ReleasePolicy(round_to=5), "either rounded or noisy"),
+        (ReleasePolicy(noise_scale=0.5), "noise scale must be 0"),
         (ReleasePolicy(nationalities=("Narnia",)), "unknown nationality 'Narnia'"),
         (ReleasePolicy(consent_scope="everyone"), "unknown consent scope"),
     ],
@@ -280,7 +286,7 @@ def test_release_from_a_store_respects_consent(tmp_path, write_csv):
     rows += [registration_row(f"b{i}", consent="origin_state") for i in range(12)]
     s = tmp_path / "s.duckdb"
     pipeline.ingest_files(s, [write_csv(rows)])
-    public = build_release(s, ReleasePolicy())
+    public = build_release(s, EXACT)
     assert public.groups["cases"].sum() == 12
     # the metadata publishes no store figure (24 records over all consents) nor file name
     assert "source" not in public.metadata and "records.csv" not in str(public.metadata)

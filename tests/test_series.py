@@ -32,7 +32,7 @@ def store(tmp_path, write_csv):
         (["--resolution", "6"], "base resolution 7 → 6"),  # res 7 + res 6: residuals exact
         (["--k", "11"], "k 10 → 11"),  # k 10 + k 11: residuals exact
         (["--floor", "3"], "floor resolution 4 → 3"),
-        (["--round", "20"], "round to None → 20"),
+        (["--noise", "5"], "noise scale 3.3333333333333335 → 5.0"),
         (["--consent", "humanitarian"], "consent scope 'aggregate' → 'humanitarian'"),
     ],
 )

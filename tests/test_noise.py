@@ -1,0 +1,101 @@
+"""Method 2: keyed noise on every published figure, the same structure as method 1."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from geo import pipeline
+from geo.noise import figure_noise, noise_bound
+from geo.release import ReleasePolicy, protect
+from geo.rollup import BREAKDOWN_DIMENSIONS
+from tests.factories import clustered_records, registration_row
+
+K = 10
+
+
+@pytest.fixture(scope="module")
+def records():
+    return clustered_records(20_000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def noisy(records):
+    return protect(records, ReleasePolicy(), secret=7)
+
+
+def test_the_structure_is_method_one_and_only_the_values_move(records, noisy):
+    exact = protect(records, ReleasePolicy(noise_scale=0))
+    keys = ["h3_cell", "resolution", "nationality"]
+    assert noisy.groups[keys].equals(exact.groups[keys])  # the same groups, the same cells
+    assert (noisy.groups["cases"] != exact.groups["cases"]).mean() > 0.5
+    assert noisy.metadata["method"] == "noise" and noisy.metadata["method_version"] == "2.0"
+    assert noisy.metadata["policy"]["noise_scale"] == pytest.approx(K / 3)
+    assert "audience" not in noisy.metadata  # no exact total of the audience
+
+
+def test_every_category_of_every_group_is_published_so_nothing_is_withheld(noisy):
+    rows = noisy.breakdowns
+    for dimension in ("sex", "age_band"):
+        per_group = rows[rows["dimension"] == dimension].groupby(["h3_cell", "nationality"]).size()
+        assert len(per_group) == len(noisy.groups)
+        assert (per_group == len(BREAKDOWN_DIMENSIONS[dimension])).all()
+    vulnerability = rows[rows["dimension"] == "vulnerability"]
+    assert (vulnerability.groupby(["h3_cell", "nationality"]).size() == 7).all()
+    assert (vulnerability["resolution"] == 4).all()  # sensitive categories only at the floor
+
+
+def test_published_values_keep_the_declared_invariants(noisy):
+    assert (noisy.groups["cases"] >= K).all() and (noisy.groups["persons"] >= K).all()
+    assert (noisy.breakdowns["cases"] >= 0).all()
+    for frame in (noisy.groups, noisy.breakdowns):
+        assert (frame["persons"] >= frame["cases"]).all()
+
+
+def test_the_same_records_give_the_same_release_and_a_change_moves_only_its_figures(records):
+    policy = ReleasePolicy()
+    first, again = protect(records, policy, secret=3), protect(records, policy, secret=3)
+    assert first.table().equals(again.table())
+    assert not protect(records, policy, secret=4).table().equals(first.table())
+    # one registration more in one base cell: only the figures that count it change
+    one = records.head(1)
+    changed = protect(pl.concat([records, one]), policy, secret=3).table()
+    before = first.table()
+    merged = before.merge(changed, on=list(before.columns[:5]), suffixes=("", "_after"))
+    moved = merged[
+        (merged["cases"] != merged["cases_after"]) | (merged["persons"] != merged["persons_after"])
+    ]
+    assert 1 <= moved["h3_cell"].nunique() <= 2  # its group (and its floor cell's rows)
+    assert len(moved) <= 1 + 2 + 1  # total, its sex, its age band, its vulnerability
+
+
+def test_noise_is_centred_and_within_its_stated_accuracy():
+    n = 200_000
+    rng = np.random.default_rng(0)
+    noise = figure_noise(
+        rng.integers(0, 2**62, n, dtype=np.uint64),
+        np.array(["ROU"] * n),
+        "cases",
+        rng.integers(0, 2**32, n, dtype=np.uint64),
+        K / 3,
+        secret=1,
+    )
+    assert abs(noise.mean()) < 0.05
+    p = np.exp(-3 / K)
+    assert noise.std() == pytest.approx(np.sqrt(2 * p) / (1 - p), rel=0.02)
+    assert (np.abs(noise) > noise_bound(1, K / 3)).mean() <= 0.01
+    sums = noise[: 100 * 2000].reshape(2000, 100).sum(axis=1)
+    assert (np.abs(sums) > noise_bound(100, K / 3)).mean() <= 0.01
+
+
+def test_the_store_gives_the_same_release_twice_and_a_fresh_one_after_a_change(tmp_path, write_csv):
+    rows = [registration_row(f"r{i}") for i in range(30)]
+    store = tmp_path / "s.duckdb"
+    pipeline.ingest_files(store, [write_csv(rows, "a.csv")])
+    first = pipeline.publish_release(store, ReleasePolicy(), tmp_path / "1.release.parquet")
+    again = pipeline.publish_release(store, ReleasePolicy(), tmp_path / "2.release.parquet")
+    assert first.metadata["content_sha256"] == again.metadata["content_sha256"]
+    pipeline.ingest_files(store, [write_csv([registration_row("new")], "b.csv")])
+    later = pipeline.publish_release(store, ReleasePolicy(), tmp_path / "3.release.parquet")
+    assert later.metadata["content_sha256"] != first.metadata["content_sha256"]
