@@ -106,7 +106,8 @@ def disclosed(interval: tuple[float, float]) -> bool:
 
 
 def cell7(place) -> str:
-    return h3.latlng_to_cell(*place, 7)
+    """The released res-7 cell of a place: the parent of its stored res-8 cell."""
+    return h3.cell_to_parent(h3.latlng_to_cell(*place, 8), 7)
 
 
 @pytest.mark.parametrize("method", ["exact", "noise"])
