@@ -122,6 +122,29 @@ if build:
         st.session_state["activate_release"] = str(target)
         st.rerun()
 
+ledger = (
+    common.guarded("reading the ledger", pipeline.list_releases, store_path) if (summary) else None
+)
+if ledger:
+    st.markdown(
+        "**This store's release series** (every release is published beside every earlier "
+        "one; they keep the first release's policy). Changes are between published figures "
+        "only."
+    )
+    series = pd.DataFrame(
+        {
+            "release": [f"#{e['release_id']}" for e in ledger],
+            "file": [e["file_name"] for e in ledger],
+            "store version": [e["store_version"] for e in ledger],
+            "audience": [", ".join(e["policy"]["nationalities"] or ["all"]) for e in ledger],
+            "groups": [e["groups"] for e in ledger],
+            "persons published": [e["persons"] for e in ledger],
+        }
+    )
+    by_audience = series.groupby("audience")["persons published"]
+    series["change since the audience's previous release"] = by_audience.diff().astype("Int64")
+    st.dataframe(series, hide_index=True, width="stretch")
+
 built = st.session_state.get("built_release")
 if built:
     file = common.source_file(Path(built))
