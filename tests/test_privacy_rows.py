@@ -182,3 +182,21 @@ def test_row_4_a_nationality_leaves_other(tmp_path, write_csv, method):
         assert flows == {"norcia": (-4, -4), "foligno": (-4, -4)}
     else:
         assert not any(disclosed(interval) for interval in flows.values()), flows
+
+
+@pytest.mark.parametrize("method", ["exact", "noise"])
+def test_row_10_a_withheld_age_breakdown_says_someone_is_not_18_59(tmp_path, write_csv, method):
+    """Method 1 withholds a breakdown with a small category: withholding proves one exists."""
+    rows = rows_at("adult", 30, NORCIA, nationality="ROU", age="30")
+    rows += rows_at("child", 2, NORCIA, nationality="ROU", age="8")  # 2 cases under 18
+    rows += rows_at("others", 30, CASCIA, nationality="ROU", age="40")  # all 18-59
+    store = tmp_path / "s.duckdb"
+    pipeline.ingest_files(store, [write_csv(rows)])
+    release = pipeline.publish_release(store, METHODS[method], tmp_path / "r.release.parquet")
+    ages = release.breakdowns[release.breakdowns["dimension"] == "age_band"]
+    shown = set(ages["h3_cell"])
+    if method == "exact":  # the all-adult group shows its ages, the other's are withheld
+        assert cell7(CASCIA) in shown and cell7(NORCIA) not in shown
+    else:  # every group shows every age band, whatever its categories hold
+        assert {cell7(CASCIA), cell7(NORCIA)} <= shown
+        assert (ages.groupby("h3_cell").size() == 5).all()
