@@ -8,20 +8,22 @@ import streamlit as st
 
 from app_pages import common
 from geo import pipeline
-from geo.exposure_table import TRUTH_SENTENCE, WEIGHTINGS
+from geo.accuracy import Accuracy
+from geo.exposure_table import WEIGHTINGS
 from geo.viz.cells import nationality_label
-from geo.viz.charts import class_totals, nationality_bars
+from geo.viz.charts import nationality_bars
 
 st.title("Exposure to a hazard footprint")
-st.markdown(
-    f"{TRUTH_SENTENCE} A release only says which hexagon a group lives in, never where "
-    "inside it, so a hexagon cut by a class border may hold its people on either side: "
-    "the range is the honest answer, the estimate a best guess within it."
-)
 loaded = common.active_release()
 if loaded is None:
     st.stop()
 release, release_file = loaded
+st.markdown(
+    f"{Accuracy.of(release.metadata).truth_sentence()} A release only says which hexagon a "
+    "group lives in, never where inside it, so a hexagon cut by a class border may hold "
+    "its people on either side: the range is the honest answer, the estimate a best "
+    "guess within it."
+)
 
 uploads = st.file_uploader(
     "Upload footprints (GeoJSON, zipped or bare shapefile with its sidecars, KML/KMZ, "
@@ -153,22 +155,40 @@ if headline["hazard_class"] is None:
     st.info("No released cell touches the footprint: nobody in this release is exposed.")
     st.stop()
 st.subheader(f"Persons exposed in the worst class reached: {headline['hazard_class']}")
+widened = (
+    f", widened by what the noise can move ({exposure.confidence:.0%} confidence)"
+    if exposure.accuracy.method == "noise"
+    else ""
+)
 metrics = st.columns(3)
-metrics[0].metric("Low (cells entirely inside)", f"{headline['persons_low']:,}")
+metrics[0].metric(
+    "Low (cells entirely inside)",
+    f"{headline['persons_low']:,}",
+    help=f"Released persons of the cells entirely inside the class{widened}.",
+)
 metrics[1].metric("Estimate", f"{headline['persons_estimate']:,}")
-metrics[2].metric("High (cells touching)", f"{headline['persons_high']:,}")
-st.caption(TRUTH_SENTENCE)
+metrics[2].metric(
+    "High (cells touching)",
+    f"{headline['persons_high']:,}",
+    help=f"Released persons of every cell that touches the class{widened}.",
+)
+withheld = exposure.accuracy.withheld_sentence()
+statement = exposure.statement()
+st.caption(statement if withheld in statement else f"{statement} {withheld}")
 
 st.markdown("**By class** (all nationalities)")
-st.dataframe(class_totals(table), hide_index=True, width="stretch")
+st.dataframe(exposure.class_totals(), hide_index=True, width="stretch")
 
 st.markdown("**By nationality and class**")
 shown = table.assign(nationality=table["nationality"].map(nationality_label))
 st.dataframe(shown, hide_index=True, width="stretch")
+if withheld:
+    st.caption(f"{withheld} They are in no row of these tables.")
 
-classes = list(dict.fromkeys(table.sort_values("class_rank", ascending=False)["hazard_class"]))
+by_class = exposure.by_class
+classes = list(dict.fromkeys(by_class.sort_values("class_rank", ascending=False)["hazard_class"]))
 bar_class = st.selectbox("Chart class", classes, key="exposure_chart_class")
-bars = nationality_bars(table, bar_class)
+bars = nationality_bars(by_class, bar_class)
 order = bars["label"].tolist()
 chart = alt.Chart(bars).encode(y=alt.Y("label:N", sort=order, title=None))
 st.altair_chart(

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
+from geo.accuracy import Accuracy
 from geo.viz.cells import cell_area_km2, nationality_label
 
 st.title("The active release")
@@ -26,6 +27,15 @@ totals[1].metric("Cases published", f"{published['cases']:,}")
 totals[2].metric("Groups published", f"{published['groups']:,}")
 totals[3].metric("Persons dropped (under k at the floor)", f"{dropped['persons']:,}")
 
+accuracy = Accuracy.of(metadata)
+noisy = accuracy.method == "noise"
+method_label = (
+    f"random noise (method 2), scale {accuracy.noise_scale:.3g} for cases, "
+    f"{accuracy.scale('persons'):.3g} for persons"
+    if noisy
+    else "exact counts (method 1)"
+)
+
 st.subheader("Policy")
 nationalities = policy["nationalities"]
 st.dataframe(
@@ -37,6 +47,7 @@ st.dataframe(
             ("Audience nationalities", ", ".join(nationalities) if nationalities else "all"),
             ("Consent scope required", policy["consent_scope"]),
             ("Rounded to a multiple of", policy["round_to"] or "not rounded"),
+            ("Protection method", method_label),
         ],
         columns=["setting", "value"],
     ).astype(str),
@@ -65,11 +76,12 @@ floor_km2 = cell_area_km2(policy["floor_resolution"])
 st.markdown(
     f"- **Rolled up:** {rolled_up:,} "
     f"of {published['groups']:,} groups are published at a coarser cell than resolution {base}.\n"
-    f"- **Dropped:** {dropped['cases']:,} cases ({dropped['persons']:,} persons) were still "
-    f"under k at resolution {policy['floor_resolution']} and appear only in this total.\n"
-    f"- **Breakdowns published:** sex for {breakdowns.get('sex', 0):,} groups, age band for "
+    f"- **Withheld:** {dropped['cases']:,} cases ({dropped['persons']:,} persons) were still "
+    f"under k at resolution {policy['floor_resolution']} and appear only in this total"
+    + (" (itself a noisy figure).\n" if noisy else ".\n")
+    + f"- **Breakdowns published:** sex for {breakdowns.get('sex', 0):,} groups, age band for "
     f"{breakdowns.get('age_band', 0):,}, vulnerability for {breakdowns.get('vulnerability', 0):,} "
-    "floor cells; for the others they are not available."
+    + ("floor cells." if noisy else "floor cells; for the others they are not available.")
 )
 
 st.subheader("By nationality")
@@ -88,6 +100,25 @@ st.dataframe(
 )
 
 st.subheader("The method in plain words")
+if noisy:
+    breakdown_rule = f"""4. Every count carries random noise: each group's cases and persons, every
+   category of its sex and age-band breakdowns, every vulnerability category of a floor
+   cell, and the withheld total. The noise is a whole number drawn around zero (scale
+   {accuracy.noise_scale:.3g} for cases, {accuracy.scale("persons"):.3g} for persons),
+   so that no small group can be recovered by subtracting one figure from another, in
+   this release or across releases. It is tied to the records behind each figure: the
+   same records always show the same value. A count never shows less than k, a
+   category never less than 0, so small categories may show 0 or a little more than
+   they hold, and categories need not add up to their group's total.
+5. Breakdowns are published for every group, complete: nothing is withheld, so a
+   missing breakdown can reveal nothing.
+6. **Accuracy:** {accuracy.figure_sentence()} A sum of many counts is off by much less
+   than the sum of their margins: the exposure tables widen their low and high by
+   exactly what the noise can move in the counts they add up."""
+else:
+    breakdown_rule = f"""4. Sex and age-band breakdowns are published for a group only when every
+   category it has counts at least k cases; otherwise the breakdown is "not available".
+5. **Accuracy:** {accuracy.figure_sentence()}"""
 st.markdown(
     f"""
 Registrations were counted per hexagon of the H3 grid (resolution {base}, cells of about
@@ -99,12 +130,11 @@ registration (a *case*): a family of six is one case and six persons.
    nationality in the parent hexagon (7 times larger), and so on up to resolution
    {policy["floor_resolution"]} (about {floor_km2:,.0f} km²).
    A rolled-up count is published only where it cannot be pinned to one smaller cell.
-   What is still under k there is dropped and counted only in the total above.
+   What is still under k there is withheld and counted only in the total above.
 3. Nationalities with fewer than k cases in the whole release appear as "Other".
-4. Sex and age-band breakdowns are published for a group only when every category it
-   has counts at least k cases; otherwise the breakdown is "not available".
-5. Every figure in this dashboard and its downloads is a released value or a sum of
-   released values: totals, maps and exposure tables never go back to the records.
+{breakdown_rule}
+{7 if noisy else 6}. Every figure in this dashboard and its downloads is a released value or
+   a sum of released values: totals, maps and exposure tables never go back to the records.
 """
 )
 

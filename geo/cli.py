@@ -174,6 +174,8 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
             f"{headline['persons_low']} (low) – {headline['persons_estimate']} (estimate) – "
             f"{headline['persons_high']} (high)"
         )
+    withheld, statement = exposure.accuracy.withheld_sentence(), exposure.statement()
+    print(statement if withheld in statement else f"{statement} {withheld}")
     print(exposure.table.head(args.show).to_string(index=False))
     for note in exposure.notes:
         print(f"note: {note}")

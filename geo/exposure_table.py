@@ -2,22 +2,37 @@
 
 A core type, apart from the computation (:mod:`geo.tools.exposure`) and the writers
 (:mod:`geo.io.export`), so that both can use it without depending on each other.
+
+Low and high are sums of released values widened by what the release's method can
+move (:class:`geo.accuracy.Accuracy`): a sum of n noisy values is off by at most
+``margin(n)`` at the stated confidence. A total over several rows (a class over every
+nationality, the headline) is widened once for all the groups it sums, from the sums
+before widening, never by adding widened rows (which would be looser than needed).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+
+from geo.accuracy import MEASURES, TRUTH_SENTENCE, Accuracy
+
+__all__ = [
+    "COUNT_COLUMNS",
+    "DEFAULT_WEIGHTING",
+    "PLACE_WEIGHTINGS",
+    "TABLE_COLUMNS",
+    "TRUTH_SENTENCE",
+    "WEIGHTINGS",
+    "Exposure",
+    "widen",
+]
 
 WEIGHTINGS = ("area", "settlement", "blend")
 DEFAULT_WEIGHTING = "blend"
 PLACE_WEIGHTINGS = ("settlement", "blend")  # the weightings that need settlement places
-TRUTH_SENTENCE = (
-    "The true number lies between low and high: low counts only cells entirely inside "
-    "the area, high every cell that touches it; the estimate weights each cut cell by "
-    "the share of it inside."
-)
 TABLE_COLUMNS = [
     "hazard_class",
     "class_rank",
@@ -29,11 +44,58 @@ TABLE_COLUMNS = [
     "cases_estimate",
     "cases_high",
 ]
+# Released groups summed in a row's low (cells inside) and high (cells touching).
+COUNT_COLUMNS = ["groups_low", "groups_high"]
+_SUMMED = TABLE_COLUMNS[3:] + COUNT_COLUMNS
+
+
+def widen(sums: pd.DataFrame, accuracy: Accuracy) -> pd.DataFrame:
+    """Return an exposure table whose low and high allow for the release's method.
+
+    Parameters
+    ----------
+    sums
+        Rows with persons / cases low, estimate and high as sums of released values,
+        and ``groups_low`` / ``groups_high``: how many released groups each bound sums.
+    accuracy
+        The release's accuracy.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows without the group counts; low lowered by the margin of its groups
+        (never below 0), high raised by the margin of its groups, the estimate as is.
+    """
+    table = sums.drop(columns=COUNT_COLUMNS)
+    for measure in MEASURES:
+        low = sums[f"{measure}_low"].to_numpy()
+        high = sums[f"{measure}_high"].to_numpy()
+        margin_low = accuracy.margin(measure, sums["groups_low"].to_numpy())
+        margin_high = accuracy.margin(measure, sums["groups_high"].to_numpy())
+        table[f"{measure}_low"] = np.maximum(low - margin_low, 0).astype("int64")
+        table[f"{measure}_high"] = (high + margin_high).astype("int64")
+    return table
 
 
 @dataclass
 class Exposure:
-    """An exposure table with the facts needed to label and export it."""
+    """An exposure table with the facts needed to label and export it.
+
+    Attributes
+    ----------
+    table
+        The rows shown and exported: class × nationality, or class × area ×
+        nationality with ``admin_field`` first; low and high already widened.
+    by_class
+        The class × nationality rows (widened), whatever ``table`` is.
+    weighting, cumulative, admin_field, notes
+        How the estimate was made and what the reader should know.
+    accuracy
+        The release's method, noise scale, confidence and withheld persons.
+    sums
+        ``by_class`` before widening, with the group counts of each bound: what
+        totals over several rows are widened from. None: totals are plain sums.
+    """
 
     table: pd.DataFrame
     by_class: pd.DataFrame
@@ -41,25 +103,61 @@ class Exposure:
     cumulative: bool
     admin_field: str | None = None
     notes: list[str] = field(default_factory=list)
+    accuracy: Accuracy = field(default_factory=Accuracy)
+    sums: pd.DataFrame | None = None
+
+    @property
+    def confidence(self) -> float:
+        """Return the confidence that the truth lies in [low, high] (1: certain)."""
+        return self.accuracy.confidence
+
+    @property
+    def withheld_persons(self) -> int | None:
+        """Return the persons the release withholds (a protected figure), if it says."""
+        return self.accuracy.withheld_persons
+
+    def statement(self) -> str:
+        """Return the sentence that says where the true number lies, for the release's method."""
+        return self.accuracy.truth_sentence()
+
+    def class_totals(self) -> pd.DataFrame:
+        """Return the totals of each class over every nationality, most severe first.
+
+        Computed on the class table, never by summing administrative areas (a cell that
+        touches two areas counts in both areas' high), and widened once for all the
+        groups summed.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``hazard_class``, ``class_rank``, persons and cases low, estimate and high.
+        """
+        keys = ["hazard_class", "class_rank"]
+        rows = self.by_class if self.sums is None else self.sums
+        summed = [c for c in _SUMMED if c in rows.columns]
+        totals = rows.groupby(keys, as_index=False, sort=False)[summed].sum()
+        if self.sums is not None:
+            totals = widen(totals, self.accuracy)
+        totals = totals.sort_values("class_rank", ascending=False, kind="stable")
+        return totals.reset_index(drop=True)
 
     def headline(self) -> pd.Series:
         """Return persons low / estimate / high in the most severe class with anyone.
 
-        Computed on the class table, never by summing administrative areas (a cell
-        that touches two areas counts in both areas' high).
+        The first row of :meth:`class_totals` that any released group touches.
         """
-        exposed = self.by_class[self.by_class["persons_high"] > 0]
+        totals = self.class_totals()
+        exposed = totals[totals["persons_high"] > 0]
         if exposed.empty:
             return pd.Series(
                 {"hazard_class": None, "persons_low": 0, "persons_estimate": 0, "persons_high": 0}
             )
-        top = exposed["class_rank"].max()
-        worst = exposed[exposed["class_rank"] == top]
+        worst = exposed.iloc[0]
         return pd.Series(
             {
-                "hazard_class": worst["hazard_class"].iloc[0],
-                "persons_low": int(worst["persons_low"].sum()),
-                "persons_estimate": int(worst["persons_estimate"].sum()),
-                "persons_high": int(worst["persons_high"].sum()),
+                "hazard_class": worst["hazard_class"],
+                "persons_low": int(worst["persons_low"]),
+                "persons_estimate": int(worst["persons_estimate"]),
+                "persons_high": int(worst["persons_high"]),
             }
         )

@@ -58,9 +58,16 @@ def write_rows(path: Path, rows: list[dict], delimiter: str = ",", encoding: str
 
 
 def clustered_records(
-    n: int, seed: int = 0, nationalities: dict[str, float] | None = None
+    n: int,
+    seed: int = 0,
+    nationalities: dict[str, float] | None = None,
+    keep_points: bool = False,
 ) -> pl.DataFrame:
-    """Return audience records (as the store hands them to a release) clustered in Umbria."""
+    """Return audience records (as the store hands them to a release) clustered in Umbria.
+
+    With ``keep_points`` the records keep their exact ``lat`` and ``lon`` (the truth a
+    test compares exposure with; drop them before protecting).
+    """
     rng = np.random.default_rng(seed)
     nationalities = nationalities or {
         "ROU": 0.4,
@@ -95,9 +102,8 @@ def clustered_records(
             ),
         }
     )
-    return frame.with_columns(polars_h3.latlng_to_cell("lat", "lon", 8).alias("cell")).drop(
-        "lat", "lon"
-    )
+    frame = frame.with_columns(polars_h3.latlng_to_cell("lat", "lon", 8).alias("cell"))
+    return frame if keep_points else frame.drop("lat", "lon")
 
 
 def residual_is_safe(cases: int, unpublished_children: int, k: int) -> bool:

@@ -14,7 +14,9 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
+from geo.exposure_table import TRUTH_SENTENCE
 from geo.io.footprints import read_footprint
+from geo.noise import noise_bound
 from geo.pipeline import compute_exposure, read_release, write_release
 from geo.release import ReleasePolicy, protect
 from geo.tools.classes import to_bands
@@ -213,7 +215,8 @@ def test_map_filters_use_released_breakdowns_and_keep_the_view(app, release_dir)
     available = groups.merge(published, on=["h3_cell", "nationality"])
     males = sex[(sex["category"] == "M") & sex["nationality"].isin(["ROU", "ALB"])]
     drawn = check_cells_are_released(payload, males)
-    assert drawn == males["h3_cell"].nunique()
+    # A noisy category can show 0 persons: such cells have nothing to draw.
+    assert drawn == males.loc[males["persons"] > 0, "h3_cell"].nunique()
     not_available = len(groups) - len(available)
     caption = " ".join(c.value for c in at.caption)
     assert f"{not_available:,} of {len(groups):,} released groups" in caption
@@ -229,11 +232,24 @@ def test_exposure_page_headline_table_and_downloads(app, release_dir, media):
     at.button(key="exposure_run").click().run()
     no_exception(at)
     release = public_release(release_dir)
-    expected = compute_exposure(release, to_bands(read_footprint(NORCIA_MMI).classes)).table
+    exposure = compute_exposure(release, to_bands(read_footprint(NORCIA_MMI).classes))
+    expected = exposure.table
     headline = {m.label: m.value for m in at.metric}
-    worst = expected[expected["class_rank"] == expected["class_rank"].max()]
-    assert headline["Low (cells entirely inside)"] == f"{worst['persons_low'].sum():,}"
-    assert headline["High (cells touching)"] == f"{worst['persons_high'].sum():,}"
+    worst = exposure.headline()
+    assert headline["Low (cells entirely inside)"] == f"{worst['persons_low']:,}"
+    assert headline["Estimate"] == f"{worst['persons_estimate']:,}"
+    assert headline["High (cells touching)"] == f"{worst['persons_high']:,}"
+    # The release is noisy: the page says where the truth lies, and what it withholds.
+    scale = release.metadata["policy"]["noise_scale"]
+    withheld = release.metadata["dropped"]["persons"]
+    captions = [c.value for c in at.caption]
+    said = f"The release withholds {withheld:,} persons (groups still under k = 5 cases"
+    beside_headline = next(c for c in captions if c.startswith("The true number lies"))
+    assert "between low and high with 99% confidence" in beside_headline
+    assert f"random noise (scale {scale:.3g} for cases" in beside_headline
+    assert said in beside_headline
+    assert any(c.startswith(said) and "in no row of these tables" in c for c in captions)
+    assert "with 99% confidence" in at.markdown[0].value
 
     files = downloads(at, media)
     assert set(files) == {"download_csv", "download_xlsx", "download_hxl", "download_geojson"}
@@ -251,9 +267,13 @@ def test_exposure_page_headline_table_and_downloads(app, release_dir, media):
     for frame in (csv, hxl, xlsx["exposure"]):
         assert not [c for c in frame.columns if FORBIDDEN.search(c)]
 
-    # low and high are sums of released values: never above what the release published
+    # low and high are sums of released values, widened by the noise of the groups summed
     totals = release.groups.groupby("nationality")["persons"].sum()
-    assert (csv["persons_high"] <= csv["nationality"].map(totals)).all()
+    sums = exposure.sums.set_index(["hazard_class", "nationality"])
+    keys = pd.MultiIndex.from_frame(csv[["hazard_class", "nationality"]])
+    margin = [noise_bound(int(n), 2 * scale) for n in sums.loc[keys, "groups_high"]]
+    assert (csv["persons_high"] - margin == sums.loc[keys, "persons_high"].to_numpy()).all()
+    assert (sums["persons_high"] <= sums.index.get_level_values(1).map(totals)).all()
     assert (csv["persons_low"] <= csv["persons_estimate"]).all()
     assert (csv["persons_estimate"] <= csv["persons_high"]).all()
 
@@ -313,12 +333,44 @@ def test_release_page_shows_published_figures_and_switches(app, release_dir):
     )
     by_nationality = at.dataframe[2].value
     assert by_nationality["persons (sum of released)"].sum() == release.groups["persons"].sum()
+    # Method 2 in plain words, with the accuracy of one published count.
+    scale = release.metadata["policy"]["noise_scale"]
+    method = " ".join(m.value for m in at.markdown)
+    assert "Every count carries random noise" in method
+    assert (
+        f"Each published count of cases is within ±{noise_bound(1, scale)} of the truth, and "
+        f"each count of persons within ±{noise_bound(1, 2 * scale)}, with 99% confidence"
+    ) in " ".join(method.split())
+    assert "only when every" not in method  # method 1's withholding rule is not described
+    assert at.dataframe[0].value.set_index("setting").loc["Protection method", "value"] == (
+        f"random noise (method 2), scale {scale:.3g} for cases, {2 * scale:.3g} for persons"
+    )
     at.sidebar.selectbox[0].set_value(str(release_dir / "b_embassy_rou.release.parquet")).run()
     no_exception(at)
     embassy = read_release(release_dir / "b_embassy_rou.release.parquet")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Persons published"] == f"{embassy.metadata['published']['persons']:,}"
     assert list(at.dataframe[2].value["name"]) == ["Romania (ROU)"]
+
+
+def test_pages_of_an_exact_release_describe_method_1(monkeypatch, tmp_path):
+    release = protect(clustered_records(6000, seed=3), ReleasePolicy(k=5, noise_scale=0))
+    write_release(release, tmp_path / "exact.release.parquet")
+    monkeypatch.setenv("CRISIS_EXPOSURE_RELEASE_DIR", str(tmp_path))
+    monkeypatch.delenv("CRISIS_EXPOSURE_BASEMAP_URL", raising=False)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("app_pages/release.py").run()
+    no_exception(at)
+    method = " ".join(" ".join(m.value for m in at.markdown).split())
+    assert "published for a group only when every category it has counts at least k" in method
+    assert "Each published count is the true count." in method
+    assert "random noise" not in method
+    at.switch_page("app_pages/exposure.py").run()
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    withheld = f"The release withholds {release.metadata['dropped']['persons']:,} persons"
+    beside_headline = next(c.value for c in at.caption if c.value.startswith(TRUTH_SENTENCE))
+    assert "confidence" not in beside_headline and withheld in beside_headline
 
 
 def test_data_page_ingests_builds_and_previews(app, tmp_path):

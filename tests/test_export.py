@@ -50,7 +50,6 @@ def export(tmp_path, setting, name):
 def test_csv_has_metadata_and_stable_columns(tmp_path, setting):
     path = export(tmp_path, setting, "table.csv")
     text = path.read_text()
-    assert TRUTH_SENTENCE in text
     assert "# release.k: 10" in text and "abababab" in text and "closed 1 ring" in text
     table = pd.read_csv(path, comment="#")
     assert list(table.columns) == [
@@ -73,6 +72,38 @@ def test_csv_has_metadata_and_stable_columns(tmp_path, setting):
             )
         )
     )
+
+
+def test_csv_of_a_noisy_release_says_99_percent_and_the_withheld_persons(tmp_path, setting):
+    release, _, exposure, _ = setting
+    text = export(tmp_path, setting, "table.csv").read_text()
+    withheld = release.metadata["dropped"]["persons"]
+    scale = release.metadata["policy"]["noise_scale"]
+    assert release.metadata["method"] == "noise" and withheld > 0
+    statement = text.splitlines()[1]
+    assert statement == f"# {exposure.statement()}"
+    assert "between low and high with 99% confidence" in statement
+    assert f"random noise (scale {scale:.3g} for cases" in statement
+    assert f"The release withholds {withheld:,} persons (groups still under k = 10" in statement
+    assert TRUTH_SENTENCE not in text
+    assert '# release.method: "noise"' in text
+    assert f"# release.noise_scale: {json.dumps(scale)}" in text
+    assert f"# release.withheld_persons: {withheld}" in text
+    assert "# method.confidence: 0.99" in text
+    assert "widened by the 99% bound of the noise" in text
+
+
+def test_exports_of_an_exact_release_keep_the_plain_statement(tmp_path, setting):
+    _, classes, _, footprints = setting
+    release = protect(clustered_records(20_000, seed=8), ReleasePolicy(noise_scale=0))
+    write_release(release, tmp_path / "exact.release.parquet")
+    run = ExposureRun(compute_exposure(release, classes), classes, footprints)
+    text = write_export(tmp_path / "exact.csv", run, release).read_text()
+    assert text.splitlines()[1] == f"# {TRUTH_SENTENCE}"
+    assert '# release.method: "exact"' in text and "# release.noise_scale: 0.0" in text
+    assert "# method.confidence: 1.0" in text
+    withheld = release.metadata["dropped"]["persons"]
+    assert f"# release.withheld_persons: {withheld}" in text
 
 
 def test_formulas_are_neutralised_everywhere(tmp_path, setting):
@@ -103,8 +134,10 @@ def test_xlsx_has_data_and_metadata_sheets(tmp_path, setting):
     workbook = openpyxl.load_workbook(export(tmp_path, setting, "t.xlsx"))
     assert workbook.sheetnames == ["exposure", "metadata"]
     meta = dict(workbook["metadata"].iter_rows(min_row=2, values_only=True))
-    assert meta["statement"] == TRUTH_SENTENCE
+    assert meta["statement"] == setting[2].statement()
     assert json.loads(meta["release.k"]) == 10
+    assert json.loads(meta["method.confidence"]) == 0.99
+    assert json.loads(meta["release.withheld_persons"]) == setting[2].withheld_persons
     assert json.loads(meta["release.content_sha256"]) == setting[0].metadata["content_sha256"]
     rows = list(workbook["exposure"].iter_rows(values_only=True))
     assert len(rows) == len(setting[2].table) + 1
@@ -113,7 +146,11 @@ def test_xlsx_has_data_and_metadata_sheets(tmp_path, setting):
 def test_geojson_holds_only_released_groups(tmp_path, setting):
     release = setting[0]
     data = json.loads(export(tmp_path, setting, "t.geojson").read_text())
-    assert data["type"] == "FeatureCollection" and data["metadata"]["statement"] == TRUTH_SENTENCE
+    exposure = setting[2]
+    assert data["type"] == "FeatureCollection"
+    assert data["metadata"]["statement"] == exposure.statement()
+    assert data["metadata"]["release"]["method"] == "noise"
+    assert data["metadata"]["release"]["withheld_persons"] == exposure.withheld_persons
     published = {
         (r.h3_cell, r.nationality): (r.persons, r.cases) for r in release.groups.itertuples()
     }

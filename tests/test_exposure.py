@@ -9,13 +9,24 @@ import pandas as pd
 import pytest
 import shapely
 
-from demo.accuracy import compare_with_truth, demo_truth_points, summarise_errors
+from demo.accuracy import (
+    compare_with_truth,
+    demo_truth_points,
+    released_points,
+    summarise_errors,
+    truth_by_class,
+)
 from geo.errors import InputError
+from geo.exposure_table import TRUTH_SENTENCE
+from geo.noise import noise_bound
 from geo.pipeline import compute_exposure
 from geo.release import Release, ReleasePolicy, protect
+from geo.tools.exposure import cell_zone_shares
 from tests.factories import clustered_records
 
 NORCIA = (13.1092, 42.8303)
+REGIONS = "data/admin/italy_regions_limits_IT_regions.geojson"
+EXACT = ReleasePolicy(noise_scale=0)  # method 1: released values are the true counts
 
 
 def released(cells_persons: dict[str, tuple[str, int, int]]) -> Release:
@@ -66,25 +77,27 @@ def test_low_estimate_high_against_plain_geometry():
 
 
 def test_unpublished_people_never_appear():
-    """A cell whose 3 registrants were not published shows 0, never 3."""
+    """A cell whose registrants were published only rolled up shows released sums only.
+
+    Its own count is in no row: high is the sum of the released groups whose (coarser)
+    cells touch it, low is 0. Geometry of low and high: an exact release.
+    """
     records = clustered_records(2_000, seed=5)
-    release = protect(records, ReleasePolicy())
+    release = protect(records, EXACT)
     published = set(release.groups["h3_cell"])
     raw_cells = {h3.cell_to_parent(h3.int_to_str(c), 7) for c in records["cell"]}
-    lonely = sorted(raw_cells - {c for c in raw_cells if c in published})[0]
+    lonely = [c for c in sorted(raw_cells - published) if h3.cell_to_parent(c, 6) in published]
     classes = gpd.GeoDataFrame(
         {"class_label": ["tiny"], "class_rank": [1]},
-        geometry=[cell_polygon(lonely).buffer(-1e-4)],
+        geometry=[cell_polygon(lonely[0]).buffer(-1e-4)],
         crs=4326,
     )
     table = compute_exposure(release, classes).table
-    covering = release.groups[
-        [
-            h3.cell_to_parent(lonely, int(r)) == c
-            for c, r in release.groups[["h3_cell", "resolution"]].itertuples(index=False)
-        ]
-    ]
-    assert set(table["persons_high"]) <= set(covering["persons"])
+    expected = plain_sums(release, classes, [])
+    assert len(table) == len(expected) > 0
+    merged = table.merge(expected, on=["hazard_class", "nationality"], suffixes=("", "_plain"))
+    assert merged["persons_high"].equals(merged["persons_high_plain"])
+    assert (merged["groups_high"] >= 1).all() and (merged["groups_low"] == 0).all()
     assert (table["persons_low"] == 0).all()
 
 
@@ -105,6 +118,7 @@ def demo_points():
 
 
 def test_truth_lies_within_bounds_on_the_demo_with_norcia(demo_points):
+    """A noisy release (the default policy): the widened bounds hold the truth."""
     classes = norcia_classes()
     for placement in ("settlement", "scattered"):
         points = demo_points[demo_points["placement"] == placement].drop(columns="placement")
@@ -117,9 +131,10 @@ def test_truth_lies_within_bounds_on_the_demo_with_norcia(demo_points):
 
 
 def test_admin_breakdown_and_headline():
-    release = protect(clustered_records(20_000, seed=2), ReleasePolicy())
+    """Areas partition low and may double-count high (geometry: an exact release)."""
+    release = protect(clustered_records(20_000, seed=2), EXACT)
     classes = norcia_classes()
-    admin = gpd.read_file("data/admin/italy_regions_limits_IT_regions.geojson")
+    admin = gpd.read_file(REGIONS)
     by_area = compute_exposure(release, classes, admin=admin, admin_field="reg_name")
     plain = compute_exposure(release, classes)
     assert list(by_area.table.columns[:2]) == ["reg_name", "hazard_class"]
@@ -142,7 +157,7 @@ def test_cumulative_classes_grow_with_lower_thresholds():
     from geo.io.footprints import read_footprint
     from geo.tools.classes import to_cumulative
 
-    release = protect(clustered_records(20_000, seed=2), ReleasePolicy())
+    release = protect(clustered_records(20_000, seed=2), EXACT)  # geometry: no noise
     classes = to_cumulative(
         read_footprint(
             "data/footprints/italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
@@ -159,3 +174,188 @@ def test_empty_classes_are_refused():
     empty = gpd.GeoDataFrame({"class_label": [], "class_rank": []}, geometry=[], crs=4326)
     with pytest.raises(InputError, match="no classes"):
         compute_exposure(release, empty)
+
+
+# --------------------------------------------------------------------------- noise
+
+
+@pytest.fixture(scope="module")
+def umbria():
+    """Records built in code with their exact points; the noisy release of them."""
+    records = clustered_records(20_000, seed=2, keep_points=True)
+    release = protect(records.drop("lat", "lon"), ReleasePolicy())
+    points = pd.DataFrame(
+        {
+            "nationality": records["nationality"].to_numpy(),
+            "latitude": records["lat"].to_numpy(),
+            "longitude": records["lon"].to_numpy(),
+            "persons": records["persons"].to_numpy(),
+        }
+    )
+    return records.drop("lat", "lon"), points, release
+
+
+def class_and_area_zones() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Norcia MMI bands, and the bands cut by the Italian regions (field reg_name)."""
+    classes = norcia_classes()[["class_label", "class_rank", "geometry"]].reset_index(drop=True)
+    admin = gpd.read_file(REGIONS)[["reg_name", "geometry"]].to_crs(4326)
+    areas = gpd.overlay(classes, admin, how="intersection", keep_geom_type=True)
+    return classes, areas.reset_index(drop=True)
+
+
+def plain_sums(release: Release, zones: gpd.GeoDataFrame, keys: list[str]) -> pd.DataFrame:
+    """Released persons and cases of the cells inside and touching each zone, by nationality.
+
+    With how many released groups each sum adds up: an independent restatement of the
+    bounds before widening, from :func:`cell_zone_shares` and plain pandas.
+    """
+    pairs = cell_zone_shares(sorted(release.groups["h3_cell"].unique()), zones)
+    merged = release.groups.merge(pairs, on="h3_cell").merge(
+        zones.drop(columns="geometry"), left_on="zone", right_index=True
+    )
+    merged = merged.rename(columns={"class_label": "hazard_class"})
+    for what in ("persons", "cases"):
+        merged[f"{what}_low"] = merged[what] * merged["inside"]
+        merged[f"{what}_high"] = merged[what]
+    merged["groups_low"] = merged["inside"].astype(int)
+    merged["groups_high"] = 1
+    columns = [f"{w}_{b}" for w in ("persons", "cases") for b in ("low", "high")]
+    by = [*keys, "hazard_class", "nationality"]
+    return merged.groupby(by, as_index=False)[columns + ["groups_low", "groups_high"]].sum()
+
+
+def truth_in(points: pd.DataFrame, zones: gpd.GeoDataFrame, keys: list[str]) -> pd.DataFrame:
+    """Exact persons and cases per zone × nationality, by point in polygon."""
+    located = gpd.GeoDataFrame(
+        points, geometry=gpd.points_from_xy(points["longitude"], points["latitude"]), crs=4326
+    )
+    joined = gpd.sjoin(located, zones, predicate="within")
+    return (
+        joined.groupby([*keys, "class_label", "nationality"])
+        .agg(persons_true=("persons", "sum"), cases_true=("persons", "size"))
+        .reset_index()
+        .rename(columns={"class_label": "hazard_class"})
+    )
+
+
+def test_noisy_bounds_hold_the_truth_and_widen_by_the_noise_bound(umbria):
+    _, points, release = umbria
+    scale = release.metadata["policy"]["noise_scale"]
+    assert release.metadata["method"] == "noise" and scale > 0
+    covered = released_points(points, release)  # the registrations the release covers
+    classes, areas = class_and_area_zones()
+    exposure = compute_exposure(
+        release, norcia_classes(), weighting="area", admin=gpd.read_file(REGIONS),
+        admin_field="reg_name",
+    )  # fmt: skip
+    assert exposure.confidence == 0.99
+    assert exposure.withheld_persons == release.metadata["dropped"]["persons"]
+    for table, zones, keys in (
+        (exposure.by_class, classes, []),
+        (exposure.table, areas, ["reg_name"]),
+    ):
+        on = [*keys, "hazard_class", "nationality"]
+        rows = table.merge(plain_sums(release, zones, keys), on=on, suffixes=("", "_plain"))
+        assert len(rows) == len(table)
+        for what, figure_scale in (("cases", scale), ("persons", 2 * scale)):
+            low = rows["groups_low"].map(lambda n, s=figure_scale: noise_bound(n, s))
+            high = rows["groups_high"].map(lambda n, s=figure_scale: noise_bound(n, s))
+            assert (low > 0).any() and (high >= low).all()
+            assert rows[f"{what}_low"].equals((rows[f"{what}_low_plain"] - low).clip(lower=0))
+            assert rows[f"{what}_high"].equals(rows[f"{what}_high_plain"] + high)
+        compared = rows.merge(truth_in(covered, zones, keys), on=on, how="outer").fillna(0)
+        big = compared[compared["persons_true"] >= 100]
+        assert len(big) >= 20
+        for what in ("cases", "persons"):
+            assert (big[f"{what}_low"] <= big[f"{what}_true"]).all()
+            assert (big[f"{what}_true"] <= big[f"{what}_high"]).all()
+
+
+def test_widening_keeps_the_truth_where_every_cell_is_inside(umbria):
+    """Where low and high sum the same groups, only the widening holds the truth."""
+    _, points, release = umbria
+    classes = gpd.GeoDataFrame(
+        {"class_label": ["all"], "class_rank": [1]},
+        geometry=[shapely.box(10, 40, 16, 46)],
+        crs=4326,
+    )
+    table = compute_exposure(release, classes, weighting="area").table
+    plain = plain_sums(release, classes, [])
+    assert plain["persons_low"].equals(plain["persons_high"])  # every cell inside
+    truth = truth_by_class(released_points(points, release), classes)
+    rows = table.merge(plain, on=["hazard_class", "nationality"], suffixes=("", "_plain"))
+    rows = rows.merge(truth, on=["hazard_class", "nationality"], validate="one_to_one")
+    assert len(rows) == len(table) == len(truth)
+    for what in ("cases", "persons"):
+        assert (rows[f"{what}_high_plain"] != rows[f"{what}_true"]).any()  # the noise
+        assert (rows[f"{what}_low"] <= rows[f"{what}_true"]).all()
+        assert (rows[f"{what}_true"] <= rows[f"{what}_high"]).all()
+
+
+def test_class_totals_and_headline_are_widened_once(umbria):
+    _, _, release = umbria
+    scale = release.metadata["policy"]["noise_scale"]
+    exposure = compute_exposure(release, norcia_classes(), weighting="area")
+    plain = plain_sums(release, norcia_classes().reset_index(drop=True), [])
+    worst = plain[plain["hazard_class"] == "MMI IX"].sum(numeric_only=True)
+    headline = exposure.headline()
+    assert headline["hazard_class"] == "MMI IX"
+    assert headline["persons_low"] == max(
+        0, worst["persons_low"] - noise_bound(int(worst["groups_low"]), 2 * scale)
+    )
+    assert headline["persons_high"] == worst["persons_high"] + noise_bound(
+        int(worst["groups_high"]), 2 * scale
+    )
+    rows = exposure.by_class[exposure.by_class["hazard_class"] == "MMI IX"]
+    assert headline["persons_estimate"] == rows["persons_estimate"].sum()
+    # Widened once, the total is narrower than the sum of its widened rows.
+    assert headline["persons_high"] < rows["persons_high"].sum()
+    assert headline["persons_low"] > rows["persons_low"].sum()
+    totals = exposure.class_totals()
+    assert list(totals["class_rank"]) == sorted(totals["class_rank"], reverse=True)
+    assert totals.iloc[0][["persons_low", "persons_high"]].tolist() == [
+        headline["persons_low"],
+        headline["persons_high"],
+    ]
+
+
+def test_an_exact_release_keeps_the_plain_bounds(umbria):
+    records, points, _ = umbria
+    release = protect(records, EXACT)
+    assert release.metadata["method"] == "exact"
+    exposure = compute_exposure(release, norcia_classes(), weighting="area")
+    plain = plain_sums(release, norcia_classes().reset_index(drop=True), [])
+    on = ["hazard_class", "nationality"]
+    rows = exposure.by_class.merge(plain, on=on, suffixes=("", "_plain"))
+    assert len(rows) == len(exposure.by_class) == len(plain)
+    for column in ("persons_low", "persons_high", "cases_low", "cases_high"):
+        assert rows[column].equals(rows[f"{column}_plain"])
+    assert exposure.confidence == 1.0 and exposure.statement() == TRUTH_SENTENCE
+    assert exposure.withheld_persons == release.metadata["dropped"]["persons"]
+    worst = rows[rows["class_rank"] == rows["class_rank"].max()]
+    assert exposure.headline()["persons_low"] == worst["persons_low"].sum()
+    assert exposure.headline()["persons_high"] == worst["persons_high"].sum()
+    truth = truth_by_class(released_points(points, release), norcia_classes())
+    compared = rows.merge(truth, on=on, how="outer").fillna(0)
+    assert (compared["persons_low"] <= compared["persons_true"]).all()
+    assert (compared["persons_true"] <= compared["persons_high"]).all()
+
+
+def test_a_rounded_release_is_widened_by_what_rounding_moves(umbria):
+    records, points, _ = umbria
+    release = protect(records, ReleasePolicy(noise_scale=0, round_to=5))
+    exposure = compute_exposure(release, norcia_classes(), weighting="area")
+    plain = plain_sums(release, norcia_classes().reset_index(drop=True), [])
+    on = ["hazard_class", "nationality"]
+    rows = exposure.by_class.merge(plain, on=on, suffixes=("", "_plain"))
+    move = 2  # a multiple of 5, never below k = 10: at most 2 either way
+    assert rows["persons_low"].equals(
+        (rows["persons_low_plain"] - move * rows["groups_low"]).clip(lower=0)
+    )
+    assert rows["persons_high"].equals(rows["persons_high_plain"] + move * rows["groups_high"])
+    assert "rounded to a multiple of 5" in exposure.statement()
+    truth = truth_by_class(released_points(points, release), norcia_classes())
+    compared = rows.merge(truth, on=on, how="outer").fillna(0)
+    for what in ("cases", "persons"):
+        assert (compared[f"{what}_low"] <= compared[f"{what}_true"]).all()
+        assert (compared[f"{what}_true"] <= compared[f"{what}_high"]).all()

@@ -1,9 +1,10 @@
 """Write exposure tables as CSV, HXL CSV, XLSX and GeoJSON, each with its metadata.
 
-Every file says which release (policy, hash) and which footprint (file, hash, repairs)
-it comes from, how the estimate was made, and that the true value lies between low and
-high. Text that a spreadsheet would run as a formula is neutralised. Only released
-values (and sums of them) are written.
+Every file says which release (policy, method, noise scale, hash) and which footprint
+(file, hash, repairs) it comes from, how the estimate was made, where the true value
+lies (between low and high, with the confidence a noisy release allows) and how many
+persons the release withholds. Text that a spreadsheet would run as a formula is
+neutralised. Only released values (and sums of them) are written.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 import shapely
 
+from geo.accuracy import Accuracy
 from geo.errors import InputError
-from geo.exposure_table import TRUTH_SENTENCE, Exposure
+from geo.exposure_table import Exposure
 from geo.h3cells import cells_to_polygons
 from geo.release import Release
 from geo.sanitize import spreadsheet_safe
@@ -51,11 +53,20 @@ def export_metadata(exposure: Exposure, release: Release, footprints: Sequence[d
         The release it was computed from.
     footprints
         The provenance dicts of the footprints used.
+
+    Returns
+    -------
+    dict
+        title, statement (where the truth lies, for the release's method), release
+        (policy, method, noise scale, withheld persons, hash), footprints, method
+        (classes, weighting, confidence, how the bounds and the privacy were made) and
+        exported_at.
     """
     policy = release.metadata["policy"]
+    accuracy = exposure.accuracy
     return {
         "title": "Migrants exposed to a hazard footprint, by nationality (crisis-exposure)",
-        "statement": TRUTH_SENTENCE,
+        "statement": exposure.statement(),
         "release": {
             "k": policy["k"],
             "base_resolution": policy["base_resolution"],
@@ -63,6 +74,9 @@ def export_metadata(exposure: Exposure, release: Release, footprints: Sequence[d
             "consent_scope": policy["consent_scope"],
             "nationalities": policy["nationalities"],
             "round_to": policy["round_to"],
+            "method": accuracy.method,
+            "noise_scale": accuracy.noise_scale,
+            "withheld_persons": accuracy.withheld_persons,
             "created_at": release.metadata["created_at"],
             "content_sha256": release.metadata.get("content_sha256"),
             "method_version": release.metadata["method_version"],
@@ -84,11 +98,40 @@ def export_metadata(exposure: Exposure, release: Release, footprints: Sequence[d
         "method": {
             "classes": "cumulative (at least)" if exposure.cumulative else "disjoint bands",
             "estimate_weighting": exposure.weighting,
-            "privacy": "every figure is a sum of released values; groups under k cases "
-            "were rolled up to coarser cells or dropped before release",
+            "confidence": accuracy.confidence,
+            "bounds": _bounds_words(accuracy),
+            "privacy": _privacy_words(accuracy),
         },
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _bounds_words(accuracy: Accuracy) -> str:
+    """Return how low and high were made, for the export's metadata."""
+    plain = "low sums the released groups whose cell lies entirely inside, high those touching"
+    if accuracy.method == "noise":
+        return (
+            f"{plain}; each is widened by the {accuracy.confidence:.0%} bound of the noise "
+            "of the groups it sums (low never below 0)"
+        )
+    if accuracy.round_to:
+        return f"{plain}; each is widened by what rounding can move in the groups it sums"
+    return plain
+
+
+def _privacy_words(accuracy: Accuracy) -> str:
+    """Return how the release protects small groups, for the export's metadata."""
+    words = (
+        "every figure is a sum of released values; groups under k cases were rolled up "
+        "to coarser cells or dropped before release"
+    )
+    if accuracy.method == "noise":
+        words += (
+            f"; every released count carries random noise (scale {accuracy.noise_scale:.3g} "
+            f"for cases, {accuracy.scale('persons'):.3g} for persons) so that no small "
+            "group can be recovered"
+        )
+    return words
 
 
 def _safe_frame(table: pd.DataFrame) -> pd.DataFrame:

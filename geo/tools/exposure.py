@@ -7,8 +7,11 @@ cases are reported three ways, all sums of released values only:
 - **estimate**: every touching group weighted by the share of its cell inside;
 - **high**: every group whose cell touches the class area.
 
-Counts are *extensive* (split by share when a cell is cut). The true value always lies
-in [low, high], because a released group's people are somewhere inside its cell.
+Counts are *extensive* (split by share when a cell is cut). The true value of the
+released groups lies in [low, high], because a group's people are somewhere inside its
+cell; when the released values themselves carry noise (method 2) or rounding, low and
+high are widened by what the method can move (:func:`geo.exposure_table.widen`), and
+then the truth lies in [low, high] with the release's confidence.
 
 The share inside can be the area share, a settlement share (GeoNames places with
 population inside the cell, handed in by the caller: see :mod:`geo.io.settlements`),
@@ -28,8 +31,16 @@ import polars_h3
 import shapely
 
 from geo import h3cells
+from geo.accuracy import CONFIDENCE, Accuracy
 from geo.errors import InputError
-from geo.exposure_table import DEFAULT_WEIGHTING, TABLE_COLUMNS, WEIGHTINGS, Exposure
+from geo.exposure_table import (
+    COUNT_COLUMNS,
+    DEFAULT_WEIGHTING,
+    TABLE_COLUMNS,
+    WEIGHTINGS,
+    Exposure,
+    widen,
+)
 from geo.release import Release
 from geo.tools.overlay import PolygonSet
 
@@ -276,10 +287,12 @@ def _exposure_table(
     admin_columns: list[str],
     places: pd.DataFrame | None,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Return the low / estimate / high table of released groups over zones, and notes.
+    """Return the low / estimate / high sums of released groups over zones, and notes.
 
     Sums are bincounts over (zone, nationality) codes of the groups whose cell touches a
-    zone, so only those groups are ever expanded.
+    zone, so only those groups are ever expanded. Low and high are plain sums of
+    released values, with ``groups_low`` and ``groups_high`` saying how many groups
+    each sums (what :func:`geo.exposure_table.widen` needs).
     """
     cell_of_group, cells = pd.factorize(groups["h3_cell"])
     cell, zone, area_share, inside = _cell_zone_pairs(cells, zones)
@@ -313,6 +326,9 @@ def _exposure_table(
         if c != "geometry"
     }
     columns["nationality"] = nationalities.array.take(present % len(nationalities))
+    for bound, weights in (("low", inside[pair].astype(float)), ("high", None)):
+        groups_summed = np.bincount(key, weights, minlength=slots)[present]
+        columns[f"groups_{bound}"] = np.round(groups_summed).astype("int64")
     for what in ("persons", "cases"):
         counts = groups[what].to_numpy()[row].astype(float)
         for bound, weights in (
@@ -322,17 +338,17 @@ def _exposure_table(
         ):
             sums = np.bincount(key, weights, minlength=slots)[present]
             columns[f"{what}_{bound}"] = np.round(sums).astype("int64")
-    table = pd.DataFrame(columns)
-    table = (
-        table[admin_columns + TABLE_COLUMNS]
-        .sort_values(
-            admin_columns + ["class_rank", "persons_high", "nationality"],
-            ascending=[True] * len(admin_columns) + [False, False, True],
-            kind="stable",
-        )
-        .reset_index(drop=True)
-    )
-    return table, notes
+    table = pd.DataFrame(columns)[admin_columns + TABLE_COLUMNS + COUNT_COLUMNS]
+    return _ordered(table, admin_columns), notes
+
+
+def _ordered(table: pd.DataFrame, admin_columns: list[str]) -> pd.DataFrame:
+    """Return exposure rows by area, most severe class first, then by persons (high)."""
+    return table.sort_values(
+        admin_columns + ["class_rank", "persons_high", "nationality"],
+        ascending=[True] * len(admin_columns) + [False, False, True],
+        kind="stable",
+    ).reset_index(drop=True)
 
 
 def compute_exposure(
@@ -345,8 +361,15 @@ def compute_exposure(
     admin_field: str | None = None,
     nationalities: list[str] | None = None,
     places: pd.DataFrame | None = None,
+    confidence: float = CONFIDENCE,
 ) -> Exposure:
     """Return the exposure table of a release for classed hazard polygons.
+
+    Low and high are sums of released values widened by what the release's method can
+    move (:class:`geo.accuracy.Accuracy`): for a noisy release, low − B(n_low) (never
+    below 0) and high + B(n_high), B the noise bound of the n groups summed, so the
+    true count of the registrations the release covers lies in [low, high] with the
+    confidence; for an exact release, the plain sums. The estimate is never widened.
 
     Parameters
     ----------
@@ -367,10 +390,14 @@ def compute_exposure(
     places
         Settlement places (lon, lat, population) for the settlement and blend
         weightings (:func:`geo.io.settlements.read_settlements`).
+    confidence
+        The confidence of the bounds of a noisy release (default 99%).
 
     Returns
     -------
     Exposure
+        The widened tables, the sums they were widened from, and the release's
+        accuracy (method, noise scale, confidence, persons withheld).
 
     Raises
     ------
@@ -380,15 +407,18 @@ def compute_exposure(
     if classes.empty:
         raise InputError("the footprint has no classes to expose.")
     _check_weighting(weighting)
+    accuracy = Accuracy.of(release.metadata, confidence)
     groups = release.groups
     if nationalities:
         groups = groups[groups["nationality"].isin(nationalities)]
-    by_class, notes = _exposure_table(groups, _zones(classes, None, None), weighting, [], places)
+    sums, notes = _exposure_table(groups, _zones(classes, None, None), weighting, [], places)
+    by_class = _ordered(widen(sums, accuracy), [])
     table = by_class
     if admin is not None:
-        table, _ = _exposure_table(
+        by_area, _ = _exposure_table(
             groups, _zones(classes, admin, admin_field), weighting, [admin_field], places
         )
+        table = _ordered(widen(by_area, accuracy), [admin_field])
     return Exposure(
         table=table,
         by_class=by_class,
@@ -396,6 +426,8 @@ def compute_exposure(
         cumulative=cumulative,
         admin_field=admin_field,
         notes=notes,
+        accuracy=accuracy,
+        sums=sums,
     )
 
 

@@ -15,6 +15,10 @@ from geo.viz.cells import nationality_label
 def class_totals(table: pd.DataFrame) -> pd.DataFrame:
     """Return an exposure table summed over nationalities (and admin areas), per class.
 
+    Adds the rows as they are. A noisy release's rows are already widened for the
+    noise, so their sum is wider than it need be: the Exposure page shows
+    :meth:`geo.exposure_table.Exposure.class_totals`, widened once for all the groups.
+
     Returns
     -------
     pandas.DataFrame
