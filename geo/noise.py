@@ -94,22 +94,49 @@ def _geometric(bits: np.ndarray, p: float) -> np.ndarray:
     return np.floor(np.log(uniform) / math.log(p)).astype(np.int64)
 
 
+EXACT_UP_TO = 4096  # sums of up to this many figures get their exact distribution
+
+
 @cache
 def noise_bound(figures: int, scale: float, confidence: float = 0.99) -> int:
     """Return B with P(|sum of ``figures`` noises| > B) ≤ 1 − confidence.
 
-    A Chernoff bound on the sum of independent discrete-Laplace values of scale ``t``
-    (moment generating function (1−p)² / ((1−p·e^λ)(1−p·e^−λ)), p = e^(−1/t)), two-sided.
-    0 when there is no noise or no figure.
+    The sum's exact distribution (the discrete-Laplace probabilities convolved by FFT,
+    with the truncated tails added to the error) for up to ``EXACT_UP_TO`` figures; a
+    Chernoff bound beyond (moment generating function (1−p)² / ((1−p·e^λ)(1−p·e^−λ)),
+    p = e^(−1/t)). Each side gets half the error, so low and high hold together. 0 when
+    there is no noise or no figure.
     """
     if scale <= 0 or figures <= 0:
         return 0
-    p = math.exp(-1.0 / scale)
     tail = (1 - confidence) / 2
+    if figures <= EXACT_UP_TO:
+        return _exact_bound(figures, scale, tail)
+    return _chernoff_bound(figures, scale, tail)
+
+
+def _exact_bound(figures: int, scale: float, tail: float) -> int:
+    """Return the smallest B with P(sum > B) ≤ tail, from the sum's exact distribution."""
+    p = math.exp(-1.0 / scale)
+    reach = int(math.ceil(60 * scale))  # P(|e| > reach) < 1e-26 per figure
+    values = np.arange(-reach, reach + 1)
+    single = (1 - p) / (1 + p) * p ** np.abs(values)
+    lost = figures * 2 * p ** (reach + 1) / (1 + p)  # mass cut off, counted as error
+    size = 1 << int(math.ceil(math.log2(figures * 2 * reach + 1)))
+    spectrum = np.fft.rfft(single, size) ** figures
+    total = np.clip(np.fft.irfft(spectrum, size)[: figures * 2 * reach + 1], 0, None)
+    above = np.cumsum(total[::-1])[::-1]  # P(sum ≥ value), value = index − figures·reach
+    slack = 1e-9 + lost
+    index = np.flatnonzero(above <= tail - slack)
+    return int(index[0] - figures * reach - 1) if len(index) else figures * reach
+
+
+def _chernoff_bound(figures: int, scale: float, tail: float) -> int:
+    """Return a Chernoff B with P(sum > B) ≤ tail (sums of many figures)."""
+    p = math.exp(-1.0 / scale)
     lambdas = np.linspace(1e-4, (1 / scale) * 0.999, 400)
     log_mgf = (
         2 * math.log(1 - p) - np.log(1 - p * np.exp(lambdas)) - np.log(1 - p * np.exp(-lambdas))
     )
-    # smallest a with min over λ of exp(n·log M(λ) − λ·a) ≤ tail
     needed = (figures * log_mgf - math.log(tail)) / lambdas
     return int(math.ceil(needed.min()))

@@ -47,7 +47,11 @@ def test_ingest_release_inspect_exposure(tmp_path, write_csv, capsys):
     )
     assert code == 0 and "most severe class reached: MMI IX" in out
     exposure = pd.read_csv(out_csv, comment="#")
-    assert exposure["persons_high"].max() == table["persons"].sum()
+    # high: the released persons, widened by the noise's 99 % bound (docs/release-format.md)
+    released = table["persons"].sum()
+    assert (
+        released <= exposure["persons_high"].max() <= released + noise_bound(len(table), 2 * scale)
+    )
 
 
 @pytest.mark.parametrize("command", ["ingest", "release", "inspect", "hazard", "exposure"])
