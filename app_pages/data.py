@@ -9,6 +9,7 @@ from app_pages import common
 from geo import pipeline
 from geo.codes import CONSENT_SCOPES
 from geo.release import MAX_BASE_RESOLUTION, ReleasePolicy
+from geo.series import series_table
 from geo.viz.layers import bounds_to_view, build_deck, classes_to_layer
 from geo.viz.legends import legend_html
 
@@ -131,18 +132,17 @@ if ledger:
         "one; they keep the first release's policy). Changes are between published figures "
         "only."
     )
-    series = pd.DataFrame(
+    series = series_table(
         {
-            "release": [f"#{e['release_id']}" for e in ledger],
-            "file": [e["file_name"] for e in ledger],
-            "store version": [e["store_version"] for e in ledger],
-            "audience": [", ".join(e["policy"]["nationalities"] or ["all"]) for e in ledger],
-            "groups": [e["groups"] for e in ledger],
-            "persons published": [e["persons"] for e in ledger],
+            "name": f"#{e['release_id']} {e['file_name']}",
+            "created": str(e["created_at"]),
+            "store_version": e["store_version"],
+            "audience": ", ".join(e["policy"]["nationalities"] or ["all"]),
+            "groups": e["groups"],
+            "persons": e["persons"],
         }
+        for e in ledger
     )
-    by_audience = series.groupby("audience")["persons published"]
-    series["change since the audience's previous release"] = by_audience.diff().astype("Int64")
     st.dataframe(series, hide_index=True, width="stretch")
 
 built = st.session_state.get("built_release")

@@ -5,6 +5,7 @@ import streamlit as st
 
 from app_pages import common
 from geo.accuracy import Accuracy
+from geo.series import series_table
 from geo.viz.cells import cell_area_km2, nationality_label
 
 st.title("The active release")
@@ -140,18 +141,25 @@ registration (a *case*): a family of six is one case and six persons.
 
 with st.expander("Summary as the command line prints it"):
     st.code("\n".join(release.summary_lines()), language=None, wrap_lines=True)
-st.subheader("Releases available here")
+st.subheader("Releases available here, as series")
+st.caption(
+    "Releases of one audience ordered by the store version they were made at; changes "
+    "are differences of published figures only. The active release is marked ▶."
+)
 rows = []
 for file in common.release_files(config):
     other = common.guarded("reading a release", common.load_release, file.sha256, file.path)
     if other is not None:
+        meta = other.metadata
+        marker = "▶ " if file.path == release_file.path else ""
         rows.append(
             {
-                "file": file.name,
-                "created": other.metadata["created_at"],
-                "k": other.k,
-                "nationalities": ", ".join(other.metadata["policy"]["nationalities"] or ["all"]),
-                "persons published": other.metadata["published"]["persons"],
+                "name": marker + file.name,
+                "created": meta["created_at"],
+                "store_version": meta.get("store_version", 0),
+                "audience": ", ".join(meta["policy"]["nationalities"] or ["all"]),
+                "groups": meta["published"]["groups"],
+                "persons": meta["published"]["persons"],
             }
         )
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+st.dataframe(series_table(rows), hide_index=True, width="stretch")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandas as pd
 import polars as pl
 
 from geo.errors import InputError
@@ -79,3 +80,22 @@ def refuse_series_conflict(entries: Sequence[dict], policy: ReleasePolicy) -> No
             "release's policy (audiences may differ by nationality); use a new store for "
             "a new series."
         )
+
+
+def series_table(releases: Sequence[dict]) -> pd.DataFrame:
+    """Return releases as a series: one row each, with the change since the previous one.
+
+    ``releases`` are dicts with ``name``, ``created``, ``store_version``, ``audience``
+    (nationalities or "all"), ``groups`` and ``persons`` (published). Changes are taken
+    between releases of the same audience, ordered by store version, and are differences
+    of published figures only.
+    """
+    columns = ["name", "created", "store_version", "audience", "groups", "persons"]
+    table = pd.DataFrame(list(releases), columns=columns)
+    if table.empty:
+        return table
+    table = table.sort_values(["audience", "store_version", "created"], kind="stable")
+    by_audience = table.groupby("audience", sort=False)
+    table["persons change"] = by_audience["persons"].diff().astype("Int64")
+    table["groups change"] = by_audience["groups"].diff().astype("Int64")
+    return table.reset_index(drop=True)

@@ -3,6 +3,7 @@ metadata that publishes no store figure (rows of the privacy issue's table)."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from geo import cli, pipeline
@@ -73,3 +74,41 @@ def test_metadata_holds_no_store_figure_nor_file_name(store, tmp_path):
     text = str(metadata)
     assert "records.csv" not in text and "store_records" not in text
     assert metadata["store_version"] == 1
+
+
+def test_the_series_table_shows_changes_per_audience_in_published_figures():
+    from geo.series import series_table
+
+    rows = [
+        {
+            "name": "b",
+            "created": "2",
+            "store_version": 2,
+            "audience": "all",
+            "groups": 5,
+            "persons": 130,
+        },
+        {
+            "name": "a",
+            "created": "1",
+            "store_version": 1,
+            "audience": "all",
+            "groups": 4,
+            "persons": 100,
+        },
+        {
+            "name": "r",
+            "created": "1",
+            "store_version": 1,
+            "audience": "ROU",
+            "groups": 2,
+            "persons": 40,
+        },
+    ]
+    table = series_table(rows)
+    assert list(table["name"]) == ["r", "a", "b"] or list(table["name"]) == ["a", "b", "r"]
+    by_name = table.set_index("name")
+    assert by_name.loc["b", "persons change"] == 30 and by_name.loc["b", "groups change"] == 1
+    assert pd.isna(by_name.loc["a", "persons change"]) and pd.isna(
+        by_name.loc["r", "persons change"]
+    )
