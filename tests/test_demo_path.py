@@ -27,8 +27,10 @@ def demo(tmp_path_factory):
     reports = pipeline.ingest_files(
         work / "store.duckdb", registrations, rejects_dir=work / "rejects"
     )
-    public = build_release(work / "store.duckdb", ReleasePolicy())
-    embassy = build_release(work / "store.duckdb", ReleasePolicy(nationalities=("UKR",)))
+    public = build_release(work / "store.duckdb", ReleasePolicy(noise_scale=0))
+    embassy = build_release(
+        work / "store.duckdb", ReleasePolicy(nationalities=("UKR",), noise_scale=0)
+    )
     write_release(public, work / "public.release.parquet")
     write_release(embassy, work / "embassy.release.parquet")
     return frame, work, reports, public, embassy
