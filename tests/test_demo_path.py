@@ -114,3 +114,20 @@ def test_the_public_and_embassy_pair_passes_the_audit(demo):
         [work / "public.release.parquet", work / "embassy.release.parquet"], work / "store.duckdb"
     )
     assert report.ok, "\n".join(report.lines(5))
+
+
+@pytest.mark.slow
+def test_a_noisy_public_and_embassy_pair_passes_the_audit(demo):
+    from geo.pipeline import run_audit
+
+    _, work, *_ = demo
+    paths = []
+    for name, policy in (
+        ("public", ReleasePolicy()),
+        ("embassy", ReleasePolicy(nationalities=("UKR",))),
+    ):
+        release = build_release(work / "store.duckdb", policy)
+        assert release.metadata["method"] == "noise"
+        paths.append(write_release(release, work / f"noisy-{name}.release.parquet"))
+    report = run_audit(paths, work / "store.duckdb")
+    assert report.ok, "\n".join(report.lines(5))
