@@ -68,9 +68,8 @@ def _cmd_release(args: argparse.Namespace) -> int:
         f"{release.metadata['store_version']})"
     )
     print(
-        "before handing it out: crisis-exposure audit RELEASE [OTHER RELEASES] --store STORE "
-        "(releases of one store under different consent scopes or resolutions can be "
-        "differenced; audit together those that may meet)"
+        "before handing it out: crisis-exposure audit --store STORE (audits every release "
+        "in the ledger, each against the registry as it was then, and the flows between)"
     )
     return 0
 
@@ -184,10 +183,19 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    """Run the audit, print its report and return the exit code (1 on disclosure)."""
+    """Run the audit, print its report and return the exit code (1 on disclosure).
+
+    Without release files, every release in the store's ledger is audited.
+    """
     from geo import pipeline
 
-    report = pipeline.run_audit(args.releases, args.store)
+    if args.releases:
+        report = pipeline.run_audit(args.releases, args.store)
+    else:
+        report = pipeline.audit_ledger(args.store)
+        if not report.releases:
+            print(f"{args.store}: no release recorded yet; nothing to audit.")
+            return 0
     print("\n".join(report.lines(args.examples)))
     return 0 if report.ok else 1
 
@@ -351,14 +359,16 @@ def _add_audit(commands: argparse._SubParsersAction) -> None:
         description="Play an attacker who knows the method and sees every number of every "
         "release given; for each count between 1 and k−1 in the store, compute the interval "
         "the attacker can prove (HiGHS) and report exact and existence disclosures, also "
-        "those that only appear between releases. Exit code 1 when anything is disclosed.",
+        "those that only appear between releases. With no release file, audit every "
+        "release in the store's ledger, each against the registry as it was then, and the "
+        "flows between them. Exit code 1 when anything is disclosed.",
     )
     audit.add_argument(
         "releases",
-        nargs="+",
+        nargs="*",
         type=Path,
         metavar="RELEASE",
-        help="release files made from the store",
+        help="release files made from the store (default: the store's whole ledger)",
     )
     audit.add_argument(
         "--store", required=True, type=Path, help="the steward store the releases were made from"

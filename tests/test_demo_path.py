@@ -27,8 +27,10 @@ def demo(tmp_path_factory):
     reports = pipeline.ingest_files(
         work / "store.duckdb", registrations, rejects_dir=work / "rejects"
     )
-    public = build_release(work / "store.duckdb", ReleasePolicy())
-    embassy = build_release(work / "store.duckdb", ReleasePolicy(nationalities=("UKR",)))
+    public = build_release(work / "store.duckdb", ReleasePolicy(noise_scale=0))
+    embassy = build_release(
+        work / "store.duckdb", ReleasePolicy(nationalities=("UKR",), noise_scale=0)
+    )
     write_release(public, work / "public.release.parquet")
     write_release(embassy, work / "embassy.release.parquet")
     return frame, work, reports, public, embassy
@@ -111,4 +113,21 @@ def test_the_public_and_embassy_pair_passes_the_audit(demo):
     report = run_audit(
         [work / "public.release.parquet", work / "embassy.release.parquet"], work / "store.duckdb"
     )
+    assert report.ok, "\n".join(report.lines(5))
+
+
+@pytest.mark.slow
+def test_a_noisy_public_and_embassy_pair_passes_the_audit(demo):
+    from geo.pipeline import run_audit
+
+    _, work, *_ = demo
+    paths = []
+    for name, policy in (
+        ("public", ReleasePolicy()),
+        ("embassy", ReleasePolicy(nationalities=("UKR",))),
+    ):
+        release = build_release(work / "store.duckdb", policy)
+        assert release.metadata["method"] == "noise"
+        paths.append(write_release(release, work / f"noisy-{name}.release.parquet"))
+    report = run_audit(paths, work / "store.duckdb")
     assert report.ok, "\n".join(report.lines(5))

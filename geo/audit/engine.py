@@ -2,7 +2,7 @@
 
 It strings the steps together (views of the releases, the attacker's model, the
 targets, the subtrees, one linear programme family per subtree) and does no I/O:
-reading release files and the store is the caller's job (see ``geo.audit_pipeline``).
+reading release files and the store is the caller's job (see :mod:`geo.pipeline`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ def audit_releases(releases: Mapping[str, Release], records: pl.DataFrame) -> Au
     Parameters
     ----------
     releases
-        Release name → release, all made from ``records``.
+        Release name → release, all made from ``records`` (exact or noisy).
     records
-        The steward's records: nationality, cell (H3 integer at resolution 8), sex,
-        age_band, vulnerabilities (bit mask), persons, consent (bit mask).
+        The steward's records at the store version the releases were made from:
+        nationality, cell (H3 integer at resolution 8), sex, age_band, vulnerabilities
+        (bit mask), persons, consent (bit mask).
 
     Returns
     -------

@@ -1,8 +1,20 @@
 """The attacker's model: what each release publishes and what the unknowns are.
 
 Each release becomes a view: its published groups (with ids) and breakdown rows as
-intervals of true values (a rounded value allows a range; an absent category of an
-available breakdown is 0), its dropped cases and, when rounded, the sum of its groups.
+intervals of true values, and a bound on its dropped cases. What a published value
+proves depends on the release's method:
+
+- **exact** (method 1): the value itself (a rounded value allows a range); an absent
+  category of an available breakdown is 0; the dropped cases are known.
+- **noise** (method 2): keyed discrete-Laplace noise has unbounded support, so a value
+  proves nothing beyond the structure, which was decided on true counts: a published
+  group holds at least k cases (at most the audience), every category and the dropped
+  cases at least 0 (constraints the linear programme can drop as vacuous).
+
+In both, the structure's priors stay (an unpublished base group holds at most k−1
+cases, see :mod:`geo.audit.subtrees`). The records handed in must be the releases' own
+store snapshot; a release whose labels or totals the records cannot give is refused.
+
 The nationalities the releases cannot tell apart (those all rolled into ``OTH``) form
 one class; a consent pattern says which releases count a case, so releases with
 different consent scopes are linked exactly as an attacker can link them; classes that
@@ -16,8 +28,9 @@ class group), the unit the audit solves one at a time. Pure: data in, frames out
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 import polars_h3
@@ -40,7 +53,11 @@ JOINT_WIDTH = len(SEXES) * len(AGES)
 
 @dataclass
 class View:
-    """One release in the audit's terms: groups with ids, breakdowns, totals."""
+    """One release in the audit's terms: groups with ids, breakdowns, dropped cases.
+
+    ``lo`` and ``hi`` of groups and rows are the true values a published value allows
+    (floats: ``hi`` may be infinite); ``dropped_hi`` bounds the dropped cases.
+    """
 
     index: int
     name: str
@@ -49,8 +66,7 @@ class View:
     groups: pl.DataFrame
     breakdowns: pl.DataFrame
     vulnerability: pl.DataFrame
-    dropped_hi: int
-    group_sum: tuple[int, int] | None
+    dropped_hi: float
 
     @property
     def bit(self) -> int:
@@ -58,31 +74,52 @@ class View:
         return 1 << self.index
 
 
-def _intervals(value: pl.Expr, round_to: int | None, k: int) -> list[pl.Expr]:
-    """Return ``lo`` and ``hi``: the true values a published (maybe rounded) value allows.
+def release_method(release: Release) -> tuple[ReleasePolicy, str]:
+    """Return a release's checked policy and method (``exact`` or ``noise``).
+
+    The metadata's ``method`` says it; a release from before method 2 (method version
+    1.0, no ``method`` key) is exact.
+    """
+    metadata = release.metadata
+    method = metadata.get("method") or (
+        "exact" if metadata.get("method_version") == "1.0" else release.policy.method
+    )
+    policy = release.policy
+    if method == "exact" and policy.noise_scale != 0:
+        policy = replace(policy, noise_scale=0)
+    return policy.checked(), method
+
+
+def intervals(value: pl.Expr, round_to: int | None, k: int) -> list[pl.Expr]:
+    """Return ``lo`` and ``hi``: the true values an exact (maybe rounded) value allows.
 
     A non-zero published count covers at least k cases; a rounded value v came from
     [v − m/2, v + m/2), and the smallest non-zero value from anything between k and it.
     """
     if not round_to:
-        return [value.alias("lo"), value.alias("hi")]
+        return [value.cast(pl.Float64).alias("lo"), value.cast(pl.Float64).alias("hi")]
     smallest = -(-k // round_to) * round_to
     lo = pl.when(value == smallest).then(k).otherwise(pl.max_horizontal(value - round_to // 2, k))
     hi = value + (round_to + 1) // 2 - 1
     zero = value == 0
     return [
-        pl.when(zero).then(0).otherwise(lo).alias("lo"),
-        pl.when(zero).then(0).otherwise(hi).alias("hi"),
+        pl.when(zero).then(0).otherwise(lo).cast(pl.Float64).alias("lo"),
+        pl.when(zero).then(0).otherwise(hi).cast(pl.Float64).alias("hi"),
     ]
 
 
-def _scalar_interval(value: int, round_to: int | None) -> tuple[int, int]:
+def _noisy_intervals(lo: float, hi: float) -> list[pl.Expr]:
+    """Return ``lo`` and ``hi`` of a noisy value: the structure's bounds, whatever it shows."""
+    return [pl.lit(float(lo)).alias("lo"), pl.lit(float(hi)).alias("hi")]
+
+
+def _scalar_interval(value: int, round_to: int | None) -> tuple[float, float]:
     """Return the interval of a release-level total (rounded with a minimum of 1)."""
-    row = pl.DataFrame({"v": [value]}).select(_intervals(pl.col("v"), round_to, 1)).row(0)
-    return int(row[0]), int(row[1])
+    row = pl.DataFrame({"v": [value]}).select(intervals(pl.col("v"), round_to, 1)).row(0)
+    return row[0], row[1]
 
 
-def _audience(records: pl.DataFrame, policy: ReleasePolicy) -> pl.DataFrame:
+def audience_of(records: pl.DataFrame, policy: ReleasePolicy) -> pl.DataFrame:
     """Return the records a release under ``policy`` counts (consent and nationalities)."""
     bit = 1 << codes.CONSENT_SCOPES.index(policy.consent_scope)
     audience = records.filter((pl.col("consent") & bit) != 0)
@@ -91,43 +128,79 @@ def _audience(records: pl.DataFrame, policy: ReleasePolicy) -> pl.DataFrame:
     return audience
 
 
-def _labels(records: pl.DataFrame, policy: ReleasePolicy, name: str, metadata: dict) -> dict:
-    """Return nationality → published label (``OTH`` for the rare), as the release did.
+def audience_labels(audience: pl.DataFrame, k: int) -> dict[str, str]:
+    """Return nationality → published label (``OTH`` under k cases), as a release does."""
+    counts = audience.group_by("nationality").len()
+    return {
+        nationality: codes.OTHER_NATIONALITIES if n < k else nationality
+        for nationality, n in counts.iter_rows()
+    }
+
+
+def _check_source(name: str, release: Release, audience: pl.DataFrame, labels: dict) -> None:
+    """Refuse a release the records cannot have given (its labels; its totals if exact).
 
     Raises
     ------
     InputError
-        If the store's audience differs from the one the release was made from.
+        If the release publishes a nationality the audience does not hold (with k
+        cases), or, for an exact release, if its groups and dropped cases do not add up
+        to the audience.
     """
-    audience = _audience(records, policy)
-    expected = metadata["audience"]
-    persons = int(audience["persons"].sum() or 0)
-    if (audience.height, persons) != (expected["cases"], expected["persons"]):
+    advice = "audit a release against the store it was made from, as it was then."
+    unknown = set(release.groups["nationality"]) - set(labels.values())
+    if unknown:
         raise InputError(
-            f"{name}: the store holds {audience.height} cases / {persons} persons for this "
-            f"release's audience, the release was made from {expected['cases']} / "
-            f"{expected['persons']}; audit a release against the store it was made from."
+            f"{name}: publishes {', '.join(sorted(unknown))}, which the store's records "
+            f"for this audience do not hold with k cases; {advice}"
         )
-    counts = audience.group_by("nationality").len()
-    return {
-        nationality: codes.OTHER_NATIONALITIES if n < policy.k else nationality
-        for nationality, n in counts.iter_rows()
-    }
+    policy, method = release_method(release)
+    if method != "exact":
+        return
+    groups = pl.from_pandas(release.groups[["cases"]]).select(
+        intervals(pl.col("cases"), policy.round_to, policy.k)
+    )
+    dropped = _scalar_interval(release.metadata["dropped"]["cases"], policy.round_to)
+    lo, hi = groups["lo"].sum() + dropped[0], groups["hi"].sum() + dropped[1]
+    if not lo <= audience.height <= hi:
+        raise InputError(
+            f"{name}: the store holds {audience.height} cases for this release's audience, "
+            f"its published and dropped cases allow {lo:g} to {hi:g}; {advice}"
+        )
 
 
 def release_view(
     index: int, name: str, release: Release, records: pl.DataFrame, first_gid: int
 ) -> View:
-    """Return a release's published values with group ids from ``first_gid`` on."""
-    policy = release.policy.checked()
+    """Return a release's published values with group ids from ``first_gid`` on.
+
+    ``records`` must be the store snapshot the release was made from.
+
+    Raises
+    ------
+    InputError
+        If the records cannot have given the release (see :func:`_check_source`).
+    """
+    policy, method = release_method(release)
     k, round_to = policy.k, policy.round_to
+    audience = audience_of(records, policy)
+    labels = audience_labels(audience, k)
+    _check_source(name, release, audience, labels)
+    if method == "exact":
+        group_bounds = intervals(pl.col("cases"), round_to, k)
+        row_bounds = intervals(pl.col("cases"), round_to, k)
+        dropped_hi = _scalar_interval(release.metadata["dropped"]["cases"], round_to)[1]
+    else:
+        group_bounds = _noisy_intervals(k, max(audience.height, k))
+        row_bounds = _noisy_intervals(0, math.inf)
+        dropped_hi = math.inf
     groups = (
         pl.from_pandas(release.groups)
         .select(
             polars_h3.str_to_int("h3_cell").alias("cell"),
             pl.col("resolution").cast(pl.Int64).alias("res"),
             pl.col("nationality").alias("label"),
-            *_intervals(pl.col("cases"), round_to, k),
+            *group_bounds,
         )
         .with_row_index("gid", offset=first_gid)
         .with_columns(
@@ -146,24 +219,24 @@ def release_view(
         groups.select("cell", "label", "gid"), on=["cell", "label"]
     )
     vulnerability = rows.filter(pl.col("dim") == "vulnerability").rename({"cell": "floor"})
-    metadata = release.metadata
-    dropped = _scalar_interval(metadata["dropped"]["cases"], round_to)
-    audience = metadata["audience"]["cases"]
     return View(
         index=index,
         name=name,
         policy=policy,
-        labels=_labels(records, policy, name, metadata),
+        labels=labels,
         groups=groups,
-        breakdowns=_complete(split, ["gid"], round_to, k),
-        vulnerability=_complete(vulnerability, ["floor", "label"], round_to, k),
-        dropped_hi=dropped[1],
-        group_sum=(audience - dropped[1], audience - dropped[0]) if round_to else None,
+        breakdowns=_complete(split, ["gid"], row_bounds),
+        vulnerability=_complete(vulnerability, ["floor", "label"], row_bounds),
+        dropped_hi=dropped_hi,
     )
 
 
-def _complete(rows: pl.DataFrame, keys: list[str], round_to: int | None, k: int) -> pl.DataFrame:
-    """Add the absent (zero) categories of every available breakdown; add intervals."""
+def _complete(rows: pl.DataFrame, keys: list[str], bounds: list[pl.Expr]) -> pl.DataFrame:
+    """Add the absent (zero) categories of every available breakdown; add intervals.
+
+    In an exact release an absent category is 0; a noisy release has every category
+    (its bounds do not depend on the value).
+    """
     categories = pl.DataFrame(
         [(d, c) for d, cats in CATEGORIES.items() for c in cats],
         schema={"dim": pl.String, "cat": pl.String},
@@ -174,7 +247,7 @@ def _complete(rows: pl.DataFrame, keys: list[str], round_to: int | None, k: int)
         available.join(categories, on="dim")
         .join(rows.select(keys + ["dim", "cat", "cases"]), on=keys + ["dim", "cat"], how="left")
         .with_columns(pl.col("cases").fill_null(0))
-        .with_columns(*_intervals(pl.col("cases"), round_to, k))
+        .with_columns(*bounds)
     )
 
 

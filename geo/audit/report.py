@@ -17,12 +17,17 @@ TARGET_KINDS = {
     "group category": "group categories",
     "cross-cell": "cross-cells",
     "consent subgroup": "consent subgroups",
+    "flow": "flows between snapshots",
 }
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One disclosed count: what it is, where, and the interval the attacker proves."""
+    """One disclosed count: what it is, where, and the interval the attacker proves.
+
+    A flow between two releases of the ledger names both in ``release`` and their
+    ledger ids in ``pair`` (None for release files audited without the ledger).
+    """
 
     kind: str
     release: str
@@ -33,6 +38,7 @@ class Finding:
     lo: int
     hi: float
     true: int
+    pair: tuple[int | None, int | None] | None = None
 
     def line(self) -> str:
         """Return the finding as one line for the steward (true count included)."""
@@ -56,6 +62,17 @@ class AuditReport:
     subtrees: int = 0
     linear_programs: int = 0
     seconds: float = 0.0
+    audited: list[str] = field(default_factory=list)
+
+    def absorb(self, other: AuditReport) -> None:
+        """Add another report's counts, findings and work to this one (not its releases)."""
+        for kind, n in other.checked.items():
+            self.checked[kind] = self.checked.get(kind, 0) + n
+        self.exact += other.exact
+        self.existence += other.existence
+        self.subtrees += other.subtrees
+        self.linear_programs += other.linear_programs
+        self.seconds += other.seconds
 
     @property
     def ok(self) -> bool:
@@ -65,13 +82,15 @@ class AuditReport:
     def lines(self, examples: int = 10) -> list[str]:
         """Return the report as short lines, with up to ``examples`` findings of each kind."""
         checked = ", ".join(f"{n} {TARGET_KINDS[kind]}" for kind, n in self.checked.items() if n)
-        lines = [
-            f"audit of {', '.join(self.releases)}",
+        lines = [f"audit of {', '.join(self.releases)}"]
+        lines += [f"  {line}" for line in self.audited]
+        lines += [
             f"checked {sum(self.checked.values())} counts between 1 and k−1 ({checked or 'none'})"
             f" in {self.subtrees} subtrees with {self.linear_programs} linear programmes, "
             f"{self.seconds:.1f} s",
             f"exact disclosures: {len(self.exact)}",
-            f"existence disclosures (lower bound ≥ 1, not exact): {len(self.existence)}",
+            f"existence disclosures (proven ≥ 1, a flow within ±[1, k−1]; not exact): "
+            f"{len(self.existence)}",
         ]
         for name, findings in (("exact", self.exact), ("existence", self.existence)):
             lines += [f"  {name}: {f.line()}" for f in findings[:examples]]

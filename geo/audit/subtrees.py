@@ -4,10 +4,13 @@ The unknowns of a subtree are counts per (atom, class, consent pattern), split b
 sex × age band and by primary vulnerability where such breakdowns are published. The
 constraints are what the attacker knows: each published group and breakdown row, the
 vulnerability rows of a floor cell, the method's bound that an unpublished base group
-holds at most k−1 cases (the "priors"), and the release-level totals projected onto
-the subtree. The steward's true counts must satisfy them all (else the release was not
-made from these records by this method); then each target is minimised, and maximised
-when its minimum is at least 1, and what is disclosed becomes a finding.
+holds at most k−1 cases (the "priors"), and the dropped cases projected onto the
+subtree. A row that every non-negative count satisfies (a noisy release's category,
+``[0, ∞)``) is no constraint and is left out, which keeps a noisy release's programme
+to one unknown per block. The steward's true counts must satisfy every constraint
+(else the release was not made from these records by this method); then each target
+is minimised, and maximised when its minimum is at least 1, and what is disclosed
+becomes a finding.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import polars as pl
 from scipy import sparse
 
 from geo.audit.lp import TOLERANCE, LinearSystem, classify
-from geo.audit.model import AGES, CATEGORIES, JOINT_WIDTH, SEXES, VULNERABILITIES, Model, View
+from geo.audit.model import AGES, CATEGORIES, JOINT_WIDTH, SEXES, VULNERABILITIES, Model
 from geo.audit.parts import Part
 from geo.audit.report import AuditReport, Finding
 from geo.errors import InputError
@@ -47,9 +50,11 @@ class _Subtree:
         cps = [(c, p) for c in members for p in classes.patterns[c]]
         self.cp_class = np.array([c for c, _ in cps])
         self.cp_pattern = np.array([p for _, p in cps])
-        dims = set(part.breakdowns["dim"].unique().to_list())
+        self.breakdowns = _binding(part.breakdowns)
+        self.vulnerability = _binding(part.vulnerability)
+        dims = set(self.breakdowns["dim"].unique().to_list())
         self.joint = JOINT_WIDTH if dims & {"sex", "age_band"} else 1
-        self.has_vulnerability = part.vulnerability.height > 0
+        self.has_vulnerability = self.vulnerability.height > 0
         self.width = self.joint + (len(VULNERABILITIES) if self.has_vulnerability else 0)
         self.rows: list[tuple[np.ndarray, np.ndarray | None, float, float, str]] = []
         self.masks: dict[tuple[int, str], np.ndarray] = {}
@@ -90,6 +95,11 @@ class _Subtree:
         self.rows.append((cols, coefs, float(lo), float(hi), tag))
 
 
+def _binding(rows: pl.DataFrame) -> pl.DataFrame:
+    """Return the rows that constrain non-negative counts (not ``[0, ∞)``)."""
+    return rows.filter((pl.col("lo") > 0) | pl.col("hi").is_finite())
+
+
 def _cell_name(cell: int) -> str:
     """Return an H3 cell as its hex string."""
     return f"{cell:x}"
@@ -104,7 +114,7 @@ def _add_published(tree: _Subtree) -> None:
     ).iter_rows():
         cols = tree.columns(tree.atoms_of[gid], tree.release_mask(rel, label), total)
         tree.add(cols, lo, hi, f"group {_cell_name(cell)} {label} of {names[rel]}")
-    rows = tree.part.breakdowns.select("gid", "rel", "label", "cell", "dim", "cat", "lo", "hi")
+    rows = tree.breakdowns.select("gid", "rel", "label", "cell", "dim", "cat", "lo", "hi")
     for gid, rel, label, cell, dim, cat, lo, hi in rows.iter_rows():
         offsets = tree.offsets(dim, CATEGORIES[dim].index(cat))
         cols = tree.columns(tree.atoms_of[gid], tree.release_mask(rel, label), offsets)
@@ -119,7 +129,7 @@ def _add_vulnerability(tree: _Subtree) -> None:
         "gid", "rel", "label", "floor"
     ).iter_rows():
         under.setdefault((rel, label, floor), []).append(tree.atoms_of[gid])
-    rows = tree.part.vulnerability.select("rel", "label", "floor", "cat", "lo", "hi")
+    rows = tree.vulnerability.select("rel", "label", "floor", "cat", "lo", "hi")
     for rel, label, floor, cat, lo, hi in rows.iter_rows():
         atoms = np.concatenate(under[(rel, label, floor)])
         offsets = tree.offsets("vulnerability", VULNERABILITIES.index(cat))
@@ -172,16 +182,17 @@ def _add_priors(tree: _Subtree) -> None:
                 tree.add(tree.columns(atoms, mask, total), 0, ceiling, tag)
 
 
-def _add_totals(tree: _Subtree) -> None:
-    """Add the release-level totals, projected onto this subtree.
+def _add_dropped(tree: _Subtree) -> None:
+    """Add the dropped cases, projected onto this subtree.
 
-    The dropped cases bound the cases of the subtree's cells outside a release's groups.
-    A rounded release's audience minus its dropped cases bounds the sum of its groups;
-    the other subtrees' groups are given their published intervals.
+    The dropped cases bound the cases of the subtree's cells outside a release's groups
+    (an exact release's; a noisy release's dropped figure bounds nothing).
     """
     total = tree.offsets("total", -1)
     groups = tree.part.groups
     for view in tree.model.views:
+        if not math.isfinite(view.dropped_hi):
+            continue
         cols = []
         for rel, label in tree.pairs:
             if rel != view.index:
@@ -192,25 +203,6 @@ def _add_totals(tree: _Subtree) -> None:
             cols.append(tree.columns(free, tree.release_mask(rel, label), total))
         if cols and sum(c.size for c in cols):
             tree.add(np.concatenate(cols), 0, view.dropped_hi, f"dropped cases of {view.name}")
-        if view.group_sum is not None:
-            _add_group_sum(tree, view, total)
-
-
-def _add_group_sum(tree: _Subtree, view: View, total: np.ndarray) -> None:
-    """Add the bound on this subtree's groups of a rounded release."""
-    mine = tree.part.groups.filter(pl.col("rel") == view.index)
-    if mine.height == 0:
-        return
-    cols = np.concatenate(
-        [
-            tree.columns(tree.atoms_of[gid], tree.release_mask(view.index, label), total)
-            for gid, label in mine.select("gid", "label").iter_rows()
-        ]
-    )
-    others_lo = int(view.groups["lo"].sum()) - int(mine["lo"].sum())
-    others_hi = int(view.groups["hi"].sum()) - int(mine["hi"].sum())
-    lo, hi = view.group_sum
-    tree.add(cols, lo - others_hi, hi - others_lo, f"published cases of {view.name}")
 
 
 def _system(tree: _Subtree) -> tuple[LinearSystem, sparse.csr_array, list[tuple]]:
@@ -396,7 +388,7 @@ def solve_subtree(model: Model, part: Part, cg: int, report: AuditReport) -> Non
     if tree.has_vulnerability:
         _add_vulnerability(tree)
     _add_priors(tree)
-    _add_totals(tree)
+    _add_dropped(tree)
     system, counts, intervals = _system(tree)
     _check_truth(counts, intervals, _truth(tree))
     objectives, index, rows = _objectives(tree, part.targets)
