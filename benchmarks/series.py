@@ -40,7 +40,7 @@ def main() -> None:
             f"{day.persons_published / day.persons_fresh:.3f} | {day.norcia_estimate:,} | "
             f"{day.norcia_fresh:,} | {day.norcia_truth:,} | "
             f"{day.norcia_estimate / max(day.norcia_fresh, 1):.3f} | {day.width:,} | "
-            f"{day.flows} | {day.flows_disclosed}",
+            f"{day.flows} | {day.flows_disclosed} | {'refused' if day.refused else 'written'}",
             flush=True,
         )
     print(f"total {time.perf_counter() - started:.1f} s, work folder {work}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ import pandas as pd
 
 from demo.registry import FILE_NAMES, generate_demo_registry, write_demo_registry
 from geo import pipeline
+from geo.errors import InputError
 from geo.release import Release, ReleasePolicy
 
 NORCIA = (
@@ -49,6 +50,7 @@ class Day:
     width: int
     flows: int
     flows_disclosed: int
+    refused: bool = False  # the ledger's guard refused to publish it
 
 
 def _raw_registry(scale: float, seed: int, folder: Path) -> tuple[list[Path], pd.DataFrame]:
@@ -117,12 +119,18 @@ def simulate(
                 _changes(rng, state, day).to_csv(change_file, index=False)
                 pipeline.ingest_files(store, [change_file], rejects_dir=work / "rejects")
             out = work / f"{method.split()[0]}-{day}.release.parquet"
-            release = pipeline.publish_release(store, policy, out)
+            try:
+                release, refused = pipeline.publish_release(store, policy, out), False
+            except InputError:  # the ledger's guard: measure what it would have published
+                release, refused = pipeline.build_release(store, policy), True
             fresh = pipeline.build_release(store, policy)  # the same state, no ledger
             truth = pipeline.release_as_of(
                 store, ReleasePolicy(noise_scale=0), release.metadata["store_version"]
             )
-            yield _day(day, method, (release, fresh, truth), previous, classes, policy)
+            yield replace(
+                _day(day, method, (release, fresh, truth), previous, classes, policy),
+                refused=refused,
+            )
             say(f"{method}: day {day} published")
             previous = (release, truth)
 

@@ -19,6 +19,7 @@ import h3
 import pytest
 
 from geo import pipeline
+from geo.errors import InputError
 from geo.release import ReleasePolicy
 from tests.factories import registration_row
 
@@ -70,7 +71,8 @@ def release_pair(tmp_path, write_csv, method: str, change: list[dict]) -> Pair:
     policy = METHODS[method]
     before = pipeline.publish_release(store, policy, tmp_path / f"{method}-1.release.parquet")
     pipeline.ingest_files(store, [write_csv(change, f"{method}-day2.csv")])
-    after = pipeline.publish_release(store, policy, tmp_path / f"{method}-2.release.parquet")
+    # built without the ledger's guard, which would refuse the exact one (the last test)
+    after = pipeline.build_release(store, policy)
     return Pair(before, after, method)
 
 
@@ -200,3 +202,16 @@ def test_row_10_a_withheld_age_breakdown_says_someone_is_not_18_59(tmp_path, wri
     else:  # every group shows every age band, whatever its categories hold
         assert {cell7(CASCIA), cell7(NORCIA)} <= shown
         assert (ages.groupby("h3_cell").size() == 5).all()
+
+
+def test_an_exact_release_that_would_give_a_flow_away_is_not_written(tmp_path, write_csv):
+    """The library lets a steward choose method 1; publishing still refuses a disclosing one."""
+    store = tmp_path / "s.duckdb"
+    pipeline.ingest_files(store, [write_csv(base_registry(), "day1.csv")])
+    pipeline.publish_release(store, METHODS["exact"], tmp_path / "1.release.parquet")
+    new = rows_at("new", 3, NORCIA, nationality="ROU")
+    pipeline.ingest_files(store, [write_csv(new, "day2.csv")])
+    with pytest.raises(InputError, match="would give away .* flow.* beside release #1"):
+        pipeline.publish_release(store, METHODS["exact"], tmp_path / "2.release.parquet")
+    assert not (tmp_path / "2.release.parquet").exists()
+    assert len(pipeline.list_releases(store)) == 1

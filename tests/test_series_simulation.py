@@ -17,6 +17,7 @@ def test_three_daily_releases_are_written_useful_and_give_no_flow_away(tmp_path)
     assert len(ledger) == 3  # every day's release was written and recorded
     assert sum(d.flows for d in days) > 0  # the days really changed small groups
     assert sum(d.flows_disclosed for d in days) == 0
+    assert not any(d.refused for d in days)
     for day in days:
         assert day.persons_published >= 0.95 * day.persons_fresh
         assert abs(day.norcia_estimate - day.norcia_fresh) <= 0.05 * day.norcia_fresh
@@ -27,3 +28,4 @@ def test_the_same_series_with_exact_counts_gives_its_flows_away(tmp_path):
     method = "exact (method 1)"
     days = list(simulate(tmp_path, days=2, scale=0.02, methods={method: METHODS[method]}))
     assert days[1].flows > 0 and days[1].flows_disclosed == days[1].flows
+    assert not days[0].refused and days[1].refused  # the ledger's guard does not write it

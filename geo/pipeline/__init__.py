@@ -1,0 +1,67 @@
+"""What the command line and the dashboard both call: one path through the library.
+
+Each function here reads from ``geo.io`` and hands the data to the pure functions of
+``geo.release`` and ``geo.tools`` (which never open a file), so the CLI and every page
+get the same answer from the same request. Heavy modules are imported where they are
+used: importing this package is cheap, and a command pays only for what it runs. One
+module per job: ``ingest``, ``releases`` (build, publish through the ledger, rebuild),
+``exposure`` (footprints, classes, exposure, exports) and ``audit``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geo.pipeline.audit import audit_ledger, run_audit
+from geo.pipeline.exposure import (
+    ExposureRun,
+    compute_exposure,
+    export_bytes,
+    footprint_classes,
+    read_boundaries,
+    read_footprints,
+    run_exposure,
+    write_export,
+)
+from geo.pipeline.ingest import ingest_files
+from geo.pipeline.releases import (
+    build_release,
+    ledger_release,
+    list_releases,
+    publish_release,
+    read_release,
+    release_as_of,
+    store_summary,
+    write_release,
+)
+
+__all__ = [
+    "ExposureRun",
+    "audit_ledger",
+    "build_release",
+    "compute_exposure",
+    "export_bytes",
+    "footprint_classes",
+    "ingest_files",
+    "ledger_release",
+    "list_releases",
+    "publish_release",
+    "read_boundaries",
+    "read_footprints",
+    "read_release",
+    "release_as_of",
+    "run_audit",
+    "run_exposure",
+    "store_summary",
+    "write_export",
+    "write_release",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Hand on the footprint type lazily (``pipeline.Footprint``), for the pages' hints."""
+    if name == "Footprint":
+        from geo.io.footprints import Footprint
+
+        return Footprint
+    raise AttributeError(f"module 'geo.pipeline' has no attribute {name!r}")

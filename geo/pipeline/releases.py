@@ -1,0 +1,281 @@
+"""Releases: build, publish through the ledger, rebuild a past one, read and write files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from geo.errors import InputError
+
+if TYPE_CHECKING:
+    from geo.release import Release, ReleasePolicy
+
+
+def build_release(store_path: str | Path, policy: ReleasePolicy) -> Release:
+    """Make a release from a store under a policy (not recorded: see :func:`publish_release`).
+
+    Returns
+    -------
+    Release
+        With the store version it was made from (``metadata["store_version"]``) and the
+        store's ingests (file names and hashes) in the metadata.
+
+    Raises
+    ------
+    InputError
+        For a bad policy or a missing store, or when the audience is empty.
+    """
+    from geo.io import store
+
+    con = store.connect(store_path, read_only=True)
+    try:
+        return _release_from(con, store_path, policy.checked())
+    finally:
+        con.close()
+
+
+def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Release:
+    """Protect the store's current audience under a checked policy (``con`` is open)."""
+    from geo.io import store, store_reads
+    from geo.release import protect
+    from geo.series import refuse_small_nationalities
+
+    records = store_reads.audience_records(
+        con, policy.consent_scope, policy.nationalities, policy.base_resolution
+    )
+    if records.is_empty():
+        raise InputError(
+            f"{Path(store_path).name}: no stored registration matches the audience "
+            f"(consent {policy.consent_scope!r}, nationalities "
+            f"{', '.join(policy.nationalities) if policy.nationalities else 'all'})."
+        )
+    refuse_small_nationalities(records, policy)
+    release = protect(records, policy, secret=store_reads.noise_secret(con))
+    # Only the store version: counts over the whole store (other consents, other
+    # nationalities) and ingest file names are not the release's to publish.
+    release.metadata["store_version"] = store.store_version(con)
+    return release
+
+
+def publish_release(store_path: str | Path, policy: ReleasePolicy, out_path: str | Path) -> Release:
+    """Make a release, write its file and record it in the store's ledger, all or nothing.
+
+    The store stays open for writing from the first read to the commit, so no ingest
+    can change it in between. The file is written under a temporary name, the release
+    is recorded in the ledger and committed, and only then is the file renamed into
+    place: a release file never exists without its ledger row, and a failure at any
+    step leaves neither.
+
+    Parameters
+    ----------
+    store_path
+        The steward store (must exist).
+    policy
+        The release policy.
+    out_path
+        The release file to write (``.release.parquet``); an existing file is replaced.
+
+    Returns
+    -------
+    Release
+        As written, with its ``content_sha256`` and ``store_version``.
+
+    Raises
+    ------
+    InputError
+        For a bad policy, a missing store, an empty audience, or a file that cannot be
+        written.
+    """
+    from geo.io import ledger, store
+    from geo.series import refuse_series_conflict
+
+    policy = policy.checked()
+    out = Path(out_path)
+    if out.is_dir():
+        raise InputError(f"{out}: is a folder; give the name of the release file to write.")
+    temporary = out.with_name(f".{out.name}.publishing")
+    con = store.connect(store_path, create=False)
+    try:
+        entries = ledger.ledger(con)
+        refuse_series_conflict(entries, policy)
+        release = _release_from(con, store_path, policy)
+        _refuse_disclosing_flows(con, entries, release)
+        try:
+            write_release(release, temporary)
+            release_id = _record(con, release, out.name)
+            try:
+                os.replace(temporary, out)
+            except BaseException:
+                ledger.discard_release(con, release_id)
+                raise
+        except BaseException as exc:
+            for leftover in (temporary, temporary.with_name(temporary.name + ".tmp")):
+                with contextlib.suppress(OSError):  # never written, or not removable
+                    leftover.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                reason = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else exc
+                raise InputError(f"{out}: cannot write the release ({reason}).") from exc
+            raise
+    finally:
+        con.close()
+    return release
+
+
+def _record(con: Any, release: Release, file_name: str) -> int:
+    """Record a release in the ledger in a transaction of its own, and commit it."""
+    from geo.io import ledger
+
+    con.begin()
+    try:
+        release_id = ledger.record_release(
+            con, release, release.metadata["store_version"], file_name
+        )
+        con.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):  # a failed commit has already rolled back
+            con.rollback()
+        raise
+    return release_id
+
+
+def list_releases(store_path: str | Path) -> list[dict]:
+    """Return the store's ledger: one dict per release published from it, oldest first.
+
+    See :func:`geo.io.ledger.ledger` for the keys.
+
+    Raises
+    ------
+    InputError
+        For a missing file or one that is not a store (of this schema version).
+    """
+    from geo.io import ledger, store
+
+    con = store.connect(store_path, read_only=True)
+    try:
+        return ledger.ledger(con)
+    finally:
+        con.close()
+
+
+def ledger_release(store_path: str | Path, release_id: int) -> Release:
+    """Return a release as the store's ledger recorded it (:func:`geo.io.ledger.ledger_release`).
+
+    Raises
+    ------
+    InputError
+        For a missing store, or a release the ledger does not hold.
+    """
+    from geo.io import ledger, store
+
+    con = store.connect(store_path, read_only=True)
+    try:
+        return ledger.ledger_release(con, release_id)
+    finally:
+        con.close()
+
+
+def release_as_of(store_path: str | Path, policy: ReleasePolicy, store_version: int) -> Release:
+    """Return the release a policy gives on the store as it was at a past store version.
+
+    The same function of the same records as :func:`build_release` then (same keyed
+    noise), so for a release in the ledger it reproduces the published table exactly:
+    what the ledger audit and the tests check.
+
+    Raises
+    ------
+    InputError
+        For a bad policy, a missing store, or a version the store has not reached.
+    """
+    from geo.io import store, store_reads
+    from geo.release import protect
+
+    policy = policy.checked()
+    con = store.connect(store_path, read_only=True)
+    try:
+        records = store_reads.audience_records(
+            con,
+            policy.consent_scope,
+            policy.nationalities,
+            policy.base_resolution,
+            as_of=store_version,
+        )
+        return protect(records, policy, secret=store_reads.noise_secret(con))
+    finally:
+        con.close()
+
+
+def store_summary(store_path: str | Path) -> dict:
+    """Return what a steward checks of a store: records, persons, nationalities, ingests.
+
+    Raises
+    ------
+    InputError
+        For a missing file or one that is not a store.
+    """
+    from geo.io import store, store_reads
+
+    con = store.connect(store_path, read_only=True)
+    try:
+        return store_reads.store_summary(con)
+    finally:
+        con.close()
+
+
+def read_release(path: str | Path) -> Release:
+    """Read and check a release file (see :func:`geo.io.release_file.read_release`)."""
+    from geo.io.release_file import read_release as read
+
+    return read(path)
+
+
+def write_release(release: Release, path: str | Path) -> Path:
+    """Write a release file atomically (see :func:`geo.io.release_file.write_release`)."""
+    from geo.io.release_file import write_release as write
+
+    return write(release, path)
+
+
+def _refuse_disclosing_flows(con: Any, entries: list[dict], release: Release) -> None:
+    """Refuse a release that, beside the latest earlier release of each audience, shows a flow.
+
+    The ledger audit's flow check (:func:`geo.ledger_audit.flow_findings`) between the new
+    release and, per audience, the most recent release made at an earlier store version.
+    A method-2 release passes by construction (its values prove only the structure); the
+    check guards the method and the code. ``crisis-exposure audit --store`` checks every
+    pair of the ledger.
+
+    Raises
+    ------
+    InputError
+        Naming the earlier release and the first flow it would give away.
+    """
+    from geo.io import ledger, store_reads
+    from geo.ledger_audit import LedgerEntry, flow_findings
+
+    version = release.metadata["store_version"]
+    latest: dict[tuple, dict] = {}
+    for entry in entries:
+        if entry["store_version"] < version:
+            latest[tuple(entry["policy"]["nationalities"] or ())] = entry
+    for entry in latest.values():
+        earlier = LedgerEntry(
+            f"#{entry['release_id']} {entry['file_name']}",
+            entry["store_version"],
+            ledger.ledger_release(con, entry["release_id"]),
+            entry["release_id"],
+        )
+        new = LedgerEntry("the new release", version, release)
+        snapshots = {
+            v: store_reads.registration_records(con, as_of=v)
+            for v in (earlier.store_version, version)
+        }
+        findings, _, _ = flow_findings([earlier, new], snapshots)
+        if findings:
+            raise InputError(
+                f"this release would give away {len(findings)} flow(s) of 1..k−1 "
+                f"registrations beside release {earlier.name} (e.g. {findings[0].nationality} "
+                f"in cell {findings[0].cell}: proven {findings[0].lo}..{findings[0].hi}); "
+                "nothing was written."
+            )
