@@ -9,7 +9,7 @@ from app_pages import common
 from geo import pipeline
 from geo.codes import CONSENT_SCOPES
 from geo.release import MAX_BASE_RESOLUTION, ReleasePolicy
-from geo.series import series_table
+from geo.series import series_display, series_table
 from geo.viz.layers import bounds_to_view, build_deck, classes_to_layer
 from geo.viz.legends import legend_html
 
@@ -143,7 +143,7 @@ if ledger:
         }
         for e in ledger
     )
-    st.dataframe(series, hide_index=True, width="stretch")
+    st.dataframe(series_display(series), hide_index=True, width="stretch")
 
 built = st.session_state.get("built_release")
 if built:

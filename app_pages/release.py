@@ -5,7 +5,7 @@ import streamlit as st
 
 from app_pages import common
 from geo.accuracy import Accuracy
-from geo.series import series_table
+from geo.series import series_display, series_table
 from geo.viz.cells import cell_area_km2, nationality_label
 
 st.title("The active release")
@@ -162,4 +162,4 @@ for file in common.release_files(config):
                 "persons": meta["published"]["persons"],
             }
         )
-st.dataframe(series_table(rows), hide_index=True, width="stretch")
+st.dataframe(series_display(series_table(rows)), hide_index=True, width="stretch")

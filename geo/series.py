@@ -99,3 +99,12 @@ def series_table(releases: Sequence[dict]) -> pd.DataFrame:
     table["persons change"] = by_audience["persons"].diff().astype("Int64")
     table["groups change"] = by_audience["groups"].diff().astype("Int64")
     return table.reset_index(drop=True)
+
+
+def series_display(table: pd.DataFrame) -> pd.DataFrame:
+    """Return a series table with readable titles; a first release's change reads "first"."""
+    shown = table.rename(columns={"store_version": "store version"}).astype(object)
+    for column in ("persons change", "groups change"):
+        if column in shown:
+            shown[column] = shown[column].map(lambda v: "first" if pd.isna(v) else f"{v:+,}")
+    return shown
