@@ -43,7 +43,20 @@ def main() -> None:
             f"{day.flows} | {day.flows_disclosed} | {'refused' if day.refused else 'written'}",
             flush=True,
         )
-    print(f"total {time.perf_counter() - started:.1f} s, work folder {work}")
+    print(f"series: {time.perf_counter() - started:.1f} s, work folder {work}")
+    from geo import pipeline
+
+    for store in sorted(work.glob("*.duckdb")):
+        ledger = pipeline.list_releases(store)
+        if not ledger:
+            continue
+        began = time.perf_counter()
+        report = pipeline.audit_ledger(store)
+        print(
+            f"audit --store {store.name}: {len(ledger)} releases in the ledger, "
+            f"{len(report.exact)} exact, {len(report.existence)} existence, "
+            f"{time.perf_counter() - began:.1f} s"
+        )
 
 
 if __name__ == "__main__":
