@@ -114,3 +114,12 @@ def residual_is_safe(cases: int, unpublished_children: int, k: int) -> bool:
     non-empty. Safe when ``k ≤ cases ≤ (unpublished_children − 1) × (k − 1)``.
     """
     return k <= cases <= (unpublished_children - 1) * (k - 1)
+
+
+def consenting_records(n: int = 8_000, seed: int = 5, origin_share: float = 0.6) -> pl.DataFrame:
+    """Return clustered records that all consent to "aggregate", some also to "origin_state"."""
+    rng = np.random.default_rng(seed)
+    frame = clustered_records(n, seed=seed)
+    aggregate, origin = 1, 2  # the bits of codes.CONSENT_SCOPES
+    consent = aggregate | np.where(rng.random(frame.height) < origin_share, origin, 0)
+    return frame.with_columns(pl.Series("consent", consent.astype(np.uint8)))

@@ -19,7 +19,7 @@ from geo.cli import build_parser
 from geo.errors import InputError
 from geo.pipeline import build_release, run_audit, write_release
 from geo.release import Release, ReleasePolicy, protect
-from tests.factories import clustered_records, registration_row
+from tests.factories import consenting_records, registration_row
 
 AGGREGATE, ORIGIN_STATE = 1, 2
 SCHEMA = {
@@ -295,10 +295,7 @@ def test_a_vulnerability_breakdown_that_pins_a_group_is_withheld():
 
 @pytest.fixture(scope="module")
 def records():
-    rng = np.random.default_rng(5)
-    frame = clustered_records(8_000, seed=5)
-    consent = AGGREGATE | np.where(rng.random(frame.height) < 0.6, ORIGIN_STATE, 0)
-    return frame.with_columns(pl.Series("consent", consent.astype(np.uint8)))
+    return consenting_records(8_000, seed=5)
 
 
 @pytest.fixture(scope="module")

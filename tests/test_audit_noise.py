@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from geo.audit import audit_releases
 from geo.release import ReleasePolicy, protect
-from tests.factories import clustered_records
+from tests.factories import consenting_records
 from tests.test_audit import (
     AGGREGATE,
     CHILDREN,
@@ -34,10 +33,7 @@ NOISY = ReleasePolicy()  # method 2, noise scale k/3
 @pytest.fixture(scope="module")
 def records():
     """The 8,000 clustered registrations of ``test_audit.py``, 60 % consenting to origin."""
-    rng = np.random.default_rng(5)
-    frame = clustered_records(8_000, seed=5)
-    consent = AGGREGATE | np.where(rng.random(frame.height) < 0.6, ORIGIN_STATE, 0)
-    return frame.with_columns(pl.Series("consent", consent.astype(np.uint8)))
+    return consenting_records(8_000, seed=5)
 
 
 def test_the_default_policy_is_method_2():

@@ -34,12 +34,13 @@ NORCIA, CASCIA, SPOLETO, FOLIGNO = (
 METHODS = {"exact": ReleasePolicy(noise_scale=0), "noise": ReleasePolicy()}
 
 
+def row_at(record_id: str, place: tuple[float, float], **fields) -> dict:
+    """One registration at a place (latitude, longitude)."""
+    return registration_row(record_id, latitude=f"{place[0]}", longitude=f"{place[1]}", **fields)
+
+
 def rows_at(prefix: str, n: int, place: tuple[float, float], **fields) -> list[dict]:
-    lat, lon = place
-    return [
-        registration_row(f"{prefix}{i}", latitude=f"{lat}", longitude=f"{lon}", **fields)
-        for i in range(n)
-    ]
+    return [row_at(f"{prefix}{i}", place, **fields) for i in range(n)]
 
 
 def base_registry() -> list[dict]:
@@ -132,14 +133,7 @@ def test_row_1_three_new_registrations_in_one_cell(tmp_path, write_csv, method):
 
 @pytest.mark.parametrize("method", ["exact", "noise"])
 def test_row_2_one_household_moves_between_two_cells(tmp_path, write_csv, method):
-    moved = registration_row(
-        "rou-n0",
-        latitude=f"{CASCIA[0]}",
-        longitude=f"{CASCIA[1]}",
-        nationality="ROU",
-        family_members="5",
-        updated_at="2025-06-01",
-    )
+    moved = row_at("rou-n0", CASCIA, nationality="ROU", family_members="5", updated_at="2025-06-01")
     pair = release_pair(tmp_path, write_csv, method, [moved])
     out_of = flow_interval(pair, 184, cell=cell7(NORCIA), nationality="ROU")
     into = flow_interval(pair, 60, cell=cell7(CASCIA), nationality="ROU")
@@ -152,13 +146,8 @@ def test_row_2_one_household_moves_between_two_cells(tmp_path, write_csv, method
 
 @pytest.mark.parametrize("method", ["exact", "noise"])
 def test_row_3_one_consent_withdrawal(tmp_path, write_csv, method):
-    withdrawn = registration_row(
-        "alb-n0",
-        latitude=f"{NORCIA[0]}",
-        longitude=f"{NORCIA[1]}",
-        nationality="ALB",
-        consent="origin_state",  # no longer "aggregate"
-        updated_at="2025-06-01",
+    withdrawn = row_at(  # no longer consenting to "aggregate"
+        "alb-n0", NORCIA, nationality="ALB", consent="origin_state", updated_at="2025-06-01"
     )
     pair = release_pair(tmp_path, write_csv, method, [withdrawn])
     interval = flow_interval(pair, 40, cell=cell7(NORCIA), nationality="ALB")
