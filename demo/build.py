@@ -8,15 +8,17 @@ store stay in a work folder that is never shipped; only the release files are
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from demo.registry import TRUTH_FILE_NAME, generate_demo_registry, write_demo_registry
-from geo.pipeline import build_release, ingest_files, write_release
+from geo.pipeline import ingest_files, publish_release
 from geo.release import ReleasePolicy
 
 DEMO_SEED = 2016
+DEMO_STEWARD_KEY = "de" * 32  # public on purpose: the data are SYNTHETIC
 DEMO_SCALE = 0.2
 PUBLIC_RELEASE = "central_italy.release.parquet"
 EMBASSY_NATIONALITY = "UKR"
@@ -36,9 +38,14 @@ def build_demo(
     public release does not). An embassy release under another consent scope (e.g.
     "origin_state") counts a different audience, and the two could be differenced:
     the joint audit flags that, so it is not part of the demo. The work folder gets
-    the raw SYNTHETIC files, the rejects and a fresh store.
+    the raw SYNTHETIC files, the rejects and a fresh store; the releases go through
+    its ledger, with record keys and noise from the steward's key (a rebuild gives the
+    same releases, so rebuilding hands out no fresh noise).
     """
     say = progress or (lambda message: None)
+    # The SYNTHETIC registry's steward key is public (a constant): rebuilding the demo
+    # anywhere gives the same releases. A real steward keeps its key secret.
+    os.environ.setdefault("CRISIS_EXPOSURE_STEWARD_KEY", DEMO_STEWARD_KEY)
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     raw_dir, store_path = work_dir / "registry", work_dir / "store.duckdb"
     if work_dir.exists():
@@ -58,8 +65,7 @@ def build_demo(
             ReleasePolicy(nationalities=(EMBASSY_NATIONALITY,)),
         ),
     ):
-        release = build_release(store_path, policy)
-        write_release(release, out_dir / name)
+        release = publish_release(store_path, policy, out_dir / name)
         published, dropped = release.metadata["published"], release.metadata["dropped"]
         yield (
             f"{name}: {published['groups']} groups {published['groups_by_resolution']}, "

@@ -292,19 +292,23 @@ def _noisy(
 
 
 def _noisy_dropped(dropped: pl.DataFrame, policy: ReleasePolicy, secret: int) -> dict:
-    """Return the dropped cases and persons with keyed noise (a release-level figure)."""
-    frame = pl.DataFrame(
-        {
-            "cell": [0],
-            "nationality": ["dropped"],
-            "cases": [int(dropped["cases"].sum() or 0)],
-            "persons": [int(dropped["persons"].sum() or 0)],
-            "key_sum": [int(dropped["key_sum"].sum() or 0)],
-        },
-        schema_overrides={"cell": pl.UInt64},
+    """Return the dropped cases and persons: a sum of one noisy figure per nationality.
+
+    Per nationality, so that every audience holding a nationality adds the same noisy
+    figure for it: releases for several audiences give no independent draws to average.
+    """
+    per_label = dropped.group_by("nationality").agg(
+        pl.col("cases").sum(), pl.col("persons").sum(), pl.col("key_sum").sum()
+    )
+    frame = per_label.select(
+        pl.lit(0, dtype=pl.UInt64).alias("cell"),
+        ("dropped|" + pl.col("nationality").cast(pl.String)).alias("nationality"),
+        "cases",
+        "persons",
+        "key_sum",
     )
     noisy = _noisy(frame, "total", policy, secret, floor=0)
-    return {c: int(noisy[c][0]) for c in ("cases", "persons")}
+    return {c: int(noisy[c].sum()) for c in ("cases", "persons")}
 
 
 def _metadata(

@@ -30,10 +30,11 @@ SERIES_SETTINGS = (
 
 
 def refuse_small_nationalities(records: pl.DataFrame, policy: ReleasePolicy) -> None:
-    """Refuse an audience naming a nationality with fewer than k registrations.
+    """Refuse an audience naming a nationality with fewer than k registrations (or none).
 
     Such a release would publish nothing for it but its policy, and anything it said
-    (even "nothing published") would be about fewer than k people.
+    (even "nothing published") would be about fewer than k people. None and 1..k−1 get
+    the same words, so the refusal itself does not tell them apart.
 
     Raises
     ------
@@ -48,8 +49,8 @@ def refuse_small_nationalities(records: pl.DataFrame, policy: ReleasePolicy) -> 
     if small:
         raise InputError(
             f"the audience's nationalities {', '.join(small)} have fewer than k={policy.k} "
-            "registrations in the store under this consent scope; a release for them would "
-            "be about fewer than k people. Leave them out of --nationality."
+            "registrations in the store under this consent scope (perhaps none); a release "
+            "for them would be about fewer than k people. Leave them out of --nationality."
         )
 
 

@@ -70,7 +70,7 @@ def release_pair(tmp_path, write_csv, method: str, change: list[dict]) -> Pair:
     store = tmp_path / f"{method}.duckdb"
     pipeline.ingest_files(store, [write_csv(base_registry(), f"{method}-day1.csv")])
     policy = METHODS[method]
-    before = pipeline.publish_release(store, policy, tmp_path / f"{method}-1.release.parquet")
+    before = pipeline.build_release(store, policy)  # method 1 cannot be published
     pipeline.ingest_files(store, [write_csv(change, f"{method}-day2.csv")])
     # built without the ledger's guard, which would refuse the exact one (the last test)
     after = pipeline.build_release(store, policy)
@@ -183,7 +183,7 @@ def test_row_10_a_withheld_age_breakdown_says_someone_is_not_18_59(tmp_path, wri
     rows += rows_at("others", 30, CASCIA, nationality="ROU", age="40")  # all 18-59
     store = tmp_path / "s.duckdb"
     pipeline.ingest_files(store, [write_csv(rows)])
-    release = pipeline.publish_release(store, METHODS[method], tmp_path / "r.release.parquet")
+    release = pipeline.build_release(store, METHODS[method])
     ages = release.breakdowns[release.breakdowns["dimension"] == "age_band"]
     shown = set(ages["h3_cell"])
     if method == "exact":  # the all-adult group shows its ages, the other's are withheld
@@ -193,14 +193,89 @@ def test_row_10_a_withheld_age_breakdown_says_someone_is_not_18_59(tmp_path, wri
         assert (ages.groupby("h3_cell").size() == 5).all()
 
 
-def test_an_exact_release_that_would_give_a_flow_away_is_not_written(tmp_path, write_csv):
-    """The library lets a steward choose method 1; publishing still refuses a disclosing one."""
+def test_exact_counts_are_never_published(tmp_path, write_csv):
+    store = tmp_path / "s.duckdb"
+    pipeline.ingest_files(store, [write_csv(base_registry(), "day1.csv")])
+    with pytest.raises(InputError, match="exact counts .* would show the changes"):
+        pipeline.publish_release(store, METHODS["exact"], tmp_path / "1.release.parquet")
+    assert not (tmp_path / "1.release.parquet").exists() and not pipeline.list_releases(store)
+
+
+def test_a_release_that_would_give_a_flow_away_is_not_written(tmp_path, write_csv, monkeypatch):
+    """Behind the refusal of exact counts, the ledger's flow guard: a second line of defence
+    that refuses without saying what it would have disclosed.
+    """
+    monkeypatch.setattr("geo.pipeline.releases._refuse_exact", lambda policy: None)
     store = tmp_path / "s.duckdb"
     pipeline.ingest_files(store, [write_csv(base_registry(), "day1.csv")])
     pipeline.publish_release(store, METHODS["exact"], tmp_path / "1.release.parquet")
     new = rows_at("new", 3, NORCIA, nationality="ROU")
     pipeline.ingest_files(store, [write_csv(new, "day2.csv")])
-    with pytest.raises(InputError, match="would give away .* flow.* beside release #1"):
+    with pytest.raises(InputError, match="would give away changes .* beside release #1") as err:
         pipeline.publish_release(store, METHODS["exact"], tmp_path / "2.release.parquet")
+    assert not any(ch.isdigit() for ch in str(err.value).replace("#1", "").split("release")[0])
+    assert cell7(NORCIA) not in str(err.value)
     assert not (tmp_path / "2.release.parquet").exists()
     assert len(pipeline.list_releases(store)) == 1
+
+
+def test_a_family_growing_in_place_does_not_show_its_new_members(tmp_path, write_csv):
+    """Red team: same record, family 1 → 4. The record's key is mixed with its persons, so
+    every figure counting it gets fresh noise: no figure moves by exactly +3 persons with
+    its cases unchanged."""
+    store = tmp_path / "s.duckdb"
+    pipeline.ingest_files(store, [write_csv(base_registry(), "day1.csv")])
+    before = pipeline.publish_release(store, METHODS["noise"], tmp_path / "1.release.parquet")
+    grown = row_at("rou-n0", NORCIA, nationality="ROU", family_members="4", updated_at="2025-06-01")
+    pipeline.ingest_files(store, [write_csv([grown], "day2.csv")])
+    after = pipeline.publish_release(store, METHODS["noise"], tmp_path / "2.release.parquet")
+    keys = ["h3_cell", "resolution", "nationality", "dimension", "category"]
+    both = before.table().merge(after.table(), on=keys, suffixes=("_1", "_2"))
+    unison = both[
+        (both["cases_1"] == both["cases_2"]) & (both["persons_2"] - both["persons_1"] == 3)
+    ]
+    assert unison.empty, unison
+    assert before.metadata["dropped"]["persons"] + 3 != after.metadata["dropped"]["persons"] or (
+        before.metadata["dropped"]["cases"] != after.metadata["dropped"]["cases"]
+    )
+
+
+def test_a_refused_audience_says_the_same_for_none_and_for_a_few(tmp_path, write_csv, capsys):
+    store = tmp_path / "s.duckdb"
+    pipeline.ingest_files(store, [write_csv(base_registry(), "day1.csv")])
+    messages = []
+    for code in ("AUS", "SYR"):  # 8 registrations, and none
+        with pytest.raises(InputError) as err:
+            pipeline.publish_release(
+                store, ReleasePolicy(nationalities=(code,)), tmp_path / f"{code}.release.parquet"
+            )
+        messages.append(str(err.value).replace(code, "X"))
+    assert messages[0] == messages[1]
+
+
+def test_another_store_of_the_same_registry_gives_the_same_release(tmp_path, write_csv):
+    """Red team: a new store (a rebuild, a dashboard session) gave fresh noise to average.
+    Record keys and noise come from the steward's key, so it now gives the same values."""
+    path = write_csv(base_registry(), "day1.csv")
+    releases = []
+    for name in ("a", "b"):
+        store = tmp_path / f"{name}.duckdb"
+        pipeline.ingest_files(store, [path])
+        out = tmp_path / f"{name}.release.parquet"
+        releases.append(pipeline.publish_release(store, METHODS["noise"], out))
+    assert releases[0].metadata["content_sha256"] == releases[1].metadata["content_sha256"]
+    assert releases[0].metadata["dropped"] == releases[1].metadata["dropped"]
+
+
+def test_audiences_add_the_same_noisy_dropped_figure_per_nationality(tmp_path, write_csv):
+    """Red team: each audience's dropped total had its own noise (31 audiences averaged)."""
+    store = tmp_path / "s.duckdb"
+    pipeline.ingest_files(store, [write_csv(base_registry(), "day1.csv")])
+    dropped = {}
+    for audience in (("ROU",), ("ALB",), ("ALB", "ROU")):
+        policy = ReleasePolicy(nationalities=audience)
+        name = "-".join(audience)
+        release = pipeline.publish_release(store, policy, tmp_path / f"{name}.release.parquet")
+        dropped[name] = release.metadata["dropped"]
+    for column in ("cases", "persons"):
+        assert dropped["ALB-ROU"][column] == dropped["ALB"][column] + dropped["ROU"][column]

@@ -26,7 +26,6 @@ refused with a message to ingest the registration files again into a new store.
 from __future__ import annotations
 
 import os
-import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ import pyarrow as pa
 
 from geo.errors import InputError
 from geo.io.registrations import FileHeader
+from geo.io.steward_key import derived
 from geo.sanitize import spreadsheet_safe
 from geo.validate import ValidatedBatch
 
@@ -196,7 +196,7 @@ def connect(
             con.execute(
                 "INSERT INTO meta SELECT * FROM (VALUES ('schema_version', ?), ('resolution', ?),"
                 " ('key_salt', ?)) v(k, val) WHERE k NOT IN (SELECT key FROM meta)",
-                [SCHEMA_VERSION, str(STORE_RESOLUTION), secrets.token_hex(16)],
+                [SCHEMA_VERSION, str(STORE_RESOLUTION), derived("record keys")[:16].hex()],
             )
         if not _TABLES.issubset(_table_names(con)):
             raise InputError(f"{path}: a DuckDB file but not a crisis-exposure store.")

@@ -14,6 +14,7 @@ import polars as pl
 
 from geo import codes, h3cells
 from geo.errors import InputError
+from geo.io.steward_key import derived
 from geo.io.store import STORE_RESOLUTION, _meta, store_version
 
 
@@ -80,7 +81,8 @@ def audience_records(
     -------
     polars.DataFrame
         Columns nationality, cell, sex, age_band, vulnerabilities, cases, persons and
-        key_sum (the record keys summed modulo 2³², for the keyed noise): one
+        key_sum (the record keys, each mixed with the record's persons, summed modulo
+        2³², for the keyed noise: a change of family size gives the figure fresh noise): one
         row per distinct combination, ``cases`` registrations and their ``persons``.
 
     Raises
@@ -93,7 +95,9 @@ def audience_records(
     query = f"""
         SELECT nationality, {cell} AS cell, sex, age_band, vulnerabilities,
                count(*)::BIGINT AS cases, sum(1 + family_members)::BIGINT AS persons,
-               (sum((record_key % 4294967296)::UBIGINT) % 4294967296)::BIGINT AS key_sum
+               (sum(((record_key % 4294967296)::UBIGINT
+                     + 2654435761 * (1 + family_members)::UBIGINT) % 4294967296)
+                % 4294967296)::BIGINT AS key_sum
         FROM registrations WHERE {versions} AND (consent & ?) != 0
     """
     parameters.append(_consent_bit(consent_scope))
@@ -134,8 +138,13 @@ def registration_records(con: duckdb.DuckDBPyConnection, as_of: int | None = Non
 
 
 def noise_secret(con: duckdb.DuckDBPyConnection) -> int:
-    """Return the store's secret behind the releases' keyed noise (never published)."""
-    return int(_meta(con, "key_salt")[:15], 16)
+    """Return the 64-bit secret behind the releases' keyed noise (never published).
+
+    Derived from the store's record-key salt, itself derived from the steward's key
+    (:mod:`geo.io.steward_key`): stores of one steward give the same noise.
+    """
+    digest = derived("noise", bytes.fromhex(_meta(con, "key_salt")))
+    return int.from_bytes(digest[:8], "big")
 
 
 def store_summary(con: duckdb.DuckDBPyConnection) -> dict:

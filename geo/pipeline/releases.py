@@ -45,13 +45,12 @@ def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Re
     records = store_reads.audience_records(
         con, policy.consent_scope, policy.nationalities, policy.base_resolution
     )
+    refuse_small_nationalities(records, policy)  # the same words for none and for 1..k−1
     if records.is_empty():
         raise InputError(
             f"{Path(store_path).name}: no stored registration matches the audience "
-            f"(consent {policy.consent_scope!r}, nationalities "
-            f"{', '.join(policy.nationalities) if policy.nationalities else 'all'})."
+            f"(consent {policy.consent_scope!r})."
         )
-    refuse_small_nationalities(records, policy)
     release = protect(records, policy, secret=store_reads.noise_secret(con))
     # Only the store version: counts over the whole store (other consents, other
     # nationalities) and ingest file names are not the release's to publish.
@@ -92,6 +91,7 @@ def publish_release(store_path: str | Path, policy: ReleasePolicy, out_path: str
     from geo.series import refuse_series_conflict
 
     policy = policy.checked()
+    _refuse_exact(policy)
     out = Path(out_path)
     if out.is_dir():
         raise InputError(f"{out}: is a folder; give the name of the release file to write.")
@@ -273,9 +273,23 @@ def _refuse_disclosing_flows(con: Any, entries: list[dict], release: Release) ->
         }
         findings, _, _ = flow_findings([earlier, new], snapshots)
         if findings:
-            raise InputError(
-                f"this release would give away {len(findings)} flow(s) of 1..k−1 "
-                f"registrations beside release {earlier.name} (e.g. {findings[0].nationality} "
-                f"in cell {findings[0].cell}: proven {findings[0].lo}..{findings[0].hi}); "
-                "nothing was written."
+            raise InputError(  # no figure of what it would disclose: that is the secret
+                f"this release would give away changes of fewer than k registrations beside "
+                f"release {earlier.name}; nothing was written. Publish with the series' "
+                "noisy method."
             )
+
+
+def _refuse_exact(policy: ReleasePolicy) -> None:
+    """Refuse to publish exact counts (method 1): they show the changes between releases.
+
+    Raises
+    ------
+    InputError
+        For a policy without noise.
+    """
+    if policy.method != "noise":
+        raise InputError(
+            "a published release carries keyed noise (method 2): exact counts (noise scale "
+            "0, method 1) would show the changes between releases. Use them only to compare."
+        )
