@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import geopandas as gpd
+import pandas as pd
 import pydeck as pdk
 import streamlit as st
 
@@ -26,6 +27,7 @@ from geo.footprint_classes import SHAPEFILE_SIDECARS
 from geo.hashing import file_sha256
 from geo.pipeline import ExposureRun
 from geo.release import Release
+from geo.series import series_table
 from geo.viz.cells import MapCells, release_to_map_cells
 from geo.viz.layers import cells_to_view, outline_layers
 
@@ -394,3 +396,28 @@ def offline_basemap() -> list[pdk.Layer]:
 def release_view(release: Release) -> dict:
     """Return the map view framing the whole release (filters never move it)."""
     return dict(release_extent_view(release.metadata["content_sha256"], release))
+
+
+def release_series(config: Settings, active: SourceFile | None = None) -> pd.DataFrame:
+    """Return the releases on offer as series (:func:`geo.series.series_table`).
+
+    The active release's name is marked with ▶.
+    """
+    rows = []
+    for file in release_files(config):
+        other = guarded("reading a release", load_release, file.sha256, file.path)
+        if other is None:
+            continue
+        meta = other.metadata
+        marker = "▶ " if active is not None and file.path == active.path else ""
+        rows.append(
+            {
+                "name": marker + file.name,
+                "created": meta["created_at"],
+                "store_version": meta.get("store_version", 0),
+                "audience": ", ".join(meta["policy"]["nationalities"] or ["all"]),
+                "groups": meta["published"]["groups"],
+                "persons": meta["published"]["persons"],
+            }
+        )
+    return series_table(rows)

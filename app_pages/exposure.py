@@ -10,6 +10,7 @@ from app_pages import common
 from geo import pipeline
 from geo.accuracy import Accuracy
 from geo.exposure_table import WEIGHTINGS
+from geo.series import series_sentence
 from geo.viz.cells import nationality_label
 from geo.viz.charts import nationality_bars
 
@@ -143,6 +144,8 @@ exposure = run.exposure
 table = exposure.table
 
 st.divider()
+series = common.release_series(common.settings(), release_file)
+st.caption(series_sentence(series, f"▶ {release_file.name}"))
 st.caption(
     f"Release {release_file.name} · footprints {', '.join(request['footprints'])} · "
     f"{'cumulative' if request['cumulative'] else 'banded'} classes · estimate weighting "

@@ -5,7 +5,7 @@ import streamlit as st
 
 from app_pages import common
 from geo.accuracy import Accuracy
-from geo.series import series_display, series_table
+from geo.series import series_display
 from geo.viz.cells import cell_area_km2, nationality_label
 
 st.title("The active release")
@@ -146,20 +146,8 @@ st.caption(
     "Releases of one audience ordered by the store version they were made at; changes "
     "are differences of published figures only. The active release is marked ▶."
 )
-rows = []
-for file in common.release_files(config):
-    other = common.guarded("reading a release", common.load_release, file.sha256, file.path)
-    if other is not None:
-        meta = other.metadata
-        marker = "▶ " if file.path == release_file.path else ""
-        rows.append(
-            {
-                "name": marker + file.name,
-                "created": meta["created_at"],
-                "store_version": meta.get("store_version", 0),
-                "audience": ", ".join(meta["policy"]["nationalities"] or ["all"]),
-                "groups": meta["published"]["groups"],
-                "persons": meta["published"]["persons"],
-            }
-        )
-st.dataframe(series_display(series_table(rows)), hide_index=True, width="stretch")
+st.dataframe(
+    series_display(common.release_series(config, release_file)),
+    hide_index=True,
+    width="stretch",
+)

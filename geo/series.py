@@ -109,3 +109,27 @@ def series_display(table: pd.DataFrame) -> pd.DataFrame:
         if column in shown:
             shown[column] = shown[column].map(lambda v: "first" if pd.isna(v) else f"{v:+,}")
     return shown
+
+
+def series_sentence(table: pd.DataFrame, name: str) -> str:
+    """Return where the named release stands among its audience's releases, in words.
+
+    ``table`` is :func:`series_table`; the sentence uses published figures only.
+    """
+    rows = table[table["name"] == name]
+    if rows.empty:
+        return ""
+    row = rows.iloc[0]
+    same = table[table["audience"] == row["audience"]].reset_index(drop=True)
+    position = int(same.index[same["name"] == name][0])
+    newest = "the newest" if position == len(same) - 1 else "not the newest"
+    text = (
+        f"This release is release {position + 1} of {len(same)} here for its audience "
+        f"({row['audience']}), made at store version {row['store_version']}, {newest}."
+    )
+    if position:
+        text += (
+            f" Since the previous one: {int(row['persons change']):+,} persons and "
+            f"{int(row['groups change']):+,} groups published."
+        )
+    return text

@@ -231,6 +231,11 @@ def test_exposure_page_headline_table_and_downloads(app, release_dir, media):
     assert at.multiselect(key="exposure_footprints").value == [NORCIA_MMI.name]
     at.button(key="exposure_run").click().run()
     no_exception(at)
+    series = [c.value for c in at.caption if "for its audience" in c.value]
+    assert series == [
+        "This release is release 1 of 1 here for its audience (all), made at store version 0, "
+        "the newest."
+    ]
     release = public_release(release_dir)
     exposure = compute_exposure(release, to_bands(read_footprint(NORCIA_MMI).classes))
     expected = exposure.table

@@ -112,3 +112,35 @@ def test_the_series_table_shows_changes_per_audience_in_published_figures():
     assert pd.isna(by_name.loc["a", "persons change"]) and pd.isna(
         by_name.loc["r", "persons change"]
     )
+
+
+def test_a_release_says_where_it_stands_in_its_series():
+    from geo.series import series_sentence, series_table
+
+    rows = [
+        {
+            "name": "a",
+            "created": "1",
+            "store_version": 1,
+            "audience": "all",
+            "groups": 4,
+            "persons": 100,
+        },
+        {
+            "name": "b",
+            "created": "2",
+            "store_version": 2,
+            "audience": "all",
+            "groups": 5,
+            "persons": 130,
+        },
+    ]
+    table = series_table(rows)
+    assert series_sentence(table, "b") == (
+        "This release is release 2 of 2 here for its audience (all), made at store version 2, "
+        "the newest. Since the previous one: +30 persons and +1 groups published."
+    )
+    assert "release 1 of 2" in series_sentence(table, "a") and "not the newest" in series_sentence(
+        table, "a"
+    )
+    assert series_sentence(table, "z") == ""
