@@ -89,8 +89,14 @@ with st.form("policy"):
         "Floor H3 resolution", 0, MAX_BASE_RESOLUTION, 4, key="data_floor"
     )
     k = columns[1].number_input("Threshold k (cases)", 2, 1000, 10, key="data_k")
-    round_to = columns[1].number_input(
-        "Round to a multiple of (0: no rounding)", 0, 1000, 0, key="data_round"
+    noise = columns[1].number_input(
+        "Noise scale (0: k / 3)",
+        0.0,
+        1000.0,
+        0.0,
+        help="Every published count carries keyed noise of this scale (persons twice it); "
+        "a store's releases keep the first release's scale.",
+        key="data_noise",
     )
     consent = columns[2].selectbox("Consent scope required", CONSENT_SCOPES, key="data_consent")
     audience = columns[2].text_input(
@@ -107,7 +113,7 @@ if build:
         k=int(k),
         nationalities=tuple(v.strip() for v in audience.split(",") if v.strip()) or None,
         consent_scope=consent,
-        round_to=int(round_to) or None,
+        noise_scale=float(noise) or None,
     )
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "session"
     target = common.session_dir("releases") / f"{stem}{common.RELEASE_SUFFIX}"
