@@ -139,3 +139,13 @@ def test_only_the_data_page_loads_the_store(tmp_path):
         env=env,
     )
     assert not loaded & {"duckdb", "geo.io.store", "geo.io.registrations"}
+
+
+def test_the_dashboard_listens_on_this_machine_only_with_xsrf_and_no_error_details():
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    assert config["server"]["enableXsrfProtection"] is True
+    assert config["server"]["maxUploadSize"] <= 100
+    assert config["client"]["showErrorDetails"] == "none"

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from geo.errors import InputError
 from geo.hashing import content_sha256
+from geo.invariants import check_invariants
 from geo.release import GROUP_COLUMNS, METADATA_KEY, RELEASE_FORMAT, TABLE_COLUMNS, Release
 
 
@@ -50,7 +51,8 @@ def read_release(path: str | Path) -> Release:
     Raises
     ------
     InputError
-        If the file is missing, not a release, or its content does not match its hash.
+        If the file is missing, not a release, its content does not match its hash, or
+        it breaks an invariant its method declares (:mod:`geo.invariants`).
     """
     path = Path(path)
     if not path.exists():
@@ -72,6 +74,7 @@ def read_release(path: str | Path) -> Release:
             f"{path.name}: the release content does not match its hash; the file was altered."
         )
     release = release_from_table(arrow, metadata)
+    check_invariants(release, path.name)
     del arrow
     # Arrow keeps freed buffers for reuse; a dashboard holds the release for hours.
     pa.default_memory_pool().release_unused()

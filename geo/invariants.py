@@ -1,0 +1,98 @@
+"""The invariants a release's method declares, checked on every read.
+
+A release is trusted by people who never see the registry, so a reader refuses a file
+that breaks what its method promises, whatever its hash says (a hash recomputed after an
+edit proves nothing):
+
+- the policy is a valid policy, the method one this library knows;
+- every published group holds at least k cases and at least k persons; every count is
+  non-negative and persons ≥ cases on every row;
+- every cell is a valid H3 cell at the resolution the row states, between the floor
+  and the base resolution (vulnerability rows at the floor);
+- dimensions, categories and nationality codes come from the release vocabulary
+  (ISO 3166-1 alpha-3 or OTH / XXA / XXX): no free text reaches a page or an export.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import polars as pl
+import polars_h3
+
+from geo.errors import InputError
+from geo.release import Release
+from geo.rollup import BREAKDOWN_DIMENSIONS
+
+NATIONALITY_PATTERN = r"[A-Z]{3}"
+
+
+def check_invariants(release: Release, name: str) -> None:
+    """Raise InputError naming the first invariant the release breaks (``name`` in messages).
+
+    Raises
+    ------
+    InputError
+        For a bad policy, a count under its floor, an invalid cell or resolution, or a
+        value outside the release vocabulary.
+    """
+    try:
+        policy = release.policy.checked()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{name}: the release's policy is not valid ({exc}).") from exc
+    if release.metadata.get("method", "exact") not in ("noise", "exact"):
+        raise InputError(f"{name}: unknown protection method {release.metadata.get('method')!r}.")
+    groups, rows = release.groups, release.breakdowns
+    _check_counts(groups, name, "group", floor=policy.k)
+    _check_counts(rows, name, "breakdown row", floor=0)
+    _check_vocabulary(groups, rows, name)
+    for frame, what in ((groups, "group"), (rows, "breakdown row")):
+        _check_cells(frame, name, what, policy.floor_resolution, policy.base_resolution)
+    vulnerability = rows[rows["dimension"] == "vulnerability"]
+    if (vulnerability["resolution"] != policy.floor_resolution).any():
+        raise InputError(f"{name}: a vulnerability row is not at the floor resolution.")
+
+
+def _check_counts(frame: pd.DataFrame, name: str, what: str, floor: int) -> None:
+    """Refuse counts under their floor, negative counts, and fewer persons than cases."""
+    small = frame[(frame["cases"] < floor) | (frame["persons"] < max(floor, 0))]
+    if len(small):
+        row = small.iloc[0]
+        raise InputError(
+            f"{name}: a {what} ({row['h3_cell']}, {row['nationality']}) publishes "
+            f"{row['cases']} cases / {row['persons']} persons, under its floor of {floor}: "
+            "not a protected release."
+        )
+    if (frame["persons"] < frame["cases"]).any():
+        raise InputError(f"{name}: a {what} publishes fewer persons than cases.")
+
+
+def _check_vocabulary(groups: pd.DataFrame, rows: pd.DataFrame, name: str) -> None:
+    """Refuse nationality codes, dimensions and categories outside the release vocabulary."""
+    for frame in (groups, rows):
+        codes = frame["nationality"].astype(str).drop_duplicates()
+        if not codes.str.fullmatch(NATIONALITY_PATTERN).all():
+            raise InputError(f"{name}: a nationality is not a three-letter code.")
+    for dimension, categories in BREAKDOWN_DIMENSIONS.items():
+        found = set(rows.loc[rows["dimension"] == dimension, "category"])
+        if not found <= set(categories):
+            raise InputError(f"{name}: unknown {dimension} categories in the release.")
+    if not set(rows["dimension"]) <= set(BREAKDOWN_DIMENSIONS):
+        raise InputError(f"{name}: unknown breakdown dimensions in the release.")
+
+
+def _check_cells(frame: pd.DataFrame, name: str, what: str, floor: int, base: int) -> None:
+    """Refuse invalid cells, cells whose resolution is not the row's, or out of range."""
+    if frame.empty:
+        return
+    cells = pl.Series(frame["h3_cell"].astype(str).to_numpy(dtype=object), dtype=pl.String)
+    checked = pl.DataFrame({"cell": cells}).select(
+        polars_h3.is_valid_cell("cell").alias("valid"),
+        polars_h3.get_resolution("cell").alias("resolution"),
+    )
+    if not checked["valid"].all():
+        raise InputError(f"{name}: a {what} has an invalid H3 cell.")
+    stated = frame["resolution"].to_numpy()
+    if (checked["resolution"].to_numpy() != stated).any():
+        raise InputError(f"{name}: a {what}'s cell is not at the resolution it states.")
+    if ((stated < floor) | (stated > base)).any():
+        raise InputError(f"{name}: a {what} lies outside the release's resolutions {floor}–{base}.")
