@@ -61,6 +61,7 @@ class Settings:
     release_dir: Path
     steward: bool
     basemap_url: str | None
+    trusted_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,9 @@ def settings() -> Settings:
         "",
     )
     basemap = os.environ.get("CRISIS_EXPOSURE_BASEMAP_URL", "").strip() or None
-    return Settings(release_dir=release_dir, steward=steward, basemap_url=basemap)
+    trusted = os.environ.get("CRISIS_EXPOSURE_TRUSTED_KEYS", "").strip()
+    keys = tuple(p for p in trusted.split(os.pathsep) if p)
+    return Settings(release_dir, steward, basemap, keys)
 
 
 def guarded(action: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
@@ -174,7 +177,7 @@ def load_release(sha256: str, _path: str) -> Release:
     One shared object, never copied: pages only read it (a per-run copy of a national
     release cost a tenth of a second and its memory on every rerun).
     """
-    return pipeline.read_release(_path)
+    return pipeline.read_release(_path, settings().trusted_keys)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)

@@ -22,6 +22,15 @@ st.markdown(
     f"{metadata['method_version']}, content sha256 `{metadata.get('content_sha256', '')}`. "
     "Switch releases in the sidebar."
 )
+verification = release.verification
+if verification is not None and verification.status == "verified":
+    st.success(verification.sentence().capitalize() + ".", icon=":material/verified:")
+elif verification is not None:
+    st.warning(
+        verification.sentence().capitalize()
+        + ". Set CRISIS_EXPOSURE_TRUSTED_KEYS to the steward's public key file to verify it.",
+        icon=":material/gpp_maybe:",
+    )
 totals = st.columns(4)
 totals[0].metric("Persons published", f"{published['persons']:,}")
 totals[1].metric("Cases published", f"{published['cases']:,}")

@@ -104,8 +104,9 @@ def _cmd_releases(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from geo import pipeline
 
-    release = pipeline.read_release(args.release)
+    release = pipeline.read_release(args.release, args.trust or ())
     print("\n".join(release.summary_lines()))
+    print(release.verification.sentence())
     if args.json:
         print(json.dumps(release.metadata, indent=2))
     if args.cells:
@@ -152,7 +153,8 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
 
     if args.admin is not None and not args.admin_field:
         raise InputError("--admin needs --admin-field (the field that names each area).")
-    release = pipeline.read_release(args.release)
+    release = pipeline.read_release(args.release, args.trust or ())
+    print(release.verification.sentence())
     footprints = _read_footprints(args)
     admin = pipeline.read_boundaries(args.admin) if args.admin else None
     run = pipeline.run_exposure(
@@ -198,6 +200,20 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             return 0
     print("\n".join(report.lines(args.examples)))
     return 0 if report.ok else 1
+
+
+def _cmd_key(args: argparse.Namespace) -> int:
+    from geo import pipeline
+
+    text = pipeline.steward_public_key()
+    print(text)
+    if args.out:
+        args.out.write_text(text.splitlines()[0] + "\n")
+        print(
+            f"public key written to {args.out}: hand it out with the releases, and read "
+            "the fingerprint to the receivers by another channel"
+        )
+    return 0
 
 
 # --------------------------------------------------------------------------- parser
@@ -284,7 +300,29 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
         help="write the released groups (h3_cell, resolution, nationality, cases, persons)",
     )
     inspect.add_argument("--json", action="store_true", help="print the full metadata as JSON")
+    _trust_option(inspect)
     inspect.set_defaults(run=_cmd_inspect)
+
+
+def _trust_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust",
+        action="append",
+        type=Path,
+        metavar="PUBKEY",
+        help="a file of steward public keys to trust (repeatable); see 'crisis-exposure key'",
+    )
+
+
+def _add_key(commands: argparse._SubParsersAction) -> None:
+    key = commands.add_parser(
+        "key",
+        help="show the steward's public key and its fingerprint (releases are signed with it)",
+        description="Print the public key that verifies this steward's releases, and its "
+        "fingerprint to read out to receivers by another channel.",
+    )
+    key.add_argument("--out", type=Path, help="also write the public key to this file")
+    key.set_defaults(run=_cmd_key)
 
 
 def _footprint_options(parser: argparse.ArgumentParser) -> None:
@@ -349,6 +387,7 @@ def _add_exposure(commands: argparse._SubParsersAction) -> None:
         "--out", required=True, type=Path, help="TABLE.csv, .hxl.csv, .xlsx or .geojson"
     )
     exposure.add_argument("--show", type=int, default=15, help="rows to print (default 15)")
+    _trust_option(exposure)
     exposure.set_defaults(run=_cmd_exposure)
 
 
@@ -394,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_hazard,
         _add_exposure,
         _add_audit,
+        _add_key,
     ):
         add(commands)
     return parser

@@ -129,6 +129,7 @@ class Release:
     groups: pd.DataFrame
     breakdowns: pd.DataFrame
     metadata: dict = field(default_factory=dict)
+    verification: object = None  # geo.signatures.Verification, set by a file reader
 
     @property
     def policy(self) -> ReleasePolicy:

@@ -23,3 +23,9 @@ def write_csv(tmp_path):
 def steward_key(monkeypatch):
     """A fixed steward key: record keys and noise are the same on every machine and run."""
     monkeypatch.setenv("CRISIS_EXPOSURE_STEWARD_KEY", "5e" * 32)
+
+
+@pytest.fixture(autouse=True)
+def signing_key(monkeypatch):
+    """A fixed signing key, so that no test writes a key file into the home folder."""
+    monkeypatch.setenv("CRISIS_EXPOSURE_SIGNING_KEY", "a7" * 32)

@@ -32,6 +32,7 @@ def forged(genuine, tmp_path, edit, metadata_edit=None):
     if metadata_edit:
         metadata_edit(metadata)
     metadata["content_sha256"] = content_sha256(arrow)
+    metadata.pop("signature")  # unsigned, so that the invariants are what refuse it
     path = tmp_path / "forged.release.parquet"
     pq.write_table(arrow.replace_schema_metadata({METADATA_KEY: json.dumps(metadata)}), path)
     return path

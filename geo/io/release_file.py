@@ -19,11 +19,17 @@ import pyarrow.parquet as pq
 from geo.errors import InputError
 from geo.hashing import content_sha256
 from geo.invariants import check_invariants
+from geo.io.steward_key import signing_seed
 from geo.release import GROUP_COLUMNS, METADATA_KEY, RELEASE_FORMAT, TABLE_COLUMNS, Release
+from geo.signatures import sign, verify
 
 
 def write_release(release: Release, path: str | Path) -> Path:
-    """Write a release as one Parquet file with its metadata, atomically.
+    """Write a release as one Parquet file with its metadata, signed by the steward.
+
+    The metadata gets the table's content hash, then the steward's signature over the
+    metadata (:mod:`geo.signatures`; the key from :func:`geo.io.steward_key.signing_seed`).
+    Written atomically.
 
     Returns
     -------
@@ -33,6 +39,8 @@ def write_release(release: Release, path: str | Path) -> Path:
     path = Path(path)
     arrow = pa.Table.from_pandas(release.table(), preserve_index=False)
     release.metadata["content_sha256"] = content_sha256(arrow)
+    release.metadata.pop("signature", None)
+    release.metadata["signature"] = sign(release.metadata, signing_seed())
     arrow = arrow.replace_schema_metadata({METADATA_KEY: json.dumps(release.metadata).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
@@ -41,8 +49,12 @@ def write_release(release: Release, path: str | Path) -> Path:
     return path
 
 
-def read_release(path: str | Path) -> Release:
-    """Read a release file and check its content hash.
+def read_release(path: str | Path, trusted: list[bytes] | None = None) -> Release:
+    """Read a release file; check its hash, its signature and its method's invariants.
+
+    ``trusted`` are the steward public keys the reader trusts; the result's
+    ``verification`` says verified, unverified (a valid signature by another key) or
+    unsigned.
 
     Returns
     -------
@@ -51,8 +63,9 @@ def read_release(path: str | Path) -> Release:
     Raises
     ------
     InputError
-        If the file is missing, not a release, its content does not match its hash, or
-        it breaks an invariant its method declares (:mod:`geo.invariants`).
+        If the file is missing, not a release, its content does not match its hash, its
+        signature does not match (forged), or it breaks an invariant its method declares
+        (:mod:`geo.invariants`).
     """
     path = Path(path)
     if not path.exists():
@@ -73,8 +86,10 @@ def read_release(path: str | Path) -> Release:
         raise InputError(
             f"{path.name}: the release content does not match its hash; the file was altered."
         )
+    verification = verify(metadata, trusted, path.name)
     release = release_from_table(arrow, metadata)
     check_invariants(release, path.name)
+    release.verification = verification
     del arrow
     # Arrow keeps freed buffers for reuse; a dashboard holds the release for hours.
     pa.default_memory_pool().release_unused()

@@ -23,6 +23,7 @@ from pathlib import Path
 from geo.errors import InputError
 
 DEFAULT_KEY_FILE = Path.home() / ".config" / "crisis-exposure" / "steward.key"
+DEFAULT_SIGNING_FILE = DEFAULT_KEY_FILE.with_name("signing.key")
 
 
 def steward_key() -> bytes:
@@ -34,16 +35,41 @@ def steward_key() -> bytes:
         For a key in the environment that is not hex of at least 32 characters, or a
         key file that cannot be read or created.
     """
-    text = os.environ.get("CRISIS_EXPOSURE_STEWARD_KEY", "").strip()
+    return _secret("CRISIS_EXPOSURE_STEWARD_KEY", "CRISIS_EXPOSURE_KEY_FILE", DEFAULT_KEY_FILE)
+
+
+def signing_seed() -> bytes:
+    """Return the 32-byte seed of the steward's Ed25519 signing key.
+
+    From ``CRISIS_EXPOSURE_SIGNING_KEY`` (hex) or the key file named by
+    ``CRISIS_EXPOSURE_SIGNING_KEY_FILE`` (default ``~/.config/crisis-exposure/
+    signing.key``, created readable by its owner only). Apart from the steward key, so
+    that either can be rotated alone; never inside a store, so a copied store cannot
+    sign releases.
+
+    Raises
+    ------
+    InputError
+        For a key that is not 32 bytes of hex, or a key file that cannot be read.
+    """
+    seed = _secret(
+        "CRISIS_EXPOSURE_SIGNING_KEY", "CRISIS_EXPOSURE_SIGNING_KEY_FILE", DEFAULT_SIGNING_FILE
+    )
+    return hashlib.sha256(seed).digest() if len(seed) != 32 else seed
+
+
+def _secret(variable: str, file_variable: str, default: Path) -> bytes:
+    """Return a secret from an environment variable (hex) or a key file (created if absent)."""
+    text = os.environ.get(variable, "").strip()
     if text:
         try:
             key = bytes.fromhex(text)
         except ValueError as exc:
-            raise InputError("CRISIS_EXPOSURE_STEWARD_KEY must be hexadecimal.") from exc
+            raise InputError(f"{variable} must be hexadecimal.") from exc
         if len(key) < 16:
-            raise InputError("CRISIS_EXPOSURE_STEWARD_KEY must hold at least 16 bytes (32 hex).")
+            raise InputError(f"{variable} must hold at least 16 bytes (32 hex).")
         return key
-    path = Path(os.environ.get("CRISIS_EXPOSURE_KEY_FILE", DEFAULT_KEY_FILE))
+    path = Path(os.environ.get(file_variable, default))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
@@ -51,13 +77,13 @@ def steward_key() -> bytes:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise InputError(f"{path}: cannot create the steward key file ({exc.strerror}).") from exc
+        raise InputError(f"{path}: cannot create the key file ({exc.strerror}).") from exc
     try:
         key = bytes.fromhex(path.read_text().strip())
     except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable steward key file.") from exc
+        raise InputError(f"{path}: not a readable key file.") from exc
     if len(key) < 16:
-        raise InputError(f"{path}: the steward key is too short (at least 32 hex characters).")
+        raise InputError(f"{path}: the key is too short (at least 32 hex characters).")
     return key
 
 

@@ -31,7 +31,9 @@ from geo.pipeline.releases import (
     publish_release,
     read_release,
     release_as_of,
+    steward_public_key,
     store_summary,
+    trusted_keys,
     write_release,
 )
 
@@ -52,7 +54,9 @@ __all__ = [
     "release_as_of",
     "run_audit",
     "run_exposure",
+    "steward_public_key",
     "store_summary",
+    "trusted_keys",
     "write_export",
     "write_release",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -223,11 +224,53 @@ def store_summary(store_path: str | Path) -> dict:
         con.close()
 
 
-def read_release(path: str | Path) -> Release:
-    """Read and check a release file (see :func:`geo.io.release_file.read_release`)."""
+def read_release(path: str | Path, trust: Sequence[str | Path] = ()) -> Release:
+    """Read and check a release file (see :func:`geo.io.release_file.read_release`).
+
+    ``trust`` names files of steward public keys (one per line) the reader trusts.
+
+    Raises
+    ------
+    InputError
+        For a missing, altered, forged or invalid release, or an unreadable key file.
+    """
     from geo.io.release_file import read_release as read
 
-    return read(path)
+    return read(path, trusted_keys(trust))
+
+
+def trusted_keys(paths: Sequence[str | Path]) -> list[bytes]:
+    """Return the public keys in key files (one ``crisis-exposure-ed25519 …`` line each).
+
+    Raises
+    ------
+    InputError
+        For a missing file or a line that is not a public key.
+    """
+    from geo.signatures import parse_public_key
+
+    keys = []
+    for path in paths:
+        path = Path(path)
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the trusted key file ({exc.strerror}).") from exc
+        for number, line in enumerate(lines, start=1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                keys.append(parse_public_key(line, f"{path.name}, line {number}"))
+    return keys
+
+
+def steward_public_key() -> str:
+    """Return the steward's public key line (to hand out with releases) and its fingerprint."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from geo.io.steward_key import signing_seed
+    from geo.signatures import fingerprint, public_key_text
+
+    public = Ed25519PrivateKey.from_private_bytes(signing_seed()).public_key().public_bytes_raw()
+    return f"{public_key_text(public)}\nfingerprint {fingerprint(public)}"
 
 
 def write_release(release: Release, path: str | Path) -> Path:
