@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from demo.registry import TRUTH_FILE_NAME, generate_demo_registry, write_demo_registry
-from geo.pipeline import ingest_files, publish_release
+from geo.pipeline import ingest_files, publish_release, steward_public_key
 from geo.release import ReleasePolicy
 
 DEMO_SEED = 2016
 DEMO_STEWARD_KEY = "de" * 32  # public on purpose: the data are SYNTHETIC
+DEMO_SIGNING_KEY = "d5" * 32  # likewise; its public key ships as data/demo/steward.pub
 DEMO_SCALE = 0.2
 PUBLIC_RELEASE = "central_italy.release.parquet"
 EMBASSY_NATIONALITY = "UKR"
@@ -46,6 +47,7 @@ def build_demo(
     # The SYNTHETIC registry's steward key is public (a constant): rebuilding the demo
     # anywhere gives the same releases. A real steward keeps its key secret.
     os.environ.setdefault("CRISIS_EXPOSURE_STEWARD_KEY", DEMO_STEWARD_KEY)
+    os.environ.setdefault("CRISIS_EXPOSURE_SIGNING_KEY", DEMO_SIGNING_KEY)
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     raw_dir, store_path = work_dir / "registry", work_dir / "store.duckdb"
     if work_dir.exists():
@@ -58,6 +60,8 @@ def build_demo(
     )
     for report in reports:
         yield from report.summary_lines()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "steward.pub").write_text(steward_public_key().splitlines()[0] + "\n")
     for name, policy in (
         (PUBLIC_RELEASE, ReleasePolicy()),
         (
