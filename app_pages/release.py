@@ -23,12 +23,13 @@ st.markdown(
     "Switch releases in the sidebar."
 )
 verification = release.verification
+said = verification.sentence() if verification is not None else ""
+said = said[:1].upper() + said[1:]  # keep the fingerprint's case
 if verification is not None and verification.status == "verified":
-    st.success(verification.sentence().capitalize() + ".", icon=":material/verified:")
+    st.success(said + ".", icon=":material/verified:")
 elif verification is not None:
     st.warning(
-        verification.sentence().capitalize()
-        + ". Set CRISIS_EXPOSURE_TRUSTED_KEYS to the steward's public key file to verify it.",
+        said + ". Set CRISIS_EXPOSURE_TRUSTED_KEYS to the steward's public key file to verify it.",
         icon=":material/gpp_maybe:",
     )
 totals = st.columns(4)

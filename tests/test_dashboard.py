@@ -331,6 +331,11 @@ def test_release_page_shows_published_figures_and_switches(app, release_dir):
     at.switch_page("app_pages/release.py").run()
     no_exception(at)
     release = public_release(release_dir)
+    # signed with the test key, which this dashboard is not told to trust
+    fingerprint = release.metadata["signature"]["fingerprint"]
+    assert [w.value for w in at.warning if "unverified" in w.value][0].startswith(
+        f"Signature valid but unverified: signed by key {fingerprint}"
+    )
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Persons published"] == f"{release.metadata['published']['persons']:,}"
     assert metrics["Persons dropped (under k at the floor)"] == (
