@@ -302,6 +302,10 @@ def _refuse_disclosing_flows(con: Any, entries: list[dict], release: Release) ->
     for entry in entries:
         if entry["store_version"] < version:
             latest[tuple(entry["policy"]["nationalities"] or ())] = entry
+    if not latest:
+        return
+    new = LedgerEntry("the new release", version, release)
+    snapshots = {version: store_reads.registration_records(con, as_of=version)}  # read once
     for entry in latest.values():
         earlier = LedgerEntry(
             f"#{entry['release_id']} {entry['file_name']}",
@@ -309,11 +313,10 @@ def _refuse_disclosing_flows(con: Any, entries: list[dict], release: Release) ->
             ledger.ledger_release(con, entry["release_id"]),
             entry["release_id"],
         )
-        new = LedgerEntry("the new release", version, release)
-        snapshots = {
-            v: store_reads.registration_records(con, as_of=v)
-            for v in (earlier.store_version, version)
-        }
+        if earlier.store_version not in snapshots:
+            snapshots[earlier.store_version] = store_reads.registration_records(
+                con, as_of=earlier.store_version
+            )
         findings, _, _ = flow_findings([earlier, new], snapshots)
         if findings:
             raise InputError(  # no figure of what it would disclose: that is the secret
