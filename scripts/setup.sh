@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install crisis-exposure with the extras named in $1
-# ("" for the dashboard, "test" for the test suite). Safe to run again. Quiet when it
+# ("" for the dashboard, "test" for the test suite). Safe to run again: it installs only
+# when the venv is new or pyproject.toml changed since the last install of these extras
+# (a stamp in .venv holds the hash), so a second start costs no pip run. Quiet when it
 # works; pip's whole output is shown when it does not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
+fi
+stamp=".venv/.crisis-exposure-installed${extras:+-$extras}"
+wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+python="$PWD/.venv/bin/python"
+# the check runs outside the checkout, so it sees the installed package, not ./geo
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] \
+   && (cd / && "$python" -c "import geo") 2>/dev/null; then
+  exit 0
 fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
@@ -19,3 +29,4 @@ if ! { .venv/bin/python -m pip install --quiet --upgrade pip \
   exit 1
 fi
 .venv/bin/python -c "import geo" # fail here, not later, if the install did not work
+echo "$wanted" >"$stamp"
