@@ -150,6 +150,7 @@ def _cmd_hazard(args: argparse.Namespace) -> int:
 
 def _cmd_exposure(args: argparse.Namespace) -> int:
     from geo import pipeline
+    from geo.exposure_table import AREA_SENTENCE
 
     if args.admin is not None and not args.admin_field:
         raise InputError("--admin needs --admin-field (the field that names each area).")
@@ -178,6 +179,8 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
     withheld, statement = exposure.accuracy.withheld_sentence(), exposure.statement()
     print(statement if withheld in statement else f"{statement} {withheld}")
     print(exposure.table.head(args.show).to_string(index=False))
+    if exposure.admin_field:
+        print(AREA_SENTENCE)
     for note in exposure.notes:
         print(f"note: {note}")
     print(f"written to {args.out}")
