@@ -367,14 +367,18 @@ def _add_exposure(commands: argparse._SubParsersAction) -> None:
         required=True,
         type=Path,
         metavar="FOOTPRINT",
-        help="footprint file (repeatable: several are overlaid, worst class wins)",
+        help="footprint file (repeatable: several are overlaid, each class system keeping "
+        "its own classes; the worst class wins within one system)",
     )
     _footprint_options(exposure)
     exposure.add_argument(
         "--cumulative", action="store_true", help="'at least' classes instead of disjoint bands"
     )
     exposure.add_argument(
-        "--admin", type=Path, help="administrative boundaries for a breakdown by area"
+        "--admin",
+        type=Path,
+        help="administrative boundaries for a breakdown by area (GeoJSON, TopoJSON, zipped "
+        "shapefile, GeoPackage); the areas add up to the classes, with an outside row",
     )
     exposure.add_argument("--admin-field", help="field naming each administrative area")
     exposure.add_argument(
