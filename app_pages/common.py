@@ -50,6 +50,8 @@ FOOTPRINT_SUFFIXES = (
     ".gml",
 )
 UPLOAD_TYPES = [s.lstrip(".") for s in FOOTPRINT_SUFFIXES + SHAPEFILE_SIDECARS]
+# What pipeline.read_boundaries reads from one uploaded file (a shapefile comes zipped).
+BOUNDARY_UPLOAD_TYPES = ["geojson", "json", "topojson", "zip", "gpkg"]
 LOG = logging.getLogger("crisis_exposure.dashboard")
 T = TypeVar("T")
 
@@ -316,10 +318,21 @@ def overlapping_footprint(files: list[SourceFile], release: Release) -> SourceFi
 
 
 def admin_files() -> list[SourceFile]:
-    """Return the shipped administrative boundary files."""
-    return (
-        [source_file(p) for p in sorted(ADMIN_DIR.glob("*.geojson"))] if ADMIN_DIR.is_dir() else []
-    )
+    """Return the shipped administrative boundary files, then those uploaded in this session."""
+    shipped = sorted(ADMIN_DIR.glob("*.geojson")) if ADMIN_DIR.is_dir() else []
+    uploaded = [Path(p) for p in st.session_state.get("admin_uploads", []) if Path(p).is_file()]
+    files = [source_file(p) for p in shipped]
+    return files + [source_file(p, f"{p.name} (uploaded)") for p in uploaded]
+
+
+def register_admin_upload(upload: Any) -> str | None:
+    """Save an uploaded boundary file for this session; return its display name if new."""
+    (path,) = save_uploads([upload], "boundaries")
+    known = st.session_state.setdefault("admin_uploads", [])
+    if str(path) in known:
+        return None
+    known.append(str(path))
+    return f"{path.name} (uploaded)"
 
 
 @st.cache_data(show_spinner="Reading the boundaries…", max_entries=16)

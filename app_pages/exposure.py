@@ -9,7 +9,7 @@ import streamlit as st
 from app_pages import common
 from geo import pipeline
 from geo.accuracy import Accuracy
-from geo.exposure_table import WEIGHTINGS
+from geo.exposure_table import AREA_SENTENCE, WEIGHTINGS
 from geo.series import series_sentence
 from geo.viz.cells import nationality_label
 from geo.viz.charts import nationality_bars
@@ -39,15 +39,28 @@ by_name = {f.name: f for f in footprints}
 if "exposure_footprints" not in st.session_state:
     default = common.overlapping_footprint(footprints, release)
     st.session_state["exposure_footprints"] = [default.name] if default else []
-# A footprint just uploaded is the one the user wants to expose: select it.
-st.session_state["exposure_footprints"] += new_uploads
+combine = st.checkbox(
+    "Combine several footprints",
+    key="exposure_combine",
+    help="Overlay the footprints chosen: each keeps its own classes, and within one class "
+    "system (MMI, say) a cell takes the worst class it touches. Unticked, an upload "
+    "replaces the footprint chosen before.",
+)
+# A footprint just uploaded is the one the user wants to expose: it replaces the one
+# chosen before (the shipped default too), unless the user asked to combine.
+if new_uploads:
+    before = st.session_state["exposure_footprints"] if combine else []
+    st.session_state["exposure_footprints"] = before + (new_uploads if combine else new_uploads[:1])
 
 left, right = st.columns(2)
-chosen = left.multiselect(
-    "Footprints (several are overlaid: a cell takes the worst class it touches)",
-    list(by_name),
-    key="exposure_footprints",
-)
+chosen = left.multiselect("Footprints", list(by_name), key="exposure_footprints")
+several = len(chosen) > 1 and not combine
+if several:
+    left.info(
+        "Several footprints are chosen: tick **Combine several footprints** to overlay "
+        "them, or keep one.",
+        icon=":material/info:",
+    )
 mode = left.radio(
     "Classes", ["Banded", "Cumulative (at least)"], horizontal=True, key="exposure_mode"
 )
@@ -68,7 +81,15 @@ weighting = right.selectbox(
     "settlement population (GeoNames) inside; blend: the mean of the two.",
     key="exposure_weighting",
 )
+admin_uploads = right.file_uploader(
+    "Upload boundaries (GeoJSON, TopoJSON, zipped shapefile, GeoPackage)",
+    type=common.BOUNDARY_UPLOAD_TYPES,
+    key="exposure_admin_upload",
+)
+new_admin = common.register_admin_upload(admin_uploads) if admin_uploads else None
 admins = {f.name: f for f in common.admin_files()}
+if new_admin:  # boundaries just uploaded are the ones to break down by
+    st.session_state["exposure_admin"] = new_admin
 admin_name = right.selectbox(
     "Break down by administrative area", ["None", *admins], key="exposure_admin"
 )
@@ -80,7 +101,7 @@ if admin_name != "None":
     )
     fields = [c for c in frame.columns if c != "geometry"] if frame is not None else []
     preferred = next(
-        (c for c in ("name", "reg_name") if c in fields), fields[0] if fields else None
+        (c for c in ("name", "reg_name", "NAME") if c in fields), fields[0] if fields else None
     )
     admin_field = right.selectbox(
         "Area name field",
@@ -96,7 +117,7 @@ nationalities = right.multiselect(
     key="exposure_nationalities",
 )
 
-if st.button("Run exposure", type="primary", disabled=not chosen, key="exposure_run"):
+if st.button("Run exposure", type="primary", disabled=not chosen or several, key="exposure_run"):
     st.session_state["exposure_request"] = {
         "footprints": tuple(chosen),
         "class_field": class_field or None,
@@ -182,7 +203,13 @@ st.caption(statement if withheld in statement else f"{statement} {withheld}")
 st.markdown("**By class** (all nationalities)")
 st.dataframe(exposure.class_totals(), hide_index=True, width="stretch")
 
-st.markdown("**By nationality and class**")
+area_totals = exposure.area_totals()
+if area_totals is not None:
+    st.markdown(f"**By area ({exposure.admin_field}) and class** (all nationalities)")
+    st.dataframe(area_totals, hide_index=True, width="stretch")
+    st.caption(AREA_SENTENCE)
+
+st.markdown("**By nationality and class**" + (" and area" if exposure.admin_field else ""))
 shown = table.assign(nationality=table["nationality"].map(nationality_label))
 st.dataframe(shown, hide_index=True, width="stretch")
 if withheld:

@@ -150,6 +150,7 @@ def _cmd_hazard(args: argparse.Namespace) -> int:
 
 def _cmd_exposure(args: argparse.Namespace) -> int:
     from geo import pipeline
+    from geo.exposure_table import AREA_SENTENCE
 
     if args.admin is not None and not args.admin_field:
         raise InputError("--admin needs --admin-field (the field that names each area).")
@@ -178,6 +179,8 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
     withheld, statement = exposure.accuracy.withheld_sentence(), exposure.statement()
     print(statement if withheld in statement else f"{statement} {withheld}")
     print(exposure.table.head(args.show).to_string(index=False))
+    if exposure.admin_field:
+        print(AREA_SENTENCE)
     for note in exposure.notes:
         print(f"note: {note}")
     print(f"written to {args.out}")
@@ -364,14 +367,18 @@ def _add_exposure(commands: argparse._SubParsersAction) -> None:
         required=True,
         type=Path,
         metavar="FOOTPRINT",
-        help="footprint file (repeatable: several are overlaid, worst class wins)",
+        help="footprint file (repeatable: several are overlaid, each class system keeping "
+        "its own classes; the worst class wins within one system)",
     )
     _footprint_options(exposure)
     exposure.add_argument(
         "--cumulative", action="store_true", help="'at least' classes instead of disjoint bands"
     )
     exposure.add_argument(
-        "--admin", type=Path, help="administrative boundaries for a breakdown by area"
+        "--admin",
+        type=Path,
+        help="administrative boundaries for a breakdown by area (GeoJSON, TopoJSON, zipped "
+        "shapefile, GeoPackage); the areas add up to the classes, with an outside row",
     )
     exposure.add_argument("--admin-field", help="field naming each administrative area")
     exposure.add_argument(

@@ -20,7 +20,9 @@ import pandas as pd
 from geo.accuracy import MEASURES, TRUTH_SENTENCE, Accuracy
 
 __all__ = [
+    "AREA_SENTENCE",
     "COUNT_COLUMNS",
+    "OUTSIDE_AREAS",
     "DEFAULT_WEIGHTING",
     "PLACE_WEIGHTINGS",
     "TABLE_COLUMNS",
@@ -44,6 +46,15 @@ TABLE_COLUMNS = [
     "cases_estimate",
     "cases_high",
 ]
+# The area of the row that holds what falls outside every administrative area.
+OUTSIDE_AREAS = "(outside the boundaries)"
+AREA_SENTENCE = (
+    "By area, each cell's estimate is split between areas by the same weighting as between "
+    "classes, so the areas' estimates (with the row '(outside the boundaries)') add up to "
+    "the class's estimate; an area's low counts the cells entirely inside it, its high "
+    "every cell that touches it: a cell straddling two areas counts in the high of both, "
+    "so the areas' highs add up to more than the class's high."
+)
 # Released groups summed in a row's low (cells inside) and high (cells touching).
 COUNT_COLUMNS = ["groups_low", "groups_high"]
 _SUMMED = TABLE_COLUMNS[3:] + COUNT_COLUMNS
@@ -105,6 +116,7 @@ class Exposure:
     notes: list[str] = field(default_factory=list)
     accuracy: Accuracy = field(default_factory=Accuracy)
     sums: pd.DataFrame | None = None
+    area_sums: pd.DataFrame | None = None
 
     @property
     def confidence(self) -> float:
@@ -140,6 +152,26 @@ class Exposure:
             totals = widen(totals, self.accuracy)
         totals = totals.sort_values("class_rank", ascending=False, kind="stable")
         return totals.reset_index(drop=True)
+
+    def area_totals(self) -> pd.DataFrame | None:
+        """Return each area's totals per class over every nationality (None: no areas).
+
+        Widened once for all the groups each row sums, from ``area_sums``. Areas in
+        alphabetical order, the row outside the boundaries last, most severe class first.
+        """
+        if self.area_sums is None or self.admin_field is None:
+            return None
+        keys = [self.admin_field, "hazard_class", "class_rank"]
+        summed = [c for c in _SUMMED if c in self.area_sums.columns]
+        totals = self.area_sums.groupby(keys, as_index=False, sort=False)[summed].sum()
+        totals = widen(totals, self.accuracy)
+        outside = totals[self.admin_field] == OUTSIDE_AREAS
+        totals = totals.assign(_outside=outside).sort_values(
+            ["_outside", self.admin_field, "class_rank"],
+            ascending=[True, True, False],
+            kind="stable",
+        )
+        return totals.drop(columns="_outside").reset_index(drop=True)
 
     def headline(self) -> pd.Series:
         """Return persons low / estimate / high in the most severe class with anyone.

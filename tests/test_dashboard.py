@@ -5,16 +5,19 @@ from __future__ import annotations
 import io
 import json
 import re
+import zipfile
 from pathlib import Path
 from urllib.parse import unquote
 
+import geopandas as gpd
 import h3
 import pandas as pd
 import pytest
+import shapely
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from geo.exposure_table import TRUTH_SENTENCE
+from geo.exposure_table import AREA_SENTENCE, OUTSIDE_AREAS, TRUTH_SENTENCE
 from geo.io.footprints import read_footprint
 from geo.noise import noise_bound
 from geo.pipeline import compute_exposure, read_release, write_release
@@ -297,17 +300,90 @@ def test_exposure_bad_upload_shows_a_message_not_a_traceback(app):
     at.switch_page("app_pages/exposure.py").run()
     at.file_uploader(key="exposure_uploads").upload("broken.geojson", b"{not json", "text/plain")
     at.run()
-    # the upload is selected at once, beside the footprint chosen before
-    assert at.multiselect(key="exposure_footprints").value == [
-        NORCIA_MMI.name,
-        "broken.geojson (uploaded)",
-    ]
-    at.multiselect(key="exposure_footprints").set_value(["broken.geojson (uploaded)"]).run()
+    # the upload replaces the footprint chosen before
+    assert at.multiselect(key="exposure_footprints").value == ["broken.geojson (uploaded)"]
     at.button(key="exposure_run").click().run()
     no_exception(at)
     errors = [e.value for e in at.error]
     assert errors and "broken.geojson" in errors[0]
     assert "Traceback" not in errors[0]
+
+
+def flood_geojson(box: tuple[float, float, float, float]) -> bytes:
+    """A one-polygon flood footprint as GeoJSON bytes."""
+    flood = gpd.GeoDataFrame({"depth": ["deep"]}, geometry=[shapely.box(*box)], crs=4326)
+    return flood.to_json().encode()
+
+
+def test_an_upload_replaces_the_default_footprint_unless_combining(app):
+    """Before: the shipped Norcia ShakeMap stayed selected beside the upload, and its
+    MMI IX was the headline of a run the user meant for their own file."""
+    at = app.run()
+    at.switch_page("app_pages/exposure.py").run()
+    assert at.multiselect(key="exposure_footprints").value == [NORCIA_MMI.name]
+    uploader = at.file_uploader(key="exposure_uploads")
+    uploader.upload("flood.geojson", flood_geojson((12.3, 42.9, 12.5, 43.2)), "application/json")
+    at.run()
+    assert at.multiselect(key="exposure_footprints").value == ["flood.geojson (uploaded)"]
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    assert at.subheader[0].value.endswith(": flood")  # the upload's class, not MMI IX
+    # Several footprints are combined only when the user asks.
+    at.multiselect(key="exposure_footprints").set_value(
+        [NORCIA_MMI.name, "flood.geojson (uploaded)"]
+    ).run()
+    assert at.button(key="exposure_run").disabled
+    assert any("Combine several footprints" in i.value for i in at.info)
+    at.checkbox(key="exposure_combine").check().run()
+    assert not at.button(key="exposure_run").disabled
+    at.file_uploader(key="exposure_uploads").upload(
+        "second.geojson", flood_geojson((12.6, 42.9, 12.8, 43.2)), "application/json"
+    )
+    at.run()
+    assert at.multiselect(key="exposure_footprints").value == [
+        NORCIA_MMI.name,
+        "flood.geojson (uploaded)",
+        "second.geojson (uploaded)",
+    ]
+
+
+def test_uploaded_boundaries_break_the_exposure_down_with_an_outside_row(app, tmp_path):
+    """A zipped shapefile of the Perugia municipalities, uploaded; then boundaries elsewhere."""
+    areas = gpd.read_file(PERUGIA)[["name", "prov_acr", "geometry"]]
+    areas.to_file(tmp_path / "perugia.shp")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for suffix in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
+            bundle.write(tmp_path / f"perugia{suffix}", f"perugia{suffix}")
+    at = app.run()
+    at.switch_page("app_pages/exposure.py").run()
+    upload = at.file_uploader(key="exposure_admin_upload")
+    upload.upload("perugia.zip", archive.getvalue(), "application/zip")
+    at.run()
+    assert at.selectbox(key="exposure_admin").value == "perugia.zip (uploaded)"
+    at.selectbox(key="exposure_admin_field_perugia.zip (uploaded)").set_value("name")
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    by_area, detail = at.dataframe[1].value, at.dataframe[2].value
+    assert OUTSIDE_AREAS in set(by_area["name"]) and OUTSIDE_AREAS in set(detail["name"])
+    assert "Norcia" in set(detail["name"])
+    class_totals = at.dataframe[0].value.set_index("hazard_class")["persons_estimate"]
+    summed = by_area.groupby("hazard_class")["persons_estimate"].sum()
+    assert summed.to_dict() == class_totals.loc[summed.index].to_dict()
+    assert AREA_SENTENCE in [c.value for c in at.caption]
+    assert any("outside the administrative boundaries" in w.value for w in at.warning)
+
+    far = gpd.GeoDataFrame({"name": ["Ankara"]}, geometry=[shapely.box(32, 39.5, 33, 40.5)])
+    at.file_uploader(key="exposure_admin_upload").upload(
+        "ankara.geojson", far.set_crs(4326).to_json().encode(), "application/json"
+    )
+    at.run()
+    assert at.selectbox(key="exposure_admin").value == "ankara.geojson (uploaded)"
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    warnings = [w.value for w in at.warning]
+    assert any("do not overlap the footprint" in w for w in warnings), warnings
 
 
 def test_exposure_by_admin_area_and_cumulative(app):
@@ -318,7 +394,7 @@ def test_exposure_by_admin_area_and_cumulative(app):
     at.selectbox(key="exposure_admin").set_value("italy_regions_limits_IT_regions.geojson").run()
     at.button(key="exposure_run").click().run()
     no_exception(at)
-    table = at.dataframe[1].value
+    table = at.dataframe[2].value
     assert "reg_name" in table.columns
     assert set(table["reg_name"]) >= {"Umbria"}
     labels = set(table["hazard_class"])
@@ -477,10 +553,13 @@ def test_exposure_acled_upload_with_a_date_window(app):
 
 NORCIA_PGA = NORCIA_MMI.with_name(NORCIA_MMI.name.replace("_mmi", "_pga"))
 REGIONS = ROOT / "data" / "admin" / "italy_regions_limits_IT_regions.geojson"
+PERUGIA = ROOT / "data" / "admin" / "italy_perugia_municipalities_limits_P_54.geojson"
+ADMIN_FIELDS = {REGIONS: "reg_name", PERUGIA: "name"}
 SAME_REQUESTS = {
     "banded": ([NORCIA_MMI], False, None),
     "cumulative": ([NORCIA_MMI], True, None),
     "admin": ([NORCIA_MMI], False, REGIONS),
+    "admin with an outside row": ([NORCIA_MMI], False, PERUGIA),
     "combined": ([NORCIA_MMI, NORCIA_PGA], False, None),
     "combined cumulative by admin": ([NORCIA_MMI, NORCIA_PGA], True, REGIONS),
 }
@@ -489,11 +568,12 @@ SAME_REQUESTS = {
 def page_exposure(at: AppTest, media, footprints, cumulative, admin) -> pd.DataFrame:
     """Run the Exposure page's request and return its CSV download as a frame."""
     at.switch_page("app_pages/exposure.py").run()
+    at.checkbox(key="exposure_combine").set_value(len(footprints) > 1)
     at.multiselect(key="exposure_footprints").set_value([p.name for p in footprints])
     at.radio(key="exposure_mode").set_value("Cumulative (at least)" if cumulative else "Banded")
     at.selectbox(key="exposure_admin").set_value(admin.name if admin else "None").run()
     if admin:
-        at.selectbox(key=f"exposure_admin_field_{admin.name}").set_value("reg_name")
+        at.selectbox(key=f"exposure_admin_field_{admin.name}").set_value(ADMIN_FIELDS[admin])
     at.button(key="exposure_run").click().run()
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
@@ -510,12 +590,22 @@ def test_cli_and_page_give_the_same_table(request_name, app, release_dir, media,
     argv = ["exposure", "--release", str(release_dir / "a_public.release.parquet")]
     argv += [arg for path in footprints for arg in ("--hazard", str(path))]
     argv += ["--cumulative"] * cumulative + ["--out", str(out)]
-    argv += ["--admin", str(admin), "--admin-field", "reg_name"] if admin else []
+    argv += ["--admin", str(admin), "--admin-field", ADMIN_FIELDS[admin]] if admin else []
     assert main(argv) == 0
     cli = pd.read_csv(out, comment="#")
     page = page_exposure(app.run(), media, footprints, cumulative, admin)
     assert len(cli) > 0
     pd.testing.assert_frame_equal(page, cli)
+    if admin:  # the areas add up to the classes, with a row for what falls outside them
+        assert (OUTSIDE_AREAS in set(cli[ADMIN_FIELDS[admin]])) == (admin == PERUGIA)
+        keys = ["hazard_class", "nationality"]
+        plain = cli.groupby(keys)["persons_estimate"].sum()
+        argv = argv[: argv.index("--admin")]
+        argv[argv.index("--out") + 1] = str(tmp_path / "classes.csv")
+        assert main(argv) == 0
+        classes = pd.read_csv(tmp_path / "classes.csv", comment="#")
+        by_class = classes.set_index(keys)["persons_estimate"]
+        assert plain.to_dict() == by_class.loc[plain.index].to_dict()
 
 
 def test_unordered_classes_have_no_cumulative_view_on_either_side(app, capsys, tmp_path):

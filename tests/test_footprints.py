@@ -811,7 +811,8 @@ def test_missing_class_field_lists_the_fields():
 # --------------------------------------------------------------------------- combining
 
 
-def test_combine_footprints_worst_class_wins(tmp_path, norcia):
+def test_combine_footprints_keeps_class_systems_apart(tmp_path, norcia):
+    """A flood and an earthquake: a place gets one class of each, never only the 'worst'."""
     flood = gpd.GeoDataFrame(
         geometry=[shapely.box(13.0, 42.7, 13.2, 42.9), shapely.box(12.0, 43.8, 12.2, 44.0)],
         crs=4326,
@@ -821,14 +822,21 @@ def test_combine_footprints_worst_class_wins(tmp_path, norcia):
     combined = combine_footprints([flood_fp, norcia])
     assert list(combined.columns) == ["hazard_type", "class_label", "class_rank", "geometry"]
     assert combined["class_rank"].tolist() == list(range(1, len(combined) + 1))
-    assert_disjoint(combined)
-    assert label_at(combined, EPICENTRE.x, EPICENTRE.y) == ["flood: flood"]  # tie: first wins
-    assert label_at(combined, 12.1, 43.9) == ["flood: flood"]  # flood beats MMI V
+    quake = combined[combined["class_label"].str.startswith("earthquake: ")]
+    flooded = combined[combined["class_label"].str.startswith("flood: ")]
+    assert len(quake) + len(flooded) == len(combined)
+    assert_disjoint(quake)
+    # the first footprint's system is listed first (ranks above), its classes whole
+    assert flooded["class_rank"].min() > quake["class_rank"].max()
+    assert label_at(combined, EPICENTRE.x, EPICENTRE.y) == ["earthquake: MMI IX", "flood: flood"]
+    assert label_at(combined, 12.1, 43.9) == ["earthquake: MMI V", "flood: flood"]
     assert label_at(combined, 13.25, 42.75) == ["earthquake: MMI IX"]
-    reversed_order = combine_footprints([norcia, flood_fp])
-    assert label_at(reversed_order, EPICENTRE.x, EPICENTRE.y) == ["earthquake: MMI IX"]
-    total = equal_area_km2(combined.geometry).sum()
-    assert total == pytest.approx(equal_area_km2(norcia.classes.geometry).sum(), rel=1e-6)
+    assert equal_area_km2(quake.geometry).sum() == pytest.approx(
+        equal_area_km2(norcia.classes.geometry).sum(), rel=1e-6
+    )
+    assert equal_area_km2(flooded.geometry).sum() == pytest.approx(
+        equal_area_km2(flood.geometry).sum(), rel=1e-6
+    )
 
 
 def test_to_bands_rejects_frames_without_class_columns():

@@ -22,7 +22,7 @@ import shapely
 
 from geo.accuracy import Accuracy
 from geo.errors import InputError
-from geo.exposure_table import Exposure
+from geo.exposure_table import AREA_SENTENCE, Exposure
 from geo.h3cells import cells_to_polygons
 from geo.release import Release
 from geo.sanitize import spreadsheet_safe
@@ -101,6 +101,7 @@ def export_metadata(exposure: Exposure, release: Release, footprints: Sequence[d
             "confidence": accuracy.confidence,
             "bounds": _bounds_words(accuracy),
             "privacy": _privacy_words(accuracy),
+            **({"areas": AREA_SENTENCE} if exposure.admin_field else {}),
         },
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

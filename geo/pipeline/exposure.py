@@ -53,6 +53,9 @@ def read_footprints(
 def footprint_classes(footprints: Sequence[Footprint], cumulative: bool) -> gpd.GeoDataFrame:
     """Return the classes to expose: one footprint's banded, or several combined.
 
+    Several footprints keep their class systems apart
+    (:func:`geo.tools.classes.combine_footprints`): a cell gets one class per system.
+
     Raises
     ------
     InputError
@@ -62,9 +65,6 @@ def footprint_classes(footprints: Sequence[Footprint], cumulative: bool) -> gpd.
 
     if not footprints:
         raise InputError("no footprint given.")
-    classes = (
-        combine_footprints(footprints) if len(footprints) > 1 else to_bands(footprints[0].classes)
-    )
     if cumulative:
         unordered = [
             fp.provenance["file_name"]
@@ -77,8 +77,10 @@ def footprint_classes(footprints: Sequence[Footprint], cumulative: bool) -> gpd.
                 + ", ".join(unordered)
                 + " has classes in alphabetical order only. Use banded classes."
             )
-        classes = to_cumulative(classes)
-    return classes
+    if len(footprints) > 1:  # each class system kept apart, "worst" within one only
+        return combine_footprints(footprints, cumulative=cumulative)
+    classes = to_bands(footprints[0].classes)
+    return to_cumulative(classes) if cumulative else classes
 
 
 def read_boundaries(path: str | Path, name: str | None = None) -> gpd.GeoDataFrame:

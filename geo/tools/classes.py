@@ -30,6 +30,7 @@ from geo.footprint_classes import (
 )
 
 __all__ = [
+    "class_system",
     "combine_footprints",
     "geometries_to_km2",
     "label_to_at_least",
@@ -110,27 +111,34 @@ def to_cumulative(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return sorted_classes(out)
 
 
-def combine_footprints(footprints: Sequence[_HasClasses]) -> gpd.GeoDataFrame:
-    """Overlay several footprints into disjoint classes, worst class wins.
+def combine_footprints(
+    footprints: Sequence[_HasClasses], cumulative: bool = False
+) -> gpd.GeoDataFrame:
+    """Overlay several footprints, each class system kept apart.
 
-    Each class gets a severity: its position in its own footprint's rank order
-    divided by that footprint's number of classes, so every footprint's worst
-    class has severity 1 and the scales are comparable. A place covered by
-    several classes takes the highest severity; on equal severity the footprint
-    earlier in the list wins. Labels are prefixed by hazard type
-    (``"earthquake: MMI VIII"``), identical labels are merged.
+    Footprints of one class system (:func:`class_system`: two MMI maps, say) are
+    overlaid into disjoint bands where the worst class wins; footprints of different
+    systems (MMI and flood depth) are never ranked against each other: a place gets
+    one class per system, so its people count once in each system's classes. Labels
+    are prefixed by hazard type (``"earthquake: MMI VIII"``), or by hazard type and
+    file name where two systems would otherwise share a label; identical labels of
+    one system are merged.
 
     Parameters
     ----------
     footprints : sequence of Footprint
         The footprints, most important first (any objects with a ``classes``
-        frame).
+        frame, and optionally a ``provenance`` dict).
+    cumulative : bool
+        Return each system's "at least this class" areas instead of its bands.
 
     Returns
     -------
     geopandas.GeoDataFrame
-        The columns of :attr:`Footprint.classes`, disjoint, with ``class_rank``
-        1..n in the combined severity order.
+        The columns of :attr:`Footprint.classes`; disjoint (or nested, when
+        cumulative) within each system. ``class_rank`` is 1..n: the order within each
+        system, the system of the first footprint ranked above the next one's, so
+        that sorting by rank lists each system's classes together, worst first.
 
     Raises
     ------
@@ -139,12 +147,61 @@ def combine_footprints(footprints: Sequence[_HasClasses]) -> gpd.GeoDataFrame:
     """
     if not footprints:
         raise ValueError("combine_footprints needs at least one footprint.")
-    frames = [_classes_to_severity(fp.classes, order) for order, fp in enumerate(footprints)]
-    combined = pd.concat(frames, ignore_index=True)
-    combined = combined.sort_values(["severity", "order"], ascending=[True, False], kind="stable")
-    combined["class_rank"] = np.arange(1, len(combined) + 1)
-    bands = to_bands(gpd.GeoDataFrame(combined[CLASS_COLUMNS], geometry="geometry", crs=WGS84))
-    return _merge_same_labels(bands)
+    systems: dict[tuple, list[int]] = {}
+    for position, footprint in enumerate(footprints):
+        systems.setdefault(class_system(footprint), []).append(position)
+    frames = []
+    for members in systems.values():
+        classes = pd.concat([footprints[i].classes for i in members], ignore_index=True)
+        bands = _merge_same_labels(to_bands(gpd.GeoDataFrame(classes, crs=WGS84)))
+        frames.append((members, bands))
+    prefixes = _system_prefixes(footprints, frames)
+    out, above = [], sum(len(bands) for _, bands in frames)
+    for (_members, bands), prefix in zip(frames, prefixes, strict=True):
+        bands = bands.assign(class_label=prefix + bands["class_label"])
+        if cumulative:
+            bands = to_cumulative(bands)
+        above -= len(bands)
+        out.append(bands.assign(class_rank=bands["class_rank"] + above))
+    return sorted_classes(pd.concat(out, ignore_index=True))
+
+
+def class_system(footprint: _HasClasses) -> tuple:
+    """Return the key of a footprint's class system: footprints sharing it are comparable.
+
+    A reader may name the system (``provenance["class_system"]``). Otherwise MMI
+    classes form one system whatever the map (their rank is the integer MMI), and any
+    other footprint shares a system only with footprints of the same hazard type and
+    the same classes in the same order (two GDACS alerts, say).
+    """
+    named = (getattr(footprint, "provenance", None) or {}).get("class_system")
+    if named:
+        return ("named", str(named))
+    classes = footprint.classes
+    hazard = "/".join(sorted(set(classes["hazard_type"].astype(str))))
+    labels = classes["class_label"].astype(str)
+    if len(labels) and labels.str.match(r"MMI\b").all():
+        return (hazard, "MMI")
+    ranked = classes.sort_values(["class_rank", "class_label"], kind="stable")
+    ranks, labels = ranked["class_rank"].astype(int), ranked["class_label"].astype(str)
+    return (hazard, tuple(zip(ranks, labels, strict=True)))
+
+
+def _system_prefixes(
+    footprints: Sequence[_HasClasses], frames: list[tuple[list[int], gpd.GeoDataFrame]]
+) -> list[str]:
+    """Return each system's label prefix: its hazard type, with a file name if labels clash."""
+    prefixes = [f"{'/'.join(dict.fromkeys(bands['hazard_type']))}: " for _, bands in frames]
+    labelled = [
+        {prefix + label for label in bands["class_label"]}
+        for prefix, (_, bands) in zip(prefixes, frames, strict=True)
+    ]
+    for i, (members, _) in enumerate(frames):
+        if any(labelled[i] & other for j, other in enumerate(labelled) if j != i):
+            provenance = getattr(footprints[members[0]], "provenance", None) or {}
+            name = provenance.get("file_name") or f"footprint {members[0] + 1}"
+            prefixes[i] = f"{prefixes[i][:-2]} ({name}): "
+    return prefixes
 
 
 def label_to_at_least(label: str) -> str:
@@ -181,17 +238,6 @@ def _severity_order(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     if missing:
         raise ValueError(f"class frame lacks column(s) {', '.join(missing)}")
     return classes.sort_values(["class_rank", "class_label"], ascending=False, kind="stable")
-
-
-def _classes_to_severity(classes: gpd.GeoDataFrame, order: int) -> pd.DataFrame:
-    """Prefix labels by hazard type and add severity = position / number of classes."""
-    ranked = sorted_classes(classes)
-    out = pd.DataFrame(ranked.drop(columns="geometry"))
-    out["geometry"] = ranked.geometry.values
-    out["class_label"] = ranked["hazard_type"] + ": " + ranked["class_label"]
-    out["severity"] = np.arange(1, len(ranked) + 1) / max(len(ranked), 1)
-    out["order"] = order
-    return out
 
 
 def _merge_same_labels(bands: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -262,22 +262,9 @@ def weighted_shares(
     return SETTLEMENT_BLEND * settlement + (1 - SETTLEMENT_BLEND) * area
 
 
-def _zones(
-    classes: gpd.GeoDataFrame, admin: gpd.GeoDataFrame | None, admin_field: str | None
-) -> gpd.GeoDataFrame:
-    """Return the polygons to expose: classes, or classes × admin areas."""
-    zones = classes[["class_label", "class_rank", "geometry"]].reset_index(drop=True)
-    if admin is None:
-        return zones
-    if admin_field not in admin.columns:
-        raise InputError(
-            f"admin boundaries have no field {admin_field!r} (fields: "
-            f"{', '.join(c for c in admin.columns if c != 'geometry')})."
-        )
-    areas = admin[[admin_field, "geometry"]].to_crs(4326)
-    areas = areas.assign(**{admin_field: areas[admin_field].astype(str)})
-    overlay = gpd.overlay(zones, areas, how="intersection", keep_geom_type=True)
-    return overlay.reset_index(drop=True)
+def _zones(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return the polygons to expose: the classes (areas: :mod:`geo.tools.areas`)."""
+    return classes[["class_label", "class_rank", "geometry"]].reset_index(drop=True)
 
 
 def _exposure_table(
@@ -286,13 +273,15 @@ def _exposure_table(
     weighting: str,
     admin_columns: list[str],
     places: pd.DataFrame | None,
+    round_estimates: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Return the low / estimate / high sums of released groups over zones, and notes.
 
     Sums are bincounts over (zone, nationality) codes of the groups whose cell touches a
     zone, so only those groups are ever expanded. Low and high are plain sums of
     released values, with ``groups_low`` and ``groups_high`` saying how many groups
-    each sums (what :func:`geo.exposure_table.widen` needs).
+    each sums (what :func:`geo.exposure_table.widen` needs). Estimates are rounded
+    unless ``round_estimates`` is false (:mod:`geo.tools.areas` rounds them itself).
     """
     cell_of_group, cells = pd.factorize(groups["h3_cell"])
     cell, zone, area_share, inside = _cell_zone_pairs(cells, zones)
@@ -337,7 +326,8 @@ def _exposure_table(
             ("high", counts),
         ):
             sums = np.bincount(key, weights, minlength=slots)[present]
-            columns[f"{what}_{bound}"] = np.round(sums).astype("int64")
+            exact = bound == "estimate" and not round_estimates
+            columns[f"{what}_{bound}"] = sums if exact else np.round(sums).astype("int64")
     table = pd.DataFrame(columns)[admin_columns + TABLE_COLUMNS + COUNT_COLUMNS]
     return _ordered(table, admin_columns), notes
 
@@ -411,14 +401,18 @@ def compute_exposure(
     groups = release.groups
     if nationalities:
         groups = groups[groups["nationality"].isin(nationalities)]
-    sums, notes = _exposure_table(groups, _zones(classes, None, None), weighting, [], places)
+    sums, notes = _exposure_table(groups, _zones(classes), weighting, [], places)
     by_class = _ordered(widen(sums, accuracy), [])
     table = by_class
+    area_sums = None
     if admin is not None:
-        by_area, _ = _exposure_table(
-            groups, _zones(classes, admin, admin_field), weighting, [admin_field], places
+        from geo.tools.areas import area_breakdown  # areas builds on this module
+
+        area_sums, area_notes = area_breakdown(
+            groups, _zones(classes), sums, admin, admin_field, weighting, places
         )
-        table = _ordered(widen(by_area, accuracy), [admin_field])
+        notes += area_notes
+        table = widen(area_sums, accuracy)
     return Exposure(
         table=table,
         by_class=by_class,
@@ -428,6 +422,7 @@ def compute_exposure(
         notes=notes,
         accuracy=accuracy,
         sums=sums,
+        area_sums=area_sums,
     )
 
 
