@@ -14,6 +14,12 @@ from geo.viz.layers import bounds_to_view, build_deck, classes_to_layer
 from geo.viz.legends import legend_html
 
 st.title("Steward: registrations, releases and footprints")
+refusal = common.steward_refusal()
+if refusal is not None:
+    st.error(refusal, icon=":material/lock:")
+    if common.login_configured():
+        st.button("Log in", on_click=st.login, key="data_login")
+    st.stop()
 st.caption(
     "Files uploaded here stay in this session's private temporary folder and store; no "
     "other page reads them. Only the release you build leaves this page."

@@ -19,6 +19,17 @@ loaded = common.active_release()
 if loaded is None:
     st.stop()
 release, release_file = loaded
+standing = common.release_standing(release, release_file)
+if standing is None:
+    st.stop()
+if standing.revoked and not st.checkbox(
+    "Use this revoked release anyway (to compare, knowingly)", key="exposure_allow_revoked"
+):
+    st.info(
+        "The steward withdrew this release: choose another in the sidebar.",
+        icon=":material/block:",
+    )
+    st.stop()
 st.markdown(
     f"{Accuracy.of(release.metadata).truth_sentence()} A release only says which hexagon a "
     "group lives in, never where inside it, so a hexagon cut by a class border may hold "
