@@ -129,6 +129,19 @@ def login_configured() -> bool:
         return False
 
 
+MARKUP = str.maketrans({c: "\\" + c for c in "\\[]<>`"})
+
+
+def plain(text: object) -> str:
+    """Return text from a file (a name, a field, a label) safe inside a page's markdown.
+
+    Streamlit renders no raw HTML in markdown, but a name like ``![x](https://…)`` would
+    still become an image the browser fetches, and ``[x](…)`` a link: brackets, angle
+    brackets, backticks and backslashes are escaped, so the text shows as it is.
+    """
+    return str(text).translate(MARKUP)
+
+
 def guarded(action: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
     """Call ``function``; show a bad input's message, or a generic one, instead of a traceback.
 
@@ -139,7 +152,7 @@ def guarded(action: str, function: Callable[..., T], *args: Any, **kwargs: Any) 
     try:
         return function(*args, **kwargs)
     except InputError as exc:
-        st.error(" ".join(str(exc).split()), icon=":material/error:")
+        st.error(plain(" ".join(str(exc).split())), icon=":material/error:")
     except Exception:
         LOG.exception("unexpected error while %s", action)
         st.error(
@@ -292,10 +305,10 @@ def active_release() -> tuple[Release, SourceFile] | None:
     if standing is None:
         return None
     if standing.revoked:
-        st.error(_sentence(standing.revoked), icon=":material/block:")
+        st.error(plain(_sentence(standing.revoked)), icon=":material/block:")
     for warning in (standing.superseded, standing.expired):
         if warning:
-            st.warning(_sentence(warning), icon=":material/history:")
+            st.warning(plain(_sentence(warning)), icon=":material/history:")
     return release, file
 
 

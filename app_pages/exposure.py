@@ -156,19 +156,22 @@ table = exposure.table
 
 st.divider()
 series = common.release_series(common.settings(), release_file)
-st.caption(series_sentence(series, f"▶ {release_file.name}"))
+st.caption(common.plain(series_sentence(series, f"▶ {release_file.name}")))
 st.caption(
-    f"Release {release_file.name} · footprints {', '.join(request['footprints'])} · "
+    f"Release {common.plain(release_file.name)} · footprints "
+    f"{common.plain(', '.join(request['footprints']))} · "
     f"{'cumulative' if request['cumulative'] else 'banded'} classes · estimate weighting "
     f"{request['weighting']}"
 )
 for note in exposure.notes:
-    st.warning(note)
+    st.warning(common.plain(note))
 headline = exposure.headline()
 if headline["hazard_class"] is None:
     st.info("No released cell touches the footprint: nobody in this release is exposed.")
     st.stop()
-st.subheader(f"Persons exposed in the worst class reached: {headline['hazard_class']}")
+st.subheader(
+    f"Persons exposed in the worst class reached: {common.plain(headline['hazard_class'])}"
+)
 widened = (
     f", widened by what the noise can move ({exposure.confidence:.0%} confidence)"
     if exposure.accuracy.method == "noise"
@@ -262,8 +265,8 @@ for column, (label, writer, suffix, mime, key) in zip(st.columns(4), files, stri
 with st.expander("Footprint details: what was read and repaired"):
     for provenance in run.provenance:
         st.markdown(
-            f"**{provenance['file_name']}** ({provenance['format']}, "
+            f"**{common.plain(provenance['file_name'])}** ({provenance['format']}, "
             f"{provenance['hazard_type']}), sha256 `{provenance['sha256'][:16]}…`"
         )
         for line in provenance["repairs"] + provenance["notes"]:
-            st.markdown(f"- {line}")
+            st.markdown(f"- {common.plain(line)}")

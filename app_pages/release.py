@@ -18,7 +18,7 @@ metadata = release.metadata
 policy, published, dropped = metadata["policy"], metadata["published"], metadata["dropped"]
 
 st.markdown(
-    f"**{release_file.name}**, created {metadata['created_at']}, method "
+    f"**{common.plain(release_file.name)}**, created {metadata['created_at']}, method "
     f"{metadata['method_version']}, content sha256 `{metadata.get('content_sha256', '')}`. "
     "Switch releases in the sidebar."
 )

@@ -205,3 +205,30 @@ def test_the_data_page_asks_for_login_when_login_is_configured(folder, monkeypat
     no_exception(at)
     assert not at.error
     assert at.get("file_uploader")
+
+
+# --------------------------------------------------------------------------- markup from files
+
+
+def test_names_from_an_upload_show_as_text_not_markup(folder):
+    """A footprint named like a markdown link must show as its name, not become a link.
+
+    (An image, ``![x](…)``, would make the browser fetch; a name starting with ``!`` is
+    not read at all by the vector reader, so the link form stands for both.)"""
+    write(folder / "a.release.parquet")
+    ring = [[11.5, 42.0], [14.0, 42.0], [14.0, 44.0], [11.5, 44.0], [11.5, 42.0]]
+    shape = {"type": "Polygon", "coordinates": [ring]}
+    feature = {"type": "Feature", "properties": {}, "geometry": shape}
+    data = json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
+    name = "[x](evil.example.org) <b>.geojson"
+    at = on_page("app_pages/exposure.py")
+    at.file_uploader(key="exposure_uploads").upload(name, data, "application/geo+json")
+    at.run()
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    shown = [e.value for e in (*at.markdown, *at.caption, *at.subheader, *at.warning)]
+    with_name = [text for text in shown if "evil.example.org" in text]
+    assert with_name, "the footprint's name and class are shown"
+    for text in with_name:
+        assert "[x](" not in text and "<b>" not in text, text
+        assert "\\[x\\](evil.example.org) \\<b\\>" in text
