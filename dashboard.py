@@ -11,9 +11,13 @@ CRISIS_EXPOSURE_RELEASE_DIR
     Folder of release files (``*.release.parquet``) to choose from; default
     ``data/demo``. An embassy's deployment holds only its own release there.
 CRISIS_EXPOSURE_STEWARD
-    ``1`` (default, for the demo) shows the Data page, where a steward uploads
-    registration files and builds a release; ``0`` removes it, for deployments that
-    must only ever hold a release.
+    ``1`` shows the Data page, where a steward uploads registration files and builds a
+    release (``scripts/demo.sh`` turns it on); off by default. Even when on, the page
+    serves only on a server bound to 127.0.0.1 alone or to a logged-in user
+    (Streamlit's login, ``[auth]`` in ``secrets.toml``).
+CRISIS_EXPOSURE_TRUSTED_KEYS, CRISIS_EXPOSURE_REVOCATIONS
+    The steward's public key files (``:``-separated) and signed revocation list: every
+    page says whether the active release is verified, revoked, superseded or expired.
 CRISIS_EXPOSURE_BASEMAP_URL
     Optional raster tile URL template (``https://…/{z}/{x}/{y}.png``). Without it
     the map draws only the shipped outlines (``data/basemap``) and makes no network

@@ -20,6 +20,7 @@ import geopandas as gpd
 import pandas as pd
 import pydeck as pdk
 import streamlit as st
+from streamlit import config as streamlit_config
 
 from geo import pipeline
 from geo.errors import InputError
@@ -64,6 +65,7 @@ class Settings:
     steward: bool
     basemap_url: str | None
     trusted_keys: tuple[str, ...] = ()
+    revocations: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,19 +78,70 @@ class SourceFile:
 
 
 def settings() -> Settings:
-    """Return the settings from ``CRISIS_EXPOSURE_*`` environment variables."""
+    """Return the settings from ``CRISIS_EXPOSURE_*`` environment variables.
+
+    The steward's Data page is off unless ``CRISIS_EXPOSURE_STEWARD`` turns it on.
+    """
     release_dir = Path(os.environ.get("CRISIS_EXPOSURE_RELEASE_DIR", ROOT / "data" / "demo"))
-    steward = os.environ.get("CRISIS_EXPOSURE_STEWARD", "1").strip().lower() not in (
-        "0",
-        "false",
-        "no",
-        "off",
-        "",
+    steward = os.environ.get("CRISIS_EXPOSURE_STEWARD", "0").strip().lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",
     )
     basemap = os.environ.get("CRISIS_EXPOSURE_BASEMAP_URL", "").strip() or None
     trusted = os.environ.get("CRISIS_EXPOSURE_TRUSTED_KEYS", "").strip()
     keys = tuple(p for p in trusted.split(os.pathsep) if p)
-    return Settings(release_dir, steward, basemap, keys)
+    revocations = os.environ.get("CRISIS_EXPOSURE_REVOCATIONS", "").strip() or None
+    return Settings(release_dir, steward, basemap, keys, revocations)
+
+
+LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
+
+
+def steward_refusal() -> str | None:
+    """Return why the steward's Data page may not serve this session, or None when it may.
+
+    It serves when the server listens on this machine only (``server.address``
+    127.0.0.1, localhost or ::1), or when Streamlit's login is configured (an
+    ``[auth]`` section in ``secrets.toml``) and the user has logged in. A server bound
+    to every interface without a login would hand ingest and release-building to
+    anyone who can reach it.
+    """
+    address = str(streamlit_config.get_option("server.address") or "").strip().lower()
+    if address in LOCAL_ADDRESSES:
+        return None
+    if login_configured():
+        if st.user.get("is_logged_in", False):
+            return None
+        return "The Data page is for the steward: log in to use it."
+    return (
+        "The Data page is off: this server listens on "
+        f"{address or 'every network interface'}, and no login is configured. Serve it "
+        "on 127.0.0.1 only (server.address), or configure Streamlit's login ([auth] in "
+        ".streamlit/secrets.toml), or set CRISIS_EXPOSURE_STEWARD=0."
+    )
+
+
+def login_configured() -> bool:
+    """Return whether Streamlit's login (``st.login``) is configured: ``[auth]`` in secrets."""
+    try:
+        return "auth" in st.secrets
+    except (FileNotFoundError, OSError, st.errors.StreamlitSecretNotFoundError):
+        return False
+
+
+MARKUP = str.maketrans({c: "\\" + c for c in "\\[]<>`"})
+
+
+def plain(text: object) -> str:
+    """Return text from a file (a name, a field, a label) safe inside a page's markdown.
+
+    Streamlit renders no raw HTML in markdown, but a name like ``![x](https://…)`` would
+    still become an image the browser fetches, and ``[x](…)`` a link: brackets, angle
+    brackets, backticks and backslashes are escaped, so the text shows as it is.
+    """
+    return str(text).translate(MARKUP)
 
 
 def guarded(action: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
@@ -101,7 +154,7 @@ def guarded(action: str, function: Callable[..., T], *args: Any, **kwargs: Any) 
     try:
         return function(*args, **kwargs)
     except InputError as exc:
-        st.error(" ".join(str(exc).split()), icon=":material/error:")
+        st.error(plain(" ".join(str(exc).split())), icon=":material/error:")
     except Exception:
         LOG.exception("unexpected error while %s", action)
         st.error(
@@ -230,7 +283,11 @@ def release_picker(config: Settings) -> None:
 
 
 def active_release() -> tuple[Release, SourceFile] | None:
-    """Return the active release and its file, or None (with a message) when there is none."""
+    """Return the active release and its file, or None (with a message) when there is none.
+
+    A revoked, superseded or expired release is said so at the top of the page
+    (:func:`release_standing`); a revocation list that cannot be honoured stops the page.
+    """
     path = st.session_state.get("release_path")
     if path is None:
         config = settings()
@@ -244,7 +301,73 @@ def active_release() -> tuple[Release, SourceFile] | None:
         return None
     file = source_file(Path(path))
     release = guarded("reading the release", load_release, file.sha256, file.path)
-    return None if release is None else (release, file)
+    if release is None:
+        return None
+    standing = release_standing(release, file)
+    if standing is None:
+        return None
+    if standing.revoked:
+        st.error(plain(_sentence(standing.revoked)), icon=":material/block:")
+    for warning in (standing.superseded, standing.expired):
+        if warning:
+            st.warning(plain(_sentence(warning)), icon=":material/history:")
+    return release, file
+
+
+def _sentence(text: str) -> str:
+    """Return text as a sentence: a capital first letter and a full stop."""
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def load_revocations(sha256: str, trusted: tuple[str, ...], _path: str) -> Any:
+    """Return the steward's revocation list (cached on its hash and the trusted key files).
+
+    Raises
+    ------
+    InputError
+        For a list that is unsigned, forged or malformed.
+    """
+    return pipeline.read_revocations(_path, trusted)
+
+
+def release_standing(release: Release, file: SourceFile) -> Any | None:
+    """Return the release's standing, or None (with the reason on the page) if it cannot be told.
+
+    Uses the revocation list named by ``CRISIS_EXPOSURE_REVOCATIONS`` and the other
+    releases on offer (a newer one may name this one in its ``supersedes``).
+    """
+    config = settings()
+    revocations = None
+    if config.revocations:
+        listed = Path(config.revocations)
+        if not listed.is_file():
+            st.error(
+                f"The revocation list {listed.name} (CRISIS_EXPOSURE_REVOCATIONS) is missing: "
+                "without it no release can be shown as current.",
+                icon=":material/error:",
+            )
+            return None
+        revocations = guarded(
+            "reading the revocation list",
+            load_revocations,
+            source_file(listed).sha256,
+            config.trusted_keys,
+            str(listed),
+        )
+        if revocations is None:
+            return None
+    others = []
+    for other in release_files(config):
+        if other.path == file.path:
+            continue
+        try:
+            others.append((other.name, load_release(other.sha256, other.path).metadata))
+        except InputError:
+            continue  # a bad release is refused when it is chosen, not here
+    return guarded(
+        "checking the release's standing", pipeline.release_standing, release, revocations, others
+    )
 
 
 # --------------------------------------------------------------------------- footprints

@@ -14,6 +14,12 @@ from geo.viz.layers import bounds_to_view, build_deck, classes_to_layer
 from geo.viz.legends import legend_html
 
 st.title("Steward: registrations, releases and footprints")
+refusal = common.steward_refusal()
+if refusal is not None:
+    st.error(refusal, icon=":material/lock:")
+    if common.login_configured():
+        st.button("Log in", on_click=st.login, key="data_login")
+    st.stop()
 st.caption(
     "Files uploaded here stay in this session's private temporary folder and store; no "
     "other page reads them. Only the release you build leaves this page."
@@ -49,7 +55,7 @@ if st.button("Ingest", disabled=not records, key="data_ingest"):
 
 for report in st.session_state.get("ingest_reports", []):
     with st.container(border=True):
-        st.markdown(f"**{report.file_name}** ({report.file_format})")
+        st.markdown(f"**{common.plain(report.file_name)}** ({report.file_format})")
         if report.already_ingested:
             st.info("Already ingested (same SHA-256): nothing changed.")
             continue
@@ -65,11 +71,17 @@ for report in st.session_state.get("ingest_reports", []):
                 width="stretch",
             )
         if report.dropped_columns:
-            st.markdown("Dropped columns (never stored): " + ", ".join(report.dropped_columns))
+            st.markdown(
+                "Dropped columns (never stored): "
+                + ", ".join(map(common.plain, report.dropped_columns))
+            )
         if report.identifier_columns:
-            st.markdown("Of which direct identifiers: " + ", ".join(report.identifier_columns))
+            st.markdown(
+                "Of which direct identifiers: "
+                + ", ".join(map(common.plain, report.identifier_columns))
+            )
         for note in report.notes:
-            st.caption(note)
+            st.caption(common.plain(note))
 
 summary = None
 if store_path.exists():
@@ -156,7 +168,9 @@ if built:
     file = common.source_file(Path(built))
     release = common.guarded("reading the release", common.load_release, file.sha256, file.path)
     if release is not None:
-        st.success(f"{file.name} is built and is now the active release (see the sidebar).")
+        st.success(
+            f"{common.plain(file.name)} is built and is now the active release (see the sidebar)."
+        )
         st.code("\n".join(release.summary_lines()), language=None, wrap_lines=True)
         st.download_button(
             "Download the release file",
@@ -191,12 +205,13 @@ for file in uploaded:
     with st.container(border=True):
         provenance = footprint.provenance
         st.markdown(
-            f"**{provenance['file_name']}**: {provenance['format']}, {provenance['hazard_type']}, "
-            f"classes from `{provenance['class_field'] or 'the file name'}`"
+            f"**{common.plain(provenance['file_name'])}**: {provenance['format']}, "
+            f"{provenance['hazard_type']}, classes from "
+            f"{common.plain(provenance['class_field'] or 'the file name')}"
         )
         st.dataframe(footprint.describe(), hide_index=True, width="stretch")
         for line in provenance["repairs"] + provenance["notes"]:
-            st.caption(line)
+            st.caption(common.plain(line))
         classes = common.guarded(
             "preparing the footprint", pipeline.footprint_classes, [footprint], False
         )

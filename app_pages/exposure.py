@@ -19,6 +19,17 @@ loaded = common.active_release()
 if loaded is None:
     st.stop()
 release, release_file = loaded
+standing = common.release_standing(release, release_file)
+if standing is None:
+    st.stop()
+if standing.revoked and not st.checkbox(
+    "Use this revoked release anyway (to compare, knowingly)", key="exposure_allow_revoked"
+):
+    st.info(
+        "The steward withdrew this release: choose another in the sidebar.",
+        icon=":material/block:",
+    )
+    st.stop()
 st.markdown(
     f"{Accuracy.of(release.metadata).truth_sentence()} A release only says which hexagon a "
     "group lives in, never where inside it, so a hexagon cut by a class border may hold "
@@ -166,19 +177,22 @@ table = exposure.table
 
 st.divider()
 series = common.release_series(common.settings(), release_file)
-st.caption(series_sentence(series, f"▶ {release_file.name}"))
+st.caption(common.plain(series_sentence(series, f"▶ {release_file.name}")))
 st.caption(
-    f"Release {release_file.name} · footprints {', '.join(request['footprints'])} · "
+    f"Release {common.plain(release_file.name)} · footprints "
+    f"{common.plain(', '.join(request['footprints']))} · "
     f"{'cumulative' if request['cumulative'] else 'banded'} classes · estimate weighting "
     f"{request['weighting']}"
 )
 for note in exposure.notes:
-    st.warning(note)
+    st.warning(common.plain(note))
 headline = exposure.headline()
 if headline["hazard_class"] is None:
     st.info("No released cell touches the footprint: nobody in this release is exposed.")
     st.stop()
-st.subheader(f"Persons exposed in the worst class reached: {headline['hazard_class']}")
+st.subheader(
+    f"Persons exposed in the worst class reached: {common.plain(headline['hazard_class'])}"
+)
 widened = (
     f", widened by what the noise can move ({exposure.confidence:.0%} confidence)"
     if exposure.accuracy.method == "noise"
@@ -278,8 +292,8 @@ for column, (label, writer, suffix, mime, key) in zip(st.columns(4), files, stri
 with st.expander("Footprint details: what was read and repaired"):
     for provenance in run.provenance:
         st.markdown(
-            f"**{provenance['file_name']}** ({provenance['format']}, "
+            f"**{common.plain(provenance['file_name'])}** ({provenance['format']}, "
             f"{provenance['hazard_type']}), sha256 `{provenance['sha256'][:16]}…`"
         )
         for line in provenance["repairs"] + provenance["notes"]:
-            st.markdown(f"- {line}")
+            st.markdown(f"- {common.plain(line)}")

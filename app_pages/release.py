@@ -18,7 +18,7 @@ metadata = release.metadata
 policy, published, dropped = metadata["policy"], metadata["published"], metadata["dropped"]
 
 st.markdown(
-    f"**{release_file.name}**, created {metadata['created_at']}, method "
+    f"**{common.plain(release_file.name)}**, created {metadata['created_at']}, method "
     f"{metadata['method_version']}, content sha256 `{metadata.get('content_sha256', '')}`. "
     "Switch releases in the sidebar."
 )
@@ -32,6 +32,19 @@ elif verification is not None:
         said + ". Set CRISIS_EXPOSURE_TRUSTED_KEYS to the steward's public key file to verify it.",
         icon=":material/gpp_maybe:",
     )
+standing = common.release_standing(release, release_file)
+if standing is not None:
+    lines = [f"- {line[:1].upper()}{line[1:]}." for line in standing.notes]
+    if metadata.get("supersedes"):
+        lines.append(
+            f"- Replaces the earlier release with content sha256 `{metadata['supersedes']}`."
+        )
+    if not config.revocations:
+        lines.append(
+            "- No revocation list is set (CRISIS_EXPOSURE_REVOCATIONS): a release the "
+            "steward withdrew would not be shown as withdrawn here."
+        )
+    st.markdown("\n".join(lines))
 totals = st.columns(4)
 totals[0].metric("Persons published", f"{published['persons']:,}")
 totals[1].metric("Cases published", f"{published['cases']:,}")

@@ -61,8 +61,16 @@ def _cmd_release(args: argparse.Namespace) -> int:
         f"building release from {args.store} (k={policy.k}, base {policy.base_resolution}, "
         f"floor {policy.floor_resolution}, consent {policy.consent_scope})"
     )
-    release = pipeline.publish_release(args.store, policy, args.out)
+    release = pipeline.publish_release(args.store, policy, args.out, valid_days=args.valid_days)
     print("\n".join(release.summary_lines()))
+    print(
+        f"valid until {release.metadata['valid_until']}"
+        + (
+            f"; supersedes release {release.metadata['supersedes'][:12]}…"
+            if release.metadata["supersedes"]
+            else ""
+        )
+    )
     print(
         f"written to {args.out}; recorded in the store's ledger (store version "
         f"{release.metadata['store_version']})"
@@ -104,9 +112,10 @@ def _cmd_releases(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from geo import pipeline
 
-    release = pipeline.read_release(args.release, args.trust or ())
+    release = pipeline.read_release(args.release, args.trust or (), args.revocations)
     print("\n".join(release.summary_lines()))
     print(release.verification.sentence())
+    _print_standing(release)
     if args.json:
         print(json.dumps(release.metadata, indent=2))
     if args.cells:
@@ -114,6 +123,16 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         release.groups[columns].to_csv(args.cells, index=False)
         print(f"released groups written to {args.cells}")
     return 0
+
+
+def _print_standing(release) -> None:
+    """Print whether the release is revoked, superseded or expired (or still current)."""
+    standing = release.standing
+    for sentence in (standing.revoked, standing.superseded, standing.expired):
+        if sentence:
+            print(sentence)
+    for note in standing.notes:
+        print(f"standing: {note}")
 
 
 def _read_footprints(args: argparse.Namespace) -> list:
@@ -154,8 +173,10 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
 
     if args.admin is not None and not args.admin_field:
         raise InputError("--admin needs --admin-field (the field that names each area).")
-    release = pipeline.read_release(args.release, args.trust or ())
+    release = pipeline.read_release(args.release, args.trust or (), args.revocations)
     print(release.verification.sentence())
+    _print_standing(release)
+    pipeline.refuse_revoked(release, allow=args.allow_revoked)
     footprints = _read_footprints(args)
     admin = pipeline.read_boundaries(args.admin) if args.admin else None
     run = pipeline.run_exposure(
@@ -208,14 +229,41 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 def _cmd_key(args: argparse.Namespace) -> int:
     from geo import pipeline
 
-    text = pipeline.steward_public_key()
-    print(text)
-    if args.out:
-        args.out.write_text(text.splitlines()[0] + "\n")
+    if args.rotate:
+        old, new = pipeline.rotate_signing_key()
         print(
-            f"public key written to {args.out}: hand it out with the releases, and read "
-            "the fingerprint to the receivers by another channel"
+            f"signing key rotated: new key {new}; the old key {old} is retired (it signs "
+            "nothing more; its public key stays in the key file, so its releases stay "
+            "verifiable). If it was stolen, also: crisis-exposure revoke --list LIST --key "
+            f"{old}"
         )
+    print(pipeline.steward_public_key())
+    if args.out:
+        args.out.write_text(pipeline.steward_public_keys())
+        print(
+            f"public keys written to {args.out} (the current key and any retired ones): "
+            "hand it out with the releases, and read the fingerprint to the receivers by "
+            "another channel"
+        )
+    return 0
+
+
+def _cmd_revoke(args: argparse.Namespace) -> int:
+    from geo import pipeline
+
+    listed = pipeline.withdraw(
+        args.list,
+        args.releases,
+        keys=args.key or (),
+        reason=args.reason or "",
+        superseded_by=args.superseded_by,
+    )
+    print(
+        f"{args.list}: {len(listed.releases)} withdrawn releases, {len(listed.keys)} withdrawn "
+        f"keys; issued {listed.issued_at}, signed by {listed.fingerprint}. Hand it out with "
+        "the releases; readers honour it with --revocations "
+        f"{args.list.name} (the dashboard: CRISIS_EXPOSURE_REVOCATIONS)."
+    )
     return 0
 
 
@@ -269,6 +317,14 @@ def _add_release(commands: argparse._SubParsersAction) -> None:
         help="consent scope the records must carry (default aggregate)",
     )
     release.add_argument(
+        "--valid-days",
+        type=int,
+        metavar="DAYS",
+        help="days the release stays valid (signed into it; readers warn once it has "
+        "expired; default 30: a crisis registry changes daily, so a month-old release "
+        "should be replaced, not trusted silently)",
+    )
+    release.add_argument(
         "--noise",
         type=float,
         metavar="T",
@@ -304,6 +360,7 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
     )
     inspect.add_argument("--json", action="store_true", help="print the full metadata as JSON")
     _trust_option(inspect)
+    _revocations_option(inspect)
     inspect.set_defaults(run=_cmd_inspect)
 
 
@@ -317,6 +374,16 @@ def _trust_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _revocations_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--revocations",
+        type=Path,
+        metavar="LIST",
+        help="the steward's signed revocation list: say whether the release was withdrawn "
+        "or superseded (see 'crisis-exposure revoke')",
+    )
+
+
 def _add_key(commands: argparse._SubParsersAction) -> None:
     key = commands.add_parser(
         "key",
@@ -324,8 +391,44 @@ def _add_key(commands: argparse._SubParsersAction) -> None:
         description="Print the public key that verifies this steward's releases, and its "
         "fingerprint to read out to receivers by another channel.",
     )
-    key.add_argument("--out", type=Path, help="also write the public key to this file")
+    key.add_argument(
+        "--out",
+        type=Path,
+        help="also write the public keys to hand out (current and retired) to this file",
+    )
+    key.add_argument(
+        "--rotate",
+        action="store_true",
+        help="retire the signing key and make a new one (earlier releases stay verifiable "
+        "with the retired public key, which the key file keeps)",
+    )
     key.set_defaults(run=_cmd_key)
+
+
+def _add_revoke(commands: argparse._SubParsersAction) -> None:
+    revoke = commands.add_parser(
+        "revoke",
+        help="withdraw releases (or a signing key) in the steward's signed revocation list",
+        description="Add releases (files or content hashes) or key fingerprints to the "
+        "revocation list (created if absent), signed with the steward's key. Readers given "
+        "the list (--revocations) show a revoked release as REVOKED and refuse it for "
+        "exposure; a superseded one (--superseded-by) is shown with a warning.",
+    )
+    revoke.add_argument(
+        "releases", nargs="*", metavar="RELEASE", help="release files or content hashes"
+    )
+    revoke.add_argument("--list", required=True, type=Path, help="the revocation list file")
+    revoke.add_argument(
+        "--key", action="append", metavar="FINGERPRINT", help="withdraw a signing key"
+    )
+    revoke.add_argument("--reason", help="a short reason, shown to readers")
+    revoke.add_argument(
+        "--superseded-by",
+        metavar="NEWER",
+        help="mark the releases superseded by this newer release (file or content hash) "
+        "instead of revoked",
+    )
+    revoke.set_defaults(run=_cmd_revoke)
 
 
 def _footprint_options(parser: argparse.ArgumentParser) -> None:
@@ -395,6 +498,12 @@ def _add_exposure(commands: argparse._SubParsersAction) -> None:
     )
     exposure.add_argument("--show", type=int, default=15, help="rows to print (default 15)")
     _trust_option(exposure)
+    _revocations_option(exposure)
+    exposure.add_argument(
+        "--allow-revoked",
+        action="store_true",
+        help="use a release the revocation list withdraws (refused otherwise)",
+    )
     exposure.set_defaults(run=_cmd_exposure)
 
 
@@ -441,6 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_exposure,
         _add_audit,
         _add_key,
+        _add_revoke,
     ):
         add(commands)
     return parser

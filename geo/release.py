@@ -130,6 +130,7 @@ class Release:
     breakdowns: pd.DataFrame
     metadata: dict = field(default_factory=dict)
     verification: object = None  # geo.signatures.Verification, set by a file reader
+    standing: object = None  # geo.revocations.Standing, set by a file reader
 
     @property
     def policy(self) -> ReleasePolicy:

@@ -48,6 +48,11 @@ class Verification:
         return "unsigned: nothing proves who made this release"
 
 
+def public_key_of(seed: bytes) -> bytes:
+    """Return the raw Ed25519 public key of a 32-byte seed."""
+    return Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
+
+
 def fingerprint(public_key: bytes) -> str:
     """Return a key's fingerprint: 16 base-32 characters in groups of four."""
     text = base64.b32encode(hashlib.sha256(public_key).digest()).decode()[:16]
@@ -97,13 +102,15 @@ def sign(metadata: dict, seed: bytes) -> dict:
     }
 
 
-def verify(metadata: dict, trusted: list[bytes] | None, where: str) -> Verification:
-    """Return the release's verification against the trusted keys.
+def verify(
+    metadata: dict, trusted: list[bytes] | None, where: str, what: str = "release"
+) -> Verification:
+    """Return the verification of a signed document (a release's metadata, a revocation list).
 
     Raises
     ------
     InputError
-        If the signature does not match the release: the release is forged.
+        If the signature does not match the document: it is forged.
     """
     entry = metadata.get("signature")
     if not entry:
@@ -113,9 +120,10 @@ def verify(metadata: dict, trusted: list[bytes] | None, where: str) -> Verificat
         value = base64.b64decode(entry["value"], validate=True)
         Ed25519PublicKey.from_public_bytes(public).verify(value, _signed_bytes(metadata))
     except (InvalidSignature, KeyError, TypeError, ValueError) as exc:
+        altered = "table or metadata" if what == "release" else "content"
         raise InputError(
-            f"{where}: forged: the steward's signature does not match this release (its "
-            "table or metadata was altered after signing). Do not use it."
+            f"{where}: forged: the steward's signature does not match this {what} (its "
+            f"{altered} was altered after signing). Do not use it."
         ) from exc
     status = "verified" if trusted and public in trusted else "unverified"
     return Verification(status, fingerprint(public))

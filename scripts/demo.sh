@@ -10,4 +10,7 @@ if ! ls data/demo/*.release.parquet >/dev/null 2>&1; then
 fi
 # the demo releases are signed with the demo's (public, SYNTHETIC) key: trust it
 export CRISIS_EXPOSURE_TRUSTED_KEYS="${CRISIS_EXPOSURE_TRUSTED_KEYS:-data/demo/steward.pub}"
-exec .venv/bin/streamlit run dashboard.py "$@"
+# the steward's Data page, on: the demo listens on 127.0.0.1 only (also in .streamlit/config.toml),
+# and the page refuses to serve on any other address without a login
+export CRISIS_EXPOSURE_STEWARD="${CRISIS_EXPOSURE_STEWARD:-1}"
+exec .venv/bin/streamlit run dashboard.py --server.address 127.0.0.1 "$@"

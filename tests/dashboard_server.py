@@ -35,17 +35,23 @@ def free_port() -> int:
 
 
 def start_dashboard(
-    release_dir: Path, log: Path, steward: bool = True, timeout_s: float = 60
+    release_dir: Path,
+    log: Path,
+    steward: bool = True,
+    timeout_s: float = 60,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen, str]:
     """Run ``streamlit run dashboard.py`` on releases in ``release_dir``; wait for health.
 
-    Returns the process and its URL. Raises DashboardStartError (with the server's output)
+    ``extra_env`` adds environment variables to the server's. Returns the process and
+    its URL. Raises DashboardStartError (with the server's output)
     when it exits or does not answer within ``timeout_s``.
     """
     env = {
         **os.environ,
         "CRISIS_EXPOSURE_RELEASE_DIR": str(release_dir),
         "CRISIS_EXPOSURE_STEWARD": "1" if steward else "0",
+        **(extra_env or {}),
     }
     env.pop("CRISIS_EXPOSURE_BASEMAP_URL", None)
     port = free_port()

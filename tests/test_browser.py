@@ -7,6 +7,7 @@ Run with the rest (``pytest``) or alone (``pytest -m browser``). Needs ``/usr/bi
 from __future__ import annotations
 
 import io
+import json
 import time
 from pathlib import Path
 
@@ -71,6 +72,11 @@ def browser():
 @pytest.fixture
 def page(browser, server, tmp_path):
     """A fresh page that refuses (and records) every request leaving the test server."""
+    yield from offline_page(browser, server, tmp_path)
+
+
+def offline_page(browser, server, tmp_path):
+    """Yield a page that refuses (and records) every request leaving ``server``."""
     context = browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
     page = context.new_page()
     page.outside = []
@@ -141,4 +147,105 @@ def test_exposure_runs_and_downloads_the_csv(page, server, release_path):
         read_release(release_path), to_bands(read_footprint(NORCIA_MMI).classes)
     ).table
     pd.testing.assert_frame_equal(table, expected, check_dtype=False)
+    assert page.outside == [], f"requests left the machine: {page.outside}"
+
+
+# --------------------------------------------------------------------------- hostile text
+
+SCRIPT_NATIONALITY = "<img src=x onerror=window.__pwned=1>"
+SCRIPT_FOOTPRINT = "<img src=x onerror=window.__pwned=2>"  # upload names lose their quotes
+# The release readers refuse a nationality outside the release vocabulary; this server
+# has that check switched off (a sitecustomize written by the test), so the payload
+# reaches the tooltip, set as text (never HTML) and escaped by Streamlit in its HTML form.
+WITHOUT_VOCABULARY_CHECK = (
+    "import geo.invariants\ngeo.invariants._check_vocabulary = lambda *args, **kwargs: None\n"
+)
+
+
+@pytest.fixture(scope="module")
+def hostile_server(tmp_path_factory):
+    """A server over a release whose only nationality is a script payload."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (scripts/test.sh installs it)")
+    folder = tmp_path_factory.mktemp("hostile-releases")
+    records = clustered_records(20_000, seed=5, nationalities={SCRIPT_NATIONALITY: 1.0})
+    write_release(protect(records, ReleasePolicy(k=10)), folder / "hostile.release.parquet")
+    hooks = tmp_path_factory.mktemp("hooks")
+    (hooks / "sitecustomize.py").write_text(WITHOUT_VOCABULARY_CHECK)
+    log = tmp_path_factory.mktemp("hostile-server") / "streamlit.log"
+    try:
+        process, url = start_dashboard(
+            folder, log, steward=False, extra_env={"PYTHONPATH": f"{hooks}:{ROOT}"}
+        )
+    except DashboardStartError as died:
+        pytest.fail(str(died))
+    yield url
+    stop_dashboard(process)
+
+
+def footprint_over_umbria() -> bytes:
+    """A GeoJSON polygon over every released cell (its class is named after the file)."""
+    ring = [[11.5, 42.0], [14.0, 42.0], [14.0, 44.0], [11.5, 44.0], [11.5, 42.0]]
+    feature = {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
+    return json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
+
+
+@pytest.fixture
+def hostile_page(browser, hostile_server, tmp_path):
+    yield from offline_page(browser, hostile_server, tmp_path)
+
+
+def test_script_payloads_in_a_release_and_a_footprint_never_run(hostile_page, hostile_server):
+    page = hostile_page
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{hostile_server}/exposure")
+    wait_idle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        files=[
+            {
+                "name": f"{SCRIPT_FOOTPRINT}.geojson",
+                "mimeType": "application/geo+json",
+                "buffer": footprint_over_umbria(),
+            }
+        ]
+    )
+    wait_idle(page)
+    page.get_by_role("button", name="Run exposure").click()
+    page.wait_for_selector('[data-testid="stDownloadButton"]', timeout=60_000)
+    wait_idle(page)
+    assert page.evaluate("window.__pwned") is None  # tables, chart, footprint details
+    # the Map page in the same session: the uploaded footprint over the cells
+    page.get_by_role("link", name="Map").click()
+    wait_idle(page)
+    page.get_by_label("Hazard footprint").click()
+    page.keyboard.type("(uploaded)")  # filter the options down to the upload
+    page.keyboard.press("Enter")
+    wait_idle(page)
+    page.wait_for_selector(MAP_CANVAS, timeout=60_000)
+    page.wait_for_timeout(1500)
+    legend = page.get_by_text(SCRIPT_FOOTPRINT, exact=True)
+    assert legend.count() >= 1  # the class label and the footprint's name, as text
+    box = page.locator('[data-testid="stDeckGlJsonChart"]').bounding_box()
+    tooltip = page.locator(".deck-tooltip")
+    shown = ""
+    for fx in np.linspace(0.3, 0.7, 9):
+        for fy in np.linspace(0.3, 0.7, 9):
+            page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+            page.wait_for_timeout(60)
+            if tooltip.count() and tooltip.first.is_visible():
+                shown = tooltip.first.inner_text()
+                if "persons" in shown:
+                    break
+        if "persons" in shown:
+            break
+    assert SCRIPT_NATIONALITY in shown, f"no tooltip with the nationality: {shown!r}"
+    assert "&lt;img" in tooltip.first.inner_html()
+    assert tooltip.first.locator("img").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    assert dialogs == []
     assert page.outside == [], f"requests left the machine: {page.outside}"

@@ -12,7 +12,7 @@ from geo.errors import InputError
 from geo.hashing import content_sha256
 from geo.pipeline import read_release, write_release
 from geo.release import METADATA_KEY, ReleasePolicy, protect
-from geo.viz.cells import html_escaped
+from geo.viz.layers import build_deck
 from tests.factories import clustered_records
 
 
@@ -78,8 +78,9 @@ def test_a_policy_made_looser_in_the_metadata_is_refused(genuine, tmp_path):
         read_release(forged(genuine, tmp_path, lambda frame: frame, loosen))
 
 
-def test_tooltip_text_is_escaped():
-    frame = pl.DataFrame({"t": ['<img src=x onerror="alert(1)">']})
-    assert frame.select(html_escaped(pl.col("t"))).item() == (
-        "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"
-    )
+def test_the_map_tooltip_is_text_not_html():
+    """The browser sets a text tooltip with innerText: no released value becomes markup."""
+    deck = build_deck([], {"latitude": 43.0, "longitude": 12.5, "zoom": 7})
+    tooltip = deck._tooltip  # what st.pydeck_chart sends as the chart's tooltip
+    assert "html" not in tooltip
+    assert "{nationalities}" in tooltip["text"] and "<" not in tooltip["text"]

@@ -21,6 +21,7 @@ from geo.hashing import content_sha256
 from geo.invariants import check_invariants
 from geo.io.steward_key import signing_seed
 from geo.release import GROUP_COLUMNS, METADATA_KEY, RELEASE_FORMAT, TABLE_COLUMNS, Release
+from geo.revocations import assess, check_fields
 from geo.signatures import sign, verify
 
 
@@ -54,7 +55,8 @@ def read_release(path: str | Path, trusted: list[bytes] | None = None) -> Releas
 
     ``trusted`` are the steward public keys the reader trusts; the result's
     ``verification`` says verified, unverified (a valid signature by another key) or
-    unsigned.
+    unsigned, and its ``standing`` whether it has expired (its signed ``valid_until``;
+    :func:`geo.revocations.assess` adds a revocation list and newer releases).
 
     Returns
     -------
@@ -64,8 +66,8 @@ def read_release(path: str | Path, trusted: list[bytes] | None = None) -> Releas
     ------
     InputError
         If the file is missing, not a release, its content does not match its hash, its
-        signature does not match (forged), or it breaks an invariant its method declares
-        (:mod:`geo.invariants`).
+        signature does not match (forged), it breaks an invariant its method declares
+        (:mod:`geo.invariants`), or its validity fields are malformed.
     """
     path = Path(path)
     if not path.exists():
@@ -89,7 +91,9 @@ def read_release(path: str | Path, trusted: list[bytes] | None = None) -> Releas
     verification = verify(metadata, trusted, path.name)
     release = release_from_table(arrow, metadata)
     check_invariants(release, path.name)
+    check_fields(metadata, path.name)
     release.verification = verification
+    release.standing = assess(metadata)
     del arrow
     # Arrow keeps freed buffers for reuse; a dashboard holds the release for hours.
     pa.default_memory_pool().release_unused()

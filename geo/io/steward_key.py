@@ -90,3 +90,46 @@ def _secret(variable: str, file_variable: str, default: Path) -> bytes:
 def derived(purpose: str, key: bytes | None = None) -> bytes:
     """Return a 32-byte secret for one purpose (record keys, noise), derived by HMAC-SHA256."""
     return hmac.new(key or steward_key(), purpose.encode(), hashlib.sha256).digest()
+
+
+def signing_key_file() -> Path:
+    """Return the signing key file (``CRISIS_EXPOSURE_SIGNING_KEY_FILE`` or the default)."""
+    return Path(os.environ.get("CRISIS_EXPOSURE_SIGNING_KEY_FILE", DEFAULT_SIGNING_FILE))
+
+
+def retired_keys_file() -> Path:
+    """Return the file of the steward's retired public keys, beside the signing key file."""
+    path = signing_key_file()
+    return path.with_name(f"{path.stem}.retired.pub")
+
+
+def rotate_signing_key(retired_line: str) -> None:
+    """Replace the signing key file by a new key; append ``retired_line`` to the retired keys.
+
+    ``retired_line`` is the old public key's text (with its comment lines): releases
+    signed before the rotation stay verifiable with it. The old secret is overwritten
+    (never kept): a retired key signs nothing more. The new file is written under a
+    temporary name, readable by its owner only, then renamed into place.
+
+    Raises
+    ------
+    InputError
+        When the key comes from ``CRISIS_EXPOSURE_SIGNING_KEY`` (set a new one there), or
+        a file cannot be written.
+    """
+    if os.environ.get("CRISIS_EXPOSURE_SIGNING_KEY", "").strip():
+        raise InputError(
+            "the signing key comes from CRISIS_EXPOSURE_SIGNING_KEY: put a new key there "
+            "(64 hex characters) and keep handing out the old public key with the new one."
+        )
+    path = signing_key_file()
+    temporary = path.with_name(f".{path.name}.new")
+    try:
+        with open(retired_keys_file(), "a", encoding="utf-8") as retired:
+            retired.write(retired_line.rstrip("\n") + "\n")
+        temporary.unlink(missing_ok=True)
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(secrets.token_hex(32))
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot rotate the signing key ({exc.strerror}).") from exc

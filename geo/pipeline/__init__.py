@@ -5,7 +5,8 @@ Each function here reads from ``geo.io`` and hands the data to the pure function
 get the same answer from the same request. Heavy modules are imported where they are
 used: importing this package is cheap, and a command pays only for what it runs. One
 module per job: ``ingest``, ``releases`` (build, publish through the ledger, rebuild),
-``exposure`` (footprints, classes, exposure, exports) and ``audit``.
+``exposure`` (footprints, classes, exposure, exports), ``audit`` and ``trust`` (keys,
+their rotation, the revocation list, a release's standing).
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ from geo.pipeline.releases import (
     trusted_keys,
     write_release,
 )
+from geo.pipeline.trust import (
+    read_revocations,
+    refuse_revoked,
+    release_standing,
+    rotate_signing_key,
+    steward_public_keys,
+    withdraw,
+)
 
 __all__ = [
     "ExposureRun",
@@ -51,12 +60,18 @@ __all__ = [
     "read_boundaries",
     "read_footprints",
     "read_release",
+    "read_revocations",
+    "refuse_revoked",
     "release_as_of",
+    "release_standing",
+    "rotate_signing_key",
     "run_audit",
     "run_exposure",
     "steward_public_key",
+    "steward_public_keys",
     "store_summary",
     "trusted_keys",
+    "withdraw",
     "write_export",
     "write_release",
 ]

@@ -59,7 +59,12 @@ def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Re
     return release
 
 
-def publish_release(store_path: str | Path, policy: ReleasePolicy, out_path: str | Path) -> Release:
+def publish_release(
+    store_path: str | Path,
+    policy: ReleasePolicy,
+    out_path: str | Path,
+    valid_days: int | None = None,
+) -> Release:
     """Make a release, write its file and record it in the store's ledger, all or nothing.
 
     The store stays open for writing from the first read to the commit, so no ingest
@@ -76,11 +81,16 @@ def publish_release(store_path: str | Path, policy: ReleasePolicy, out_path: str
         The release policy.
     out_path
         The release file to write (``.release.parquet``); an existing file is replaced.
+    valid_days
+        Days until the release expires (signed ``valid_until``); None for the default,
+        :data:`geo.revocations.DEFAULT_VALID_DAYS`.
 
     Returns
     -------
     Release
-        As written, with its ``content_sha256`` and ``store_version``.
+        As written, with its ``content_sha256``, ``store_version``, ``valid_until`` and
+        ``supersedes`` (the content hash of the latest earlier release of the same
+        audience in the ledger, or None).
 
     Raises
     ------
@@ -103,6 +113,7 @@ def publish_release(store_path: str | Path, policy: ReleasePolicy, out_path: str
         refuse_series_conflict(entries, policy)
         release = _release_from(con, store_path, policy)
         _refuse_disclosing_flows(con, entries, release)
+        _date_and_link(release, entries, valid_days)
         try:
             write_release(release, temporary)
             release_id = _record(con, release, out.name)
@@ -122,6 +133,20 @@ def publish_release(store_path: str | Path, policy: ReleasePolicy, out_path: str
     finally:
         con.close()
     return release
+
+
+def _date_and_link(release: Release, entries: list[dict], valid_days: int | None) -> None:
+    """Sign into the release until when it is valid and which earlier release it replaces."""
+    from geo.revocations import DEFAULT_VALID_DAYS, valid_until
+
+    metadata = release.metadata
+    days = DEFAULT_VALID_DAYS if valid_days is None else valid_days
+    metadata["valid_until"] = valid_until(metadata["created_at"], days)
+    audience = release.policy.nationalities
+    earlier = [
+        e for e in entries if tuple(e["policy"]["nationalities"] or ()) == tuple(audience or ())
+    ]
+    metadata["supersedes"] = earlier[-1]["content_sha256"] if earlier else None
 
 
 def _record(con: Any, release: Release, file_name: str) -> int:
@@ -224,19 +249,33 @@ def store_summary(store_path: str | Path) -> dict:
         con.close()
 
 
-def read_release(path: str | Path, trust: Sequence[str | Path] = ()) -> Release:
+def read_release(
+    path: str | Path,
+    trust: Sequence[str | Path] = (),
+    revocations: str | Path | None = None,
+) -> Release:
     """Read and check a release file (see :func:`geo.io.release_file.read_release`).
 
-    ``trust`` names files of steward public keys (one per line) the reader trusts.
+    ``trust`` names files of steward public keys (one per line) the reader trusts;
+    ``revocations`` the steward's signed revocation list, whose withdrawals then set
+    the release's ``standing`` (:func:`geo.revocations.assess`).
 
     Raises
     ------
     InputError
-        For a missing, altered, forged or invalid release, or an unreadable key file.
+        For a missing, altered, forged or invalid release, an unreadable key file, or a
+        revocation list that is unsigned, forged or not the steward's.
     """
     from geo.io.release_file import read_release as read
+    from geo.io.revocation_file import read_revocations
+    from geo.revocations import assess
 
-    return read(path, trusted_keys(trust))
+    keys = trusted_keys(trust)
+    listed = read_revocations(revocations, keys) if revocations is not None else None
+    release = read(path, keys)
+    if listed is not None:
+        release.standing = assess(release.metadata, listed)
+    return release
 
 
 def trusted_keys(paths: Sequence[str | Path]) -> list[bytes]:

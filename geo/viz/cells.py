@@ -196,7 +196,7 @@ def _cells_from_groups(values: pl.DataFrame) -> pd.DataFrame:
     formatted = pl.DataFrame(
         {"persons": distinct, "shown": [f"{int(v):,}" for v in distinct.to_list()]}
     )
-    listed = html_escaped(pl.col("nationality")) + " " + pl.col("shown")
+    listed = pl.col("nationality") + " " + pl.col("shown")
     more = pl.len().cast(pl.Int64) - TOOLTIP_NATIONALITIES
     cells = (
         frame.join(formatted, on="persons", how="left")
@@ -219,20 +219,3 @@ def _cells_from_groups(values: pl.DataFrame) -> pd.DataFrame:
 def cell_area_km2(resolution: int) -> float:
     """Return the average area of an H3 cell at a resolution, in km²."""
     return float(h3.average_hexagon_area(resolution, unit="km^2"))
-
-
-def html_escaped(text: pl.Expr) -> pl.Expr:
-    """Return text safe inside the tooltip's HTML (what ``html.escape`` does, vectorised).
-
-    Release readers already refuse codes outside the release vocabulary; this keeps a
-    page safe even for a release that reaches the map another way.
-    """
-    for character, entity in (
-        ("&", "&amp;"),
-        ("<", "&lt;"),
-        (">", "&gt;"),
-        ('"', "&quot;"),
-        ("'", "&#x27;"),
-    ):
-        text = text.str.replace_all(character, entity, literal=True)
-    return text

@@ -37,9 +37,11 @@ DISPLAY_TOLERANCE_DEG = 0.002
 BASEMAP_TOLERANCE_DEG = 0.01
 MAP_WIDTH_PX = 1000
 MAP_HEIGHT_PX = 560
-TOOLTIP_HTML = (
-    "<b>{persons}</b> persons, <b>{cases}</b> cases (sum of released groups)<br/>"
-    "H3 resolution {resolution}, cell {h3_cell}<br/>{nationalities}"
+# Plain text, never HTML: the browser sets it as text (innerText), so no value from a
+# release can become markup, whatever Streamlit version escapes or not.
+TOOLTIP_TEXT = (
+    "{persons} persons, {cases} cases (sum of released groups)\n"
+    "H3 resolution {resolution}, cell {h3_cell}\n{nationalities}"
 )
 
 
@@ -315,6 +317,6 @@ def build_deck(layers: Sequence[pdk.Layer], view: dict, basemap_url: str | None 
     return CompactDeck(
         layers=list(layers),
         initial_view_state=pdk.ViewState(**view),
-        tooltip={"html": TOOLTIP_HTML, "style": {"fontSize": "12px"}},
+        tooltip={"text": TOOLTIP_TEXT, "style": {"fontSize": "12px"}},
         **style,
     )
