@@ -22,9 +22,13 @@ import shapely
 
 from geo.footprint_classes import (
     CLASS_COLUMNS,
+    ORDER_COLUMN,
+    UNORDERED_RANK,
     WGS84,
+    classes_are_ordered,
     geometries_to_km2,
     geometries_to_polygonal,
+    ordered_mask,
     rows_to_classes,
     sorted_classes,
 )
@@ -54,12 +58,14 @@ def to_bands(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     ----------
     classes : geopandas.GeoDataFrame
         Frame with the columns of :attr:`Footprint.classes`; classes may overlap.
-        Equal ranks are ordered by label (alphabetically later wins).
+        Equal ranks are ordered by label (alphabetically later wins). Classes
+        marked unordered (see :mod:`geo.footprint_classes`) are kept whole: with
+        no order there is no worst class to win an overlap.
 
     Returns
     -------
     geopandas.GeoDataFrame
-        Same columns, disjoint polygonal geometries, classes left with no area
+        Same columns, ordered classes disjoint, classes left with no area
         removed, sorted by ``class_rank``.
 
     Raises
@@ -67,6 +73,12 @@ def to_bands(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     ValueError
         If a required column is missing.
     """
+    keep = ordered_mask(classes)
+    if not keep.all():
+        banded = to_bands(classes[keep]) if keep.any() else classes[keep]
+        both = pd.concat([banded, classes[~keep]], ignore_index=True)
+        both[ORDER_COLUMN] = ordered_mask(both)
+        return sorted_classes(gpd.GeoDataFrame(both, geometry="geometry", crs=WGS84))
     ordered = _severity_order(classes)
     geoms = ordered.geometry.values
     bands, taken = [], None
@@ -97,8 +109,11 @@ def to_cumulative(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     Raises
     ------
     ValueError
-        If a required column is missing.
+        If a required column is missing, or a class has no severity order
+        (see :mod:`geo.footprint_classes`): "at least" needs an order.
     """
+    if not classes_are_ordered(classes):
+        raise ValueError("classes without a severity order have no cumulative view.")
     ordered = _severity_order(classes)
     union, geoms = None, []
     for geom in ordered.geometry.values:
@@ -129,8 +144,9 @@ def combine_footprints(footprints: Sequence[_HasClasses]) -> gpd.GeoDataFrame:
     Returns
     -------
     geopandas.GeoDataFrame
-        The columns of :attr:`Footprint.classes`, disjoint, with ``class_rank``
-        1..n in the combined severity order.
+        The columns of :attr:`Footprint.classes`, ordered classes disjoint, with
+        ``class_rank`` 1..n in the combined severity order (unordered ones keep
+        rank 0 and ``class_ordered`` False).
 
     Raises
     ------
@@ -142,8 +158,10 @@ def combine_footprints(footprints: Sequence[_HasClasses]) -> gpd.GeoDataFrame:
     frames = [_classes_to_severity(fp.classes, order) for order, fp in enumerate(footprints)]
     combined = pd.concat(frames, ignore_index=True)
     combined = combined.sort_values(["severity", "order"], ascending=[True, False], kind="stable")
-    combined["class_rank"] = np.arange(1, len(combined) + 1)
-    bands = to_bands(gpd.GeoDataFrame(combined[CLASS_COLUMNS], geometry="geometry", crs=WGS84))
+    keep = ordered_mask(combined)
+    combined["class_rank"] = np.where(keep, np.cumsum(keep), UNORDERED_RANK)
+    columns = CLASS_COLUMNS + ([ORDER_COLUMN] if not keep.all() else [])
+    bands = to_bands(gpd.GeoDataFrame(combined[columns], geometry="geometry", crs=WGS84))
     return _merge_same_labels(bands)
 
 
@@ -190,14 +208,16 @@ def _classes_to_severity(classes: gpd.GeoDataFrame, order: int) -> pd.DataFrame:
     out["geometry"] = ranked.geometry.values
     out["class_label"] = ranked["hazard_type"] + ": " + ranked["class_label"]
     out["severity"] = np.arange(1, len(ranked) + 1) / max(len(ranked), 1)
+    out.loc[~ordered_mask(ranked), "severity"] = 0.0
     out["order"] = order
     return out
 
 
 def _merge_same_labels(bands: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Union rows that share a label, keep the higher rank, renumber ranks 1..n."""
-    rows = []
-    for label, group in bands.groupby("class_label", sort=False):
+    """Union rows that share a label, keep the higher rank, renumber ordered ranks 1..n."""
+    rows, flags = [], []
+    bands = bands.assign(_ordered=ordered_mask(bands))
+    for (label, flag), group in bands.groupby(["class_label", "_ordered"], sort=False):
         rows.append(
             (
                 group["hazard_type"].iloc[0],
@@ -206,7 +226,11 @@ def _merge_same_labels(bands: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
                 shapely.union_all(group.geometry.values),
             )
         )
+        flags.append(bool(flag))
     merged = rows_to_classes(rows)
+    if not all(flags):
+        merged[ORDER_COLUMN] = flags
     merged = sorted_classes(merged)
-    merged["class_rank"] = np.arange(1, len(merged) + 1, dtype="int64")
+    keep = ordered_mask(merged)
+    merged["class_rank"] = np.where(keep, np.cumsum(keep), UNORDERED_RANK).astype("int64")
     return merged

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -41,8 +41,10 @@ import shapely
 from geo.footprint_classes import (
     CLASS_COLUMNS,
     SHAPEFILE_SIDECARS,
+    classes_are_ordered,
     geometries_to_km2,
     geometries_to_polygonal,
+    ordered_mask,
     sorted_classes,
 )
 from geo.io.footprints.acled import _acled_to_result
@@ -50,6 +52,7 @@ from geo.io.footprints.cems import _cems_to_result, _is_observed_event
 from geo.io.footprints.common import (
     VECTOR_SUFFIXES,
     FootprintError,
+    _classes_to_user_order,
     _column,
     _frame_to_kind,
     _layers_to_polygons,
@@ -95,7 +98,8 @@ class Footprint:
     provenance : dict
         ``file_name``, ``sha256``, ``format``, ``hazard_type``, ``class_field``,
         ``repairs`` (list of sentences), ``notes`` (list of sentences),
-        ``feature_count`` and ``cumulative_available``.
+        ``feature_count``, ``cumulative_available`` and ``ordered`` (False when
+        the classes have no severity order: see :mod:`geo.footprint_classes`).
     """
 
     classes: gpd.GeoDataFrame
@@ -107,15 +111,18 @@ class Footprint:
         Returns
         -------
         pandas.DataFrame
-            ``class_label``, ``class_rank``, ``area_km2`` (geodesic area on the
-            WGS 84 ellipsoid) and ``parts`` (number of polygons), one row per
-            class in rank order.
+            ``class_label``, ``class_rank`` (nullable; NA for a class without
+            a severity order), ``area_km2`` (geodesic area on the WGS 84
+            ellipsoid) and ``parts`` (number of polygons), one row per class in
+            rank order.
         """
         geoms = self.classes.geometry.values
+        ranks = pd.array(self.classes["class_rank"].to_numpy(), dtype="Int64")
+        ranks[~ordered_mask(self.classes)] = pd.NA
         return pd.DataFrame(
             {
                 "class_label": self.classes["class_label"].to_numpy(),
-                "class_rank": self.classes["class_rank"].to_numpy(),
+                "class_rank": ranks,
                 "area_km2": geometries_to_km2(geoms),
                 "parts": shapely.get_num_geometries(np.asarray(geoms)),
             }
@@ -133,6 +140,7 @@ def read_footprint(
     date_from: Any = None,
     date_to: Any = None,
     name: str | None = None,
+    class_order: str | Sequence[str] | None = None,
 ) -> Footprint:
     """Read any supported footprint file into classed polygons.
 
@@ -153,6 +161,11 @@ def read_footprint(
     name : str, optional
         File name to show and to guess the format from when ``path`` is a
         temporary upload.
+    class_order : str or sequence of str, optional
+        The classes' severity order, **worst first** (a comma-separated string
+        or a list of labels, matched case-insensitively): overrides the order the
+        reader found, and is how classes without a known order get one. Every
+        class must be named.
 
     Returns
     -------
@@ -181,6 +194,7 @@ def read_footprint(
         float(buffer_km),
         _to_timestamp(date_from, display),
         _to_timestamp(date_to, display),
+        _to_order(class_order),
     )
     log = _Log()
     try:
@@ -195,7 +209,11 @@ def read_footprint(
             f"{display}: the geometry cannot be processed ({_one_line(exc)}); "
             "check the file in a GIS."
         ) from None
-    classes = _finish_classes(result.classes, display)
+    classes = result.classes
+    if opts.class_order:
+        classes = _classes_to_user_order(classes, opts.class_order, display, log)
+    classes = _finish_classes(classes, display)
+    ordered = classes_are_ordered(classes)
     provenance = {
         "file_name": display,
         "sha256": file_to_sha256(path, display),
@@ -205,7 +223,9 @@ def read_footprint(
         "repairs": log.repairs,
         "notes": log.notes,
         "feature_count": int(result.feature_count),
-        "cumulative_available": bool(result.cumulative_available),
+        "cumulative_available": ordered
+        and (bool(result.cumulative_available) or bool(opts.class_order)),
+        "ordered": ordered,
     }
     return Footprint(classes=classes, provenance=provenance)
 
@@ -324,6 +344,15 @@ def _to_timestamp(value: Any, display: str) -> pd.Timestamp | None:
             f"{display}: cannot read the date {value!r}; use YYYY-MM-DD."
         ) from None
     return stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
+
+
+def _to_order(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """Class order as a tuple of labels (a comma-separated string is split), or None."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    order = tuple(" ".join(str(item).split()) for item in items if str(item).strip())
+    return order or None
 
 
 def _finish_classes(classes: gpd.GeoDataFrame, display: str) -> gpd.GeoDataFrame:
