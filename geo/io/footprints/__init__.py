@@ -7,11 +7,14 @@ reader of that format:
 * USGS/INGV **ShakeMap contour lines** (``cont_mmi.json``, ``cont_pga.json``,
   ShakeMap 4 and 3.5), turned into disjoint intensity bands, and ShakeMap 4
   **shape.zip** (polygons in ``mi.shp`` with ``PARAMVALUE``): :mod:`.shakemap`;
-* **Copernicus EMS** rapid-mapping deliveries (zipped shapefiles, observed-event
-  layer): :mod:`.cems`;
+* **Copernicus EMS** rapid-mapping deliveries (zipped shapefiles: building
+  damage grades of a grading product, else the observed-event layers): :mod:`.cems`;
 * **GDACS** event polygons (``Poly_Red``, ``Poly_Orange`` ...): :mod:`.gdacs`;
 * **ACLED** conflict-event CSV exports (modern and legacy schemas), buffered
   into conflict zones: :mod:`.acled`;
+* **CAP 1.2** alert messages (polygon and circle areas by severity): :mod:`.cap`;
+* **USGS finite-fault** ``rupture.json`` (the rupture's surface projection):
+  :mod:`.rupture`;
 * any other polygons (GeoJSON, TopoJSON, Shapefile bare or zipped, GeoPackage,
   KML/KMZ), classed by an attribute the user names: :mod:`.generic`.
 
@@ -48,7 +51,8 @@ from geo.footprint_classes import (
     sorted_classes,
 )
 from geo.io.footprints.acled import _acled_to_result
-from geo.io.footprints.cems import _cems_to_result, _is_observed_event
+from geo.io.footprints.cap import _cap_to_result, _looks_like_cap
+from geo.io.footprints.cems import _cems_to_result, _is_cems_delivery
 from geo.io.footprints.common import (
     VECTOR_SUFFIXES,
     FootprintError,
@@ -67,6 +71,7 @@ from geo.io.footprints.common import (
 )
 from geo.io.footprints.gdacs import _gdacs_field, _gdacs_to_result
 from geo.io.footprints.generic import _polygons_to_classes
+from geo.io.footprints.rupture import _is_rupture, _json_to_document, _rupture_to_result
 from geo.io.footprints.shakemap import (
     _contours_to_result,
     _json_path_to_bbox,
@@ -220,8 +225,8 @@ def read_footprint(
         "format": result.format,
         "hazard_type": result.hazard_type,
         "class_field": result.class_field,
-        "repairs": log.repairs,
-        "notes": log.notes,
+        "repairs": list(dict.fromkeys(log.repairs)),
+        "notes": list(dict.fromkeys(log.notes)),
         "feature_count": int(result.feature_count),
         "cumulative_available": ordered
         and (bool(result.cumulative_available) or bool(opts.class_order)),
@@ -265,6 +270,13 @@ def _path_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
         return _acled_to_result(path, opts, log)
     if zipfile.is_zipfile(path):
         return _zip_to_result(path, opts, log)
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if _looks_like_cap(head):
+        return _cap_to_result(path, opts, log)
+    doc = _json_to_document(path)
+    if _is_rupture(doc):
+        return _rupture_to_result(doc, opts, log)
     layers = _source_to_layers(str(path), opts.display, log)
     return _layers_to_result(layers, opts, log, bbox=lambda: _json_path_to_bbox(path))
 
@@ -287,7 +299,7 @@ def _zip_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
     shapefiles = [m for m in members if m.lower().endswith(".shp")]
     if any(PurePosixPath(m).stem.lower() == "mi" for m in shapefiles):
         return _shakemap_zip_to_result(path, shapefiles, opts, log)
-    if any(_is_observed_event(m) for m in shapefiles):
+    if _is_cems_delivery(shapefiles):
         return _cems_to_result(path, shapefiles, opts, log)
     vectors = [m for m in members if m.lower().endswith(VECTOR_SUFFIXES)]
     if not vectors:

@@ -200,7 +200,13 @@ def _layers_to_polygons(
     if len(layers) > 1:
         log.notes.append(f"polygon layers read: {', '.join(n for n, _ in polygon_layers)}")
     frames = [_frame_to_clean_polygons(gdf, display, log) for _, gdf in polygon_layers]
-    return pd.concat(frames, ignore_index=True)
+    polygons = pd.concat(frames, ignore_index=True)
+    if not len(polygons):
+        raise FootprintError(
+            f"{display}: no polygon with an area is left after cleaning (they collapse to "
+            "lines or points, e.g. a vertical fault plane seen from above); nothing to map."
+        )
+    return polygons
 
 
 # --------------------------------------------------------------------------- cleaning polygons
