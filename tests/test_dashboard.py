@@ -21,6 +21,7 @@ from geo.pipeline import compute_exposure, read_release, write_release
 from geo.release import ReleasePolicy, protect
 from geo.tools.classes import to_bands
 from tests.factories import clustered_records, registration_row, write_rows
+from tests.footprint_files import write_cap_alert, write_ems_grading_zip
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard.py")
@@ -483,13 +484,29 @@ SAME_REQUESTS = {
     "admin": ([NORCIA_MMI], False, REGIONS),
     "combined": ([NORCIA_MMI, NORCIA_PGA], False, None),
     "combined cumulative by admin": ([NORCIA_MMI, NORCIA_PGA], True, REGIONS),
+    # products written in code (tests/footprint_files.py), uploaded on the page
+    "EMS grading": (["ems"], False, None),
+    "CAP alert cumulative by admin": (["cap"], True, REGIONS),
+}
+GENERATED = {
+    "ems": write_ems_grading_zip,
+    "cap": lambda folder: write_cap_alert(folder / "alert.xml"),
 }
 
 
 def page_exposure(at: AppTest, media, footprints, cumulative, admin) -> pd.DataFrame:
     """Run the Exposure page's request and return its CSV download as a frame."""
     at.switch_page("app_pages/exposure.py").run()
-    at.multiselect(key="exposure_footprints").set_value([p.name for p in footprints])
+    shipped = ROOT / "data" / "footprints"
+    names = []
+    for path in footprints:
+        if path.parent == shipped:
+            names.append(path.name)
+            continue
+        at.file_uploader(key="exposure_uploads").upload(path.name, path.read_bytes(), "")
+        at.run()
+        names.append(f"{path.name} (uploaded)")
+    at.multiselect(key="exposure_footprints").set_value(names)
     at.radio(key="exposure_mode").set_value("Cumulative (at least)" if cumulative else "Banded")
     at.selectbox(key="exposure_admin").set_value(admin.name if admin else "None").run()
     if admin:
@@ -506,6 +523,7 @@ def test_cli_and_page_give_the_same_table(request_name, app, release_dir, media,
     from geo.cli import main
 
     footprints, cumulative, admin = SAME_REQUESTS[request_name]
+    footprints = [GENERATED[f](tmp_path) if isinstance(f, str) else f for f in footprints]
     out = tmp_path / "cli.csv"
     argv = ["exposure", "--release", str(release_dir / "a_public.release.parquet")]
     argv += [arg for path in footprints for arg in ("--hazard", str(path))]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -468,7 +469,10 @@ def test_a_broken_file_of_every_reader_is_one_line_and_exit_2(kind, tmp_path, ca
     name, write = BROKEN[kind]
     path = tmp_path / name
     write(path)
-    code, out, err = run(capsys, "hazard", path)
+    with warnings.catch_warnings(record=True) as caught:  # they would print to stderr
+        warnings.simplefilter("always")
+        code, out, err = run(capsys, "hazard", path)
+    assert not caught, [str(w.message) for w in caught]
     lines = err.strip().splitlines()
     assert code == 2, (out, err)
     assert len(lines) == 1 and lines[0].startswith(f"crisis-exposure hazard: error: {name}:"), err

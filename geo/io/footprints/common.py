@@ -135,12 +135,15 @@ def _source_to_layers(
 ) -> list[tuple[str, gpd.GeoDataFrame]]:
     """Read every spatial layer of a GDAL source."""
     try:
-        layers = pyogrio.list_layers(source)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            layers = pyogrio.list_layers(source)
+        _warnings_to_notes(caught, log)
     except (DataSourceError, DataLayerError, OSError) as exc:
         raise FootprintError(
             f"{display}: not a vector file this reader knows ({_one_line(exc)}); supply GeoJSON, "
-            "TopoJSON, Shapefile (.shp or zipped), GeoPackage, KML/KMZ, a ShakeMap contour file "
-            "or an ACLED CSV."
+            "TopoJSON, Shapefile (.shp or zipped), GeoPackage, KML/KMZ, a ShakeMap contour file, "
+            "a CAP alert, a USGS rupture.json or an ACLED CSV."
         ) from None
     out = []
     for layer, geometry_type in layers:
@@ -152,10 +155,22 @@ def _source_to_layers(
     return out
 
 
+def _warnings_to_notes(caught: list, log: _Log) -> None:
+    """Turn GDAL's run-time warnings into provenance notes, not lines on stderr."""
+    for warning in caught:
+        if issubclass(warning.category, RuntimeWarning):
+            log.notes.append(f"GDAL: {_one_line(warning.message)}")
+        else:
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+
+
 def _layer_to_frame(source: str, layer: str, display: str, log: _Log) -> gpd.GeoDataFrame:
     """Read one layer; close unclosed rings that GEOS refuses, and count them."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
             warnings.filterwarnings("ignore", message=".*[Nn]on closed ring.*")
             gdf = pyogrio.read_dataframe(source, layer=layer, on_invalid="ignore")
             missing = int(gdf.geometry.isna().sum())
@@ -164,6 +179,7 @@ def _layer_to_frame(source: str, layer: str, display: str, log: _Log) -> gpd.Geo
                 fixed = missing - int(gdf.geometry.isna().sum())
                 if fixed:
                     log.repairs.append(f"closed {_count(fixed, 'unclosed ring')}")
+        _warnings_to_notes(caught, log)
     except (DataSourceError, DataLayerError, OSError, ValueError) as exc:
         raise FootprintError(f"{display}: cannot read layer {layer} ({_one_line(exc)}).") from None
     return gdf
