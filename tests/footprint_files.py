@@ -202,3 +202,15 @@ def write_integer_contours(path: Path) -> Path:
     }
     path.write_text(json.dumps(doc))
     return path
+
+
+def write_nested_zones(path: Path, centre: tuple[float, float] = NORCIA) -> Path:
+    """Three nested zones whose ``zone`` names say nothing of their order."""
+    lon, lat = centre
+    frame = gpd.GeoDataFrame(
+        {"zone": ["Red zone", "Buffer", "Watch"]},
+        geometry=[shapely.Point(lon, lat).buffer(r) for r in (0.05, 0.15, 0.3)],
+        crs=4326,
+    )
+    frame.to_file(path)
+    return path

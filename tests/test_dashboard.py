@@ -21,7 +21,7 @@ from geo.pipeline import compute_exposure, read_release, write_release
 from geo.release import ReleasePolicy, protect
 from geo.tools.classes import to_bands
 from tests.factories import clustered_records, registration_row, write_rows
-from tests.footprint_files import write_cap_alert, write_ems_grading_zip
+from tests.footprint_files import write_cap_alert, write_ems_grading_zip, write_nested_zones
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard.py")
@@ -560,3 +560,31 @@ def test_unordered_classes_have_no_cumulative_view_on_either_side(app, capsys, t
     no_exception(at)
     errors = [" ".join(e.value.split()) for e in at.error]
     assert errors and errors[0] in cli_message
+
+
+def test_class_order_on_the_page_gives_the_cli_table(app, media, release_dir, tmp_path):
+    """The page's class-order control ranks unordered classes as --class-order does."""
+    from geo.cli import main
+
+    zones = write_nested_zones(tmp_path / "zones.geojson")
+    order = "Red zone, Buffer, Watch"
+    out = tmp_path / "cli.csv"
+    argv = ["exposure", "--release", str(release_dir / "a_public.release.parquet")]
+    argv += ["--hazard", str(zones), "--class-field", "zone", "--class-order", order]
+    assert main([*argv, "--cumulative", "--out", str(out)]) == 0
+    at = app.run()
+    at.switch_page("app_pages/exposure.py").run()
+    at.file_uploader(key="exposure_uploads").upload(zones.name, zones.read_bytes(), "")
+    at.run()
+    at.multiselect(key="exposure_footprints").set_value([f"{zones.name} (uploaded)"])
+    at.text_input(key="exposure_class_field").set_value("zone")
+    at.text_input(key="exposure_class_order").set_value(order)
+    at.radio(key="exposure_mode").set_value("Cumulative (at least)")
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert "Red zone or worse" in at.subheader[0].value
+    page = pd.read_csv(io.BytesIO(downloads(at, media)["download_csv"]), comment="#")
+    cli = pd.read_csv(out, comment="#")
+    assert len(cli) > 0
+    pd.testing.assert_frame_equal(page, cli)

@@ -30,6 +30,7 @@ from tests.footprint_files import (
     write_cap_alert,
     write_ems_grading_zip,
     write_integer_contours,
+    write_nested_zones,
     write_rupture,
 )
 
@@ -256,19 +257,7 @@ def test_shape_zip_labels_are_roman(tmp_path):
 
 @pytest.fixture
 def zones(tmp_path) -> Path:
-    lon, lat = NORCIA
-    frame = gpd.GeoDataFrame(
-        {"zone": ["Red zone", "Buffer", "Watch"]},
-        geometry=[
-            shapely.Point(lon, lat).buffer(0.05),
-            shapely.Point(lon, lat).buffer(0.15),
-            shapely.Point(lon, lat).buffer(0.3),
-        ],
-        crs=4326,
-    )
-    path = tmp_path / "zones.geojson"
-    frame.to_file(path)
-    return path
+    return write_nested_zones(tmp_path / "zones.geojson")
 
 
 def test_unknown_order_is_reported_unordered_on_the_cli(zones, tmp_path, capsys):
@@ -512,3 +501,15 @@ def test_hazard_reads_every_public_footprint_and_every_built_product(tmp_path, c
         code, out, err = run(capsys, "hazard", path)
         assert code == 0, (path.name, err)
         assert out.startswith(f"{path.name}: ") and not err
+
+
+def test_unordered_classes_get_no_alert_colours(zones):
+    from geo.viz.layers import classes_to_layer
+    from geo.viz.legends import CLASS_PALETTE
+
+    unordered = read_footprint(zones, class_field="zone").classes
+    _, legend = classes_to_layer(unordered)
+    assert not {entry.colour for entry in legend} & set(CLASS_PALETTE)
+    ordered = read_footprint(zones, class_field="zone", class_order="Red zone,Buffer,Watch")
+    _, legend = classes_to_layer(ordered.classes)
+    assert {entry.colour for entry in legend} <= set(CLASS_PALETTE)
