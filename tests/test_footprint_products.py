@@ -513,3 +513,23 @@ def test_unordered_classes_get_no_alert_colours(zones):
     ordered = read_footprint(zones, class_field="zone", class_order="Red zone,Buffer,Watch")
     _, legend = classes_to_layer(ordered.classes)
     assert {entry.colour for entry in legend} <= set(CLASS_PALETTE)
+
+
+def test_unordered_classes_combine_without_a_rank(zones):
+    """Overlaid on the ShakeMap, unordered zones stay whole and rank nothing."""
+    from geo.tools.classes import combine_footprints, to_cumulative
+
+    unordered = read_footprint(zones, class_field="zone")
+    combined = combine_footprints([read_footprint(NORCIA_MMI), unordered])
+    mmi = combined[combined["class_ordered"]]
+    assert mmi["class_rank"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert mmi["class_label"].iloc[-1] == "earthquake: MMI IX"
+    rest = combined[~combined["class_ordered"]]
+    assert set(rest["class_rank"]) == {0}
+    # nested zones are not cut by one another: Watch keeps its whole disk
+    watch = rest.set_index("class_label").geometry["unspecified: Watch"]
+    assert watch.area == pytest.approx(
+        unordered.classes.set_index("class_label").geometry["Watch"].area
+    )
+    with pytest.raises(ValueError, match="no cumulative view"):
+        to_cumulative(unordered.classes)

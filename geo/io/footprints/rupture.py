@@ -49,8 +49,11 @@ def _json_to_document(path: Path) -> dict | None:
     with path.open("rb") as fh:
         if fh.read(64).lstrip()[:1] != b"{":
             return None
+    data = path.read_bytes()
+    if b"rupture" not in data and b'"metadata"' not in data:
+        return None  # cheap: most GeoJSON files are not parsed twice
     try:
-        doc = json.loads(path.read_bytes())
+        doc = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         return None
     return doc if isinstance(doc, dict) else None
