@@ -49,6 +49,8 @@ FOOTPRINT_SUFFIXES = (
     ".csv",
     ".fgb",
     ".gml",
+    ".xml",
+    ".cap",
 )
 UPLOAD_TYPES = [s.lstrip(".") for s in FOOTPRINT_SUFFIXES + SHAPEFILE_SIDECARS]
 # What pipeline.read_boundaries reads from one uploaded file (a shapefile comes zipped).
@@ -406,10 +408,12 @@ def load_footprint(
     buffer_km: float,
     _path: str,
     date_window: tuple[str | None, str | None] = (None, None),
+    class_order: str | None = None,
 ) -> pipeline.Footprint:
     """Return a footprint read from ``_path`` (cached on its hash and the reader options).
 
     ``date_window`` (ISO dates or None) limits ACLED events; other formats ignore it.
+    ``class_order`` (comma-separated, worst first) ranks classes with no known order.
     """
     (footprint,) = pipeline.read_footprints(
         [_path],
@@ -418,6 +422,7 @@ def load_footprint(
         date_from=date_window[0],
         date_to=date_window[1],
         names=[name.removesuffix(" (uploaded)")],
+        class_order=class_order,
     )
     return footprint
 
@@ -488,6 +493,7 @@ def run_exposure(
     _footprint_paths: tuple[str, ...],
     _admin_path: str | None,
     date_window: tuple[str | None, str | None] = (None, None),
+    class_order: str | None = None,
 ) -> ExposureRun:
     """Return the exposure for a release, footprints (hash, name) and options (cached).
 
@@ -498,7 +504,7 @@ def run_exposure(
     """
     release = load_release(release_sha256, _release_path)
     footprints = [
-        load_footprint(sha, name, class_field, buffer_km, path, date_window)
+        load_footprint(sha, name, class_field, buffer_km, path, date_window, class_order)
         for (sha, name), path in zip(footprint_keys, _footprint_paths, strict=True)
     ]
     admin = load_admin(admin_key[0], admin_key[1], _admin_path) if admin_key else None

@@ -39,7 +39,8 @@ st.markdown(
 
 uploads = st.file_uploader(
     "Upload footprints (GeoJSON, zipped or bare shapefile with its sidecars, KML/KMZ, "
-    "GeoPackage, ShakeMap contours or shape.zip, ACLED CSV)",
+    "GeoPackage, ShakeMap contours or shape.zip, Copernicus EMS zip, CAP alert XML, USGS "
+    "rupture.json, ACLED CSV)",
     type=common.UPLOAD_TYPES,
     accept_multiple_files=True,
     key="exposure_uploads",
@@ -77,6 +78,12 @@ mode = left.radio(
 )
 class_field = left.text_input(
     "Class attribute (optional, for plain polygon files)", key="exposure_class_field"
+).strip()
+class_order = left.text_input(
+    "Class order, worst first (comma-separated)",
+    key="exposure_class_order",
+    help="Ranks classes whose order the file does not say (an attribute's values). Without "
+    "it they are shown unordered: no worst class, no cumulative view.",
 ).strip()
 buffer_km = left.number_input(
     "ACLED event buffer (km)", 0.5, 200.0, 10.0, 0.5, key="exposure_buffer"
@@ -132,6 +139,7 @@ if st.button("Run exposure", type="primary", disabled=not chosen or several, key
     st.session_state["exposure_request"] = {
         "footprints": tuple(chosen),
         "class_field": class_field or None,
+        "class_order": class_order or None,
         "buffer_km": float(buffer_km),
         "date_window": tuple(d.isoformat() if d else None for d in (date_from, date_to)),
         "cumulative": mode.startswith("Cumulative"),
@@ -169,6 +177,7 @@ with st.spinner("Computing the exposure…"):
         tuple(f.path for f in files),
         admin_file.path if admin_file else None,
         request["date_window"],
+        request.get("class_order"),
     )
 if run is None:
     st.stop()
@@ -187,29 +196,37 @@ st.caption(
 for note in exposure.notes:
     st.warning(common.plain(note))
 headline = exposure.headline()
-if headline["hazard_class"] is None:
+if not exposure.ordered:
+    st.info(
+        "The classes have no known severity order: they are shown unordered, with no worst "
+        "class and no cumulative view. Give the class order (worst first) to rank them.",
+        icon=":material/info:",
+    )
+elif headline["hazard_class"] is None:
     st.info("No released cell touches the footprint: nobody in this release is exposed.")
     st.stop()
-st.subheader(
-    f"Persons exposed in the worst class reached: {common.plain(headline['hazard_class'])}"
-)
-widened = (
-    f", widened by what the noise can move ({exposure.confidence:.0%} confidence)"
-    if exposure.accuracy.method == "noise"
-    else ""
-)
-metrics = st.columns(3)
-metrics[0].metric(
-    "Low (cells entirely inside)",
-    f"{headline['persons_low']:,}",
-    help=f"Released persons of the cells entirely inside the class{widened}.",
-)
-metrics[1].metric("Estimate", f"{headline['persons_estimate']:,}")
-metrics[2].metric(
-    "High (cells touching)",
-    f"{headline['persons_high']:,}",
-    help=f"Released persons of every cell that touches the class{widened}.",
-)
+else:
+    st.subheader(
+        f"Persons exposed in the worst class reached: {common.plain(headline['hazard_class'])}"
+    )
+if exposure.ordered:
+    widened = (
+        f", widened by what the noise can move ({exposure.confidence:.0%} confidence)"
+        if exposure.accuracy.method == "noise"
+        else ""
+    )
+    metrics = st.columns(3)
+    metrics[0].metric(
+        "Low (cells entirely inside)",
+        f"{headline['persons_low']:,}",
+        help=f"Released persons of the cells entirely inside the class{widened}.",
+    )
+    metrics[1].metric("Estimate", f"{headline['persons_estimate']:,}")
+    metrics[2].metric(
+        "High (cells touching)",
+        f"{headline['persons_high']:,}",
+        help=f"Released persons of every cell that touches the class{widened}.",
+    )
 withheld = exposure.accuracy.withheld_sentence()
 statement = exposure.statement()
 st.caption(statement if withheld in statement else f"{statement} {withheld}")

@@ -144,6 +144,7 @@ def _read_footprints(args: argparse.Namespace) -> list:
         buffer_km=args.buffer_km,
         date_from=args.date_from,
         date_to=args.date_to,
+        class_order=args.class_order,
     )
 
 
@@ -157,6 +158,8 @@ def _cmd_hazard(args: argparse.Namespace) -> int:
         )
         if provenance["class_field"]:
             print(f"  classes from field {provenance['class_field']!r}")
+        if not provenance.get("ordered", True):
+            print("  classes unordered: no known severity order (give --class-order, worst first)")
         table = footprint.describe()
         table["area_km2"] = table["area_km2"].round(1)
         print(table.to_string(index=False))
@@ -191,7 +194,9 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
     pipeline.write_export(args.out, run, release)
     exposure = run.exposure
     headline = exposure.headline()
-    if headline["hazard_class"] is not None:
+    if not exposure.ordered:
+        print("classes unordered: no most severe class (give --class-order, worst first)")
+    elif headline["hazard_class"] is not None:
         print(
             f"most severe class reached: {headline['hazard_class']}: persons "
             f"{headline['persons_low']} (low) – {headline['persons_estimate']} (estimate) – "
@@ -434,6 +439,13 @@ def _add_revoke(commands: argparse._SubParsersAction) -> None:
 def _footprint_options(parser: argparse.ArgumentParser) -> None:
     """Add the options that say how to read footprints (shared by hazard and exposure)."""
     parser.add_argument("--class-field", help="attribute holding the class of generic polygons")
+    parser.add_argument(
+        "--class-order",
+        metavar="WORST,...,LEAST",
+        help="the classes' severity order, worst first, comma-separated (e.g. "
+        "'Destroyed,Damaged,Possibly damaged'); without it, classes with no known order are "
+        "reported unordered",
+    )
     parser.add_argument(
         "--buffer-km", type=float, default=10.0, help="radius around ACLED events (default 10)"
     )

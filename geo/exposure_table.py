@@ -106,6 +106,10 @@ class Exposure:
     sums
         ``by_class`` before widening, with the group counts of each bound: what
         totals over several rows are widened from. None: totals are plain sums.
+    ordered
+        False when the classes have no severity order (see
+        :mod:`geo.footprint_classes`): there is then no worst class, and
+        :meth:`headline` names none.
     """
 
     table: pd.DataFrame
@@ -117,6 +121,7 @@ class Exposure:
     accuracy: Accuracy = field(default_factory=Accuracy)
     sums: pd.DataFrame | None = None
     area_sums: pd.DataFrame | None = None
+    ordered: bool = True
 
     @property
     def confidence(self) -> float:
@@ -176,11 +181,12 @@ class Exposure:
     def headline(self) -> pd.Series:
         """Return persons low / estimate / high in the most severe class with anyone.
 
-        The first row of :meth:`class_totals` that any released group touches.
+        The first row of :meth:`class_totals` that any released group touches;
+        no class (None) when nobody is exposed or the classes have no order.
         """
         totals = self.class_totals()
         exposed = totals[totals["persons_high"] > 0]
-        if exposed.empty:
+        if exposed.empty or not self.ordered:
             return pd.Series(
                 {"hazard_class": None, "persons_low": 0, "persons_estimate": 0, "persons_high": 0}
             )

@@ -7,6 +7,25 @@ The readers in :mod:`geo.io.footprints` build such frames and the operations in
 (build, sort, keep the polygonal parts, measure), and neither may import the
 other, so they live in this small core module. It reads nothing and depends
 only on numpy, pandas, geopandas, shapely and pyproj.
+
+Unordered classes
+-----------------
+Some classes have no severity order that anyone stated: the values of an
+attribute the user names (region names, land-use codes) with no known scale and
+no order given by the user. Such classes are never ranked by accident (say
+alphabetically). A class frame marks them with the optional boolean column
+``class_ordered`` (:data:`ORDER_COLUMN`):
+
+* the column absent, or True on a row: the row's ``class_rank`` is a severity
+  (higher is more severe) and may be compared with the other ordered rows;
+* False on a row: the class has no place in any order. Its ``class_rank`` is
+  :data:`UNORDERED_RANK` (0) for every such row, only so that integer code keeps
+  working; it must not be read as a severity. No "or worse"/cumulative view, no
+  "worst class reached" headline, no severity colour, no worst-class-wins cut
+  against other classes (overlapping unordered classes keep their overlap).
+
+Use :func:`rows_to_classes` with ``ordered=False`` to build such a frame,
+:func:`classes_are_ordered` to test one, and :func:`ordered_mask` per row.
 """
 
 from __future__ import annotations
@@ -21,9 +40,13 @@ from pyproj import Geod
 
 __all__ = [
     "CLASS_COLUMNS",
+    "ORDER_COLUMN",
+    "UNORDERED_RANK",
     "WGS84",
+    "classes_are_ordered",
     "geometries_to_km2",
     "geometries_to_polygonal",
+    "ordered_mask",
     "rows_to_classes",
     "sorted_classes",
 ]
@@ -32,6 +55,8 @@ WGS84 = "EPSG:4326"
 # The files that travel with a .shp (an upload or a folder offers them together).
 SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg")
 CLASS_COLUMNS = ["hazard_type", "class_label", "class_rank", "geometry"]
+ORDER_COLUMN = "class_ordered"  # optional; False marks a class without severity order
+UNORDERED_RANK = 0
 GEOD = Geod(ellps="WGS84")
 
 
@@ -84,13 +109,16 @@ def geometries_to_polygonal(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def rows_to_classes(rows: list[tuple]) -> gpd.GeoDataFrame:
+def rows_to_classes(rows: list[tuple], ordered: bool = True) -> gpd.GeoDataFrame:
     """Build a class frame from ``(hazard_type, label, rank, geometry)`` tuples.
 
     Parameters
     ----------
     rows : list of tuple
         One tuple per class, in the order of :data:`CLASS_COLUMNS`.
+    ordered : bool, default True
+        False: the classes have no severity order; their ranks are set to
+        :data:`UNORDERED_RANK` and the frame gets ``class_ordered`` False.
 
     Returns
     -------
@@ -98,7 +126,44 @@ def rows_to_classes(rows: list[tuple]) -> gpd.GeoDataFrame:
         The class frame in EPSG:4326, rows in the given order.
     """
     frame = pd.DataFrame(rows, columns=CLASS_COLUMNS)
+    if not ordered:
+        frame["class_rank"] = UNORDERED_RANK
+        frame[ORDER_COLUMN] = False
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=WGS84)
+
+
+def ordered_mask(classes: pd.DataFrame) -> np.ndarray:
+    """Return, per row, whether the class has a severity order (see the module docstring).
+
+    Parameters
+    ----------
+    classes : pandas.DataFrame
+        A class frame, with or without ``class_ordered``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Booleans, True where ``class_rank`` is a severity.
+    """
+    if ORDER_COLUMN not in classes.columns:
+        return np.ones(len(classes), dtype=bool)
+    return classes[ORDER_COLUMN].fillna(True).astype(bool).to_numpy()
+
+
+def classes_are_ordered(classes: pd.DataFrame) -> bool:
+    """Return whether every class of a frame has a severity order.
+
+    Parameters
+    ----------
+    classes : pandas.DataFrame
+        A class frame, with or without ``class_ordered``.
+
+    Returns
+    -------
+    bool
+        False when any row is marked ``class_ordered`` False.
+    """
+    return bool(ordered_mask(classes).all())
 
 
 def sorted_classes(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -112,15 +177,19 @@ def sorted_classes(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     Returns
     -------
     geopandas.GeoDataFrame
-        Exactly those columns (str, str, int64, geometry), in the frame's CRS
-        (EPSG:4326 when it has none), sorted by ``class_rank`` then ``class_label``.
+        Exactly those columns (str, str, int64, geometry), plus ``class_ordered``
+        (bool) when any class is unordered, in the frame's CRS (EPSG:4326 when
+        it has none), sorted by ``class_rank`` then ``class_label``.
     """
+    columns = {
+        "hazard_type": classes["hazard_type"].astype(str).to_numpy(),
+        "class_label": classes["class_label"].astype(str).to_numpy(),
+        "class_rank": classes["class_rank"].astype("int64").to_numpy(),
+    }
+    if not classes_are_ordered(classes):
+        columns[ORDER_COLUMN] = ordered_mask(classes)
     out = gpd.GeoDataFrame(
-        {
-            "hazard_type": classes["hazard_type"].astype(str).to_numpy(),
-            "class_label": classes["class_label"].astype(str).to_numpy(),
-            "class_rank": classes["class_rank"].astype("int64").to_numpy(),
-        },
+        columns,
         geometry=np.asarray(classes.geometry.values),
         crs=classes.crs or WGS84,
     )

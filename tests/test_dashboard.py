@@ -24,6 +24,7 @@ from geo.pipeline import compute_exposure, read_release, write_release
 from geo.release import ReleasePolicy, protect
 from geo.tools.classes import to_bands
 from tests.factories import clustered_records, registration_row, write_rows
+from tests.footprint_files import write_cap_alert, write_ems_grading_zip, write_nested_zones
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard.py")
@@ -562,6 +563,13 @@ SAME_REQUESTS = {
     "admin with an outside row": ([NORCIA_MMI], False, PERUGIA),
     "combined": ([NORCIA_MMI, NORCIA_PGA], False, None),
     "combined cumulative by admin": ([NORCIA_MMI, NORCIA_PGA], True, REGIONS),
+    # products written in code (tests/footprint_files.py), uploaded on the page
+    "EMS grading": (["ems"], False, None),
+    "CAP alert cumulative by admin": (["cap"], True, REGIONS),
+}
+GENERATED = {
+    "ems": write_ems_grading_zip,
+    "cap": lambda folder: write_cap_alert(folder / "alert.xml"),
 }
 
 
@@ -569,7 +577,16 @@ def page_exposure(at: AppTest, media, footprints, cumulative, admin) -> pd.DataF
     """Run the Exposure page's request and return its CSV download as a frame."""
     at.switch_page("app_pages/exposure.py").run()
     at.checkbox(key="exposure_combine").set_value(len(footprints) > 1)
-    at.multiselect(key="exposure_footprints").set_value([p.name for p in footprints])
+    shipped = ROOT / "data" / "footprints"
+    names = []
+    for path in footprints:
+        if path.parent == shipped:
+            names.append(path.name)
+            continue
+        at.file_uploader(key="exposure_uploads").upload(path.name, path.read_bytes(), "")
+        at.run()
+        names.append(f"{path.name} (uploaded)")
+    at.multiselect(key="exposure_footprints").set_value(names)
     at.radio(key="exposure_mode").set_value("Cumulative (at least)" if cumulative else "Banded")
     at.selectbox(key="exposure_admin").set_value(admin.name if admin else "None").run()
     if admin:
@@ -586,6 +603,7 @@ def test_cli_and_page_give_the_same_table(request_name, app, release_dir, media,
     from geo.cli import main
 
     footprints, cumulative, admin = SAME_REQUESTS[request_name]
+    footprints = [GENERATED[f](tmp_path) if isinstance(f, str) else f for f in footprints]
     out = tmp_path / "cli.csv"
     argv = ["exposure", "--release", str(release_dir / "a_public.release.parquet")]
     argv += [arg for path in footprints for arg in ("--hazard", str(path))]
@@ -632,3 +650,31 @@ def test_unordered_classes_have_no_cumulative_view_on_either_side(app, capsys, t
     no_exception(at)
     errors = [" ".join(e.value.split()) for e in at.error]
     assert errors and errors[0] in cli_message
+
+
+def test_class_order_on_the_page_gives_the_cli_table(app, media, release_dir, tmp_path):
+    """The page's class-order control ranks unordered classes as --class-order does."""
+    from geo.cli import main
+
+    zones = write_nested_zones(tmp_path / "zones.geojson")
+    order = "Red zone, Buffer, Watch"
+    out = tmp_path / "cli.csv"
+    argv = ["exposure", "--release", str(release_dir / "a_public.release.parquet")]
+    argv += ["--hazard", str(zones), "--class-field", "zone", "--class-order", order]
+    assert main([*argv, "--cumulative", "--out", str(out)]) == 0
+    at = app.run()
+    at.switch_page("app_pages/exposure.py").run()
+    at.file_uploader(key="exposure_uploads").upload(zones.name, zones.read_bytes(), "")
+    at.run()
+    at.multiselect(key="exposure_footprints").set_value([f"{zones.name} (uploaded)"])
+    at.text_input(key="exposure_class_field").set_value("zone")
+    at.text_input(key="exposure_class_order").set_value(order)
+    at.radio(key="exposure_mode").set_value("Cumulative (at least)")
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert "Red zone or worse" in at.subheader[0].value
+    page = pd.read_csv(io.BytesIO(downloads(at, media)["download_csv"]), comment="#")
+    cli = pd.read_csv(out, comment="#")
+    assert len(cli) > 0
+    pd.testing.assert_frame_equal(page, cli)

@@ -47,7 +47,10 @@ def assert_disjoint(classes: gpd.GeoDataFrame) -> None:
 
 def assert_clean(fp: Footprint) -> None:
     classes = fp.classes
-    assert list(classes.columns) == ["hazard_type", "class_label", "class_rank", "geometry"]
+    columns = ["hazard_type", "class_label", "class_rank", "geometry"]
+    if not fp.provenance["ordered"]:  # classes without a known order (geo.footprint_classes)
+        columns.insert(3, "class_ordered")
+    assert list(classes.columns) == columns
     assert classes.crs.to_epsg() == 4326
     assert classes["class_rank"].is_monotonic_increasing
     assert shapely.is_valid(classes.geometry.values).all()
@@ -343,11 +346,11 @@ def test_norcia_pga_contours_become_pga_bands():
 def test_shakemap35_intensity_contours_with_island_and_pocket(tmp_path):
     fp = read_footprint(write_shakemap35(tmp_path / "cont_mi.json"))
     assert_clean(fp)
-    assert fp.classes["class_label"].tolist() == ["MMI < 4", "MMI IV", "MMI V", "MMI VI"]
+    assert fp.classes["class_label"].tolist() == ["MMI < IV", "MMI IV", "MMI V", "MMI VI"]
     assert label_at(fp, 10, 45) == ["MMI VI"]
     assert label_at(fp, 10.75, 45) == ["MMI V"]  # pocket below 5.5 inside the 5.5 ring
     assert label_at(fp, 14, 49) == ["MMI IV"]  # island of 4 outside the main rings
-    assert label_at(fp, 5.5, 40.5) == ["MMI < 4"]
+    assert label_at(fp, 5.5, 40.5) == ["MMI < IV"]
     assert_disjoint(fp.classes)
     assert shapely.union_all(fp.classes.geometry.values).area == pytest.approx(100, rel=1e-9)
     disks = {r: shapely.Point(10, 45).buffer(r, quad_segs=32) for r in (1.0, 2.0)}
@@ -361,7 +364,7 @@ def test_shakemap35_intensity_contours_with_island_and_pocket(tmp_path):
 
 def test_shakemap35_without_bbox_uses_the_extent_of_the_lines(tmp_path):
     fp = read_footprint(write_shakemap35(tmp_path / "cont_mi.json", with_bbox=False))
-    assert fp.classes["class_label"].tolist() == ["MMI < 4", "MMI IV", "MMI V", "MMI VI"]
+    assert fp.classes["class_label"].tolist() == ["MMI < IV", "MMI IV", "MMI V", "MMI VI"]
     assert any("no bbox member" in n for n in fp.provenance["notes"])
     assert label_at(fp, 10, 45) == ["MMI VI"]
 
@@ -385,7 +388,7 @@ def test_open_contours_short_of_the_edge_are_extended(tmp_path):
     }
     fp = read_footprint(write_json(tmp_path / "cont_mmi.json", doc))
     assert "extended 2 open contour ends to the map edge" in fp.provenance["repairs"]
-    assert label_at(fp, 7, 45) == ["MMI < 5"]
+    assert label_at(fp, 7, 45) == ["MMI < V"]
     assert label_at(fp, 11, 45) == ["MMI V"]
     assert label_at(fp, 14, 45) == ["MMI VI"]
     assert fp.classes.set_index("class_label").geometry["MMI V"].area == pytest.approx(20)
@@ -404,7 +407,7 @@ def test_single_contour_level_assumes_shaking_decreases_outwards(tmp_path):
         ],
     }
     fp = read_footprint(write_json(tmp_path / "cont_mi.json", doc))
-    assert fp.classes["class_label"].tolist() == ["MMI < 6", "MMI VI"]
+    assert fp.classes["class_label"].tolist() == ["MMI < VI", "MMI VI"]
     assert label_at(fp, 10, 45) == ["MMI VI"]
     assert any("single contour level" in n for n in fp.provenance["notes"])
 
@@ -598,7 +601,12 @@ def test_admin_boundaries_read_as_polygons(tmp_path):
     regions.to_file(path)
     fp = read_footprint(path, class_field="REG_NAME")
     assert fp.classes["class_label"].tolist() == ["Lazio", "Marche", "Umbria"]
-    assert any("alphabetically" in n for n in fp.provenance["notes"])
+    # no known order: unordered, never ranked alphabetically (Umbria was the "worst")
+    assert fp.provenance["ordered"] is False
+    assert fp.classes["class_rank"].tolist() == [0, 0, 0]
+    assert fp.classes["class_ordered"].tolist() == [False, False, False]
+    assert fp.describe()["class_rank"].isna().all()
+    assert any("unordered" in n for n in fp.provenance["notes"])
     assert fp.provenance["cumulative_available"] is False
 
 

@@ -90,6 +90,7 @@ def export_metadata(exposure: Exposure, release: Release, footprints: Sequence[d
                     "format",
                     "hazard_type",
                     "class_field",
+                    "ordered",
                     "repairs",
                 )
             }
@@ -97,6 +98,12 @@ def export_metadata(exposure: Exposure, release: Release, footprints: Sequence[d
         ],
         "method": {
             "classes": "cumulative (at least)" if exposure.cumulative else "disjoint bands",
+            "class_order": (
+                "ranked: a higher class_rank is more severe"
+                if exposure.ordered
+                else "unordered: the classes have no known severity order, class_rank ranks "
+                "nothing and no class is the worst; overlapping classes each count their cells"
+            ),
             "estimate_weighting": exposure.weighting,
             "confidence": accuracy.confidence,
             "bounds": _bounds_words(accuracy),

@@ -26,8 +26,12 @@ def read_footprints(
     date_from: str | None = None,
     date_to: str | None = None,
     names: Sequence[str | None] | None = None,
+    class_order: str | Sequence[str] | None = None,
 ) -> list[Footprint]:
     """Read hazard footprints with the same reader options.
+
+    ``class_order`` (worst first) ranks classes that have no known order, or
+    overrides the publisher's (see :func:`geo.io.footprints.read_footprint`).
 
     Raises
     ------
@@ -45,6 +49,7 @@ def read_footprints(
             date_from=date_from,
             date_to=date_to,
             name=name,
+            class_order=class_order or None,
         )
         for path, name in zip(paths, names, strict=True)
     ]
@@ -75,7 +80,8 @@ def footprint_classes(footprints: Sequence[Footprint], cumulative: bool) -> gpd.
             raise InputError(
                 "a cumulative view needs classes with an order; "
                 + ", ".join(unordered)
-                + " has classes in alphabetical order only. Use banded classes."
+                + " has classes without a known order. Use banded classes, or give the "
+                "class order (worst first)."
             )
     if len(footprints) > 1:  # each class system kept apart, "worst" within one only
         return combine_footprints(footprints, cumulative=cumulative)
@@ -142,6 +148,8 @@ def run_exposure(
     if admin is not None and not admin_field:
         raise InputError("--admin needs --admin-field (the field that names each area).")
     classes = footprint_classes(footprints, cumulative)
+    release_box = _release_bounds(release, nationalities)
+    _check_overlap(classes, release_box)
     exposure = compute_exposure(
         release,
         classes,
@@ -151,7 +159,74 @@ def run_exposure(
         admin_field=admin_field if admin is not None else None,
         nationalities=list(nationalities) if nationalities else None,
     )
+    if not (exposure.by_class["persons_high"] > 0).any():
+        _check_overlap(classes, release_box, touching=False)
+    from geo.footprint_classes import classes_are_ordered
+
+    if not classes_are_ordered(classes):
+        exposure.ordered = False
+        exposure.notes.append(UNORDERED_NOTE)
     return ExposureRun(exposure, classes, [fp.provenance for fp in footprints])
+
+
+UNORDERED_NOTE = (
+    "the classes have no known severity order: they are reported unordered (no worst "
+    "class, no 'or worse' view, no alert colour); give the class order, worst first, to rank them."
+)
+
+
+def _release_bounds(release: Release, nationalities: Sequence[str] | None) -> tuple | None:
+    """Bounding box (lon/lat) of the released cells, of the chosen nationalities; None if none.
+
+    Released cells are published values, so their extent may be shown.
+    """
+    import numpy as np
+
+    from geo import h3cells
+
+    groups = release.groups
+    if nationalities:
+        groups = groups[groups["nationality"].isin(list(nationalities))]
+    cells = groups["h3_cell"].unique()
+    if not len(cells):
+        return None
+    vertices, _ = h3cells.cell_boundaries(h3cells.cells_to_ints(cells))
+    lon, lat = vertices[:, 0], vertices[:, 1]
+    return (float(np.min(lon)), float(np.min(lat)), float(np.max(lon)), float(np.max(lat)))
+
+
+def _check_overlap(
+    classes: gpd.GeoDataFrame, release_box: tuple | None, touching: bool = True
+) -> None:
+    """Raise one line when the footprint meets no released cell (``touching``: by extent only).
+
+    Raises
+    ------
+    InputError
+        "the footprint does not overlap any released cell (footprint bbox …, release bbox …)".
+    """
+    box = tuple(float(v) for v in classes.total_bounds)
+    if release_box is not None and touching:
+        apart = (
+            box[2] < release_box[0]
+            or release_box[2] < box[0]
+            or box[3] < release_box[1]
+            or release_box[3] < box[1]
+        )
+        if not apart:
+            return
+    raise InputError(
+        f"the footprint does not overlap any released cell (footprint bbox {_box_text(box)}, "
+        f"release bbox {_box_text(release_box)}); check that the footprint and the release "
+        "cover the same place."
+    )
+
+
+def _box_text(box: tuple | None) -> str:
+    """``'12.10, 42.30 – 13.90, 43.40'`` (lon, lat of two corners), or 'empty'."""
+    if box is None:
+        return "empty"
+    return f"{box[0]:.2f}, {box[1]:.2f} – {box[2]:.2f}, {box[3]:.2f}"
 
 
 def export_bytes(

@@ -22,9 +22,13 @@ import shapely
 
 from geo.footprint_classes import (
     CLASS_COLUMNS,
+    ORDER_COLUMN,
+    UNORDERED_RANK,
     WGS84,
+    classes_are_ordered,
     geometries_to_km2,
     geometries_to_polygonal,
+    ordered_mask,
     rows_to_classes,
     sorted_classes,
 )
@@ -55,12 +59,14 @@ def to_bands(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     ----------
     classes : geopandas.GeoDataFrame
         Frame with the columns of :attr:`Footprint.classes`; classes may overlap.
-        Equal ranks are ordered by label (alphabetically later wins).
+        Equal ranks are ordered by label (alphabetically later wins). Classes
+        marked unordered (see :mod:`geo.footprint_classes`) are kept whole: with
+        no order there is no worst class to win an overlap.
 
     Returns
     -------
     geopandas.GeoDataFrame
-        Same columns, disjoint polygonal geometries, classes left with no area
+        Same columns, ordered classes disjoint, classes left with no area
         removed, sorted by ``class_rank``.
 
     Raises
@@ -68,6 +74,12 @@ def to_bands(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     ValueError
         If a required column is missing.
     """
+    keep = ordered_mask(classes)
+    if not keep.all():
+        banded = to_bands(classes[keep]) if keep.any() else classes[keep]
+        both = pd.concat([banded, classes[~keep]], ignore_index=True)
+        both[ORDER_COLUMN] = ordered_mask(both)
+        return sorted_classes(gpd.GeoDataFrame(both, geometry="geometry", crs=WGS84))
     ordered = _severity_order(classes)
     geoms = ordered.geometry.values
     bands, taken = [], None
@@ -98,8 +110,11 @@ def to_cumulative(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     Raises
     ------
     ValueError
-        If a required column is missing.
+        If a required column is missing, or a class has no severity order
+        (see :mod:`geo.footprint_classes`): "at least" needs an order.
     """
+    if not classes_are_ordered(classes):
+        raise ValueError("classes without a severity order have no cumulative view.")
     ordered = _severity_order(classes)
     union, geoms = None, []
     for geom in ordered.geometry.values:
@@ -136,9 +151,11 @@ def combine_footprints(
     -------
     geopandas.GeoDataFrame
         The columns of :attr:`Footprint.classes`; disjoint (or nested, when
-        cumulative) within each system. ``class_rank`` is 1..n: the order within each
-        system, the system of the first footprint ranked above the next one's, so
-        that sorting by rank lists each system's classes together, worst first.
+        cumulative) within each system. ``class_rank`` is 1..n over the ordered
+        classes: the order within each system, the system of the first footprint
+        ranked above the next one's, so that sorting by rank lists each system's
+        classes together, worst first. Unordered classes keep rank 0 and
+        ``class_ordered`` False.
 
     Raises
     ------
@@ -156,14 +173,21 @@ def combine_footprints(
         bands = _merge_same_labels(to_bands(gpd.GeoDataFrame(classes, crs=WGS84)))
         frames.append((members, bands))
     prefixes = _system_prefixes(footprints, frames)
-    out, above = [], sum(len(bands) for _, bands in frames)
+    out, above = [], sum(int(ordered_mask(bands).sum()) for _, bands in frames)
     for (_members, bands), prefix in zip(frames, prefixes, strict=True):
         bands = bands.assign(class_label=prefix + bands["class_label"])
         if cumulative:
             bands = to_cumulative(bands)
-        above -= len(bands)
-        out.append(bands.assign(class_rank=bands["class_rank"] + above))
-    return sorted_classes(pd.concat(out, ignore_index=True))
+        keep = ordered_mask(bands)
+        above -= int(keep.sum())
+        ranks = np.where(keep, bands["class_rank"] + above, UNORDERED_RANK).astype("int64")
+        out.append(bands.assign(class_rank=ranks))
+    combined = pd.concat(out, ignore_index=True)
+    if ORDER_COLUMN in combined.columns:
+        combined[ORDER_COLUMN] = ordered_mask(combined)
+        if combined[ORDER_COLUMN].all():
+            combined = combined.drop(columns=ORDER_COLUMN)
+    return sorted_classes(gpd.GeoDataFrame(combined, geometry="geometry", crs=WGS84))
 
 
 def class_system(footprint: _HasClasses) -> tuple:
@@ -241,9 +265,10 @@ def _severity_order(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def _merge_same_labels(bands: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Union rows that share a label, keep the higher rank, renumber ranks 1..n."""
-    rows = []
-    for label, group in bands.groupby("class_label", sort=False):
+    """Union rows that share a label, keep the higher rank, renumber ordered ranks 1..n."""
+    rows, flags = [], []
+    bands = bands.assign(_ordered=ordered_mask(bands))
+    for (label, flag), group in bands.groupby(["class_label", "_ordered"], sort=False):
         rows.append(
             (
                 group["hazard_type"].iloc[0],
@@ -252,7 +277,11 @@ def _merge_same_labels(bands: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
                 shapely.union_all(group.geometry.values),
             )
         )
+        flags.append(bool(flag))
     merged = rows_to_classes(rows)
+    if not all(flags):
+        merged[ORDER_COLUMN] = flags
     merged = sorted_classes(merged)
-    merged["class_rank"] = np.arange(1, len(merged) + 1, dtype="int64")
+    keep = ordered_mask(merged)
+    merged["class_rank"] = np.where(keep, np.cumsum(keep), UNORDERED_RANK).astype("int64")
     return merged

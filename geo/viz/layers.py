@@ -24,6 +24,7 @@ import pydeck as pdk
 import shapely
 from pydeck.bindings.json_tools import default_serialize
 
+from geo.footprint_classes import classes_are_ordered
 from geo.h3cells import cell_boundaries, cells_to_ints
 from geo.viz.cells import MAP_COLUMNS
 from geo.viz.legends import PERSONS_PALETTE, LegendEntry, bin_indices, class_colours
@@ -102,7 +103,7 @@ def classes_to_layer(
         severe class first.
     """
     ordered = classes.sort_values("class_rank").reset_index(drop=True)
-    colours = class_colours(len(ordered))
+    colours = class_colours(len(ordered), classes_are_ordered(ordered))
     geometries = shapely.simplify(
         ordered.geometry.values, DISPLAY_TOLERANCE_DEG, preserve_topology=True
     )

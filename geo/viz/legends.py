@@ -37,6 +37,17 @@ CLASS_PALETTE = (
     (189, 0, 38),
     (128, 0, 38),
 )
+# ColorBrewer Dark2: classes without a severity order (no colour says "worse").
+CATEGORY_PALETTE = (
+    (27, 158, 119),
+    (117, 112, 179),
+    (102, 166, 30),
+    (230, 171, 2),
+    (166, 118, 29),
+    (102, 102, 102),
+    (231, 41, 138),
+    (217, 95, 2),
+)
 NICE_STEPS = ((1, 2, 5), (1, 3), (1,))
 
 
@@ -116,10 +127,16 @@ def bin_indices(values: pd.Series, edges: Sequence[int]) -> np.ndarray:
     return np.clip(index, 0, len(edges) - 2)
 
 
-def class_colours(n: int) -> list[tuple[int, ...]]:
-    """Return ``n`` colours from the class palette, spread from least to most severe."""
+def class_colours(n: int, ordered: bool = True) -> list[tuple[int, ...]]:
+    """Return ``n`` colours from the class palette, spread from least to most severe.
+
+    ``ordered`` False: classes without a severity order get categorical colours
+    (cycled), so that no class looks like an alert.
+    """
     if n <= 0:
         return []
+    if not ordered:
+        return [CATEGORY_PALETTE[i % len(CATEGORY_PALETTE)] for i in range(n)]
     if n == 1:
         return [CLASS_PALETTE[-2]]
     positions = np.linspace(0, len(CLASS_PALETTE) - 1, n).round().astype(int)

@@ -7,11 +7,14 @@ reader of that format:
 * USGS/INGV **ShakeMap contour lines** (``cont_mmi.json``, ``cont_pga.json``,
   ShakeMap 4 and 3.5), turned into disjoint intensity bands, and ShakeMap 4
   **shape.zip** (polygons in ``mi.shp`` with ``PARAMVALUE``): :mod:`.shakemap`;
-* **Copernicus EMS** rapid-mapping deliveries (zipped shapefiles, observed-event
-  layer): :mod:`.cems`;
+* **Copernicus EMS** rapid-mapping deliveries (zipped shapefiles: building
+  damage grades of a grading product, else the observed-event layers): :mod:`.cems`;
 * **GDACS** event polygons (``Poly_Red``, ``Poly_Orange`` ...): :mod:`.gdacs`;
 * **ACLED** conflict-event CSV exports (modern and legacy schemas), buffered
   into conflict zones: :mod:`.acled`;
+* **CAP 1.2** alert messages (polygon and circle areas by severity): :mod:`.cap`;
+* **USGS finite-fault** ``rupture.json`` (the rupture's surface projection):
+  :mod:`.rupture`;
 * any other polygons (GeoJSON, TopoJSON, Shapefile bare or zipped, GeoPackage,
   KML/KMZ), classed by an attribute the user names: :mod:`.generic`.
 
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -41,15 +44,19 @@ import shapely
 from geo.footprint_classes import (
     CLASS_COLUMNS,
     SHAPEFILE_SIDECARS,
+    classes_are_ordered,
     geometries_to_km2,
     geometries_to_polygonal,
+    ordered_mask,
     sorted_classes,
 )
 from geo.io.footprints.acled import _acled_to_result
-from geo.io.footprints.cems import _cems_to_result, _is_observed_event
+from geo.io.footprints.cap import _cap_to_result, _looks_like_cap
+from geo.io.footprints.cems import _cems_to_result, _is_cems_delivery
 from geo.io.footprints.common import (
     VECTOR_SUFFIXES,
     FootprintError,
+    _classes_to_user_order,
     _column,
     _frame_to_kind,
     _layers_to_polygons,
@@ -64,6 +71,7 @@ from geo.io.footprints.common import (
 )
 from geo.io.footprints.gdacs import _gdacs_field, _gdacs_to_result
 from geo.io.footprints.generic import _polygons_to_classes
+from geo.io.footprints.rupture import _is_rupture, _json_to_document, _rupture_to_result
 from geo.io.footprints.shakemap import (
     _contours_to_result,
     _json_path_to_bbox,
@@ -95,7 +103,8 @@ class Footprint:
     provenance : dict
         ``file_name``, ``sha256``, ``format``, ``hazard_type``, ``class_field``,
         ``repairs`` (list of sentences), ``notes`` (list of sentences),
-        ``feature_count`` and ``cumulative_available``.
+        ``feature_count``, ``cumulative_available`` and ``ordered`` (False when
+        the classes have no severity order: see :mod:`geo.footprint_classes`).
     """
 
     classes: gpd.GeoDataFrame
@@ -107,15 +116,18 @@ class Footprint:
         Returns
         -------
         pandas.DataFrame
-            ``class_label``, ``class_rank``, ``area_km2`` (geodesic area on the
-            WGS 84 ellipsoid) and ``parts`` (number of polygons), one row per
-            class in rank order.
+            ``class_label``, ``class_rank`` (nullable; NA for a class without
+            a severity order), ``area_km2`` (geodesic area on the WGS 84
+            ellipsoid) and ``parts`` (number of polygons), one row per class in
+            rank order.
         """
         geoms = self.classes.geometry.values
+        ranks = pd.array(self.classes["class_rank"].to_numpy(), dtype="Int64")
+        ranks[~ordered_mask(self.classes)] = pd.NA
         return pd.DataFrame(
             {
                 "class_label": self.classes["class_label"].to_numpy(),
-                "class_rank": self.classes["class_rank"].to_numpy(),
+                "class_rank": ranks,
                 "area_km2": geometries_to_km2(geoms),
                 "parts": shapely.get_num_geometries(np.asarray(geoms)),
             }
@@ -133,6 +145,7 @@ def read_footprint(
     date_from: Any = None,
     date_to: Any = None,
     name: str | None = None,
+    class_order: str | Sequence[str] | None = None,
 ) -> Footprint:
     """Read any supported footprint file into classed polygons.
 
@@ -153,6 +166,11 @@ def read_footprint(
     name : str, optional
         File name to show and to guess the format from when ``path`` is a
         temporary upload.
+    class_order : str or sequence of str, optional
+        The classes' severity order, **worst first** (a comma-separated string
+        or a list of labels, matched case-insensitively): overrides the order the
+        reader found, and is how classes without a known order get one. Every
+        class must be named.
 
     Returns
     -------
@@ -181,6 +199,7 @@ def read_footprint(
         float(buffer_km),
         _to_timestamp(date_from, display),
         _to_timestamp(date_to, display),
+        _to_order(class_order),
     )
     log = _Log()
     try:
@@ -195,17 +214,23 @@ def read_footprint(
             f"{display}: the geometry cannot be processed ({_one_line(exc)}); "
             "check the file in a GIS."
         ) from None
-    classes = _finish_classes(result.classes, display)
+    classes = result.classes
+    if opts.class_order:
+        classes = _classes_to_user_order(classes, opts.class_order, display, log)
+    classes = _finish_classes(classes, display)
+    ordered = classes_are_ordered(classes)
     provenance = {
         "file_name": display,
         "sha256": file_to_sha256(path, display),
         "format": result.format,
         "hazard_type": result.hazard_type,
         "class_field": result.class_field,
-        "repairs": log.repairs,
-        "notes": log.notes,
+        "repairs": list(dict.fromkeys(log.repairs)),
+        "notes": list(dict.fromkeys(log.notes)),
         "feature_count": int(result.feature_count),
-        "cumulative_available": bool(result.cumulative_available),
+        "cumulative_available": ordered
+        and (bool(result.cumulative_available) or bool(opts.class_order)),
+        "ordered": ordered,
     }
     return Footprint(classes=classes, provenance=provenance)
 
@@ -245,6 +270,13 @@ def _path_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
         return _acled_to_result(path, opts, log)
     if zipfile.is_zipfile(path):
         return _zip_to_result(path, opts, log)
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if _looks_like_cap(head):
+        return _cap_to_result(path, opts, log)
+    doc = _json_to_document(path)
+    if _is_rupture(doc):
+        return _rupture_to_result(doc, opts, log)
     layers = _source_to_layers(str(path), opts.display, log)
     return _layers_to_result(layers, opts, log, bbox=lambda: _json_path_to_bbox(path))
 
@@ -267,7 +299,7 @@ def _zip_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
     shapefiles = [m for m in members if m.lower().endswith(".shp")]
     if any(PurePosixPath(m).stem.lower() == "mi" for m in shapefiles):
         return _shakemap_zip_to_result(path, shapefiles, opts, log)
-    if any(_is_observed_event(m) for m in shapefiles):
+    if _is_cems_delivery(shapefiles):
         return _cems_to_result(path, shapefiles, opts, log)
     vectors = [m for m in members if m.lower().endswith(VECTOR_SUFFIXES)]
     if not vectors:
@@ -324,6 +356,15 @@ def _to_timestamp(value: Any, display: str) -> pd.Timestamp | None:
             f"{display}: cannot read the date {value!r}; use YYYY-MM-DD."
         ) from None
     return stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
+
+
+def _to_order(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """Class order as a tuple of labels (a comma-separated string is split), or None."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    order = tuple(" ".join(str(item).split()) for item in items if str(item).strip())
+    return order or None
 
 
 def _finish_classes(classes: gpd.GeoDataFrame, display: str) -> gpd.GeoDataFrame:

@@ -25,11 +25,12 @@ import pandas as pd
 import pyogrio
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
-from pyproj import CRS
+from pyproj import CRS, Geod
 from shapely import affinity
 
 from geo.errors import InputError
 from geo.footprint_classes import (
+    ORDER_COLUMN,
     WGS84,
     geometries_to_polygonal,
     rows_to_classes,
@@ -93,6 +94,7 @@ class _Options:
     buffer_km: float
     date_from: pd.Timestamp | None
     date_to: pd.Timestamp | None
+    class_order: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -133,12 +135,15 @@ def _source_to_layers(
 ) -> list[tuple[str, gpd.GeoDataFrame]]:
     """Read every spatial layer of a GDAL source."""
     try:
-        layers = pyogrio.list_layers(source)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            layers = pyogrio.list_layers(source)
+        _warnings_to_notes(caught, log)
     except (DataSourceError, DataLayerError, OSError) as exc:
         raise FootprintError(
             f"{display}: not a vector file this reader knows ({_one_line(exc)}); supply GeoJSON, "
-            "TopoJSON, Shapefile (.shp or zipped), GeoPackage, KML/KMZ, a ShakeMap contour file "
-            "or an ACLED CSV."
+            "TopoJSON, Shapefile (.shp or zipped), GeoPackage, KML/KMZ, a ShakeMap contour file, "
+            "a CAP alert, a USGS rupture.json or an ACLED CSV."
         ) from None
     out = []
     for layer, geometry_type in layers:
@@ -150,10 +155,22 @@ def _source_to_layers(
     return out
 
 
+def _warnings_to_notes(caught: list, log: _Log) -> None:
+    """Turn GDAL's run-time warnings into provenance notes, not lines on stderr."""
+    for warning in caught:
+        if issubclass(warning.category, RuntimeWarning):
+            log.notes.append(f"GDAL: {_one_line(warning.message)}")
+        else:
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+
+
 def _layer_to_frame(source: str, layer: str, display: str, log: _Log) -> gpd.GeoDataFrame:
     """Read one layer; close unclosed rings that GEOS refuses, and count them."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
             warnings.filterwarnings("ignore", message=".*[Nn]on closed ring.*")
             gdf = pyogrio.read_dataframe(source, layer=layer, on_invalid="ignore")
             missing = int(gdf.geometry.isna().sum())
@@ -162,6 +179,7 @@ def _layer_to_frame(source: str, layer: str, display: str, log: _Log) -> gpd.Geo
                 fixed = missing - int(gdf.geometry.isna().sum())
                 if fixed:
                     log.repairs.append(f"closed {_count(fixed, 'unclosed ring')}")
+        _warnings_to_notes(caught, log)
     except (DataSourceError, DataLayerError, OSError, ValueError) as exc:
         raise FootprintError(f"{display}: cannot read layer {layer} ({_one_line(exc)}).") from None
     return gdf
@@ -198,7 +216,13 @@ def _layers_to_polygons(
     if len(layers) > 1:
         log.notes.append(f"polygon layers read: {', '.join(n for n, _ in polygon_layers)}")
     frames = [_frame_to_clean_polygons(gdf, display, log) for _, gdf in polygon_layers]
-    return pd.concat(frames, ignore_index=True)
+    polygons = pd.concat(frames, ignore_index=True)
+    if not len(polygons):
+        raise FootprintError(
+            f"{display}: no polygon with an area is left after cleaning (they collapse to "
+            "lines or points, e.g. a vertical fault plane seen from above); nothing to map."
+        )
+    return polygons
 
 
 # --------------------------------------------------------------------------- cleaning polygons
@@ -336,20 +360,74 @@ def _polygon_to_unwrapped(polygon: Any) -> tuple[Any, bool]:
     return shapely.make_valid(shapely.Polygon(unwrapped[0], unwrapped[1:])), True
 
 
+# --------------------------------------------------------------------------- circles
+
+
+def _circle_to_polygon(lon: float, lat: float, radius_km: float, n: int = 72) -> Any:
+    """Geodesic circle on the WGS 84 ellipsoid: ``n`` points at ``radius_km`` from the centre.
+
+    Exact at any radius (no projection), split at 180° where it crosses it; a
+    circle over a pole is not supported (none of the products read here has one).
+    """
+    azimuths = np.linspace(0.0, 360.0, n, endpoint=False)
+    lons, lats, _ = Geod(ellps="WGS84").fwd(
+        np.full(n, lon), np.full(n, lat), azimuths, np.full(n, radius_km * 1000.0)
+    )
+    ring = np.column_stack([lons, lats])
+    return shapely.Polygon(ring)
+
+
 # --------------------------------------------------------------------------- classes
 
 
 def _groups_to_classes(
-    gdf: gpd.GeoDataFrame, codes: np.ndarray, labels: list[str], ranks: list[int], hazard: str
+    gdf: gpd.GeoDataFrame,
+    codes: np.ndarray,
+    labels: list[str],
+    ranks: list[int],
+    hazard: str,
+    ordered: bool = True,
 ) -> gpd.GeoDataFrame:
-    """Dissolve features by class code into one row per class."""
+    """Dissolve features by class code into one row per class (``ordered`` False: no ranks)."""
     geoms = np.asarray(gdf.geometry.values)
     rows = [
         (hazard, labels[i], int(ranks[i]), shapely.union_all(geoms[codes == i]))
         for i in range(len(labels))
         if (codes == i).any()
     ]
-    return rows_to_classes(rows)
+    return rows_to_classes(rows, ordered=ordered or len(rows) < 2)
+
+
+def _classes_to_user_order(
+    classes: gpd.GeoDataFrame, order: tuple[str, ...], display: str, log: _Log
+) -> gpd.GeoDataFrame:
+    """Rank classes by the order the user gives, worst first; every class must be named.
+
+    Labels match case- and space-insensitively. The result is ordered (no
+    ``class_ordered`` column) with ranks n..1 from the worst down.
+    """
+    wanted = [" ".join(str(label).split()).casefold() for label in order]
+    if len(set(wanted)) != len(wanted):
+        raise FootprintError(
+            f"{display}: the class order names a class twice ({', '.join(order)})."
+        )
+    keys = [" ".join(str(label).split()).casefold() for label in classes["class_label"]]
+    missing = [
+        label for label, key in zip(classes["class_label"], keys, strict=True) if key not in wanted
+    ]
+    if missing:
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        raise FootprintError(
+            f"{display}: the class order lacks {', '.join(map(repr, missing[:8]))}{more}; "
+            "list every class, worst first."
+        )
+    unused = [label for label, key in zip(order, wanted, strict=True) if key not in keys]
+    if unused:
+        log.notes.append(f"class order names classes the file does not have: {', '.join(unused)}")
+    out = classes.drop(columns=[c for c in (ORDER_COLUMN,) if c in classes.columns]).copy()
+    out["class_rank"] = [len(wanted) - wanted.index(key) for key in keys]
+    log.notes.append(f"classes ranked in the order given, worst first: {', '.join(order)}")
+    return out
 
 
 def _name_to_hazard(display: str) -> str:

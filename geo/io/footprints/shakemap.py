@@ -11,7 +11,9 @@ Class ranks chosen where the format is silent
 ---------------------------------------------
 * MMI bands: rank = integer MMI of the band (PAGER bins, MMI n covers
   [n-0.5, n+0.5)). The area of the map below the lowest contour is labelled
-  honestly, e.g. ``"MMI < V"`` (rank 4) when the lowest contour is 4.5.
+  honestly, e.g. ``"MMI < V"`` (rank 4) when the lowest contour is 4.5, and
+  always in Roman numerals, whatever the contour levels (``"MMI < II"`` for a
+  lowest contour at 2, never ``"MMI < 2"``): the same labels for every file.
 * Other ShakeMap parameters (PGA, PGV, PSA): one class per contour interval,
   ``"PGA 10–20 %g"``, rank 1 for the area below the lowest contour, then
   upwards; the top class is ``"PGA ≥ 50 %g"``.
@@ -294,11 +296,15 @@ def _value_to_mmi(value: float) -> int:
 
 
 def _mmi_below(lowest: float) -> tuple[str, int]:
-    """Label and rank for the map area below the lowest MMI contour."""
-    n = lowest - 0.5
-    if abs(n - round(n)) < 1e-9 and 1 <= round(n) + 1 <= 12:
-        return f"MMI < {ROMAN[round(n) + 1]}", int(round(n))
-    return f"MMI < {lowest:g}", int(max(math.floor(lowest + 0.5 + 1e-9) - 1, 0))
+    """Label and rank for the map area below the lowest MMI contour, in Roman numerals.
+
+    The area holds values below the lowest contour v, so every value there is
+    below R = the smallest integer ≥ v: labelled ``"MMI < R"`` in Roman (v = 4.5
+    gives "MMI < V", v = 2 gives "MMI < II", v = 2.3 gives "MMI < III"), ranked
+    R - 1, the highest PAGER band it can reach.
+    """
+    ceiling = int(min(max(math.ceil(lowest - 1e-9), 1), 12))
+    return f"MMI < {ROMAN[ceiling]}", ceiling - 1
 
 
 def _bands_to_interval_classes(
