@@ -58,6 +58,32 @@ def signing_seed() -> bytes:
     return hashlib.sha256(seed).digest() if len(seed) != 32 else seed
 
 
+def store_key() -> str | None:
+    """Return the key that encrypts the store file at rest (hex), or None when none is set.
+
+    From ``CRISIS_EXPOSURE_STORE_KEY`` (hex) or the key file named by
+    ``CRISIS_EXPOSURE_STORE_KEY_FILE`` (created readable by its owner only when it does
+    not exist yet: setting the variable turns encryption on for new stores). A key of
+    its own, not derived from the steward key: the store and its key are backed up by
+    different routes, the store key can be rotated (copy the store into a new one) while
+    record keys and noise never change, and a missing key is told apart from a wrong one.
+
+    Raises
+    ------
+    InputError
+        For a key that is not hex of at least 32 characters, or an unreadable key file.
+    """
+    if not (
+        os.environ.get("CRISIS_EXPOSURE_STORE_KEY", "").strip()
+        or os.environ.get("CRISIS_EXPOSURE_STORE_KEY_FILE", "").strip()
+    ):
+        return None
+    file_name = os.environ.get("CRISIS_EXPOSURE_STORE_KEY_FILE", "").strip()
+    return _secret(
+        "CRISIS_EXPOSURE_STORE_KEY", "CRISIS_EXPOSURE_STORE_KEY_FILE", Path(file_name)
+    ).hex()
+
+
 def _secret(variable: str, file_variable: str, default: Path) -> bytes:
     """Return a secret from an environment variable (hex) or a key file (created if absent)."""
     text = os.environ.get(variable, "").strip()
