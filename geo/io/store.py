@@ -46,7 +46,7 @@ import pyarrow as pa
 from geo.errors import InputError
 from geo.io.registrations import FileHeader
 from geo.io.steward_key import derived
-from geo.io.store_open import open_store, store_error
+from geo.io.store_open import StoreFileGuard, open_store, store_error
 from geo.sanitize import spreadsheet_safe
 from geo.validate import ValidatedBatch
 
@@ -308,6 +308,7 @@ def ingest_files(
     """
     say = progress or (lambda message: None)
     rejects_dir = Path(rejects_dir) if rejects_dir else Path(store_path).resolve().parent
+    guard = StoreFileGuard(store_path)
     con = connect(store_path)
     reports: list[IngestReport] = []
     pending_rejects: list[tuple[Path, pl.DataFrame]] = []
@@ -323,13 +324,14 @@ def ingest_files(
         for target, rejects in pending_rejects:
             _write_rejects(target, rejects)
         con.commit()
-    except duckdb.Error as exc:
+    except BaseException as exc:
         _rollback(con)
+        con.close()
+        guard.restore()
         for target, _ in pending_rejects:
             target.unlink(missing_ok=True)
-        raise store_error(Path(store_path), exc) from None
-    except BaseException:
-        _rollback(con)
+        if isinstance(exc, duckdb.Error):
+            raise store_error(Path(store_path), exc) from None
         raise
     finally:
         con.close()

@@ -240,3 +240,36 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True
     return True
+
+
+_HEADERS = 3 * 4096  # DuckDB's main header and its two database headers
+
+
+class StoreFileGuard:
+    """Put a store file back as it was after a failed write (disk full, killed writer).
+
+    DuckDB writes a large append into the file's free space before it commits; a
+    transaction that fails leaves those blocks unreferenced (the headers still point at
+    the last checkpoint) and the file longer. If the headers are unchanged, cutting the
+    file back to its old length gives back the very same bytes; a store this run
+    created is removed.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.existed = self.path.exists()
+        self.size = self.path.stat().st_size if self.existed else 0
+        self.headers = self._headers() if self.existed else b""
+
+    def _headers(self) -> bytes:
+        with open(self.path, "rb") as handle:
+            return handle.read(_HEADERS)
+
+    def restore(self) -> None:
+        """Restore the file after a failure (call once the connection is closed)."""
+        with contextlib.suppress(OSError):
+            if not self.existed:
+                self.path.unlink(missing_ok=True)
+                self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
+            elif self.path.stat().st_size > self.size and self._headers() == self.headers:
+                os.truncate(self.path, self.size)
