@@ -88,7 +88,10 @@ def publish_release(store_path: str | Path, policy: ReleasePolicy, out_path: str
         For a bad policy, a missing store, an empty audience, or a file that cannot be
         written.
     """
+    import duckdb
+
     from geo.io import ledger, store
+    from geo.io.store_open import store_error
     from geo.series import refuse_series_conflict
 
     policy = policy.checked()
@@ -118,6 +121,8 @@ def publish_release(store_path: str | Path, policy: ReleasePolicy, out_path: str
             if isinstance(exc, OSError):
                 reason = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else exc
                 raise InputError(f"{out}: cannot write the release ({reason}).") from exc
+            if isinstance(exc, duckdb.Error):  # the ledger could not be written (disk full…)
+                raise store_error(Path(store_path), exc) from None
             raise
     finally:
         con.close()
