@@ -26,6 +26,7 @@ import polars as pl
 import pytest
 
 from geo import pipeline
+from geo.errors import InputError
 from geo.hashing import record_keys
 from geo.io import store
 from tests.factories import registration_row
@@ -301,3 +302,13 @@ def test_writing_an_encrypted_store_without_a_secure_cipher_is_refused(tmp_path,
         pytest.skip("DuckDB's httpfs (OpenSSL) is installed here: encryption is secure")
     assert "httpfs" in one_line_error(code, err)
     assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_records_keyed_with_another_steward_key_are_refused(tmp_path, write_csv, monkeypatch):
+    s = tmp_path / "s.duckdb"
+    pipeline.ingest_files(s, [write_csv([registration_row("a")], "one.csv")])
+    before = s.read_bytes()
+    monkeypatch.setenv("CRISIS_EXPOSURE_STEWARD_KEY", "77" * 32)
+    with pytest.raises(InputError, match="made with another steward key"):
+        pipeline.ingest_files(s, [write_csv([registration_row("a", nationality="ALB")], "two.csv")])
+    assert s.read_bytes() == before

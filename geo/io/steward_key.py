@@ -9,7 +9,9 @@ The key comes from ``CRISIS_EXPOSURE_STEWARD_KEY`` (hex, at least 32 characters)
 the key file named by ``CRISIS_EXPOSURE_KEY_FILE`` (default
 ``~/.config/crisis-exposure/steward.key``), which is created readable by its owner only
 on first use. Back it up with the stores: without it, new stores of the same registry
-get other keys.
+get other keys. The record keys' HMAC secret and the noise secret are derived from it
+(:func:`derived`), one purpose each; a store refuses records keyed with another steward
+key. The key that encrypts a store at rest (:func:`store_key`) is a separate secret.
 """
 
 from __future__ import annotations
