@@ -52,3 +52,42 @@ def content_sha256(table: pa.Table, chunk_rows: int = 100_000) -> str:
         part = frame.slice(offset, chunk_rows).with_columns(pl.col(pl.String).replace("", None))
         part.write_csv(sink, line_terminator="\n", include_header=offset == 0)
     return sink.digest.hexdigest()
+
+
+RECORD_KEY_SEPARATOR = "\x1f"
+
+
+def record_keys(frame: pl.DataFrame, key: bytes) -> pl.DataFrame:
+    r"""Return ``frame`` with its record ids replaced by keyed hashes (``key_hi``, ``key_lo``).
+
+    The record key is HMAC-SHA256 (RFC 2104) of ``source + "\x1f" + record_id`` in
+    UTF-8, keyed with the 64 ASCII hex characters of ``key``; its first 16 bytes, read
+    big-endian as two unsigned 64-bit halves, make the 128-bit record key. A standard
+    MAC over bytes, so any engine (Python's ``hmac``, Spark or DuckDB SQL via two passes
+    of ``sha256``) gives the same key; computed vectorised (``polars-hash``), before
+    any database sees the record id. ``record_id`` is dropped.
+
+    Parameters
+    ----------
+    frame
+        With String columns ``source`` and ``record_id``.
+    key
+        The secret (32 bytes, from :func:`geo.io.steward_key.derived`).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``frame`` without ``record_id``, with UInt64 ``key_hi`` and ``key_lo``.
+    """
+    import polars_hash  # noqa: F401  (registers the ``chash`` namespace)
+
+    message = pl.concat_str("source", pl.lit(RECORD_KEY_SEPARATOR), "record_id")
+    digest = pl.col("_record_digest")
+    return (
+        frame.with_columns(message.chash.hmac_sha256(key=key.hex()).alias("_record_digest"))
+        .with_columns(
+            digest.str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64).alias("key_hi"),
+            digest.str.slice(16, 16).str.to_integer(base=16, dtype=pl.UInt64).alias("key_lo"),
+        )
+        .drop("record_id", "_record_digest")
+    )

@@ -9,7 +9,9 @@ The key comes from ``CRISIS_EXPOSURE_STEWARD_KEY`` (hex, at least 32 characters)
 the key file named by ``CRISIS_EXPOSURE_KEY_FILE`` (default
 ``~/.config/crisis-exposure/steward.key``), which is created readable by its owner only
 on first use. Back it up with the stores: without it, new stores of the same registry
-get other keys.
+get other keys. The record keys' HMAC secret and the noise secret are derived from it
+(:func:`derived`), one purpose each; a store refuses records keyed with another steward
+key. The key that encrypts a store at rest (:func:`store_key`) is a separate secret.
 """
 
 from __future__ import annotations
@@ -56,6 +58,32 @@ def signing_seed() -> bytes:
         "CRISIS_EXPOSURE_SIGNING_KEY", "CRISIS_EXPOSURE_SIGNING_KEY_FILE", DEFAULT_SIGNING_FILE
     )
     return hashlib.sha256(seed).digest() if len(seed) != 32 else seed
+
+
+def store_key() -> str | None:
+    """Return the key that encrypts the store file at rest (hex), or None when none is set.
+
+    From ``CRISIS_EXPOSURE_STORE_KEY`` (hex) or the key file named by
+    ``CRISIS_EXPOSURE_STORE_KEY_FILE`` (created readable by its owner only when it does
+    not exist yet: setting the variable turns encryption on for new stores). A key of
+    its own, not derived from the steward key: the store and its key are backed up by
+    different routes, the store key can be rotated (copy the store into a new one) while
+    record keys and noise never change, and a missing key is told apart from a wrong one.
+
+    Raises
+    ------
+    InputError
+        For a key that is not hex of at least 32 characters, or an unreadable key file.
+    """
+    if not (
+        os.environ.get("CRISIS_EXPOSURE_STORE_KEY", "").strip()
+        or os.environ.get("CRISIS_EXPOSURE_STORE_KEY_FILE", "").strip()
+    ):
+        return None
+    file_name = os.environ.get("CRISIS_EXPOSURE_STORE_KEY_FILE", "").strip()
+    return _secret(
+        "CRISIS_EXPOSURE_STORE_KEY", "CRISIS_EXPOSURE_STORE_KEY_FILE", Path(file_name)
+    ).hex()
 
 
 def _secret(variable: str, file_variable: str, default: Path) -> bytes:

@@ -1,7 +1,9 @@
 """The steward store: minimal registrations, their history, and the ledger of releases.
 
 The store is the trusted side. It holds, per version of a registration, only what a
-release needs: a keyed hash of (source, record_id), nationality, the H3 cell at
+release needs: a keyed hash of (source, record_id) (HMAC-SHA256, computed before DuckDB
+sees the record: :func:`geo.hashing.record_keys`; no raw id is ever written, not even
+to DuckDB's spill files), nationality, the H3 cell at
 ``STORE_RESOLUTION`` (no coordinates), sex, age band, family size, vulnerability and
 consent bit masks and the update time; plus a log of ingests. One ``ingest`` call is one
 transaction: it either stores every file it was given or leaves the store exactly as it
@@ -21,10 +23,15 @@ from the store: its store version, policy, full metadata, content hash, file nam
 the exact published table (:mod:`geo.io.ledger` writes and reads them). The whole schema
 is defined here under one ``SCHEMA_VERSION``; a store of another schema version is
 refused with a message to ingest the registration files again into a new store.
+
+Every open goes through :func:`geo.io.store_open.open_store` (private spill folder,
+encryption at rest, faults as one-line errors); a write that fails (disk full, no
+permission) is rolled back and reported as an :class:`~geo.errors.InputError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -39,13 +46,20 @@ import pyarrow as pa
 from geo.errors import InputError
 from geo.io.registrations import FileHeader
 from geo.io.steward_key import derived
+from geo.io.store_open import StoreFileGuard, open_store, store_error
 from geo.sanitize import spreadsheet_safe
 from geo.validate import ValidatedBatch
 
 STORE_RESOLUTION = 8
+# A validated batch and its accepted records as Arrow: the H3 cell instead of
+# coordinates, the keyed record key (key_hi, key_lo) instead of the record id.
 PreparedBatch = tuple[ValidatedBatch, pa.Table]
-DUCKDB_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "384MB")
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
+# What each schema version changed, for the message that refuses an older store.
+_SCHEMA_CHANGES = {
+    "2": "record history and a release ledger",
+    "3": "HMAC-SHA256 record keys computed before the database sees a record id",
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -179,16 +193,9 @@ def connect(
     path = Path(path)
     if (read_only or not create) and not path.exists():
         raise InputError(f"{path}: no such store; create it with 'crisis-exposure ingest'.")
-    try:
-        # A bounded memory budget: DuckDB spills to <store>.tmp beyond it, so a national
-        # registry (tens of millions of rows) ingests within a couple of GiB.
-        con = duckdb.connect(
-            str(path),
-            read_only=read_only,
-            config={"memory_limit": DUCKDB_MEMORY_LIMIT, "preserve_insertion_order": False},
-        )
-    except duckdb.Error as exc:
-        raise InputError(f"{path}: not a readable DuckDB store ({exc}).") from exc
+    # A bounded memory budget: DuckDB spills beyond it (to a private folder), so a
+    # national registry (tens of millions of rows) ingests within a couple of GiB.
+    con = open_store(path, read_only=read_only)
     try:
         _check_schema(con, path)
         if not read_only:
@@ -200,6 +207,9 @@ def connect(
             )
         if not _TABLES.issubset(_table_names(con)):
             raise InputError(f"{path}: a DuckDB file but not a crisis-exposure store.")
+    except duckdb.Error as exc:
+        con.close()
+        raise store_error(path, exc) from None
     except BaseException:
         con.close()
         raise
@@ -207,7 +217,9 @@ def connect(
 
 
 def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+    ).fetchall()
     return {row[0] for row in rows}
 
 
@@ -231,10 +243,12 @@ def _check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if not rows:
         raise InputError(f"{path}: a DuckDB file but not a crisis-exposure store.")
     if rows[0][0] != SCHEMA_VERSION:
+        old = int(rows[0][0]) if rows[0][0].isdigit() else 0
+        newer = [change for version, change in _SCHEMA_CHANGES.items() if int(version) > old]
+        made = f"made before the store kept {' and '.join(newer)}" if newer else "unknown here"
         raise InputError(
-            f"{path}: a store of schema version {rows[0][0]}, made before the store kept "
-            f"record history and a release ledger (schema version {SCHEMA_VERSION}); "
-            "ingest the registration files again into a new store."
+            f"{path}: a store of schema version {rows[0][0]}, {made} (schema version "
+            f"{SCHEMA_VERSION}); ingest the registration files again into a new store."
         )
 
 
@@ -257,20 +271,23 @@ def _next_ingest_id(con: duckdb.DuckDBPyConnection) -> int:
 
 def ingest_files(
     store_path: str | Path,
-    files: Sequence[tuple[FileHeader, Iterable[PreparedBatch]]],
+    files: Sequence[tuple[FileHeader, Callable[[], Iterable[PreparedBatch]]]],
     rejects_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[IngestReport]:
-    """Add validated, binned batches of several files to the store, in one transaction.
+    """Add validated, binned, keyed batches of several files to the store, in one transaction.
 
     Parameters
     ----------
     store_path
         The DuckDB store (created when missing).
     files
-        Per file, its header (name, hash, format, dropped columns) and its batches: the
-        validated batch and its accepted records with the H3 cell at
-        ``STORE_RESOLUTION`` instead of coordinates, as Arrow.
+        Per file, its header (name, hash, format, dropped columns) and a function that
+        yields its batches: the validated batch and its accepted records as Arrow, with
+        the H3 cell at ``STORE_RESOLUTION`` instead of coordinates and the record key
+        (:func:`geo.hashing.record_keys`) instead of the record id. Called once; a
+        second time only for a file with duplicate records, to name their record ids
+        in the rejects (record ids never enter the database).
     rejects_dir
         Folder for one ``<file>.rejects.csv`` per file with rejects (row, record_id,
         reasons); default: beside the store.
@@ -285,14 +302,18 @@ def ingest_files(
     Raises
     ------
     InputError
-        If any batch cannot be read (the store is then left unchanged).
+        If any batch cannot be read, the store was made with another steward key, or
+        the store cannot be written (disk full, no permission): the store is then left
+        unchanged.
     """
     say = progress or (lambda message: None)
     rejects_dir = Path(rejects_dir) if rejects_dir else Path(store_path).resolve().parent
+    guard = StoreFileGuard(store_path)
     con = connect(store_path)
     reports: list[IngestReport] = []
     pending_rejects: list[tuple[Path, pl.DataFrame]] = []
     try:
+        _check_steward_key(con, Path(store_path))
         con.begin()
         for header, batches in files:
             report, rejects = _ingest_one(con, header, batches, say)
@@ -303,12 +324,47 @@ def ingest_files(
         for target, rejects in pending_rejects:
             _write_rejects(target, rejects)
         con.commit()
-    except BaseException:
-        con.rollback()
+    except BaseException as exc:
+        _rollback(con)
+        con.close()
+        guard.restore()
+        for target, _ in pending_rejects:
+            target.unlink(missing_ok=True)
+        if isinstance(exc, duckdb.Error):
+            raise store_error(Path(store_path), exc) from None
         raise
     finally:
         con.close()
     return reports
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back, even on a connection DuckDB invalidated after an I/O fault."""
+    with contextlib.suppress(duckdb.Error):
+        con.rollback()
+
+
+def _check_steward_key(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse to add records keyed with another steward key than the store's.
+
+    Record keys are derived from the steward key: records keyed with another key
+    would never match their earlier versions (updates would become new records).
+
+    Raises
+    ------
+    InputError
+        If the store's key salt is not the one the current steward key gives.
+    """
+    if _meta(con, "key_salt") != derived("record keys")[:16].hex():
+        raise InputError(
+            f"{path}: the store was made with another steward key; set "
+            "CRISIS_EXPOSURE_STEWARD_KEY (or CRISIS_EXPOSURE_KEY_FILE) to the store's key."
+        )
+
+
+def record_key_secret() -> bytes:
+    """Return the secret of the record keys' HMAC (derived from the steward key, never stored)."""
+    return derived("record key hmac")
 
 
 def _write_rejects(target: Path, rejects: pl.DataFrame) -> None:
@@ -316,14 +372,19 @@ def _write_rejects(target: Path, rejects: pl.DataFrame) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_suffix(".tmp")
     safe_ids = pl.col("record_id").map_elements(spreadsheet_safe, return_dtype=pl.String)
-    rejects.with_columns(safe_ids).sort("row", nulls_last=True).write_csv(temporary)
-    os.replace(temporary, target)
+    try:
+        rejects.with_columns(safe_ids).sort("row", nulls_last=True).write_csv(temporary)
+        os.replace(temporary, target)
+    except OSError as exc:
+        raise store_error(target, exc) from None
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _ingest_one(
     con: duckdb.DuckDBPyConnection,
     header: FileHeader,
-    batches: Iterable[PreparedBatch],
+    batches: Callable[[], Iterable[PreparedBatch]],
     say: Callable[[str], None],
 ) -> tuple[IngestReport, pl.DataFrame | None]:
     """Stage one file's batches, resolve its duplicates, merge it and log the ingest.
@@ -343,31 +404,29 @@ def _ingest_one(
     ]:
         report.already_ingested = True
         return report, None
-    salt = _meta(con, "key_salt")
     con.execute("CREATE OR REPLACE TEMP TABLE staging AS SELECT * FROM registrations LIMIT 0")
     con.execute("ALTER TABLE staging ADD COLUMN row BIGINT")
-    con.execute("ALTER TABLE staging ADD COLUMN record_id VARCHAR")
     rejects: list[pl.DataFrame] = []
     ingest_id = _next_ingest_id(con)
-    for batch, binned in batches:
+    for batch, keyed in batches():
         report.rows_read += batch.rows_read
         rejects.append(batch.rejects)
-        con.register("binned", binned)
+        con.register("keyed", keyed)
         con.execute(
             """
             INSERT INTO staging BY NAME
-            SELECT md5_number(? || source || chr(31) || record_id) AS record_key, source,
+            SELECT ((key_hi::UHUGEINT << 64) | key_lo::UHUGEINT) AS record_key, source,
                    nationality, cell, sex, age_band, family_members, vulnerabilities, consent,
-                   updated_at, ? AS valid_from, row, record_id
-            FROM binned
+                   updated_at, ? AS valid_from, row
+            FROM keyed
             """,
-            [salt, ingest_id],
+            [ingest_id],
         )
-        con.unregister("binned")
+        con.unregister("keyed")
         say(f"{header.file_name}: {report.rows_read} rows read")
     duplicates = _reject_duplicates(con)
     if duplicates.height:
-        rejects.append(duplicates)
+        rejects.append(_name_duplicates(duplicates, batches))
     all_rejects = pl.concat(rejects) if rejects else None
     report.rejected = all_rejects.height if all_rejects is not None else 0
     report.accepted = report.rows_read - report.rejected
@@ -378,6 +437,25 @@ def _ingest_one(
     _log_ingest(con, ingest_id, header, report)
     con.execute("DROP TABLE staging")
     return report, all_rejects
+
+
+def _name_duplicates(
+    duplicates: pl.DataFrame, batches: Callable[[], Iterable[PreparedBatch]]
+) -> pl.DataFrame:
+    """Return the duplicate rejects with their record ids, read again from the file."""
+    rows = duplicates["row"]
+    named = [
+        batch.accepted.filter(pl.col("row").is_in(rows.implode())).select(
+            pl.col("row").cast(pl.Int64), "record_id"
+        )
+        for batch, _ in batches()
+    ]
+    ids = (
+        pl.concat(named)
+        if named
+        else pl.DataFrame(schema={"row": pl.Int64, "record_id": pl.String})
+    )
+    return duplicates.join(ids, on="row", how="left").select("row", "record_id", "reasons")
 
 
 def _log_ingest(
@@ -410,22 +488,23 @@ def _log_ingest(
 
 
 def _reject_duplicates(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Remove all but the latest version of each record staged twice; return them as rejects.
+    """Remove all but the latest version of each record staged twice; return their rows.
 
     The latest ``updated_at`` wins (the later row on a tie), decided by a window over
-    the staged records that share a key.
+    the staged records that share a key. Returns columns row and reasons (the record
+    ids are named by the caller, from the file: they never enter the database).
     """
     duplicates = con.sql(
         """
         WITH ranked AS (
-            SELECT row, record_id, record_key,
+            SELECT row, record_key,
                    row_number() OVER w AS rank
             FROM staging
             WHERE record_key IN (
                 SELECT record_key FROM staging GROUP BY record_key HAVING count(*) > 1)
             WINDOW w AS (PARTITION BY record_key ORDER BY updated_at DESC NULLS LAST, row DESC)
         )
-        SELECT row, record_id,
+        SELECT row,
                'duplicate record_id (the entry with the latest updated_at is kept)' AS reasons
         FROM ranked WHERE rank > 1
         """
@@ -453,7 +532,7 @@ def _merge_staging(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:
     tuple of int
         (kept_newer, unchanged, updated, inserted).
     """
-    copy_in = "INSERT INTO registrations BY NAME SELECT * EXCLUDE (row, record_id) FROM staging"
+    copy_in = "INSERT INTO registrations BY NAME SELECT * EXCLUDE (row) FROM staging"
     if not con.execute("SELECT count(*) FROM (SELECT 1 FROM registrations LIMIT 1)").fetchall()[0][
         0
     ]:

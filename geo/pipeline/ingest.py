@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,16 +55,21 @@ def ingest_files(
     from geo.io.registrations import open_registration_file
 
     headers = [open_registration_file(path, sheet=sheet) for path in paths]
-    files = [(header, _prepared_batches(header)) for header in headers]
+    secret = store.record_key_secret()
+    files = [(header, partial(_prepared_batches, header, secret)) for header in headers]
     return store.ingest_files(store_path, files, rejects_dir=rejects_dir, progress=progress)
 
 
-def _prepared_batches(header: FileHeader) -> Iterator[tuple[ValidatedBatch, pa.Table]]:
-    """Yield validated, binned batches, preparing the next one while DuckDB stores this one.
+def _prepared_batches(
+    header: FileHeader, secret: bytes
+) -> Iterator[tuple[ValidatedBatch, pa.Table]]:
+    """Yield validated, binned, keyed batches, preparing the next while DuckDB stores this one.
 
-    Reading, validation and binning run in a worker thread (polars and pyarrow release
-    the GIL), so the two cores share the work; an error in the worker is raised here.
+    Reading, validation, binning and the record keys' HMAC run in a worker thread
+    (polars and pyarrow release the GIL), so the two cores share the work; an error in
+    the worker is raised here. The Arrow table handed to the store has no record id.
     """
+    from geo.hashing import record_keys
     from geo.io.registrations import iter_validated_batches
     from geo.io.store import STORE_RESOLUTION
     from geo.validate import coordinates_to_cell
@@ -75,7 +81,8 @@ def _prepared_batches(header: FileHeader) -> Iterator[tuple[ValidatedBatch, pa.T
             batch = next(batches, None)
             if batch is None:
                 return None
-            return batch, coordinates_to_cell(batch.accepted, STORE_RESOLUTION).to_arrow()
+            binned = coordinates_to_cell(batch.accepted, STORE_RESOLUTION)
+            return batch, record_keys(binned, secret).to_arrow()
 
         pending = worker.submit(prepare)
         while (ready := pending.result()) is not None:

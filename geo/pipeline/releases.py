@@ -98,7 +98,10 @@ def publish_release(
         For a bad policy, a missing store, an empty audience, or a file that cannot be
         written.
     """
+    import duckdb
+
     from geo.io import ledger, store
+    from geo.io.store_open import store_error
     from geo.series import refuse_series_conflict
 
     policy = policy.checked()
@@ -129,6 +132,8 @@ def publish_release(
             if isinstance(exc, OSError):
                 reason = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else exc
                 raise InputError(f"{out}: cannot write the release ({reason}).") from exc
+            if isinstance(exc, duckdb.Error):  # the ledger could not be written (disk full…)
+                raise store_error(Path(store_path), exc) from None
             raise
     finally:
         con.close()
