@@ -193,6 +193,7 @@ def _children_pairs(
     children = children.explode().to_numpy().astype(np.uint64)
     parent_of_child = np.repeat(np.arange(len(coarse)), counts)
     rings = _cell_rings(children)
+    rings = rings - rings[:, :1]  # local coordinates: no cancellation at large longitudes
     x, y = rings[..., 0], rings[..., 1]
     child_area = np.abs((x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y).sum(axis=1) / 2)
     parent_area = np.bincount(parent_of_child, child_area, minlength=len(coarse))
