@@ -62,6 +62,7 @@ class Settings:
     steward: bool
     basemap_url: str | None
     trusted_keys: tuple[str, ...] = ()
+    population: str | None = None  # a population grid for the population weighting
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,22 @@ def settings() -> Settings:
     basemap = os.environ.get("CRISIS_EXPOSURE_BASEMAP_URL", "").strip() or None
     trusted = os.environ.get("CRISIS_EXPOSURE_TRUSTED_KEYS", "").strip()
     keys = tuple(p for p in trusted.split(os.pathsep) if p)
-    return Settings(release_dir, steward, basemap, keys)
+    population = os.environ.get("CRISIS_EXPOSURE_POPULATION", "").strip() or None
+    return Settings(release_dir, steward, basemap, keys, population)
+
+
+def population_key(path: str | None) -> tuple[str, int, int] | None:
+    """Return what identifies a population grid file for the cache: path, size, mtime.
+
+    Such files are gigabytes: hashing one on every run would cost more than the exposure.
+    """
+    if path is None:
+        return None
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return (path, -1, -1)  # reading it then says what is wrong
+    return (path, stat.st_size, stat.st_mtime_ns)
 
 
 def guarded(action: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
@@ -352,6 +368,7 @@ def run_exposure(
     _footprint_paths: tuple[str, ...],
     _admin_path: str | None,
     date_window: tuple[str | None, str | None] = (None, None),
+    population: tuple[str, int, int] | None = None,
 ) -> ExposureRun:
     """Return the exposure for a release, footprints (hash, name) and options (cached).
 
@@ -374,6 +391,7 @@ def run_exposure(
         admin=admin,
         admin_field=admin_field,
         nationalities=nationalities,
+        population=population[0] if population else None,
     )
 
 

@@ -298,8 +298,13 @@ def weighted_shares(
     zones: gpd.GeoDataFrame,
     weighting: str,
     places: pd.DataFrame | None = None,
+    population: pd.DataFrame | None = None,
 ) -> pd.Series:
     """Return the estimate's share per (cell, zone) pair for a weighting method.
+
+    ``places`` are the settlement places (settlement, blend), ``population`` the grid
+    read by :func:`geo.io.population.read_population` (population); a cell where they
+    put nobody is split by area.
 
     Raises
     ------
@@ -310,6 +315,15 @@ def weighted_shares(
     area = pairs["area_share"]
     if weighting == "area":
         return area
+    if weighting == "population":
+        from geo.tools.population import population_shares
+
+        if population is None:
+            raise InputError(
+                "the population weighting needs a population grid (--population PATH, "
+                "or CRISIS_EXPOSURE_POPULATION on the dashboard)."
+            )
+        return population_shares(pairs, zones, population).fillna(area)
     if places is None:
         raise InputError(f"the {weighting} weighting needs the settlement places.")
     settlement = settlement_shares(pairs, zones, places).fillna(area)
@@ -342,13 +356,15 @@ def _exposure_table(
     weighting: str,
     admin_columns: list[str],
     places: pd.DataFrame | None,
+    population: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Return the low / estimate / high sums of released groups over zones, and notes.
 
     Sums are bincounts over (zone, nationality) codes of the groups whose cell touches a
     zone, so only those groups are ever expanded. Low and high are plain sums of
     released values, with ``groups_low`` and ``groups_high`` saying how many groups
-    each sums (what :func:`geo.exposure_table.widen` needs).
+    each sums (what :func:`geo.exposure_table.widen` needs), and ``persons_area`` the
+    persons of the touching groups weighted by area share (what the reliability needs).
     """
     cell_of_group, cells = pd.factorize(groups["h3_cell"])
     cell, zone, area_share, inside = _cell_zone_pairs(cells, zones)
@@ -358,11 +374,12 @@ def _exposure_table(
         pairs = pd.DataFrame(
             {"h3_cell": np.asarray(cells, dtype=object)[cell], "zone": zone, "area_share": share}
         )
-        share = weighted_shares(pairs, zones, weighting, places).to_numpy()
+        share = weighted_shares(pairs, zones, weighting, places, population).to_numpy()
     share = np.where(inside, 1.0, share)
     # Expand each touching group to its (cell, zone) pairs, pairs sorted by cell.
     order = np.argsort(cell, kind="stable")
     cell, zone, share, inside = cell[order], zone[order], share[order], inside[order]
+    area_share = area_share[order]
     per_cell = np.bincount(cell, minlength=len(cells))
     first_pair = np.cumsum(per_cell) - per_cell
     touching = np.flatnonzero(per_cell[cell_of_group] > 0)
@@ -394,6 +411,9 @@ def _exposure_table(
         ):
             sums = np.bincount(key, weights, minlength=slots)[present]
             columns[f"{what}_{bound}"] = np.round(sums).astype("int64")
+        if what == "persons":  # how much of the touching cells the zone covers
+            area = np.where(inside, 1.0, area_share)[pair]
+            columns["persons_area"] = np.bincount(key, counts * area, minlength=slots)[present]
     table = pd.DataFrame(columns)[admin_columns + TABLE_COLUMNS + COUNT_COLUMNS]
     return _ordered(table, admin_columns), notes
 
@@ -418,6 +438,7 @@ def compute_exposure(
     nationalities: list[str] | None = None,
     places: pd.DataFrame | None = None,
     confidence: float = CONFIDENCE,
+    population: pd.DataFrame | None = None,
 ) -> Exposure:
     """Return the exposure table of a release for classed hazard polygons.
 
@@ -438,7 +459,7 @@ def compute_exposure(
         Whether the classes are "at least" classes (labels only; the computation is
         the same).
     weighting
-        ``area``, ``settlement`` or ``blend`` for the estimate.
+        ``area``, ``settlement``, ``blend`` or ``population`` for the estimate.
     admin, admin_field
         Optional administrative boundaries and the field naming each area.
     nationalities
@@ -448,6 +469,9 @@ def compute_exposure(
         weightings (:func:`geo.io.settlements.read_settlements`).
     confidence
         The confidence of the bounds of a noisy release (default 99%).
+    population
+        A population grid for the population weighting
+        (:func:`geo.io.population.read_population`).
 
     Returns
     -------
@@ -467,12 +491,18 @@ def compute_exposure(
     groups = release.groups
     if nationalities:
         groups = groups[groups["nationality"].isin(nationalities)]
-    sums, notes = _exposure_table(groups, _zones(classes, None, None), weighting, [], places)
+    zones = _zones(classes, None, None)
+    sums, notes = _exposure_table(groups, zones, weighting, [], places, population)
     by_class = _ordered(widen(sums, accuracy), [])
     table = by_class
     if admin is not None:
         by_area, _ = _exposure_table(
-            groups, _zones(classes, admin, admin_field), weighting, [admin_field], places
+            groups,
+            _zones(classes, admin, admin_field),
+            weighting,
+            [admin_field],
+            places,
+            population,
         )
         table = _ordered(widen(by_area, accuracy), [admin_field])
     return Exposure(
