@@ -542,3 +542,37 @@ def test_unordered_classes_have_no_cumulative_view_on_either_side(app, capsys, t
     no_exception(at)
     errors = [" ".join(e.value.split()) for e in at.error]
     assert errors and errors[0] in cli_message
+
+
+def test_a_thin_footprint_puts_the_range_first_and_says_why(app, monkeypatch, tmp_path):
+    """A strip 400 m wide over 5 km² cells: no confident point figure in the headline."""
+    import json
+
+    import shapely
+
+    from tests.test_population import west_raster
+
+    west_raster(tmp_path / "grid.tif", "EPSG:4326")
+    monkeypatch.setenv("CRISIS_EXPOSURE_POPULATION", str(tmp_path / "grid.tif"))
+    strip = shapely.LineString([(12.9, 42.83), (13.3, 42.83)]).buffer(0.002)
+    feature = {
+        "type": "Feature",
+        "properties": {"name": "strip"},
+        "geometry": strip.__geo_interface__,
+    }
+    payload = json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
+    at = app.run()
+    at.switch_page("app_pages/exposure.py").run()
+    weighting = at.selectbox(key="exposure_weighting")
+    assert "population" in weighting.options and weighting.value == "population"
+    at.file_uploader(key="exposure_uploads").upload("strip.geojson", payload, "application/json")
+    at.run()
+    at.multiselect(key="exposure_footprints").set_value(["strip.geojson (uploaded)"]).run()
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    labels = [m.label for m in at.metric]
+    assert labels == ["Between low and high", "Estimate (not to be trusted)"]
+    warnings = [w.value for w in at.warning]
+    assert any(
+        w.startswith("footprint thinner than cells: the footprint is thinner") for w in warnings
+    )
