@@ -95,10 +95,15 @@ def reliability(sums: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
 
 
 def default_weighting(has_population: bool) -> str:
-    """Return the default weighting: the population grid when one is given.
+    """Return the default weighting: the population grid when one is given, else blend.
 
-    Chosen by ``benchmarks/weighting.py`` (median and worst error against exact truth;
-    the figures are in ``benchmarks/README.md``).
+    Chosen by ``benchmarks/weighting.py`` (median and worst |relative error| against
+    exact truth, figures in ``benchmarks/README.md``). With a grid, population was best
+    on the coastal strip (8 % median against 34-61 %) and on people following a
+    generated grid (2 % against 4 %), with the exact, a noisy or a 4× coarser grid, and
+    within 3 points of the best on the demo registry with only a GeoNames-made grid.
+    Without one, blend stays within 2 points of the best median wherever the
+    footprint is not thinner than the cells, and halves area's error where it is.
     """
     return GRID_DEFAULT_WEIGHTING if has_population else DEFAULT_WEIGHTING
 
