@@ -68,6 +68,7 @@ class Settings:
     basemap_url: str | None
     trusted_keys: tuple[str, ...] = ()
     revocations: str | None = None
+    population: str | None = None  # a population grid for the population weighting
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ def settings() -> Settings:
     trusted = os.environ.get("CRISIS_EXPOSURE_TRUSTED_KEYS", "").strip()
     keys = tuple(p for p in trusted.split(os.pathsep) if p)
     revocations = os.environ.get("CRISIS_EXPOSURE_REVOCATIONS", "").strip() or None
-    return Settings(release_dir, steward, basemap, keys, revocations)
+    population = os.environ.get("CRISIS_EXPOSURE_POPULATION", "").strip() or None
+    return Settings(release_dir, steward, basemap, keys, revocations, population)
 
 
 LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
@@ -144,6 +146,20 @@ def plain(text: object) -> str:
     brackets, backticks and backslashes are escaped, so the text shows as it is.
     """
     return str(text).translate(MARKUP)
+
+
+def population_key(path: str | None) -> tuple[str, int, int] | None:
+    """Return what identifies a population grid file for the cache: path, size, mtime.
+
+    Such files are gigabytes: hashing one on every run would cost more than the exposure.
+    """
+    if path is None:
+        return None
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return (path, -1, -1)  # reading it then says what is wrong
+    return (path, stat.st_size, stat.st_mtime_ns)
 
 
 def guarded(action: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
@@ -494,6 +510,7 @@ def run_exposure(
     _admin_path: str | None,
     date_window: tuple[str | None, str | None] = (None, None),
     class_order: str | None = None,
+    population: tuple[str, int, int] | None = None,
 ) -> ExposureRun:
     """Return the exposure for a release, footprints (hash, name) and options (cached).
 
@@ -516,6 +533,7 @@ def run_exposure(
         admin=admin,
         admin_field=admin_field,
         nationalities=nationalities,
+        population=population[0] if population else None,
     )
 
 

@@ -9,7 +9,13 @@ import streamlit as st
 from app_pages import common
 from geo import pipeline
 from geo.accuracy import Accuracy
-from geo.exposure_table import AREA_SENTENCE, WEIGHTINGS
+from geo.exposure_table import (
+    AREA_SENTENCE,
+    GRID_WEIGHTINGS,
+    RELIABILITY_WORDS,
+    WEIGHTINGS,
+    default_weighting,
+)
 from geo.series import series_sentence
 from geo.viz.cells import nationality_label
 from geo.viz.charts import nationality_bars
@@ -91,12 +97,16 @@ buffer_km = left.number_input(
 first_day, last_day = left.columns(2)
 date_from = first_day.date_input("ACLED events from", value=None, key="exposure_date_from")
 date_to = last_day.date_input("ACLED events to", value=None, key="exposure_date_to")
+population_grid = common.settings().population
+weightings = [w for w in WEIGHTINGS if population_grid or w not in GRID_WEIGHTINGS]
 weighting = right.selectbox(
     "Estimate weighting",
-    WEIGHTINGS,
-    index=WEIGHTINGS.index("blend"),
+    weightings,
+    index=weightings.index(default_weighting(population_grid is not None)),
     help="area: share of the cell's area inside; settlement: share of the cell's "
-    "settlement population (GeoNames) inside; blend: the mean of the two.",
+    "settlement population (GeoNames) inside; blend: the mean of the two; population: "
+    "share of the cell's population inside, from the grid CRISIS_EXPOSURE_POPULATION "
+    "names (offered only when it is set).",
     key="exposure_weighting",
 )
 admin_uploads = right.file_uploader(
@@ -178,6 +188,7 @@ with st.spinner("Computing the exposure…"):
         admin_file.path if admin_file else None,
         request["date_window"],
         request.get("class_order"),
+        common.population_key(population_grid) if request["weighting"] in GRID_WEIGHTINGS else None,
     )
 if run is None:
     st.stop()
@@ -215,22 +226,42 @@ if exposure.ordered:
         if exposure.accuracy.method == "noise"
         else ""
     )
-    metrics = st.columns(3)
-    metrics[0].metric(
-        "Low (cells entirely inside)",
-        f"{headline['persons_low']:,}",
-        help=f"Released persons of the cells entirely inside the class{widened}.",
-    )
-    metrics[1].metric("Estimate", f"{headline['persons_estimate']:,}")
-    metrics[2].metric(
-        "High (cells touching)",
-        f"{headline['persons_high']:,}",
-        help=f"Released persons of every cell that touches the class{widened}.",
-    )
+    if headline["reliability_words"]:
+        # The estimate cannot be trusted: the range comes first, the estimate after, in words.
+        metrics = st.columns(2)
+        metrics[0].metric(
+            "Between low and high",
+            f"{headline['persons_low']:,} – {headline['persons_high']:,}",
+            help=f"Low: released persons of the cells entirely inside the class; high: of every "
+            f"cell that touches it{widened}.",
+        )
+        metrics[1].metric("Estimate (not to be trusted)", f"{headline['persons_estimate']:,}")
+        st.warning(
+            f"{headline['reliability']}: {headline['reliability_words']}.",
+            icon=":material/warning:",
+        )
+    else:
+        metrics = st.columns(3)
+        metrics[0].metric(
+            "Low (cells entirely inside)",
+            f"{headline['persons_low']:,}",
+            help=f"Released persons of the cells entirely inside the class{widened}.",
+        )
+        metrics[1].metric("Estimate", f"{headline['persons_estimate']:,}")
+        metrics[2].metric(
+            "High (cells touching)",
+            f"{headline['persons_high']:,}",
+            help=f"Released persons of every cell that touches the class{widened}.",
+        )
 withheld = exposure.accuracy.withheld_sentence()
 statement = exposure.statement()
 st.caption(statement if withheld in statement else f"{statement} {withheld}")
 
+st.caption(
+    "Reliability: "
+    + "; ".join(f"**{label}**: {words}" for label, words in RELIABILITY_WORDS.items() if words)
+    + "."
+)
 st.markdown("**By class** (all nationalities)")
 st.dataframe(exposure.class_totals(), hide_index=True, width="stretch")
 

@@ -9,6 +9,8 @@ with the demo, not in the library, because it needs that SYNTHETIC registry
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -82,6 +84,7 @@ def compare_with_truth(
     classes: gpd.GeoDataFrame,
     policy: ReleasePolicy,
     weightings: tuple[str, ...] = WEIGHTINGS,
+    population: str | Path | None = None,
 ) -> pd.DataFrame:
     """Return one row per class × nationality × weighting: bounds, estimate and truth.
 
@@ -94,13 +97,19 @@ def compare_with_truth(
     policy
         The release policy to protect the points with.
     weightings
-        The estimate weightings to compare.
+        The estimate weightings to compare (``population`` only with a grid).
+    population
+        The population grid file for the population weighting.
     """
     release = protect(points_to_records(points), policy)
     truth = truth_by_class(released_points(points, release), classes)
     rows = []
     for weighting in weightings:
-        table = compute_exposure(release, classes, weighting=weighting).by_class
+        if weighting == "population" and population is None:
+            continue
+        table = compute_exposure(
+            release, classes, weighting=weighting, population=population
+        ).by_class
         merged = table.merge(truth, on=["hazard_class", "nationality"], how="outer").fillna(0)
         merged["weighting"] = weighting
         rows.append(merged)

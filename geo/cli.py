@@ -16,7 +16,7 @@ from pathlib import Path
 
 from geo.errors import InputError
 
-WEIGHTING_CHOICES = ("area", "settlement", "blend")  # geo.exposure_table.WEIGHTINGS (light)
+WEIGHTING_CHOICES = ("area", "settlement", "blend", "population")  # geo.exposure_table.WEIGHTINGS
 
 
 def _say(message: str) -> None:
@@ -190,18 +190,26 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
         admin=admin,
         admin_field=args.admin_field,
         nationalities=args.nationality,
+        population=args.population,
     )
     pipeline.write_export(args.out, run, release)
     exposure = run.exposure
     headline = exposure.headline()
     if not exposure.ordered:
         print("classes unordered: no most severe class (give --class-order, worst first)")
+    elif headline["hazard_class"] is not None and headline["reliability_words"]:
+        print(
+            f"most severe class reached: {headline['hazard_class']}: persons between "
+            f"{headline['persons_low']} (low) and {headline['persons_high']} (high); "
+            f"estimate {headline['persons_estimate']}, but {headline['reliability_words']}"
+        )
     elif headline["hazard_class"] is not None:
         print(
             f"most severe class reached: {headline['hazard_class']}: persons "
             f"{headline['persons_low']} (low) – {headline['persons_estimate']} (estimate) – "
             f"{headline['persons_high']} (high)"
         )
+    print(f"estimate weighting: {exposure.weighting}")
     withheld, statement = exposure.accuracy.withheld_sentence(), exposure.statement()
     print(statement if withheld in statement else f"{statement} {withheld}")
     print(exposure.table.head(args.show).to_string(index=False))
@@ -498,9 +506,17 @@ def _add_exposure(commands: argparse._SubParsersAction) -> None:
     exposure.add_argument("--admin-field", help="field naming each administrative area")
     exposure.add_argument(
         "--weighting",
-        default="blend",
         choices=WEIGHTING_CHOICES,
-        help="how the estimate splits a cut cell (default blend)",
+        help="how the estimate splits a cut cell (default: population with --population, "
+        "else blend)",
+    )
+    exposure.add_argument(
+        "--population",
+        type=Path,
+        metavar="PATH",
+        help="a population grid for the population weighting: a raster (WorldPop, GHSL "
+        "GeoTIFF) or an H3 table of resolution-8 cells (.gpkg/.parquet/.csv with columns "
+        "h3 and population, Kontur style); read offline, only around the footprint",
     )
     exposure.add_argument(
         "--nationality", nargs="+", metavar="ISO3", help="only these nationalities"

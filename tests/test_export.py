@@ -62,6 +62,7 @@ def test_csv_has_metadata_and_stable_columns(tmp_path, setting):
         "cases_low",
         "cases_estimate",
         "cases_high",
+        "reliability",
     ]
     assert table.equals(
         pd.read_csv(

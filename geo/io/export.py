@@ -22,7 +22,7 @@ import shapely
 
 from geo.accuracy import Accuracy
 from geo.errors import InputError
-from geo.exposure_table import AREA_SENTENCE, Exposure
+from geo.exposure_table import AREA_SENTENCE, RELIABILITY_WORDS, Exposure
 from geo.h3cells import cells_to_polygons
 from geo.release import Release
 from geo.sanitize import spreadsheet_safe
@@ -38,6 +38,7 @@ HXL_TAGS = {
     "cases_low": "#affected+hh+low",
     "cases_estimate": "#affected+hh+est",
     "cases_high": "#affected+hh+high",
+    "reliability": "#meta+reliability",
 }
 ADMIN_HXL_TAG = "#adm1+name"
 
@@ -59,8 +60,8 @@ def export_metadata(exposure: Exposure, release: Release, footprints: Sequence[d
     dict
         title, statement (where the truth lies, for the release's method), release
         (policy, method, noise scale, withheld persons, hash), footprints, method
-        (classes, weighting, confidence, how the bounds and the privacy were made) and
-        exported_at.
+        (classes, weighting, confidence, how the bounds and the privacy were made, what
+        each ``reliability`` value means) and exported_at.
     """
     policy = release.metadata["policy"]
     accuracy = exposure.accuracy
@@ -107,6 +108,7 @@ def export_metadata(exposure: Exposure, release: Release, footprints: Sequence[d
             "estimate_weighting": exposure.weighting,
             "confidence": accuracy.confidence,
             "bounds": _bounds_words(accuracy),
+            "reliability": _reliability_words(),
             "privacy": _privacy_words(accuracy),
             **({"areas": AREA_SENTENCE} if exposure.admin_field else {}),
         },
@@ -125,6 +127,14 @@ def _bounds_words(accuracy: Accuracy) -> str:
     if accuracy.round_to:
         return f"{plain}; each is widened by what rounding can move in the groups it sums"
     return plain
+
+
+def _reliability_words() -> str:
+    """Return what the ``reliability`` column's values mean, for the export's metadata."""
+    return "; ".join(
+        f"{label!r}: {words}" if words else f"{label!r}: the estimate can be used"
+        for label, words in RELIABILITY_WORDS.items()
+    )
 
 
 def _privacy_words(accuracy: Accuracy) -> str:

@@ -105,19 +105,53 @@ class ExposureRun:
     provenance: list[dict]
 
 
-def compute_exposure(release: Release, classes: gpd.GeoDataFrame, **options: Any) -> Exposure:
-    """Return the exposure of a release for classes, with the shipped settlement weights.
+def compute_exposure(
+    release: Release,
+    classes: gpd.GeoDataFrame,
+    *,
+    population: str | Path | None = None,
+    **options: Any,
+) -> Exposure:
+    """Return the exposure of a release for classes, with the weights its weighting needs.
 
     Takes the options of :func:`geo.tools.exposure.compute_exposure` (``cumulative``,
     ``weighting``, ``admin``, ``admin_field``, ``nationalities``); the GeoNames places
-    behind the settlement and blend weightings are read here, at the edge.
+    behind the settlement and blend weightings, and the population grid at
+    ``population`` behind the population weighting (read only around the released
+    cells the classes touch), are read here, at the edge.
+
+    Raises
+    ------
+    InputError
+        For the population weighting without a grid, or a grid that cannot be read.
     """
-    from geo.exposure_table import DEFAULT_WEIGHTING, PLACE_WEIGHTINGS
+    from geo.exposure_table import DEFAULT_WEIGHTING, GRID_WEIGHTINGS, PLACE_WEIGHTINGS
     from geo.tools import exposure
 
     weighting = options.get("weighting", DEFAULT_WEIGHTING)
     places = _settlements() if weighting in PLACE_WEIGHTINGS else None
-    return exposure.compute_exposure(release, classes, places=places, **options)
+    grid = None
+    if weighting in GRID_WEIGHTINGS:
+        if population is None:
+            raise InputError(
+                "the population weighting needs a population grid (--population PATH, "
+                "or CRISIS_EXPOSURE_POPULATION on the dashboard)."
+            )
+        grid = _population(release, classes, population)
+    return exposure.compute_exposure(release, classes, places=places, population=grid, **options)
+
+
+def _population(release: Release, classes: gpd.GeoDataFrame, path: str | Path) -> pd.DataFrame:
+    """Return the population grid at ``path`` around the released cells the classes touch."""
+    from geo.io.population import read_population
+    from geo.tools.population import population_bounds
+
+    bounds = population_bounds(release.groups["h3_cell"].tolist(), classes)
+    if bounds is None:
+        import pandas as pd
+
+        return pd.DataFrame({"h3": [], "population": []})
+    return read_population(path, bounds)
 
 
 def _settlements() -> pd.DataFrame:
@@ -135,15 +169,20 @@ def run_exposure(
     admin: gpd.GeoDataFrame | None = None,
     admin_field: str | None = None,
     nationalities: Sequence[str] | None = None,
+    population: str | Path | None = None,
 ) -> ExposureRun:
     """Return the exposure of a release for footprints: the one request both front ends make.
+
+    ``population`` is the path of a population grid (raster or H3 table) for the
+    population weighting; without ``weighting``, the default for what is available
+    (:func:`geo.exposure_table.default_weighting`).
 
     Raises
     ------
     InputError
         For unusable footprints or boundaries, or bad options.
     """
-    from geo.exposure_table import DEFAULT_WEIGHTING
+    from geo.exposure_table import default_weighting
 
     if admin is not None and not admin_field:
         raise InputError("--admin needs --admin-field (the field that names each area).")
@@ -154,7 +193,8 @@ def run_exposure(
         release,
         classes,
         cumulative=cumulative,
-        weighting=weighting or DEFAULT_WEIGHTING,
+        weighting=weighting or default_weighting(population is not None),
+        population=population,
         admin=admin,
         admin_field=admin_field if admin is not None else None,
         nationalities=list(nationalities) if nationalities else None,

@@ -162,6 +162,7 @@ def area_breakdown(
     admin_field: str,
     weighting: str,
     places: pd.DataFrame | None,
+    population: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Return the exposure sums by area, class and nationality, and notes for the reader.
 
@@ -175,8 +176,8 @@ def area_breakdown(
         The class sums before widening (estimates rounded): what the areas add up to.
     admin, admin_field
         The boundaries and the field naming each area.
-    weighting, places
-        The estimate's weighting and the settlement places it may need.
+    weighting, places, population
+        The estimate's weighting and the settlement places or population grid it may need.
 
     Returns
     -------
@@ -194,7 +195,7 @@ def area_breakdown(
     zones = area_zones(classes, admin, admin_field)
     overlap = bool((zones[admin_field] != OUTSIDE_AREAS).any())
     sums, _ = _exposure_table(
-        groups, zones, weighting, [admin_field], places, round_estimates=False
+        groups, zones, weighting, [admin_field], places, population, round_estimates=False
     )
     sums = _add_up(sums, by_class, admin_field)
     sums = sums.sort_values(

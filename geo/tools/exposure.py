@@ -41,10 +41,11 @@ from geo.exposure_table import (
     Exposure,
     widen,
 )
-from geo.release import Release
+from geo.release import MAX_BASE_RESOLUTION, Release
 from geo.tools.overlay import PolygonSet
 
 SETTLEMENT_BLEND = 0.5
+STORAGE_RESOLUTION = MAX_BASE_RESOLUTION  # records are binned here, then rolled up
 _MIN_SHARE = 1e-9
 _INSIDE_TOLERANCE = 1e-9
 EARTH_RADIUS_KM = 6371.007180918475  # H3's authalic radius
@@ -124,33 +125,86 @@ def _cell_zone_pairs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return (cell position, zone position, area share, inside) of pairs sharing area.
 
-    A zone's parts are disjoint, so a cell's share of a zone is the sum over its parts;
-    a cell is inside a zone when that share is 1 to within rounding.
+    A cell's geometry is where its records can be: the union of its descendants at the
+    store's resolution (:data:`STORAGE_RESOLUTION`), since records are binned there and
+    rolled up with ``cell_to_parent``; a coarser hexagon is not that union (its
+    children stick out of it in slivers and leave notches in it). Shares, containment
+    and touching are exact for that union, so the truth lies in [low, high].
     """
     parts, source = _zone_parts(zones)
     nothing = np.zeros(0, dtype=np.int64)
     if len(cells) == 0 or len(parts) == 0:
         return nothing, nothing, np.zeros(0), np.zeros(0, dtype=bool)
-    ints = h3cells.cells_to_ints(cells)
+    return _storage_pairs(h3cells.cells_to_ints(cells), parts, source, len(zones))
+
+
+def _storage_pairs(
+    ints: np.ndarray, parts: np.ndarray, source: np.ndarray, n_zones: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``_cell_zone_pairs`` for cells given as integers.
+
+    A coarse cell whose box meets no zone edge lies, with all its descendants (within
+    1.2 mean edge lengths of its centre, inside its box of 1.5), wholly inside the zone
+    that holds its centre, or outside every zone; one whose box meets an edge is
+    settled through its storage-level children, their exact shares weighted by area.
+    """
+    nothing = np.zeros(0, dtype=np.int64)
     near, centre, box = _cells_near(ints, shapely.total_bounds(parts))
     if len(near) == 0:
         return nothing, nothing, np.zeros(0), np.zeros(0, dtype=bool)
     shapes = PolygonSet(parts, cell_size=float(np.median(box[:, 3] - box[:, 1])))
     edged, clear, clear_part = shapes.sort_boxes(box, centre[:, 0], centre[:, 1])
-    edged = near[edged]
+    coarse = h3cells.cell_resolutions(ints[near[edged]]) < STORAGE_RESOLUTION
+    parents = near[edged[coarse]]
+    edged = near[edged[~coarse]]
     cell, part, area, cell_area = shapes.areas_in_cells(_cell_rings(ints[edged]))
-    keys, pair = np.unique(cell * len(zones) + source[part], return_inverse=True)
-    share = np.bincount(pair, area, minlength=len(keys)) / cell_area[keys // len(zones)]
+    keys, pair = np.unique(cell * n_zones + source[part], return_inverse=True)
+    share = np.bincount(pair, area, minlength=len(keys)) / cell_area[keys // n_zones]
     inside = share >= 1 - _INSIDE_TOLERANCE
     kept = inside | (share > _MIN_SHARE)
     keys = keys[kept]
+    parent, parent_zone, parent_share, parent_inside = _children_pairs(
+        ints[parents], parts, source, n_zones
+    )
     # Cells whose box meets no edge lie wholly inside the part that holds their centre.
     return (
-        np.concatenate([edged[keys // len(zones)], near[clear]]),
-        np.concatenate([keys % len(zones), source[clear_part]]),
-        np.concatenate([share[kept].clip(0.0, 1.0), np.ones(len(clear))]),
-        np.concatenate([inside[kept], np.ones(len(clear), dtype=bool)]),
+        np.concatenate([edged[keys // n_zones], near[clear], parents[parent]]),
+        np.concatenate([keys % n_zones, source[clear_part], parent_zone]),
+        np.concatenate([share[kept].clip(0.0, 1.0), np.ones(len(clear)), parent_share]),
+        np.concatenate([inside[kept], np.ones(len(clear), dtype=bool), parent_inside]),
     )
+
+
+def _children_pairs(
+    coarse: np.ndarray, parts: np.ndarray, source: np.ndarray, n_zones: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``_storage_pairs`` of coarse cells from their storage-level children.
+
+    A coarse cell's share of a zone is the area-weighted mean of its children's shares;
+    it is inside the zone when every child is, and touches it when any child does.
+    """
+    nothing = np.zeros(0, dtype=np.int64)
+    if len(coarse) == 0:
+        return nothing, nothing, np.zeros(0), np.zeros(0, dtype=bool)
+    children = pl.select(
+        polars_h3.cell_to_children(pl.Series(coarse, dtype=pl.UInt64), STORAGE_RESOLUTION)
+    ).to_series()
+    counts = children.list.len().to_numpy().astype(np.int64)
+    children = children.explode().to_numpy().astype(np.uint64)
+    parent_of_child = np.repeat(np.arange(len(coarse)), counts)
+    rings = _cell_rings(children)
+    rings = rings - rings[:, :1]  # local coordinates: no cancellation at large longitudes
+    x, y = rings[..., 0], rings[..., 1]
+    child_area = np.abs((x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y).sum(axis=1) / 2)
+    parent_area = np.bincount(parent_of_child, child_area, minlength=len(coarse))
+    child, zone, share, inside = _storage_pairs(children, parts, source, n_zones)
+    keys, pair = np.unique(parent_of_child[child] * n_zones + zone, return_inverse=True)
+    weighted = np.bincount(pair, share * child_area[child], minlength=len(keys))
+    inside_children = np.bincount(pair, inside, minlength=len(keys))
+    parent = keys // n_zones
+    parent_share = (weighted / parent_area[parent]).clip(0.0, 1.0)
+    parent_inside = inside_children == counts[parent]
+    return parent, keys % n_zones, np.where(parent_inside, 1.0, parent_share), parent_inside
 
 
 def cell_zone_shares(cells: Sequence[str], zones: gpd.GeoDataFrame) -> pd.DataFrame:
@@ -187,7 +241,8 @@ def settlement_shares(
     """Return, per (cell, zone) pair, the share of the cell's settlement population inside.
 
     NaN where the cell holds no GeoNames place (the caller falls back to the area share).
-    A place belongs to the released cell that contains it at that cell's resolution.
+    A place belongs to the released cell that holds it as a record would: its cell at
+    the store's resolution, rolled up with ``cell_to_parent``.
     """
     nothing = pd.Series(np.nan, index=pairs.index)
     if pairs.empty:
@@ -204,9 +259,10 @@ def settlement_shares(
     order = np.argsort(ints)
     coordinates = pl.DataFrame({"lat": lat, "lon": lon})
     place, cell = [], []
+    storage = coordinates.select(polars_h3.latlng_to_cell("lat", "lon", STORAGE_RESOLUTION))
+    storage = storage.to_series().to_numpy()
     for resolution in np.unique(h3cells.cell_resolutions(ints)):
-        located = coordinates.select(polars_h3.latlng_to_cell("lat", "lon", int(resolution)))
-        located = located.to_series().to_numpy()
+        located = h3cells.cells_to_parents(storage, int(resolution))
         position = np.minimum(np.searchsorted(ints, located, sorter=order), len(ints) - 1)
         found = ints[order[position]] == located
         place.append(np.flatnonzero(found))
@@ -242,8 +298,13 @@ def weighted_shares(
     zones: gpd.GeoDataFrame,
     weighting: str,
     places: pd.DataFrame | None = None,
+    population: pd.DataFrame | None = None,
 ) -> pd.Series:
     """Return the estimate's share per (cell, zone) pair for a weighting method.
+
+    ``places`` are the settlement places (settlement, blend), ``population`` the grid
+    read by :func:`geo.io.population.read_population` (population); a cell where they
+    put nobody is split by area.
 
     Raises
     ------
@@ -254,6 +315,15 @@ def weighted_shares(
     area = pairs["area_share"]
     if weighting == "area":
         return area
+    if weighting == "population":
+        from geo.tools.population import population_shares
+
+        if population is None:
+            raise InputError(
+                "the population weighting needs a population grid (--population PATH, "
+                "or CRISIS_EXPOSURE_POPULATION on the dashboard)."
+            )
+        return population_shares(pairs, zones, population).fillna(area)
     if places is None:
         raise InputError(f"the {weighting} weighting needs the settlement places.")
     settlement = settlement_shares(pairs, zones, places).fillna(area)
@@ -273,6 +343,7 @@ def _exposure_table(
     weighting: str,
     admin_columns: list[str],
     places: pd.DataFrame | None,
+    population: pd.DataFrame | None = None,
     round_estimates: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Return the low / estimate / high sums of released groups over zones, and notes.
@@ -280,8 +351,10 @@ def _exposure_table(
     Sums are bincounts over (zone, nationality) codes of the groups whose cell touches a
     zone, so only those groups are ever expanded. Low and high are plain sums of
     released values, with ``groups_low`` and ``groups_high`` saying how many groups
-    each sums (what :func:`geo.exposure_table.widen` needs). Estimates are rounded
-    unless ``round_estimates`` is false (:mod:`geo.tools.areas` rounds them itself).
+    each sums (what :func:`geo.exposure_table.widen` needs), and ``persons_area`` the
+    persons of the touching groups weighted by area share (what the reliability needs).
+    Estimates are rounded unless ``round_estimates`` is false (:mod:`geo.tools.areas`
+    rounds them itself).
     """
     cell_of_group, cells = pd.factorize(groups["h3_cell"])
     cell, zone, area_share, inside = _cell_zone_pairs(cells, zones)
@@ -291,11 +364,12 @@ def _exposure_table(
         pairs = pd.DataFrame(
             {"h3_cell": np.asarray(cells, dtype=object)[cell], "zone": zone, "area_share": share}
         )
-        share = weighted_shares(pairs, zones, weighting, places).to_numpy()
+        share = weighted_shares(pairs, zones, weighting, places, population).to_numpy()
     share = np.where(inside, 1.0, share)
     # Expand each touching group to its (cell, zone) pairs, pairs sorted by cell.
     order = np.argsort(cell, kind="stable")
     cell, zone, share, inside = cell[order], zone[order], share[order], inside[order]
+    area_share = area_share[order]
     per_cell = np.bincount(cell, minlength=len(cells))
     first_pair = np.cumsum(per_cell) - per_cell
     touching = np.flatnonzero(per_cell[cell_of_group] > 0)
@@ -328,6 +402,9 @@ def _exposure_table(
             sums = np.bincount(key, weights, minlength=slots)[present]
             exact = bound == "estimate" and not round_estimates
             columns[f"{what}_{bound}"] = sums if exact else np.round(sums).astype("int64")
+        if what == "persons":  # how much of the touching cells the zone covers
+            area = np.where(inside, 1.0, area_share)[pair]
+            columns["persons_area"] = np.bincount(key, counts * area, minlength=slots)[present]
     table = pd.DataFrame(columns)[admin_columns + TABLE_COLUMNS + COUNT_COLUMNS]
     return _ordered(table, admin_columns), notes
 
@@ -352,6 +429,7 @@ def compute_exposure(
     nationalities: list[str] | None = None,
     places: pd.DataFrame | None = None,
     confidence: float = CONFIDENCE,
+    population: pd.DataFrame | None = None,
 ) -> Exposure:
     """Return the exposure table of a release for classed hazard polygons.
 
@@ -372,7 +450,7 @@ def compute_exposure(
         Whether the classes are "at least" classes (labels only; the computation is
         the same).
     weighting
-        ``area``, ``settlement`` or ``blend`` for the estimate.
+        ``area``, ``settlement``, ``blend`` or ``population`` for the estimate.
     admin, admin_field
         Optional administrative boundaries and the field naming each area.
     nationalities
@@ -382,6 +460,9 @@ def compute_exposure(
         weightings (:func:`geo.io.settlements.read_settlements`).
     confidence
         The confidence of the bounds of a noisy release (default 99%).
+    population
+        A population grid for the population weighting
+        (:func:`geo.io.population.read_population`).
 
     Returns
     -------
@@ -401,7 +482,7 @@ def compute_exposure(
     groups = release.groups
     if nationalities:
         groups = groups[groups["nationality"].isin(nationalities)]
-    sums, notes = _exposure_table(groups, _zones(classes), weighting, [], places)
+    sums, notes = _exposure_table(groups, _zones(classes), weighting, [], places, population)
     by_class = _ordered(widen(sums, accuracy), [])
     table = by_class
     area_sums = None
@@ -409,7 +490,7 @@ def compute_exposure(
         from geo.tools.areas import area_breakdown  # areas builds on this module
 
         area_sums, area_notes = area_breakdown(
-            groups, _zones(classes), sums, admin, admin_field, weighting, places
+            groups, _zones(classes), sums, admin, admin_field, weighting, places, population
         )
         notes += area_notes
         table = widen(area_sums, accuracy)
