@@ -18,6 +18,9 @@ from geo.pipeline import ingest_files, publish_release, steward_public_key
 from geo.release import ReleasePolicy
 
 DEMO_SEED = 2016
+# The shipped demo is SYNTHETIC and rebuilt rarely: its releases stay valid for ten years
+# so that a checkout does not show them as expired a month after the build.
+DEMO_VALID_DAYS = 3650
 DEMO_STEWARD_KEY = "de" * 32  # public on purpose: the data are SYNTHETIC
 DEMO_SIGNING_KEY = "d5" * 32  # likewise; its public key ships as data/demo/steward.pub
 DEMO_SCALE = 0.2
@@ -69,7 +72,7 @@ def build_demo(
             ReleasePolicy(nationalities=(EMBASSY_NATIONALITY,)),
         ),
     ):
-        release = publish_release(store_path, policy, out_dir / name)
+        release = publish_release(store_path, policy, out_dir / name, valid_days=DEMO_VALID_DAYS)
         published, dropped = release.metadata["published"], release.metadata["dropped"]
         yield (
             f"{name}: {published['groups']} groups {published['groups_by_resolution']}, "
