@@ -125,6 +125,7 @@ def _read_footprints(args: argparse.Namespace) -> list:
         buffer_km=args.buffer_km,
         date_from=args.date_from,
         date_to=args.date_to,
+        raster=pipeline.raster_options(args.raster_kind, args.thresholds, args.raster_labels),
     )
 
 
@@ -333,6 +334,22 @@ def _footprint_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--date-from", help="ACLED: first event date (YYYY-MM-DD)")
     parser.add_argument("--date-to", help="ACLED: last event date (YYYY-MM-DD)")
+    parser.add_argument(
+        "--raster-kind",
+        default="auto",
+        help="rasters: auto (default: as the file says), mmi (PAGER bands), depth (flood depth "
+        "in m), continuous (by --thresholds) or categorical (by value)",
+    )
+    parser.add_argument(
+        "--thresholds",
+        metavar="T1,T2,...",
+        help="rasters: class boundaries, e.g. 0.5,1.5,3 (flood depth default 0,0.15,0.5,1.5,3 m)",
+    )
+    parser.add_argument(
+        "--raster-labels",
+        metavar="VALUE=LABEL,...",
+        help="categorical rasters: value→label map in increasing severity, e.g. 1=Flooded",
+    )
 
 
 def _add_hazard(commands: argparse._SubParsersAction) -> None:

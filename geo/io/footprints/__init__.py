@@ -12,6 +12,9 @@ reader of that format:
 * **GDACS** event polygons (``Poly_Red``, ``Poly_Orange`` ...): :mod:`.gdacs`;
 * **ACLED** conflict-event CSV exports (modern and legacy schemas), buffered
   into conflict zones: :mod:`.acled`;
+* **rasters**: ShakeMap ``grid.xml`` (:mod:`.shakemap_grid`), GeoTIFF and other
+  GDAL rasters, bare or zipped (:mod:`.raster`), classed by MMI band, flood depth,
+  thresholds or value (:mod:`.raster_classes`) and polygonised;
 * any other polygons (GeoJSON, TopoJSON, Shapefile bare or zipped, GeoPackage,
   KML/KMZ), classed by an attribute the user names: :mod:`.generic`.
 
@@ -64,18 +67,22 @@ from geo.io.footprints.common import (
 )
 from geo.io.footprints.gdacs import _gdacs_field, _gdacs_to_result
 from geo.io.footprints.generic import _polygons_to_classes
+from geo.io.footprints.raster import is_raster, raster_members, raster_to_result
+from geo.io.footprints.raster_classes import RasterOptions
 from geo.io.footprints.shakemap import (
     _contours_to_result,
     _json_path_to_bbox,
     _shakemap_zip_to_result,
     _zip_to_bbox,
 )
+from geo.io.footprints.shakemap_grid import grid_members, is_shakemap_grid, shakemap_grid_to_result
 
 __all__ = [
     "CLASS_COLUMNS",
     "SHAPEFILE_SIDECARS",
     "Footprint",
     "FootprintError",
+    "RasterOptions",
     "file_to_sha256",
     "read_footprint",
 ]
@@ -133,6 +140,7 @@ def read_footprint(
     date_from: Any = None,
     date_to: Any = None,
     name: str | None = None,
+    raster: RasterOptions | None = None,
 ) -> Footprint:
     """Read any supported footprint file into classed polygons.
 
@@ -153,6 +161,9 @@ def read_footprint(
     name : str, optional
         File name to show and to guess the format from when ``path`` is a
         temporary upload.
+    raster : RasterOptions, optional
+        How to class a raster (GeoTIFF, ShakeMap ``grid.xml``): kind, thresholds,
+        value → label map; by default as its publisher meant (see :mod:`.raster_classes`).
 
     Returns
     -------
@@ -181,6 +192,7 @@ def read_footprint(
         float(buffer_km),
         _to_timestamp(date_from, display),
         _to_timestamp(date_to, display),
+        raster,
     )
     log = _Log()
     try:
@@ -241,6 +253,10 @@ def file_to_sha256(path: str | Path, display: str | None = None) -> str:
 
 def _path_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
     """Pick the reader for a file by its content and name."""
+    if is_shakemap_grid(path):
+        return shakemap_grid_to_result(path, opts, log)
+    if is_raster(path, opts.display):
+        return raster_to_result(path, opts, log)
     if _looks_like_csv(path, opts.display):
         return _acled_to_result(path, opts, log)
     if zipfile.is_zipfile(path):
@@ -270,6 +286,10 @@ def _zip_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
     if any(_is_observed_event(m) for m in shapefiles):
         return _cems_to_result(path, shapefiles, opts, log)
     vectors = [m for m in members if m.lower().endswith(VECTOR_SUFFIXES)]
+    if not vectors and (grids := grid_members(members)):
+        return shakemap_grid_to_result(path, opts, log, grids[0])
+    if not vectors and (rasters := raster_members(members)):
+        return raster_to_result(path, opts, log, rasters[0])
     if not vectors:
         raise FootprintError(
             f"{opts.display}: the zip holds no vector file (found "

@@ -93,6 +93,7 @@ class _Options:
     buffer_km: float
     date_from: pd.Timestamp | None
     date_to: pd.Timestamp | None
+    raster: Any = None  # RasterOptions of raster footprints (see .raster_classes)
 
 
 @dataclass

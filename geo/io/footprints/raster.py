@@ -1,0 +1,363 @@
+"""Raster footprints (GeoTIFF and other GDAL rasters) read into classed polygons.
+
+A raster is read with rasterio by strips of rows (memory stays bounded however
+large the file), its values are classed by a :class:`~.raster_classes.Scheme`
+(MMI bands, flood depth, thresholds or categories), and the class codes are
+polygonised so that the exposure works on them exactly as on any vector
+footprint: low, estimate and high keep their meaning.
+
+Polygonising every pixel of a 10 m flood raster would make millions of
+polygons for nothing: the finest released cell is an H3 resolution-8 hexagon
+(edge about 531 m), and area shares inside such a cell are settled to within a
+percent or so by a grid ten times finer. So codes are first reduced to blocks of
+f × f pixels (each block takes its majority class, ties going to the more severe
+class), f chosen so that a block is at most 1/10 of a res-8 edge (about 53 m);
+rasters already coarser than that (ShakeMap grids) are polygonised pixel by
+pixel. ``benchmarks/raster_footprints.py`` measures the area-share error against
+full-resolution polygonisation.
+
+Nodata (the nodata value, a mask band, NaN) is no class; any CRS is accepted and
+the polygons are reprojected to EPSG:4326; a raster without a CRS is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import h3
+import numpy as np
+import rasterio
+import rasterio.features
+import shapely
+from pyproj import CRS, Transformer
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from geo.footprint_classes import WGS84, geometries_to_polygonal, rows_to_classes
+from geo.io.footprints.common import (
+    FootprintError,
+    _antimeridian_split,
+    _bounds_are_lonlat,
+    _count,
+    _Log,
+    _name_to_hazard,
+    _one_line,
+    _Options,
+    _Result,
+    _vsizip,
+)
+from geo.io.footprints.raster_classes import NO_CLASS, NODATA, RasterOptions, Scheme, scheme_for
+
+# The raster formats a footprint may be, by suffix; GDAL tries no other driver (no VRT
+# pointing at other files). A file without one of these suffixes is read if it is a TIFF.
+DRIVERS = {
+    ".tif": "GTiff",
+    ".tiff": "GTiff",
+    ".flt": "EHdr",
+    ".bil": "EHdr",
+    ".asc": "AAIGrid",
+    ".img": "HFA",
+}
+RASTER_SUFFIXES = tuple(DRIVERS)
+TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+# Finest block that still settles area shares in the finest released cell (res 8).
+TARGET_PIXEL_M = h3.average_hexagon_edge_length(8, "m") / 10
+MAX_OUTPUT_PIXELS = 40_000_000  # the decimated code grid, 40 MB of uint8
+STRIP_PIXELS = 4_000_000  # pixels read at once (16 MB of float32)
+GDAL_CACHE_MB = 64
+ERRORS = (RasterioError, CPLE_BaseError, OSError, ValueError)
+
+
+@dataclass
+class RasterGrid:
+    """A raster to class: size, georeferencing and a strip reader.
+
+    ``read(row, height)`` returns the values of rows ``row … row+height-1`` and a
+    boolean array of which of them are valid (not nodata).
+    """
+
+    width: int
+    height: int
+    transform: Any  # affine.Affine
+    crs: CRS
+    dtype: str
+    read: Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+
+
+def is_raster(path: Path, display: str) -> bool:
+    """Whether a file is a raster footprint: by its suffix, or a TIFF by its first bytes."""
+    if Path(display).suffix.lower() in RASTER_SUFFIXES:
+        return True
+    with path.open("rb") as fh:
+        return fh.read(4) in TIFF_MAGIC
+
+
+def raster_members(members: list[str]) -> list[str]:
+    """Return the raster members of a zip, the MMI one first (ShakeMap ``raster.zip``)."""
+    rasters = [m for m in members if PurePosixPath(m).suffix.lower() in RASTER_SUFFIXES]
+
+    def priority(member: str) -> tuple[int, str]:
+        stem = PurePosixPath(member).stem.lower()
+        return (0 if "mmi" in stem and "std" not in stem else 1, member)
+
+    return sorted(rasters, key=priority)
+
+
+def raster_to_result(source: str | Path, opts: _Options, log: _Log, member: str = "") -> _Result:
+    """Read a raster file (or a zip's raster ``member``) into classes.
+
+    Raises
+    ------
+    FootprintError
+        For a file GDAL cannot read, a raster without CRS, a continuous raster
+        without thresholds, all nodata, or no pixel in any class.
+    """
+    display = opts.display
+    path = _vsizip(Path(source), member) if member else str(source)
+    driver = DRIVERS.get(PurePosixPath(member or display).suffix.lower(), "GTiff")
+    if member:
+        log.notes.append(f"raster read from the zip: {member}")
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(path, driver=driver) as src:
+            grid = _dataset_to_grid(src, display, log)
+            hints = " ".join(
+                [display, member, src.descriptions[0] or "", *src.tags(1).values()]
+            ).lower()
+            scheme = scheme_for(
+                _raster_options(opts),
+                dtype=grid.dtype,
+                hints=hints,
+                display=display,
+                hazard=_name_to_hazard(f"{display} {member}"),
+            )
+            return grid_to_result(grid, scheme, opts, log, "raster")
+    except FootprintError:
+        raise
+    except ERRORS as exc:
+        raise FootprintError(
+            f"{display}: cannot read the raster ({_one_line(exc)}); supply a GeoTIFF with "
+            "its CRS, or check that the file is complete."
+        ) from None
+
+
+def _raster_options(opts: _Options) -> RasterOptions:
+    """Return the raster options carried by the reader options (defaults when none)."""
+    return getattr(opts, "raster", None) or RasterOptions()
+
+
+def _dataset_to_grid(src: Any, display: str, log: _Log) -> RasterGrid:
+    """Check an open dataset's georeferencing and return its band 1 as a strip reader."""
+    if src.crs is None:
+        hint = (
+            " (it has ground control points only: warp it first, e.g. gdalwarp)"
+            if src.gcps[0]
+            else ""
+        )
+        raise FootprintError(
+            f"{display}: the raster has no CRS{hint}; save it as a GeoTIFF with its CRS "
+            "(e.g. gdal_translate -a_srs EPSG:4326)."
+        )
+    if src.transform.is_identity:
+        raise FootprintError(f"{display}: the raster has no geotransform; it cannot be placed.")
+    if src.count > 1:
+        log.notes.append(f"band 1 of {src.count} read")
+    floating = np.issubdtype(np.dtype(src.dtypes[0]), np.floating)
+
+    def read(row: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        data = src.read(1, window=Window(0, row, src.width, height), masked=True)
+        values = np.ma.getdata(data)
+        valid = ~np.ma.getmaskarray(data)
+        if floating:
+            valid &= np.isfinite(values)
+        return values, valid
+
+    return RasterGrid(
+        src.width, src.height, src.transform, CRS.from_user_input(src.crs), src.dtypes[0], read
+    )
+
+
+def grid_to_result(
+    grid: RasterGrid, scheme: Scheme, opts: _Options, log: _Log, fmt: str
+) -> _Result:
+    """Class, decimate and polygonise a raster grid into a reader result.
+
+    Raises
+    ------
+    FootprintError
+        If every pixel is nodata, no pixel falls in a class, or the grid is not on Earth.
+    """
+    display = opts.display
+    factor = _decimation(grid, log)
+    codes, valid_count = _grid_to_codes(grid, scheme, factor, display)
+    if valid_count == 0:
+        raise FootprintError(f"{display}: every pixel of the raster is nodata; nothing to map.")
+    labels, ranks, remap = scheme.finish()
+    codes = remap[codes] if scheme.learn else codes
+    transform = grid.transform * grid.transform.scale(factor)
+    parts = _codes_to_parts(codes, transform, display)
+    if not parts:
+        raise FootprintError(
+            f"{display}: no pixel falls in any class ({scheme.description}); check the "
+            "thresholds or the value→label map."
+        )
+    rows = []
+    for code, geoms in sorted(parts.items()):
+        geom = _parts_to_wgs84(np.array(geoms, dtype=object), grid.crs, transform)
+        if geom is not None:
+            rows.append((scheme.hazard, labels[code], ranks[code], geom))
+    classes = rows_to_classes(rows)
+    bounds = shapely.total_bounds(np.asarray(classes.geometry.values))
+    if not _bounds_are_lonlat(bounds):
+        raise FootprintError(
+            f"{display}: the raster's coordinates are outside longitude/latitude range in its "
+            "CRS; the declared CRS is probably wrong."
+        )
+    classes["geometry"] = _antimeridian_split(np.asarray(classes.geometry.values), log)
+    log.notes.append(f"classes: {scheme.description}")
+    invalid = grid.width * grid.height - valid_count
+    if invalid:
+        log.notes.append(f"{_count(int(invalid), 'nodata pixel')} left out (no class)")
+    polygons = sum(len(g) for g in parts.values())
+    return _Result(classes, fmt, scheme.hazard, None, polygons, scheme.ordered)
+
+
+# --------------------------------------------------------------------------- decimation
+
+
+def _pixel_metres(grid: RasterGrid) -> float:
+    """Return a pixel's larger side in metres (at the centre for lon/lat rasters)."""
+    t = grid.transform
+    size_x, size_y = math.hypot(t.a, t.d), math.hypot(t.b, t.e)
+    if grid.crs.is_geographic:
+        lat = (t * (grid.width / 2, grid.height / 2))[1]
+        size_x *= 111_320 * max(math.cos(math.radians(min(abs(lat), 89.0))), 0.01)
+        size_y *= 110_574
+        return max(size_x, size_y)
+    factor = grid.crs.axis_info[0].unit_conversion_factor if grid.crs.axis_info else 1.0
+    return max(size_x, size_y) * factor
+
+
+def _decimation(grid: RasterGrid, log: _Log) -> int:
+    """Block size f (pixels per side) for polygonising, and say what it means."""
+    pixel = _pixel_metres(grid)
+    factor = max(1, int(TARGET_PIXEL_M // pixel)) if pixel > 0 else 1
+    budget = math.ceil(math.sqrt(grid.width * grid.height / MAX_OUTPUT_PIXELS))
+    size = f"{grid.width}×{grid.height} px of {pixel:.3g} m"
+    if budget > factor:
+        factor = budget
+        log.notes.append(
+            f"raster {size}: polygonised at {factor * pixel:.3g} m ({factor}×{factor} px "
+            "blocks, majority class) to keep memory bounded; coarser than 1/10 of a res-8 "
+            "hexagon edge"
+        )
+    elif factor > 1:
+        log.notes.append(
+            f"raster {size}: polygonised at {factor * pixel:.3g} m ({factor}×{factor} px "
+            "blocks, majority class, ≤ 1/10 of a res-8 hexagon edge)"
+        )
+    else:
+        log.notes.append(f"raster {size}: polygonised pixel by pixel")
+    return factor
+
+
+def _strips(grid: RasterGrid, factor: int) -> Iterator[tuple[int, int]]:
+    """Row ranges to read: whole blocks, about ``STRIP_PIXELS`` pixels at a time."""
+    rows = factor * max(1, STRIP_PIXELS // max(grid.width * factor, 1))
+    for row in range(0, grid.height, rows):
+        yield row, min(rows, grid.height - row)
+
+
+def _grid_to_codes(
+    grid: RasterGrid, scheme: Scheme, factor: int, display: str
+) -> tuple[np.ndarray, int]:
+    """Class codes of the grid reduced to f × f blocks, and the number of valid pixels."""
+    out = np.full(
+        (math.ceil(grid.height / factor), math.ceil(grid.width / factor)), NODATA, np.uint8
+    )
+    valid_count = 0
+    priority = _code_priority(scheme)
+    for row, height in _strips(grid, factor):
+        values, valid = grid.read(row, height)
+        valid_count += int(valid.sum())
+        if not valid.any():
+            continue
+        codes = scheme.classify(values, valid, display)
+        del values, valid
+        block = _block_majority(codes, factor, priority)
+        out[row // factor : row // factor + block.shape[0]] = block
+    return out, valid_count
+
+
+def _code_priority(scheme: Scheme) -> np.ndarray:
+    """Codes in the order that wins ties: most severe class first, then no class, nodata."""
+    if scheme.learn:
+        return np.array([*range(NO_CLASS), NO_CLASS, NODATA], dtype=np.uint8)
+    order = np.argsort(-np.asarray(scheme.ranks), kind="stable")
+    return np.array([*order, NO_CLASS, NODATA], dtype=np.uint8)
+
+
+def _block_majority(codes: np.ndarray, factor: int, priority: np.ndarray) -> np.ndarray:
+    """Reduce codes to f × f blocks, each the code most of its pixels have (ties by priority)."""
+    if factor == 1:
+        return codes
+    height, width = codes.shape
+    rows, cols = math.ceil(height / factor), math.ceil(width / factor)
+    padded = np.full((rows * factor, cols * factor), NODATA, dtype=np.uint8)
+    padded[:height, :width] = codes
+    blocks = padded.reshape(rows, factor, cols, factor)
+    present = np.unique(codes)
+    best = np.full((rows, cols), NODATA, dtype=np.uint8)
+    best_count = np.zeros((rows, cols), dtype=np.int32)
+    for code in priority[np.isin(priority, present)]:
+        count = (blocks == code).sum(axis=(1, 3), dtype=np.int32)
+        wins = count > best_count
+        best[wins], best_count[wins] = code, count[wins]
+    return best
+
+
+# --------------------------------------------------------------------------- polygons
+
+
+def _codes_to_parts(codes: np.ndarray, transform: Any, display: str) -> dict[int, list]:
+    """Polygonise class codes (4-connected regions) into polygons per code, in the grid's CRS."""
+    mask = codes < NO_CLASS
+    parts: dict[int, list] = {}
+    if not mask.any():
+        return parts
+    for geometry, value in rasterio.features.shapes(
+        codes, mask=mask, connectivity=4, transform=transform
+    ):
+        parts.setdefault(int(value), []).append(shapely.geometry.shape(geometry))
+    return parts
+
+
+def _parts_to_wgs84(parts: np.ndarray, crs: CRS, transform: Any) -> Any:
+    """One class's polygons as a valid (multi)polygon in EPSG:4326.
+
+    Regions of one code touch at most at corners (4-connected polygonisation), so
+    their multipolygon is valid once each part is; invalid parts (rings touching
+    themselves) are repaired one by one, not the whole class at once.
+    """
+    if not crs.equals(CRS.from_epsg(4326), ignore_axis_order=True):
+        step = 8 * max(math.hypot(transform.a, transform.d), math.hypot(transform.b, transform.e))
+        parts = shapely.segmentize(parts, step)
+        to_wgs84 = Transformer.from_crs(crs, WGS84, always_xy=True)
+        parts = shapely.transform(parts, lambda xy: np.column_stack(to_wgs84.transform(*xy.T)))
+    invalid = ~shapely.is_valid(parts)
+    if invalid.any():
+        parts = parts.copy()
+        parts[invalid] = shapely.make_valid(parts[invalid])
+    polygonal = geometries_to_polygonal(parts)
+    polygons = shapely.get_parts(polygonal[~shapely.is_missing(polygonal)])
+    polygons = polygons[shapely.get_type_id(polygons) == shapely.GeometryType.POLYGON]
+    if not len(polygons):
+        return None
+    geom = shapely.multipolygons(polygons) if len(polygons) > 1 else polygons[0]
+    if not geom.is_valid:
+        geom = geometries_to_polygonal(np.array([shapely.union_all(polygons)], dtype=object))[0]
+    return geom
