@@ -48,6 +48,9 @@ FOOTPRINT_SUFFIXES = (
     ".csv",
     ".fgb",
     ".gml",
+    ".tif",
+    ".tiff",
+    ".xml",
 )
 UPLOAD_TYPES = [s.lstrip(".") for s in FOOTPRINT_SUFFIXES + SHAPEFILE_SIDECARS]
 LOG = logging.getLogger("crisis_exposure.dashboard")
@@ -281,10 +284,12 @@ def load_footprint(
     buffer_km: float,
     _path: str,
     date_window: tuple[str | None, str | None] = (None, None),
+    raster: tuple[str, str, str] = ("auto", "", ""),
 ) -> pipeline.Footprint:
     """Return a footprint read from ``_path`` (cached on its hash and the reader options).
 
-    ``date_window`` (ISO dates or None) limits ACLED events; other formats ignore it.
+    ``date_window`` (ISO dates or None) limits ACLED events; ``raster`` (kind, thresholds,
+    value labels, as text) classes rasters; other formats ignore them.
     """
     (footprint,) = pipeline.read_footprints(
         [_path],
@@ -293,6 +298,7 @@ def load_footprint(
         date_from=date_window[0],
         date_to=date_window[1],
         names=[name.removesuffix(" (uploaded)")],
+        raster=pipeline.raster_options(*raster),
     )
     return footprint
 
@@ -352,6 +358,7 @@ def run_exposure(
     _footprint_paths: tuple[str, ...],
     _admin_path: str | None,
     date_window: tuple[str | None, str | None] = (None, None),
+    raster: tuple[str, str, str] = ("auto", "", ""),
 ) -> ExposureRun:
     """Return the exposure for a release, footprints (hash, name) and options (cached).
 
@@ -362,7 +369,7 @@ def run_exposure(
     """
     release = load_release(release_sha256, _release_path)
     footprints = [
-        load_footprint(sha, name, class_field, buffer_km, path, date_window)
+        load_footprint(sha, name, class_field, buffer_km, path, date_window, raster)
         for (sha, name), path in zip(footprint_keys, _footprint_paths, strict=True)
     ]
     admin = load_admin(admin_key[0], admin_key[1], _admin_path) if admin_key else None

@@ -111,8 +111,12 @@ def write_mmi_tif(path: Path, spacing: float = 0.0083333, crs: str = "EPSG:4326"
     )
 
 
-def depth_field(height: int, width: int, seed: int = 1) -> np.ndarray:
-    """A flood-depth field in metres: a few smooth basins and a river, dry (≤ 0) elsewhere."""
+def depth_field(height: int, width: int, seed: int = 1, speckle: float = 0.0) -> np.ndarray:
+    """A flood-depth field in metres: a few smooth basins and a river, dry (≤ 0) elsewhere.
+
+    ``speckle`` adds pixel noise of that standard deviation (m), as radar-derived flood
+    maps have: class borders then break into many small pixel groups.
+    """
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width].astype("float32")
     depth = np.full((height, width), -0.5, dtype="float32")
@@ -123,4 +127,35 @@ def depth_field(height: int, width: int, seed: int = 1) -> np.ndarray:
     river = np.abs(y - height * (0.5 + 0.2 * np.sin(x / width * 6.0))) < height * 0.01
     depth[river] = np.maximum(depth[river], 2.0)
     wobble = 0.15 * np.sin(x / 7.0) * np.cos(y / 5.0)  # ragged borders, like real rasters
-    return (depth + wobble).astype("float32")
+    depth += wobble
+    if speckle:
+        depth += rng.normal(0.0, speckle, depth.shape).astype("float32")
+    return depth.astype("float32")
+
+
+def write_sparse_extent(path: Path, size: int = 20000, pixel_m: float = 10.0) -> Path:
+    """A size × size uint8 flood extent (1 = flooded) in UTM 33N, mostly empty (sparse tiles).
+
+    Written window by window, so building it takes no more memory than reading it should.
+    """
+    profile = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": "EPSG:32633",
+        "transform": from_origin(300_000, 4_800_000, pixel_m, pixel_m),
+        "nodata": 255,
+        "compress": "deflate",
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "sparse_ok": True,
+    }
+    y, x = np.mgrid[0:1024, 0:1024]
+    blob = ((x - 512) ** 2 / 400**2 + (y - 512) ** 2 / 250**2 < 1).astype("uint8")
+    with rasterio.open(path, "w", **profile) as dst:
+        for row, col in [(2048, 2048), (9216, 4096), (15360, 15360), (6144, 17408)]:
+            dst.write(blob, 1, window=rasterio.windows.Window(col, row, 1024, 1024))
+    return path

@@ -171,6 +171,14 @@ def run_exposure(
         admin_field=admin_field if admin is not None else None,
         nationalities=list(nationalities) if nationalities else None,
     )
+    if "no released cell touches the footprint" in exposure.notes:
+        names = ", ".join(fp.provenance["file_name"] for fp in footprints)
+        xmin, ymin, xmax, ymax = classes.total_bounds
+        raise InputError(
+            f"{names}: the footprint does not overlap the release (no released cell touches "
+            f"it; footprint lon {xmin:.2f}…{xmax:.2f}, lat {ymin:.2f}…{ymax:.2f}); check that "
+            "both are for the same place."
+        )
     return ExposureRun(exposure, classes, [fp.provenance for fp in footprints])
 
 

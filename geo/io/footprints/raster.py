@@ -35,6 +35,7 @@ import rasterio.features
 import shapely
 from pyproj import CRS, Transformer
 from rasterio._err import CPLE_BaseError
+from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
@@ -43,7 +44,6 @@ from geo.io.footprints.common import (
     FootprintError,
     _antimeridian_split,
     _bounds_are_lonlat,
-    _count,
     _Log,
     _name_to_hazard,
     _one_line,
@@ -167,11 +167,18 @@ def _dataset_to_grid(src: Any, display: str, log: _Log) -> RasterGrid:
     if src.count > 1:
         log.notes.append(f"band 1 of {src.count} read")
     floating = np.issubdtype(np.dtype(src.dtypes[0]), np.floating)
+    flags = src.mask_flag_enums[0]
+    nodata = src.nodata
 
     def read(row: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-        data = src.read(1, window=Window(0, row, src.width, height), masked=True)
-        values = np.ma.getdata(data)
-        valid = ~np.ma.getmaskarray(data)
+        window = Window(0, row, src.width, height)
+        values = src.read(1, window=window)
+        if MaskFlags.all_valid in flags:
+            valid = np.ones(values.shape, dtype=bool)
+        elif MaskFlags.nodata in flags and nodata is not None and not math.isnan(nodata):
+            valid = values != np.asarray(nodata).astype(values.dtype)
+        else:  # a mask band (or NaN nodata, caught below)
+            valid = src.read_masks(1, window=window) > 0
         if floating:
             valid &= np.isfinite(values)
         return values, valid
@@ -198,7 +205,7 @@ def grid_to_result(
         raise FootprintError(f"{display}: every pixel of the raster is nodata; nothing to map.")
     labels, ranks, remap = scheme.finish()
     codes = remap[codes] if scheme.learn else codes
-    transform = grid.transform * grid.transform.scale(factor)
+    transform = grid.transform @ grid.transform.scale(factor)
     parts = _codes_to_parts(codes, transform, display)
     if not parts:
         raise FootprintError(
@@ -221,7 +228,7 @@ def grid_to_result(
     log.notes.append(f"classes: {scheme.description}")
     invalid = grid.width * grid.height - valid_count
     if invalid:
-        log.notes.append(f"{_count(int(invalid), 'nodata pixel')} left out (no class)")
+        log.notes.append(f"{invalid:,} nodata pixel{'s' * (invalid != 1)} left out (no class)")
     polygons = sum(len(g) for g in parts.values())
     return _Result(classes, fmt, scheme.hazard, None, polygons, scheme.ordered)
 
@@ -234,7 +241,7 @@ def _pixel_metres(grid: RasterGrid) -> float:
     t = grid.transform
     size_x, size_y = math.hypot(t.a, t.d), math.hypot(t.b, t.e)
     if grid.crs.is_geographic:
-        lat = (t * (grid.width / 2, grid.height / 2))[1]
+        lat = (t @ (grid.width / 2, grid.height / 2))[1]
         size_x *= 111_320 * max(math.cos(math.radians(min(abs(lat), 89.0))), 0.01)
         size_y *= 110_574
         return max(size_x, size_y)
@@ -302,21 +309,28 @@ def _code_priority(scheme: Scheme) -> np.ndarray:
 
 
 def _block_majority(codes: np.ndarray, factor: int, priority: np.ndarray) -> np.ndarray:
-    """Reduce codes to f × f blocks, each the code most of its pixels have (ties by priority)."""
+    """Reduce codes to f × f blocks, each the code most of its pixels have (ties by priority).
+
+    Counts are block sums (``np.add.reduceat``) of one mask per code present; nodata is
+    counted as what the other codes leave.
+    """
     if factor == 1:
         return codes
     height, width = codes.shape
-    rows, cols = math.ceil(height / factor), math.ceil(width / factor)
-    padded = np.full((rows * factor, cols * factor), NODATA, dtype=np.uint8)
-    padded[:height, :width] = codes
-    blocks = padded.reshape(rows, factor, cols, factor)
-    present = np.unique(codes)
-    best = np.full((rows, cols), NODATA, dtype=np.uint8)
-    best_count = np.zeros((rows, cols), dtype=np.int32)
-    for code in priority[np.isin(priority, present)]:
-        count = (blocks == code).sum(axis=(1, 3), dtype=np.int32)
+    row_starts, col_starts = np.arange(0, height, factor), np.arange(0, width, factor)
+    present = np.flatnonzero(np.bincount(codes.ravel(), minlength=256))
+    best = np.full((len(row_starts), len(col_starts)), NODATA, dtype=np.uint8)
+    best_count = np.zeros(best.shape, dtype=np.int32)
+    counted = np.zeros(best.shape, dtype=np.int32)
+    for code in priority[np.isin(priority, present) & (priority != NODATA)]:
+        mask = (codes == code).view(np.uint8)
+        rows = np.add.reduceat(mask, row_starts, axis=0, dtype=np.int32)
+        count = np.add.reduceat(rows, col_starts, axis=1)
+        counted += count
         wins = count > best_count
         best[wins], best_count[wins] = code, count[wins]
+    sizes = np.outer(np.diff(np.r_[row_starts, height]), np.diff(np.r_[col_starts, width]))
+    best[sizes - counted > best_count] = NODATA
     return best
 
 

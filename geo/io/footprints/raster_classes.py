@@ -154,7 +154,12 @@ class Scheme:
 
     def _categories(self, v: np.ndarray, display: str) -> np.ndarray:
         """Codes of categorical values, learning new values when there is no label map."""
-        present = np.unique(v)
+        if v.dtype.kind in "iub" and v.size and int(v.max()) - int(v.min()) < 1 << 16:
+            low = int(v.min())
+            shifted = v.astype(np.int64) - low  # bincount and a lookup: no sort
+            present = np.flatnonzero(np.bincount(shifted)) + low
+        else:
+            low, shifted, present = 0, None, np.unique(v)
         if self.learn:
             new = [float(x) for x in present if x != 0 and float(x) not in self.values]
             self.values += new
@@ -165,6 +170,11 @@ class Scheme:
                     "continuous)."
                 )
         lookup = {value: code for code, value in enumerate(self.values)}
+        if shifted is not None:
+            table = np.full(int(present[-1]) - low + 1, NO_CLASS, dtype=np.uint8)
+            for x in present:
+                table[int(x) - low] = lookup.get(float(x), NO_CLASS)
+            return table[shifted]
         codes = np.full(v.shape, NO_CLASS, dtype=np.uint8)
         for x in present:
             code = lookup.get(float(x))
