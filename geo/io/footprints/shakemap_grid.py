@@ -145,7 +145,7 @@ def _grid(spec: dict, fields: dict[str, int], text: str, display: str, log: _Log
         ).to_numpy()
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
         rows = np.zeros((0, 0))
-    if rows.shape[1:] != (width,) or not len(rows):
+    if rows.shape[1:] != (width,) or not len(rows) or np.isnan(rows).any():  # short rows: NaN
         raise FootprintError(
             f"{display}: grid_data is not rows of {width} numbers (one per grid_field); the "
             "file is truncated or malformed."
