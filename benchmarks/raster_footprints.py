@@ -150,7 +150,7 @@ def grid_xml(folder: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=3000, help="side of the depth raster (px)")
+    parser.add_argument("--size", type=int, default=2000, help="side of the depth raster (px)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -376,3 +376,24 @@ def test_a_huge_sparse_raster_reads_in_bounded_memory(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     # four ellipses of semi-axes 4 km and 2.5 km: 4 × π × 4 × 2.5 km²
     assert float(done.stdout.split()[-1]) == pytest.approx(4 * np.pi * 10, rel=0.01)
+
+
+def test_scattered_pixels_keep_their_area_when_blocks_are_dithered(tmp_path):
+    """Speckled depth (radar-like): a majority per 50 m block would erase the scattered
+    shallow pixels; the reader keeps every class's area within 5 % of the pixel count."""
+    depth = depth_field(600, 600, seed=7, speckle=0.3)
+    path = write_geotiff(
+        tmp_path / "speckled_depth.tif",
+        depth,
+        transform=from_origin(345_000, 4_760_000, 10, 10),
+        crs=UTM33,
+    )
+    fp = read_footprint(path)
+    assert any("ordered dithering" in note for note in fp.provenance["notes"])
+    edges = [0.0, 0.15, 0.5, 1.5, 3.0, np.inf]
+    got = fp.describe().set_index("class_label")["area_km2"]
+    labels = ["0–0.15 m", "0.15–0.5 m", "0.5–1.5 m", "1.5–3 m", "≥ 3 m"]
+    for label, lo, hi in zip(labels, edges, edges[1:], strict=False):
+        pixels = ((depth > 0) & (depth >= lo) & (depth < hi)).sum()
+        if pixels > 2000:
+            assert got[label] == pytest.approx(pixels * 1e-4, rel=0.05), label

@@ -10,8 +10,11 @@ Polygonising every pixel of a 10 m flood raster would make millions of
 polygons for nothing: the finest released cell is an H3 resolution-8 hexagon
 (edge about 531 m), and area shares inside such a cell are settled to within a
 percent or so by a grid ten times finer. So codes are first reduced to blocks of
-f × f pixels (each block takes its majority class, ties going to the more severe
-class), f chosen so that a block is at most 1/10 of a res-8 edge (about 53 m);
+f × f pixels, f chosen so that a block is at most 1/10 of a res-8 edge (about 53 m).
+Each block takes its majority class (ties to the more severe), unless that would
+change a class's area by more than 5 % (scattered pixels vanish under a majority):
+then blocks are classed by ordered dithering of their class fractions, which keeps
+each class's area within a few blocks;
 rasters already coarser than that (ShakeMap grids) are polygonised pixel by
 pixel. ``benchmarks/raster_footprints.py`` measures the area-share error against
 full-resolution polygonisation.
@@ -69,6 +72,7 @@ TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 TARGET_PIXEL_M = h3.average_hexagon_edge_length(8, "m") / 10
 MAX_OUTPUT_PIXELS = 40_000_000  # the decimated code grid, 40 MB of uint8
 STRIP_PIXELS = 4_000_000  # pixels read at once (16 MB of float32)
+MAX_AREA_CHANGE = 0.05  # majority blocks may change a class's area by at most this
 GDAL_CACHE_MB = 64
 ERRORS = (RasterioError, CPLE_BaseError, OSError, ValueError)
 
@@ -200,7 +204,7 @@ def grid_to_result(
     """
     display = opts.display
     factor = _decimation(grid, log)
-    codes, valid_count = _grid_to_codes(grid, scheme, factor, display)
+    codes, valid_count = _grid_to_codes(grid, scheme, factor, display, log)
     if valid_count == 0:
         raise FootprintError(f"{display}: every pixel of the raster is nodata; nothing to map.")
     labels, ranks, remap = scheme.finish()
@@ -259,13 +263,13 @@ def _decimation(grid: RasterGrid, log: _Log) -> int:
         factor = budget
         log.notes.append(
             f"raster {size}: polygonised at {factor * pixel:.3g} m ({factor}×{factor} px "
-            "blocks, majority class) to keep memory bounded; coarser than 1/10 of a res-8 "
+            "blocks) to keep memory bounded; coarser than 1/10 of a res-8 "
             "hexagon edge"
         )
     elif factor > 1:
         log.notes.append(
             f"raster {size}: polygonised at {factor * pixel:.3g} m ({factor}×{factor} px "
-            "blocks, majority class, ≤ 1/10 of a res-8 hexagon edge)"
+            "blocks, ≤ 1/10 of a res-8 hexagon edge)"
         )
     else:
         log.notes.append(f"raster {size}: polygonised pixel by pixel")
@@ -280,12 +284,19 @@ def _strips(grid: RasterGrid, factor: int) -> Iterator[tuple[int, int]]:
 
 
 def _grid_to_codes(
-    grid: RasterGrid, scheme: Scheme, factor: int, display: str
+    grid: RasterGrid, scheme: Scheme, factor: int, display: str, log: _Log
 ) -> tuple[np.ndarray, int]:
-    """Class codes of the grid reduced to f × f blocks, and the number of valid pixels."""
-    out = np.full(
-        (math.ceil(grid.height / factor), math.ceil(grid.width / factor)), NODATA, np.uint8
-    )
+    """Class codes of the grid reduced to f × f blocks, and the number of valid pixels.
+
+    Each block takes its majority class, unless that would change a class's area by
+    more than ``MAX_AREA_CHANGE`` (scattered pixels, as radar flood maps have, vanish
+    under a majority): then every block takes a class by ordered dithering of its
+    class fractions, which keeps each class's area over a few blocks.
+    """
+    shape = (math.ceil(grid.height / factor), math.ceil(grid.width / factor))
+    majority = np.full(shape, NODATA, np.uint8)
+    dithered = np.full(shape, NODATA, np.uint8) if factor > 1 else majority
+    pixels, kept = np.zeros(256, np.int64), np.zeros(256, np.int64)
     valid_count = 0
     priority = _code_priority(scheme)
     for row, height in _strips(grid, factor):
@@ -295,9 +306,26 @@ def _grid_to_codes(
             continue
         codes = scheme.classify(values, valid, display)
         del values, valid
-        block = _block_majority(codes, factor, priority)
-        out[row // factor : row // factor + block.shape[0]] = block
-    return out, valid_count
+        if factor == 1:
+            majority[row : row + height] = codes
+            continue
+        first = row // factor
+        block, dither, counts, block_counts = _blocks(codes, factor, priority, first)
+        majority[first : first + block.shape[0]] = block
+        dithered[first : first + block.shape[0]] = dither
+        pixels += counts
+        kept += block_counts
+    if factor == 1:
+        return majority, valid_count
+    classed = pixels[:NO_CLASS] > 0
+    change = np.abs(kept[:NO_CLASS] - pixels[:NO_CLASS])[classed] / pixels[:NO_CLASS][classed]
+    if len(change) and change.max() > MAX_AREA_CHANGE:
+        log.notes.append(
+            f"blocks classed by ordered dithering of their class fractions: a majority per "
+            f"block would change a class's area by {change.max():.0%} (scattered pixels)"
+        )
+        return dithered, valid_count
+    return majority, valid_count
 
 
 def _code_priority(scheme: Scheme) -> np.ndarray:
@@ -308,30 +336,51 @@ def _code_priority(scheme: Scheme) -> np.ndarray:
     return np.array([*order, NO_CLASS, NODATA], dtype=np.uint8)
 
 
-def _block_majority(codes: np.ndarray, factor: int, priority: np.ndarray) -> np.ndarray:
-    """Reduce codes to f × f blocks, each the code most of its pixels have (ties by priority).
+def _bayer(order: int = 3) -> np.ndarray:
+    """Return the ordered-dithering thresholds of a 2^order square Bayer matrix, in (0, 1)."""
+    matrix = np.zeros((1, 1))
+    for _ in range(order):
+        matrix = np.block([[4 * matrix, 4 * matrix + 2], [4 * matrix + 3, 4 * matrix + 1]])
+    return (matrix + 0.5) / matrix.size
 
-    Counts are block sums (``np.add.reduceat``) of one mask per code present; nodata is
-    counted as what the other codes leave.
+
+BAYER = _bayer()
+
+
+def _blocks(
+    codes: np.ndarray, factor: int, priority: np.ndarray, first_row: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reduce codes to f × f blocks two ways: majority (ties by priority) and dithered.
+
+    Counts per block are block sums (``np.add.reduceat``) of one mask per code
+    present; nodata is what the other codes leave. The dithered class of a block is
+    the first code (in priority order) whose cumulated fraction passes the block's
+    Bayer threshold, so over any 8 × 8 blocks each class keeps its share. Also
+    returns the pixels of each code, and the pixels of the blocks the majority gives it.
     """
-    if factor == 1:
-        return codes
     height, width = codes.shape
     row_starts, col_starts = np.arange(0, height, factor), np.arange(0, width, factor)
-    present = np.flatnonzero(np.bincount(codes.ravel(), minlength=256))
-    best = np.full((len(row_starts), len(col_starts)), NODATA, dtype=np.uint8)
-    best_count = np.zeros(best.shape, dtype=np.int32)
-    counted = np.zeros(best.shape, dtype=np.int32)
-    for code in priority[np.isin(priority, present) & (priority != NODATA)]:
+    sizes = np.outer(np.diff(np.r_[row_starts, height]), np.diff(np.r_[col_starts, width]))
+    counts = np.bincount(codes.ravel(), minlength=256)
+    best = np.full(sizes.shape, NODATA, dtype=np.uint8)
+    best_count = np.zeros(sizes.shape, dtype=np.int32)
+    counted = np.zeros(sizes.shape, dtype=np.int32)
+    rows = (np.arange(len(row_starts)) + first_row) % BAYER.shape[0]
+    threshold = BAYER[rows[:, None], (np.arange(len(col_starts)) % BAYER.shape[1])[None, :]]
+    dither = np.full(sizes.shape, NODATA, dtype=np.uint8)
+    for code in priority[(counts[priority] > 0) & (priority != NODATA)]:
         mask = (codes == code).view(np.uint8)
-        rows = np.add.reduceat(mask, row_starts, axis=0, dtype=np.int32)
-        count = np.add.reduceat(rows, col_starts, axis=1)
-        counted += count
+        count = np.add.reduceat(
+            np.add.reduceat(mask, row_starts, axis=0, dtype=np.int32), col_starts, axis=1
+        )
         wins = count > best_count
         best[wins], best_count[wins] = code, count[wins]
-    sizes = np.outer(np.diff(np.r_[row_starts, height]), np.diff(np.r_[col_starts, width]))
+        before = counted / sizes
+        counted += count
+        dither[(before <= threshold) & (counted / sizes > threshold)] = code
     best[sizes - counted > best_count] = NODATA
-    return best
+    block_counts = np.bincount(best.ravel(), weights=sizes.ravel(), minlength=256)
+    return best, dither, counts, block_counts.astype(np.int64)
 
 
 # --------------------------------------------------------------------------- polygons
