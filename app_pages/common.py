@@ -51,6 +51,8 @@ FOOTPRINT_SUFFIXES = (
     ".gml",
     ".xml",
     ".cap",
+    ".tif",
+    ".tiff",
 )
 UPLOAD_TYPES = [s.lstrip(".") for s in FOOTPRINT_SUFFIXES + SHAPEFILE_SIDECARS]
 # What pipeline.read_boundaries reads from one uploaded file (a shapefile comes zipped).
@@ -425,10 +427,12 @@ def load_footprint(
     _path: str,
     date_window: tuple[str | None, str | None] = (None, None),
     class_order: str | None = None,
+    raster: tuple[str, str, str] = ("auto", "", ""),
 ) -> pipeline.Footprint:
     """Return a footprint read from ``_path`` (cached on its hash and the reader options).
 
-    ``date_window`` (ISO dates or None) limits ACLED events; other formats ignore it.
+    ``date_window`` (ISO dates or None) limits ACLED events; ``raster`` (kind, thresholds,
+    value labels, as text) classes rasters; other formats ignore them.
     ``class_order`` (comma-separated, worst first) ranks classes with no known order.
     """
     (footprint,) = pipeline.read_footprints(
@@ -439,6 +443,7 @@ def load_footprint(
         date_to=date_window[1],
         names=[name.removesuffix(" (uploaded)")],
         class_order=class_order,
+        raster=pipeline.raster_options(*raster),
     )
     return footprint
 
@@ -511,6 +516,7 @@ def run_exposure(
     date_window: tuple[str | None, str | None] = (None, None),
     class_order: str | None = None,
     population: tuple[str, int, int] | None = None,
+    raster: tuple[str, str, str] = ("auto", "", ""),
 ) -> ExposureRun:
     """Return the exposure for a release, footprints (hash, name) and options (cached).
 
@@ -521,7 +527,7 @@ def run_exposure(
     """
     release = load_release(release_sha256, _release_path)
     footprints = [
-        load_footprint(sha, name, class_field, buffer_km, path, date_window, class_order)
+        load_footprint(sha, name, class_field, buffer_km, path, date_window, class_order, raster)
         for (sha, name), path in zip(footprint_keys, _footprint_paths, strict=True)
     ]
     admin = load_admin(admin_key[0], admin_key[1], _admin_path) if admin_key else None

@@ -45,8 +45,8 @@ st.markdown(
 
 uploads = st.file_uploader(
     "Upload footprints (GeoJSON, zipped or bare shapefile with its sidecars, KML/KMZ, "
-    "GeoPackage, ShakeMap contours or shape.zip, Copernicus EMS zip, CAP alert XML, USGS "
-    "rupture.json, ACLED CSV)",
+    "GeoPackage, ShakeMap contours, shape.zip or grid.xml, GeoTIFF, Copernicus EMS zip, "
+    "CAP alert XML, USGS rupture.json, ACLED CSV)",
     type=common.UPLOAD_TYPES,
     accept_multiple_files=True,
     key="exposure_uploads",
@@ -99,6 +99,25 @@ date_from = first_day.date_input("ACLED events from", value=None, key="exposure_
 date_to = last_day.date_input("ACLED events to", value=None, key="exposure_date_to")
 population_grid = common.settings().population
 weightings = [w for w in WEIGHTINGS if population_grid or w not in GRID_WEIGHTINGS]
+with left.expander("Raster footprints (GeoTIFF, ShakeMap grid.xml)"):
+    raster_kind = st.selectbox(
+        "Raster kind",
+        ["auto", "mmi", "depth", "continuous", "categorical"],
+        help="auto: as the file says (grid.xml and MMI rasters by PAGER's MMI bands, flood "
+        "depth by the default depths, integer rasters by value); depth: flood depth in m; "
+        "continuous: by the thresholds; categorical: by value.",
+        key="exposure_raster_kind",
+    )
+    thresholds = st.text_input(
+        "Thresholds (continuous rasters)",
+        placeholder="e.g. 0.5,1.5,3 (flood depth default 0,0.15,0.5,1.5,3 m)",
+        key="exposure_thresholds",
+    ).strip()
+    raster_labels = st.text_input(
+        "Value labels (categorical rasters, least severe first)",
+        placeholder="e.g. 1=Flooded",
+        key="exposure_raster_labels",
+    ).strip()
 weighting = right.selectbox(
     "Estimate weighting",
     weightings,
@@ -157,6 +176,7 @@ if st.button("Run exposure", type="primary", disabled=not chosen or several, key
         "admin": admin_name if admin_name != "None" else None,
         "admin_field": admin_field,
         "nationalities": tuple(nationalities),
+        "raster": (raster_kind, thresholds, raster_labels),
     }
 request = st.session_state.get("exposure_request")
 if not chosen:
@@ -189,6 +209,7 @@ with st.spinner("Computing the exposure…"):
         request["date_window"],
         request.get("class_order"),
         common.population_key(population_grid) if request["weighting"] in GRID_WEIGHTINGS else None,
+        request["raster"],
     )
 if run is None:
     st.stop()

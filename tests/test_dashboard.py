@@ -716,3 +716,56 @@ def test_a_thin_footprint_puts_the_range_first_and_says_why(app, monkeypatch, tm
     assert any(
         w.startswith("footprint thinner than cells: the footprint is thinner") for w in warnings
     )
+
+
+def raster_footprint(case: str, folder: Path) -> tuple[Path, list[str]]:
+    """A raster footprint over the test releases and the CLI options that class it."""
+    from pyproj import Transformer
+    from rasterio.transform import from_origin
+
+    from tests.rasters import depth_field, write_geotiff, write_grid_xml
+
+    if case == "grid.xml":
+        return write_grid_xml(folder / "grid.xml"), []
+    x, y = Transformer.from_crs(4326, 32633, always_xy=True).transform(13.0, 42.86)
+    depth = depth_field(700, 900, seed=2)
+    path = write_geotiff(
+        folder / "flood_depth.tif",
+        depth,
+        transform=from_origin(x, y, 20, 20),
+        crs="EPSG:32633",
+    )
+    return path, ["--raster-kind", "depth", "--thresholds", "0.5,2"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["grid.xml", "depth GeoTIFF"])
+def test_cli_and_page_give_the_same_table_on_a_raster(case, app, release_dir, media, tmp_path):
+    from geo.cli import main
+
+    path, options = raster_footprint(case, tmp_path)
+    out = tmp_path / "cli.csv"
+    argv = ["exposure", "--release", str(release_dir / "a_public.release.parquet")]
+    assert main([*argv, "--hazard", str(path), *options, "--out", str(out)]) == 0
+    cli = pd.read_csv(out, comment="#")
+
+    at = app.run()
+    at.switch_page("app_pages/exposure.py").run()
+    mime = "application/xml" if path.suffix == ".xml" else "image/tiff"
+    at.file_uploader(key="exposure_uploads").upload(path.name, path.read_bytes(), mime)
+    at.run()
+    at.multiselect(key="exposure_footprints").set_value([f"{path.name} (uploaded)"])
+    if options:
+        at.selectbox(key="exposure_raster_kind").set_value(options[1])
+        at.text_input(key="exposure_thresholds").set_value(options[3])
+    at.button(key="exposure_run").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    page = pd.read_csv(io.BytesIO(downloads(at, media)["download_csv"]), comment="#")
+    assert len(cli) > 0
+    labels = set(cli["hazard_class"])
+    if options:  # the user's thresholds, in metres
+        assert labels == {"0.5–2 m", "≥ 2 m"}
+    else:
+        assert "MMI IX" in labels and all(label.startswith("MMI ") for label in labels)
+    pd.testing.assert_frame_equal(page, cli)

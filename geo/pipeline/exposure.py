@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from geo.exposure_table import Exposure
-    from geo.io.footprints import Footprint
+    from geo.io.footprints import Footprint, RasterOptions
     from geo.release import Release
 
 
@@ -27,6 +27,7 @@ def read_footprints(
     date_to: str | None = None,
     names: Sequence[str | None] | None = None,
     class_order: str | Sequence[str] | None = None,
+    raster: RasterOptions | None = None,
 ) -> list[Footprint]:
     """Read hazard footprints with the same reader options.
 
@@ -50,9 +51,30 @@ def read_footprints(
             date_to=date_to,
             name=name,
             class_order=class_order or None,
+            raster=raster,
         )
         for path, name in zip(paths, names, strict=True)
     ]
+
+
+def raster_options(
+    kind: str | None = None, thresholds: str | None = None, labels: str | None = None
+) -> RasterOptions | None:
+    """Return how to class raster footprints from their text form (None: as published).
+
+    ``kind`` is auto, mmi, depth, continuous or categorical; ``thresholds`` like
+    ``"0.5,1.5,3"``; ``labels`` like ``"1=Flooded,2=Deep water"`` (severity in that order).
+
+    Raises
+    ------
+    InputError
+        For an unknown kind, thresholds that are not increasing numbers, or bad labels.
+    """
+    from geo.io.footprints import RasterOptions
+
+    if (kind or "auto") == "auto" and not thresholds and not labels:
+        return None
+    return RasterOptions.from_text(kind, thresholds, labels)
 
 
 def footprint_classes(footprints: Sequence[Footprint], cumulative: bool) -> gpd.GeoDataFrame:

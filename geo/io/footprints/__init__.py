@@ -15,6 +15,9 @@ reader of that format:
 * **CAP 1.2** alert messages (polygon and circle areas by severity): :mod:`.cap`;
 * **USGS finite-fault** ``rupture.json`` (the rupture's surface projection):
   :mod:`.rupture`;
+* **rasters**: ShakeMap ``grid.xml`` (:mod:`.shakemap_grid`), GeoTIFF and other
+  GDAL rasters, bare or zipped (:mod:`.raster`), classed by MMI band, flood depth,
+  thresholds or value (:mod:`.raster_classes`) and polygonised;
 * any other polygons (GeoJSON, TopoJSON, Shapefile bare or zipped, GeoPackage,
   KML/KMZ), classed by an attribute the user names: :mod:`.generic`.
 
@@ -71,6 +74,8 @@ from geo.io.footprints.common import (
 )
 from geo.io.footprints.gdacs import _gdacs_field, _gdacs_to_result
 from geo.io.footprints.generic import _polygons_to_classes
+from geo.io.footprints.raster import is_raster, raster_members, raster_to_result
+from geo.io.footprints.raster_classes import RasterOptions
 from geo.io.footprints.rupture import _is_rupture, _json_to_document, _rupture_to_result
 from geo.io.footprints.shakemap import (
     _contours_to_result,
@@ -78,12 +83,14 @@ from geo.io.footprints.shakemap import (
     _shakemap_zip_to_result,
     _zip_to_bbox,
 )
+from geo.io.footprints.shakemap_grid import grid_members, is_shakemap_grid, shakemap_grid_to_result
 
 __all__ = [
     "CLASS_COLUMNS",
     "SHAPEFILE_SIDECARS",
     "Footprint",
     "FootprintError",
+    "RasterOptions",
     "file_to_sha256",
     "read_footprint",
 ]
@@ -146,6 +153,7 @@ def read_footprint(
     date_to: Any = None,
     name: str | None = None,
     class_order: str | Sequence[str] | None = None,
+    raster: RasterOptions | None = None,
 ) -> Footprint:
     """Read any supported footprint file into classed polygons.
 
@@ -171,6 +179,9 @@ def read_footprint(
         or a list of labels, matched case-insensitively): overrides the order the
         reader found, and is how classes without a known order get one. Every
         class must be named.
+    raster : RasterOptions, optional
+        How to class a raster (GeoTIFF, ShakeMap ``grid.xml``): kind, thresholds,
+        value → label map; by default as its publisher meant (see :mod:`.raster_classes`).
 
     Returns
     -------
@@ -200,6 +211,7 @@ def read_footprint(
         _to_timestamp(date_from, display),
         _to_timestamp(date_to, display),
         _to_order(class_order),
+        raster,
     )
     log = _Log()
     try:
@@ -266,6 +278,10 @@ def file_to_sha256(path: str | Path, display: str | None = None) -> str:
 
 def _path_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
     """Pick the reader for a file by its content and name."""
+    if is_shakemap_grid(path):
+        return shakemap_grid_to_result(path, opts, log)
+    if is_raster(path, opts.display):
+        return raster_to_result(path, opts, log)
     if _looks_like_csv(path, opts.display):
         return _acled_to_result(path, opts, log)
     if zipfile.is_zipfile(path):
@@ -302,6 +318,10 @@ def _zip_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
     if _is_cems_delivery(shapefiles):
         return _cems_to_result(path, shapefiles, opts, log)
     vectors = [m for m in members if m.lower().endswith(VECTOR_SUFFIXES)]
+    if not vectors and (grids := grid_members(members)):
+        return shakemap_grid_to_result(path, opts, log, grids[0])
+    if not vectors and (rasters := raster_members(members)):
+        return raster_to_result(path, opts, log, rasters[0])
     if not vectors:
         raise FootprintError(
             f"{opts.display}: the zip holds no vector file (found "

@@ -95,6 +95,7 @@ class _Options:
     date_from: pd.Timestamp | None
     date_to: pd.Timestamp | None
     class_order: tuple[str, ...] | None = None
+    raster: Any = None  # RasterOptions of raster footprints (see .raster_classes)
 
 
 @dataclass
