@@ -79,3 +79,26 @@ def parent_sql(column: str, resolution: int) -> str:
         f"(({column} & ~(15::UBIGINT << 52)) | ({resolution}::UBIGINT << 52) "
         f"| {unused_digits}::UBIGINT)"
     )
+
+
+def storage_to_released(storage: np.ndarray, released: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Match storage-resolution cells to the released cells that hold them.
+
+    A released cell holds a storage cell when it is the storage cell's ancestor at the
+    released cell's own resolution (``cell_to_parent``, as records are rolled up).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (index into ``storage``, index into ``released``) for every storage cell that a
+        released cell holds.
+    """
+    order = np.argsort(released)
+    entries, cells = [], []
+    for resolution in np.unique(cell_resolutions(released)):
+        parent = cells_to_parents(storage, int(resolution))
+        position = np.minimum(np.searchsorted(released, parent, sorter=order), len(released) - 1)
+        found = released[order[position]] == parent
+        entries.append(np.flatnonzero(found))
+        cells.append(order[position[found]])
+    return np.concatenate(entries), np.concatenate(cells)

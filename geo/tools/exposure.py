@@ -256,18 +256,9 @@ def settlement_shares(
         return nothing
     lon, lat = places["lon"].to_numpy(), places["lat"].to_numpy()
     population = places["population"].to_numpy()
-    order = np.argsort(ints)
     coordinates = pl.DataFrame({"lat": lat, "lon": lon})
-    place, cell = [], []
     storage = coordinates.select(polars_h3.latlng_to_cell("lat", "lon", STORAGE_RESOLUTION))
-    storage = storage.to_series().to_numpy()
-    for resolution in np.unique(h3cells.cell_resolutions(ints)):
-        located = h3cells.cells_to_parents(storage, int(resolution))
-        position = np.minimum(np.searchsorted(ints, located, sorter=order), len(ints) - 1)
-        found = ints[order[position]] == located
-        place.append(np.flatnonzero(found))
-        cell.append(order[position[found]])
-    place, cell = np.concatenate(place), np.concatenate(cell)
+    place, cell = h3cells.storage_to_released(storage.to_series().to_numpy(), ints)
     cell_population = np.bincount(cell, population[place], minlength=len(cells))
     points = shapely.points(lon, lat)
     zone_hit, place_hit = shapely.STRtree(points).query(

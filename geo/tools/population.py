@@ -67,19 +67,6 @@ def _entries(population: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return located.to_series().to_numpy().astype(np.uint64), weight
 
 
-def _assign(storage: np.ndarray, ints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (entry, released cell) for every released cell holding an entry's cell."""
-    order = np.argsort(ints)
-    entries, cells = [], []
-    for resolution in np.unique(h3cells.cell_resolutions(ints)):
-        parent = h3cells.cells_to_parents(storage, int(resolution))
-        position = np.minimum(np.searchsorted(ints, parent, sorter=order), len(ints) - 1)
-        found = ints[order[position]] == parent
-        entries.append(np.flatnonzero(found))
-        cells.append(order[position[found]])
-    return np.concatenate(entries), np.concatenate(cells)
-
-
 def _points(population: pd.DataFrame, entry: np.ndarray) -> tuple[np.ndarray, ...]:
     """Return (position in ``entry``, lon, lat, population) of the points standing for entries."""
     weight = population["population"].to_numpy(dtype=float)[entry]
@@ -130,7 +117,7 @@ def population_shares(
     cell_of_pair, cells = pd.factorize(pairs["h3_cell"])
     ints = h3cells.cells_to_ints(cells)
     storage, weight = _entries(population)
-    entry, cell = _assign(storage, ints)
+    entry, cell = h3cells.storage_to_released(storage, ints)
     cell_population = np.bincount(cell, weight[entry], minlength=len(cells))
     zone_of_pair = zones.index.get_indexer(pairs["zone"])
     partial = np.flatnonzero(pairs["area_share"].to_numpy() < _INSIDE_SHARE)
