@@ -68,6 +68,7 @@ from geo.io.footprints.common import (
     _source_to_layers,
     _vsizip,
     _zip_to_members,
+    check_vertices,
 )
 from geo.io.footprints.gdacs import _gdacs_field, _gdacs_to_result
 from geo.io.footprints.generic import _polygons_to_classes
@@ -78,6 +79,8 @@ from geo.io.footprints.shakemap import (
     _shakemap_zip_to_result,
     _zip_to_bbox,
 )
+from geo.io.limits import check_count, limit_bytes, refusal
+from geo.io.zip_guard import check_zip
 
 __all__ = [
     "CLASS_COLUMNS",
@@ -269,7 +272,11 @@ def _path_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
     if _looks_like_csv(path, opts.display):
         return _acled_to_result(path, opts, log)
     if zipfile.is_zipfile(path):
+        check_zip(path, opts.display)
         return _zip_to_result(path, opts, log)
+    if path.stat().st_size > limit_bytes("VECTOR_MB"):
+        size = path.stat().st_size / (1024 * 1024)
+        raise refusal("VECTOR_MB", opts.display, f"the file is {size:,.0f} MB")
     with path.open("rb") as fh:
         head = fh.read(4096)
     if _looks_like_cap(head):
@@ -328,6 +335,8 @@ def _layers_to_result(
     if not layers:
         raise FootprintError(f"{opts.display}: the file has no features; nothing to map.")
     n_features = sum(len(gdf) for _, gdf in layers)
+    check_count("FEATURES", opts.display, n_features, "features")
+    check_vertices([gdf for _, gdf in layers], opts.display)
     kinds = [_frame_to_kind(gdf) for _, gdf in layers]
     pairs = zip(kinds, layers, strict=True)
     if all(kind == "line" and _column(gdf, "value") for kind, (_, gdf) in pairs):
