@@ -20,6 +20,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from geo.footprint_classes import WGS84
 from geo.io.footprints.common import (
@@ -45,6 +46,7 @@ ACLED_SEVERITY = {
 }
 ACLED_REQUIRED = ("event_date", "latitude", "longitude", "event_type")
 _CHUNK_ROWS = 200_000
+_ZONE_CHUNK = 20_000
 _SCAN_BYTES = 16 << 20
 ACLED_DATE_FORMATS = (
     "%Y-%m-%d",
@@ -286,19 +288,41 @@ def _event_type_to_label(raw: str) -> str:
 
 
 def _events_to_zones(events: pd.DataFrame, buffer_km: float, log: _Log) -> gpd.GeoDataFrame:
-    """Geodesically correct circles: buffer in the UTM zone of each point, back to lon/lat."""
+    """One zone per event type: the union of geodesically correct circles around its events.
+
+    Circles are buffered in the UTM zone of each point and brought back to lon/lat,
+    ``_ZONE_CHUNK`` points at a time, each batch merged before the next is built, so a
+    million events at tens of thousands of places stay within bounded memory.
+    """
     unique = events.drop_duplicates(["label", "lon", "lat"])
-    lon, lat = unique["lon"].to_numpy(float), unique["lat"].to_numpy(float)
+    labels, zones, split = [], [], 0
+    for label, group in unique.groupby("label", sort=False):
+        lon, lat = group["lon"].to_numpy(float), group["lat"].to_numpy(float)
+        parts = []
+        for start in range(0, len(group), _ZONE_CHUNK):
+            scratch = _Log()
+            chunk = slice(start, start + _ZONE_CHUNK)
+            circles = _antimeridian_split(_circles(lon[chunk], lat[chunk], buffer_km), scratch)
+            split += sum(int(r.split()[1]) for r in scratch.repairs)
+            parts.append(shapely.union_all(circles))
+        labels.append(label)
+        zones.append(shapely.union_all(parts))
+    if split:
+        log.repairs.append(f"split {_count(split, 'feature')} at the antimeridian (180°)")
+    return gpd.GeoDataFrame({"label": labels}, geometry=zones, crs=WGS84)
+
+
+def _circles(lon: np.ndarray, lat: np.ndarray, buffer_km: float) -> np.ndarray:
+    """Circles of ``buffer_km`` around points, buffered in each point's UTM zone."""
     zone = np.floor((lon + 180) / 6).astype(int) % 60 + 1
     epsg = np.where(lat >= 0, 32600, 32700) + zone
-    geoms = np.empty(len(unique), dtype=object)
+    geoms = np.empty(len(lon), dtype=object)
     for code in np.unique(epsg):
         mask = epsg == code
         points = gpd.GeoSeries(gpd.points_from_xy(lon[mask], lat[mask]), crs=WGS84)
         circles = points.to_crs(int(code)).buffer(buffer_km * 1000, quad_segs=16)
         geoms[mask] = circles.to_crs(WGS84).values
-    geoms = _antimeridian_split(geoms, log)
-    return gpd.GeoDataFrame({"label": unique["label"].to_numpy()}, geometry=geoms, crs=WGS84)
+    return geoms
 
 
 # --------------------------------------------------------------------------- small helpers
