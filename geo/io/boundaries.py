@@ -66,8 +66,14 @@ def read_boundaries(path: str | Path, name: str | None = None) -> gpd.GeoDataFra
         raise InputError(f"{display}: cannot read the boundaries ({_one_line(exc)}).") from exc
     if len(areas) > most:
         raise refusal("FEATURES", display, f"it has over {most:,} features")
-    vertices = int(shapely.get_num_coordinates(np.asarray(areas.geometry.values)).sum())
-    check_count("VERTICES", display, vertices, "vertices")
+    geoms = np.asarray(areas.geometry.values)
+    check_count("VERTICES", display, int(shapely.get_num_coordinates(geoms).sum()), "vertices")
+    coords = shapely.get_coordinates(geoms)
+    if not np.isfinite(coords).all():
+        bad = int((~np.isfinite(coords)).any(axis=1).sum())
+        raise InputError(
+            f"{display}: {bad:,} boundary vertices are NaN or infinite; fix or drop those areas."
+        )
     areas = areas[areas.geometry.notna()]
     areas = areas[areas.geom_type.isin(["Polygon", "MultiPolygon"])]
     if areas.empty:

@@ -247,7 +247,9 @@ def open_registration_file(path: str | Path, sheet: str | None = None) -> FileHe
         try:
             columns = pq.ParquetFile(path).schema_arrow.names
         except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"{path.name}: not a readable Parquet file ({exc}).") from exc
+            raise InputError(
+                f"{path.name}: not a readable Parquet file ({_one_line(exc)})."
+            ) from exc
     else:
         shared = TokenCount("xl/sharedStrings.xml", b"<si", "SHARED_STRINGS", "shared strings")
         check_zip(path, path.name, tokens=(shared,))
@@ -286,7 +288,9 @@ def _open_workbook(header: FileHeader):
     try:
         workbook = openpyxl.load_workbook(header.path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a broken workbook
-        raise InputError(f"{header.file_name}: not a readable XLSX workbook ({exc}).") from exc
+        raise InputError(
+            f"{header.file_name}: not a readable XLSX workbook ({_one_line(exc)})."
+        ) from exc
     return workbook
 
 
@@ -366,17 +370,27 @@ def _csv_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataF
             malformed.clear()
             yield frame, found
     except pa.ArrowInvalid as exc:
-        raise InputError(f"{header.file_name}: cannot be read as CSV ({exc}).") from exc
+        raise InputError(f"{header.file_name}: cannot be read as CSV ({_one_line(exc)}).") from exc
     if malformed:
         yield pl.DataFrame(schema=dict.fromkeys(wanted, pl.String)), list(malformed)
 
 
 def _parquet_batches(header: FileHeader, batch_rows: int) -> Iterator[pl.DataFrame]:
-    parquet = pq.ParquetFile(header.path)
-    for record_batch in parquet.iter_batches(
-        batch_size=batch_rows, columns=list(header.column_map.values())
-    ):
-        yield pl.from_arrow(pa.Table.from_batches([record_batch]))
+    try:
+        parquet = pq.ParquetFile(header.path)
+        for record_batch in parquet.iter_batches(
+            batch_size=batch_rows, columns=list(header.column_map.values())
+        ):
+            yield pl.from_arrow(pa.Table.from_batches([record_batch]))
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(
+            f"{header.file_name}: not a readable Parquet file ({_one_line(exc)})."
+        ) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    """Return an exception's message on one line (library messages may hold line breaks)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _xlsx_batches(header: FileHeader, batch_rows: int) -> Iterator[pl.DataFrame]:
