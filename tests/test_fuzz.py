@@ -10,6 +10,7 @@ below; each test runs one family of them in a fresh interpreter.
 from __future__ import annotations
 
 import json
+import os
 import random
 import zipfile
 from collections import Counter
@@ -69,11 +70,13 @@ def test_hostile_corpus_ends_in_a_result_or_a_one_line_refusal(tmp_path):
 
 # --------------------------------------------------------------------------- the properties
 
+# A deeper, random search: FUZZ_EXAMPLES=2000 pytest tests/test_fuzz.py -k hypothesis
+DEEP = os.environ.get("FUZZ_EXAMPLES")
 SETTINGS = settings(
-    max_examples=60,
+    max_examples=int(DEEP or 30),
     deadline=None,
     database=None,
-    derandomize=True,
+    derandomize=not DEEP,
     suppress_health_check=list(HealthCheck),
 )
 CELL = st.one_of(
@@ -309,6 +312,7 @@ def run_family(family: str, folder: str) -> None:
         print(f"{name}: {SETTINGS.max_examples} examples passed", flush=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_hypothesis_properties_hold_under_resource_limits(tmp_path, family):
     code = f"from tests.test_fuzz import run_family; run_family({family!r}, {str(tmp_path)!r})"

@@ -343,6 +343,8 @@ def _layers_to_result(
         lines = pd.concat([gdf for _, gdf in layers], ignore_index=True)
         return _contours_to_result(lines, bbox(), opts, log)
     polygons = _layers_to_polygons(layers, kinds, opts.display, log)
+    if not len(polygons):
+        raise FootprintError(f"{opts.display}: every polygon in the file is empty; nothing to map.")
     gdacs_field = _gdacs_field(polygons)
     if gdacs_field and opts.class_field is None:
         return _gdacs_to_result(polygons, gdacs_field, n_features, opts, log)
