@@ -255,12 +255,14 @@ def file_to_sha256(path: str | Path, display: str | None = None) -> str:
         Hexadecimal digest.
     """
     path = Path(path)
-    digest = hashlib.sha256(path.read_bytes())
+    digest = hashlib.sha256()
+    files = [path]
     if (display or path.name).lower().endswith(".shp"):
-        for suffix in SHAPEFILE_SIDECARS:
-            sidecar = _sidecar(path, suffix)
-            if sidecar is not None:
-                digest.update(sidecar.read_bytes())
+        files += [s for s in (_sidecar(path, suffix) for suffix in SHAPEFILE_SIDECARS) if s]
+    for file in files:  # in chunks: a footprint may be hundreds of MB
+        with file.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
