@@ -319,3 +319,13 @@ def test_hypothesis_properties_hold_under_resource_limits(tmp_path, family):
     result = hostile.run_bounded(["-c", code], memory_mb=2560, cpu_s=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert result.stdout.count("examples passed") == len(FAMILIES[family])
+
+
+def test_acled_rows_longer_than_the_header_are_read_not_crashed_on(tmp_path):
+    # found by the deep search: pandas took the first column as the index of such a file
+    path = tmp_path / "acled.csv"
+    path.write_text(
+        "event_date,event_type,latitude,longitude\n"
+        "2020-01-01,Battles,9.0,7.5,surplus\n2020-01-02,Protests,9.1,7.6\n"
+    )
+    _read_footprint(path)

@@ -135,6 +135,7 @@ def _csv_to_table(path: Path, display: str, log: _Log) -> tuple[pd.DataFrame, st
     kwargs = {
         "dtype": str,
         "keep_default_na": False,
+        "index_col": False,  # a row with an extra field must not turn a column into the index
         "encoding": encoding,
         "usecols": lambda c: c in wanted,
         "chunksize": _CHUNK_ROWS,
