@@ -34,6 +34,10 @@ MAX_FAMILY_MEMBERS = 30
 
 
 MIN_BIRTH_YEAR = 1900
+# A record_id is a short code: longer ones or ones with control characters (NUL, line
+# breaks) come from a damaged or hostile file, never from a registry.
+MAX_RECORD_ID_CHARS = 128
+_CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
 
 
 SWAP_DISTANCE_KM = 500.0
@@ -166,7 +170,11 @@ def validate_batch(
     bad = frame["reasons"] != ""
     rejects = (
         frame.filter(bad)
-        .select("row", pl.col("record_id").str.slice(0, 64), "reasons")
+        .select(
+            "row",
+            pl.col("record_id").str.slice(0, 64).str.replace_all(_CONTROL_CHARACTERS, "?"),
+            "reasons",
+        )
         .cast(REJECTS_SCHEMA)
     )
     return ValidatedBatch(
@@ -249,6 +257,14 @@ def _row_rules(
     swapped = _swapped_expr(reference_point)
     return [
         (~present["record_id"], "missing record_id"),
+        (
+            pl.col("record_id").str.contains(_CONTROL_CHARACTERS),
+            "record_id contains a control character (NUL, tab or line break)",
+        ),
+        (
+            pl.col("record_id").str.len_chars() > MAX_RECORD_ID_CHARS,
+            f"record_id longer than {MAX_RECORD_ID_CHARS} characters",
+        ),
         (~present["nationality"], "missing nationality"),
         (
             present["nationality"] & pl.col("nat_code").is_null(),

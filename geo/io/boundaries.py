@@ -7,12 +7,16 @@ EPSG:4326 (as the footprint reader does); any other file without a CRS is refuse
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import shapely
 
 from geo.errors import InputError
+from geo.io.limits import check_count, limit, limit_bytes, refusal
+from geo.io.zip_guard import check_zip
 
 
 def _is_topojson(path: Path) -> bool:
@@ -45,14 +49,31 @@ def read_boundaries(path: str | Path, name: str | None = None) -> gpd.GeoDataFra
     Raises
     ------
     InputError
-        If the file cannot be read, holds no polygons, or has no CRS (and is not TopoJSON).
+        If the file cannot be read, holds no polygons, has no CRS (and is not TopoJSON),
+        or is over a reader limit (size, zip inflation, features, vertices).
     """
     path = Path(path)
     display = name or path.name
+    if path.is_file() and zipfile.is_zipfile(path):
+        check_zip(path, display)
+    elif path.is_file() and path.stat().st_size > limit_bytes("VECTOR_MB"):
+        size = path.stat().st_size / (1024 * 1024)
+        raise refusal("VECTOR_MB", display, f"the file is {size:,.0f} MB")
+    most = limit("FEATURES")
     try:
-        areas = gpd.read_file(path, engine="pyogrio")
+        areas = gpd.read_file(path, engine="pyogrio", max_features=most + 1)
     except Exception as exc:  # pyogrio raises several error types for unreadable files
         raise InputError(f"{display}: cannot read the boundaries ({_one_line(exc)}).") from exc
+    if len(areas) > most:
+        raise refusal("FEATURES", display, f"it has over {most:,} features")
+    geoms = np.asarray(areas.geometry.values)
+    check_count("VERTICES", display, int(shapely.get_num_coordinates(geoms).sum()), "vertices")
+    coords = shapely.get_coordinates(geoms)
+    if not np.isfinite(coords).all():
+        bad = int((~np.isfinite(coords)).any(axis=1).sum())
+        raise InputError(
+            f"{display}: {bad:,} boundary vertices are NaN or infinite; fix or drop those areas."
+        )
     areas = areas[areas.geometry.notna()]
     areas = areas[areas.geom_type.isin(["Polygon", "MultiPolygon"])]
     if areas.empty:

@@ -27,6 +27,8 @@ import pyarrow.parquet as pq
 from geo import codes
 from geo.errors import InputError
 from geo.hashing import file_sha256
+from geo.io.limits import check_count
+from geo.io.zip_guard import TokenCount, check_zip
 from geo.sanitize import quote_value
 from geo.validate import (
     ACCEPTED_SCHEMA,
@@ -40,6 +42,8 @@ from geo.validate import (
 
 BATCH_ROWS = 250_000
 _PRECISE_ROW_SCAN_BYTES = 200 * 1024 * 1024
+_HEADER_BYTES = 1 << 20
+_SCAN_BYTES = 16 << 20
 
 
 COLUMN_ALIASES = {
@@ -167,7 +171,27 @@ def detect_format(path: Path) -> str:
             f"{path.name}: the file is binary, not a CSV text file "
             "(it contains NUL bytes); expected CSV, XLSX or Parquet."
         )
+    _refuse_nul_bytes(path)
     return "csv"
+
+
+def _refuse_nul_bytes(path: Path) -> None:
+    """Refuse a text file with a NUL byte anywhere, naming its line (streamed, 16 MB at a time).
+
+    A NUL in a CSV is damage or an attack (it would end up inside a value, e.g. a
+    record_id); no registry exports one.
+    """
+    lines = 1
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_SCAN_BYTES):
+            at = chunk.find(b"\x00")
+            if at >= 0:
+                line = lines + chunk.count(b"\n", 0, at)
+                raise InputError(
+                    f"{path.name}: line {line:,} holds a NUL byte (the file is damaged or not "
+                    "text); remove it or export the file again as UTF-8 CSV."
+                )
+            lines += chunk.count(b"\n")
 
 
 def _detect_encoding(head: bytes) -> str:
@@ -223,9 +247,14 @@ def open_registration_file(path: str | Path, sheet: str | None = None) -> FileHe
         try:
             columns = pq.ParquetFile(path).schema_arrow.names
         except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"{path.name}: not a readable Parquet file ({exc}).") from exc
+            raise InputError(
+                f"{path.name}: not a readable Parquet file ({_one_line(exc)})."
+            ) from exc
     else:
+        shared = TokenCount("xl/sharedStrings.xml", b"<si", "SHARED_STRINGS", "shared strings")
+        check_zip(path, path.name, tokens=(shared,))
         columns = _xlsx_header(header, sheet)
+    check_count("COLUMNS", path.name, len(columns), "columns")
     header.column_map, header.dropped_columns, header.identifier_columns = map_columns(
         [str(c) for c in columns], path.name + (f" [sheet {header.sheet}]" if header.sheet else "")
     )
@@ -234,7 +263,7 @@ def open_registration_file(path: str | Path, sheet: str | None = None) -> FileHe
 
 def _csv_header(header: FileHeader) -> list[str]:
     with open(header.path, "rb") as handle:
-        head = handle.read(1 << 20)
+        head = handle.read(_HEADER_BYTES)
     header.encoding = _detect_encoding(head)
     text = head.decode(header.encoding, errors="replace").lstrip("\ufeff")
     first_line = text.splitlines()[0] if text.strip() else ""
@@ -242,6 +271,12 @@ def _csv_header(header: FileHeader) -> list[str]:
         raise InputError(f"{header.file_name}: the first line is empty; expected a header row.")
     header.delimiter = _detect_delimiter(first_line)
     columns = next(csv.reader(io.StringIO(first_line), delimiter=header.delimiter))
+    check_count("COLUMNS", header.file_name, len(columns), "columns or more")
+    if len(head) == _HEADER_BYTES and not (b"\n" in head or b"\r" in head):
+        raise InputError(
+            f"{header.file_name}: the header line is longer than 1 MB; expected one line of "
+            "column names."
+        )
     if header.encoding == "latin-1":
         header.notes.append("read as Latin-1 (the file is not valid UTF-8)")
     return columns
@@ -253,7 +288,9 @@ def _open_workbook(header: FileHeader):
     try:
         workbook = openpyxl.load_workbook(header.path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a broken workbook
-        raise InputError(f"{header.file_name}: not a readable XLSX workbook ({exc}).") from exc
+        raise InputError(
+            f"{header.file_name}: not a readable XLSX workbook ({_one_line(exc)})."
+        ) from exc
     return workbook
 
 
@@ -333,17 +370,27 @@ def _csv_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataF
             malformed.clear()
             yield frame, found
     except pa.ArrowInvalid as exc:
-        raise InputError(f"{header.file_name}: cannot be read as CSV ({exc}).") from exc
+        raise InputError(f"{header.file_name}: cannot be read as CSV ({_one_line(exc)}).") from exc
     if malformed:
         yield pl.DataFrame(schema=dict.fromkeys(wanted, pl.String)), list(malformed)
 
 
 def _parquet_batches(header: FileHeader, batch_rows: int) -> Iterator[pl.DataFrame]:
-    parquet = pq.ParquetFile(header.path)
-    for record_batch in parquet.iter_batches(
-        batch_size=batch_rows, columns=list(header.column_map.values())
-    ):
-        yield pl.from_arrow(pa.Table.from_batches([record_batch]))
+    try:
+        parquet = pq.ParquetFile(header.path)
+        for record_batch in parquet.iter_batches(
+            batch_size=batch_rows, columns=list(header.column_map.values())
+        ):
+            yield pl.from_arrow(pa.Table.from_batches([record_batch]))
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(
+            f"{header.file_name}: not a readable Parquet file ({_one_line(exc)})."
+        ) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    """Return an exception's message on one line (library messages may hold line breaks)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _xlsx_batches(header: FileHeader, batch_rows: int) -> Iterator[pl.DataFrame]:
@@ -413,6 +460,7 @@ def iter_validated_batches(
         if malformed_rows:
             batch = _renumber_after_malformed(batch, malformed_rows)
         next_row += raw.height
+        check_count("ROWS", header.file_name, next_row - header.header_row - 1, "rows or more")
         yield batch
     if malformed:
         rows = malformed_rows if len(malformed_rows or []) == len(malformed) else None

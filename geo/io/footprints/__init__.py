@@ -71,6 +71,7 @@ from geo.io.footprints.common import (
     _source_to_layers,
     _vsizip,
     _zip_to_members,
+    check_vertices,
 )
 from geo.io.footprints.gdacs import _gdacs_field, _gdacs_to_result
 from geo.io.footprints.generic import _polygons_to_classes
@@ -84,6 +85,8 @@ from geo.io.footprints.shakemap import (
     _zip_to_bbox,
 )
 from geo.io.footprints.shakemap_grid import grid_members, is_shakemap_grid, shakemap_grid_to_result
+from geo.io.limits import check_count, limit_bytes, refusal
+from geo.io.zip_guard import check_zip
 
 __all__ = [
     "CLASS_COLUMNS",
@@ -264,12 +267,14 @@ def file_to_sha256(path: str | Path, display: str | None = None) -> str:
         Hexadecimal digest.
     """
     path = Path(path)
-    digest = hashlib.sha256(path.read_bytes())
+    digest = hashlib.sha256()
+    files = [path]
     if (display or path.name).lower().endswith(".shp"):
-        for suffix in SHAPEFILE_SIDECARS:
-            sidecar = _sidecar(path, suffix)
-            if sidecar is not None:
-                digest.update(sidecar.read_bytes())
+        files += [s for s in (_sidecar(path, suffix) for suffix in SHAPEFILE_SIDECARS) if s]
+    for file in files:  # in chunks: a footprint may be hundreds of MB
+        with file.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -277,15 +282,26 @@ def file_to_sha256(path: str | Path, display: str | None = None) -> str:
 
 
 def _path_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
-    """Pick the reader for a file by its content and name."""
+    """Pick the reader for a file by its content and name.
+
+    Every zip passes the zip guard first (ratio, inflated size, member names), whatever
+    it holds, and every text format the file-size limit; rasters are read by windows
+    and need neither.
+    """
+    zipped = zipfile.is_zipfile(path)
+    if zipped:
+        check_zip(path, opts.display)
     if is_shakemap_grid(path):
+        if not zipped:
+            _check_vector_size(path, opts.display)
         return shakemap_grid_to_result(path, opts, log)
     if is_raster(path, opts.display):
         return raster_to_result(path, opts, log)
     if _looks_like_csv(path, opts.display):
         return _acled_to_result(path, opts, log)
-    if zipfile.is_zipfile(path):
+    if zipped:
         return _zip_to_result(path, opts, log)
+    _check_vector_size(path, opts.display)
     with path.open("rb") as fh:
         head = fh.read(4096)
     if _looks_like_cap(head):
@@ -295,6 +311,13 @@ def _path_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
         return _rupture_to_result(doc, opts, log)
     layers = _source_to_layers(str(path), opts.display, log)
     return _layers_to_result(layers, opts, log, bbox=lambda: _json_path_to_bbox(path))
+
+
+def _check_vector_size(path: Path, display: str) -> None:
+    """Refuse a text footprint (GeoJSON, KML, XML …) larger than the VECTOR_MB limit."""
+    if path.stat().st_size > limit_bytes("VECTOR_MB"):
+        size = path.stat().st_size / (1024 * 1024)
+        raise refusal("VECTOR_MB", display, f"the file is {size:,.0f} MB")
 
 
 def _looks_like_csv(path: Path, display: str) -> bool:
@@ -348,12 +371,16 @@ def _layers_to_result(
     if not layers:
         raise FootprintError(f"{opts.display}: the file has no features; nothing to map.")
     n_features = sum(len(gdf) for _, gdf in layers)
+    check_count("FEATURES", opts.display, n_features, "features")
+    check_vertices([gdf for _, gdf in layers], opts.display)
     kinds = [_frame_to_kind(gdf) for _, gdf in layers]
     pairs = zip(kinds, layers, strict=True)
     if all(kind == "line" and _column(gdf, "value") for kind, (_, gdf) in pairs):
         lines = pd.concat([gdf for _, gdf in layers], ignore_index=True)
         return _contours_to_result(lines, bbox(), opts, log)
     polygons = _layers_to_polygons(layers, kinds, opts.display, log)
+    if not len(polygons):
+        raise FootprintError(f"{opts.display}: every polygon in the file is empty; nothing to map.")
     gdacs_field = _gdacs_field(polygons)
     if gdacs_field and opts.class_field is None:
         return _gdacs_to_result(polygons, gdacs_field, n_features, opts, log)

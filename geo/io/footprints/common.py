@@ -35,6 +35,7 @@ from geo.footprint_classes import (
     geometries_to_polygonal,
     rows_to_classes,
 )
+from geo.io.limits import check_count, limit, refusal
 
 VECTOR_SUFFIXES = (
     ".shp",
@@ -173,17 +174,39 @@ def _layer_to_frame(source: str, layer: str, display: str, log: _Log) -> gpd.Geo
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             warnings.filterwarnings("ignore", message=".*[Nn]on closed ring.*")
-            gdf = pyogrio.read_dataframe(source, layer=layer, on_invalid="ignore")
+            most = limit("FEATURES")
+            gdf = pyogrio.read_dataframe(
+                source, layer=layer, on_invalid="ignore", max_features=most + 1
+            )
+            if len(gdf) > most:
+                raise refusal("FEATURES", display, f"layer {layer} has over {most:,} features")
             missing = int(gdf.geometry.isna().sum())
             if missing:
-                gdf = pyogrio.read_dataframe(source, layer=layer, on_invalid="fix")
+                gdf = pyogrio.read_dataframe(
+                    source, layer=layer, on_invalid="fix", max_features=most + 1
+                )
                 fixed = missing - int(gdf.geometry.isna().sum())
                 if fixed:
                     log.repairs.append(f"closed {_count(fixed, 'unclosed ring')}")
         _warnings_to_notes(caught, log)
     except (DataSourceError, DataLayerError, OSError, ValueError) as exc:
         raise FootprintError(f"{display}: cannot read layer {layer} ({_one_line(exc)}).") from None
+    check_vertices([gdf], display)
     return gdf
+
+
+def check_vertices(frames: list[gpd.GeoDataFrame], display: str) -> None:
+    """Refuse frames whose geometries hold more vertices than the limit, before any work.
+
+    Raises
+    ------
+    LimitError
+        Over ``CRISIS_EXPOSURE_MAX_VERTICES``.
+    """
+    total = sum(
+        int(shapely.get_num_coordinates(np.asarray(gdf.geometry.values)).sum()) for gdf in frames
+    )
+    check_count("VERTICES", display, total, "vertices")
 
 
 def _frame_to_kind(gdf: gpd.GeoDataFrame) -> str:

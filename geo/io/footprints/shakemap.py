@@ -336,9 +336,12 @@ def _faces_to_classes(
 # --------------------------------------------------------------------------- map edge (bbox member)
 
 
+_BBOX_JSON_BYTES = 50_000_000  # larger files are not parsed for their bbox in Python
+
+
 def _json_path_to_bbox(path: Path) -> Any:
     """Return the ``bbox`` member of a (small) JSON file, or None."""
-    if path.stat().st_size > 50_000_000:
+    if path.stat().st_size > _BBOX_JSON_BYTES:
         return None
     with path.open("rb") as fh:
         if fh.read(1).strip() not in (b"{", b""):
@@ -347,11 +350,17 @@ def _json_path_to_bbox(path: Path) -> Any:
 
 
 def _zip_to_bbox(path: Path, members: list[str]) -> Any:
-    """Return the ``bbox`` member of the first JSON file in a zip, or None."""
+    """Return the ``bbox`` member of the first JSON file in a zip when it is small, or None.
+
+    The member is read whole only up to the size a bare JSON file is (the zip was checked
+    by :func:`geo.io.zip_guard.check_zip` before, so its declared size holds).
+    """
     json_members = [m for m in members if m.lower().endswith((".json", ".geojson"))]
     if not json_members:
         return None
     with zipfile.ZipFile(path) as zf:
+        if zf.getinfo(json_members[0]).file_size > _BBOX_JSON_BYTES:
+            return None
         return _json_bytes_to_bbox(zf.read(json_members[0]))
 
 
