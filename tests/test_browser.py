@@ -205,7 +205,8 @@ def test_script_payloads_in_a_release_and_a_footprint_never_run(hostile_page, ho
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(f"{hostile_server}/exposure")
     wait_idle(page)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+    uploader = '.st-key-exposure_uploads [data-testid="stFileUploaderDropzoneInput"]'
+    page.locator(uploader).set_input_files(
         files=[
             {
                 "name": f"{SCRIPT_FOOTPRINT}.geojson",
