@@ -15,7 +15,7 @@ from scipy.optimize import linprog
 
 from geo import pipeline
 from geo.audit import audit_releases, classify, interval_bounds
-from geo.cli import build_parser
+from geo.cli import RUN, build_parser
 from geo.errors import InputError
 from geo.io import store, store_reads
 from geo.pipeline import build_release, run_audit, write_release
@@ -547,7 +547,7 @@ def store_and_release(tmp_path, write_csv):
 
 def run_cli(argv):
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    return RUN[args.command](args)
 
 
 def test_run_audit_and_the_command_line(store_and_release, tmp_path, capsys):
