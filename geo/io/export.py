@@ -100,7 +100,10 @@ def export_metadata(exposure: Exposure, release: Release, footprints: Sequence[d
         "method": {
             "classes": "cumulative (at least)" if exposure.cumulative else "disjoint bands",
             "class_order": (
-                "ranked: a higher class_rank is more severe"
+                "ranked: a higher class_rank is more severe within one class system (the "
+                "hazard type before the label); the ranks of different systems (MMI and PGA, "
+                "say) are not comparable: each system's classes are listed together, the "
+                "first footprint's first"
                 if exposure.ordered
                 else "unordered: the classes have no known severity order, class_rank ranks "
                 "nothing and no class is the worst; overlapping classes each count their cells"
