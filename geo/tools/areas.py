@@ -148,9 +148,16 @@ def _notes(sums: pd.DataFrame, by_class: pd.DataFrame, admin_field: str, overlap
         return []
     (label, _rank), persons = out.index[0], int(out.iloc[0])
     total = int(by_class.loc[by_class["hazard_class"] == label, "persons_estimate"].sum())
+    share = out / by_class.groupby(["hazard_class", "class_rank"])["persons_estimate"].sum()
+    (wide_label, _), wide = share.idxmax(), float(share.max())
+    widest = (
+        f"; most in {wide_label}: {wide:.0%} of its persons"
+        if wide_label != label and wide > persons / max(total, 1)
+        else ""
+    )
     return [
         f"part of the exposure lies outside the administrative boundaries ({label}: "
-        f"{persons:,} of {total:,} persons, estimate): see {where}."
+        f"{persons:,} of {total:,} persons, estimate{widest}): see {where}."
     ]
 
 
