@@ -118,7 +118,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(release.metadata, indent=2))
     if args.cells:
         columns = ["h3_cell", "resolution", "nationality", "cases", "persons"]
-        release.groups[columns].to_csv(args.cells, index=False)
+        payload = release.groups[columns].to_csv(index=False).encode()
+        pipeline.write_bytes(args.cells, payload)
         print(f"released groups written to {args.cells}")
     return 0
 
@@ -251,7 +252,7 @@ def _cmd_key(args: argparse.Namespace) -> int:
         )
     print(pipeline.steward_public_key())
     if args.out:
-        args.out.write_text(pipeline.steward_public_keys())
+        pipeline.write_bytes(args.out, pipeline.steward_public_keys().encode())
         print(
             f"public keys written to {args.out} (the current key and any retired ones): "
             "hand it out with the releases, and read the fingerprint to the receivers by "

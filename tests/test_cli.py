@@ -89,3 +89,28 @@ def test_bad_input_exits_2_with_one_line(tmp_path, write_csv, capsys, argv, mess
     last = err.strip().splitlines()[-1]
     assert last.startswith("crisis-exposure ") and ": error: " in last and message in last
     assert "Traceback" not in err
+
+
+DEMO = "data/demo/central_italy.release.parquet"
+
+
+def test_unwritable_output_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    """An output path that cannot be written is a one-line error, not a traceback."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    argvs = [
+        ["exposure", "--release", DEMO, "--hazard", NORCIA, "--out", blocker / "x.csv"],
+        ["inspect", DEMO, "--cells", blocker / "c.csv"],
+    ]
+    for argv in argvs:
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and "Traceback" not in err
+        assert f"error: {blocker}" in err and "cannot write the file" in err
+
+    def refuse(self, data):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr("pathlib.Path.write_bytes", refuse)
+    code, _, err = run(capsys, "inspect", DEMO, "--cells", tmp_path / "c.csv")
+    assert code == 2 and "cannot write the file (Permission denied" in err
+    assert list(tmp_path.iterdir()) == [blocker]  # no temporary left behind

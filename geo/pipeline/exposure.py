@@ -325,3 +325,10 @@ def write_export(path: str | Path, run: ExposureRun, release: Release) -> Path:
 
     payload = export_bytes(run, release, export_format(path))
     return write_bytes_atomically(path, payload)
+
+
+def write_bytes(path: str | Path, payload: bytes) -> Path:
+    """Write a file the command line produces (cells, keys); one-line error if it cannot."""
+    from geo.io.export import write_bytes_atomically
+
+    return write_bytes_atomically(path, payload)
