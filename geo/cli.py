@@ -176,6 +176,8 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
 
     if args.admin is not None and not args.admin_field:
         raise InputError("--admin needs --admin-field (the field that names each area).")
+    if args.admin_field and args.admin is None:
+        raise InputError("--admin-field needs --admin (the boundary file whose field it is).")
     release = pipeline.read_release(args.release, args.trust or (), args.revocations)
     print(release.verification.sentence())
     _print_standing(release)
@@ -212,7 +214,10 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
     print(f"estimate weighting: {exposure.weighting}")
     withheld, statement = exposure.accuracy.withheld_sentence(), exposure.statement()
     print(statement if withheld in statement else f"{statement} {withheld}")
-    print(exposure.table.head(args.show).to_string(index=False))
+    if args.show > 0:
+        print(exposure.table.head(args.show).to_string(index=False))
+    else:
+        print(f"(table not shown: --show 0; all {len(exposure.table)} rows are in {args.out})")
     if exposure.admin_field:
         print(AREA_SENTENCE)
     for note in exposure.notes:

@@ -147,7 +147,11 @@ def test_the_coastal_strip_is_estimated_from_the_grid(tmp_path):
         ("grid.csv", "cell,population\n881e80c0c1fffff,3\n", "population table has no column"),
         ("grid.csv", "h3,population\n871e80c0cffffff,3\n", "resolution 7"),
         ("grid.csv", "h3,population\nnot-a-cell,3\n", "'not-a-cell' is not an H3 cell"),
-        ("grid.csv", "h3,population\n881e80c0c1fffff,-3\n", "row 1: population must be"),
+        (
+            "grid.csv",
+            "h3,population\n881e80c0c1fffff,-3\n",
+            "population must be a number ≥ 0 (found -3)",
+        ),
         ("grid.tif", "not a raster", "cannot read the population raster"),
         ("grid.txt", "h3,population\n", "unknown population grid format"),
     ],
