@@ -118,7 +118,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(release.metadata, indent=2))
     if args.cells:
         columns = ["h3_cell", "resolution", "nationality", "cases", "persons"]
-        release.groups[columns].to_csv(args.cells, index=False)
+        payload = release.groups[columns].to_csv(index=False).encode()
+        pipeline.write_bytes(args.cells, payload)
         print(f"released groups written to {args.cells}")
     return 0
 
@@ -175,6 +176,8 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
 
     if args.admin is not None and not args.admin_field:
         raise InputError("--admin needs --admin-field (the field that names each area).")
+    if args.admin_field and args.admin is None:
+        raise InputError("--admin-field needs --admin (the boundary file whose field it is).")
     release = pipeline.read_release(args.release, args.trust or (), args.revocations)
     print(release.verification.sentence())
     _print_standing(release)
@@ -211,7 +214,10 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
     print(f"estimate weighting: {exposure.weighting}")
     withheld, statement = exposure.accuracy.withheld_sentence(), exposure.statement()
     print(statement if withheld in statement else f"{statement} {withheld}")
-    print(exposure.table.head(args.show).to_string(index=False))
+    if args.show > 0:
+        print(exposure.table.head(args.show).to_string(index=False))
+    else:
+        print(f"(table not shown: --show 0; all {len(exposure.table)} rows are in {args.out})")
     if exposure.admin_field:
         print(AREA_SENTENCE)
     for note in exposure.notes:
@@ -251,7 +257,7 @@ def _cmd_key(args: argparse.Namespace) -> int:
         )
     print(pipeline.steward_public_key())
     if args.out:
-        args.out.write_text(pipeline.steward_public_keys())
+        pipeline.write_bytes(args.out, pipeline.steward_public_keys().encode())
         print(
             f"public keys written to {args.out} (the current key and any retired ones): "
             "hand it out with the releases, and read the fingerprint to the receivers by "

@@ -262,7 +262,9 @@ def _add_exposure(commands: argparse._SubParsersAction) -> None:
     exposure.add_argument(
         "--out", required=True, type=Path, help="TABLE.csv, .hxl.csv, .xlsx or .geojson"
     )
-    exposure.add_argument("--show", type=int, default=15, help="rows to print (default 15)")
+    exposure.add_argument(
+        "--show", type=_rows, default=15, help="rows to print (default 15; 0: none)"
+    )
     _trust_option(exposure)
     _revocations_option(exposure)
     exposure.add_argument(
@@ -318,3 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         add(commands)
     return parser
+
+
+def _rows(text: str) -> int:
+    """Parse a number of rows to print: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of rows (0 or more)")
+    return value

@@ -206,3 +206,19 @@ def test_largest_remainders_hit_each_target():
     shares = _largest_remainders(values, targets, groups)
     assert shares.tolist() == [1, 0, 0, 3, 2, 0] or shares.tolist() == [0, 1, 0, 2, 3, 0]
     assert shares[:3].sum() == 1 and shares[3:].sum() == 5
+
+
+def test_an_area_with_no_name_is_called_no_name_not_nan(demo, norcia, tmp_path):
+    """Before: a null name became an area called 'nan'."""
+    from geo.tools.areas import NO_NAME
+
+    path = tmp_path / "unnamed.geojson"
+    gpd.GeoDataFrame(
+        {"name": ["Norcia box", None]},
+        geometry=[shapely.box(12.9, 42.6, 13.3, 42.9), shapely.box(13.3, 42.6, 13.6, 42.9)],
+        crs=4326,
+    ).to_file(path)
+    exposure = area_run(demo, norcia, path, "name").exposure
+    names = set(exposure.table["name"])
+    assert {"Norcia box", NO_NAME} <= names and "nan" not in names and "None" not in names
+    assert exposure.table["persons_estimate"].sum() == exposure.by_class["persons_estimate"].sum()

@@ -89,3 +89,56 @@ def test_bad_input_exits_2_with_one_line(tmp_path, write_csv, capsys, argv, mess
     last = err.strip().splitlines()[-1]
     assert last.startswith("crisis-exposure ") and ": error: " in last and message in last
     assert "Traceback" not in err
+
+
+DEMO = "data/demo/central_italy.release.parquet"
+
+
+def test_unwritable_output_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    """An output path that cannot be written is a one-line error, not a traceback."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    argvs = [
+        ["exposure", "--release", DEMO, "--hazard", NORCIA, "--out", blocker / "x.csv"],
+        ["inspect", DEMO, "--cells", blocker / "c.csv"],
+    ]
+    for argv in argvs:
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and "Traceback" not in err
+        assert f"error: {blocker}" in err and "cannot write the file" in err
+
+    def refuse(self, data):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr("pathlib.Path.write_bytes", refuse)
+    code, _, err = run(capsys, "inspect", DEMO, "--cells", tmp_path / "c.csv")
+    assert code == 2 and "cannot write the file (Permission denied" in err
+    assert list(tmp_path.iterdir()) == [blocker]  # no temporary left behind
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--nationality", "XYZ", "ROU"], "nationality XYZ is not in this release (it has AFG"),
+        (["--admin-field", "name"], "--admin-field needs --admin"),
+        (["--class-order", ",,,"], "the class order ',,,' names no class"),
+        (["--show", "-3"], "'-3' is not a number of rows"),
+    ],
+)
+def test_exposure_option_mistakes_are_one_line_exit_2(tmp_path, capsys, options, message):
+    argv = ["exposure", "--release", DEMO, "--hazard", NORCIA, "--out", tmp_path / "x.csv"]
+    try:
+        code, _, err = run(capsys, *argv, *options)
+    except SystemExit as exit_info:  # argparse refuses the option itself
+        code, err = exit_info.code, capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert message in err.strip().splitlines()[-1]
+
+
+def test_lower_case_nationality_and_show_0(tmp_path, capsys):
+    argv = ["exposure", "--release", DEMO, "--hazard", NORCIA, "--out", tmp_path / "x.csv"]
+    code, out, _ = run(capsys, *argv, "--nationality", "rou", "--show", "0")
+    assert code == 0
+    table = pd.read_csv(tmp_path / "x.csv", comment="#")
+    assert set(table["nationality"]) == {"ROU"} and table["persons_high"].max() > 1000
+    assert "Empty DataFrame" not in out and "(table not shown: --show 0" in out

@@ -856,3 +856,37 @@ def test_to_bands_rejects_frames_without_class_columns():
                 crs=4326,
             )
         )
+
+
+def _one_polygon(path, ring):
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            }
+        ],
+    }
+    return write_json(path, doc)
+
+
+@pytest.mark.parametrize(("west", "east"), [(-10, 175), (-100, 100), (-170, 170)])
+def test_wide_polygon_is_not_moved_to_the_other_side_of_the_globe(tmp_path, west, east):
+    """A four-corner box wider than 180° is read as drawn, not split at 180°."""
+    ring = [[west, 35], [east, 35], [east, 47], [west, 47], [west, 35]]
+    fp = read_footprint(_one_polygon(tmp_path / "wide.geojson", ring))
+    geom = fp.classes.geometry.iloc[0]
+    assert geom.bounds == pytest.approx((west, 35, east, 47))
+    assert geom.area == pytest.approx((east - west) * 12)
+    assert geom.contains(shapely.Point(12.5, 42.0))  # Italy stays inside
+    assert not any("antimeridian" in r for r in fp.provenance["repairs"])
+
+
+def test_sparse_ring_across_the_antimeridian_is_still_split(tmp_path):
+    ring = [[176, -17], [-176, -17], [-176, -16], [176, -16], [176, -17]]
+    fp = read_footprint(_one_polygon(tmp_path / "fiji.geojson", ring))
+    geom = fp.classes.geometry.iloc[0]
+    assert geom.geom_type == "MultiPolygon" and geom.area == pytest.approx(8.0)
+    assert geom.bounds[0] == pytest.approx(-180) and geom.bounds[2] == pytest.approx(180)

@@ -147,7 +147,11 @@ def test_the_coastal_strip_is_estimated_from_the_grid(tmp_path):
         ("grid.csv", "cell,population\n881e80c0c1fffff,3\n", "population table has no column"),
         ("grid.csv", "h3,population\n871e80c0cffffff,3\n", "resolution 7"),
         ("grid.csv", "h3,population\nnot-a-cell,3\n", "'not-a-cell' is not an H3 cell"),
-        ("grid.csv", "h3,population\n881e80c0c1fffff,-3\n", "row 1: population must be"),
+        (
+            "grid.csv",
+            "h3,population\n881e80c0c1fffff,-3\n",
+            "population must be a number ≥ 0 (found -3)",
+        ),
         ("grid.tif", "not a raster", "cannot read the population raster"),
         ("grid.txt", "h3,population\n", "unknown population grid format"),
     ],
@@ -178,3 +182,43 @@ def test_a_raster_without_crs_is_refused(tmp_path):
         target.write(np.ones((1, 2, 2), dtype="float32"))
     with pytest.raises(InputError, match="plain.tif: population raster has no CRS"):
         read_population(tmp_path / "plain.tif", (0, 0, 1, 1))
+
+
+@pytest.mark.parametrize("grid", ["far.csv", "nodata.tif"])
+def test_a_grid_that_misses_the_footprint_is_said(tmp_path, capsys, grid):
+    """Before: a grid with nobody under the footprint gave area-share figures, silently."""
+    release = protect(points_to_records(pd.DataFrame({
+        "nationality": "ROU", "latitude": NORCIA[0] + np.linspace(0, 0.05, 60),
+        "longitude": NORCIA[1] + np.linspace(0, 0.05, 60), "persons": 2,
+    })), ReleasePolicy(noise_scale=0))  # fmt: skip
+    write_release(release, tmp_path / "r.release.parquet")
+    if grid == "far.csv":  # one cell in Ankara
+        (tmp_path / grid).write_text(f"h3,population\n{h3.latlng_to_cell(39.9, 32.8, 8)},500\n")
+    else:
+        with rasterio.open(
+            tmp_path / grid, "w", driver="GTiff", height=40, width=40, count=1,
+            dtype="float32", crs="EPSG:4326", nodata=np.nan,
+            transform=from_origin(NORCIA[1] - 0.2, NORCIA[0] + 0.2, 0.01, 0.01),
+        ) as target:  # fmt: skip
+            target.write(np.full((1, 40, 40), np.nan, dtype="float32"))
+    box = shapely.box(NORCIA[1] + 0.013, NORCIA[0] + 0.013, NORCIA[1] + 0.2, NORCIA[0] + 0.2)
+    gpd.GeoDataFrame({"name": ["zone"]}, geometry=[box], crs=4326).to_file(tmp_path / "z.geojson")
+    argv = ["exposure", "--release", tmp_path / "r.release.parquet", "--hazard"]
+    argv += [tmp_path / "z.geojson", "--out", tmp_path / "out.csv", "--population", tmp_path / grid]
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "note: the population grid puts nobody in any of the" in out
+    assert "so the estimate equals area weighting" in out
+
+
+def test_a_grid_that_covers_part_of_the_cut_cells_gives_the_share():
+    from geo.tools.population import grid_coverage_note
+
+    cells = np.array([0, 0, 1, 2, 3])
+    shares = np.array([0.5, 0.2, np.nan, 0.1, np.nan])
+    assert grid_coverage_note(cells, shares) == [
+        "the population grid covers only 50 % (2 of 4) of the released cells the footprint "
+        "cuts; the other 2 are split by area share."
+    ]
+    assert grid_coverage_note(cells, np.full(5, 0.3)) == []

@@ -9,6 +9,7 @@ neutralised. Only released values (and sums of them) are written.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -293,8 +294,17 @@ def export_bytes(
 def write_bytes_atomically(path: str | Path, payload: bytes) -> Path:
     """Write bytes to ``path`` through a temporary file and a rename (never half-written)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(payload)
-    os.replace(temporary, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_bytes(payload)
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        where = f": {exc.filename}" if exc.filename else ""
+        reason = f"{exc.strerror or type(exc).__name__}{where}"
+        raise InputError(
+            f"{path}: cannot write the file ({reason}); choose another path."
+        ) from None
     return path

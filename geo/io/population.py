@@ -141,7 +141,7 @@ def _read_table(path: Path, bounds: tuple[float, float, float, float]) -> pd.Dat
     if len(bad):
         raise InputError(
             f"{path.name}: row {bad[0] + 1}: population must be a number ≥ 0 "
-            f"({frame['population'].iloc[bad[0]]!r})."
+            f"(found {_plain(frame['population'].iloc[bad[0]])})."
         )
     cells = _cells(frame["h3"], path.name)
     resolution = h3cells.cell_resolutions(cells)
@@ -188,3 +188,10 @@ def _inside(table: pd.DataFrame, bounds: tuple[float, float, float, float]) -> p
     west, south, east, north = bounds
     keep = (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
     return table[keep].reset_index(drop=True)
+
+
+def _plain(value: object) -> str:
+    """Show a cell value as a person reads it: ``-5`` or ``'abc'``, never ``np.float64(-5.0)``."""
+    if isinstance(value, int | float | np.integer | np.floating):
+        return f"{float(value):g}"
+    return repr(str(value)[:40])

@@ -23,6 +23,7 @@ from geo.pipeline.exposure import (
     read_boundaries,
     read_footprints,
     run_exposure,
+    write_bytes,
     write_export,
 )
 from geo.pipeline.ingest import ingest_files
@@ -74,6 +75,7 @@ __all__ = [
     "store_summary",
     "trusted_keys",
     "withdraw",
+    "write_bytes",
     "write_export",
     "write_release",
 ]

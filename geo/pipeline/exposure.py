@@ -208,6 +208,7 @@ def run_exposure(
 
     if admin is not None and not admin_field:
         raise InputError("--admin needs --admin-field (the field that names each area).")
+    nationalities = _chosen_nationalities(release, nationalities)
     classes = footprint_classes(footprints, cumulative)
     release_box = _release_bounds(release, nationalities)
     _check_overlap(classes, release_box)
@@ -235,6 +236,29 @@ UNORDERED_NOTE = (
     "the classes have no known severity order: they are reported unordered (no worst "
     "class, no 'or worse' view, no alert colour); give the class order, worst first, to rank them."
 )
+
+
+def _chosen_nationalities(
+    release: Release, nationalities: Sequence[str] | None
+) -> list[str] | None:
+    """Nationality codes upper-cased; one line naming any code this release does not have.
+
+    Raises
+    ------
+    InputError
+        For a code with no released group (a typo, or a nationality not published).
+    """
+    if not nationalities:
+        return None
+    wanted = list(dict.fromkeys(str(code).strip().upper() for code in nationalities))
+    released = sorted(release.groups["nationality"].astype(str).unique())
+    unknown = [code for code in wanted if code not in set(released)]
+    if unknown:
+        shown = ", ".join(released[:30]) + (" …" if len(released) > 30 else "")
+        raise InputError(
+            f"nationality {', '.join(unknown)} is not in this release (it has {shown})."
+        )
+    return wanted
 
 
 def _release_bounds(release: Release, nationalities: Sequence[str] | None) -> tuple | None:
@@ -324,4 +348,11 @@ def write_export(path: str | Path, run: ExposureRun, release: Release) -> Path:
     from geo.io.export import export_format, write_bytes_atomically
 
     payload = export_bytes(run, release, export_format(path))
+    return write_bytes_atomically(path, payload)
+
+
+def write_bytes(path: str | Path, payload: bytes) -> Path:
+    """Write a file the command line produces (cells, keys); one-line error if it cannot."""
+    from geo.io.export import write_bytes_atomically
+
     return write_bytes_atomically(path, payload)

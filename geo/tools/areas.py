@@ -28,7 +28,10 @@ from geo.tools.exposure import _exposure_table
 _MEASURES = ("persons", "cases")
 _KEYS = ["hazard_class", "class_rank", "nationality"]
 
-__all__ = ["OUTSIDE_AREAS", "area_breakdown", "area_zones"]
+__all__ = ["NO_NAME", "OUTSIDE_AREAS", "area_breakdown", "area_zones"]
+
+# An area whose name field is null or blank: counted under this name, never "nan".
+NO_NAME = "(no name)"
 
 
 def area_zones(
@@ -47,7 +50,8 @@ def area_zones(
     -------
     geopandas.GeoDataFrame
         Columns class_label, class_rank, ``admin_field``, geometry; the outside parts
-        have ``OUTSIDE_AREAS`` as area name. Index 0..n−1.
+        have ``OUTSIDE_AREAS`` as area name, areas whose name is null or blank
+        ``NO_NAME`` (kept, so that the breakdown still adds up). Index 0..n−1.
 
     Raises
     ------
@@ -61,7 +65,9 @@ def area_zones(
         )
     zones = classes[["class_label", "class_rank", "geometry"]].reset_index(drop=True)
     areas = admin[[admin_field, "geometry"]].to_crs(4326)
-    areas = areas.assign(**{admin_field: areas[admin_field].astype(str)})
+    names = areas[admin_field]
+    blank = names.isna() | names.astype(str).str.strip().eq("")
+    areas = areas.assign(**{admin_field: names.astype(str).where(~blank, NO_NAME)})
     inside = gpd.overlay(
         zones.assign(_class=np.arange(len(zones))), areas, how="intersection", keep_geom_type=True
     )

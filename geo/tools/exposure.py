@@ -355,7 +355,14 @@ def _exposure_table(
         pairs = pd.DataFrame(
             {"h3_cell": np.asarray(cells, dtype=object)[cell], "zone": zone, "area_share": share}
         )
-        share = weighted_shares(pairs, zones, weighting, places, population).to_numpy()
+        if weighting == "population" and population is not None:
+            from geo.tools.population import grid_coverage_note, population_shares
+
+            grid_share = population_shares(pairs, zones, population)
+            notes += grid_coverage_note(cell[~inside], grid_share.to_numpy()[~inside])
+            share = grid_share.fillna(pairs["area_share"]).to_numpy()
+        else:
+            share = weighted_shares(pairs, zones, weighting, places, population).to_numpy()
     share = np.where(inside, 1.0, share)
     # Expand each touching group to its (cell, zone) pairs, pairs sorted by cell.
     order = np.argsort(cell, kind="stable")

@@ -138,3 +138,31 @@ def population_shares(
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(np.isin(np.arange(len(pairs)), partial), inside / total, 1.0)
     return pd.Series(np.where(total > 0, share.clip(0.0, 1.0), np.nan), index=pairs.index)
+
+
+def grid_coverage_note(cut_cell: np.ndarray, grid_share: np.ndarray) -> list[str]:
+    """Say how many of the cells the footprint cuts the grid leaves empty (split by area).
+
+    ``cut_cell`` is the released cell of each pair whose cell the zone only cuts,
+    ``grid_share`` its :func:`population_shares` (NaN where the grid puts nobody in the
+    cell). A grid that misses the footprint would otherwise give area-share figures
+    under the population weighting's name, silently.
+    """
+    cells = np.unique(cut_cell)
+    if not len(cells):
+        return []
+    empty = np.unique(cut_cell[np.isnan(grid_share)])
+    if not len(empty):
+        return []
+    covered = len(cells) - len(empty)
+    if not covered:
+        return [
+            f"the population grid puts nobody in any of the {len(cells):,} released cells the "
+            "footprint cuts (it does not cover the footprint, or holds no values there): "
+            "they are split by area share, so the estimate equals area weighting."
+        ]
+    return [
+        f"the population grid covers only {100 * covered / len(cells):.0f} % ({covered:,} of "
+        f"{len(cells):,}) of the released cells the footprint cuts; the other "
+        f"{len(empty):,} are split by area share."
+    ]

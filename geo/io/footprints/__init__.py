@@ -406,11 +406,22 @@ def _to_timestamp(value: Any, display: str) -> pd.Timestamp | None:
 
 
 def _to_order(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    """Class order as a tuple of labels (a comma-separated string is split), or None."""
-    if value is None:
+    """Class order as a tuple of labels (a comma-separated string is split), or None.
+
+    Raises
+    ------
+    FootprintError
+        For an order that is given but names no class (``",,,"``).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
     items = value.split(",") if isinstance(value, str) else list(value)
     order = tuple(" ".join(str(item).split()) for item in items if str(item).strip())
+    if items and not order:
+        raise FootprintError(
+            f"the class order {value!r} names no class; give the classes worst first, "
+            "comma-separated (e.g. 'Destroyed,Damaged,Possibly damaged')."
+        )
     return order or None
 
 

@@ -364,14 +364,27 @@ def _polygonal_to_split(geom: Any) -> Any:
     return merged
 
 
+# An edge whose ends differ by over 180° of longitude is read as crossing 180° only
+# when the short way round is at most this many degrees (179° -> -179° is 2°): a
+# four-corner box from -10° to 175° (or -170° to 170°) is a wide polygon drawn with
+# straight edges (RFC 7946), not a thin one on the other side of the globe.
+ANTIMERIDIAN_GAP_DEG = 10.0
+
+
+def _ring_crosses_antimeridian(lons: np.ndarray) -> bool:
+    """Whether a ring jumps across 180°: every > 180° step ends near 180° on both sides."""
+    steps = np.abs(np.diff(lons))
+    big = steps > 180
+    if not big.any() or (np.abs(lons) == 180).any():
+        return False
+    return bool((360 - steps[big] <= ANTIMERIDIAN_GAP_DEG).all())
+
+
 def _polygon_to_unwrapped(polygon: Any) -> tuple[Any, bool]:
     """Remove 360° jumps in a polygon's rings; report whether any was found."""
     rings = [polygon.exterior, *polygon.interiors]
     coords = [np.asarray(r.coords) for r in rings]
-    jumps = any(
-        (np.abs(np.diff(c[:, 0])) > 180).any() and not (np.abs(c[:, 0]) == 180).any()
-        for c in coords
-    )
+    jumps = any(_ring_crosses_antimeridian(c[:, 0]) for c in coords)
     if not jumps:
         return polygon, False
     unwrapped = []

@@ -71,7 +71,12 @@ def shakemap_grid_to_result(
         else:
             with path.open("rb") as fh:
                 spec, fields, text = _parse(fh, display)
-    except (ParseError, DefusedXmlException) as exc:
+    except DefusedXmlException:
+        raise FootprintError(
+            f"{display}: the XML declares a DTD or entities; refused, a ShakeMap grid.xml "
+            "needs none."
+        ) from None
+    except ParseError as exc:
         raise FootprintError(
             f"{display}: not a readable ShakeMap grid.xml ({_one_line(exc)})."
         ) from None
