@@ -88,6 +88,38 @@ def check_invariants(release: Release, name: str) -> None:
         raise InputError(f"{name}: a vulnerability row is not at the floor resolution.")
     _check_duplicates(groups, rows, name)
     _check_published(groups, rows, release.metadata, name)
+    if policy.method == "exact":
+        _check_exact_breakdowns(groups, rows, name, rounded=bool(policy.round_to))
+
+
+def _check_exact_breakdowns(
+    groups: pd.DataFrame, rows: pd.DataFrame, name: str, rounded: bool
+) -> None:
+    """Refuse sex / age-band rows an exact release cannot hold.
+
+    Under the exact method a shown breakdown belongs to a published group and, unless
+    rounded, its categories add up to the group's cases and persons. (Noise, drawn per
+    figure, legitimately breaks the sums, so a noisy release is not checked.)
+    """
+    keys = ["h3_cell", "nationality"]
+    totals = groups.set_index(keys)[["cases", "persons"]]
+    for dimension in ("sex", "age_band"):
+        part = rows[rows["dimension"] == dimension]
+        if part.empty:
+            continue
+        sums = part.groupby(keys)[["cases", "persons"]].sum()
+        joined = sums.merge(
+            totals, how="left", left_index=True, right_index=True, suffixes=("", "_group")
+        )
+        if joined["cases_group"].isna().any():
+            raise InputError(f"{name}: a {dimension} breakdown has no published group.")
+        if not rounded and (
+            (joined["cases"] != joined["cases_group"]).any()
+            or (joined["persons"] != joined["persons_group"]).any()
+        ):
+            raise InputError(
+                f"{name}: a {dimension} breakdown does not add up to its group's exact counts."
+            )
 
 
 def _check_duplicates(groups: pd.DataFrame, rows: pd.DataFrame, name: str) -> None:

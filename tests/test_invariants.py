@@ -185,3 +185,25 @@ def test_a_genuine_exact_rounded_release_passes_the_totals(tmp_path):
     policy = ReleasePolicy(noise_scale=0, round_to=5)
     write_release(protect(clustered_records(5_000, seed=3), policy), path)
     assert read_release(path).metadata["published"]["groups"] > 0
+
+
+@pytest.fixture(scope="module")
+def exact(tmp_path_factory):
+    path = tmp_path_factory.mktemp("e") / "exact.release.parquet"
+    write_release(protect(clustered_records(20_000, seed=5), ReleasePolicy(noise_scale=0)), path)
+    return path
+
+
+def test_an_exact_breakdown_that_does_not_add_up_is_refused(exact, tmp_path):
+    assert len(read_release(exact).breakdown("sex")) > 0
+
+    def shift(frame):
+        index = frame.with_row_index().filter(pl.col("dimension") == "sex")["index"][0]
+        hit = pl.int_range(pl.len()) == index
+        return frame.with_columns(
+            pl.when(hit).then(pl.col(c) + 1).otherwise(pl.col(c)).alias(c)
+            for c in ("cases", "persons")
+        )
+
+    with pytest.raises(InputError, match="sex breakdown does not add up"):
+        read_release(forged(exact, tmp_path, shift))
