@@ -182,6 +182,7 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
     print(release.verification.sentence())
     _print_standing(release)
     pipeline.refuse_revoked(release, allow=args.allow_revoked)
+    pipeline.refuse_unverified(release, bool(args.trust), allow=args.allow_unverified)
     footprints = _read_footprints(args)
     admin = pipeline.read_boundaries(args.admin) if args.admin else None
     run = pipeline.run_exposure(

@@ -272,6 +272,11 @@ def _add_exposure(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="use a release the revocation list withdraws (refused otherwise)",
     )
+    exposure.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="use a release no --trust key verifies (refused otherwise when --trust is given)",
+    )
 
 
 def _add_audit(commands: argparse._SubParsersAction) -> None:

@@ -10,7 +10,13 @@ edit proves nothing):
 - every cell is a valid H3 cell at the resolution the row states, between the floor
   and the base resolution (vulnerability rows at the floor);
 - dimensions, categories and nationality codes come from the release vocabulary
-  (ISO 3166-1 alpha-3 or OTH / XXA / XXX): no free text reaches a page or an export.
+  (ISO 3166-1 alpha-3 or OTH / XXA / XXX): no free text reaches a page or an export;
+- the columns have their types (integer counts and resolution, string cells and codes)
+  and no nulls (a null count compares false with every floor);
+- no (cell, nationality, dimension, category) row appears twice, and the table's sums
+  (groups, groups per resolution, cases, persons, nationalities, breakdown groups) equal
+  the ``published`` totals the metadata states: those are sums of the published
+  figures under every method (noise and rounding are applied before summing).
 """
 
 from __future__ import annotations
@@ -18,12 +24,42 @@ from __future__ import annotations
 import pandas as pd
 import polars as pl
 import polars_h3
+import pyarrow as pa
 
 from geo.errors import InputError
 from geo.release import Release
 from geo.rollup import BREAKDOWN_DIMENSIONS
 
 NATIONALITY_PATTERN = r"[A-Z]{3}"
+INTEGER_COLUMNS = ("resolution", "cases", "persons")
+STRING_COLUMNS = ("h3_cell", "nationality", "dimension", "category")
+
+
+def check_columns(arrow: pa.Table, name: str) -> None:
+    """Refuse a release table whose columns have the wrong type or hold nulls.
+
+    Checked on the Arrow table before it is split, since the hash (over the table as
+    CSV) does not see a count column retyped to text.
+
+    Raises
+    ------
+    InputError
+        Naming the first column of the wrong type, or holding nulls.
+    """
+    for column in INTEGER_COLUMNS + STRING_COLUMNS:
+        kind = arrow.schema.field(column).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        wanted = "integer" if column in INTEGER_COLUMNS else "string"
+        if column in INTEGER_COLUMNS:
+            right = pa.types.is_integer(kind)
+        else:
+            right = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+            right = right or pa.types.is_string_view(kind)
+        if not right:
+            raise InputError(f"{name}: column {column!r} is {kind}, not {wanted}.")
+        if arrow[column].null_count:
+            raise InputError(f"{name}: column {column!r} holds null values.")
 
 
 def check_invariants(release: Release, name: str) -> None:
@@ -50,6 +86,80 @@ def check_invariants(release: Release, name: str) -> None:
     vulnerability = rows[rows["dimension"] == "vulnerability"]
     if (vulnerability["resolution"] != policy.floor_resolution).any():
         raise InputError(f"{name}: a vulnerability row is not at the floor resolution.")
+    _check_duplicates(groups, rows, name)
+    _check_published(groups, rows, release.metadata, name)
+    if policy.method == "exact":
+        _check_exact_breakdowns(groups, rows, name, rounded=bool(policy.round_to))
+
+
+def _check_exact_breakdowns(
+    groups: pd.DataFrame, rows: pd.DataFrame, name: str, rounded: bool
+) -> None:
+    """Refuse sex / age-band rows an exact release cannot hold.
+
+    Under the exact method a shown breakdown belongs to a published group and, unless
+    rounded, its categories add up to the group's cases and persons. (Noise, drawn per
+    figure, legitimately breaks the sums, so a noisy release is not checked.)
+    """
+    keys = ["h3_cell", "nationality"]
+    totals = groups.set_index(keys)[["cases", "persons"]]
+    for dimension in ("sex", "age_band"):
+        part = rows[rows["dimension"] == dimension]
+        if part.empty:
+            continue
+        sums = part.groupby(keys)[["cases", "persons"]].sum()
+        joined = sums.merge(
+            totals, how="left", left_index=True, right_index=True, suffixes=("", "_group")
+        )
+        if joined["cases_group"].isna().any():
+            raise InputError(f"{name}: a {dimension} breakdown has no published group.")
+        if not rounded and (
+            (joined["cases"] != joined["cases_group"]).any()
+            or (joined["persons"] != joined["persons_group"]).any()
+        ):
+            raise InputError(
+                f"{name}: a {dimension} breakdown does not add up to its group's exact counts."
+            )
+
+
+def _check_duplicates(groups: pd.DataFrame, rows: pd.DataFrame, name: str) -> None:
+    """Refuse a (cell, nationality, dimension, category) that appears twice."""
+    if groups.duplicated(["h3_cell", "nationality"]).any():
+        raise InputError(f"{name}: a group (cell, nationality) appears twice in the table.")
+    if rows.duplicated(["h3_cell", "nationality", "dimension", "category"]).any():
+        raise InputError(f"{name}: a breakdown row appears twice in the table.")
+
+
+def _check_published(groups: pd.DataFrame, rows: pd.DataFrame, metadata: dict, name: str) -> None:
+    """Refuse a table whose sums differ from the ``published`` totals in its metadata."""
+    published = metadata.get("published")
+    if not isinstance(published, dict):
+        raise InputError(f"{name}: the metadata has no published totals.")
+    by_resolution = groups.groupby("resolution").size()
+    found = {
+        "groups": int(len(groups)),
+        "groups_by_resolution": {str(r): int(n) for r, n in by_resolution.items()},
+        "cases": int(groups["cases"].sum()),
+        "persons": int(groups["persons"].sum()),
+        "nationalities": sorted(groups["nationality"].astype(str).unique().tolist()),
+        "breakdown_groups": {
+            d: int(len(rows[rows["dimension"] == d].drop_duplicates(["h3_cell", "nationality"])))
+            for d in BREAKDOWN_DIMENSIONS
+        },
+    }
+    for key, value in found.items():
+        stated = published.get(key)
+        if stated == value:
+            continue
+        if isinstance(value, (list, dict)):
+            raise InputError(
+                f"{name}: the table's {key} differ from those its metadata publishes; "
+                "the table or the metadata was altered."
+            )
+        raise InputError(
+            f"{name}: the table holds {value} {key} but its metadata publishes {stated}; "
+            "the table or the metadata was altered."
+        )
 
 
 def _check_counts(frame: pd.DataFrame, name: str, what: str, floor: int) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from geo.cli import main
 from geo.errors import InputError
 from geo.hashing import content_sha256
 from geo.pipeline import read_release, write_release
@@ -84,3 +86,124 @@ def test_the_map_tooltip_is_text_not_html():
     tooltip = deck._tooltip  # what st.pydeck_chart sends as the chart's tooltip
     assert "html" not in tooltip
     assert "{nationalities}" in tooltip["text"] and "<" not in tooltip["text"]
+
+
+NORCIA = "data/footprints/italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
+
+
+def with_raw_metadata(genuine, tmp_path, raw):
+    """Rewrite a release with its metadata replaced by the bytes ``raw``."""
+    table = pq.read_table(genuine)
+    path = tmp_path / "hostile.release.parquet"
+    pq.write_table(table.replace_schema_metadata({METADATA_KEY: raw}), path)
+    return path
+
+
+def refused_by_both_commands(path, tmp_path, capsys, message):
+    """Assert inspect and exposure both exit 2 with one line holding the file and message."""
+    out = tmp_path / "x.csv"
+    commands = (
+        ["inspect", path],
+        ["exposure", "--release", path, "--hazard", NORCIA, "--out", out],
+    )
+    for argv in commands:
+        assert main([str(a) for a in argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert path.name in err and re.search(message, err), err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [(b"{bad", "metadata is not JSON"), (b"[1, 2]", "metadata is a JSON list, not an object")],
+    ids=["not json", "a list"],
+)
+def test_metadata_that_is_not_an_object_is_one_line(genuine, tmp_path, capsys, raw, message):
+    refused_by_both_commands(with_raw_metadata(genuine, tmp_path, raw), tmp_path, capsys, message)
+
+
+def test_counts_retyped_to_text_are_refused_though_the_hash_matches(genuine, tmp_path, capsys):
+    path = forged(genuine, tmp_path, lambda frame: frame.with_columns(pl.col("cases").cast(str)))
+    refused_by_both_commands(path, tmp_path, capsys, r"column 'cases' is large_string, not integer")
+
+
+def test_a_cell_retyped_to_a_number_is_refused(genuine, tmp_path):
+    def numeric(frame):
+        return frame.with_columns(pl.col("category").str.len_chars().alias("category"))
+
+    with pytest.raises(InputError, match="column 'category' is .*, not string"):
+        read_release(forged(genuine, tmp_path, numeric))
+
+
+def total_rows(frame):
+    return pl.col("dimension") == "total"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda f: f.with_columns(pl.col("persons") * 10),
+            r"the table holds \d+ persons but its metadata publishes \d+",
+        ),
+        (lambda f: pl.concat([f, f.head(2_000)]), "appears twice"),
+        (lambda f: f.filter(~total_rows(f)), "the table holds 0 groups but its metadata"),
+        (
+            lambda f: pl.concat([f, f.filter(pl.col("dimension") == "sex").head(1)]),
+            "a breakdown row appears twice",
+        ),
+        (
+            lambda f: f.with_columns(
+                pl.when(total_rows(f)).then(pl.col(c) + 1).otherwise(pl.col(c)).alias(c)
+                for c in ("cases", "persons")
+            ),
+            r"the table holds \d+ cases but its metadata publishes \d+",
+        ),
+    ],
+    ids=["persons x10", "2000 rows twice", "no total rows", "one breakdown twice", "cases+1"],
+)
+def test_a_table_that_disagrees_with_its_published_totals_is_refused(
+    genuine, tmp_path, capsys, edit, message
+):
+    refused_by_both_commands(forged(genuine, tmp_path, edit), tmp_path, capsys, message)
+
+
+@pytest.mark.parametrize("column", ["cases", "persons", "nationality", "h3_cell", "category"])
+def test_null_counts_and_keys_are_refused(genuine, tmp_path, column):
+    def blank(frame):
+        index = frame.with_row_index().filter(pl.col("dimension") != "total")["index"][0]
+        hit = pl.int_range(pl.len()) == index
+        return frame.with_columns(pl.when(hit).then(None).otherwise(pl.col(column)).alias(column))
+
+    with pytest.raises(InputError, match=f"column '{column}' holds null values"):
+        read_release(forged(genuine, tmp_path, blank))
+
+
+def test_a_genuine_exact_rounded_release_passes_the_totals(tmp_path):
+    path = tmp_path / "exact.release.parquet"
+    policy = ReleasePolicy(noise_scale=0, round_to=5)
+    write_release(protect(clustered_records(5_000, seed=3), policy), path)
+    assert read_release(path).metadata["published"]["groups"] > 0
+
+
+@pytest.fixture(scope="module")
+def exact(tmp_path_factory):
+    path = tmp_path_factory.mktemp("e") / "exact.release.parquet"
+    write_release(protect(clustered_records(20_000, seed=5), ReleasePolicy(noise_scale=0)), path)
+    return path
+
+
+def test_an_exact_breakdown_that_does_not_add_up_is_refused(exact, tmp_path):
+    assert len(read_release(exact).breakdown("sex")) > 0
+
+    def shift(frame):
+        index = frame.with_row_index().filter(pl.col("dimension") == "sex")["index"][0]
+        hit = pl.int_range(pl.len()) == index
+        return frame.with_columns(
+            pl.when(hit).then(pl.col(c) + 1).otherwise(pl.col(c)).alias(c)
+            for c in ("cases", "persons")
+        )
+
+    with pytest.raises(InputError, match="sex breakdown does not add up"):
+        read_release(forged(exact, tmp_path, shift))

@@ -100,3 +100,63 @@ def test_a_bad_trust_file_is_one_clear_line(signed, tmp_path, capsys):
     bad.write_text("not a key\n")
     assert cli.main(["inspect", str(signed[0]), "--trust", str(bad)]) == 2
     assert "bad.pub, line 1: not a crisis-exposure public key" in capsys.readouterr().err
+
+
+NORCIA = "data/footprints/italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
+
+
+def exposure_argv(release, out, *extra):
+    argv = ["exposure", "--release", release, "--hazard", NORCIA, "--out", out, *extra]
+    return [str(a) for a in argv]
+
+
+def recorded_trust(path):
+    """Return (status, fingerprint) as an export of any format records them."""
+    if path.suffix == ".xlsx":
+        import openpyxl
+
+        sheet = openpyxl.load_workbook(path)["metadata"]
+        meta = dict(sheet.iter_rows(min_row=2, values_only=True))
+        pair = (meta["release.signature_status"], meta["release.signer_fingerprint"])
+        return tuple(json.loads(v) for v in pair)
+    if path.suffix == ".geojson":
+        release = json.loads(path.read_text())["metadata"]["release"]
+        return release["signature_status"], release["signer_fingerprint"]
+    lines = dict(
+        line[2:].split(": ", 1) for line in path.read_text().splitlines() if line.startswith("# r")
+    )
+    pair = (lines["release.signature_status"], lines["release.signer_fingerprint"])
+    return tuple(json.loads(v) for v in pair)
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.hxl.csv", "t.xlsx", "t.geojson"])
+def test_every_export_records_the_signature_status_and_signer(signed, tmp_path, capsys, name):
+    path, key = signed
+    fingerprint = pipeline.read_release(path, [key]).verification.fingerprint
+    out = tmp_path / name
+    assert cli.main(exposure_argv(path, out, "--trust", key)) == 0
+    assert recorded_trust(out) == ("verified", fingerprint)
+    assert cli.main(exposure_argv(path, out)) == 0  # no --trust: shown, recorded, not refused
+    assert recorded_trust(out) == ("unverified", fingerprint)
+
+
+def test_exposure_refuses_a_release_the_trusted_keys_do_not_verify(
+    signed, tmp_path, capsys, monkeypatch
+):
+    key = signed[1]
+    monkeypatch.setenv("CRISIS_EXPOSURE_SIGNING_KEY", "b8" * 32)  # someone else
+    other = tmp_path / "other.release.parquet"
+    pipeline.write_release(protect(clustered_records(3_000, seed=4), ReleasePolicy()), other)
+    unsigned = rewrite(other, tmp_path, edit_metadata=lambda m: m.pop("signature"))
+    out = tmp_path / "x.csv"
+    capsys.readouterr()
+    for release, status in ((other, "unverified"), (unsigned, "unsigned")):
+        assert cli.main(exposure_argv(release, out, "--trust", key)) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1
+        assert f"the release is {status}" in err and "--allow-unverified" in err
+        assert not out.exists()
+        assert cli.main(["inspect", str(release), "--trust", str(key)]) == 0  # shown, kept
+        assert status in capsys.readouterr().out
+    assert cli.main(exposure_argv(other, out, "--trust", key, "--allow-unverified")) == 0
+    assert recorded_trust(out)[0] == "unverified"

@@ -82,6 +82,7 @@ def export_metadata(exposure: Exposure, release: Release, footprints: Sequence[d
             "created_at": release.metadata["created_at"],
             "content_sha256": release.metadata.get("content_sha256"),
             "method_version": release.metadata["method_version"],
+            **_signature_fields(release),
         },
         "footprints": [
             {
@@ -118,6 +119,24 @@ def export_metadata(exposure: Exposure, release: Release, footprints: Sequence[d
         },
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _signature_fields(release: Release) -> dict:
+    """Return the release's signature status and signer, so an export records its trust.
+
+    The status is the reader's (verified by a trusted key, unverified, unsigned); a
+    release not read from a file (built in memory) reports its signature unchecked.
+    """
+    verification = release.verification
+    if verification is not None:
+        return {
+            "signature_status": verification.status,
+            "signer_fingerprint": verification.fingerprint,
+        }
+    entry = release.metadata.get("signature")
+    if isinstance(entry, dict) and entry.get("fingerprint"):
+        return {"signature_status": "unverified", "signer_fingerprint": entry["fingerprint"]}
+    return {"signature_status": "unsigned", "signer_fingerprint": None}
 
 
 def _bounds_words(accuracy: Accuracy) -> str:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from geo.errors import InputError
 from geo.hashing import content_sha256
-from geo.invariants import check_invariants
+from geo.invariants import check_columns, check_invariants
 from geo.io.steward_key import signing_seed
 from geo.release import GROUP_COLUMNS, METADATA_KEY, RELEASE_FORMAT, TABLE_COLUMNS, Release
 from geo.revocations import assess, check_fields
@@ -79,11 +79,19 @@ def read_release(path: str | Path, trusted: list[bytes] | None = None) -> Releas
     raw = (arrow.schema.metadata or {}).get(METADATA_KEY)
     if raw is None:
         raise InputError(f"{path.name}: a Parquet file but not a crisis-exposure release.")
-    metadata = json.loads(raw)
+    try:
+        metadata = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path.name}: the release metadata is not JSON ({exc}).") from exc
+    if not isinstance(metadata, dict):
+        raise InputError(
+            f"{path.name}: the release metadata is a JSON {type(metadata).__name__}, not an object."
+        )
     missing = [c for c in TABLE_COLUMNS if c not in arrow.column_names]
     if metadata.get("format") != RELEASE_FORMAT or missing:
         raise InputError(f"{path.name}: not a crisis-exposure release (columns {missing}).")
     arrow = arrow.select(TABLE_COLUMNS)
+    check_columns(arrow, path.name)
     if content_sha256(arrow) != metadata.get("content_sha256"):
         raise InputError(
             f"{path.name}: the release content does not match its hash; the file was altered."

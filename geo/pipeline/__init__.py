@@ -42,6 +42,7 @@ from geo.pipeline.releases import (
 from geo.pipeline.trust import (
     read_revocations,
     refuse_revoked,
+    refuse_unverified,
     release_standing,
     rotate_signing_key,
     steward_public_keys,
@@ -65,6 +66,7 @@ __all__ = [
     "read_release",
     "read_revocations",
     "refuse_revoked",
+    "refuse_unverified",
     "release_as_of",
     "release_standing",
     "rotate_signing_key",

@@ -106,6 +106,28 @@ def refuse_revoked(release: Release, allow: bool = False) -> None:
         )
 
 
+def refuse_unverified(release: Release, trusted_given: bool, allow: bool = False) -> None:
+    """Refuse a release the user's trusted keys do not verify, once they named keys.
+
+    Without ``--trust`` the user has said nothing about whom they trust, and the
+    status is only shown; with it, an unverified or unsigned release is refused unless
+    ``allow`` (``--allow-unverified``).
+
+    Raises
+    ------
+    InputError
+        For a release not verified by the trusted keys, when keys were given and
+        ``allow`` is false.
+    """
+    verification = release.verification
+    status = verification.status if verification is not None else "unsigned"
+    if trusted_given and status != "verified" and not allow:
+        raise InputError(
+            f"the release is {status}: not signed by a key given with --trust. Refused; to "
+            "use it anyway pass --allow-unverified."
+        )
+
+
 def withdraw(
     list_path: str | Path,
     releases: Sequence[str | Path] = (),
