@@ -142,3 +142,16 @@ def test_lower_case_nationality_and_show_0(tmp_path, capsys):
     table = pd.read_csv(tmp_path / "x.csv", comment="#")
     assert set(table["nationality"]) == {"ROU"} and table["persons_high"].max() > 1000
     assert "Empty DataFrame" not in out and "(table not shown: --show 0" in out
+
+
+def test_geojson_export_keeps_to_the_chosen_nationality(tmp_path, capsys):
+    """The exposed cells of a GeoJSON export hold only the nationalities asked for."""
+    import json
+
+    out = tmp_path / "x.geojson"
+    argv = ["exposure", "--release", DEMO, "--hazard", NORCIA, "--out", out]
+    code, _, _ = run(capsys, *argv, "--nationality", "ROU")
+    assert code == 0
+    features = json.loads(out.read_text())["features"]
+    found = {f["properties"].get("nationality") for f in features}
+    assert found == {"ROU"}, sorted(found)[:5]

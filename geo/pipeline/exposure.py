@@ -125,6 +125,7 @@ class ExposureRun:
     exposure: Exposure
     classes: gpd.GeoDataFrame
     provenance: list[dict]
+    nationalities: list[str] | None = None  # the nationalities chosen (None: all)
 
 
 def compute_exposure(
@@ -229,7 +230,8 @@ def run_exposure(
     if not classes_are_ordered(classes):
         exposure.ordered = False
         exposure.notes.append(UNORDERED_NOTE)
-    return ExposureRun(exposure, classes, [fp.provenance for fp in footprints])
+    chosen = list(nationalities) if nationalities else None
+    return ExposureRun(exposure, classes, [fp.provenance for fp in footprints], chosen)
 
 
 UNORDERED_NOTE = (
@@ -333,7 +335,8 @@ def export_bytes(
 
     exposed = None
     if file_format == "geojson":
-        exposed = exposed_groups(release, run.classes, list(nationalities or []) or None)
+        chosen = list(nationalities or run.nationalities or []) or None
+        exposed = exposed_groups(release, run.classes, chosen)
     return payload(file_format, run.exposure, release, run.provenance, exposed)
 
 
