@@ -227,6 +227,29 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_outreach(args: argparse.Namespace) -> int:
+    """List the owner's registrants inside a footprint; print counts and the warning only."""
+    from geo import pipeline
+
+    run = pipeline.run_outreach(
+        args.records,
+        args.hazard,
+        args.out,
+        classes=args.classes,
+        consent=args.consent,
+        sheet=args.sheet,
+        class_field=args.class_field,
+        class_order=args.class_order,
+        raster=pipeline.raster_options(args.raster_kind, args.thresholds, args.raster_labels),
+        buffer_km=args.buffer_km,
+        date_from=args.date_from,
+        date_to=args.date_to,
+        progress=_say,
+    )
+    print("\n".join(run.summary_lines()))
+    return 0
+
+
 def _cmd_audit(args: argparse.Namespace) -> int:
     """Run the audit, print its report and return the exit code (1 on disclosure).
 
@@ -296,6 +319,7 @@ RUN = {
     "inspect": _cmd_inspect,
     "hazard": _cmd_hazard,
     "exposure": _cmd_exposure,
+    "outreach": _cmd_outreach,
     "audit": _cmd_audit,
     "key": _cmd_key,
     "revoke": _cmd_revoke,

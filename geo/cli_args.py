@@ -279,6 +279,42 @@ def _add_exposure(commands: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_outreach(commands: argparse._SubParsersAction) -> None:
+    outreach = commands.add_parser(
+        "outreach",
+        help="the registration owner's contact list of its registrants inside a footprint",
+        description="Read your own raw registration files (as 'ingest' reads them; never a "
+        "store or a release), find the registrations whose real coordinates lie inside the "
+        "footprint (exact point-in-polygon, boundary included; the worst class when "
+        "several) and write their record_id, source, class and contact columns (phone, "
+        "e-mail, preferred language) to a CSV readable by you only. The run is logged "
+        "beside it (OUT.log.jsonl) without identifiers.",
+    )
+    outreach.add_argument(
+        "--records", nargs="+", required=True, type=Path, metavar="RAW", help="your raw files"
+    )
+    outreach.add_argument(
+        "--hazard", required=True, type=Path, metavar="FOOTPRINT", help="footprint file"
+    )
+    outreach.add_argument(
+        "--out", required=True, type=Path, help="the contact list to write (CSV, mode 0600)"
+    )
+    outreach.add_argument(
+        "--class",
+        dest="classes",
+        nargs="+",
+        metavar="CLASS",
+        help="only registrants whose (worst) class is one of these labels, e.g. 'MMI VIII'",
+    )
+    outreach.add_argument(
+        "--consent",
+        metavar="SCOPE",
+        help="only registrants whose consent covers this scope (default: no consent filter)",
+    )
+    outreach.add_argument("--sheet", help="worksheet to read in workbooks with several sheets")
+    _footprint_options(outreach)
+
+
 def _add_audit(commands: argparse._SubParsersAction) -> None:
     audit = commands.add_parser(
         "audit",
@@ -319,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_inspect,
         _add_hazard,
         _add_exposure,
+        _add_outreach,
         _add_audit,
         _add_key,
         _add_revoke,

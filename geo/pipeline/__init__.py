@@ -6,7 +6,8 @@ get the same answer from the same request. Heavy modules are imported where they
 used: importing this package is cheap, and a command pays only for what it runs. One
 module per job: ``ingest``, ``releases`` (build, publish through the ledger, rebuild),
 ``exposure`` (footprints, classes, exposure, exports), ``audit`` and ``trust`` (keys,
-their rotation, the revocation list, a release's standing).
+their rotation, the revocation list, a release's standing), and ``outreach`` (the
+registration owner's contact list, from its raw files: never the store).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from geo.pipeline.exposure import (
     write_export,
 )
 from geo.pipeline.ingest import ingest_files
+from geo.pipeline.outreach import OutreachRun, run_outreach
 from geo.pipeline.releases import (
     build_release,
     ledger_release,
@@ -51,6 +53,7 @@ from geo.pipeline.trust import (
 
 __all__ = [
     "ExposureRun",
+    "OutreachRun",
     "audit_ledger",
     "build_release",
     "compute_exposure",
@@ -72,6 +75,7 @@ __all__ = [
     "rotate_signing_key",
     "run_audit",
     "run_exposure",
+    "run_outreach",
     "steward_public_key",
     "steward_public_keys",
     "store_summary",
