@@ -33,6 +33,7 @@ RAW_COLUMNS = (
     "passport_no",
     "phone",
     "email",
+    "preferred_language",
     "address",
     "nationality",
     "sex",
@@ -125,6 +126,15 @@ _NOTE_PHRASES = (
     "asked about flights to São Paulo",
     "met at the office in Città di Castello",
 )
+# Preferred language of contact (ISO 639-1) by nationality, for the outreach contact list;
+# a deterministic lookup, so the generator's random draws stay as they were.
+_LANGUAGES = {
+    "ROU": "ro", "ALB": "sq", "CHN": "zh", "UKR": "uk", "MAR": "ar", "BGD": "bn",
+    "IND": "hi", "PAK": "ur", "PHL": "tl", "LKA": "si", "NGA": "en", "PER": "es",
+    "EGY": "ar", "SEN": "fr", "MDA": "ro", "POL": "pl", "BGR": "bg", "ECU": "es",
+    "DEU": "de", "TUN": "ar", "BRA": "pt", "XKX": "sq", "MKD": "mk", "FRA": "fr",
+    "ESP": "es", "RUS": "ru", "GHA": "en", "DOM": "es", "CUB": "es", "SRB": "sr",
+}  # fmt: skip
 _NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight")
 # Codes outside ISO 3166-1 (user-assigned) and English names preferred to pycountry's.
 _EXTRA_CODES = {"XKX": ("XK", "Kosovo"), "XXA": ("XXA", "XXA")}
@@ -203,6 +213,7 @@ def _add_identifiers(rng: np.random.Generator, cases: pd.DataFrame) -> None:
     cases["passport_no"] = [f"SYN{v:07d}" for v in rng.integers(0, 10**7, n)]
     cases["phone"] = [f"+39 000 {v:07d}" for v in rng.integers(0, 10**7, n)]
     cases["email"] = [f"synthetic.{i:05d}@example.org" for i in serial]
+    cases["preferred_language"] = cases["nationality_iso3"].map(_LANGUAGES).fillna("it")
     cases["address"] = [
         f"Via Esempio {v}, {place} (SYNTHETIC)"
         for v, place in zip(rng.integers(1, 200, n), cases["place_name"], strict=True)

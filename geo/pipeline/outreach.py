@@ -269,7 +269,7 @@ def _scan(
                 accepted["latitude"].to_numpy(), accepted["longitude"].to_numpy(), footprint.classes
             )
             accepted = accepted.with_columns(
-                pl.Series("class", labels, dtype=pl.String),
+                pl.Series("class", labels.tolist(), dtype=pl.String),
                 pl.Series("severity", severity, dtype=pl.Int64),
             ).filter(pl.col("class").is_not_null())
             keep = ["seq", "record_id", "source", "class", "severity", "consent", *columns]

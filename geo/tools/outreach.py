@@ -44,11 +44,12 @@ def points_to_classes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return, per point, the worst class covering it and that class's severity.
 
-    Exact point-in-polygon: the points (an STR tree) are tested against each class
-    polygon, prepared, with ``covers`` (interior or boundary; a point in a hole is
-    outside). A point covered by several ordered classes takes the worst one; classes
-    without an order are never ranked, so a point in several of them gets all their
-    labels, joined by ``"; "`` in the footprint's order (after its worst ordered class).
+    Exact point-in-polygon, vectorised: each class polygon (few: one per class) is
+    prepared and tested against the points inside its bounding box with ``covers``
+    (interior or boundary; a point in a hole is outside). A point covered by several
+    ordered classes takes the worst one; classes without an order are never ranked, so
+    a point in several of them gets all their labels, joined by ``"; "`` in the
+    footprint's order (after its worst ordered class).
 
     Parameters
     ----------
@@ -63,25 +64,34 @@ def points_to_classes(
         ``(labels, severity)``: the class label (None outside every class) and the
         severity position of the worst ordered class (:data:`NO_CLASS` when none).
     """
-    count = len(latitude)
-    labels = np.full(count, None, dtype=object)
-    severity = np.full(count, NO_CLASS, dtype=np.int64)
-    if count == 0 or len(classes) == 0:
-        return labels, severity
-    tree = shapely.STRtree(shapely.points(np.asarray(longitude), np.asarray(latitude)))
-    class_at, point_at = tree.query(np.asarray(classes.geometry.values), predicate="covers")
+    latitude, longitude = np.asarray(latitude, dtype=float), np.asarray(longitude, dtype=float)
+    labels = np.full(latitude.size, None, dtype=object)
+    severity = np.full(latitude.size, NO_CLASS, dtype=np.int64)
     position = class_severity(classes)
     names = classes["class_label"].astype(str).to_numpy()
-    ordered = position[class_at] != NO_CLASS
-    np.maximum.at(severity, point_at[ordered], position[class_at[ordered]])
-    by_position = np.empty(max(int(position.max()) + 1, 1), dtype=object)
-    by_position[position[position != NO_CLASS]] = names[position != NO_CLASS]
-    inside = severity != NO_CLASS
-    labels[inside] = by_position[severity[inside]]
-    unordered = np.flatnonzero(~ordered)
-    for index in unordered[np.argsort(class_at[unordered], kind="stable")]:
-        point, name = point_at[index], names[class_at[index]]
-        labels[point] = name if labels[point] is None else f"{labels[point]}; {name}"
+    geometries = np.asarray(classes.geometry.values, dtype=object)
+    points = shapely.points(longitude, latitude) if latitude.size else None
+    unordered = []
+    for index in np.argsort(position, kind="stable"):  # least severe first, unordered first
+        geometry = geometries[index]
+        if geometry is None or geometry.is_empty or latitude.size == 0:
+            continue
+        west, south, east, north = geometry.bounds
+        near = np.flatnonzero(
+            (longitude >= west) & (longitude <= east) & (latitude >= south) & (latitude <= north)
+        )
+        shapely.prepare(geometry)
+        inside = near[shapely.covers(geometry, points[near])]
+        if position[index] == NO_CLASS:
+            unordered.append((index, inside))
+        else:  # classes come least severe first: a worse class overwrites
+            severity[inside] = position[index]
+            labels[inside] = names[index]
+    for index, inside in sorted(unordered, key=lambda item: item[0]):
+        for point in inside:
+            labels[point] = (
+                names[index] if labels[point] is None else f"{labels[point]}; {names[index]}"
+            )
     return labels, severity
 
 
