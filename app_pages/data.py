@@ -224,3 +224,87 @@ for file in uploaded:
                 key=f"preview_{file.sha256[:8]}",
             )
             st.markdown(legend_html("Classes", legend, shape="outline"), unsafe_allow_html=True)
+
+st.header("4. Reach your registrants inside a footprint")
+st.caption(
+    "For the registration owner: your own raw files (as ingested above, not the store) and "
+    "a footprint give the contact list of the registrants whose real position lies inside "
+    "it, with their worst class and the contact columns the files hold. The raw files are "
+    "deleted once read; the list stays in this session's private folder until you leave."
+)
+outreach_records = st.file_uploader(
+    "Your registration files (CSV, XLSX, Parquet)",
+    type=["csv", "txt", "xlsx", "parquet"],
+    accept_multiple_files=True,
+    key="outreach_records",
+)
+outreach_hazard = st.file_uploader(
+    "Footprint (a shapefile with its sidecars)",
+    type=common.UPLOAD_TYPES,
+    accept_multiple_files=True,
+    key="outreach_hazard",
+)
+columns = st.columns(3)
+outreach_field = columns[0].text_input("Class attribute (optional)", key="outreach_class_field")
+outreach_order = columns[0].text_input(
+    "Class order, worst first (optional)", key="outreach_class_order"
+)
+outreach_classes = columns[1].text_input(
+    "Only these classes (comma separated; empty: all)", key="outreach_classes"
+)
+NO_CONSENT_FILTER = "(no consent filter)"
+outreach_consent = columns[2].selectbox(
+    "Consent the records must carry",
+    [NO_CONSENT_FILTER, *CONSENT_SCOPES],
+    key="outreach_consent",
+)
+if st.button(
+    "Build the contact list",
+    disabled=not (outreach_records and outreach_hazard),
+    key="outreach_run",
+):
+    raw_paths = common.save_uploads(outreach_records, "outreach_uploads")
+    hazard_paths = common.save_uploads(outreach_hazard, "outreach_footprint")
+    mains = [p for p in hazard_paths if p.suffix.lower() not in common.SHAPEFILE_SIDECARS]
+    target = common.session_dir("outreach") / "contacts.csv"
+    if len(mains) != 1:
+        st.error("Upload one footprint (a shapefile may come with its .shx, .dbf, .prj, .cpg).")
+        run = None
+    else:
+        with st.spinner("Finding the registrants inside the footprint…"):
+            run = common.guarded(
+                "building the contact list",
+                pipeline.run_outreach,
+                raw_paths,
+                mains[0],
+                target,
+                classes=[c.strip() for c in outreach_classes.split(",") if c.strip()] or None,
+                consent=None if outreach_consent == NO_CONSENT_FILTER else outreach_consent,
+                class_field=outreach_field.strip() or None,
+                class_order=outreach_order.strip() or None,
+            )
+    for path in raw_paths:  # the raw files (with identifiers) are not kept once read
+        path.unlink(missing_ok=True)
+    st.session_state["outreach_result"] = run
+
+outreach = st.session_state.get("outreach_result")
+if outreach is not None and outreach.out.exists():
+    st.warning(outreach.warning(), icon=":material/warning:")
+    st.code("\n".join(outreach.summary_lines()), language=None, wrap_lines=True)
+    st.download_button(
+        "Download the contact list (personal data)",
+        outreach.out.read_bytes(),
+        "contacts.csv",
+        "text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+        key="outreach_download",
+    )
+    st.download_button(
+        "Download the run log (no identifiers)",
+        outreach.log.read_bytes(),
+        outreach.log.name,
+        "application/jsonl",
+        on_click="ignore",
+        key="outreach_log_download",
+    )

@@ -9,6 +9,7 @@ opened.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import stat
@@ -482,3 +483,59 @@ def test_a_large_raw_file_is_read_in_bounded_memory(tmp_path):
         polygon = shapely.Polygon(RINGS[name][0], RINGS[name][1:])
         inside |= shapely.contains(polygon, points) | shapely.touches(polygon, points)
     assert written == int(inside.sum()) > 40_000
+
+
+def test_the_data_page_builds_the_contact_list_and_warns(tmp_path, monkeypatch):
+    """Steward mode on a local server: upload raw files + footprint, get the list."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    from streamlit.testing.v1 import AppTest
+
+    from geo.pipeline import write_release
+    from geo.release import ReleasePolicy, protect
+    from tests.factories import clustered_records
+
+    managers: list[MediaFileManager] = []
+
+    class Recording(MediaFileManager):
+        def __init__(self, storage) -> None:
+            super().__init__(storage)
+            managers.append(self)
+
+    monkeypatch.setattr("streamlit.testing.v1.app_test.MediaFileManager", Recording)
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    write_release(
+        protect(clustered_records(3000, seed=5), ReleasePolicy()), releases / "a.release.parquet"
+    )
+    monkeypatch.setenv("CRISIS_EXPOSURE_RELEASE_DIR", str(releases))
+    monkeypatch.setenv("CRISIS_EXPOSURE_STEWARD", "1")
+    rows = [
+        registration_row("IN-1", latitude="42.85", longitude="13.15", email="in1@example.org"),
+        registration_row("OUT-1", latitude="43.6", longitude="12.0"),
+        registration_row("BAD-1", latitude="north"),
+    ]
+    raw = write_rows(tmp_path / "consular.csv", rows).read_bytes()
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    at.switch_page("app_pages/data.py").run()
+    at.file_uploader(key="outreach_records").upload("consular.csv", raw, "text/csv")
+    footprint = zones(tmp_path / "z.geojson")
+    at.file_uploader(key="outreach_hazard").upload("z.geojson", footprint.read_bytes(), "")
+    at.text_input(key="outreach_class_field").set_value("zone")
+    at.text_input(key="outreach_class_order").set_value(",".join(ORDER))
+    at.run()
+    at.button(key="outreach_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "holds personal data" in at.warning[0].value
+    summary = at.code[-1].value
+    assert "1 registrations inside z.geojson (Red: 1)" in summary
+    assert "BAD-1" not in summary and "north" not in summary
+    session = Path(at.session_state["_session_dir"].name)
+    assert not list((session / "outreach_uploads").iterdir())  # raw uploads not kept
+    assert stat.S_IMODE((session / "outreach" / "contacts.csv").stat().st_mode) == 0o600
+    buttons = {b.proto.id.rsplit("-", 1)[-1]: b for b in at.get("download_button")}
+    url = buttons["outreach_download"].proto.url
+    content = managers[-1]._storage.get_file(url.rsplit("/", 1)[-1].split(".", 1)[0]).content
+    listed = pd.read_csv(io.BytesIO(content), dtype=str)
+    assert listed[["record_id", "class", "email"]].values.tolist() == [
+        ["IN-1", "Red", "in1@example.org"]
+    ]

@@ -51,6 +51,10 @@ class OutreachRun:
     contact_columns: list[str] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
 
+    def warning(self) -> str:
+        """Return the one-line warning that the list holds personal data."""
+        return PERSONAL_DATA_WARNING.format(out=self.out.name, count=self.written)
+
     def summary_lines(self) -> list[str]:
         """Return the run's report: counts and the personal-data warning, one line each."""
         classes = ", ".join(f"{label}: {n}" for label, n in self.by_class.items())
@@ -58,7 +62,7 @@ class OutreachRun:
             f"{self.written} registrations inside {self.footprint['file_name']}"
             + (f" ({classes})" if classes else "")
             + f" written to {self.out}",
-            PERSONAL_DATA_WARNING.format(out=self.out, count=self.written),
+            self.warning(),
             f"read {self.rows_read} rows from {self.files} file(s): {self.accepted} accepted, "
             f"{self.rejected} rejected" + (f" ({self._reasons()})" if self.rejected else ""),
         ]
