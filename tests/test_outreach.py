@@ -49,12 +49,12 @@ def run(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-def zones(path: Path) -> Path:
-    """Write the three classes as GeoJSON polygons with a ``zone`` attribute."""
+def zones(path: Path, names: dict[str, str] | None = None) -> Path:
+    """Write the three classes as GeoJSON polygons with a ``zone`` attribute (renamed)."""
     features = [
         {
             "type": "Feature",
-            "properties": {"zone": name},
+            "properties": {"zone": (names or {}).get(name, name)},
             "geometry": {"type": "Polygon", "coordinates": [[*r, r[0]] for r in rings]},
         }
         for name, rings in RINGS.items()
@@ -539,3 +539,54 @@ def test_the_data_page_builds_the_contact_list_and_warns(tmp_path, monkeypatch):
     assert listed[["record_id", "class", "email"]].values.tolist() == [
         ["IN-1", "Red", "in1@example.org"]
     ]
+
+
+@pytest.mark.slow
+def test_the_demo_registry_outreach_matches_its_truth(tmp_path, capsys):
+    """The three SYNTHETIC demo files (CSV ;/BOM, XLSX, Latin-1 CSV) against the truth file."""
+    from demo import registry as dr
+    from geo.io.footprints import read_footprint
+
+    frame = dr.generate_demo_registry(scale=0.01)
+    *files, truth_path = dr.write_demo_registry(frame, tmp_path / "registry")
+    out = tmp_path / "c.csv"
+    code, stdout, _ = run(capsys, "outreach", "--records", *files, "--hazard", NORCIA, "--out", out)
+    assert code == 0
+    truth = pd.read_parquet(truth_path)
+    good = truth[truth["expected_problem"].isna()]
+    classes = read_footprint(NORCIA).classes.sort_values("class_rank", ascending=False)
+    points = shapely.points(good["longitude"], good["latitude"])
+    worst = np.full(len(good), None, dtype=object)
+    for label, geometry in zip(classes["class_label"], classes.geometry, strict=True):
+        hit = shapely.covers(geometry, points) & (worst == None)  # noqa: E711 (numpy)
+        worst[hit] = label
+    expected = {
+        (s, r): c for s, r, c in zip(good["source"], good["record_id"], worst, strict=True) if c
+    }
+    got = read_contacts(out)
+    assert (
+        dict(zip(zip(got["source"], got["record_id"], strict=True), got["class"], strict=True))
+        == expected
+    )
+    assert len(expected) > 100
+    assert got["phone"].str.startswith("+39 000 ").all()
+    assert got["email"].str.endswith("@example.org").all()
+    assert got["preferred_language"].str.fullmatch("[a-z]{2}").all()
+    assert "older version(s) of a registration ignored" in stdout
+
+
+def test_unordered_classes_are_never_ranked(tmp_path, capsys):
+    """Zones with no known order (and none given): a point in several gets them all."""
+    rows = [
+        registration_row("RED-AND-ORANGE", latitude="42.85", longitude="13.15"),
+        registration_row("ORANGE-ONLY", latitude="42.65", longitude="12.95"),
+    ]
+    raw, out = write_rows(tmp_path / "raw.csv", rows), tmp_path / "c.csv"
+    names = {"Red": "Norcia", "Orange": "Valnerina", "Yellow": "Sibillini"}
+    footprint = zones(tmp_path / "z.geojson", names)
+    base = ("outreach", "--records", raw, "--hazard", footprint, "--out", out)
+    assert run(capsys, *base, "--class-field", "zone")[0] == 0
+    got = dict(read_contacts(out)[["record_id", "class"]].values.tolist())
+    assert got == {"RED-AND-ORANGE": "Norcia; Valnerina", "ORANGE-ONLY": "Valnerina"}
+    assert run(capsys, *base, "--class-field", "zone", "--class", "norcia")[0] == 0
+    assert read_contacts(out)["record_id"].tolist() == ["RED-AND-ORANGE"]

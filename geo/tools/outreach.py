@@ -149,8 +149,9 @@ def contact_list(
         quoted (phone numbers keep their leading ``+``).
     """
     frame = candidates.filter(pl.col("seq").is_in(keep_seq.implode()))
-    if classes is not None:
-        frame = frame.filter(pl.col("class").is_in(classes))
+    if classes is not None:  # a point in several unordered classes carries all their labels
+        named = pl.col("class").str.split("; ").list.eval(pl.element().is_in(classes))
+        frame = frame.filter(named.list.any())
     if consent_bit is not None:
         frame = frame.filter((pl.col("consent").cast(pl.Int64) & consent_bit) != 0)
     missing = [name for name in contact_names if name not in frame.columns]
