@@ -45,8 +45,9 @@ def points_to_classes(
     """Return, per point, the worst class covering it and that class's severity.
 
     Exact point-in-polygon, vectorised: each class polygon (few: one per class) is
-    prepared and tested against the points inside its bounding box with ``covers``
-    (interior or boundary; a point in a hole is outside). A point covered by several
+    prepared and tested against the coordinates inside its bounding box with
+    ``intersects_xy`` (no point objects are built), which for a point is ``covers``:
+    interior or boundary; a point in a hole is outside. A point covered by several
     ordered classes takes the worst one; classes without an order are never ranked, so
     a point in several of them gets all their labels, joined by ``"; "`` in the
     footprint's order (after its worst ordered class).
@@ -70,7 +71,6 @@ def points_to_classes(
     position = class_severity(classes)
     names = classes["class_label"].astype(str).to_numpy()
     geometries = np.asarray(classes.geometry.values, dtype=object)
-    points = shapely.points(longitude, latitude) if latitude.size else None
     unordered = []
     for index in np.argsort(position, kind="stable"):  # least severe first, unordered first
         geometry = geometries[index]
@@ -80,8 +80,8 @@ def points_to_classes(
         near = np.flatnonzero(
             (longitude >= west) & (longitude <= east) & (latitude >= south) & (latitude <= north)
         )
-        shapely.prepare(geometry)
-        inside = near[shapely.covers(geometry, points[near])]
+        shapely.prepare(geometry)  # a point intersects a polygon iff the polygon covers it
+        inside = near[shapely.intersects_xy(geometry, longitude[near], latitude[near])]
         if position[index] == NO_CLASS:
             unordered.append((index, inside))
         else:  # classes come least severe first: a worse class overwrites
