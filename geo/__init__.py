@@ -25,6 +25,7 @@ _PUBLIC = {
     "footprint_classes": "geo.pipeline",
     "compute_exposure": "geo.pipeline",
     "run_exposure": "geo.pipeline",
+    "run_outreach": "geo.pipeline",
     "write_export": "geo.pipeline",
 }
 
