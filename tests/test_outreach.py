@@ -422,6 +422,7 @@ def _bad_cases(tmp_path: Path) -> dict[str, tuple[list, str]]:
     out = tmp_path / "c.csv"
     return {
         "missing file": ([tmp_path / "absent.csv", footprint, out], "absent.csv: no such file"),
+        "a folder": ([tmp_path, footprint, out], "is a folder; give the registration files"),
         "binary file": ([binary, footprint, out], "binary.csv: the file is binary"),
         "no coordinates": ([no_coordinates, footprint, out], "missing required column(s)"),
         "bad footprint": ([good, text, out], "notes.geojson"),
@@ -432,12 +433,12 @@ def _bad_cases(tmp_path: Path) -> dict[str, tuple[list, str]]:
 
 @pytest.mark.parametrize(
     "case",
-    ["missing file", "binary file", "no coordinates", "bad footprint", "missing folder",
+    ["missing file", "a folder", "binary file", "no coordinates", "bad footprint", "missing folder",
      "out is the input"],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case):
     (records, footprint, out), message = _bad_cases(tmp_path)[case]
-    before = records.read_bytes() if records.exists() else None
+    before = records.read_bytes() if records.is_file() else None
     code, stdout, err = run(
         capsys, "outreach", "--records", records, "--hazard", footprint, "--out", out,
         *ZONE_OPTIONS,

@@ -167,7 +167,7 @@ def run_outreach(
         raster=raster,
     )
     chosen = _chosen_classes(footprint, classes)
-    headers = [open_registration_file(path, sheet=sheet) for path in records]
+    headers = [_open(open_registration_file, path, sheet) for path in records]
     contacts = [contact_columns(header) for header in headers]
     names = _contact_names(contacts)
     run = OutreachRun(
@@ -182,6 +182,16 @@ def run_outreach(
     say("writing the contact list")
     _write(run, candidates, versions, names, chosen, consent_bit, consent, headers)
     return run
+
+
+def _open(opener: Callable, path: str | Path, sheet: str | None):
+    """Open one raw file's header; a folder or an unreadable file is one line."""
+    if Path(path).is_dir():
+        raise InputError(f"{path}: is a folder; give the registration files themselves.")
+    try:
+        return opener(path, sheet=sheet)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
 
 
 def _consent_bit(consent: str | None) -> int | None:
