@@ -5,7 +5,8 @@ Each function here reads from ``geo.io`` and hands the data to the pure function
 get the same answer from the same request. Heavy modules are imported where they are
 used: importing this package is cheap, and a command pays only for what it runs. One
 module per job: ``ingest``, ``releases`` (build, publish through the ledger, rebuild),
-``exposure`` (footprints, classes, exposure, exports), ``audit`` and ``trust`` (keys,
+``exposure`` (footprints, classes, exposure, exports), ``audit``, ``purge`` (purge and
+erase registrations once the ledger audit passes) and ``trust`` (keys,
 their rotation, the revocation list, a release's standing).
 """
 
@@ -27,6 +28,7 @@ from geo.pipeline.exposure import (
     write_export,
 )
 from geo.pipeline.ingest import ingest_files
+from geo.pipeline.purge import erase_registration, purge_store
 from geo.pipeline.releases import (
     build_release,
     ledger_release,
@@ -54,12 +56,14 @@ __all__ = [
     "audit_ledger",
     "build_release",
     "compute_exposure",
+    "erase_registration",
     "export_bytes",
     "footprint_classes",
     "ingest_files",
     "ledger_release",
     "list_releases",
     "publish_release",
+    "purge_store",
     "raster_options",
     "read_boundaries",
     "read_footprints",
