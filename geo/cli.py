@@ -61,7 +61,12 @@ def _cmd_release(args: argparse.Namespace) -> int:
     ).checked()
     _say(
         f"building release from {args.store} (k={policy.k}, base {policy.base_resolution}, "
-        f"floor {policy.floor_resolution}, consent {policy.consent_scope})"
+        f"floor {policy.floor_resolution}, "
+        + (
+            "legal basis other)"
+            if policy.legal_basis == "other"
+            else f"consent {policy.consent_scope})"
+        )
     )
     release = pipeline.publish_release(args.store, policy, args.out, valid_days=args.valid_days)
     print("\n".join(release.summary_lines()))

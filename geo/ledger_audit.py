@@ -364,8 +364,11 @@ def _pair_flows(first: _Side, second: _Side) -> pl.DataFrame:
             pl.concat([second.stocks.select(keys), published])
             .unique()
             .join(second.stocks, on=keys, how="left")
-            .select(keys, pl.lit(None, dtype=pl.Float64).alias("x1"), pl.col("x").fill_null(0.0))
-            .rename({"x": "x2"})
+            .select(
+                *keys,
+                pl.lit(None, dtype=pl.Float64).alias("x1"),
+                pl.col("x").fill_null(0.0).alias("x2"),
+            )
             .filter(pl.col("res").is_between(low, high) & _comparable(first, second))
             .with_columns(pl.lit(None, dtype=pl.Float64).alias("flow"))
         )
