@@ -11,6 +11,7 @@ import pytest
 
 from geo import cli, pipeline
 from geo.freshness import BLOCK_KEY, confirmed_block, months_before
+from geo.io import store
 from geo.release import ReleasePolicy
 from tests.factories import registration_row
 
@@ -212,3 +213,22 @@ def test_a_series_that_mixes_windows_passes_the_ledger_audit(tmp_path, write_csv
     assert len(report.audited) == 7  # six releases, one line for the flows
     assert "audited with" in report.audited[0]
     assert report.checked["flow"] > 0 and report.checked["confirmed"] > 0
+
+
+def test_ingest_keeps_valid_until_and_reports_records_without_a_confirmation(tmp_path, write_csv):
+    rows = dated_registry() + [registration_row("bad", valid_until="soon", **NORCIA)]
+    departing = [registration_row("dep", departure_date="2026-05-01", **NORCIA)]
+    path = tmp_path / "s.duckdb"
+    report, _ = pipeline.ingest_files(
+        path, [write_csv(rows, "d.csv"), write_csv(departing, "dep.csv")]
+    )
+    assert report.accepted == 22 and report.unconfirmed == 3
+    assert report.rejects_by_reason == {"valid_until is not a date (use YYYY-MM-DD)": 1}
+    assert "  no updated_at: 3 (outside --confirmed-within)" in report.summary_lines()
+    con = store.connect(path, read_only=True)
+    try:
+        until = con.execute("SELECT valid_until FROM registrations WHERE source = 'consular'")
+        days = sorted(str(row[0]) for row in until.fetchall())
+    finally:
+        con.close()
+    assert days == ["2026-01-25"] * 4 + ["2026-05-01"] + ["None"] * 18

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from geo import cli, pipeline
+from geo.errors import InputError
 from geo.hashing import record_keys
 from geo.io import store
 from geo.release import ReleasePolicy
@@ -183,3 +184,16 @@ def test_purge_needs_a_positive_number_of_days(tmp_path, write_csv, capsys, days
     pipeline.ingest_files(path, [write_csv(fresh_rows())])
     assert run("purge", "--store", path, "--older-than", days) == 2
     assert "--older-than must be a number of days ≥ 1" in capsys.readouterr().err
+
+
+def test_an_encrypted_store_stays_encrypted_after_an_erasure(tmp_path, write_csv, monkeypatch):
+    monkeypatch.setenv("CRISIS_EXPOSURE_STORE_KEY", "c0" * 32)
+    monkeypatch.setenv("CRISIS_EXPOSURE_STORE_WEAK_CRYPTO", "1")
+    path = tmp_path / "s.duckdb"
+    pipeline.ingest_files(path, [write_csv(fresh_rows())])
+    pipeline.erase_registration(path, "consular", "f0")
+    assert b"schema_version" not in path.read_bytes()  # the rewritten file is encrypted
+    assert stored(path) == 15  # and opens with the store key
+    monkeypatch.setenv("CRISIS_EXPOSURE_STORE_KEY", "")
+    with pytest.raises(InputError, match="the store is encrypted"):
+        stored(path)
