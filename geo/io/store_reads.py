@@ -153,20 +153,35 @@ def confirmation_counts(
     if policy.nationalities:
         query += " AND nationality IN (SELECT unnest(?))"
         parameters.append(list(policy.nationalities))
-    parts = []
-    for bucket, (start, end) in confirmed_buckets(reference).items():
+    mix = (
+        "((record_key % 4294967296)::UBIGINT"
+        " + 2654435761 * (1 + family_members)::UBIGINT) % 4294967296"
+    )
+    figures = []
+    for bucket, (start, _) in confirmed_buckets(reference).items():
         inside = (
-            "TRUE" if start is None else f"confirmed_on BETWEEN DATE '{start}' AND DATE '{end}'"
+            "TRUE"
+            if start is None
+            else f"confirmed_on BETWEEN DATE '{start}' AND DATE '{reference}'"
         )
-        parts.append(
-            f"""SELECT '{bucket}' AS bucket, nationality, count(*)::BIGINT AS cases,
-                   (sum(((record_key % 4294967296)::UBIGINT
-                         + 2654435761 * (1 + family_members)::UBIGINT) % 4294967296)
-                    % 4294967296)::BIGINT AS key_sum
-            FROM audience WHERE {inside} GROUP BY nationality"""
+        figures.append(
+            f'count(*) FILTER (WHERE {inside})::BIGINT AS "cases_{bucket}", '
+            f"(coalesce(sum({mix}) FILTER (WHERE {inside}), 0) % 4294967296)::BIGINT"
+            f' AS "keys_{bucket}"'
         )
-    union = " UNION ALL ".join(parts)
-    return con.sql(f"WITH audience AS ({query}) {union}", params=parameters).pl()
+    wide = con.sql(
+        f"SELECT nationality, {', '.join(figures)} FROM ({query}) GROUP BY nationality",
+        params=parameters,
+    ).pl()
+    return pl.concat(
+        wide.select(
+            pl.lit(bucket).alias("bucket"),
+            "nationality",
+            pl.col(f"cases_{bucket}").alias("cases"),
+            pl.col(f"keys_{bucket}").alias("key_sum"),
+        )
+        for bucket in confirmed_buckets(reference)
+    ).filter(pl.col("cases") > 0)
 
 
 def registration_records(con: duckdb.DuckDBPyConnection, as_of: int | None = None) -> pl.DataFrame:
