@@ -69,7 +69,22 @@ st.dataframe(
             ("Base H3 resolution", policy["base_resolution"]),
             ("Floor H3 resolution (coarsest roll-up)", policy["floor_resolution"]),
             ("Audience nationalities", ", ".join(nationalities) if nationalities else "all"),
-            ("Consent scope required", policy["consent_scope"]),
+            (
+                ("Legal basis", f"other than consent: {policy.get('basis_note')}")
+                if policy.get("legal_basis") == "other"
+                else ("Consent scope required", policy["consent_scope"])
+            ),
+            (
+                "Believed true on",
+                f"{policy['as_of']}"
+                + (
+                    f", confirmed within {policy['confirmed_within']} days"
+                    if policy.get("confirmed_within")
+                    else ""
+                )
+                if policy.get("as_of")
+                else "not filtered",
+            ),
             ("Rounded to a multiple of", policy["round_to"] or "not rounded"),
             ("Protection method", method_label),
         ],

@@ -54,10 +54,19 @@ def _cmd_release(args: argparse.Namespace) -> int:
         nationalities=tuple(args.nationality) if args.nationality else None,
         consent_scope=args.consent,
         noise_scale=args.noise,
+        as_of=args.as_of or (_today() if args.confirmed_within is not None else None),
+        confirmed_within=args.confirmed_within,
+        legal_basis=args.legal_basis,
+        basis_note=args.basis_note,
     ).checked()
     _say(
         f"building release from {args.store} (k={policy.k}, base {policy.base_resolution}, "
-        f"floor {policy.floor_resolution}, consent {policy.consent_scope})"
+        f"floor {policy.floor_resolution}, "
+        + (
+            "legal basis other)"
+            if policy.legal_basis == "other"
+            else f"consent {policy.consent_scope})"
+        )
     )
     release = pipeline.publish_release(args.store, policy, args.out, valid_days=args.valid_days)
     print("\n".join(release.summary_lines()))
@@ -80,13 +89,46 @@ def _cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _today() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).date().isoformat()
+
+
+def _cmd_purge(args: argparse.Namespace) -> int:
+    from geo import pipeline
+
+    done = pipeline.purge_store(args.store, args.older_than, args.as_of)
+    print(  # the steward's terminal only: the count is not published
+        f"purged {done['records']} registrations not confirmed since {done['cutoff']} "
+        f"(their history too); logged at store version {done['store_version']}"
+        + ("; the store file was rewritten without them" if done["records"] else "")
+    )
+    return 0
+
+
+def _cmd_erase(args: argparse.Namespace) -> int:
+    from geo import pipeline
+
+    done = pipeline.erase_registration(args.store, args.source, args.record_id)
+    print(
+        f"erased {done['records']} registration(s) with their history; logged without "
+        f"identifiers at store version {done['store_version']}; the store file was rewritten"
+    )
+    return 0
+
+
 def _policy_in_short(policy: dict) -> str:
     """Return a ledger policy as one short phrase: k, resolutions, consent, audience."""
     nationalities = ",".join(policy["nationalities"]) if policy["nationalities"] else "all"
     rounding = f" round {policy['round_to']}" if policy.get("round_to") else ""
+    basis = "basis other" if policy.get("legal_basis") == "other" else policy["consent_scope"]
+    if policy.get("as_of"):
+        within = policy.get("confirmed_within")
+        rounding += f" as of {policy['as_of']}" + (f" within {within} d" if within else "")
     return (
         f"k={policy['k']} res {policy['base_resolution']}→{policy['floor_resolution']} "
-        f"{policy['consent_scope']} {nationalities}{rounding}"
+        f"{basis} {nationalities}{rounding}"
     )
 
 
@@ -323,6 +365,8 @@ RUN = {
     "audit": _cmd_audit,
     "key": _cmd_key,
     "revoke": _cmd_revoke,
+    "purge": _cmd_purge,
+    "erase": _cmd_erase,
 }
 
 

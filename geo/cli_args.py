@@ -71,6 +71,61 @@ def _add_release(commands: argparse._SubParsersAction) -> None:
         metavar="T",
         help="scale of the keyed noise on every published count (default k/3; at least 1)",
     )
+    release.add_argument(
+        "--as-of",
+        metavar="DATE",
+        help="release only the registrations still believed true on this day (YYYY-MM-DD): "
+        "not past their valid_until (default: today when --confirmed-within is given)",
+    )
+    release.add_argument(
+        "--confirmed-within",
+        type=int,
+        metavar="DAYS",
+        help="and confirmed (updated_at) within this many days before --as-of",
+    )
+    release.add_argument(
+        "--legal-basis",
+        choices=("consent", "other"),
+        default="consent",
+        help="'other' releases every registration, consent or not, for a register held "
+        "under another legal basis (needs --basis-note; recorded in the release and the "
+        "ledger; default consent)",
+    )
+    release.add_argument(
+        "--basis-note",
+        metavar="TEXT",
+        help="the law or decision the register is held under (published in the release)",
+    )
+
+
+def _add_purge(commands: argparse._SubParsersAction) -> None:
+    purge = commands.add_parser(
+        "purge",
+        help="delete registrations not confirmed within some days, their history too",
+        description="Delete every registration not confirmed (updated_at) within DAYS before "
+        "--as-of, never confirmed, or past its valid_until by then, with its history. Runs "
+        "the ledger audit first and refuses (exit 2) when it finds a disclosure; logs the "
+        "purge in the store (time, count, cut-off; no identifiers); rewrites the store file "
+        "without the deleted rows.",
+    )
+    purge.add_argument("--store", required=True, type=Path, help="the DuckDB store")
+    purge.add_argument(
+        "--older-than", required=True, type=int, metavar="DAYS", help="days (at least 1)"
+    )
+    purge.add_argument("--as-of", metavar="DATE", help="day counted back from (default today)")
+
+
+def _add_erase(commands: argparse._SubParsersAction) -> None:
+    erase = commands.add_parser(
+        "erase",
+        help="delete one registration on request (right to erasure), its history too",
+        description="Delete one registration, found by its keyed record key (source and "
+        "record id), with its history. Runs the ledger audit first (exit 2 on a "
+        "disclosure); logs the erasure without identifiers; rewrites the store file.",
+    )
+    erase.add_argument("--store", required=True, type=Path, help="the DuckDB store")
+    erase.add_argument("--source", required=True, help="the registration's source")
+    erase.add_argument("--record-id", required=True, help="the registration's record id")
 
 
 def _add_releases(commands: argparse._SubParsersAction) -> None:
@@ -359,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_audit,
         _add_key,
         _add_revoke,
+        _add_purge,
+        _add_erase,
     ):
         add(commands)
     return parser

@@ -46,8 +46,10 @@ import polars_h3
 
 from geo import codes
 from geo.audit import AuditReport, Finding, audit_releases
+from geo.audit.confirmed import confirmed_findings
 from geo.audit.model import audience_labels, audience_of, intervals, release_method
 from geo.audit.report import TARGET_KINDS
+from geo.freshness import audience_key
 from geo.release import Release
 
 OTH = codes.OTHER_NATIONALITIES
@@ -64,7 +66,9 @@ class LedgerEntry:
 
 
 def audit_entries(
-    entries: Sequence[LedgerEntry], snapshots: Mapping[int, pl.DataFrame]
+    entries: Sequence[LedgerEntry],
+    snapshots: Mapping[int, pl.DataFrame],
+    complete_from: int = 0,
 ) -> AuditReport:
     """Audit releases of one store: each store version's together, then the flows.
 
@@ -75,6 +79,12 @@ def audit_entries(
     snapshots
         Store version → the registrations as they were then (as
         :func:`geo.io.store_reads.registration_records` returns them).
+    complete_from
+        The first store version whose snapshot is whole: registrations purged or
+        erased at a later version are gone from the earlier snapshots too. Releases
+        made before it were audited before the deletion (a purge refuses otherwise) and
+        are not audited again; flows from them are judged on their published structure
+        alone (:func:`flow_findings`).
 
     Returns
     -------
@@ -92,12 +102,25 @@ def audit_entries(
     versions = sorted({e.store_version for e in entries})
     for version in versions:
         together = [e for e in entries if e.store_version == version]
+        if version < complete_from:
+            report.audited += [
+                f"{e.name}: store v{version}, made before registrations were purged or "
+                f"erased (store v{complete_from}): audited then, its flows only now"
+                for e in together
+            ]
+            continue
         part = audit_releases({e.name: e.release for e in together}, snapshots[version])
         report.absorb(part)
         for entry in together:
             report.audited.append(_release_line(entry, together, part))
+    confirmed, checked = confirmed_findings(
+        [e for e in entries if e.store_version >= complete_from], snapshots
+    )
+    report.checked["confirmed"] = checked
+    for finding in confirmed:
+        (report.exact if finding.lo == finding.hi else report.existence).append(finding)
     if len(versions) > 1:
-        findings, checked, pairs = flow_findings(entries, snapshots)
+        findings, checked, pairs = flow_findings(entries, snapshots, complete_from)
         report.checked["flow"] += checked
         for finding in findings:
             (report.exact if finding.kind == "flow exact" else report.existence).append(finding)
@@ -145,9 +168,28 @@ class _Side:
     bounds: pl.DataFrame
 
 
-def _side(entry: LedgerEntry, records: pl.DataFrame) -> _Side:
-    """Return a release's true unit stocks (from its snapshot) and its structural bounds."""
+def _side(entry: LedgerEntry, records: pl.DataFrame | None) -> _Side:
+    """Return a release's true unit stocks (from its snapshot) and its structural bounds.
+
+    Without a snapshot (registrations erased since) the stocks are unknown (none) and
+    the labels are the published nationalities: any other holds under k in every cell.
+    """
     policy = release_method(entry.release)[0]
+    if records is None:
+        published = set(entry.release.groups["nationality"]) - {OTH}
+        stocks = pl.DataFrame(
+            schema={"res": pl.Int64, "cell": pl.UInt64, "unit": pl.String, "x": pl.Float64}
+        )
+        return _Side(
+            entry=entry,
+            k=policy.k,
+            base=policy.base_resolution,
+            floor=policy.floor_resolution,
+            nationalities=policy.nationalities,
+            labels={n: n for n in published},
+            stocks=stocks,
+            bounds=stock_bounds(entry.release),
+        )
     audience = audience_of(records, policy)
     labels = audience_labels(audience, policy.k)
     return _Side(
@@ -302,7 +344,9 @@ def _comparable(first: _Side, second: _Side) -> pl.Expr:
     for side in (first, second):
         if side.nationalities:
             allowed = allowed & pl.col("unit").is_in(list(side.nationalities))
-    if first.nationalities != second.nationalities:
+    policies = [release_method(side.entry.release)[0] for side in (first, second)]
+    same_window = audience_key(policies[0]) == audience_key(policies[1])
+    if first.nationalities != second.nationalities or not same_window:
         allowed = allowed & (pl.col("unit") != OTH)
     return allowed
 
@@ -312,6 +356,23 @@ def _pair_flows(first: _Side, second: _Side) -> pl.DataFrame:
     k = max(first.k, second.k)
     low, high = max(first.floor, second.floor), min(first.base, second.base)
     keys = ["res", "cell", "unit"]
+    if first.stocks.is_empty() and second.stocks.height:  # the first's truth was erased
+        published = first.bounds.filter(pl.col("label") != OTH).select(
+            "res", "cell", pl.col("label").alias("unit")
+        )
+        units = (
+            pl.concat([second.stocks.select(keys), published])
+            .unique()
+            .join(second.stocks, on=keys, how="left")
+            .select(
+                *keys,
+                pl.lit(None, dtype=pl.Float64).alias("x1"),
+                pl.col("x").fill_null(0.0).alias("x2"),
+            )
+            .filter(pl.col("res").is_between(low, high) & _comparable(first, second))
+            .with_columns(pl.lit(None, dtype=pl.Float64).alias("flow"))
+        )
+        return _bounded(_bounded(units, first, "1"), second, "2")
     units = (
         first.stocks.rename({"x": "x1"})
         .join(second.stocks.rename({"x": "x2"}), on=keys, how="full", coalesce=True)
@@ -369,9 +430,16 @@ def _disclosing(flows: pl.DataFrame, first: _Side, second: _Side) -> pl.DataFram
 
 
 def flow_findings(
-    entries: Sequence[LedgerEntry], snapshots: Mapping[int, pl.DataFrame]
+    entries: Sequence[LedgerEntry],
+    snapshots: Mapping[int, pl.DataFrame],
+    complete_from: int = 0,
 ) -> tuple[list[Finding], int, int]:
     """Return the disclosed flows between releases made at different store versions.
+
+    A release made before ``complete_from`` (its snapshot lost erased registrations)
+    meets later ones on its published structure alone: its stock is not known, so
+    every flow whose proven interval lies within ±[1, k−1] is a finding (the interval
+    holds the truth); two such releases are not compared again.
 
     Parameters
     ----------
@@ -386,12 +454,19 @@ def flow_findings(
         The findings (kinds ``flow exact`` and ``flow existence``), the number of flows
         between 1 and k−1 checked, and the number of pairs of releases compared.
     """
-    sides = [_side(entry, snapshots[entry.store_version]) for entry in entries]
+    sides = [
+        _side(
+            entry, snapshots[entry.store_version] if entry.store_version >= complete_from else None
+        )
+        for entry in entries
+    ]
     findings: list[Finding] = []
     checked = pairs = 0
     for i, one in enumerate(sides):
         for other in sides[i + 1 :]:
             if one.entry.store_version == other.entry.store_version:
+                continue
+            if max(one.entry.store_version, other.entry.store_version) < complete_from:
                 continue
             first, second = sorted((one, other), key=lambda side: side.entry.store_version)
             pairs += 1
@@ -414,10 +489,11 @@ def _pair_findings(flows: pl.DataFrame, first: _Side, second: _Side) -> list[Fin
                 cell=f"{row['cell']:x}",
                 resolution=row["res"],
                 nationality=row["unit"],
-                detail=f"cases from store v{a.store_version} to v{b.store_version}",
+                detail=f"cases from store v{a.store_version} to v{b.store_version}"
+                + (" (earlier registrations erased)" if row["flow"] is None else ""),
                 lo=int(math.ceil(lo)),
                 hi=float(math.floor(hi)),
-                true=int(row["flow"]),
+                true=int(row["flow"]) if row["flow"] is not None else int(math.ceil(lo)),
                 pair=(a.release_id, b.release_id),
             )
         )

@@ -32,6 +32,7 @@ import polars_h3
 from geo import codes
 from geo.breakdowns import all_category_rows, exact_breakdown_rows
 from geo.errors import InputError
+from geo.freshness import BLOCK_KEY, checked_basis, parse_day
 from geo.noise import KEY_MODULUS, figure_noise
 from geo.rollup import (
     BREAKDOWN_DIMENSIONS,
@@ -68,6 +69,10 @@ class ReleasePolicy:
     consent_scope: str = "aggregate"
     round_to: int | None = None
     noise_scale: float | None = None  # None: k / 3; 0: no noise (method 1, exact)
+    as_of: str | None = None  # YYYY-MM-DD: only what is still believed true then
+    confirmed_within: int | None = None  # days before as_of (geo.freshness)
+    legal_basis: str = "consent"  # or "other": every record counts, basis_note says why
+    basis_note: str | None = None
 
     @property
     def method(self) -> str:
@@ -102,6 +107,10 @@ class ReleasePolicy:
                 f"unknown consent scope {self.consent_scope!r}; use one of "
                 f"{', '.join(codes.CONSENT_SCOPES)}."
             )
+        if self.confirmed_within is not None and (not self.as_of or int(self.confirmed_within) < 1):
+            raise InputError("--confirmed-within needs --as-of DATE and a number of days ≥ 1.")
+        as_of = parse_day(self.as_of, "--as-of").isoformat() if self.as_of else None
+        basis, note = checked_basis(self)
         nationalities = None
         if self.nationalities:
             nationalities = []
@@ -119,6 +128,10 @@ class ReleasePolicy:
             self.consent_scope,
             self.round_to,
             noise,
+            as_of,
+            None if self.confirmed_within is None else int(self.confirmed_within),
+            basis,
+            note,
         )
 
 
@@ -169,9 +182,12 @@ class Release:
         rounding = f", rounded to {policy['round_to']}" if policy["round_to"] else ""
         if policy.get("noise_scale"):
             rounding = f", keyed noise of scale {policy['noise_scale']:.3g} on every count"
-        return [
+        basis = f"consent {policy['consent_scope']!r}"
+        if policy.get("legal_basis") == "other":
+            basis = f"legal basis other than consent ({policy['basis_note']})"
+        lines = [
             f"policy: k={policy['k']} cases, base resolution {policy['base_resolution']}, "
-            f"floor {policy['floor_resolution']}, consent {policy['consent_scope']!r}, "
+            f"floor {policy['floor_resolution']}, {basis}, "
             f"nationalities {nationalities}{rounding}",
             f"published: {published['groups']} groups ({by_res}), {published['cases']} cases, "
             f"{published['persons']} persons, {len(published['nationalities'])} nationalities",
@@ -181,6 +197,26 @@ class Release:
             f"method {metadata['method_version']}, created {metadata['created_at']}, "
             f"sha256 {metadata.get('content_sha256', '')[:16]}…",
         ]
+        if policy.get("as_of"):
+            within = policy.get("confirmed_within")
+            lines.insert(
+                1,
+                f"believed true on {policy['as_of']}: "
+                + (f"confirmed within {within} days before, " if within else "")
+                + "not past valid_until",
+            )
+        block = metadata.get(BLOCK_KEY)
+        if block:
+            whole = max(block["audience"], 1)
+            shares = " / ".join(
+                f"{block[str(m)]} ({block[str(m)] / whole:.0%})" for m in (6, 12, 24)
+            )
+            lines.insert(
+                -1,
+                f"confirmed within 6 / 12 / 24 months: {shares} of "
+                f"{block['audience']} cases (protected figures)",
+            )
+        return lines
 
 
 # ---------------------------------------------------------------------------------------

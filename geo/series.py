@@ -5,7 +5,9 @@ another resolution, floor, threshold, rounding or consent scope can be differenc
 against each other, so a store's releases keep the first release's policy; audiences
 that are subsets of its nationalities cannot be (each nationality's groups are
 protected on their own, so an embassy release is exactly the public release's rows of
-its nationality). Pure: the ledger's entries and the audience are handed in.
+its nationality). A release over another freshness window (``as_of``,
+``confirmed_within``) is another audience too: the ledger audit links it to the others
+as it links consent patterns. Pure: the ledger's entries and the audience are handed in.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ SERIES_SETTINGS = (
     "round_to",
     "noise_scale",
     "consent_scope",
+    "legal_basis",
 )
 
 
@@ -67,11 +70,12 @@ def refuse_series_conflict(entries: Sequence[dict], policy: ReleasePolicy) -> No
     if not entries:
         return
     first = entries[0]
-    series = first["policy"]
+    defaults = ReleasePolicy()  # a setting an older ledger does not name had its default
+    series = {name: first["policy"].get(name, getattr(defaults, name)) for name in SERIES_SETTINGS}
     differing = [
-        f"{name.replace('_', ' ')} {series.get(name)!r} → {getattr(policy, name)!r}"
+        f"{name.replace('_', ' ')} {series[name]!r} → {getattr(policy, name)!r}"
         for name in SERIES_SETTINGS
-        if series.get(name) != getattr(policy, name)
+        if series[name] != getattr(policy, name)
     ]
     if differing:
         raise InputError(

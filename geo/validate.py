@@ -26,6 +26,7 @@ OPTIONAL_COLUMNS = (
     "consent",
     "source",
     "updated_at",
+    "valid_until",
 )
 CANONICAL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
@@ -56,6 +57,7 @@ ACCEPTED_SCHEMA = {
     "vulnerabilities": pl.UInt16,
     "consent": pl.UInt8,
     "updated_at": pl.Datetime("us"),
+    "valid_until": pl.Date,
 }
 
 
@@ -207,10 +209,9 @@ def _parsed(
         frame["consent"].cast(pl.String), lambda v: _terms_mask(v, codes.CONSENT_SCOPES)
     )
     schema = frame.schema
-    updated = (
-        {}
-        if schema["updated_at"].is_temporal()
-        else _lookup(frame["updated_at"].cast(pl.String), _parse_datetime)
+    updated, until = (
+        {} if schema[name].is_temporal() else _lookup(frame[name].cast(pl.String), _parse_datetime)
+        for name in ("updated_at", "valid_until")
     )
     frame = frame.with_columns(
         _as_text("record_id").alias("record_id"),
@@ -237,6 +238,7 @@ def _parsed(
         .replace_strict(consent, default=None, return_dtype=pl.Int64)
         .alias("consent_mask"),
         _as_datetime("updated_at", schema, updated).alias("updated_ts"),
+        _as_datetime("valid_until", schema, until).alias("until_ts"),
     )
     return frame
 
@@ -323,6 +325,10 @@ def _row_rules(
             present["updated_at"] & pl.col("updated_ts").is_null(),
             "updated_at is not a date (use YYYY-MM-DD)",
         ),
+        (
+            present["valid_until"] & pl.col("until_ts").is_null(),
+            "valid_until is not a date (use YYYY-MM-DD)",
+        ),
     ]
 
 
@@ -351,6 +357,7 @@ def _accepted(frame: pl.DataFrame, this_year: int) -> pl.DataFrame:
         pl.col("vuln_mask").fill_null(0).alias("vulnerabilities"),
         pl.col("consent_mask").fill_null(0).alias("consent"),
         pl.col("updated_ts").alias("updated_at"),
+        pl.col("until_ts").dt.date().alias("valid_until"),
     ).cast(ACCEPTED_SCHEMA)
 
 

@@ -57,6 +57,7 @@ def test_aliases_are_mapped_and_identifiers_dropped(write_csv):
         "vulnerabilities",
         "consent",
         "updated_at",
+        "valid_until",
     ]
     record = accepted.row(0, named=True)
     assert (record["nationality"], record["sex"], record["family_members"]) == ("ROU", "F", 2)

@@ -37,6 +37,7 @@ import polars_h3
 
 from geo import codes
 from geo.errors import InputError
+from geo.freshness import audience_expr, audience_key, with_dates
 from geo.release import Release, ReleasePolicy
 from geo.rollup import BREAKDOWN_DIMENSIONS, primary_vulnerability
 
@@ -120,9 +121,8 @@ def _scalar_interval(value: int, round_to: int | None) -> tuple[float, float]:
 
 
 def audience_of(records: pl.DataFrame, policy: ReleasePolicy) -> pl.DataFrame:
-    """Return the records a release under ``policy`` counts (consent and nationalities)."""
-    bit = 1 << codes.CONSENT_SCOPES.index(policy.consent_scope)
-    audience = records.filter((pl.col("consent") & bit) != 0)
+    """Return the records a release under ``policy`` counts: basis, window, nationalities."""
+    audience = with_dates(records).filter(audience_expr(policy))
     if policy.nationalities:
         audience = audience.filter(pl.col("nationality").is_in(list(policy.nationalities)))
     return audience
@@ -311,10 +311,10 @@ def _patterns(views: Sequence[View], signature: tuple) -> list[int]:
     Releases with the same consent scope count the same cases of a class, so a pattern
     is a non-empty union of per-scope sets of releases.
     """
-    by_scope: dict[str, int] = {}
+    by_scope: dict[tuple, int] = {}
     for view, label in zip(views, signature, strict=True):
         if label is not None:
-            scope = view.policy.consent_scope
+            scope = audience_key(view.policy)  # consent scope, legal basis, window
             by_scope[scope] = by_scope.get(scope, 0) | view.bit
     masks = list(by_scope.values())
     patterns = set()
@@ -327,14 +327,12 @@ def _units(records: pl.DataFrame, views: Sequence[View], classes: _Classes, fine
     """Return true counts per (fine cell, class, pattern, sex, age band, vulnerability)."""
     pattern = pl.lit(0)
     for view in views:
-        scope_bit = 1 << codes.CONSENT_SCOPES.index(view.policy.consent_scope)
-        counted = pl.col("nationality").is_in(list(view.labels)) & (
-            (pl.col("consent") & scope_bit) != 0
-        )
+        counted = pl.col("nationality").is_in(list(view.labels)) & audience_expr(view.policy)
         pattern = pattern + pl.when(counted).then(view.bit).otherwise(0)
     index = {name: {c: i for i, c in enumerate(cats)} for name, cats in CATEGORIES.items()}
     return (
-        records.with_columns(
+        with_dates(records)
+        .with_columns(
             pattern.alias("pattern"),
             primary_vulnerability().alias("vulnerability"),
         )

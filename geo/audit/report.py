@@ -18,6 +18,7 @@ TARGET_KINDS = {
     "cross-cell": "cross-cells",
     "consent subgroup": "consent subgroups",
     "flow": "flows between snapshots",
+    "confirmed": "confirmed-within figures",
 }
 
 

@@ -64,7 +64,8 @@ COLUMN_ALIASES = {
     "vulnerabilities": ("vulnerability", "specific_needs"),
     "consent": ("consents", "consent_scope", "consent_scopes"),
     "source": ("data_source",),
-    "updated_at": ("last_updated", "updated", "modified", "date_updated"),
+    "updated_at": ("last_updated", "updated", "modified", "date_updated", "confirmed_at"),
+    "valid_until": ("departure_date", "return_date", "valid_to", "expires", "expiry_date"),
 }
 
 _IDENTIFIER_PATTERN = re.compile(

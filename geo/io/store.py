@@ -54,11 +54,12 @@ STORE_RESOLUTION = 8
 # A validated batch and its accepted records as Arrow: the H3 cell instead of
 # coordinates, the keyed record key (key_hi, key_lo) instead of the record id.
 PreparedBatch = tuple[ValidatedBatch, pa.Table]
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 # What each schema version changed, for the message that refuses an older store.
 _SCHEMA_CHANGES = {
     "2": "record history and a release ledger",
     "3": "HMAC-SHA256 record keys computed before the database sees a record id",
+    "4": "each registration's valid_until date, and a log of purges and erasures",
 }
 
 _SCHEMA = """
@@ -75,7 +76,8 @@ CREATE TABLE IF NOT EXISTS registrations (
     consent UTINYINT NOT NULL,
     updated_at TIMESTAMP,
     valid_from INTEGER NOT NULL,
-    valid_to INTEGER
+    valid_to INTEGER,
+    valid_until DATE
 );
 CREATE TABLE IF NOT EXISTS ingests (
     ingest_id INTEGER NOT NULL,
@@ -91,6 +93,13 @@ CREATE TABLE IF NOT EXISTS ingests (
     kept_newer BIGINT NOT NULL,
     dropped_columns VARCHAR NOT NULL,
     ingested_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS purges (
+    store_version INTEGER NOT NULL,
+    kind VARCHAR NOT NULL,
+    records BIGINT NOT NULL,
+    cutoff DATE,
+    purged_at TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS releases (
     release_id INTEGER NOT NULL,
@@ -113,12 +122,12 @@ CREATE TABLE IF NOT EXISTS release_rows (
     persons BIGINT NOT NULL
 );
 """
-_TABLES = {"meta", "registrations", "ingests", "releases", "release_rows"}
+_TABLES = {"meta", "registrations", "ingests", "purges", "releases", "release_rows"}
 # What makes two versions of a registration the same: a re-statement of all of it is no
 # new version.
 _CONTENT = (
     "record_key, source, nationality, cell, sex, age_band, family_members, "
-    "vulnerabilities, consent, updated_at"
+    "vulnerabilities, consent, updated_at, valid_until"
 )
 
 
@@ -136,6 +145,8 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     kept_newer: int = 0
+    no_consent: int = 0
+    unconfirmed: int = 0
     already_ingested: bool = False
     rejects_by_reason: Counter = field(default_factory=Counter)
     dropped_columns: list[str] = field(default_factory=list)
@@ -160,6 +171,10 @@ class IngestReport:
             lines.append("  dropped columns (never stored): " + ", ".join(self.dropped_columns))
         if self.identifier_columns:
             lines.append("  of which direct identifiers: " + ", ".join(self.identifier_columns))
+        if self.no_consent:  # the steward's terminal only, like every count here
+            lines.append(f"  no consent scope: {self.no_consent} (release --legal-basis other)")
+        if self.unconfirmed:
+            lines.append(f"  no updated_at: {self.unconfirmed} (outside --confirmed-within)")
         lines += [f"  note: {note}" for note in self.notes]
         if self.rejects_path:
             lines.append(f"  rejects written to {self.rejects_path}")
@@ -259,9 +274,16 @@ def _meta(con: duckdb.DuckDBPyConnection, key: str) -> str:
 def store_version(con: duckdb.DuckDBPyConnection) -> int:
     """Return the store version: the highest ingest id so far (0 for an empty store).
 
-    Every ingested file advances it by one; a file already ingested does not.
+    Every ingested file advances it by one; a file already ingested does not. A purge
+    or an erasure advances it too (its row in ``purges``): the versions before it no
+    longer hold the registrations it deleted.
     """
-    return int(con.execute("SELECT coalesce(max(ingest_id), 0) FROM ingests").fetchall()[0][0])
+    return int(
+        con.execute(
+            "SELECT greatest(coalesce(max(ingest_id), 0),"
+            " (SELECT coalesce(max(store_version), 0) FROM purges)) FROM ingests"
+        ).fetchall()[0][0]
+    )
 
 
 def _next_ingest_id(con: duckdb.DuckDBPyConnection) -> int:
@@ -417,7 +439,7 @@ def _ingest_one(
             INSERT INTO staging BY NAME
             SELECT ((key_hi::UHUGEINT << 64) | key_lo::UHUGEINT) AS record_key, source,
                    nationality, cell, sex, age_band, family_members, vulnerabilities, consent,
-                   updated_at, ? AS valid_from, row
+                   updated_at, valid_until, ? AS valid_from, row
             FROM keyed
             """,
             [ingest_id],
@@ -433,6 +455,10 @@ def _ingest_one(
     if all_rejects is not None:
         for reasons in all_rejects["reasons"]:
             report.rejects_by_reason.update(reasons.split("; "))
+    report.no_consent, report.unconfirmed = con.execute(
+        "SELECT count(*) FILTER (WHERE consent = 0), count(*) FILTER (WHERE updated_at IS NULL)"
+        " FROM staging"
+    ).fetchall()[0]
     report.kept_newer, report.unchanged, report.updated, report.inserted = _merge_staging(con)
     _log_ingest(con, ingest_id, header, report)
     con.execute("DROP TABLE staging")

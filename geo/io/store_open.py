@@ -273,3 +273,51 @@ class StoreFileGuard:
                 self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
             elif self.path.stat().st_size > self.size and self._headers() == self.headers:
                 os.truncate(self.path, self.size)
+
+
+def compact_store(path: str | Path) -> None:
+    """Rewrite a store into a fresh file, so that deleted rows leave no bytes in it.
+
+    DuckDB marks deleted rows and, at a checkpoint, frees their blocks for reuse without
+    overwriting them: an erased record's key would stay readable in the file. The store
+    is therefore copied (``COPY FROM DATABASE``, encrypted with the same key when it is
+    encrypted) into a new file beside it, which then replaces it atomically; the old
+    file's blocks are left to the file system (keep the store on an encrypted volume or
+    use encryption at rest so they say nothing).
+
+    Raises
+    ------
+    InputError
+        If the store cannot be read or the copy cannot be written (the store is then
+        left as it was).
+    """
+    path = Path(path)
+    fresh = path.with_name(f".{path.name}.compact-{os.getpid()}")
+    leftovers = (fresh, fresh.with_name(fresh.name + ".wal"))
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    con = open_store(path, read_only=True)
+    try:
+        encrypted = con.execute(
+            "SELECT encrypted FROM duckdb_databases() WHERE database_name = ?", [CATALOG]
+        ).fetchall()[0][0]
+        quoted = str(fresh).replace("'", "''")
+        if encrypted:
+            _secure_crypto(con)
+            con.execute(f"ATTACH '{quoted}' AS fresh (ENCRYPTION_KEY '{store_key()}')")
+        else:
+            con.execute(f"ATTACH '{quoted}' AS fresh")
+        con.execute(f"COPY FROM DATABASE {CATALOG} TO fresh")
+        con.execute("DETACH fresh")
+        con.close()
+        os.chmod(fresh, path.stat().st_mode & 0o777)
+        with open(fresh, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(fresh, path)
+        path.with_name(path.name + ".wal").unlink(missing_ok=True)  # already in the copy
+    except (duckdb.Error, OSError) as exc:
+        con.close()
+        raise store_error(path, exc) from None
+    finally:
+        for leftover in leftovers:
+            leftover.unlink(missing_ok=True)

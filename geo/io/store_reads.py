@@ -8,6 +8,8 @@ writing side (schema, connection, ingest) is :mod:`geo.io.store`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
+from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
@@ -16,6 +18,9 @@ from geo import codes, h3cells
 from geo.errors import InputError
 from geo.io.steward_key import derived
 from geo.io.store import STORE_RESOLUTION, _meta, store_version
+
+if TYPE_CHECKING:
+    from geo.release import ReleasePolicy
 
 
 def _consent_bit(consent_scope: str) -> int:
@@ -55,10 +60,11 @@ def _versions(con: duckdb.DuckDBPyConnection, as_of: int | None) -> tuple[str, l
 
 def audience_records(
     con: duckdb.DuckDBPyConnection,
-    consent_scope: str,
+    consent_scope: str | None,
     nationalities: Sequence[str] | None = None,
     resolution: int | None = None,
     as_of: int | None = None,
+    believed: tuple[str, list] = ("TRUE", []),
 ) -> pl.DataFrame:
     """Return the stored records whose consent covers ``consent_scope``, counted.
 
@@ -67,7 +73,8 @@ def audience_records(
     con
         A store connection.
     consent_scope
-        The scope every record must carry.
+        The scope every record must carry; None for a register held under another
+        legal basis (every record counts).
     nationalities
         Keep only these (ISO alpha-3); default all.
     resolution
@@ -76,6 +83,9 @@ def audience_records(
     as_of
         Read the registry as it was at this store version (see :func:`store_version`):
         the record versions stored by then and not yet replaced. Default: now.
+    believed
+        A SQL condition and its parameters keeping the records still believed true
+        (:func:`geo.freshness.believed_sql`); default all.
 
     Returns
     -------
@@ -92,20 +102,86 @@ def audience_records(
     """
     cell = h3cells.parent_sql("cell", resolution if resolution is not None else STORE_RESOLUTION)
     versions, parameters = _versions(con, as_of)
+    consented = (
+        "TRUE" if consent_scope is None else f"(consent & {_consent_bit(consent_scope)}) != 0"
+    )
     query = f"""
         SELECT nationality, {cell} AS cell, sex, age_band, vulnerabilities,
                count(*)::BIGINT AS cases, sum(1 + family_members)::BIGINT AS persons,
                (sum(((record_key % 4294967296)::UBIGINT
                      + 2654435761 * (1 + family_members)::UBIGINT) % 4294967296)
                 % 4294967296)::BIGINT AS key_sum
-        FROM registrations WHERE {versions} AND (consent & ?) != 0
+        FROM registrations WHERE {versions} AND {consented} AND {believed[0]}
     """
-    parameters.append(_consent_bit(consent_scope))
+    parameters += believed[1]
     if nationalities:
         query += " AND nationality IN (SELECT unnest(?))"
         parameters.append(list(nationalities))
     query += " GROUP BY ALL"
     return con.sql(query, params=parameters).pl()
+
+
+def confirmation_counts(
+    con: duckdb.DuckDBPyConnection,
+    policy: ReleasePolicy,
+    reference: date,
+    as_of: int | None = None,
+) -> pl.DataFrame:
+    """Return, per nationality, the audience's cases confirmed within 6, 12, 24 months.
+
+    The figures behind a release's ``confirmed_within_months`` block
+    (:func:`geo.freshness.confirmed_block` protects them), over the same records as
+    :func:`audience_records` for the policy, counted back from ``reference``.
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns bucket (``"6"``, ``"12"``, ``"24"``, ``"audience"``), nationality,
+        cases and key_sum (as :func:`audience_records`).
+    """
+    from geo.freshness import believed_sql, confirmed_buckets, consent_mask
+
+    versions, parameters = _versions(con, as_of)
+    believed, more = believed_sql(policy)
+    bit = consent_mask(policy)
+    query = f"""
+        SELECT nationality, record_key, family_members, updated_at::DATE AS confirmed_on
+        FROM registrations WHERE {versions} AND {believed}
+          AND {"TRUE" if bit is None else f"(consent & {bit}) != 0"}
+    """
+    parameters += more
+    if policy.nationalities:
+        query += " AND nationality IN (SELECT unnest(?))"
+        parameters.append(list(policy.nationalities))
+    mix = (
+        "((record_key % 4294967296)::UBIGINT"
+        " + 2654435761 * (1 + family_members)::UBIGINT) % 4294967296"
+    )
+    figures = []
+    for bucket, (start, _) in confirmed_buckets(reference).items():
+        inside = (
+            "TRUE"
+            if start is None
+            else f"confirmed_on BETWEEN DATE '{start}' AND DATE '{reference}'"
+        )
+        figures.append(
+            f'count(*) FILTER (WHERE {inside})::BIGINT AS "cases_{bucket}", '
+            f"(coalesce(sum({mix}) FILTER (WHERE {inside}), 0) % 4294967296)::BIGINT"
+            f' AS "keys_{bucket}"'
+        )
+    wide = con.sql(
+        f"SELECT nationality, {', '.join(figures)} FROM ({query}) GROUP BY nationality",
+        params=parameters,
+    ).pl()
+    return pl.concat(
+        wide.select(
+            pl.lit(bucket).alias("bucket"),
+            "nationality",
+            pl.col(f"cases_{bucket}").alias("cases"),
+            pl.col(f"keys_{bucket}").alias("key_sum"),
+        )
+        for bucket in confirmed_buckets(reference)
+    ).filter(pl.col("cases") > 0)
 
 
 def registration_records(con: duckdb.DuckDBPyConnection, as_of: int | None = None) -> pl.DataFrame:
@@ -125,16 +201,26 @@ def registration_records(con: duckdb.DuckDBPyConnection, as_of: int | None = Non
     -------
     polars.DataFrame
         Columns nationality, cell (H3 integer at the store's resolution), sex,
-        age_band, vulnerabilities (bit mask), persons (1 + family members) and consent
-        (bit mask).
+        age_band, vulnerabilities (bit mask), persons (1 + family members), consent
+        (bit mask), confirmed_on (the day of ``updated_at``) and valid_until.
     """
     condition, parameters = _versions(con, as_of)
     return con.sql(
         "SELECT nationality, cell, sex, age_band, vulnerabilities,"
-        " (1 + family_members)::BIGINT AS persons, consent FROM registrations"
+        " (1 + family_members)::BIGINT AS persons, consent,"
+        " updated_at::DATE AS confirmed_on, valid_until FROM registrations"
         f" WHERE {condition}",
         params=parameters,
     ).pl()
+
+
+def complete_from(con: duckdb.DuckDBPyConnection) -> int:
+    """Return the first store version whose snapshot is whole (after the latest purge or erasure).
+
+    Records deleted by ``purge`` or ``erase`` are gone from every version, so snapshots
+    of earlier versions no longer give the releases made from them (0: nothing deleted).
+    """
+    return int(con.execute("SELECT coalesce(max(store_version), 0) FROM purges").fetchall()[0][0])
 
 
 def noise_secret(con: duckdb.DuckDBPyConnection) -> int:

@@ -5,9 +5,10 @@ Each function here reads from ``geo.io`` and hands the data to the pure function
 get the same answer from the same request. Heavy modules are imported where they are
 used: importing this package is cheap, and a command pays only for what it runs. One
 module per job: ``ingest``, ``releases`` (build, publish through the ledger, rebuild),
-``exposure`` (footprints, classes, exposure, exports), ``audit`` and ``trust`` (keys,
-their rotation, the revocation list, a release's standing), and ``outreach`` (the
-registration owner's contact list, from its raw files: never the store).
+``exposure`` (footprints, classes, exposure, exports), ``audit``, ``purge`` (purge and
+erase registrations once the ledger audit passes), ``trust`` (keys, their rotation, the
+revocation list, a release's standing), and ``outreach`` (the registration owner's contact
+list, from its raw files: never the store).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from geo.pipeline.exposure import (
 )
 from geo.pipeline.ingest import ingest_files
 from geo.pipeline.outreach import OutreachRun, run_outreach
+from geo.pipeline.purge import erase_registration, purge_store
 from geo.pipeline.releases import (
     build_release,
     ledger_release,
@@ -57,12 +59,14 @@ __all__ = [
     "audit_ledger",
     "build_release",
     "compute_exposure",
+    "erase_registration",
     "export_bytes",
     "footprint_classes",
     "ingest_files",
     "ledger_release",
     "list_releases",
     "publish_release",
+    "purge_store",
     "raster_options",
     "read_boundaries",
     "read_footprints",

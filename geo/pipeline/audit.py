@@ -23,7 +23,7 @@ def run_audit(release_paths: Sequence[str | Path], store_path: str | Path) -> Au
         For a missing or altered release file, a missing store, or a release that was
         not made from this store.
     """
-    from geo.io import store
+    from geo.io import store, store_reads
     from geo.io.release_file import read_release
     from geo.ledger_audit import LedgerEntry, audit_entries
 
@@ -37,9 +37,10 @@ def run_audit(release_paths: Sequence[str | Path], store_path: str | Path) -> Au
             version = release.metadata.get("store_version", store.store_version(con))
             entries.append(LedgerEntry(name, int(version), release))
         snapshots = _snapshots(con, entries)
+        complete = store_reads.complete_from(con)
     finally:
         con.close()
-    return audit_entries(entries, snapshots)
+    return audit_entries(entries, snapshots, complete)
 
 
 def audit_ledger(store_path: str | Path) -> AuditReport:
@@ -54,7 +55,7 @@ def audit_ledger(store_path: str | Path) -> AuditReport:
     InputError
         For a missing store, an altered ledger, or a release its snapshot cannot give.
     """
-    from geo.io import ledger, store
+    from geo.io import ledger, store, store_reads
     from geo.ledger_audit import LedgerEntry, audit_entries
 
     con = store.connect(store_path, read_only=True)
@@ -69,9 +70,10 @@ def audit_ledger(store_path: str | Path) -> AuditReport:
             for row in ledger.ledger(con)
         ]
         snapshots = _snapshots(con, entries)
+        complete = store_reads.complete_from(con)
     finally:
         con.close()
-    return audit_entries(entries, snapshots)
+    return audit_entries(entries, snapshots, complete)
 
 
 def _snapshots(con: Any, entries: Sequence[Any]) -> dict:

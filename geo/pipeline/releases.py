@@ -43,20 +43,53 @@ def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Re
     from geo.release import protect
     from geo.series import refuse_small_nationalities
 
-    records = store_reads.audience_records(
-        con, policy.consent_scope, policy.nationalities, policy.base_resolution
-    )
+    records = _audience(con, policy)
     refuse_small_nationalities(records, policy)  # the same words for none and for 1..k−1
     if records.is_empty():
+        basis = (
+            "held under another legal basis"
+            if policy.legal_basis == "other"
+            else f"consent {policy.consent_scope!r}; a register held under another legal "
+            "basis: --legal-basis other --basis-note '…'"
+        )
+        window = " still believed true at --as-of" if policy.as_of else ""
         raise InputError(
-            f"{Path(store_path).name}: no stored registration matches the audience "
-            f"(consent {policy.consent_scope!r})."
+            f"{Path(store_path).name}: no stored registration{window} matches the "
+            f"audience ({basis})."
         )
     release = protect(records, policy, secret=store_reads.noise_secret(con))
+    _add_confirmed_block(con, release)
     # Only the store version: counts over the whole store (other consents, other
     # nationalities) and ingest file names are not the release's to publish.
     release.metadata["store_version"] = store.store_version(con)
     return release
+
+
+def _audience(con: Any, policy: ReleasePolicy, as_of: int | None = None) -> Any:
+    """Return the store's audience records for a policy (consent or basis, freshness)."""
+    from geo.freshness import believed_sql
+    from geo.io import store_reads
+
+    scope = None if policy.legal_basis == "other" else policy.consent_scope
+    return store_reads.audience_records(
+        con,
+        scope,
+        policy.nationalities,
+        policy.base_resolution,
+        as_of=as_of,
+        believed=believed_sql(policy),
+    )
+
+
+def _add_confirmed_block(con: Any, release: Release, as_of: int | None = None) -> None:
+    """Add the protected ``confirmed_within_months`` block to a release's metadata."""
+    from geo.freshness import BLOCK_KEY, confirmed_block, reference_day
+    from geo.io import store_reads
+
+    policy = release.policy.checked()
+    reference = reference_day(policy, release.metadata["created_at"])
+    counts = store_reads.confirmation_counts(con, policy, reference, as_of=as_of)
+    release.metadata[BLOCK_KEY] = confirmed_block(counts, policy, store_reads.noise_secret(con))
 
 
 def publish_release(
@@ -207,12 +240,18 @@ def ledger_release(store_path: str | Path, release_id: int) -> Release:
         con.close()
 
 
-def release_as_of(store_path: str | Path, policy: ReleasePolicy, store_version: int) -> Release:
+def release_as_of(
+    store_path: str | Path,
+    policy: ReleasePolicy,
+    store_version: int,
+    created_at: str | None = None,
+) -> Release:
     """Return the release a policy gives on the store as it was at a past store version.
 
     The same function of the same records as :func:`build_release` then (same keyed
     noise), so for a release in the ledger it reproduces the published table exactly:
-    what the ledger audit and the tests check.
+    what the ledger audit and the tests check. ``created_at`` (the ledger's) fixes the
+    day a release without ``as_of`` counted its confirmed-within figures back from.
 
     Raises
     ------
@@ -225,14 +264,12 @@ def release_as_of(store_path: str | Path, policy: ReleasePolicy, store_version: 
     policy = policy.checked()
     con = store.connect(store_path, read_only=True)
     try:
-        records = store_reads.audience_records(
-            con,
-            policy.consent_scope,
-            policy.nationalities,
-            policy.base_resolution,
-            as_of=store_version,
-        )
-        return protect(records, policy, secret=store_reads.noise_secret(con))
+        records = _audience(con, policy, as_of=store_version)
+        release = protect(records, policy, secret=store_reads.noise_secret(con))
+        if created_at:
+            release.metadata["created_at"] = created_at
+        _add_confirmed_block(con, release, as_of=store_version)
+        return release
     finally:
         con.close()
 
@@ -361,7 +398,7 @@ def _refuse_disclosing_flows(con: Any, entries: list[dict], release: Release) ->
             snapshots[earlier.store_version] = store_reads.registration_records(
                 con, as_of=earlier.store_version
             )
-        findings, _, _ = flow_findings([earlier, new], snapshots)
+        findings, _, _ = flow_findings([earlier, new], snapshots, store_reads.complete_from(con))
         if findings:
             raise InputError(  # no figure of what it would disclose: that is the secret
                 f"this release would give away changes of fewer than k registrations beside "
