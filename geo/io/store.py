@@ -46,6 +46,14 @@ import pyarrow as pa
 from geo.errors import InputError
 from geo.io.registrations import FileHeader
 from geo.io.steward_key import derived
+from geo.io.store_links import (
+    LINK_SCHEMA,
+    LINK_TABLES,
+    link_staged,
+    report_lines,
+    stage_identities,
+    start_staging,
+)
 from geo.io.store_open import StoreFileGuard, open_store, store_error
 from geo.sanitize import spreadsheet_safe
 from geo.validate import ValidatedBatch
@@ -54,11 +62,12 @@ STORE_RESOLUTION = 8
 # A validated batch and its accepted records as Arrow: the H3 cell instead of
 # coordinates, the keyed record key (key_hi, key_lo) instead of the record id.
 PreparedBatch = tuple[ValidatedBatch, pa.Table]
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 # What each schema version changed, for the message that refuses an older store.
 _SCHEMA_CHANGES = {
     "2": "record history and a release ledger",
     "3": "HMAC-SHA256 record keys computed before the database sees a record id",
+    "4": "keyed identity encodings linking one person's registrations (one case per person)",
 }
 
 _SCHEMA = """
@@ -113,7 +122,7 @@ CREATE TABLE IF NOT EXISTS release_rows (
     persons BIGINT NOT NULL
 );
 """
-_TABLES = {"meta", "registrations", "ingests", "releases", "release_rows"}
+_TABLES = {"meta", "registrations", "ingests", "releases", "release_rows"} | LINK_TABLES
 # What makes two versions of a registration the same: a re-statement of all of it is no
 # new version.
 _CONTENT = (
@@ -141,6 +150,7 @@ class IngestReport:
     dropped_columns: list[str] = field(default_factory=list)
     identifier_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    linking: list[str] = field(default_factory=list)
     rejects_path: Path | None = None
 
     def summary_lines(self) -> list[str]:
@@ -160,6 +170,7 @@ class IngestReport:
             lines.append("  dropped columns (never stored): " + ", ".join(self.dropped_columns))
         if self.identifier_columns:
             lines.append("  of which direct identifiers: " + ", ".join(self.identifier_columns))
+        lines += [f"  linking: {line}" for line in self.linking]
         lines += [f"  note: {note}" for note in self.notes]
         if self.rejects_path:
             lines.append(f"  rejects written to {self.rejects_path}")
@@ -199,7 +210,7 @@ def connect(
     try:
         _check_schema(con, path)
         if not read_only:
-            con.execute(_SCHEMA)
+            con.execute(_SCHEMA + LINK_SCHEMA)
             con.execute(
                 "INSERT INTO meta SELECT * FROM (VALUES ('schema_version', ?), ('resolution', ?),"
                 " ('key_salt', ?)) v(k, val) WHERE k NOT IN (SELECT key FROM meta)",
@@ -406,6 +417,7 @@ def _ingest_one(
         return report, None
     con.execute("CREATE OR REPLACE TEMP TABLE staging AS SELECT * FROM registrations LIMIT 0")
     con.execute("ALTER TABLE staging ADD COLUMN row BIGINT")
+    start_staging(con)
     rejects: list[pl.DataFrame] = []
     ingest_id = _next_ingest_id(con)
     for batch, keyed in batches():
@@ -422,6 +434,7 @@ def _ingest_one(
             """,
             [ingest_id],
         )
+        stage_identities(con, keyed)
         con.unregister("keyed")
         say(f"{header.file_name}: {report.rows_read} rows read")
     duplicates = _reject_duplicates(con)
@@ -434,8 +447,15 @@ def _ingest_one(
         for reasons in all_rejects["reasons"]:
             report.rejects_by_reason.update(reasons.split("; "))
     report.kept_newer, report.unchanged, report.updated, report.inserted = _merge_staging(con)
+    report.linking = report_lines(
+        link_staged(con, ingest_id),
+        has_names=bool({"full_name", "given_name", "family_name"} & set(header.identity_map)),
+        has_companion_ids=bool({"household_id", "principal_record_id"} & set(header.identity_map)),
+        has_family_counts="family_members" in header.column_map,
+    )
     _log_ingest(con, ingest_id, header, report)
     con.execute("DROP TABLE staging")
+    con.execute("DROP TABLE staging_ids")
     return report, all_rejects
 
 
