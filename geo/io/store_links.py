@@ -24,7 +24,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from geo.linkage import LINK_THRESHOLD, LINK_THRESHOLD_SAME_DOCUMENT, matches, merged_persons
+from geo import linkage
 
 LINK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS identities (
@@ -183,9 +183,10 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
         """
     ).fetchnumpy()
     left, right = pairs["a"].astype(np.int64), pairs["b"].astype(np.int64)
-    linked = matches(clks, left, right, np.asarray(pairs["same_document"], dtype=bool))
+    same_document = np.asarray(pairs["same_document"], dtype=bool)
+    linked = linkage.matches(clks, left, right, same_document, linkage.LINK_THRESHOLD)
     persons = int(pid.max()) + 1
-    merged = merged_persons(persons, pid[left[linked]], pid[right[linked]])
+    merged = linkage.merged_persons(persons, pid[left[linked]], pid[right[linked]])
     changed = np.flatnonzero(merged != np.arange(persons))
     if changed.size:
         con.register("merges", pa.table({"pid": changed, "into": merged[changed]}))
@@ -350,11 +351,12 @@ def report_lines(
             "(names with a birth date or document number link one person's registrations)"
         ]
     )
+    document = min(linkage.LINK_THRESHOLD, linkage.LINK_THRESHOLD_SAME_DOCUMENT)
     lines += [
         f"{figures['linked']:,} of this file's new or updated records linked to another "
         f"registration; the store now holds {figures['records']:,} registrations of "
-        f"{figures['persons']:,} persons (Dice ≥ {LINK_THRESHOLD:.2f}, "
-        f"≥ {LINK_THRESHOLD_SAME_DOCUMENT:.2f} with the same document number; "
+        f"{figures['persons']:,} persons (Dice ≥ {linkage.LINK_THRESHOLD:.2f}, "
+        f"≥ {document:.2f} with the same document number; "
         f"{figures['pairs']:,} candidate pairs compared, {figures['links']:,} matched)"
     ]
     conflicts = figures["conflicts"]
