@@ -36,7 +36,7 @@ NOISE = {
 }
 
 
-def _names(rng: np.random.Generator, count: int, syllables: tuple[int, int]) -> np.ndarray:
+def synthetic_names(rng: np.random.Generator, count: int, syllables: tuple[int, int]) -> np.ndarray:
     """Return ``count`` capitalised names of syllables (lengths in ``syllables``)."""
     parts = np.array(_SYLLABLES, dtype=object)
     lengths = rng.integers(syllables[0], syllables[1] + 1, count)
@@ -59,6 +59,22 @@ def _typo(rng: np.random.Generator, word: str) -> str:
     return word[:at] + letter + word[at:]
 
 
+def latin_noise(rng: np.random.Generator, given: str, family: str, birth: str) -> tuple[str, str]:
+    """Return (full name, birth date) as another source writes them: Latin noise only.
+
+    A typo in the surname, a Latin transliteration variant, the name order swapped and
+    the birth day left out, each with its probability of :data:`NOISE`.
+    """
+    draw = {kind: rng.random() < p for kind, p in NOISE.items()}
+    if draw["typo"]:
+        family = _typo(rng, family)
+    if draw["variant"]:
+        old, new = _VARIANTS[int(rng.integers(0, len(_VARIANTS)))]
+        given, family = given.replace(old, new), family.replace(old, new)
+    name = f"{family} {given}" if draw["swapped_order"] else f"{given} {family}"
+    return name, birth[:7] if draw["missing_day"] else birth
+
+
 def _cyrillic(text: str) -> str:
     return "".join(_CYRILLIC.get(c, _CYRILLIC.get(c.lower(), c)) for c in text.lower()).title()
 
@@ -66,8 +82,8 @@ def _cyrillic(text: str) -> str:
 def persons(n: int, seed: int = 0) -> pl.DataFrame:
     """Return ``n`` SYNTHETIC persons: given and family name, birth date, passport, nationality."""
     rng = np.random.default_rng(seed)
-    given = _names(rng, max(n // 50, 500), (2, 3))
-    family = _names(rng, max(n // 5, 2000), (2, 4))
+    given = synthetic_names(rng, max(n // 50, 500), (2, 3))
+    family = synthetic_names(rng, max(n // 5, 2000), (2, 4))
     birth = np.datetime64("1950-01-01") + rng.integers(0, 55 * 365, n).astype("timedelta64[D]")
     codes = list(NATIONALITIES)
     return pl.DataFrame(
