@@ -16,6 +16,7 @@ and split into bigrams on its own, and the filter is a set of bigrams.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 
@@ -56,23 +57,24 @@ BITS_PER_TOKEN = {"n": 20, "y": 30, "m": 30, "d": 30}
 # Block kinds (the low 2 bits of a block key): nationality+year+name prefix, document
 # number, nationality+birth date, birth date+name initials.
 BLOCK_NAME, BLOCK_DOCUMENT, BLOCK_DATE, BLOCK_INITIALS = 0, 1, 2, 3
-_FOLDS = (
-    ("dzh", "j"),
-    ("tch", "ch"),
-    ("sch", "sh"),
-    ("zh", "j"),
-    ("kh", "h"),
-    ("ph", "f"),
-    ("th", "t"),
-    ("ck", "k"),
-    ("q", "k"),
-    ("w", "v"),
-    ("ou", "u"),
-    ("oo", "u"),
-    ("ee", "i"),
-    ("y", "i"),
-    ("j", "i"),
-)
+# Common transliteration variants, folded in one pass (longest first, final forms).
+_FOLDS = {
+    "dzh": "i",
+    "tch": "ch",
+    "sch": "sh",
+    "zh": "i",
+    "kh": "h",
+    "ph": "f",
+    "th": "t",
+    "ck": "k",
+    "ou": "u",
+    "oo": "u",
+    "ee": "i",
+    "q": "k",
+    "w": "v",
+    "y": "i",
+    "j": "i",
+}
 
 
 def identity_map(columns: list[str], fold) -> dict[str, str]:
@@ -107,7 +109,11 @@ def _latin(values: pl.Series) -> pl.Series:
 
 
 def normalised_names(frame: pl.DataFrame) -> pl.Series:
-    """Return each record's name as a list of folded tokens (empty list for none)."""
+    """Return each record's name folded to ``' token token '`` (a-z, one space around each).
+
+    The padding spaces make the bigrams of the whole string those of each token padded
+    on its own: the bag of bigrams does not depend on the name order.
+    """
     raw = frame.select(
         pl.concat_str(
             [_column(frame, n) for n in ("full_name", "given_name", "family_name")],
@@ -115,15 +121,15 @@ def normalised_names(frame: pl.DataFrame) -> pl.Series:
             ignore_nulls=True,
         )
     ).to_series()
-    text = _latin(raw).str.to_lowercase().str.replace_all(r"[^a-z]+", " ")
-    for old, new in _FOLDS:
-        text = text.str.replace_all(old, new, literal=True)
-    text = text.str.replace_all(r"c([aou])", "k$1")
-    return (
-        text.str.split(" ")
-        .list.eval(pl.element().filter(pl.element() != ""))
-        .list.unique(maintain_order=True)
+    text = (
+        _latin(raw)
+        .str.to_lowercase()
+        .str.replace_all(r"[^a-z]+", " ")
+        .str.replace_many(list(_FOLDS), list(_FOLDS.values()))
+        .str.replace_all(r"c([aou])", "k$1")
+        .str.strip_chars()
     )
+    return (" " + text + " ").fill_null("  ")
 
 
 def birth_parts(frame: pl.DataFrame) -> pl.DataFrame:
@@ -166,52 +172,65 @@ def _token_masks(tokens: list[str], secret: bytes) -> np.ndarray:
     return masks
 
 
+_LETTERS = " abcdefghijklmnopqrstuvwxyz"
+
+
+@functools.lru_cache(maxsize=4)
+def _tables(secret: bytes) -> dict[str, np.ndarray]:
+    """Return the masks of every name bigram and every year, month and day value."""
+    return {
+        "n": _token_masks([f"n{a}{b}" for a in _LETTERS for b in _LETTERS], secret),
+        "y": _token_masks([f"y{v}" for v in range(_YEARS[0], _YEARS[1] + 1)], secret),
+        "m": _token_masks([f"m{v}" for v in range(0, 100)], secret),
+        "d": _token_masks([f"d{v}" for v in range(0, 100)], secret),
+    }
+
+
+_YEARS = (1800, 2200)
+
+
 def clk_matrix(names: pl.Series, parts: pl.DataFrame, secret: bytes) -> np.ndarray:
     """Return the records' CLKs as an (n, CLK_WORDS) uint64 array.
 
-    Each distinct token is hashed once (names share few bigrams), then each record's
-    filter is the OR of its tokens' masks, in chunks to bound memory.
+    Names are bigrams of ``' token token '`` (a bigram of one letter twice is skipped, so
+    Mohammed and Mohamed agree); each of the 27² bigrams and each year, month and day
+    value is hashed once, then a record's filter is the OR of its tokens' masks, read
+    straight from the names' bytes, in chunks to bound memory.
     """
+    import pyarrow as pa
+
+    tables = _tables(secret)
     n = names.len()
-    padded = names.list.eval("_" + pl.element() + "_")
-    bigrams = (
-        pl.DataFrame({"idx": np.arange(n, dtype=np.int64), "token": padded})
-        .explode("token")
-        .drop_nulls()
-        .with_columns(pl.int_ranges(0, pl.col("token").str.len_chars() - 1).alias("at"))
-        .explode("at")
-        .drop_nulls()
-        .select("idx", pl.col("token").str.slice(pl.col("at"), 2).alias("token"))
-        .filter(pl.col("token").str.slice(0, 1) != pl.col("token").str.slice(1, 1))
-        .select("idx", ("n" + pl.col("token")).alias("token"))
-    )
-    dates = [
-        parts.select(
-            pl.int_range(0, n, dtype=pl.Int64).alias("idx"),
-            (pl.lit(kind) + pl.col(column).cast(pl.String)).alias("token"),
-        ).drop_nulls()
-        for kind, column in (("y", "year"), ("m", "month"), ("d", "day"))
-    ]
-    pairs = pl.concat([bigrams, *dates]).unique().sort("idx")
-    vocabulary = pairs["token"].unique().sort()
-    masks = _token_masks(vocabulary.to_list(), secret)
-    ids = (
-        pairs.join(
-            pl.DataFrame({"token": vocabulary, "id": np.arange(vocabulary.len())}),
-            on="token",
-        )
-        .sort("idx")
-        .select("idx", "id")
-    )
-    idx, token_id = ids["idx"].to_numpy(), ids["id"].to_numpy()
+    code = np.zeros(256, dtype=np.int64)
+    code[np.frombuffer(_LETTERS.encode(), dtype=np.uint8)] = np.arange(len(_LETTERS))
+    array = names.cast(pl.String).to_arrow().cast(pa.large_string())
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset : array.offset + n + 1]
+    data = code[np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]]
+    record = np.repeat(np.arange(n), np.diff(offsets))
+    keep = (record[:-1] == record[1:]) & (data[:-1] != data[1:])
+    ids = (data[:-1] * len(_LETTERS) + data[1:])[keep]
+    rows = record[:-1][keep]
     clks = np.zeros((n, CLK_WORDS), dtype=np.uint64)
-    chunk = 200_000
-    for start in range(0, idx.size, chunk):
-        stop = min(start + chunk, idx.size)
-        part_idx = idx[start:stop]
-        starts = np.flatnonzero(np.r_[True, part_idx[1:] != part_idx[:-1]])
-        reduced = np.bitwise_or.reduceat(masks[token_id[start:stop]], starts, axis=0)
-        clks[part_idx[starts]] |= reduced
+    if rows.size:
+        # The k-th bigram of every record at once: rows are distinct within a round, so
+        # the fancy-indexed OR is exact, and each round's arrays stay small.
+        first = np.r_[0, np.flatnonzero(rows[1:] != rows[:-1]) + 1]
+        position = np.arange(rows.size) - np.repeat(first, np.diff(np.r_[first, rows.size]))
+        order = np.argsort(position, kind="stable")
+        bounds = np.searchsorted(position[order], np.arange(position.max() + 2))
+        for k in range(position.max() + 1):
+            chosen = order[bounds[k] : bounds[k + 1]]
+            clks[rows[chosen]] |= tables["n"][ids[chosen]]
+    for kind, column, low, high in (
+        ("y", "year", *_YEARS),
+        ("m", "month", 0, 99),
+        ("d", "day", 0, 99),
+    ):
+        series = parts[column]
+        valid = (series.is_not_null() & (series >= low) & (series <= high)).to_numpy()
+        index = series.fill_null(low).clip(low, high).to_numpy().astype(np.int64) - low
+        clks[valid] |= tables[kind][index[valid]]
     return clks
 
 
@@ -273,7 +292,7 @@ def encode_identities(frame: pl.DataFrame, secret: bytes) -> pl.DataFrame:
     clks = clk_matrix(names, parts, secret)
     work = pl.DataFrame(
         {
-            "names": names,
+            "names": names.str.extract_all(r"[a-z]+"),
             "nat": frame["nationality"],
             "doc": document.replace("", None),
             "year": parts["year"],
@@ -321,7 +340,9 @@ def encode_identities(frame: pl.DataFrame, secret: bytes) -> pl.DataFrame:
         .agg(pl.col("b").unique())
         .sort("i")
     )
-    linkable = (names.list.len() > 0) & (parts["year"].is_not_null() | work["doc"].is_not_null())
+    linkable = (work["names"].list.len() > 0) & (
+        parts["year"].is_not_null() | work["doc"].is_not_null()
+    )
     return (
         frame.drop(identity)
         .with_columns(**extra)

@@ -133,9 +133,7 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE big_blocks AS
-        SELECT block FROM identity_blocks
-        WHERE block IN (SELECT b.block FROM identity_blocks b JOIN new_ids n USING (record_key))
-        GROUP BY block HAVING count(*) > {MAX_BLOCK}
+        SELECT block FROM identity_blocks GROUP BY block HAVING count(*) > {MAX_BLOCK}
         """
     )
     con.execute(
