@@ -136,29 +136,41 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
         SELECT block FROM identity_blocks GROUP BY block HAVING count(*) > {MAX_BLOCK}
         """
     )
+    skipped = con.execute("SELECT count(*) FROM big_blocks").fetchall()[0][0]
+    # Dense integer ids for the records sharing a block with a new one: the self-join
+    # and the fetch then move integers, not 128-bit keys.
     con.execute(
         """
-        CREATE OR REPLACE TEMP TABLE pairs AS
-        SELECT least(a.record_key, b.record_key) AS ka, greatest(a.record_key, b.record_key) AS kb,
-               bool_or(a.block & 3 = 1) AS same_document
-        FROM identity_blocks a JOIN new_ids n ON a.record_key = n.record_key AND n.linkable
-        JOIN identity_blocks b ON b.block = a.block AND b.record_key <> a.record_key
-        WHERE a.block NOT IN (SELECT block FROM big_blocks)
-        GROUP BY ALL
+        CREATE OR REPLACE TEMP TABLE touched AS
+        SELECT record_key, block FROM identity_blocks
+        WHERE block IN (
+            SELECT block FROM identity_blocks
+            WHERE record_key IN (SELECT record_key FROM new_ids WHERE linkable)
+            EXCEPT SELECT block FROM big_blocks)
         """
     )
-    skipped = con.execute("SELECT count(*) FROM big_blocks").fetchall()[0][0]
-    count = con.execute("SELECT count(*) FROM pairs").fetchall()[0][0]
-    if not count:
-        return {"pairs": 0, "links": 0, "skipped_blocks": skipped}
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE nodes AS
-        SELECT record_key, person_key, clk, row_number() OVER (ORDER BY record_key) - 1 AS idx
-        FROM identities
-        WHERE record_key IN (SELECT ka FROM pairs UNION SELECT kb FROM pairs)
+        SELECT record_key, person_key, clk, (row_number() OVER ()) - 1 AS idx,
+               record_key IN (SELECT record_key FROM new_ids WHERE linkable) AS is_new
+        FROM identities WHERE record_key IN (SELECT record_key FROM touched)
         """
     )
+    pairs = con.sql(
+        """
+        WITH t AS (SELECT n.idx, n.is_new, t.block FROM touched t JOIN nodes n USING (record_key))
+        SELECT a.idx AS a, b.idx AS b, bool_or(a.block & 3 = 1) AS same_document
+        FROM t a JOIN t b ON a.block = b.block AND a.idx < b.idx
+        WHERE a.is_new OR b.is_new
+        GROUP BY ALL
+        """
+    ).fetchnumpy()
+    count = len(pairs["a"])
+    if not count:
+        for name in ("touched", "nodes", "big_blocks"):
+            con.execute(f"DROP TABLE {name}")
+        return {"pairs": 0, "links": 0, "skipped_blocks": skipped}
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE node_persons AS
@@ -174,12 +186,6 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
     ).to_arrow_table()
     clks = _clk_array(table.column("clk"))
     pid = table.column("pid").to_numpy()
-    pairs = con.sql(
-        """
-        SELECT a.idx AS a, b.idx AS b, same_document
-        FROM pairs JOIN nodes a ON a.record_key = pairs.ka JOIN nodes b ON b.record_key = pairs.kb
-        """
-    ).fetchnumpy()
     left, right = pairs["a"].astype(np.int64), pairs["b"].astype(np.int64)
     same_document = np.asarray(pairs["same_document"], dtype=bool)
     linked = linkage.matches(clks, left, right, same_document, linkage.LINK_THRESHOLD)
@@ -198,7 +204,7 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
             """
         )
         con.unregister("merges")
-    for name in ("pairs", "nodes", "node_persons", "big_blocks"):
+    for name in ("touched", "nodes", "node_persons", "big_blocks"):
         con.execute(f"DROP TABLE {name}")
     return {"pairs": int(count), "links": int(linked.sum()), "skipped_blocks": skipped}
 
