@@ -4,11 +4,13 @@ Everything produced here is SYNTHETIC: the number of persons per province and
 citizenship area follows ISTAT's foreign residents on 1 January 2023 (times ``scale``),
 the nationalities inside an area follow ISTAT's Italy-wide table by country, and cases
 are placed around GeoNames settlements or scattered over the province
-(:mod:`demo.cases`); every name, phone number, passport number and note is obviously
-fake. This module renders the true cases the way three sources write them (record ids,
-direct identifiers, nationality forms, age or birth year), injects a few bad rows of
-known kinds, and writes one raw file per source plus the truth file, so that ingest,
-rejects and the exposure estimate can be checked against what is known to be true.
+(:mod:`demo.cases`); names are made of syllables, and every phone number, passport
+number and note is obviously fake. This module renders the true cases the way three
+sources write them (record ids, direct identifiers, nationality forms, age or birth
+year), injects a few bad rows of known kinds, registers some consular cases' persons
+again in the recruitment agency's file (with identity noise: the store links them), and
+writes one raw file per source plus the truth file, so that ingest, rejects, linking and
+the exposure estimate can be checked against what is known to be true.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pandas as pd
 import pycountry
 
 from demo.cases import FIRST_DAY, SOURCES, draw_true_cases
+from demo.linkage import latin_noise, synthetic_names
 
 RECORD_ID_PREFIX = {
     "consular_registration": "CR",
@@ -30,6 +33,7 @@ RAW_COLUMNS = (
     "source",
     "record_id",
     "full_name",
+    "date_of_birth",
     "passport_no",
     "phone",
     "email",
@@ -47,7 +51,15 @@ RAW_COLUMNS = (
     "updated_at",
     "notes",
 )
-IDENTIFIER_COLUMNS = ("full_name", "passport_no", "phone", "email", "address", "notes")
+IDENTIFIER_COLUMNS = (
+    "full_name",
+    "date_of_birth",
+    "passport_no",
+    "phone",
+    "email",
+    "address",
+    "notes",
+)
 TRUTH_COLUMNS = (
     "nationality_iso3",
     "province_code",
@@ -56,7 +68,11 @@ TRUTH_COLUMNS = (
     "true_longitude",
     "true_family_members",
     "expected_problem",
+    "same_person_as",
 )
+# Share of the consular registrations whose person the recruitment agency registered too
+# (with its own record id and the identity noise of demo.linkage.latin_noise).
+SHARED_WITH_AGENCY = 0.1
 # Column names as each source writes them (canonical name -> alias); others unchanged.
 COLUMN_ALIASES = {
     "consular_registration": {},
@@ -93,25 +109,6 @@ _SOURCE_STYLE_WEIGHTS = {
     "host_state_arrivals": (0.15, 0.0, 0.0, 0.55, 0.20, 0.10),
     "recruitment_agency": (0.0, 0.35, 0.20, 0.35, 0.10, 0.0),
 }
-_FIRST_NAMES = (
-    "Amina",
-    "José",
-    "Oksana",
-    "Mohamed",
-    "Ioana",
-    "Fatoumata",
-    "João",
-    "Élodie",
-    "Rahul",
-    "Zoë",
-    "Ngozi",
-    "Andrés",
-    "Mei",
-    "Bogdan",
-    "Awa",
-    "Hélène",
-)
-_SURNAMES = ("Esempio", "Fittizio", "Prova", "Campione", "Muñoz-Test", "Synthétique")
 _NOTE_PHRASES = (
     "",
     "",
@@ -189,6 +186,7 @@ def generate_demo_registry(seed: int = 2016, scale: float = 0.05) -> pd.DataFram
     cases["nationality"] = _render_nationalities(rng, cases)
     _split_age_birth_year(rng, cases)
     cases = _inject_bad_rows(rng, cases)
+    cases = _shared_with_agency(rng, cases)
     return _finalise(rng, cases)
 
 
@@ -207,9 +205,11 @@ def _add_identifiers(rng: np.random.Generator, cases: pd.DataFrame) -> None:
     """Obviously fake direct identifiers and notes, all prefixed or marked SYNTHETIC."""
     n = len(cases)
     serial = np.arange(1, n + 1)
-    first = np.array(_FIRST_NAMES, dtype=object)[rng.integers(0, len(_FIRST_NAMES), n)]
-    last = np.array(_SURNAMES, dtype=object)[rng.integers(0, len(_SURNAMES), n)]
-    cases["full_name"] = [f"{f} {s}-{i:05d}" for f, s, i in zip(first, last, serial, strict=True)]
+    # Syllable-made names (demo.linkage): varied enough that two persons rarely share
+    # one, as in a real registry, so that linking is shown on realistic identities.
+    first = synthetic_names(rng, 400, (2, 3))[rng.integers(0, 400, n)]
+    last = synthetic_names(rng, 4000, (2, 4))[rng.integers(0, 4000, n)]
+    cases["full_name"] = [f"{f} {s}" for f, s in zip(first, last, strict=True)]
     cases["passport_no"] = [f"SYN{v:07d}" for v in rng.integers(0, 10**7, n)]
     cases["phone"] = [f"+39 000 {v:07d}" for v in rng.integers(0, 10**7, n)]
     cases["email"] = [f"synthetic.{i:05d}@example.org" for i in serial]
@@ -260,6 +260,10 @@ def _split_age_birth_year(rng: np.random.Generator, cases: pd.DataFrame) -> None
     draw = rng.random(len(cases))
     year = cases["updated_at"].to_numpy().astype("datetime64[Y]").astype(int) + 1970
     birth_year = year - cases["age"].to_numpy() - rng.integers(0, 2, len(cases))
+    month, day = rng.integers(1, 13, len(cases)), rng.integers(1, 29, len(cases))
+    cases["date_of_birth"] = [
+        f"{y:04d}-{m:02d}-{d:02d}" for y, m, d in zip(birth_year, month, day, strict=True)
+    ]
     cases["birth_year"] = pd.array(np.where(draw >= 0.85, birth_year, 0), dtype="Int64")
     cases.loc[(draw < 0.85) | (draw >= 0.97), "birth_year"] = pd.NA
     cases["age"] = pd.array(cases["age"], dtype="Int64")
@@ -336,6 +340,42 @@ def _stale_copies(rng: np.random.Generator, newer: pd.DataFrame) -> pd.DataFrame
     return stale
 
 
+def _shared_with_agency(rng: np.random.Generator, cases: pd.DataFrame) -> pd.DataFrame:
+    """Add the recruitment agency's registrations of persons the consulate registered.
+
+    :data:`SHARED_WITH_AGENCY` of the good consular rows get a second registration in
+    the agency file: a new record id, the name and birth date written with identity
+    noise (typo, variant spelling, swapped order, missing day), the passport number half
+    the time, the nationality in the agency's style and an earlier update; the same
+    place and family (so the truth stays exact). ``same_person_as`` names the consular
+    record id; the store links the two and counts the person once.
+    """
+    good = cases.index[
+        (cases["source"] == "consular_registration")
+        & cases["expected_problem"].isna()
+        & cases["record_id"].notna()
+    ]
+    picked = rng.choice(good, size=round(SHARED_WITH_AGENCY * len(good)), replace=False)
+    copies = cases.loc[np.sort(picked)].copy()
+    copies["same_person_as"] = copies["record_id"]
+    copies["source"] = "recruitment_agency"
+    taken = (cases["source"] == "recruitment_agency").sum()
+    copies["record_id"] = [f"RA-{taken + i:06d}" for i in range(1, len(copies) + 1)]
+    noisy = [
+        latin_noise(rng, *name.split(" ", 1), birth)
+        for name, birth in zip(copies["full_name"], copies["date_of_birth"], strict=True)
+    ]
+    copies["full_name"] = [name for name, _ in noisy]
+    copies["date_of_birth"] = [birth for _, birth in noisy]
+    copies["passport_no"] = copies["passport_no"].where(rng.random(len(copies)) < 0.5, None)
+    copies["nationality"] = _render_nationalities(rng, copies)
+    earlier = rng.integers(0, 300, len(copies)).astype("timedelta64[D]")
+    copies["updated_at"] = np.maximum(
+        copies["updated_at"].to_numpy().astype("datetime64[D]") - earlier, FIRST_DAY
+    ).astype("datetime64[ns]")
+    return pd.concat([cases.assign(same_person_as=None), copies], ignore_index=True)
+
+
 def _day_index(dates: pd.Series) -> np.ndarray:
     """Days since 2023-01-01 of datetime values."""
     return (dates.to_numpy().astype("datetime64[D]") - FIRST_DAY).astype(np.int64)
@@ -400,6 +440,7 @@ def write_demo_registry(df: pd.DataFrame, out_dir: Path | str) -> list[Path]:
             "true_family_members",
             "placement",
             "expected_problem",
+            "same_person_as",
         ]
     ]
     truth = truth.rename(columns=lambda c: c.removeprefix("true_"))

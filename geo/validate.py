@@ -15,6 +15,7 @@ import polars as pl
 import polars_h3
 
 from geo import codes
+from geo.identity import IDENTITY_PREFIX
 
 REQUIRED_COLUMNS = ("record_id", "nationality", "latitude", "longitude")
 OPTIONAL_COLUMNS = (
@@ -71,6 +72,9 @@ class ValidatedBatch:
     accepted: pl.DataFrame
     rejects: pl.DataFrame
     rows_read: int
+    # The accepted rows' identity fields (name, birth date, document, household,
+    # principal), in memory for linking only (geo.identity); None when the file has none.
+    identities: pl.DataFrame | None = None
 
 
 def _as_text(name: str) -> pl.Expr:
@@ -179,8 +183,19 @@ def validate_batch(
         )
         .cast(REJECTS_SCHEMA)
     )
+    identity = [c for c in frame.columns if c.startswith(IDENTITY_PREFIX)]
+    identities = (
+        frame.filter(~bad).select(
+            *identity, pl.col("birth_num").cast(pl.Int32).alias(IDENTITY_PREFIX + "birth_year")
+        )
+        if identity
+        else None
+    )
     return ValidatedBatch(
-        accepted=_accepted(frame.filter(~bad), this_year), rejects=rejects, rows_read=raw.height
+        accepted=_accepted(frame.filter(~bad), this_year),
+        rejects=rejects,
+        rows_read=raw.height,
+        identities=identities,
     )
 
 

@@ -69,11 +69,29 @@ def test_no_identifier_value_reaches_store_release_or_rejects(demo):
         assert not leaked, leaked[:3]
 
 
+def test_the_agency_file_links_the_consulates_persons(demo):
+    frame, _, reports, _, _ = demo
+    copies = frame[frame["same_person_as"].notna()]
+    linked = int(reports[2].linking[0].split(" of this file")[0].replace(",", ""))
+    assert 0.97 * len(copies) <= linked <= len(copies)
+    good = frame[frame["expected_problem"].isna()]
+    persons = int(
+        reports[2].linking[0].split("registrations of ")[1].split(" persons")[0].replace(",", "")
+    )
+    # one case per person: the true number, give or take the few links missed
+    assert (
+        good["same_person_as"].isna().sum()
+        <= persons
+        <= good["same_person_as"].isna().sum() + 0.03 * len(copies)
+    )
+
+
 def test_release_invariants(demo):
     frame, work, _, public, _ = demo
     con = store.connect(work / "store.duckdb", read_only=True)
     persons = con.execute(
-        "SELECT sum(1 + family_members) FROM registrations WHERE consent & 1 != 0"
+        "SELECT sum(1 + family_members) FROM registrations WHERE consent & 1 != 0 AND "
+        "record_key NOT IN (SELECT record_key FROM absorbed WHERE valid_to IS NULL)"
     ).fetchall()[0][0]
     con.close()
     meta = public.metadata

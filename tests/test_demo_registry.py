@@ -36,8 +36,11 @@ def written(registry, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def current(registry) -> pd.DataFrame:
-    """Rows that represent a case as it is now: all but the superseded duplicates."""
-    return registry[registry["expected_problem"].ne("superseded_duplicate")]
+    """Rows that represent a case as it is now: all but the superseded duplicates and the
+    agency's second registrations of consular persons (one person, one case)."""
+    return registry[
+        registry["expected_problem"].ne("superseded_duplicate") & registry["same_person_as"].isna()
+    ]
 
 
 # ------------------------------------------------------------------------------- inputs
@@ -377,6 +380,7 @@ def test_truth_file_holds_the_values_before_corruption(registry, written):
         "family_members",
         "placement",
         "expected_problem",
+        "same_person_as",
     ]
     assert len(truth) == len(registry)
     assert (truth["latitude"].to_numpy() == registry["true_latitude"].to_numpy()).all()

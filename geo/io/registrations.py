@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from geo import codes
 from geo.errors import InputError
 from geo.hashing import file_sha256
+from geo.identity import IDENTITY_PREFIX, identity_map
 from geo.io.limits import check_count
 from geo.io.zip_guard import TokenCount, check_zip
 from geo.sanitize import quote_value
@@ -90,6 +91,12 @@ class FileHeader:
     encoding: str | None = None
     delimiter: str | None = None
     notes: list[str] = field(default_factory=list)
+    # Identity name → header: read into memory for linking only, never stored.
+    identity_map: dict[str, str] = field(default_factory=dict)
+
+    def read_columns(self) -> list[str]:
+        """Return the headers to read: the canonical columns, then the identity ones."""
+        return list(self.column_map.values()) + list(self.identity_map.values())
 
 
 def fold_column_name(name: object) -> str:
@@ -259,6 +266,7 @@ def open_registration_file(path: str | Path, sheet: str | None = None) -> FileHe
     header.column_map, header.dropped_columns, header.identifier_columns = map_columns(
         [str(c) for c in columns], path.name + (f" [sheet {header.sheet}]" if header.sheet else "")
     )
+    header.identity_map = identity_map(header.dropped_columns, fold_column_name)
     return header
 
 
@@ -349,7 +357,7 @@ def _csv_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataF
         malformed.append((row.actual_columns, row.expected_columns))
         return "skip"
 
-    wanted = list(header.column_map.values())
+    wanted = header.read_columns()
     try:
         reader = pacsv.open_csv(
             header.path,
@@ -380,7 +388,7 @@ def _parquet_batches(header: FileHeader, batch_rows: int) -> Iterator[pl.DataFra
     try:
         parquet = pq.ParquetFile(header.path)
         for record_batch in parquet.iter_batches(
-            batch_size=batch_rows, columns=list(header.column_map.values())
+            batch_size=batch_rows, columns=header.read_columns()
         ):
             yield pl.from_arrow(pa.Table.from_batches([record_batch]))
     except (pa.ArrowException, OSError) as exc:
@@ -399,14 +407,11 @@ def _xlsx_batches(header: FileHeader, batch_rows: int) -> Iterator[pl.DataFrame]
     sheet = workbook[header.sheet]
     skip = header.header_row
     columns = [str(c) for c in next(sheet.iter_rows(min_row=skip, max_row=skip, values_only=True))]
-    positions = {name: columns.index(src) for name, src in header.column_map.items()}
+    positions = {src: columns.index(src) for src in header.read_columns()}
     buffer: list[tuple] = []
 
     def flush() -> pl.DataFrame:
-        data = {
-            header.column_map[name]: [_cell_text(row, pos) for row in buffer]
-            for name, pos in positions.items()
-        }
+        data = {src: [_cell_text(row, pos) for row in buffer] for src, pos in positions.items()}
         return pl.DataFrame(data, schema=dict.fromkeys(data, pl.String))
 
     for row in sheet.iter_rows(min_row=skip + 1, values_only=True):
@@ -455,6 +460,7 @@ def iter_validated_batches(
             malformed_rows = _malformed_csv_rows(header)
         if not raw.height:
             continue
+        raw = raw.rename({src: IDENTITY_PREFIX + n for n, src in header.identity_map.items()})
         if reference is None:
             reference = reference_point_of(raw, header.column_map)
         batch = validate_batch(raw, header.column_map, next_row, header.file_name, reference)

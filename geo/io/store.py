@@ -46,6 +46,14 @@ import pyarrow as pa
 from geo.errors import InputError
 from geo.io.registrations import FileHeader
 from geo.io.steward_key import derived
+from geo.io.store_links import (
+    LINK_SCHEMA,
+    LINK_TABLES,
+    link_staged,
+    report_lines,
+    stage_identities,
+    start_staging,
+)
 from geo.io.store_open import StoreFileGuard, open_store, store_error
 from geo.sanitize import spreadsheet_safe
 from geo.validate import ValidatedBatch
@@ -59,7 +67,10 @@ SCHEMA_VERSION = "4"
 _SCHEMA_CHANGES = {
     "2": "record history and a release ledger",
     "3": "HMAC-SHA256 record keys computed before the database sees a record id",
-    "4": "each registration's valid_until date, and a log of purges and erasures",
+    "4": (
+        "each registration's valid_until date, a log of purges and erasures, and keyed"
+        " identity encodings linking one person's registrations (one case per person)"
+    ),
 }
 
 _SCHEMA = """
@@ -122,7 +133,7 @@ CREATE TABLE IF NOT EXISTS release_rows (
     persons BIGINT NOT NULL
 );
 """
-_TABLES = {"meta", "registrations", "ingests", "purges", "releases", "release_rows"}
+_TABLES = {"meta", "registrations", "ingests", "purges", "releases", "release_rows"} | LINK_TABLES
 # What makes two versions of a registration the same: a re-statement of all of it is no
 # new version.
 _CONTENT = (
@@ -152,6 +163,7 @@ class IngestReport:
     dropped_columns: list[str] = field(default_factory=list)
     identifier_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    linking: list[str] = field(default_factory=list)
     rejects_path: Path | None = None
 
     def summary_lines(self) -> list[str]:
@@ -175,6 +187,7 @@ class IngestReport:
             lines.append(f"  no consent scope: {self.no_consent} (release --legal-basis other)")
         if self.unconfirmed:
             lines.append(f"  no updated_at: {self.unconfirmed} (outside --confirmed-within)")
+        lines += [f"  linking: {line}" for line in self.linking]
         lines += [f"  note: {note}" for note in self.notes]
         if self.rejects_path:
             lines.append(f"  rejects written to {self.rejects_path}")
@@ -214,7 +227,7 @@ def connect(
     try:
         _check_schema(con, path)
         if not read_only:
-            con.execute(_SCHEMA)
+            con.execute(_SCHEMA + LINK_SCHEMA)
             con.execute(
                 "INSERT INTO meta SELECT * FROM (VALUES ('schema_version', ?), ('resolution', ?),"
                 " ('key_salt', ?)) v(k, val) WHERE k NOT IN (SELECT key FROM meta)",
@@ -428,6 +441,7 @@ def _ingest_one(
         return report, None
     con.execute("CREATE OR REPLACE TEMP TABLE staging AS SELECT * FROM registrations LIMIT 0")
     con.execute("ALTER TABLE staging ADD COLUMN row BIGINT")
+    start_staging(con)
     rejects: list[pl.DataFrame] = []
     ingest_id = _next_ingest_id(con)
     for batch, keyed in batches():
@@ -444,6 +458,7 @@ def _ingest_one(
             """,
             [ingest_id],
         )
+        stage_identities(con, keyed)
         con.unregister("keyed")
         say(f"{header.file_name}: {report.rows_read} rows read")
     duplicates = _reject_duplicates(con)
@@ -460,8 +475,15 @@ def _ingest_one(
         " FROM staging"
     ).fetchall()[0]
     report.kept_newer, report.unchanged, report.updated, report.inserted = _merge_staging(con)
+    report.linking = report_lines(
+        link_staged(con, ingest_id),
+        has_names=bool({"full_name", "given_name", "family_name"} & set(header.identity_map)),
+        has_companion_ids=bool({"household_id", "principal_record_id"} & set(header.identity_map)),
+        has_family_counts="family_members" in header.column_map,
+    )
     _log_ingest(con, ingest_id, header, report)
     con.execute("DROP TABLE staging")
+    con.execute("DROP TABLE staging_ids")
     return report, all_rejects
 
 

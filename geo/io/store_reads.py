@@ -42,20 +42,29 @@ def _consent_bit(consent_scope: str) -> int:
 def _versions(con: duckdb.DuckDBPyConnection, as_of: int | None) -> tuple[str, list[int]]:
     """Return the SQL condition (and its parameters) selecting the versions valid at ``as_of``.
 
+    Only the registrations that count are selected: one per person.
+
     Raises
     ------
     InputError
         For a version the store has not reached (or a negative one).
     """
     if as_of is None:
-        return "valid_to IS NULL", []
+        return "valid_to IS NULL" + _COUNTED.format("valid_to IS NULL"), []
     current = store_version(con)
     if not 0 <= as_of <= current:
         raise InputError(
             f"store version {as_of} does not exist; the store is at version {current} "
             "(one version per ingested file)."
         )
-    return "valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)", [as_of, as_of]
+    at = "valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)"
+    return at + _COUNTED.format(at), [as_of, as_of, as_of, as_of]
+
+
+# One case per person: a registration linked to a more recently confirmed one of the
+# same person, or counted inside its principal's family, is kept out
+# (:mod:`geo.io.store_links`), at the same store version.
+_COUNTED = " AND record_key NOT IN (SELECT record_key FROM absorbed WHERE {})"
 
 
 def audience_records(

@@ -53,23 +53,28 @@ def ingest_files(
     """
     from geo.io import store
     from geo.io.registrations import open_registration_file
+    from geo.io.steward_key import derived
 
     headers = [open_registration_file(path, sheet=sheet) for path in paths]
-    secret = store.record_key_secret()
-    files = [(header, partial(_prepared_batches, header, secret)) for header in headers]
+    secrets = (store.record_key_secret(), derived("identity encodings"))
+    files = [(header, partial(_prepared_batches, header, *secrets)) for header in headers]
     return store.ingest_files(store_path, files, rejects_dir=rejects_dir, progress=progress)
 
 
 def _prepared_batches(
-    header: FileHeader, secret: bytes
+    header: FileHeader, secret: bytes, identity_secret: bytes
 ) -> Iterator[tuple[ValidatedBatch, pa.Table]]:
     """Yield validated, binned, keyed batches, preparing the next while DuckDB stores this one.
 
-    Reading, validation, binning and the record keys' HMAC run in a worker thread
-    (polars and pyarrow release the GIL), so the two cores share the work; an error in
-    the worker is raised here. The Arrow table handed to the store has no record id.
+    Reading, validation, binning, the identity encodings (:mod:`geo.identity`) and the
+    record keys' HMAC run in a worker thread (polars and pyarrow release the GIL), so
+    the two cores share the work; an error in the worker is raised here. The Arrow table
+    handed to the store has no record id, name, birth date or document number.
     """
+    import polars as pl
+
     from geo.hashing import record_keys
+    from geo.identity import encode_identities
     from geo.io.registrations import iter_validated_batches
     from geo.io.store import STORE_RESOLUTION
     from geo.validate import coordinates_to_cell
@@ -82,7 +87,21 @@ def _prepared_batches(
             if batch is None:
                 return None
             binned = coordinates_to_cell(batch.accepted, STORE_RESOLUTION)
-            return batch, record_keys(binned, secret).to_arrow()
+            if batch.identities is not None:
+                binned = binned.hstack(batch.identities)
+            encoded = encode_identities(binned, identity_secret)
+            if "principal_record_id" in encoded.columns:
+                principal = record_keys(
+                    encoded.select("source", pl.col("principal_record_id").alias("record_id")),
+                    secret,
+                ).select(
+                    pl.when(encoded["principal_record_id"].is_not_null())
+                    .then(pl.col(c))
+                    .alias(c.replace("key", "principal"))
+                    for c in ("key_hi", "key_lo")
+                )
+                encoded = encoded.drop("principal_record_id").hstack(principal)
+            return batch, record_keys(encoded, secret).to_arrow()
 
         pending = worker.submit(prepare)
         while (ready := pending.result()) is not None:

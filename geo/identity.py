@@ -1,0 +1,368 @@
+"""Identity fields → keyed Bloom-filter encodings (CLKs) and keyed block keys, in memory.
+
+Names, birth dates and document numbers are read at ingest for one purpose: to count a
+person registered by several sources (or on several days) once. They never reach the
+store: each record's name and birth date become a 1024-bit Bloom filter (a CLK, as in
+clkhash/anonlink: every name bigram and date part sets bits chosen by HMAC-SHA256 with
+a key derived from the steward's key), the document number and a few name/date
+combinations become keyed 64-bit block keys, and the raw columns are dropped here.
+
+Normalisation before encoding: any script to Latin (``anyascii``: Cyrillic, Arabic,
+Greek...), diacritics and case folded, punctuation and digits removed, a few common
+transliteration variants folded (kh/h, ph/f, w/v, y/j/i, ou/u, ...), and doubled letters
+ignored (their bigram is skipped). Name order does not matter: each name token is padded
+and split into bigrams on its own, and the filter is a set of bigrams.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+
+import numpy as np
+import polars as pl
+
+IDENTITY_PREFIX = "ident__"
+# Identity columns read for linking only (folded header names); never stored.
+IDENTITY_ALIASES = {
+    "full_name": ("name", "full_name", "names", "person_name", "applicant_name"),
+    "given_name": ("given_name", "given_names", "first_name", "first_names", "forename"),
+    "family_name": ("family_name", "surname", "last_name", "lastname"),
+    "birth_date": ("birth_date", "date_of_birth", "dob", "birthdate", "born"),
+    "document_number": (
+        "passport_no",
+        "passport_number",
+        "passport",
+        "document_number",
+        "document_no",
+        "doc_no",
+        "travel_document",
+        "id_number",
+        "national_id",
+    ),
+    "household_id": ("household_id", "household", "family_id", "hh_id"),
+    "principal_record_id": (
+        "principal_record_id",
+        "principal_id",
+        "principal",
+        "head_of_household_id",
+        "companion_of",
+    ),
+}
+CLK_BITS = 1024
+CLK_WORDS = CLK_BITS // 64
+# Bits set per token of each kind: name bigram (n), birth year (y), month (m), day (d).
+BITS_PER_TOKEN = {"n": 20, "y": 30, "m": 30, "d": 30}
+# Block kinds (the low 2 bits of a block key): nationality+year+name prefix, document
+# number, nationality+birth date, birth date+name initials.
+BLOCK_NAME, BLOCK_DOCUMENT, BLOCK_DATE, BLOCK_INITIALS = 0, 1, 2, 3
+# Common transliteration variants, folded in one pass (longest first, final forms).
+_FOLDS = {
+    "dzh": "i",
+    "tch": "ch",
+    "sch": "sh",
+    "zh": "i",
+    "kh": "h",
+    "ph": "f",
+    "th": "t",
+    "ck": "k",
+    "ou": "u",
+    "oo": "u",
+    "ee": "i",
+    "q": "k",
+    "w": "v",
+    "y": "i",
+    "j": "i",
+}
+
+
+def identity_map(columns: list[str], fold) -> dict[str, str]:
+    """Return identity name → the file's header, for the headers that hold identity fields.
+
+    ``fold`` is the reader's header folding (``'Date of Birth'`` → ``date_of_birth``).
+    """
+    by_alias = {alias: name for name, aliases in IDENTITY_ALIASES.items() for alias in aliases}
+    found: dict[str, str] = {}
+    for column in columns:
+        name = by_alias.get(fold(column))
+        if name and name not in found:
+            found[name] = column
+    return found
+
+
+def _column(frame: pl.DataFrame, name: str) -> pl.Expr:
+    column = IDENTITY_PREFIX + name
+    if column in frame.columns:
+        return pl.col(column).cast(pl.String).str.strip_chars()
+    return pl.repeat(None, pl.len(), dtype=pl.String)
+
+
+def _latin(values: pl.Series) -> pl.Series:
+    """Return text in Latin letters: non-ASCII values transliterated once per distinct value."""
+    from anyascii import anyascii
+
+    odd = values.filter(values.str.contains(r"[^\x00-\x7f]")).unique().drop_nulls()
+    if not odd.len():
+        return values
+    return values.replace(dict(zip(odd.to_list(), map(anyascii, odd.to_list()), strict=True)))
+
+
+def normalised_names(frame: pl.DataFrame) -> pl.Series:
+    """Return each record's name folded to ``' token token '`` (a-z, one space around each).
+
+    The padding spaces make the bigrams of the whole string those of each token padded
+    on its own: the bag of bigrams does not depend on the name order.
+    """
+    raw = frame.select(
+        pl.concat_str(
+            [_column(frame, n) for n in ("full_name", "given_name", "family_name")],
+            separator=" ",
+            ignore_nulls=True,
+        )
+    ).to_series()
+    text = (
+        _latin(raw)
+        .str.to_lowercase()
+        .str.replace_all(r"[^a-z]+", " ")
+        .str.replace_many(list(_FOLDS), list(_FOLDS.values()))
+        .str.replace_all(r"c([aou])", "k$1")
+        .str.strip_chars()
+    )
+    return (" " + text + " ").fill_null("  ")
+
+
+def birth_parts(frame: pl.DataFrame) -> pl.DataFrame:
+    """Return birth ``year``, ``month`` and ``day`` (Int32, null when unknown).
+
+    From ``birth_date`` (ISO ``YYYY-MM-DD``, ``YYYY-MM``, or ``DD/MM/YYYY``, ``DD.MM.YYYY``)
+    and, for the year, the validated ``birth_year`` when the date is missing.
+    """
+    date = _column(frame, "birth_date")
+    iso = date.str.extract_groups(r"^(\d{4})-(\d{1,2})(?:-(\d{1,2}))?")
+    dmy = date.str.extract_groups(r"^(\d{1,2})[/.](\d{1,2})[/.](\d{4})$")
+    year_column = IDENTITY_PREFIX + "birth_year"
+    birth_year = (
+        pl.col(year_column).cast(pl.Int32, strict=False)
+        if year_column in frame.columns
+        else pl.lit(None, dtype=pl.Int32)
+    )
+
+    def part(expr: pl.Expr) -> pl.Expr:
+        return expr.cast(pl.Int32, strict=False)
+
+    return frame.select(
+        pl.coalesce(part(iso.struct.field("1")), part(dmy.struct.field("3")), birth_year).alias(
+            "year"
+        ),
+        pl.coalesce(part(iso.struct.field("2")), part(dmy.struct.field("2"))).alias("month"),
+        pl.coalesce(part(iso.struct.field("3")), part(dmy.struct.field("1"))).alias("day"),
+    )
+
+
+def _token_masks(tokens: list[str], secret: bytes) -> np.ndarray:
+    """Return each token's bits as CLK_WORDS uint64 words (double hashing, HMAC-SHA256)."""
+    masks = np.zeros((len(tokens), CLK_WORDS), dtype=np.uint64)
+    for row, token in enumerate(tokens):
+        digest = hmac.new(secret, token.encode(), hashlib.sha256).digest()
+        first, step = int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:16], "big") | 1
+        for i in range(BITS_PER_TOKEN[token[0]]):
+            bit = (first + i * step) % CLK_BITS
+            masks[row, bit // 64] |= np.uint64(1 << (bit % 64))
+    return masks
+
+
+_LETTERS = " abcdefghijklmnopqrstuvwxyz"
+
+
+@functools.lru_cache(maxsize=4)
+def _tables(secret: bytes) -> dict[str, np.ndarray]:
+    """Return the masks of every name bigram and every year, month and day value."""
+    return {
+        "n": _token_masks([f"n{a}{b}" for a in _LETTERS for b in _LETTERS], secret),
+        "y": _token_masks([f"y{v}" for v in range(_YEARS[0], _YEARS[1] + 1)], secret),
+        "m": _token_masks([f"m{v}" for v in range(0, 100)], secret),
+        "d": _token_masks([f"d{v}" for v in range(0, 100)], secret),
+    }
+
+
+_YEARS = (1800, 2200)
+
+
+def clk_matrix(names: pl.Series, parts: pl.DataFrame, secret: bytes) -> np.ndarray:
+    """Return the records' CLKs as an (n, CLK_WORDS) uint64 array.
+
+    Names are bigrams of ``' token token '`` (a bigram of one letter twice is skipped, so
+    Mohammed and Mohamed agree); each of the 27² bigrams and each year, month and day
+    value is hashed once, then a record's filter is the OR of its tokens' masks, read
+    straight from the names' bytes, in chunks to bound memory.
+    """
+    import pyarrow as pa
+
+    tables = _tables(secret)
+    n = names.len()
+    code = np.zeros(256, dtype=np.int64)
+    code[np.frombuffer(_LETTERS.encode(), dtype=np.uint8)] = np.arange(len(_LETTERS))
+    array = names.cast(pl.String).to_arrow().cast(pa.large_string())
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset : array.offset + n + 1]
+    data = code[np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]]
+    record = np.repeat(np.arange(n), np.diff(offsets))
+    keep = (record[:-1] == record[1:]) & (data[:-1] != data[1:])
+    ids = (data[:-1] * len(_LETTERS) + data[1:])[keep]
+    rows = record[:-1][keep]
+    clks = np.zeros((n, CLK_WORDS), dtype=np.uint64)
+    if rows.size:
+        # The k-th bigram of every record at once: rows are distinct within a round, so
+        # the fancy-indexed OR is exact, and each round's arrays stay small.
+        first = np.r_[0, np.flatnonzero(rows[1:] != rows[:-1]) + 1]
+        position = np.arange(rows.size) - np.repeat(first, np.diff(np.r_[first, rows.size]))
+        order = np.argsort(position, kind="stable")
+        bounds = np.searchsorted(position[order], np.arange(position.max() + 2))
+        for k in range(position.max() + 1):
+            chosen = order[bounds[k] : bounds[k + 1]]
+            clks[rows[chosen]] |= tables["n"][ids[chosen]]
+    for kind, column, low, high in (
+        ("y", "year", *_YEARS),
+        ("m", "month", 0, 99),
+        ("d", "day", 0, 99),
+    ):
+        series = parts[column]
+        valid = (series.is_not_null() & (series >= low) & (series <= high)).to_numpy()
+        index = series.fill_null(low).clip(low, high).to_numpy().astype(np.int64) - low
+        clks[valid] |= tables[kind][index[valid]]
+    return clks
+
+
+def _keyed64(expr: pl.Expr, secret: bytes) -> pl.Expr:
+    """Return a keyed 64-bit hash (HMAC-SHA256, first 8 bytes) of a String expression."""
+    import polars_hash  # noqa: F401  (registers the ``chash`` namespace)
+
+    return (
+        expr.chash.hmac_sha256(key=secret.hex())
+        .str.slice(0, 16)
+        .str.to_integer(base=16, dtype=pl.UInt64)
+    )
+
+
+def encode_identities(frame: pl.DataFrame, secret: bytes) -> pl.DataFrame:
+    """Replace a batch's identity columns by keyed encodings (nothing raw is left).
+
+    Parameters
+    ----------
+    frame
+        Accepted records with ``source``, ``nationality`` and the identity columns
+        (``ident__``-prefixed) the file holds.
+    secret
+        The identity encodings' secret (from :func:`geo.io.steward_key.derived`).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``frame`` without identity columns; when the file has a name column, plus
+        ``linkable`` (a name and a birth year or a document number), ``clk`` (Binary,
+        128 bytes), ``blocks`` (list of UInt64 keyed block keys, the kind in the low 2
+        bits) and ``household_key`` (UInt64, null without a household id); the
+        principal's record id, when given, stays as ``principal_record_id`` for the
+        record keys' HMAC (:func:`geo.hashing.record_keys`) and nothing else.
+    """
+    identity = [c for c in frame.columns if c.startswith(IDENTITY_PREFIX)]
+    has_name = any(
+        IDENTITY_PREFIX + n in frame.columns for n in ("full_name", "given_name", "family_name")
+    )
+    extra: dict[str, pl.Series] = {}
+    if IDENTITY_PREFIX + "principal_record_id" in frame.columns:
+        extra["principal_record_id"] = frame.select(
+            _column(frame, "principal_record_id").replace("", None)
+        ).to_series()
+    if IDENTITY_PREFIX + "household_id" in frame.columns:
+        household = pl.concat_str("source", pl.lit("\x1f"), _column(frame, "household_id"))
+        extra["household_key"] = frame.select(
+            pl.when(_column(frame, "household_id") != "")
+            .then(_keyed64(pl.lit("household\x1f") + household, secret))
+            .alias("household_key")
+        ).to_series()
+    if not has_name or not frame.height:
+        return frame.drop(identity).with_columns(**extra)
+    names = normalised_names(frame)
+    parts = birth_parts(frame)
+    document = frame.select(
+        _column(frame, "document_number").str.to_uppercase().str.replace_all(r"[^0-9A-Z]", "")
+    ).to_series()
+    clks = clk_matrix(names, parts, secret)
+    work = pl.DataFrame(
+        {
+            "names": names.str.extract_all(r"[a-z]+"),
+            "nat": frame["nationality"],
+            "doc": document.replace("", None),
+            "year": parts["year"],
+            "date": parts.select(
+                pl.when(pl.col("day").is_not_null() & pl.col("month").is_not_null()).then(
+                    pl.format("{}-{}-{}", "year", "month", "day")
+                )
+            ).to_series(),
+        }
+    )
+    prefixes = pl.col("names").list.head(3).list.eval(pl.element().str.slice(0, 3))
+    initials = pl.col("names").list.eval(pl.element().str.slice(0, 1)).list.sort().list.join("")
+    year = pl.col("year").cast(pl.String)
+    kinds = {
+        BLOCK_DOCUMENT: pl.lit("doc\x1f") + pl.col("doc"),
+        BLOCK_DATE: pl.concat_str(pl.lit("date"), "nat", "date", separator="\x1f"),
+        BLOCK_INITIALS: pl.concat_str(pl.lit("init"), "date", initials, separator="\x1f"),
+    }
+    name_blocks = (
+        work.with_row_index("i")
+        .select("i", "nat", year.alias("y"), prefixes.alias("p"))
+        .explode("p")
+        .select(
+            "i",
+            (
+                _keyed64(pl.concat_str(pl.lit("name"), "nat", "y", "p", separator="\x1f"), secret)
+                & ~pl.lit(3, dtype=pl.UInt64)
+                | pl.lit(BLOCK_NAME, dtype=pl.UInt64)
+            ).alias("b"),
+        )
+    )
+    other_blocks = [
+        work.with_row_index("i").select(
+            "i",
+            (
+                _keyed64(expr, secret) & ~pl.lit(3, dtype=pl.UInt64) | pl.lit(kind, dtype=pl.UInt64)
+            ).alias("b"),
+        )
+        for kind, expr in kinds.items()
+    ]
+    block_lists = (
+        pl.concat([name_blocks, *other_blocks])
+        .drop_nulls()
+        .group_by("i")
+        .agg(pl.col("b").unique())
+        .sort("i")
+    )
+    linkable = (work["names"].list.len() > 0) & (
+        parts["year"].is_not_null() | work["doc"].is_not_null()
+    )
+    return (
+        frame.drop(identity)
+        .with_columns(**extra)
+        .with_row_index("_i")
+        .join(block_lists.rename({"i": "_i", "b": "blocks"}), on="_i", how="left")
+        .sort("_i")
+        .drop("_i")
+        .with_columns(
+            linkable.alias("linkable"),
+            _as_binary(clks).alias("clk"),
+        )
+    )
+
+
+def _as_binary(clks: np.ndarray) -> pl.Series:
+    """Return the (n, CLK_WORDS) array as a Binary series of 128-byte values."""
+    import pyarrow as pa
+
+    flat = np.ascontiguousarray(clks.astype("<u8")).view(np.uint8)
+    array = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(CLK_BITS // 8), len(clks), [None, pa.py_buffer(flat.tobytes())]
+    )
+    return pl.from_arrow(array.cast(pa.binary()))

@@ -1,0 +1,387 @@
+"""Linking one person's registrations inside the store: keyed encodings, persons, who counts.
+
+Beside the registrations the store keeps, per record, only keyed encodings of its
+identity (:mod:`geo.identity`: a CLK and keyed block keys, never a name, date or document
+number) and the *person key* (link id) of the person it belongs to. After each file is
+merged, its new and updated records are compared with every stored record that shares a
+block, pairs at or above the Dice threshold (:mod:`geo.linkage`) join one person, and
+the store decides which registrations count:
+
+- one per person: the one most recently confirmed (latest ``updated_at``) wins, its
+  place, nationality and family size stand for the person;
+- a companion (a registration naming its principal's record id, or sharing a household
+  id with a registration that lists family members) is counted inside its principal's
+  ``family_members``, up to that number, not again as a case.
+
+The records that do not count are kept in ``absorbed``, versioned by ingest like the
+registrations (``valid_from``/``valid_to``), so every past store version's audience is
+rebuilt exactly (:func:`geo.io.store_reads.audience_records` with ``as_of``).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from geo import linkage
+
+LINK_SCHEMA = """
+CREATE TABLE IF NOT EXISTS identities (
+    record_key UHUGEINT NOT NULL,
+    person_key UHUGEINT NOT NULL,
+    clk BLOB,
+    household_key UBIGINT,
+    principal_key UHUGEINT
+);
+CREATE TABLE IF NOT EXISTS identity_blocks (record_key UHUGEINT NOT NULL, block UBIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS absorbed (
+    record_key UHUGEINT NOT NULL,
+    valid_from INTEGER NOT NULL,
+    valid_to INTEGER
+);
+"""
+LINK_TABLES = {"identities", "identity_blocks", "absorbed"}
+# Blocks holding more records than this are not compared (a too common name and year);
+# the other blocks of the same records still are.
+MAX_BLOCK = 2_000
+_CONFLICTS = {"place": "cell", "nationality": "nationality", "family size": "family_members"}
+
+
+def start_staging(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the temporary table a file's identity encodings are staged in."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE staging_ids (
+            row BIGINT, record_key UHUGEINT, linkable BOOLEAN, clk BLOB, blocks UBIGINT[],
+            household_key UBIGINT, principal_key UHUGEINT)
+        """
+    )
+
+
+def stage_identities(con: duckdb.DuckDBPyConnection, keyed: pa.Table) -> bool:
+    """Stage the identity encodings of a prepared batch (registered as ``keyed``).
+
+    Returns whether the batch carried any (a file without identity columns has none).
+    """
+    names = set(keyed.schema.names)
+    if not names & {"clk", "household_key", "principal_hi"}:
+        return False
+    clk = "clk" if "clk" in names else "NULL::BLOB"
+    columns = ", ".join(
+        [
+            "row",
+            "((key_hi::UHUGEINT << 64) | key_lo::UHUGEINT)",
+            "coalesce(linkable, false)" if "linkable" in names else "false",
+            clk,
+            "blocks" if "blocks" in names else "NULL::UBIGINT[]",
+            "household_key" if "household_key" in names else "NULL::UBIGINT",
+            "((principal_hi::UHUGEINT << 64) | principal_lo::UHUGEINT)"
+            if "principal_hi" in names
+            else "NULL::UHUGEINT",
+        ]
+    )
+    con.execute(f"INSERT INTO staging_ids SELECT {columns} FROM keyed")
+    return True
+
+
+def link_staged(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
+    """Link the file just merged (``staging`` holds its new record versions) and recount.
+
+    Returns
+    -------
+    dict
+        ``pairs`` (candidate pairs compared), ``links`` (pairs at or above the
+        threshold), ``linked`` (this file's new or updated records that share their
+        person with another current registration), ``records`` and ``persons``
+        (current registrations and the persons they count as), ``companions`` (current
+        registrations counted inside a principal's family), ``conflicts`` (persons
+        touched by this file whose registrations disagree, by kind) and ``skipped_blocks``.
+    """
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE new_ids AS
+        SELECT si.* EXCLUDE (row), i.person_key AS old_person
+        FROM staging_ids si JOIN staging s USING (row)
+        LEFT JOIN identities i ON i.record_key = si.record_key
+        """
+    )
+    con.execute("DELETE FROM identities WHERE record_key IN (SELECT record_key FROM new_ids)")
+    con.execute("DELETE FROM identity_blocks WHERE record_key IN (SELECT record_key FROM new_ids)")
+    con.execute(
+        """
+        INSERT INTO identities
+        SELECT record_key, coalesce(old_person, record_key), CASE WHEN linkable THEN clk END,
+               household_key, principal_key
+        FROM new_ids
+        """
+    )
+    con.execute(
+        """
+        INSERT INTO identity_blocks
+        SELECT record_key, unnest(blocks) FROM new_ids WHERE linkable AND blocks IS NOT NULL
+        """
+    )
+    figures = _link_pairs(con)
+    figures.update(_recount(con, ingest_id))
+    con.execute("DROP TABLE new_ids")
+    return figures
+
+
+def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
+    """Compare the new records with every record sharing a block; merge matched persons."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE big_blocks AS
+        SELECT block FROM identity_blocks GROUP BY block HAVING count(*) > {MAX_BLOCK}
+        """
+    )
+    skipped = con.execute("SELECT count(*) FROM big_blocks").fetchall()[0][0]
+    # Dense integer ids for the records sharing a block with a new one: the self-join
+    # and the fetch then move integers, not 128-bit keys.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE touched AS
+        SELECT record_key, block FROM identity_blocks
+        WHERE block IN (
+            SELECT block FROM identity_blocks
+            WHERE record_key IN (SELECT record_key FROM new_ids WHERE linkable)
+            EXCEPT SELECT block FROM big_blocks)
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE nodes AS
+        SELECT record_key, person_key, clk, (row_number() OVER ()) - 1 AS idx,
+               record_key IN (SELECT record_key FROM new_ids WHERE linkable) AS is_new
+        FROM identities WHERE record_key IN (SELECT record_key FROM touched)
+        """
+    )
+    pairs = con.sql(
+        """
+        WITH t AS (SELECT n.idx, n.is_new, t.block FROM touched t JOIN nodes n USING (record_key))
+        SELECT a.idx AS a, b.idx AS b, bool_or(a.block & 3 = 1) AS same_document
+        FROM t a JOIN t b ON a.block = b.block AND a.idx < b.idx
+        WHERE a.is_new OR b.is_new
+        GROUP BY ALL
+        """
+    ).fetchnumpy()
+    count = len(pairs["a"])
+    if not count:
+        for name in ("touched", "nodes", "big_blocks"):
+            con.execute(f"DROP TABLE {name}")
+        return {"pairs": 0, "links": 0, "skipped_blocks": skipped}
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE node_persons AS
+        SELECT person_key, row_number() OVER (ORDER BY fresh, person_key) - 1 AS pid
+        FROM (SELECT person_key,
+                     bool_and(record_key IN (SELECT record_key FROM new_ids
+                                             WHERE old_person IS NULL)) AS fresh
+              FROM nodes GROUP BY person_key)
+        """
+    )
+    table = con.sql(
+        "SELECT n.clk, p.pid FROM nodes n JOIN node_persons p USING (person_key) ORDER BY n.idx"
+    ).to_arrow_table()
+    clks = _clk_array(table.column("clk"))
+    pid = table.column("pid").to_numpy()
+    left, right = pairs["a"].astype(np.int64), pairs["b"].astype(np.int64)
+    same_document = np.asarray(pairs["same_document"], dtype=bool)
+    linked = linkage.matches(clks, left, right, same_document, linkage.LINK_THRESHOLD)
+    persons = int(pid.max()) + 1
+    merged = linkage.merged_persons(persons, pid[left[linked]], pid[right[linked]])
+    changed = np.flatnonzero(merged != np.arange(persons))
+    if changed.size:
+        con.register("merges", pa.table({"pid": changed, "into": merged[changed]}))
+        con.execute(
+            """
+            UPDATE identities SET person_key = m.new_key
+            FROM (SELECT o.person_key AS old_key, n.person_key AS new_key
+                  FROM merges JOIN node_persons o ON o.pid = merges.pid
+                  JOIN node_persons n ON n.pid = merges.into) m
+            WHERE identities.person_key = m.old_key
+            """
+        )
+        con.unregister("merges")
+    for name in ("touched", "nodes", "node_persons", "big_blocks"):
+        con.execute(f"DROP TABLE {name}")
+    return {"pairs": int(count), "links": int(linked.sum()), "skipped_blocks": skipped}
+
+
+def _clk_array(column: pa.ChunkedArray) -> np.ndarray:
+    """Return a column of 128-byte BLOBs as an (n, 16) uint64 array."""
+    array = column.combine_chunks()
+    if not len(array):
+        return np.zeros((0, 16), dtype=np.uint64)
+    offsets = np.frombuffer(
+        array.buffers()[1], dtype=np.int64 if "large" in str(array.type) else np.int32
+    )[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return data.view("<u8").reshape(len(array), -1).astype(np.uint64)
+
+
+_COUNTED = """
+WITH cur AS (
+    SELECT r.record_key, r.updated_at, r.family_members, r.nationality, r.cell,
+           coalesce(i.person_key, r.record_key) AS person_key, i.household_key, i.principal_key
+    FROM registrations r LEFT JOIN identities i USING (record_key)
+    WHERE r.valid_to IS NULL),
+ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY person_key
+                                 ORDER BY updated_at DESC NULLS LAST, record_key DESC) AS rk
+    FROM cur),
+reps AS (SELECT person_key, family_members FROM ranked WHERE rk = 1),
+attrs AS (
+    SELECT person_key, max(household_key) AS household_key, max(principal_key) AS principal_key
+    FROM cur GROUP BY person_key),
+households AS (
+    SELECT a.household_key, a.person_key,
+           row_number() OVER (PARTITION BY a.household_key
+                              ORDER BY r.family_members DESC, a.person_key) AS n
+    FROM attrs a JOIN reps r USING (person_key) WHERE a.household_key IS NOT NULL),
+named AS (
+    SELECT a.person_key AS companion, c.person_key AS principal
+    FROM attrs a JOIN cur c ON c.record_key = a.principal_key
+    WHERE c.person_key <> a.person_key
+    UNION ALL
+    SELECT m.person_key, h.person_key FROM households m
+    JOIN households h ON h.household_key = m.household_key AND h.n = 1 WHERE m.n > 1),
+one AS (SELECT companion, min(principal) AS principal FROM named GROUP BY companion),
+numbered AS (
+    SELECT *, row_number() OVER (PARTITION BY principal ORDER BY companion) AS n FROM one),
+companions AS (
+    SELECT o.companion FROM numbered o JOIN reps r ON r.person_key = o.principal
+    WHERE o.n <= r.family_members AND o.principal NOT IN (SELECT companion FROM one))
+SELECT record_key, rk > 1 AS duplicate,
+       person_key IN (SELECT companion FROM companions) AS companion
+FROM ranked WHERE rk > 1 OR person_key IN (SELECT companion FROM companions)
+"""
+
+
+def _recount(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
+    """Decide which current registrations count; version the change; count for the report."""
+    if not con.execute("SELECT count(*) FROM (SELECT 1 FROM identities LIMIT 1)").fetchall()[0][0]:
+        records = con.execute(
+            "SELECT count(*) FROM registrations WHERE valid_to IS NULL"
+        ).fetchall()[0][0]
+        return {
+            "linked": 0,
+            "records": records,
+            "persons": records,
+            "companions": 0,
+            "conflicts": dict.fromkeys(_CONFLICTS, 0),
+        }
+    con.execute(f"CREATE OR REPLACE TEMP TABLE absorbed_now AS {_COUNTED}")
+    con.execute(
+        """
+        UPDATE absorbed SET valid_to = ?
+        WHERE valid_to IS NULL AND record_key NOT IN (SELECT record_key FROM absorbed_now)
+        """,
+        [ingest_id],
+    )
+    con.execute(
+        """
+        INSERT INTO absorbed
+        SELECT record_key, ?, NULL FROM absorbed_now
+        WHERE record_key NOT IN (SELECT record_key FROM absorbed WHERE valid_to IS NULL)
+        """,
+        [ingest_id],
+    )
+    linked_of_file = con.execute(
+        """
+        SELECT count(*) FROM staging s JOIN identities i USING (record_key)
+        WHERE i.person_key IN (
+            SELECT coalesce(i2.person_key, r.record_key) FROM registrations r
+            LEFT JOIN identities i2 USING (record_key) WHERE r.valid_to IS NULL
+            GROUP BY 1 HAVING count(*) > 1)
+        """
+    ).fetchall()[0][0]
+    records, duplicates, companions = con.execute(
+        """
+        SELECT (SELECT count(*) FROM registrations WHERE valid_to IS NULL),
+               count(*) FILTER (WHERE duplicate),
+               count(*) FILTER (WHERE companion AND NOT duplicate)
+        FROM absorbed_now
+        """
+    ).fetchall()[0]
+    con.execute("DROP TABLE absorbed_now")
+    return {
+        "linked": int(linked_of_file),
+        "records": int(records),
+        "persons": int(records - duplicates - companions),
+        "companions": int(companions),
+        "conflicts": dict(zip(_CONFLICTS, _conflicts(con), strict=True)),
+    }
+
+
+def _conflicts(con: duckdb.DuckDBPyConnection) -> tuple[int, ...]:
+    """Return, per kind, the persons touched by this file whose current registrations disagree."""
+    selects = ", ".join(
+        f"count(*) FILTER (WHERE n > 1 AND {column} > 1)" for column in _CONFLICTS.values()
+    )
+    distinct = ", ".join(f"count(DISTINCT {c}) AS {c}" for c in _CONFLICTS.values())
+    return tuple(
+        int(v)
+        for v in con.execute(
+            f"""
+            WITH cur AS (
+                SELECT r.record_key, coalesce(i.person_key, r.record_key) AS person_key,
+                       r.cell, r.nationality, r.family_members
+                FROM registrations r LEFT JOIN identities i USING (record_key)
+                WHERE r.valid_to IS NULL)
+            SELECT {selects} FROM (
+                SELECT person_key, count(*) AS n, {distinct} FROM cur
+                WHERE person_key IN (SELECT c.person_key FROM cur c JOIN staging USING (record_key))
+                GROUP BY person_key)
+            """
+        ).fetchall()[0]
+    )
+
+
+def report_lines(
+    figures: dict, has_names: bool, has_companion_ids: bool, has_family_counts: bool
+) -> list[str]:
+    """Return the ingest report's linking lines.
+
+    For the steward's terminal only: counts of the registry before any protection, like
+    the rest of the ingest report; never written into a release or its metadata.
+    """
+    lines = (
+        []
+        if has_names
+        else [
+            "the file has no name column: its records are linked to no other registration "
+            "(names with a birth date or document number link one person's registrations)"
+        ]
+    )
+    document = min(linkage.LINK_THRESHOLD, linkage.LINK_THRESHOLD_SAME_DOCUMENT)
+    lines += [
+        f"{figures['linked']:,} of this file's new or updated records linked to another "
+        f"registration; the store now holds {figures['records']:,} registrations of "
+        f"{figures['persons']:,} persons (Dice ≥ {linkage.LINK_THRESHOLD:.2f}, "
+        f"≥ {document:.2f} with the same document number; "
+        f"{figures['pairs']:,} candidate pairs compared, {figures['links']:,} matched)"
+    ]
+    conflicts = figures["conflicts"]
+    if any(conflicts.values()):
+        lines.append(
+            "conflicts among linked registrations (the most recently confirmed wins): "
+            + ", ".join(f"{count:,} {kind}" for kind, count in conflicts.items() if count)
+        )
+    if figures["companions"]:
+        lines.append(
+            f"{figures['companions']:,} registrations counted inside their principal's "
+            "family_members (companions), not again as cases"
+        )
+    if figures["skipped_blocks"]:
+        lines.append(
+            f"{figures['skipped_blocks']:,} blocks over {MAX_BLOCK:,} records not compared"
+        )
+    if has_family_counts and not has_companion_ids:
+        lines.append(
+            "companions: only a family_members count (no household id or principal's "
+            "record id), so a family member also registered on their own cannot be "
+            "recognised and counts twice"
+        )
+    return lines

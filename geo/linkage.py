@@ -1,0 +1,57 @@
+"""Linking decisions on keyed encodings: Dice similarity of candidate pairs, persons as components.
+
+Pure numpy/scipy on arrays the store hands over (no raw identity ever reaches here):
+the CLKs of :mod:`geo.identity` as (n, 16) uint64 rows, candidate pairs from the
+blocks, each record's current person.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# A pair of records is one person when the Dice coefficient of their CLKs reaches
+# LINK_THRESHOLD, or LINK_THRESHOLD_SAME_DOCUMENT when they share a document number.
+LINK_THRESHOLD = 0.85
+LINK_THRESHOLD_SAME_DOCUMENT = 0.6
+
+
+def dice(clks: np.ndarray, left: np.ndarray, right: np.ndarray, chunk: int = 500_000) -> np.ndarray:
+    """Return the Dice coefficient 2|A∩B| / (|A|+|B|) of each pair (left[i], right[i])."""
+    counts = np.bitwise_count(clks).sum(axis=1, dtype=np.int64)
+    out = np.empty(left.size, dtype=np.float64)
+    for start in range(0, left.size, chunk):
+        a, b = left[start : start + chunk], right[start : start + chunk]
+        both = np.bitwise_count(clks[a] & clks[b]).sum(axis=1, dtype=np.int64)
+        total = counts[a] + counts[b]
+        out[start : start + chunk] = np.where(total > 0, 2 * both / np.maximum(total, 1), 0.0)
+    return out
+
+
+def matches(
+    clks: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    same_document: np.ndarray,
+    threshold: float = LINK_THRESHOLD,
+) -> np.ndarray:
+    """Return the mask of candidate pairs that are one person (see :data:`LINK_THRESHOLD`)."""
+    score = dice(clks, left, right)
+    document_threshold = min(threshold, LINK_THRESHOLD_SAME_DOCUMENT)
+    return (score >= threshold) | (same_document & (score >= document_threshold))
+
+
+def merged_persons(persons: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Return, for each of ``persons`` dense person ids, the id of the person it joins.
+
+    Persons linked directly or through others form one component; each component
+    takes its smallest id (the caller numbers persons so that the one to keep, e.g. the
+    earliest stored, is smallest).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(left.size, dtype=np.int8), (left, right)), shape=(persons, persons))
+    _, labels = connected_components(graph, directed=False)
+    smallest = np.full(labels.max() + 1 if persons else 0, persons, dtype=np.int64)
+    np.minimum.at(smallest, labels, np.arange(persons))
+    return smallest[labels]

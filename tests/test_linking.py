@@ -1,0 +1,270 @@
+"""Linking one person's registrations across sources and days: one case per person.
+
+Registries are built in code: a consular file and a recruitment-agency file that share
+people with identity noise (typos, swapped name order, missing birth day, Cyrillic),
+and the planted registry of :mod:`demo.linkage` for precision and recall.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from geo import pipeline
+from geo.io.store import connect
+from geo.io.store_reads import audience_records, registration_records
+from tests.factories import registration_row
+
+# (name in the consular file, the same person in the agency file, birth date there)
+SHARED = [
+    ("Oksana Shevchenko", "Шевченко Оксана", "1990-05-17"),  # Cyrillic, swapped order
+    ("Mohamed Benali", "Benali Mohammed", "1984-02-03"),  # swapped, doubled letter
+    ("Ioana Popescu", "Ioana Popesku", "1979-11"),  # transliteration, missing day
+    ("Arjun Raghunathan", "Arjun Ragunathan", "2001-07-30"),  # typo
+]
+ONLY_CONSULAR = [("Elira Hoxha", "1995-01-20"), ("Marco Dimitrov", "1966-09-09")]
+ONLY_AGENCY = [("Juan Pérez", "1988-12-01"), ("Fatima Zahra", "1992-04-14")]
+RAW_VALUES = [
+    *(n for pair in SHARED for n in pair[:2]),
+    *(n for n, _ in ONLY_CONSULAR + ONLY_AGENCY),
+]
+
+
+def consular_rows() -> list[dict]:
+    """The consular file: every person with a full birth date and a passport number."""
+    rows = [
+        registration_row(
+            f"CR-{i}",
+            full_name=name,
+            birth_date=f"{dob[:7]}-15" if len(dob) == 7 else dob,
+            passport_no=f"PX{i:07d}",
+            source="consular",
+            updated_at="2025-01-01",
+        )
+        for i, (name, _, dob) in enumerate(SHARED)
+    ]
+    rows += [
+        registration_row(
+            f"CR-{10 + i}",
+            full_name=name,
+            birth_date=dob,
+            passport_no=f"PX{10 + i:07d}",
+            source="consular",
+        )
+        for i, (name, dob) in enumerate(ONLY_CONSULAR)
+    ]
+    return rows
+
+
+def agency_rows(updated_at: str = "2025-03-01", **changes) -> list[dict]:
+    """The agency file: the shared people with noise, no passport, a later update."""
+    rows = [
+        registration_row(
+            f"RA-{i}",
+            full_name=other,
+            birth_date=dob,
+            passport_no="",
+            source="agency",
+            updated_at=updated_at,
+            **changes,
+        )
+        for i, (_, other, dob) in enumerate(SHARED)
+    ]
+    rows += [
+        registration_row(f"RA-{10 + i}", full_name=name, birth_date=dob, source="agency")
+        for i, (name, dob) in enumerate(ONLY_AGENCY)
+    ]
+    return rows
+
+
+def cases(store, as_of=None) -> int:
+    con = connect(store, read_only=True)
+    try:
+        return int(audience_records(con, "aggregate", as_of=as_of)["cases"].sum())
+    finally:
+        con.close()
+
+
+TRUE_PERSONS = len(SHARED) + len(ONLY_CONSULAR) + len(ONLY_AGENCY)
+
+
+def test_duplicates_across_two_sources_count_once(tmp_path, write_csv):
+    store = tmp_path / "s.duckdb"
+    files = [write_csv(consular_rows(), "consular.csv"), write_csv(agency_rows(), "agency.csv")]
+    reports = pipeline.ingest_files(store, files)
+    assert cases(store) == TRUE_PERSONS  # 12 records, 8 persons
+    line = reports[1].linking[0]
+    assert line.startswith(f"{len(SHARED)} of this file's new or updated records linked")
+    assert f"12 registrations of {TRUE_PERSONS} persons (Dice ≥ 0.85" in line
+    assert reports[0].linking[0].startswith("0 of this file's")
+
+
+def test_the_release_counts_persons(tmp_path, write_csv):
+    store = tmp_path / "s.duckdb"
+    files = [write_csv(consular_rows(), "consular.csv"), write_csv(agency_rows(), "agency.csv")]
+    pipeline.ingest_files(store, files)
+    con = connect(store, read_only=True)
+    try:
+        # The audit reads the same records the release was made from.
+        assert registration_records(con).height == TRUE_PERSONS
+    finally:
+        con.close()
+
+
+def test_reingesting_the_same_files_links_nothing_new(tmp_path, write_csv):
+    store = tmp_path / "s.duckdb"
+    files = [write_csv(consular_rows(), "consular.csv"), write_csv(agency_rows(), "agency.csv")]
+    pipeline.ingest_files(store, files)
+    again = pipeline.ingest_files(store, files)
+    assert all(report.already_ingested for report in again)
+    # The same records exported again (another file, another hash): nothing changes.
+    shuffled = write_csv(list(reversed(agency_rows())), "agency_again.csv")
+    report = pipeline.ingest_files(store, [shuffled])[0]
+    assert report.unchanged == len(agency_rows())
+    assert report.linking[0].startswith("0 of this file's")
+    assert cases(store) == TRUE_PERSONS
+
+
+def test_a_later_file_linking_to_an_earlier_day_updates_rather_than_adds(tmp_path, write_csv):
+    store = tmp_path / "s.duckdb"
+    pipeline.ingest_files(store, [write_csv(consular_rows(), "day1.csv")])
+    day_one = len(consular_rows())
+    assert cases(store) == day_one
+    # Day 2: the agency registers the shared people again, elsewhere, more recently.
+    moved = agency_rows(latitude="43.11", longitude="12.39")[: len(SHARED)]
+    report = pipeline.ingest_files(store, [write_csv(moved, "day2.csv")])[0]
+    assert report.inserted == len(SHARED)
+    assert cases(store) == day_one  # updated, not added
+    con = connect(store, read_only=True)
+    try:
+        now = audience_records(con, "aggregate")
+        then = audience_records(con, "aggregate", as_of=1)
+    finally:
+        con.close()
+    # The most recently confirmed registration wins: the shared people are in their new
+    # place now; store version 1 still rebuilds as it was.
+    assert now["cell"].n_unique() == 2 and then["cell"].n_unique() == 1
+    assert then["cases"].sum() == day_one
+
+
+def test_an_older_registration_does_not_win(tmp_path, write_csv):
+    store = tmp_path / "s.duckdb"
+    pipeline.ingest_files(store, [write_csv(consular_rows(), "day1.csv")])
+    stale = agency_rows(updated_at="2024-01-01", latitude="43.11", longitude="12.39")
+    pipeline.ingest_files(store, [write_csv(stale[: len(SHARED)], "day2.csv")])
+    con = connect(store, read_only=True)
+    try:
+        assert audience_records(con, "aggregate")["cell"].n_unique() == 1
+    finally:
+        con.close()
+
+
+def test_conflicts_are_counted_by_kind(tmp_path, write_csv):
+    store = tmp_path / "s.duckdb"
+    changed = agency_rows(latitude="43.11", longitude="12.39", family_members="3")
+    changed[0]["nationality"] = "UKR"  # the consular file says ROU
+    changed[0]["passport_no"] = "PX0000000"  # same passport: linked across nationalities
+    reports = pipeline.ingest_files(
+        store, [write_csv(consular_rows(), "c.csv"), write_csv(changed, "a.csv")]
+    )
+    conflicts = next(line for line in reports[1].linking if line.startswith("conflicts"))
+    assert "4 place" in conflicts and "1 nationality" in conflicts and "4 family size" in conflicts
+    con = connect(store, read_only=True)
+    try:
+        records = audience_records(con, "aggregate")
+    finally:
+        con.close()
+    assert records.filter(pl.col("nationality") == "UKR")["cases"].sum() == 1
+    assert records["cases"].sum() == TRUE_PERSONS
+    # persons: the agency's family size won for the four shared people (1 + 3 each)
+    assert records["persons"].sum() == 4 * 4 + 4 * 2
+
+
+def test_no_identifier_reaches_the_store_folder(tmp_path, write_csv):
+    store = tmp_path / "store" / "s.duckdb"
+    store.parent.mkdir()
+    rows = consular_rows() + [registration_row("CR-bad", full_name="Zed Rejected", latitude="x")]
+    files = [write_csv(rows, "consular.csv"), write_csv(agency_rows(), "agency.csv")]
+    pipeline.ingest_files(store, files, rejects_dir=store.parent)
+    raw = [v for v in RAW_VALUES] + ["Zed Rejected", "PX0000001", "1990-05-17", "17.05.1990"]
+    raw += [part for name in RAW_VALUES for part in name.split()]
+    folded = {v.lower() for v in raw} | {v.upper() for v in raw} | set(raw)
+    found = {}
+    for path in store.parent.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            hits = [v for v in folded if len(v) >= 4 and v.encode() in data]
+            if hits:
+                found[path.name] = hits
+    assert (store.parent / "consular.csv.rejects.csv").exists()
+    assert not found
+
+
+def test_a_companion_registered_on_their_own_is_not_counted_twice(tmp_path, write_csv):
+    store = tmp_path / "s.duckdb"
+    principal = registration_row("H-1", full_name="Amina Diallo", birth_date="1980-01-01")
+    principal["family_members"] = "2"
+    principal["principal_record_id"] = ""
+    child = registration_row(
+        "H-2", full_name="Awa Diallo", birth_date="2010-06-06", family_members="0"
+    )
+    child["principal_record_id"] = "H-1"
+    other = registration_row(
+        "H-3", full_name="Ali Keita", birth_date="1975-03-03", family_members="0"
+    )
+    other["principal_record_id"] = "H-1"  # a third companion: beyond family_members=2 ...
+    extra = registration_row(
+        "H-4", full_name="Sira Keita", birth_date="1977-03-03", family_members="0"
+    )
+    extra["principal_record_id"] = "H-1"  # ... and a fourth: counted on their own
+    report = pipeline.ingest_files(store, [write_csv([principal, child, other, extra])])[0]
+    con = connect(store, read_only=True)
+    try:
+        records = audience_records(con, "aggregate")
+    finally:
+        con.close()
+    assert records["cases"].sum() == 2  # the principal's case and one companion beyond it
+    assert records["persons"].sum() == 3 + 1
+    assert any("2 registrations counted inside their principal's" in x for x in report.linking)
+
+
+def test_a_household_id_links_companions(tmp_path, write_csv):
+    store = tmp_path / "s.duckdb"
+    head = registration_row("F-1", family_members="1", household_id="HH-9")
+    member = registration_row("F-2", family_members="0", household_id="HH-9")
+    alone = registration_row("F-3", family_members="0", household_id="HH-8")
+    pipeline.ingest_files(store, [write_csv([head, member, alone])])
+    assert cases(store) == 2
+
+
+def test_a_family_count_alone_is_said_to_be_ambiguous(tmp_path, write_csv):
+    report = pipeline.ingest_files(tmp_path / "s.duckdb", [write_csv(consular_rows())])[0]
+    assert any("only a family_members count" in line for line in report.linking)
+
+
+def test_a_file_without_names_is_not_linked_and_says_so(tmp_path, write_csv):
+    rows = [
+        {k: v for k, v in registration_row(f"N-{i}").items() if k != "full_name"} for i in (1, 2)
+    ]
+    report = pipeline.ingest_files(tmp_path / "s.duckdb", [write_csv(rows)])[0]
+    assert report.linking[0].startswith("the file has no name column")
+    assert cases(tmp_path / "s.duckdb") == 2
+
+
+@pytest.mark.parametrize("threshold", [0.85])
+def test_precision_and_recall_on_planted_duplicates(tmp_path, threshold):
+    from demo.linkage import two_sources
+
+    consular, agency = two_sources(3_000, seed=11)
+    files = []
+    for frame in (consular, agency):
+        path = tmp_path / f"{frame['source'][0]}.parquet"
+        frame.drop("person").write_parquet(path)
+        files.append(path)
+    store = tmp_path / "s.duckdb"
+    pipeline.ingest_files(store, files)
+    true_persons = pl.concat([consular, agency])["person"].n_unique()
+    shared = consular.height + agency.height - true_persons
+    counted = cases(store)
+    # Every missed link adds a person, every false one removes one: bounded both ways.
+    assert true_persons <= counted <= true_persons + 0.02 * shared
