@@ -268,3 +268,21 @@ def test_precision_and_recall_on_planted_duplicates(tmp_path, threshold):
     counted = cases(store)
     # Every missed link adds a person, every false one removes one: bounded both ways.
     assert true_persons <= counted <= true_persons + 0.02 * shared
+
+
+def test_erasing_one_record_erases_the_linked_person_and_its_encodings(tmp_path, write_csv):
+    """Right to erasure is the person's: the agency record linked to CR-0 goes too."""
+    store = tmp_path / "s.duckdb"
+    files = [write_csv(consular_rows(), "consular.csv"), write_csv(agency_rows(), "agency.csv")]
+    pipeline.ingest_files(store, files)
+    assert pipeline.erase_registration(store, "consular", "CR-0")["records"] == 2
+    assert cases(store) == TRUE_PERSONS - 1
+    con = connect(store, read_only=True)
+    try:
+        stored = {
+            table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            for table in ("registrations", "identities")
+        }
+    finally:
+        con.close()
+    assert stored == {"registrations": 10, "identities": 10}

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 import duckdb
 
 from geo.io.store import store_version
+from geo.io.store_links import LINK_TABLES
 
 # A registration's confirmation day and departure day, as the purge judges them.
 _STALE = "updated_at IS NULL OR updated_at::DATE < ? OR valid_until < ?"
@@ -60,14 +61,19 @@ def erase_keys(con: duckdb.DuckDBPyConnection, keys: list[int]) -> int:
 def stored_keys(con: duckdb.DuckDBPyConnection, key: int) -> list[int]:
     """Return the registrations an erasure request for one record key covers.
 
-    The one place that decides it: today the record itself, when it is stored (an
-    empty list otherwise). A person link kept at ingest (records of one person across
-    sources share a link id) widens it here to every record of that person, so that
-    erasing one erases the person.
+    The record itself when it is stored (an empty list otherwise) and every record
+    linked to the same person at ingest (records of one person across sources share a
+    person key, :mod:`geo.io.store_links`), so that erasing one erases the person.
     """
     rows = con.execute(
-        "SELECT DISTINCT record_key FROM registrations WHERE record_key = ?", [key]
+        "SELECT DISTINCT record_key FROM registrations WHERE record_key = ?"
+        " UNION SELECT i.record_key FROM identities i JOIN identities me"
+        " ON i.person_key = me.person_key WHERE me.record_key = ?"
+        " AND i.record_key IN (SELECT record_key FROM registrations)",
+        [key, key],
     ).fetchall()
+    if not any(int(row[0]) == key for row in rows):
+        return []
     return [int(row[0]) for row in rows]
 
 
@@ -75,7 +81,8 @@ def _delete_doomed(con: duckdb.DuckDBPyConnection, kind: str, cutoff: date | Non
     """Delete the registrations in the temporary table ``doomed``; log it if any went."""
     count = int(con.execute("SELECT count(DISTINCT record_key) FROM doomed").fetchall()[0][0])
     if count:
-        con.execute("DELETE FROM registrations WHERE record_key IN (SELECT record_key FROM doomed)")
+        for table in ("registrations", *sorted(LINK_TABLES)):
+            con.execute(f"DELETE FROM {table} WHERE record_key IN (SELECT record_key FROM doomed)")
         con.execute(
             "INSERT INTO purges (store_version, kind, records, cutoff, purged_at)"
             " VALUES (?, ?, ?, ?, ?)",
