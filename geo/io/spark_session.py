@@ -65,6 +65,28 @@ def _java_home_ok() -> bool:
     return shutil.which("java") is not None
 
 
+def require_spark() -> None:
+    """Check that pyspark and a Java runtime are there, without starting anything.
+
+    Raises
+    ------
+    InputError
+        Naming what is missing and how to install it.
+    """
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise InputError(
+            "--engine spark needs pyspark: pip install 'crisis-exposure[spark]' "
+            "(and a Java 17+ runtime, e.g. Debian's openjdk-17-jre-headless)."
+        ) from None
+    if not _java_home_ok():
+        raise InputError(
+            "--engine spark needs a Java runtime (17 or later): install one (Debian: "
+            "apt-get install openjdk-17-jre-headless) or set JAVA_HOME."
+        )
+
+
 def start_spark(master: str = "local[*]", settings: dict[str, str] | None = None) -> Any:
     """Return a SparkSession for a lake release (created, or the running one).
 
@@ -82,20 +104,10 @@ def start_spark(master: str = "local[*]", settings: dict[str, str] | None = None
         When pyspark is not installed or no Java runtime is found, or Spark cannot
         start (one line each).
     """
-    try:
-        from pyspark.java_gateway import launch_gateway
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise InputError(
-            "--engine spark needs pyspark: pip install 'crisis-exposure[spark]' "
-            "(and a Java 17+ runtime, e.g. Debian's openjdk-17-jre-headless)."
-        ) from None
-    if not _java_home_ok():
-        raise InputError(
-            "--engine spark needs a Java runtime (17 or later): install one (Debian: "
-            "apt-get install openjdk-17-jre-headless) or set JAVA_HOME."
-        )
+    require_spark()
     from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+    from pyspark.sql import SparkSession
 
     if SparkContext._active_spark_context is not None:  # this process started one already
         return SparkSession.builder.getOrCreate()

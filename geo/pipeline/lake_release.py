@@ -74,7 +74,7 @@ def publish_lake_release(
     from geo.io import lake as lakes
     from geo.io import ledger, store, store_reads
     from geo.io.lake_counts import audience_counts, count_lake
-    from geo.io.spark_session import parse_spark_conf, start_spark
+    from geo.io.spark_session import parse_spark_conf, require_spark, start_spark
     from geo.io.store_open import store_error
     from geo.pipeline.releases import _date_and_link, _refuse_exact, write_release
     from geo.release import protect
@@ -87,6 +87,7 @@ def publish_lake_release(
     if out.is_dir():
         raise InputError(f"{out}: is a folder; give the name of the release file to write.")
     settings = parse_spark_conf(spark_conf)
+    require_spark()  # before hashing a lake: a missing piece is said at once
     files = lakes.lake_snapshot(lake)
     say(f"lake: {len(files)} files hashed; starting Spark ({master})")
     spark = start_spark(master, settings)
