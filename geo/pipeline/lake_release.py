@@ -154,7 +154,8 @@ def _refuse_earlier_lake_snapshots(con: Any, entries: list[dict], release: Relea
     protected together; releases of two snapshots need the flow guard of
     :func:`geo.pipeline.releases._refuse_disclosing_flows`, which reads each snapshot's
     records. A lake's earlier snapshot is not held by the store, so until the flow
-    guard can re-count it on Spark, a new snapshot needs a new store (and a new series).
+    guard can re-count it on Spark, a changed lake is released on the local path
+    (``ingest`` its files into a store). A new store would escape the series' checks.
 
     Raises
     ------
@@ -170,5 +171,5 @@ def _refuse_earlier_lake_snapshots(con: Any, entries: list[dict], release: Relea
             raise InputError(
                 f"the ledger holds release #{entry['release_id']} of another lake snapshot; "
                 "the flows between two snapshots are checked on the local path only: "
-                "ingest the lake into a store, or start a new store for this snapshot."
+                "ingest the lake's files into a store and release from it."
             )
