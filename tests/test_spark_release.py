@@ -13,6 +13,7 @@ import pytest
 
 from geo import pipeline
 from geo.cli import main
+from geo.errors import InputError
 from geo.hashing import file_sha256
 from geo.release import ReleasePolicy
 from tests.lake_files import write_lake
@@ -155,3 +156,27 @@ def test_lake_options_are_checked_in_one_line(tmp_path, capsys, extra, message):
     args = ["release", "--store", str(tmp_path / "s.duckdb"), "--out", str(tmp_path / "r")]
     assert main(args + extra) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_release_of_another_lake_snapshot_is_refused_beside_the_ledger(tmp_path):
+    from geo.io import ledger, store
+    from geo.pipeline.lake_release import _refuse_earlier_lake_snapshots
+    from geo.release import protect
+    from tests.factories import clustered_records
+
+    earlier = protect(clustered_records(2_000), ReleasePolicy().checked(), secret=1)
+    earlier.metadata |= {"store_version": 0, "lake_snapshot": "a" * 64}
+    pipeline.write_release(earlier, tmp_path / "earlier.release.parquet")  # its hash
+    con = store.connect(tmp_path / "ledger.duckdb")
+    try:
+        ledger.record_release(con, earlier, 0, "earlier.release.parquet")
+        entries = ledger.ledger(con)
+        same = protect(clustered_records(2_000), ReleasePolicy().checked(), secret=1)
+        same.metadata["lake_snapshot"] = "a" * 64
+        _refuse_earlier_lake_snapshots(con, entries, same)  # another audience, same snapshot
+        changed = protect(clustered_records(2_100), ReleasePolicy().checked(), secret=1)
+        changed.metadata["lake_snapshot"] = "b" * 64
+        with pytest.raises(InputError, match="another lake snapshot"):
+            _refuse_earlier_lake_snapshots(con, entries, changed)
+    finally:
+        con.close()
