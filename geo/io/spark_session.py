@@ -113,9 +113,8 @@ def start_spark(master: str = "local[*]", settings: dict[str, str] | None = None
         return SparkSession.builder.getOrCreate()
     folder = Path(tempfile.mkdtemp(prefix="crisis-exposure-spark-"))
     (folder / "log4j2.properties").write_text(_QUIET_LOG4J2)
-    # Local-mode workers run this very interpreter (same pyarrow, polars-h3).
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if master.startswith("local"):  # local workers run this very interpreter
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf = (
         SparkConf()
         .setMaster(master)
