@@ -72,9 +72,9 @@ def main() -> None:
         same = "yes" if local["hash"] == spark["hash"] else "NO"
         print(
             f"{size:>11,} registrations | default path {local['total_s']:7.1f} s "
-            f"({size / local['total_s'] / 1e6:.2f} M/s, peak {local['peak_mib']:.0f} MiB) | "
+            f"({size / local['total_s']:,.0f}/s, peak {local['peak_mib']:.0f} MiB) | "
             f"Spark {args.master} {spark['total_s']:7.1f} s (start {spark['start_s']:.1f} + "
-            f"count and release {spark['count_s']:.1f}; {size / spark['total_s'] / 1e6:.2f} M/s, "
+            f"count and release {spark['count_s']:.1f}; {size / spark['total_s']:,.0f}/s, "
             f"driver Python peak {spark['peak_mib']:.0f} MiB) | Spark / default "
             f"{spark['total_s'] / local['total_s']:.1f}× | same content hash: {same}"
         )
