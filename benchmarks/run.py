@@ -164,6 +164,24 @@ def stage_exposure(size: int, repeats: int) -> None:
         )
 
 
+def help_seconds(runs: int = 5) -> float:
+    """Return the median wall time of ``crisis-exposure --help`` in a fresh interpreter."""
+    import statistics
+    import subprocess
+
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "geo.cli", "--help"],
+            cwd=Path(__file__).resolve().parent.parent,
+            capture_output=True,
+            check=True,
+        )
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1_000_000)
@@ -172,6 +190,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     print("\n".join(machine_lines()))
+    print(f"crisis-exposure --help: {help_seconds():.2f} s (median of 5; target < 0.5 s)")
     stages = {"ingest": stage_ingest, "exposure": stage_exposure, "dashboard": stage_dashboard}
     for stage in args.stages.split(","):
         stages[stage](args.size, args.repeats)

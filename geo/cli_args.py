@@ -97,6 +97,35 @@ def _add_release(commands: argparse._SubParsersAction) -> None:
         help="the law or decision the register is held under (published in the release)",
     )
 
+    spark = release.add_argument_group(
+        "counting a Parquet lake on Spark (pip install 'crisis-exposure[spark]', Java 17+)",
+        "Spark reads the lake, applies the ingest's row rules, keeps each record's latest "
+        "version and makes the first count; the roll-up, the noise, the signature and the "
+        "ledger (with the lake's files and hashes) stay on this machine and --store. "
+        "Cross-source linking is not done here: ingest the files into a store for it.",
+    )
+    spark.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        default="local",
+        help="where the first count runs: local (the store's records) or spark (--lake)",
+    )
+    spark.add_argument(
+        "--lake", metavar="GLOB", help="Parquet files to count, e.g. 'lake/**/*.parquet'"
+    )
+    spark.add_argument(
+        "--master",
+        default="local[*]",
+        help="Spark master URL (default local[*]; spark://HOST:7077, yarn, k8s://…)",
+    )
+    spark.add_argument(
+        "--spark-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a spark.* setting, repeatable (e.g. spark.executor.memory=4g)",
+    )
+
 
 def _add_purge(commands: argparse._SubParsersAction) -> None:
     purge = commands.add_parser(

@@ -77,8 +77,23 @@ def audit_ledger(store_path: str | Path) -> AuditReport:
 
 
 def _snapshots(con: Any, entries: Sequence[Any]) -> dict:
-    """Return store version → the registrations then, for the entries' versions."""
+    """Return store version → the registrations then, for the entries' versions.
+
+    Raises
+    ------
+    InputError
+        For a release counted from a Parquet lake on Spark: its records are not in the
+        store, so the store cannot give its snapshot.
+    """
+    from geo.errors import InputError
     from geo.io import store_reads
+
+    for entry in entries:
+        if entry.release.metadata.get("lake_snapshot"):
+            raise InputError(
+                f"release {entry.name} was counted from a Parquet lake on Spark: its records "
+                "are not in the store, and the audit cannot read a lake yet."
+            )
 
     versions = sorted({entry.store_version for entry in entries})
     return {v: store_reads.registration_records(con, as_of=v) for v in versions}

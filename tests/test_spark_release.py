@@ -1,0 +1,186 @@
+"""``release --engine spark``: a Parquet lake counted on Spark gives the local path's release."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from geo import pipeline
+from geo.cli import main
+from geo.errors import InputError
+from geo.hashing import file_sha256
+from geo.release import ReleasePolicy
+from tests.lake_files import write_lake
+
+ROOT = Path(__file__).resolve().parents[1]
+SPARK_NOISE = ("WARN", "log4j", "Setting default log level", "incubator", "Traceback", "INFO")
+
+
+def run_cli(args: list[str], env: dict | None = None, code: str | None = None):
+    """Run the command line in a fresh interpreter (Spark's JVM lives and dies with it)."""
+    environ = {**os.environ, **(env or {})}
+    program = code or "import sys; from geo.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run(
+        [sys.executable, "-c", program, *args],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+
+
+@pytest.mark.slow
+def test_a_lake_counted_on_spark_publishes_the_local_paths_table(tmp_path):
+    paths = write_lake(tmp_path / "lake")
+    # the local path: the same files ingested into a store, in path order, then released
+    reports = pipeline.ingest_files(tmp_path / "local.duckdb", sorted(paths), tmp_path / "rej")
+    local = pipeline.publish_release(
+        tmp_path / "local.duckdb", ReleasePolicy(), tmp_path / "local.release.parquet"
+    )
+    assert "pyspark" not in sys.modules  # the local path never loads Spark
+
+    spark_store = tmp_path / "lake-ledger.duckdb"
+    done = run_cli(
+        [
+            "release",
+            "--engine",
+            "spark",
+            "--lake",
+            str(tmp_path / "lake" / "**" / "*.parquet"),
+            "--store",
+            str(spark_store),
+            "--out",
+            str(tmp_path / "spark.release.parquet"),
+            "--master",
+            "local[2]",
+            "--spark-conf",
+            "spark.driver.memory=1g",
+        ]
+    )
+    assert done.returncode == 0, done.stderr
+    for stream in (done.stdout, done.stderr):
+        assert not [line for line in stream.splitlines() if any(n in line for n in SPARK_NOISE)]
+
+    spark = pipeline.read_release(tmp_path / "spark.release.parquet")
+    assert spark.metadata["content_sha256"] == local.metadata["content_sha256"]
+    assert spark.metadata["created_at"] != "" and spark.metadata["signature"]
+
+    # the same rows read and the same rejects, reason by reason (duplicates aside: the
+    # local path rejects those of one file, Spark sets every older version aside)
+    duplicate = "duplicate record_id (the entry with the latest updated_at is kept)"
+    local_reasons = sum((r.rejects_by_reason for r in reports), Counter())
+    within_files = local_reasons.pop(duplicate)
+    read = sum(r.rows_read for r in reports)
+    assert f"lake: 4 files, {read} rows read" in done.stdout
+    for reason, n in local_reasons.items():
+        assert f"rejected: {n} × {reason}" in done.stdout
+    across_files = sum(r.updated + r.kept_newer for r in reports)
+    assert across_files == 180 and within_files == 120
+    assert f"{within_files + across_files} older versions of a record_id" in done.stdout
+
+    # the ledger keeps the snapshot (paths and hashes); the release only its digest
+    from geo.io import lake, store
+
+    con = store.connect(spark_store, read_only=True)
+    try:
+        snapshot = lake.recorded_snapshot(con, 1)
+    finally:
+        con.close()
+    assert [Path(f["path"]) for f in snapshot] == [p.resolve() for p in sorted(paths)]
+    assert [f["sha256"] for f in snapshot] == [file_sha256(p) for p in sorted(paths)]
+    assert "part-0000" not in json.dumps(spark.metadata, default=str)
+    assert len(spark.metadata["lake_snapshot"]) == 64
+    # the audit reads a store's records: it says it cannot audit a lake release, in one line
+    assert main(["audit", "--store", str(spark_store)]) == 2
+
+
+def test_spark_is_imported_only_for_a_lake_release():
+    done = run_cli(
+        [],
+        code="import sys, geo.cli, geo.pipeline.lake_release, geo.pipeline\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('pyspark', 'py4j'))))",
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_without_java_a_lake_release_is_one_line_and_exit_2(tmp_path):
+    write_lake(tmp_path / "lake", records=1_200)
+    env = {"PATH": "/nonexistent", "JAVA_HOME": ""}
+    args = ["release", "--engine", "spark", "--lake", str(tmp_path / "lake/**/*.parquet")]
+    args += ["--store", str(tmp_path / "s.duckdb"), "--out", str(tmp_path / "r.parquet")]
+    environ = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"} | env
+    done = subprocess.run(
+        [sys.executable, "-m", "geo.cli", *args],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("crisis-exposure release: error: ")
+    assert "needs a Java runtime" in done.stderr and len(done.stderr.strip().splitlines()) == 2
+    assert not (tmp_path / "s.duckdb").exists() and not (tmp_path / "r.parquet").exists()
+
+
+def test_without_pyspark_a_lake_release_is_one_line_and_exit_2(tmp_path):
+    write_lake(tmp_path / "lake", records=1_200)
+    args = ["release", "--engine", "spark", "--lake", str(tmp_path / "lake/**/*.parquet")]
+    args += ["--store", str(tmp_path / "s.duckdb"), "--out", str(tmp_path / "r.parquet")]
+    blocked = (
+        "import sys; sys.modules['pyspark'] = None\n"
+        "from geo.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    done = run_cli(args, code=blocked)
+    assert done.returncode == 2
+    assert "pip install 'crisis-exposure[spark]'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--engine", "spark"], "give --lake"),
+        (["--lake", "lake/*.parquet"], "add --engine spark"),
+        (["--engine", "spark", "--lake", "x", "--spark-conf", "memory=4g"], "spark.KEY=VALUE"),
+        (["--engine", "spark", "--lake", "nothing/**/*.parquet"], "no file matches"),
+        (
+            ["--engine", "spark", "--lake", "x", "--confirmed-within", "365"],
+            "not yet on Spark",
+        ),
+    ],
+)
+def test_lake_options_are_checked_in_one_line(tmp_path, capsys, extra, message):
+    args = ["release", "--store", str(tmp_path / "s.duckdb"), "--out", str(tmp_path / "r")]
+    assert main(args + extra) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_release_of_another_lake_snapshot_is_refused_beside_the_ledger(tmp_path):
+    from geo.io import ledger, store
+    from geo.pipeline.lake_release import _refuse_earlier_lake_snapshots
+    from geo.release import protect
+    from tests.factories import clustered_records
+
+    earlier = protect(clustered_records(2_000), ReleasePolicy().checked(), secret=1)
+    earlier.metadata |= {"store_version": 0, "lake_snapshot": "a" * 64}
+    pipeline.write_release(earlier, tmp_path / "earlier.release.parquet")  # its hash
+    con = store.connect(tmp_path / "ledger.duckdb")
+    try:
+        ledger.record_release(con, earlier, 0, "earlier.release.parquet")
+        entries = ledger.ledger(con)
+        same = protect(clustered_records(2_000), ReleasePolicy().checked(), secret=1)
+        same.metadata["lake_snapshot"] = "a" * 64
+        _refuse_earlier_lake_snapshots(con, entries, same)  # another audience, same snapshot
+        changed = protect(clustered_records(2_100), ReleasePolicy().checked(), secret=1)
+        changed.metadata["lake_snapshot"] = "b" * 64
+        with pytest.raises(InputError, match="another lake snapshot"):
+            _refuse_earlier_lake_snapshots(con, entries, changed)
+    finally:
+        con.close()
