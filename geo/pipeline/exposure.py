@@ -57,6 +57,13 @@ def read_footprints(
     ]
 
 
+def footprint_file_bounds(path: str | Path) -> tuple[float, float, float, float] | None:
+    """Return a vector footprint file's WGS 84 bounds from its header (None: read it to know)."""
+    from geo.io.footprints.extent import footprint_file_bounds as bounds
+
+    return bounds(path)
+
+
 def raster_options(
     kind: str | None = None, thresholds: str | None = None, labels: str | None = None
 ) -> RasterOptions | None:
