@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -47,6 +49,9 @@ def test_ingest_release_inspect_exposure(tmp_path, write_csv, capsys):
         capsys, "exposure", "--release", release, "--hazard", NORCIA, "--out", out_csv
     )
     assert code == 0 and "most severe class reached: MMI IX" in out
+    assert f"written to {out_csv} (its metadata: {out_csv}-metadata.json)" in out
+    sidecar = (tmp_path / "exposure.csv-metadata.json").read_text(encoding="utf-8")
+    assert json.loads(sidecar)["url"] == "exposure.csv"
     exposure = read_exposure_csv(out_csv)
     # high: the released persons, widened by the noise's 99 % bound (docs/release-format.md)
     released = table["persons"].sum()

@@ -371,6 +371,13 @@ def write_export(path: str | Path, run: ExposureRun, release: Release) -> Path:
     return write_bytes_atomically(path, export_bytes(run, release, file_format))
 
 
+def export_sidecar(path: str | Path) -> Path | None:
+    """Return where :func:`write_export` puts the CSVW metadata of ``path`` (None: inside it)."""
+    from geo.io.export import export_format, sidecar_path
+
+    return sidecar_path(path) if export_format(path) in ("csv", "hxl") else None
+
+
 def write_bytes(path: str | Path, payload: bytes) -> Path:
     """Write a file the command line produces (cells, keys); one-line error if it cannot."""
     from geo.io.export import write_bytes_atomically
