@@ -452,6 +452,13 @@ def overlapping_footprint(files: list[SourceFile], release: Release) -> SourceFi
     """Return the first footprint whose classes touch the release's extent, if any."""
     view = release_extent_view(release.metadata["content_sha256"], release)
     for file in files:
+        # A header far from the release (1° margin for buffers): skip the full read.
+        box = pipeline.footprint_file_bounds(file.path)
+        if box is not None and not (
+            box[0] - 1 <= view["longitude"] <= box[2] + 1
+            and box[1] - 1 <= view["latitude"] <= box[3] + 1
+        ):
+            continue
         footprint = guarded(
             "reading a footprint", load_footprint, file.sha256, file.name, None, 10.0, file.path
         )

@@ -9,6 +9,7 @@ import streamlit as st
 from app_pages import common
 from geo import pipeline
 from geo.accuracy import Accuracy
+from geo.export_columns import PERSONS_COLUMNS, column_title, readable_table
 from geo.exposure_table import (
     AREA_SENTENCE,
     GRID_WEIGHTINGS,
@@ -284,17 +285,18 @@ st.caption(
     + "."
 )
 st.markdown("**By class** (all nationalities)")
-st.dataframe(exposure.class_totals(), hide_index=True, width="stretch")
+st.dataframe(readable_table(exposure.class_totals()), hide_index=True, width="stretch")
 
 area_totals = exposure.area_totals()
 if area_totals is not None:
     st.markdown(f"**By area ({exposure.admin_field}) and class** (all nationalities)")
-    st.dataframe(area_totals, hide_index=True, width="stretch")
+    st.dataframe(
+        readable_table(area_totals, exposure.admin_field), hide_index=True, width="stretch"
+    )
     st.caption(AREA_SENTENCE)
 
 st.markdown("**By nationality and class**" + (" and area" if exposure.admin_field else ""))
-shown = table.assign(nationality=table["nationality"].map(nationality_label))
-st.dataframe(shown, hide_index=True, width="stretch")
+st.dataframe(readable_table(table, exposure.admin_field), hide_index=True, width="stretch")
 if withheld:
     st.caption(f"{withheld} They are in no row of these tables.")
 
@@ -307,7 +309,10 @@ chart = alt.Chart(bars).encode(y=alt.Y("label:N", sort=order, title=None))
 st.altair_chart(
     chart.mark_bar(color="#8c6bb1").encode(
         x=alt.X("persons_estimate:Q", title=f"Persons exposed in {bar_class} (estimate, low–high)"),
-        tooltip=["label", "persons_low", "persons_estimate", "persons_high"],
+        tooltip=[
+            alt.Tooltip("label", title="Nationality"),
+            *(alt.Tooltip(c, title=column_title(c)) for c in PERSONS_COLUMNS),
+        ],
     )
     + chart.mark_rule(color="#333333", strokeWidth=2).encode(
         x="persons_low:Q", x2="persons_high:Q"
@@ -340,6 +345,13 @@ files = [
         "download_hxl",
     ),
     (
+        "CSV metadata (CSVW)",
+        partial(export, "csv-metadata", name=f"{stem}.csv"),
+        ".csv-metadata.json",
+        "application/csvm+json",
+        "download_csvw",
+    ),
+    (
         "GeoJSON (exposed cells)",
         partial(export, "geojson"),
         ".geojson",
@@ -347,7 +359,7 @@ files = [
         "download_geojson",
     ),
 ]
-for column, (label, writer, suffix, mime, key) in zip(st.columns(4), files, strict=True):
+for column, (label, writer, suffix, mime, key) in zip(st.columns(len(files)), files, strict=True):
     column.download_button(
         label,
         writer,

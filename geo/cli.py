@@ -292,7 +292,8 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
         print(AREA_SENTENCE)
     for note in exposure.notes:
         print(f"note: {note}")
-    print(f"written to {args.out}")
+    sidecar = pipeline.export_sidecar(args.out)
+    print(f"written to {args.out}" + (f" (its metadata: {sidecar})" if sidecar else ""))
     return 0
 
 

@@ -19,6 +19,7 @@ from geo.exposure_table import AREA_SENTENCE, OUTSIDE_AREAS
 from geo.pipeline import read_boundaries, read_footprints, read_release, run_exposure
 from geo.release import Release
 from geo.tools.areas import _largest_remainders
+from tests.export_files import read_exposure_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "demo" / "central_italy.release.parquet"
@@ -151,9 +152,9 @@ def test_cli_prints_the_warning_and_the_area_words_and_the_export_keeps_them(tmp
     warnings = [line for line in printed if "do not overlap the footprint" in line]
     assert len(warnings) == 1 and warnings[0].startswith("note: ")
     assert AREA_SENTENCE in printed
-    text = out.read_text(encoding="utf-8")
-    assert f"# method.areas: {json.dumps(AREA_SENTENCE, ensure_ascii=False)}" in text
-    table = pd.read_csv(out, comment="#")
+    sidecar = json.loads((tmp_path / "turkey.csv-metadata.json").read_text(encoding="utf-8"))
+    assert AREA_SENTENCE in sidecar["dc:provenance"]
+    table = read_exposure_csv(out)
     assert set(table["name"]) == {OUTSIDE_AREAS}
 
 
@@ -196,7 +197,7 @@ def test_topojson_boundaries_work_as_admin_on_the_cli(tmp_path):
     argv = ["exposure", "--release", str(DEMO), "--hazard", str(NORCIA_MMI), "--out", str(out)]
     argv += ["--admin", str(write_topojson(tmp_path / "areas.json")), "--admin-field", "name"]
     assert main(argv) == 0
-    assert {"west of 13.2", OUTSIDE_AREAS} <= set(pd.read_csv(out, comment="#")["name"])
+    assert {"west of 13.2", OUTSIDE_AREAS} <= set(read_exposure_csv(out)["name"])
 
 
 def test_largest_remainders_hit_each_target():

@@ -27,6 +27,7 @@ from tests.dashboard_server import (
     start_dashboard,
     stop_dashboard,
 )
+from tests.export_files import read_exposure_csv
 from tests.factories import clustered_records
 
 pytestmark = pytest.mark.browser
@@ -141,8 +142,8 @@ def test_exposure_runs_and_downloads_the_csv(page, server, release_path):
         page.get_by_role("button", name="CSV", exact=True).click()
     assert download.value.suggested_filename.endswith(".csv")
     text = Path(download.value.path()).read_text(encoding="utf-8")
-    assert text.startswith("# Migrants exposed to a hazard footprint")
-    table = pd.read_csv(io.StringIO(text), comment="#")
+    assert text.startswith("\ufeffHazard class,")  # plain: a BOM, then the titles
+    table = read_exposure_csv(io.StringIO(text))
     expected = compute_exposure(
         read_release(release_path), to_bands(read_footprint(NORCIA_MMI).classes)
     ).table

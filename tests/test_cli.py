@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
 from geo.cli import build_parser, main
 from geo.noise import noise_bound
+from tests.export_files import read_exposure_csv
 from tests.factories import registration_row
 
 NORCIA = "data/footprints/italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
@@ -46,7 +49,10 @@ def test_ingest_release_inspect_exposure(tmp_path, write_csv, capsys):
         capsys, "exposure", "--release", release, "--hazard", NORCIA, "--out", out_csv
     )
     assert code == 0 and "most severe class reached: MMI IX" in out
-    exposure = pd.read_csv(out_csv, comment="#")
+    assert f"written to {out_csv} (its metadata: {out_csv}-metadata.json)" in out
+    sidecar = (tmp_path / "exposure.csv-metadata.json").read_text(encoding="utf-8")
+    assert json.loads(sidecar)["url"] == "exposure.csv"
+    exposure = read_exposure_csv(out_csv)
     # high: the released persons, widened by the noise's 99 % bound (docs/release-format.md)
     released = table["persons"].sum()
     assert (
@@ -139,7 +145,7 @@ def test_lower_case_nationality_and_show_0(tmp_path, capsys):
     argv = ["exposure", "--release", DEMO, "--hazard", NORCIA, "--out", tmp_path / "x.csv"]
     code, out, _ = run(capsys, *argv, "--nationality", "rou", "--show", "0")
     assert code == 0
-    table = pd.read_csv(tmp_path / "x.csv", comment="#")
+    table = read_exposure_csv(tmp_path / "x.csv")
     assert set(table["nationality"]) == {"ROU"} and table["persons_high"].max() > 1000
     assert "Empty DataFrame" not in out and "(table not shown: --show 0" in out
 

@@ -23,6 +23,7 @@ from geo.noise import noise_bound
 from geo.pipeline import compute_exposure, read_release, write_release
 from geo.release import ReleasePolicy, protect
 from geo.tools.classes import to_bands
+from tests.export_files import machine_columns, read_exposure_csv
 from tests.factories import clustered_records, registration_row, write_rows
 from tests.footprint_files import write_cap_alert, write_ems_grading_zip, write_nested_zones
 
@@ -261,18 +262,26 @@ def test_exposure_page_headline_table_and_downloads(app, release_dir, media):
     assert "with 99% confidence" in at.markdown[0].value
 
     files = downloads(at, media)
-    assert set(files) == {"download_csv", "download_xlsx", "download_hxl", "download_geojson"}
-    csv = pd.read_csv(io.BytesIO(files["download_csv"]), comment="#")
+    assert set(files) == {
+        "download_csv",
+        "download_csvw",
+        "download_xlsx",
+        "download_hxl",
+        "download_geojson",
+    }
+    csv = read_exposure_csv(files["download_csv"])
     pd.testing.assert_frame_equal(csv, expected, check_dtype=False)
-    hxl_lines = files["download_hxl"].decode().splitlines()
-    header = next(i for i, line in enumerate(hxl_lines) if line.startswith("hazard_class,"))
-    assert hxl_lines[header + 1].startswith("#severity+hazard+name,")
-    hxl = pd.read_csv(
-        io.StringIO("\n".join(hxl_lines[header : header + 1] + hxl_lines[header + 2 :]))
-    )
+    sidecar = json.loads(files["download_csvw"])
+    titles = pd.read_csv(io.BytesIO(files["download_csv"])).columns.tolist()
+    assert [c["titles"] for c in sidecar["tableSchema"]["columns"]] == titles
+    assert sidecar["url"].endswith(".csv")
+    hxl_lines = files["download_hxl"].decode("utf-8-sig").splitlines()
+    assert hxl_lines[0].startswith("Hazard class,")
+    assert hxl_lines[1].startswith("#severity+name,")
+    hxl = machine_columns(pd.read_csv(io.StringIO("\n".join(hxl_lines[:1] + hxl_lines[2:]))))
     pd.testing.assert_frame_equal(hxl, expected, check_dtype=False)
     xlsx = pd.read_excel(io.BytesIO(files["download_xlsx"]), sheet_name=None)
-    pd.testing.assert_frame_equal(xlsx["exposure"], expected, check_dtype=False)
+    pd.testing.assert_frame_equal(machine_columns(xlsx["exposure"]), expected, check_dtype=False)
     for frame in (csv, hxl, xlsx["exposure"]):
         assert not [c for c in frame.columns if FORBIDDEN.search(c)]
 
@@ -366,10 +375,12 @@ def test_uploaded_boundaries_break_the_exposure_down_with_an_outside_row(app, tm
     at.button(key="exposure_run").click().run()
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
-    by_area, detail = at.dataframe[1].value, at.dataframe[2].value
+    # the page shows the exports' titles; read back under the table's names
+    by_area, detail = (machine_columns(at.dataframe[i].value) for i in (1, 2))
     assert OUTSIDE_AREAS in set(by_area["name"]) and OUTSIDE_AREAS in set(detail["name"])
     assert "Norcia" in set(detail["name"])
-    class_totals = at.dataframe[0].value.set_index("hazard_class")["persons_estimate"]
+    class_totals = machine_columns(at.dataframe[0].value)
+    class_totals = class_totals.set_index("hazard_class")["persons_estimate"]
     summed = by_area.groupby("hazard_class")["persons_estimate"].sum()
     assert summed.to_dict() == class_totals.loc[summed.index].to_dict()
     assert AREA_SENTENCE in [c.value for c in at.caption]
@@ -395,7 +406,7 @@ def test_exposure_by_admin_area_and_cumulative(app):
     at.selectbox(key="exposure_admin").set_value("italy_regions_limits_IT_regions.geojson").run()
     at.button(key="exposure_run").click().run()
     no_exception(at)
-    table = at.dataframe[2].value
+    table = machine_columns(at.dataframe[2].value)
     assert "reg_name" in table.columns
     assert set(table["reg_name"]) >= {"Umbria"}
     labels = set(table["hazard_class"])
@@ -544,7 +555,7 @@ def test_exposure_acled_upload_with_a_date_window(app):
     at.button(key="exposure_run").click().run()
     no_exception(at)
     assert not at.error
-    classes = {row for table in at.dataframe for row in table.value.get("hazard_class", [])}
+    classes = {row for table in at.dataframe for row in table.value.get("Hazard class", [])}
     assert "Protests" in classes and "Battles" not in classes  # the 9 May event is outside
     at.date_input(key="exposure_date_from").set_value(datetime.date(2021, 1, 1)).run()
     at.button(key="exposure_run").click().run()
@@ -594,7 +605,7 @@ def page_exposure(at: AppTest, media, footprints, cumulative, admin) -> pd.DataF
     at.button(key="exposure_run").click().run()
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
-    return pd.read_csv(io.BytesIO(downloads(at, media)["download_csv"]), comment="#")
+    return read_exposure_csv(downloads(at, media)["download_csv"])
 
 
 @pytest.mark.slow
@@ -610,7 +621,7 @@ def test_cli_and_page_give_the_same_table(request_name, app, release_dir, media,
     argv += ["--cumulative"] * cumulative + ["--out", str(out)]
     argv += ["--admin", str(admin), "--admin-field", ADMIN_FIELDS[admin]] if admin else []
     assert main(argv) == 0
-    cli = pd.read_csv(out, comment="#")
+    cli = read_exposure_csv(out)
     page = page_exposure(app.run(), media, footprints, cumulative, admin)
     assert len(cli) > 0
     pd.testing.assert_frame_equal(page, cli)
@@ -625,7 +636,7 @@ def test_cli_and_page_give_the_same_table(request_name, app, release_dir, media,
         argv = argv[: argv.index("--admin")]
         argv[argv.index("--out") + 1] = str(tmp_path / "classes.csv")
         assert main(argv) == 0
-        classes = pd.read_csv(tmp_path / "classes.csv", comment="#")
+        classes = read_exposure_csv(tmp_path / "classes.csv")
         by_class = classes.set_index(keys)["persons_estimate"]
         assert plain.to_dict() == by_class.loc[plain.index].to_dict()
 
@@ -678,8 +689,8 @@ def test_class_order_on_the_page_gives_the_cli_table(app, media, release_dir, tm
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
     assert "Red zone or worse" in at.subheader[0].value
-    page = pd.read_csv(io.BytesIO(downloads(at, media)["download_csv"]), comment="#")
-    cli = pd.read_csv(out, comment="#")
+    page = read_exposure_csv(downloads(at, media)["download_csv"])
+    cli = read_exposure_csv(out)
     assert len(cli) > 0
     pd.testing.assert_frame_equal(page, cli)
 
@@ -747,7 +758,7 @@ def test_cli_and_page_give_the_same_table_on_a_raster(case, app, release_dir, me
     out = tmp_path / "cli.csv"
     argv = ["exposure", "--release", str(release_dir / "a_public.release.parquet")]
     assert main([*argv, "--hazard", str(path), *options, "--out", str(out)]) == 0
-    cli = pd.read_csv(out, comment="#")
+    cli = read_exposure_csv(out)
 
     at = app.run()
     at.switch_page("app_pages/exposure.py").run()
@@ -761,7 +772,7 @@ def test_cli_and_page_give_the_same_table_on_a_raster(case, app, release_dir, me
     at.button(key="exposure_run").click().run()
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
-    page = pd.read_csv(io.BytesIO(downloads(at, media)["download_csv"]), comment="#")
+    page = read_exposure_csv(downloads(at, media)["download_csv"])
     assert len(cli) > 0
     labels = set(cli["hazard_class"])
     if options:  # the user's thresholds, in metres

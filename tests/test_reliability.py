@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import geopandas as gpd
 import h3
@@ -16,6 +17,7 @@ from demo.accuracy import points_to_records
 from geo.cli import main
 from geo.pipeline import ExposureRun, compute_exposure, export_bytes, write_release
 from geo.release import ReleasePolicy, protect
+from tests.export_files import read_exposure_csv
 
 CELL = h3.latlng_to_cell(42.8303, 13.1092, 7)
 
@@ -69,14 +71,18 @@ def test_every_export_carries_the_reliability_in_words(release, tmp_path):
     write_release(release, tmp_path / "r.release.parquet")  # sets the hash
     run = ExposureRun(compute_exposure(release, classes(), weighting="area"), classes(), [])
     csv_text = export_bytes(run, release, "csv").decode()
-    table = pd.read_csv(io.StringIO(csv_text), comment="#")
+    table = read_exposure_csv(io.StringIO(csv_text))
     assert table["reliability"].tolist() == ["ok", "wide range", "footprint thinner than cells"]
-    assert "# method.reliability:" in csv_text and "thinner than the released cells" in csv_text
+    sidecar = json.loads(export_bytes(run, release, "csv-metadata", name="t.csv"))
+    assert any(
+        line.startswith("Reliability:") and "thinner than the released cells" in line
+        for line in sidecar["dc:provenance"]
+    )
     hxl = export_bytes(run, release, "hxl").decode().splitlines()
     assert next(line for line in hxl if line.startswith("#severity")).endswith(",#meta+reliability")
     book = openpyxl.load_workbook(io.BytesIO(export_bytes(run, release, "xlsx")))
     rows = list(book["exposure"].values)
-    column = rows[0].index("reliability")
+    column = rows[0].index("Reliability of the estimate")
     assert [r[column] for r in rows[1:]] == ["ok", "wide range", "footprint thinner than cells"]
 
 

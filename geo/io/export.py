@@ -1,5 +1,10 @@
 """Write exposure tables as CSV, HXL CSV, XLSX and GeoJSON, each with its metadata.
 
+The CSVs are plain (a UTF-8 BOM, the titles, for HXL the hashtag row, then the rows:
+any reader opens them with no options); their metadata goes in a W3C CSVW sidecar
+(``<name>.csv-metadata.json``). The XLSX holds it in its ``metadata`` sheet, the
+GeoJSON as a foreign member.
+
 Every file says which release (policy, method, noise scale, hash) and which footprint
 (file, hash, repairs) it comes from, how the estimate was made, where the true value
 lies (between low and high, with the confidence a noisy release allows) and how many
@@ -23,25 +28,14 @@ import shapely
 
 from geo.accuracy import Accuracy
 from geo.errors import InputError
+from geo.export_columns import Column, column_specs, readable_table
 from geo.exposure_table import AREA_SENTENCE, RELIABILITY_WORDS, Exposure
 from geo.h3cells import cells_to_polygons
 from geo.release import Release
 from geo.sanitize import spreadsheet_safe
 
 FORMATS = ("csv", "hxl", "xlsx", "geojson")
-HXL_TAGS = {
-    "hazard_class": "#severity+hazard+name",
-    "class_rank": "#severity+hazard+num",
-    "nationality": "#country+code+nationality",
-    "persons_low": "#affected+ind+low",
-    "persons_estimate": "#affected+ind+est",
-    "persons_high": "#affected+ind+high",
-    "cases_low": "#affected+hh+low",
-    "cases_estimate": "#affected+hh+est",
-    "cases_high": "#affected+hh+high",
-    "reliability": "#meta+reliability",
-}
-ADMIN_HXL_TAG = "#adm1+name"
+SIDECARS = ("csv-metadata", "hxl-metadata")  # the CSVW sidecars of the two CSVs
 
 
 def export_metadata(exposure: Exposure, release: Release, footprints: Sequence[dict]) -> dict:
@@ -102,13 +96,14 @@ def export_metadata(exposure: Exposure, release: Release, footprints: Sequence[d
         "method": {
             "classes": "cumulative (at least)" if exposure.cumulative else "disjoint bands",
             "class_order": (
-                "ranked: a higher class_rank is more severe within one class system (the "
+                "ranked: a higher severity rank is more severe within one class system (the "
                 "hazard type before the label); the ranks of different systems (MMI and PGA, "
                 "say) are not comparable: each system's classes are listed together, the "
                 "first footprint's first"
                 if exposure.ordered
-                else "unordered: the classes have no known severity order, class_rank ranks "
-                "nothing and no class is the worst; overlapping classes each count their cells"
+                else "unordered: the classes have no known severity order, the severity "
+                "rank ranks nothing and no class is the worst; overlapping classes each count "
+                "their cells"
             ),
             "estimate_weighting": exposure.weighting,
             "confidence": accuracy.confidence,
@@ -184,50 +179,226 @@ def _safe_frame(table: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
-def _metadata_lines(metadata: dict) -> list[str]:
-    """Return '# key: value' lines for the top of a CSV (read back with comment='#')."""
-    lines = [f"# {metadata['title']}", f"# {metadata['statement']}"]
+BOM = "\ufeff"  # so that spreadsheet programs read the CSV as UTF-8 ("≥", "–", names)
+
+
+def _export_frame(exposure: Exposure) -> tuple[pd.DataFrame, list[Column]]:
+    """Return the exported rows (names beside codes, text neutralised) and their columns."""
+    table = exposure.table
+    specs = column_specs(list(table.columns), exposure.admin_field)
+    rows = readable_table(table, exposure.admin_field)
+    rows.columns = [spec.name for spec in specs]
+    return _safe_frame(rows), specs
+
+
+def table_to_csv_text(exposure: Exposure, hxl: bool = False) -> str:
+    """Return the CSV text of an exposure table: a BOM, the titles, (HXL hashtags,) the rows.
+
+    Plain, so that any reader opens it with no options; the metadata goes in the CSVW
+    sidecar (:func:`csvw_metadata`). The HXL CSV has the hashtag row right under the
+    titles, as the HXL standard asks.
+    """
+    rows, specs = _export_frame(exposure)
+    buffer = io.StringIO()
+    buffer.write(BOM)
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([spec.title for spec in specs])
+    if hxl:
+        writer.writerow([spec.hxl for spec in specs])
+    writer.writerows(rows.itertuples(index=False))
+    return buffer.getvalue()
+
+
+def metadata_items(metadata: dict) -> list[tuple[str, str, object]]:
+    """Return the metadata as (key, readable label, value) rows, values as plain scalars.
+
+    Lists become comma-separated text, booleans yes/no, missing values empty: what the
+    XLSX metadata sheet shows, one row each.
+    """
+    labels = {"k": "threshold k (registrations)", "withheld_persons": "persons withheld"}
+    items: list[tuple[str, str, object]] = [
+        ("title", "Title", metadata["title"]),
+        ("statement", "Where the true number lies", metadata["statement"]),
+    ]
     for section in ("release", "method"):
         for key, value in metadata[section].items():
-            lines.append(f"# {section}.{key}: {json.dumps(value, ensure_ascii=False)}")
+            label = f"{section.capitalize()}: {labels.get(key, key.replace('_', ' '))}"
+            items.append((f"{section}.{key}", label, _scalar(value)))
     for i, footprint in enumerate(metadata["footprints"], start=1):
-        lines.append(f"# footprint {i}: {json.dumps(footprint, ensure_ascii=False)}")
-    lines.append(f"# exported_at: {metadata['exported_at']}")
-    return [str(spreadsheet_safe(line)) for line in lines]
+        for key, value in footprint.items():
+            items.append(
+                (f"footprint{i}.{key}", f"Footprint {i}: {key.replace('_', ' ')}", _scalar(value))
+            )
+    items.append(("exported_at", "Exported at (UTC)", metadata["exported_at"]))
+    return items
 
 
-def table_to_csv_text(table: pd.DataFrame, metadata: dict, hxl: bool = False) -> str:
-    """Return the CSV (optionally HXL-tagged) text of an exposure table with metadata."""
-    buffer = io.StringIO()
-    buffer.write("\n".join(_metadata_lines(metadata)) + "\n")
-    safe = _safe_frame(table)
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(safe.columns)
-    if hxl:
-        writer.writerow([HXL_TAGS.get(c, ADMIN_HXL_TAG) for c in safe.columns])
-    writer.writerows(safe.itertuples(index=False))
-    return buffer.getvalue()
+def _scalar(value: object) -> object:
+    """Return a metadata value as one cell: text, a number or empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return "; ".join(str(_scalar(v)) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return value
 
 
-def table_to_xlsx_bytes(table: pd.DataFrame, metadata: dict) -> bytes:
-    """Return an XLSX workbook: sheet 'exposure' (data) and sheet 'metadata'."""
-    rows = [("title", metadata["title"]), ("statement", metadata["statement"])]
-    for section in ("release", "method"):
-        rows += [
-            (f"{section}.{k}", json.dumps(v, ensure_ascii=False))
-            for k, v in metadata[section].items()
-        ]
-    rows += [
-        (f"footprint {i}", json.dumps(fp, ensure_ascii=False))
-        for i, fp in enumerate(metadata["footprints"], start=1)
+def csvw_metadata(metadata: dict, specs: Sequence[Column], url: str, hxl: bool = False) -> dict:
+    """Return the W3C CSVW sidecar (``<name>.csv-metadata.json``) of an exported CSV.
+
+    Parameters
+    ----------
+    metadata
+        :func:`export_metadata`.
+    specs
+        The exported columns, in order.
+    url
+        The CSV's file name (the sidecar lies beside it).
+    hxl
+        True for the HXL CSV: its second header row holds the hashtags.
+
+    Returns
+    -------
+    dict
+        ``@context``, ``url``, ``dc:`` title, description (where the truth lies, the
+        persons withheld), source (the release and footprints with their SHA-256),
+        provenance (method and privacy sentences), the release's policy as
+        ``schema:additionalProperty``, the dialect and the ``tableSchema``.
+    """
+    release = metadata["release"]
+    sources = [
+        {
+            "dc:type": "crisis-exposure release",
+            "dc:identifier": f"sha256:{release['content_sha256']}",
+            "dc:created": release["created_at"],
+        }
+    ] + [
+        {
+            "dc:type": "hazard footprint",
+            "dc:title": footprint.get("file_name"),
+            "dc:identifier": f"sha256:{footprint.get('sha256')}",
+        }
+        for footprint in metadata["footprints"]
     ]
-    rows.append(("exported_at", metadata["exported_at"]))
-    meta = _safe_frame(pd.DataFrame(rows, columns=["key", "value"]))
+    method = metadata["method"]
+    provenance = [
+        f"Classes: {method['classes']}; {method['class_order']}.",
+        f"Estimate weighting: {method['estimate_weighting']}.",
+        f"Bounds: {method['bounds']}.",
+        f"Privacy: {method['privacy']}.",
+        f"Reliability: {method['reliability']}.",
+    ] + ([method["areas"]] if "areas" in method else [])
+    policy = [
+        {"@type": "schema:PropertyValue", "schema:name": key, "schema:value": _scalar(value)}
+        for key, value in release.items()
+    ]
+    columns = []
+    for spec in specs:
+        column = {
+            "name": spec.name,
+            "titles": [spec.title, spec.hxl] if hxl else spec.title,
+            "datatype": spec.datatype,
+            "dc:description": spec.description,
+            "required": spec.datatype == "integer",
+        }
+        if spec.datatype == "integer":
+            column["datatype"] = {"base": "integer", "minimum": 0}
+        columns.append(column)
+    return {
+        "@context": ["http://www.w3.org/ns/csvw", {"@language": "en"}],
+        "url": url,
+        "dc:title": metadata["title"],
+        "dc:description": metadata["statement"],
+        "dc:creator": "crisis-exposure",
+        "dc:created": metadata["exported_at"],
+        "dc:source": sources,
+        "dc:provenance": provenance,
+        "schema:additionalProperty": policy,
+        "dialect": {"encoding": "utf-8", "header": True, "headerRowCount": 2 if hxl else 1},
+        "tableSchema": {"columns": columns},
+    }
+
+
+def csvw_bytes(exposure: Exposure, metadata: dict, url: str, hxl: bool = False) -> bytes:
+    """Return the CSVW sidecar of the CSV (or HXL CSV) named ``url``, as UTF-8 JSON."""
+    _, specs = _export_frame(exposure)
+    sidecar = csvw_metadata(metadata, specs, url, hxl=hxl)
+    return json.dumps(sidecar, ensure_ascii=False, indent=2).encode()
+
+
+COUNT_FORMAT = "#,##0"  # thousands separator, no decimals
+PERCENT_FORMAT = "0%"
+_PERCENT_KEYS = {"method.confidence"}
+
+
+def table_to_xlsx_bytes(exposure: Exposure, metadata: dict) -> bytes:
+    """Return an XLSX workbook: sheet 'exposure' (the table) and sheet 'metadata'.
+
+    The exposure sheet has readable titles, a frozen header row, a filter, counts with a
+    thousands separator and columns wide enough for their titles; the metadata sheet
+    holds every metadata item (key, label, value) and what each column means.
+    """
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
+    rows, specs = _export_frame(exposure)
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "exposure"
+    sheet.append([spec.title for spec in specs])
+    for row in rows.itertuples(index=False):
+        sheet.append([_cell(value) for value in row])
+    for index, spec in enumerate(specs, start=1):
+        letter = get_column_letter(index)
+        sheet.cell(1, index).font = Font(bold=True)
+        sheet.cell(1, index).alignment = Alignment(wrap_text=True, vertical="top")
+        longest = max([len(str(v)) for v in rows.iloc[:, index - 1]] + [0])
+        sheet.column_dimensions[letter].width = min(max(12, longest + 2, len(spec.title) * 0.6), 40)
+        if spec.datatype == "integer":
+            for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
+                cell.number_format = COUNT_FORMAT
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = sheet.dimensions
+
+    meta = workbook.create_sheet("metadata")
+    meta.append(["Item", "Value", "Key"])
+    for key, label, value in metadata_items(metadata):
+        meta.append([_cell(label), _cell(value), key])
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            meta.cell(meta.max_row, 2).number_format = (
+                PERCENT_FORMAT
+                if key in _PERCENT_KEYS
+                else COUNT_FORMAT
+                if float(value).is_integer()
+                else "General"
+            )
+    meta.append([])
+    meta.append(["Column", "Meaning", "HXL hashtag"])
+    for spec in specs:
+        meta.append([_cell(spec.title), _cell(spec.description), spec.hxl])
+    for row in (1, meta.max_row - len(specs)):
+        for cell in meta[row]:
+            cell.font = Font(bold=True)
+    meta.column_dimensions["A"].width = 40
+    meta.column_dimensions["B"].width = 100
+    meta.column_dimensions["C"].width = 28
+    for (cell,) in meta.iter_rows(min_col=2, max_col=2):
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    meta.freeze_panes = "A2"
     buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        _safe_frame(table).to_excel(writer, sheet_name="exposure", index=False)
-        meta.to_excel(writer, sheet_name="metadata", index=False)
+    workbook.save(buffer)
     return buffer.getvalue()
+
+
+def _cell(value: object) -> object:
+    """Return a value as a workbook cell: numbers as numbers, text neutralised."""
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    return spreadsheet_safe(value) if isinstance(value, str) else value
 
 
 def exposed_cells_geojson(exposed: pd.DataFrame, metadata: dict) -> dict:
@@ -284,30 +455,42 @@ def export_format(path: str | Path) -> str:
     return file_format
 
 
+def sidecar_path(path: str | Path) -> Path:
+    """Return where a CSV's CSVW metadata lies: ``<name>.csv-metadata.json`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + "-metadata.json")
+
+
 def export_bytes(
     file_format: str,
     exposure: Exposure,
     release: Release,
     footprints: Sequence[dict],
     exposed: pd.DataFrame | None = None,
+    name: str = "exposure.csv",
 ) -> bytes:
-    """Return an export's bytes: CSV, HXL CSV, XLSX, or GeoJSON of ``exposed`` groups.
+    """Return an export's bytes: CSV, HXL CSV, XLSX, GeoJSON of ``exposed`` groups, or CSVW.
+
+    ``csv-metadata`` and ``hxl-metadata`` are the CSVW sidecars of the CSV and the HXL
+    CSV whose file name is ``name``.
 
     Raises
     ------
     InputError
         For an unknown format or a GeoJSON export without the exposed groups.
     """
-    if file_format not in FORMATS:
+    if file_format not in FORMATS + SIDECARS:
         raise InputError(f"unknown export format {file_format!r}; use one of {FORMATS}.")
     metadata = export_metadata(exposure, release, footprints)
+    if file_format in SIDECARS:
+        return csvw_bytes(exposure, metadata, Path(name).name, hxl=file_format == "hxl-metadata")
     if file_format == "xlsx":
-        return table_to_xlsx_bytes(exposure.table, metadata)
+        return table_to_xlsx_bytes(exposure, metadata)
     if file_format == "geojson":
         if exposed is None:
             raise InputError("a GeoJSON export needs the exposed cells.")
         return json.dumps(exposed_cells_geojson(exposed, metadata), ensure_ascii=False).encode()
-    return table_to_csv_text(exposure.table, metadata, hxl=file_format == "hxl").encode()
+    return table_to_csv_text(exposure, hxl=file_format == "hxl").encode()
 
 
 def write_bytes_atomically(path: str | Path, payload: bytes) -> Path:

@@ -57,6 +57,13 @@ def read_footprints(
     ]
 
 
+def footprint_file_bounds(path: str | Path) -> tuple[float, float, float, float] | None:
+    """Return a vector footprint file's WGS 84 bounds from its header (None: read it to know)."""
+    from geo.io.footprints.extent import footprint_file_bounds as bounds
+
+    return bounds(path)
+
+
 def raster_options(
     kind: str | None = None, thresholds: str | None = None, labels: str | None = None
 ) -> RasterOptions | None:
@@ -322,8 +329,12 @@ def export_bytes(
     release: Release,
     file_format: str,
     nationalities: Sequence[str] | None = None,
+    name: str = "exposure.csv",
 ) -> bytes:
     """Return an exposure run's export in ``file_format`` (csv, hxl, xlsx or geojson).
+
+    ``csv-metadata`` / ``hxl-metadata``: the CSVW sidecar of the CSV / HXL CSV whose
+    file name is ``name``.
 
     Raises
     ------
@@ -337,21 +348,34 @@ def export_bytes(
     if file_format == "geojson":
         chosen = list(nationalities or run.nationalities or []) or None
         exposed = exposed_groups(release, run.classes, chosen)
-    return payload(file_format, run.exposure, release, run.provenance, exposed)
+    return payload(file_format, run.exposure, release, run.provenance, exposed, name=name)
 
 
 def write_export(path: str | Path, run: ExposureRun, release: Release) -> Path:
     """Write an exposure run as CSV, HXL CSV, XLSX or GeoJSON (by the file's suffix), atomically.
+
+    A CSV or HXL CSV is written with its CSVW sidecar (``<name>.csv-metadata.json``),
+    which holds its metadata (:func:`geo.io.export.sidecar_path`). Returns the table's path.
 
     Raises
     ------
     InputError
         For an unknown format.
     """
-    from geo.io.export import export_format, write_bytes_atomically
+    from geo.io.export import export_format, sidecar_path, write_bytes_atomically
 
-    payload = export_bytes(run, release, export_format(path))
-    return write_bytes_atomically(path, payload)
+    file_format = export_format(path)
+    if file_format in ("csv", "hxl"):  # the metadata first: a table never lacks it
+        sidecar = export_bytes(run, release, f"{file_format}-metadata", name=Path(path).name)
+        write_bytes_atomically(sidecar_path(path), sidecar)
+    return write_bytes_atomically(path, export_bytes(run, release, file_format))
+
+
+def export_sidecar(path: str | Path) -> Path | None:
+    """Return where :func:`write_export` puts the CSVW metadata of ``path`` (None: inside it)."""
+    from geo.io.export import export_format, sidecar_path
+
+    return sidecar_path(path) if export_format(path) in ("csv", "hxl") else None
 
 
 def write_bytes(path: str | Path, payload: bytes) -> Path:
