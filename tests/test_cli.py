@@ -73,6 +73,7 @@ def test_every_command_has_help(command, capsys):
     [
         (["ingest", "{missing}", "--store", "{store}"], "no such file"),
         (["ingest", "{binary}", "--store", "{store}"], "the file is binary"),
+        (["ingest", "{folder}", "--store", "{store}"], "is a folder"),
         (["release", "--store", "{missing}", "--out", "{out}"], "no such store"),
         (["release", "--store", "{store}", "--out", "{out}", "--k", "1"], "k must be at least"),
         (["inspect", "{binary}"], "not a release file"),
@@ -87,6 +88,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, write_csv, capsys, argv, mess
     paths = {
         "missing": tmp_path / "missing.csv",
         "binary": binary,
+        "folder": tmp_path,
         "store": store,
         "out": tmp_path / "o.release.parquet",
     }

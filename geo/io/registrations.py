@@ -162,6 +162,8 @@ def detect_format(path: Path) -> str:
     """
     if not path.exists():
         raise InputError(f"{path}: no such file.")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give the registration files in it.")
     if path.stat().st_size == 0:
         raise InputError(f"{path.name}: the file is empty (0 bytes); expected a header row.")
     with open(path, "rb") as handle:

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from geo.io.ingest_report import IngestReport
     from geo.io.registrations import FileHeader
-    from geo.io.store import IngestReport
     from geo.validate import ValidatedBatch
 
 
