@@ -170,9 +170,9 @@ def _cmd_hazard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_exposure(args: argparse.Namespace) -> int:
+def _exposure_run(args: argparse.Namespace) -> tuple:
+    """Read, check and run what 'exposure' and 'report' both take; return (release, run, admin)."""
     from geo import pipeline
-    from geo.exposure_table import AREA_SENTENCE
 
     if args.admin is not None and not args.admin_field:
         raise InputError("--admin needs --admin-field (the field that names each area).")
@@ -195,6 +195,14 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
         nationalities=args.nationality,
         population=args.population,
     )
+    return release, run, admin
+
+
+def _cmd_exposure(args: argparse.Namespace) -> int:
+    from geo import pipeline
+    from geo.exposure_table import AREA_SENTENCE
+
+    release, run, _ = _exposure_run(args)
     pipeline.write_export(args.out, run, release)
     exposure = run.exposure
     headline = exposure.headline()
@@ -223,7 +231,21 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
         print(AREA_SENTENCE)
     for note in exposure.notes:
         print(f"note: {note}")
+    print("headline (persons: estimate and range, in each class | at least each class):")
+    print("\n".join(run.headline(release).lines()))
     print(f"written to {args.out}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Write the one-page situation report (PDF or HTML) for the same request as 'exposure'."""
+    from geo import pipeline
+
+    pipeline.report_format(args.out)  # a wrong suffix fails before the work
+    release, run, admin = _exposure_run(args)
+    pipeline.write_report(args.out, run, release, admin=admin, top=args.top)
+    print("\n".join(run.headline(release).lines()))
+    print(f"report written to {args.out}")
     return 0
 
 
@@ -296,6 +318,7 @@ RUN = {
     "inspect": _cmd_inspect,
     "hazard": _cmd_hazard,
     "exposure": _cmd_exposure,
+    "report": _cmd_report,
     "audit": _cmd_audit,
     "key": _cmd_key,
     "revoke": _cmd_revoke,

@@ -39,6 +39,7 @@ from geo.pipeline.releases import (
     trusted_keys,
     write_release,
 )
+from geo.pipeline.report import report_bytes, report_format, write_report
 from geo.pipeline.trust import (
     read_revocations,
     refuse_revoked,
@@ -67,6 +68,8 @@ __all__ = [
     "read_revocations",
     "refuse_revoked",
     "refuse_unverified",
+    "report_bytes",
+    "report_format",
     "release_as_of",
     "release_standing",
     "rotate_signing_key",
@@ -79,6 +82,7 @@ __all__ = [
     "withdraw",
     "write_bytes",
     "write_export",
+    "write_report",
     "write_release",
 ]
 
