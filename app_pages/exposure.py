@@ -6,7 +6,7 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, exposure_headline
 from geo import pipeline
 from geo.accuracy import Accuracy
 from geo.exposure_table import (
@@ -274,6 +274,7 @@ if exposure.ordered:
             f"{headline['persons_high']:,}",
             help=f"Released persons of every cell that touches the class{widened}.",
         )
+exposure_headline.show_headline(run, release, f"{release_file.sha256} {request}")
 withheld = exposure.accuracy.withheld_sentence()
 statement = exposure.statement()
 st.caption(statement if withheld in statement else f"{statement} {withheld}")
@@ -357,6 +358,8 @@ for column, (label, writer, suffix, mime, key) in zip(st.columns(4), files, stri
         icon=":material/download:",
         key=key,
     )
+
+exposure_headline.report_button(run, release, admin_file, stem)
 
 with st.expander("Footprint details: what was read and repaired"):
     for provenance in run.provenance:

@@ -86,7 +86,10 @@ def _layout(content, map_png: bytes, scale: float):
         )
 
     text(13, content.title, "B")
-    text(7, f"Situation report generated {content.generated}. {content.headline.as_of}.")
+    text(
+        7,
+        f"Situation report generated {content.generated}. Registry as of {content.headline.as_of}.",
+    )
     pdf.ln(1)
     for lines in content.footprints:
         text(6, "Footprint: " + lines[0])
@@ -196,7 +199,7 @@ def report_html(content, map_png: bytes) -> bytes:
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{esc(content.title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{esc(content.title)}</h1>",
-        f"<p class='small'>Situation report generated {esc(content.generated)}. "
+        f"<p class='small'>Situation report generated {esc(content.generated)}. Registry as of "
         f"{esc(content.headline.as_of)}.</p>",
     ]
     for lines in content.footprints:
