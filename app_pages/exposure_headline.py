@@ -51,7 +51,7 @@ def show_headline(run: ExposureRun, release: Release, key: str) -> None:
                 "Persons at least": [r.at_least.text() if r.at_least else "—" for r in fp.rows],
             }
         )
-        st.dataframe(rows, hide_index=True, width="stretch", key=f"headline_{fp.name}")
+        st.table(rows.set_index("Class"))  # plain HTML: readable, printable, searchable
         event = f"event time {fp.event_time}" if fp.event_time else "event time not given"
         st.caption(
             f"Event: {common.plain(fp.event or 'not named by the file')}; {event}. "
