@@ -274,7 +274,8 @@ if exposure.ordered:
             f"{headline['persons_high']:,}",
             help=f"Released persons of every cell that touches the class{widened}.",
         )
-exposure_headline.show_headline(run, release, f"{release_file.sha256} {request}")
+headline_key = f"{release_file.sha256} {request}"  # one headline per request
+exposure_headline.show_headline(run, release, headline_key)
 withheld = exposure.accuracy.withheld_sentence()
 statement = exposure.statement()
 st.caption(statement if withheld in statement else f"{statement} {withheld}")
@@ -359,7 +360,7 @@ for column, (label, writer, suffix, mime, key) in zip(st.columns(4), files, stri
         key=key,
     )
 
-exposure_headline.report_button(run, release, admin_file, stem)
+exposure_headline.report_button(run, release, admin_file, stem, headline_key)
 
 with st.expander("Footprint details: what was read and repaired"):
     for provenance in run.provenance:

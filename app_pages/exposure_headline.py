@@ -68,8 +68,9 @@ def show_headline(run: ExposureRun, release: Release, key: str) -> None:
     )
 
 
-def report_button(run: ExposureRun, release: Release, admin_file, stem: str) -> None:
+def report_button(run: ExposureRun, release: Release, admin_file, stem: str, key: str) -> None:
     """Offer the one-page report (PDF), written when the button is clicked."""
+    headline = common.guarded("computing the headline", _headline, key, run, release)
     admin = (
         common.load_admin(admin_file.sha256, admin_file.name, admin_file.path)
         if admin_file
@@ -77,7 +78,7 @@ def report_button(run: ExposureRun, release: Release, admin_file, stem: str) -> 
     )
     st.download_button(
         "Download report (PDF)",
-        partial(pipeline.report_bytes, run, release, "pdf", admin=admin),
+        partial(pipeline.report_bytes, run, release, "pdf", admin=admin, headline=headline),
         f"{stem}_report.pdf",
         "application/pdf",
         on_click="ignore",

@@ -152,3 +152,44 @@ def test_a_report_file_other_than_pdf_or_html_is_one_line_and_exit_2(tmp_path):
         err.strip()
         == "crisis-exposure report: error: r.docx: a report is written as .pdf or .html."
     )
+
+
+def test_tables_add_up_and_the_area_table_keeps_the_outside_row_last():
+    """The 'other' and 'all' rows are widened sums of released groups, like class totals."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from geo.pipeline import read_footprints, run_exposure
+    from geo.release import ReleasePolicy, protect
+    from geo.tools.report_content import OTHER_ROW, TOTAL_ROW, area_table, nationality_table
+    from tests.factories import clustered_records
+
+    release = protect(clustered_records(3000, seed=5), ReleasePolicy(k=10))
+    admin = gpd.GeoDataFrame(
+        {"name": ["West", "East"]},
+        geometry=[box(12.0, 42.0, 13.0, 44.0), box(13.0, 42.0, 13.2, 44.0)],
+        crs="EPSG:4326",
+    )
+    run = run_exposure(release, read_footprints([NORCIA]), admin=admin, admin_field="name")
+    table = nationality_table(run.exposure, top=2)
+    names = [row[0] for row in table.rows]
+    assert names[-2:] == [OTHER_ROW, TOTAL_ROW] and len(names) == 4
+    totals = run.exposure.class_totals()
+    totals = totals[totals["persons_high"] > 0].reset_index(drop=True)
+    for i, figure in enumerate(table.rows[-1][1:]):
+        row = totals.iloc[i]
+        assert (figure.low, figure.estimate, figure.high) == (
+            row["persons_low"],
+            row["persons_estimate"],
+            row["persons_high"],
+        )
+    # named + other estimates add up to all (estimates are never widened)
+    for column in range(1, len(table.columns)):
+        parts = [r[column] for r in table.rows[:-1]]
+        assert (
+            sum(p.estimate for p in parts if not isinstance(p, str))
+            == table.rows[-1][column].estimate
+        )
+    areas = area_table(run.exposure)
+    assert [r[0] for r in areas.rows][-1] == "(outside the boundaries)"
+    assert {"West", "East"} & {r[0] for r in areas.rows}

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from geo.pipeline.exposure import ExposureRun
     from geo.release import Release
+    from geo.tools.headline import Headline
 
 REPORT_FORMATS = {".pdf": "pdf", ".html": "html", ".htm": "html"}
 
@@ -44,8 +45,11 @@ def report_bytes(
     admin: gpd.GeoDataFrame | None = None,
     top: int = 8,
     generated: str | None = None,
+    headline: Headline | None = None,
 ) -> bytes:
     """Return the report of an exposure run as PDF or HTML bytes.
+
+    ``headline`` is the run's headline when the caller has it already (the page).
 
     Raises
     ------
@@ -65,7 +69,7 @@ def report_bytes(
     standing = release.standing.sentences() if release.standing else []
     content = report_content(
         run.exposure,
-        run.headline(release),
+        headline or run.headline(release),
         run.provenance,
         release.metadata,
         verification=verification,

@@ -19,6 +19,7 @@ from geo.codes import nationality_name
 from geo.exposure_table import (
     AREA_SENTENCE,
     COUNT_COLUMNS,
+    OUTSIDE_AREAS,
     RELIABLE,
     TABLE_COLUMNS,
     Exposure,
@@ -148,7 +149,8 @@ def area_table(exposure: Exposure) -> Table | None:
     weight = estimate.max() if exposure.cumulative else estimate.sum()
     high = totals.groupby(field_name)["persons_high"].max()
     areas = [a for a in weight.sort_values(ascending=False).index if high[a] > 0]
-    shown = areas[:MAX_AREAS]
+    shown = [a for a in areas if a != OUTSIDE_AREAS][:MAX_AREAS]
+    shown += [OUTSIDE_AREAS] if OUTSIDE_AREAS in areas else []  # last, as in the exports
     indexed = totals.set_index([field_name, "hazard_class"])
     rows = [
         [str(area)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 
 import geopandas as gpd
 import numpy as np
@@ -118,6 +119,7 @@ def _draw(ax, row: pd.Series, grey: str, hatch: str | None, labels: dict, patch)
     frame = gpd.GeoDataFrame({"geometry": [row.geometry]}, crs="EPSG:4326")
     frame.plot(ax=ax, color=grey, edgecolor="0.45", linewidth=0.2, hatch=hatch)
     label = labels.get(str(row["class_label"]), str(row["class_label"]))
+    label = "\n".join(textwrap.wrap(label, 30)) or label
     return patch(facecolor=grey, edgecolor="0.45", hatch=hatch, label=label)
 
 
