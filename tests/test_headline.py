@@ -181,3 +181,13 @@ def test_shakemap_grid_gives_its_event_time(tmp_path):
         "event_time": "2016-10-30T06:40:18UTC",
         "event": "ShakeMap by us, event us1000, Central Italy, magnitude 6.5",
     }
+
+
+def test_one_footprint_is_one_system_even_with_colons_in_its_labels():
+    banded = totals([("Zone: red", 2, 0, 10, 20), ("Zone: amber", 1, 0, 5, 9)])
+    cumulative = totals(
+        [("Zone: red or worse", 2, 0, 10, 20), ("Zone: amber or worse", 1, 0, 15, 29)]
+    )
+    headline = build_headline(banded, cumulative, Accuracy(), METADATA, [{"file_name": "z.json"}])
+    assert len(headline.footprints) == 1 and len(headline.footprints[0].rows) == 2
+    assert headline.footprints[0].alert == "yellow"  # 10 persons in the most severe class

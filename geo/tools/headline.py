@@ -268,11 +268,13 @@ def build_headline(
     nationalities
         The nationalities chosen (None: all).
     """
-    systems = _systems(banded)
+    # only combined footprints prefix their labels ("earthquake: MMI VIII"); one
+    # footprint is one system whatever its labels hold
+    systems = _systems(banded) if len(provenance) > 1 else {"": banded}
     footprints = []
     for prefix, system in systems.items():
-        cum = None
-        if cumulative is not None:
+        cum = cumulative
+        if cumulative is not None and len(systems) > 1:
             keep = [_split_prefix(str(x))[0] == prefix for x in cumulative["hazard_class"]]
             cum = cumulative[keep]
         rows = []
