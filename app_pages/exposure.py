@@ -6,7 +6,7 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, exposure_headline
 from geo import pipeline
 from geo.accuracy import Accuracy
 from geo.export_columns import PERSONS_COLUMNS, column_title, readable_table
@@ -275,6 +275,8 @@ if exposure.ordered:
             f"{headline['persons_high']:,}",
             help=f"Released persons of every cell that touches the class{widened}.",
         )
+headline_key = f"{release_file.sha256} {request}"  # one headline per request
+exposure_headline.show_headline(run, release, headline_key)
 withheld = exposure.accuracy.withheld_sentence()
 statement = exposure.statement()
 st.caption(statement if withheld in statement else f"{statement} {withheld}")
@@ -369,6 +371,8 @@ for column, (label, writer, suffix, mime, key) in zip(st.columns(len(files)), fi
         icon=":material/download:",
         key=key,
     )
+
+exposure_headline.report_button(run, release, admin_file, stem, headline_key)
 
 with st.expander("Footprint details: what was read and repaired"):
     for provenance in run.provenance:

@@ -239,9 +239,9 @@ def _cmd_hazard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_exposure(args: argparse.Namespace) -> int:
+def _exposure_run(args: argparse.Namespace) -> tuple:
+    """Read, check and run what 'exposure' and 'report' both take; return (release, run, admin)."""
     from geo import pipeline
-    from geo.exposure_table import AREA_SENTENCE
 
     if args.admin is not None and not args.admin_field:
         raise InputError("--admin needs --admin-field (the field that names each area).")
@@ -264,6 +264,14 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
         nationalities=args.nationality,
         population=args.population,
     )
+    return release, run, admin
+
+
+def _cmd_exposure(args: argparse.Namespace) -> int:
+    from geo import pipeline
+    from geo.exposure_table import AREA_SENTENCE
+
+    release, run, _ = _exposure_run(args)
     pipeline.write_export(args.out, run, release)
     exposure = run.exposure
     headline = exposure.headline()
@@ -292,6 +300,8 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
         print(AREA_SENTENCE)
     for note in exposure.notes:
         print(f"note: {note}")
+    print("headline (persons: estimate and range, in each class | at least each class):")
+    print("\n".join(run.headline(release).lines()))
     sidecar = pipeline.export_sidecar(args.out)
     print(f"written to {args.out}" + (f" (its metadata: {sidecar})" if sidecar else ""))
     return 0
@@ -317,6 +327,18 @@ def _cmd_outreach(args: argparse.Namespace) -> int:
         progress=_say,
     )
     print("\n".join(run.summary_lines()))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Write the one-page situation report (PDF or HTML) for the same request as 'exposure'."""
+    from geo import pipeline
+
+    pipeline.report_format(args.out)  # a wrong suffix fails before the work
+    release, run, admin = _exposure_run(args)
+    pipeline.write_report(args.out, run, release, admin=admin, top=args.top)
+    print("\n".join(run.headline(release).lines()))
+    print(f"report written to {args.out}")
     return 0
 
 
@@ -390,6 +412,7 @@ RUN = {
     "hazard": _cmd_hazard,
     "exposure": _cmd_exposure,
     "outreach": _cmd_outreach,
+    "report": _cmd_report,
     "audit": _cmd_audit,
     "key": _cmd_key,
     "revoke": _cmd_revoke,

@@ -304,6 +304,30 @@ def _add_exposure(commands: argparse._SubParsersAction) -> None:
         description="Count released persons and cases by hazard class and nationality as "
         "low / estimate / high, and write CSV, HXL CSV (.hxl.csv), XLSX or GeoJSON.",
     )
+    _exposure_options(exposure, "TABLE.csv, .hxl.csv, .xlsx or .geojson")
+
+
+def _add_report(commands: argparse._SubParsersAction) -> None:
+    report = commands.add_parser(
+        "report",
+        help="one-page situation report (PDF or HTML) of a release's exposure to footprints",
+        description="Write a one-page A4 situation report: footprint provenance, a map, "
+        "the headline (persons per class and at least each class, with ranges, and an "
+        "alert colour), the table by class and nationality, the admin table with --admin, "
+        "the method and privacy sentences, and the release's policy, hash and signature "
+        "standing. Takes every option of 'exposure'.",
+    )
+    _exposure_options(report, "REPORT.pdf or .html")
+    report.add_argument(
+        "--top",
+        type=_rows,
+        default=8,
+        help="nationalities named in the table, the rest summed as 'other' (default 8)",
+    )
+
+
+def _exposure_options(exposure: argparse.ArgumentParser, out_help: str) -> None:
+    """Add the options of 'exposure' (shared by 'report', so that they cannot drift)."""
     exposure.add_argument("--release", required=True, type=Path, help="a release file")
     exposure.add_argument(
         "--hazard",
@@ -343,9 +367,7 @@ def _add_exposure(commands: argparse._SubParsersAction) -> None:
     exposure.add_argument(
         "--nationality", nargs="+", metavar="ISO3", help="only these nationalities"
     )
-    exposure.add_argument(
-        "--out", required=True, type=Path, help="TABLE.csv, .hxl.csv, .xlsx or .geojson"
-    )
+    exposure.add_argument("--out", required=True, type=Path, help=out_help)
     exposure.add_argument(
         "--show", type=_rows, default=15, help="rows to print (default 15; 0: none)"
     )
@@ -440,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_hazard,
         _add_exposure,
         _add_outreach,
+        _add_report,
         _add_audit,
         _add_key,
         _add_revoke,

@@ -2,9 +2,11 @@
 # Install everything the tests need on a fresh Debian machine, then lint and run them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Debian packages: chromium (browser tests) and a Java runtime (the Spark release test)
+# Debian packages: chromium (browser tests), poppler-utils (pdftotext, pdftoppm read the
+# report back) and a Java runtime (the Spark release test)
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
+[ -x /usr/bin/pdftotext ] || missing="$missing poppler-utils"
 command -v java >/dev/null || missing="$missing openjdk-17-jre-headless"
 if [ -n "$missing" ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -45,6 +45,7 @@ from geo.pipeline.releases import (
     trusted_keys,
     write_release,
 )
+from geo.pipeline.report import report_bytes, report_format, write_report
 from geo.pipeline.trust import (
     read_revocations,
     refuse_revoked,
@@ -78,6 +79,8 @@ __all__ = [
     "read_revocations",
     "refuse_revoked",
     "refuse_unverified",
+    "report_bytes",
+    "report_format",
     "release_as_of",
     "release_standing",
     "rotate_signing_key",
@@ -91,6 +94,7 @@ __all__ = [
     "withdraw",
     "write_bytes",
     "write_export",
+    "write_report",
     "write_release",
 ]
 

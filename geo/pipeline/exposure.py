@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from geo.exposure_table import Exposure
     from geo.io.footprints import Footprint, RasterOptions
     from geo.release import Release
+    from geo.tools.headline import Headline
 
 
 def read_footprints(
@@ -133,6 +134,23 @@ class ExposureRun:
     classes: gpd.GeoDataFrame
     provenance: list[dict]
     nationalities: list[str] | None = None  # the nationalities chosen (None: all)
+    # The other view's classes (cumulative for a banded run, banded for a cumulative
+    # one; None for unordered classes) and the grid path: what the headline needs.
+    other_classes: gpd.GeoDataFrame | None = None
+    population: str | Path | None = None
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def headline(self, release: Release) -> Headline:
+        """Return the PAGER-like headline: bands and "at least" side by side, alert colour.
+
+        Computed once per run (the other view's exposure is computed on first call);
+        see :func:`geo.pipeline.headline.exposure_headline`.
+        """
+        if "headline" not in self._cache:
+            from geo.pipeline.headline import exposure_headline
+
+            self._cache["headline"] = exposure_headline(self, release)
+        return self._cache["headline"]
 
 
 def compute_exposure(
@@ -238,7 +256,9 @@ def run_exposure(
         exposure.ordered = False
         exposure.notes.append(UNORDERED_NOTE)
     chosen = list(nationalities) if nationalities else None
-    return ExposureRun(exposure, classes, [fp.provenance for fp in footprints], chosen)
+    other = footprint_classes(footprints, not cumulative) if exposure.ordered else None
+    provenance = [fp.provenance for fp in footprints]
+    return ExposureRun(exposure, classes, provenance, chosen, other, population)
 
 
 UNORDERED_NOTE = (

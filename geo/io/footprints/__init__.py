@@ -73,6 +73,7 @@ from geo.io.footprints.common import (
     _zip_to_members,
     check_vertices,
 )
+from geo.io.footprints.event import file_to_event
 from geo.io.footprints.gdacs import _gdacs_field, _gdacs_to_result
 from geo.io.footprints.generic import _polygons_to_classes
 from geo.io.footprints.raster import is_raster, raster_members, raster_to_result
@@ -246,6 +247,7 @@ def read_footprint(
         "cumulative_available": ordered
         and (bool(result.cumulative_available) or bool(opts.class_order)),
         "ordered": ordered,
+        **file_to_event(path, result.format),  # event_time, event: as the file states them
     }
     return Footprint(classes=classes, provenance=provenance)
 
