@@ -7,7 +7,7 @@ persons counted against the true number, at several Dice thresholds; then the in
 a registry of ``--size`` records into a new store with the identity columns (linking)
 and without them (no linking), wall time of each in a fresh process, and the ratio.
 
-    python benchmarks/linking.py --persons 20000 --size 1000000
+    python benchmarks/linking.py --persons 20000 --size 1000000  # figures: benchmarks/README.md
 """
 
 from __future__ import annotations
