@@ -286,3 +286,30 @@ def test_erasing_one_record_erases_the_linked_person_and_its_encodings(tmp_path,
     finally:
         con.close()
     assert stored == {"registrations": 10, "identities": 10}
+
+
+def test_a_companion_counts_on_its_own_once_its_principal_is_purged(tmp_path, write_csv):
+    """Purging the principal must not leave its fresh companion absorbed and uncounted."""
+    store = tmp_path / "s.duckdb"
+    principal = registration_row(
+        "H-1", full_name="Amina Diallo", birth_date="1980-01-01", updated_at="2020-01-01"
+    )
+    principal["family_members"] = "1"
+    principal["principal_record_id"] = ""
+    child = registration_row(
+        "H-2",
+        full_name="Awa Diallo",
+        birth_date="2010-06-06",
+        family_members="0",
+        updated_at="2026-06-01",
+    )
+    child["principal_record_id"] = "H-1"
+    pipeline.ingest_files(store, [write_csv([principal, child])])
+    assert cases(store) == 1  # the child is inside the principal's family
+    pipeline.purge_store(store, 365, "2026-11-30")
+    assert cases(store) == 1  # the principal is gone; the child now counts on its own
+    con = connect(store, read_only=True)
+    try:
+        assert audience_records(con, "aggregate")["persons"].sum() == 1
+    finally:
+        con.close()

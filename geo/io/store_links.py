@@ -272,22 +272,7 @@ def _recount(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
             "companions": 0,
             "conflicts": dict.fromkeys(_CONFLICTS, 0),
         }
-    con.execute(f"CREATE OR REPLACE TEMP TABLE absorbed_now AS {_COUNTED}")
-    con.execute(
-        """
-        UPDATE absorbed SET valid_to = ?
-        WHERE valid_to IS NULL AND record_key NOT IN (SELECT record_key FROM absorbed_now)
-        """,
-        [ingest_id],
-    )
-    con.execute(
-        """
-        INSERT INTO absorbed
-        SELECT record_key, ?, NULL FROM absorbed_now
-        WHERE record_key NOT IN (SELECT record_key FROM absorbed WHERE valid_to IS NULL)
-        """,
-        [ingest_id],
-    )
+    _version_absorbed(con, ingest_id)
     linked_of_file = con.execute(
         """
         SELECT count(*) FROM staging s JOIN identities i USING (record_key)
@@ -313,6 +298,40 @@ def _recount(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
         "companions": int(companions),
         "conflicts": dict(zip(_CONFLICTS, _conflicts(con), strict=True)),
     }
+
+
+def refresh_absorbed(con: duckdb.DuckDBPyConnection, version: int) -> None:
+    """Decide again which registrations count, from store version ``version`` on.
+
+    Called after a purge or an erasure: a companion whose principal was deleted, or a
+    duplicate whose representative was, counts on its own again.
+    """
+    if con.execute("SELECT count(*) FROM (SELECT 1 FROM identities LIMIT 1)").fetchall()[0][0]:
+        _version_absorbed(con, version)
+        con.execute("DROP TABLE absorbed_now")
+
+
+def _version_absorbed(con: duckdb.DuckDBPyConnection, version: int) -> None:
+    """Close the absorptions that no longer hold and open the new ones at ``version``.
+
+    Leaves the temporary table ``absorbed_now`` (this decision) for the caller's counts.
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE absorbed_now AS {_COUNTED}")
+    con.execute(
+        """
+        UPDATE absorbed SET valid_to = ?
+        WHERE valid_to IS NULL AND record_key NOT IN (SELECT record_key FROM absorbed_now)
+        """,
+        [version],
+    )
+    con.execute(
+        """
+        INSERT INTO absorbed
+        SELECT record_key, ?, NULL FROM absorbed_now
+        WHERE record_key NOT IN (SELECT record_key FROM absorbed WHERE valid_to IS NULL)
+        """,
+        [version],
+    )
 
 
 def _conflicts(con: duckdb.DuckDBPyConnection) -> tuple[int, ...]:

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 import duckdb
 
 from geo.io.store import store_version
-from geo.io.store_links import LINK_TABLES
+from geo.io.store_links import LINK_TABLES, refresh_absorbed
 
 # A registration's confirmation day and departure day, as the purge judges them.
 _STALE = "updated_at IS NULL OR updated_at::DATE < ? OR valid_until < ?"
@@ -88,6 +88,7 @@ def _delete_doomed(con: duckdb.DuckDBPyConnection, kind: str, cutoff: date | Non
             " VALUES (?, ?, ?, ?, ?)",
             [store_version(con) + 1, kind, count, cutoff, datetime.now(UTC).replace(tzinfo=None)],
         )
+        refresh_absorbed(con, store_version(con))
     con.execute("DROP TABLE doomed")
     return count
 
