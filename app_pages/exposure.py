@@ -6,7 +6,7 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, exposure_profile
 from geo import pipeline
 from geo.accuracy import Accuracy
 from geo.exposure_table import (
@@ -366,3 +366,5 @@ with st.expander("Footprint details: what was read and repaired"):
         )
         for line in provenance["repairs"] + provenance["notes"]:
             st.markdown(f"- {common.plain(line)}")
+
+exposure_profile.show(run, release, release_file)

@@ -157,3 +157,66 @@ def stock_comparison(run: ExposureRun, release: Release, stocks, admin=None, adm
             "areas as the boundary field does."
         )
     return table, list(stocks.notes)
+
+
+def profile_lines(profile: CommunityProfile, top: int = 10) -> list[str]:
+    """Return the profile as lines of text, nationalities by name and code."""
+    from geo.tools.profile import profile_lines as lines
+
+    return lines(profile, top, name=nationality_label)
+
+
+def nationality_label(code: str) -> str:
+    """Return "Romania (ROU)": the English name and the code."""
+    from geo.codes import nationality_name
+
+    name = nationality_name(code)
+    return name if f"({code})" in name else f"{name} ({code})"
+
+
+def focal_point_lines(points, within_km: float) -> list[str]:
+    """Return the focal points near the footprint as lines of text."""
+    matched = points[points["matches"].astype(bool)]
+    lines = [f"focal points inside or within {within_km:g} km of the footprint: {len(matched)}"]
+    for row in matched.itertuples():
+        where = "inside" if row.inside else f"{row.distance_km:g} km"
+        lines.append(f"  {row.organisation} ({where}): serves {row.matches}; contact {row.contact}")
+    others = len(points) - len(matched)
+    if others:
+        lines.append(
+            f"  ({others} more nearby serve none of the exposed nationalities or languages)"
+        )
+    return lines
+
+
+def stock_lines(table, notes: list[str]) -> list[str]:
+    """Return the registered-versus-official table as lines of text."""
+    from geo.tools.stocks import STOCK_SENTENCE
+
+    lines = ["registered (release) beside official stocks, areas the footprint meets:"]
+    shown = table.assign(
+        official=table["official"].astype("object").where(table["official"].notna(), "—"),
+        ratio=table["ratio"].map(lambda r: "—" if r != r else f"{r:.2f}"),
+    )
+    lines += shown.to_string(index=False).splitlines()
+    lines.append(STOCK_SENTENCE)
+    lines += [f"note: {note}" for note in notes]
+    return lines
+
+
+_WORDS = {
+    "DIMENSION_TITLES": "geo.tools.profile",
+    "NOT_AVAILABLE": "geo.tools.profile",
+    "WHOLE_FOOTPRINT": "geo.tools.profile",
+    "LANGUAGE_RULE": "geo.tools.languages",
+    "STOCK_SENTENCE": "geo.tools.stocks",
+}
+
+
+def __getattr__(name: str):
+    """Hand on the words the front ends show beside the tables, loaded lazily."""
+    if name in _WORDS:
+        import importlib
+
+        return getattr(importlib.import_module(_WORDS[name]), name)
+    raise AttributeError(f"module 'geo.pipeline.profile' has no attribute {name!r}")

@@ -84,7 +84,9 @@ def compare_stocks(
             if c
         }
     )
-    mine["stock_area"] = mine["area"].map(lambda a: by_name.get(codes.fold_text(str(a))))
+    found = mine["area"].map(lambda a: by_name.get(codes.fold_text(str(a))))
+    mine["stock_area"] = found.map(lambda a: codes.fold_text(str(a)) if a is not None else None)
+    stocks = stocks.assign(area=stocks["area"].map(lambda a: codes.fold_text(str(a))))
     official = stocks.groupby(["area", "key"], as_index=False)["persons"].sum()
     official = official.rename(columns={"area": "stock_area", "persons": "official"})
     joined = mine.merge(official, on=["stock_area", "key"], how="left")
