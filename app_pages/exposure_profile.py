@@ -70,13 +70,23 @@ def show(run, release, release_file) -> None:
         f"**{total['persons_estimate']:,} persons** (between {total['persons_low']:,} and "
         f"{total['persons_high']:,}) {common.plain(profile.scope)}, from released values."
     )
+    first = profile.languages[profile.languages["language"] != ""].head(6)
+    st.markdown(
+        "**Languages to warn in first**: "
+        + " · ".join(
+            f"{common.plain(row.language_name)} {row.persons_estimate:,}"
+            for row in first.itertuples()
+        )
+    )
     left, right = st.columns(2)
     nationalities = profile.nationalities.head(15).assign(
         nationality=lambda t: t["nationality"].map(who.nationality_label)
-    )
+    )[["nationality", "persons_estimate", "persons_low", "persons_high", "persons_per_case"]]
     left.markdown("**Top nationalities**")
     left.dataframe(
-        nationalities.rename(columns=PERSON_COLUMNS).drop(columns="cases_estimate"),
+        nationalities.rename(
+            columns={**PERSON_COLUMNS, "persons_per_case": "persons per registration"}
+        ),
         hide_index=True,
         width="stretch",
     )
@@ -99,7 +109,7 @@ def show(run, release, release_file) -> None:
             continue
         column.dataframe(
             table.assign(share=(table["share"] * 100).round(1))[
-                ["label", "persons_estimate", "persons_low", "persons_high", "share"]
+                ["label", "share", "persons_estimate", "persons_low", "persons_high"]
             ].rename(columns={**PERSON_COLUMNS, "label": "category", "share": "% of persons"}),
             hide_index=True,
             width="stretch",

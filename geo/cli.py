@@ -185,6 +185,7 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
     pipeline.refuse_unverified(release, bool(args.trust), allow=args.allow_unverified)
     footprints = _read_footprints(args)
     admin = pipeline.read_boundaries(args.admin) if args.admin else None
+    inputs = _profile_inputs(args)  # bad files end here, before anything is written
     run = pipeline.run_exposure(
         release,
         footprints,
@@ -223,29 +224,34 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
         print(AREA_SENTENCE)
     for note in exposure.notes:
         print(f"note: {note}")
-    _print_profile(args, run, release, admin)
+    _print_profile(args, run, release, admin, *inputs)
     print(f"written to {args.out}")
     return 0
 
 
-def _print_profile(args: argparse.Namespace, run, release, admin) -> None:
-    """Print the community profile, focal points and stocks comparison the options ask for."""
+def _profile_inputs(args: argparse.Namespace) -> tuple:
+    """Read the focal points and official stocks the options name (None where not given)."""
     from geo.pipeline import profile as who
 
-    wanted = args.profile is not None or args.focal_points or args.stocks
-    if not wanted:
-        return
     points = who.read_focal_points(args.focal_points) if args.focal_points else None
     stocks = None
     if args.stocks:
         stocks = who.read_stocks(args.stocks, country=args.stocks_country, year=args.stocks_year)
+    return points, stocks
+
+
+def _print_profile(args: argparse.Namespace, run, release, admin, points, stocks) -> None:
+    """Print the community profile, focal points and stocks comparison the options ask for."""
+    from geo.pipeline import profile as who
+
+    if args.profile is None and points is None and stocks is None:
+        return
     profile = who.community_profile(run, release, args.profile or None, args.population)
     for line in who.profile_lines(profile):
         print(line)
     if points is not None:
-        for line in who.focal_point_lines(
-            who.focal_points_for(profile, run, points, args.focal_within_km), args.focal_within_km
-        ):
+        near = who.focal_points_for(profile, run, points, args.focal_within_km)
+        for line in who.focal_point_lines(near, args.focal_within_km):
             print(line)
     if stocks is not None:
         table, notes = who.stock_comparison(run, release, stocks, admin, args.admin_field)

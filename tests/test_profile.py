@@ -213,6 +213,7 @@ def test_bad_focal_point_files_exit_2_in_one_line(tmp_path, capsys, text, messag
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.csv").exists()  # refused before anything is written
 
 
 def test_stocks_joined_on_a_small_table(demo, tmp_path):
@@ -295,3 +296,46 @@ def test_cli_prints_the_profile_focal_points_and_stocks(tmp_path, capsys):
     assert "Romania (ROU):" in out and "  Romanian: " in out
     assert "SAMPLE Romanian Community Association Norcia" in out
     assert "registered (release) beside official stocks" in out and "Umbria" in out
+
+
+def test_the_un_desa_matrix_is_compared_with_the_country(demo):
+    release, run = demo
+    path = Path(
+        "/work/shared/data/public/migration/UN_MigrantStockByOriginAndDestination_2019_clean.csv"
+    )
+    if not path.exists():
+        pytest.skip("the shared UN DESA file is not on this machine")
+    stocks = who.read_stocks(path, country="Italy")
+    rou = stocks.table.set_index("key").loc["ROU", "persons"]
+    assert rou == 1074382  # UN DESA 2019, Romanians in Italy
+    with pytest.raises(InputError, match="needs the country of destination"):
+        who.read_stocks(path)
+    table, notes = who.stock_comparison(run, release, stocks)  # Natural Earth outlines
+    row = table[(table["area"] == "Italy") & (table["key"] == "ROU")].iloc[0]
+    assert row["official"] == 1074382 and 0 < row["ratio"] < 0.1
+    assert "2019" in notes[0]
+
+
+def test_the_focal_point_layer_sends_only_what_it_shows():
+    from geo.viz.focal_points import focal_points_layer
+
+    points = pd.DataFrame(
+        {
+            "organisation": ["A <b>"],
+            "serves_text": ["Romania"],
+            "contact": ["a@example.org"],
+            "lon": [13.1],
+            "lat": [42.8],
+            "distance_km": [0.0],
+            "inside": [True],
+            "matches": ["Romania"],
+        }
+    )
+    layer = focal_points_layer(points)
+    assert layer.type == "ScatterplotLayer" and layer.pickable
+    (record,) = layer.data  # pydeck holds the frame as records
+    assert sorted(record) == ["colour", "lat", "lon", "tooltip"]
+    assert record["tooltip"] == (
+        "A <b>\nserves: Romania\nfor the exposed: Romania\ninside the footprint\n"
+        "contact: a@example.org"
+    )

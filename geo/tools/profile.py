@@ -61,6 +61,8 @@ FAMILY_NOTE = (
     "Family size: persons per registration (released persons ÷ released cases); the "
     "distribution of family sizes is not available in this release."
 )
+# Categories adding up to more than the groups by this share are said to be overstated.
+OVERSTATED = 0.05
 MEASURES = ["persons_low", "persons_estimate", "persons_high", "cases_estimate"]
 
 
@@ -255,12 +257,17 @@ def community_profile(
         if table is None:
             notes.append(f"{DIMENSION_TITLES[dimension]}: {NOT_AVAILABLE}.")
             continue
-        covered = table["persons_estimate"].sum()
-        if (
-            dimension != "vulnerability"
-            and total["persons_estimate"]
-            and (covered < 0.9 * total["persons_estimate"])
-        ):
+        covered = int(table["persons_estimate"].sum())
+        if dimension == "vulnerability" or not total["persons_estimate"]:
+            continue
+        if covered > (1 + OVERSTATED) * total["persons_estimate"]:
+            notes.append(
+                f"{DIMENSION_TITLES[dimension]}: the categories add up to {covered:,} persons "
+                f"against {total['persons_estimate']:,} in the groups: every published "
+                "category carries noise and is never below 0, so small and empty categories "
+                "are overstated; read the shares as indicative."
+            )
+        elif covered < 0.9 * total["persons_estimate"]:
             notes.append(
                 f"{DIMENSION_TITLES[dimension]}: published for groups holding about "
                 f"{covered / total['persons_estimate']:.0%} of the persons in the area "
