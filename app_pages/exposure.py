@@ -6,7 +6,7 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
-from app_pages import common, exposure_headline
+from app_pages import common, exposure_headline, exposure_profile
 from geo import pipeline
 from geo.accuracy import Accuracy
 from geo.export_columns import PERSONS_COLUMNS, column_title, readable_table
@@ -382,3 +382,5 @@ with st.expander("Footprint details: what was read and repaired"):
         )
         for line in provenance["repairs"] + provenance["notes"]:
             st.markdown(f"- {common.plain(line)}")
+
+exposure_profile.show(run, release, release_file)

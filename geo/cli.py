@@ -240,7 +240,10 @@ def _cmd_hazard(args: argparse.Namespace) -> int:
 
 
 def _exposure_run(args: argparse.Namespace) -> tuple:
-    """Read, check and run what 'exposure' and 'report' both take; return (release, run, admin)."""
+    """Read, check and run what 'exposure' and 'report' both take.
+
+    Returns (release, run, admin, profile inputs: focal points and stocks, or None).
+    """
     from geo import pipeline
 
     if args.admin is not None and not args.admin_field:
@@ -254,6 +257,7 @@ def _exposure_run(args: argparse.Namespace) -> tuple:
     pipeline.refuse_unverified(release, bool(args.trust), allow=args.allow_unverified)
     footprints = _read_footprints(args)
     admin = pipeline.read_boundaries(args.admin) if args.admin else None
+    inputs = _profile_inputs(args)  # bad files end here, before anything is written
     run = pipeline.run_exposure(
         release,
         footprints,
@@ -264,14 +268,14 @@ def _exposure_run(args: argparse.Namespace) -> tuple:
         nationalities=args.nationality,
         population=args.population,
     )
-    return release, run, admin
+    return release, run, admin, inputs
 
 
 def _cmd_exposure(args: argparse.Namespace) -> int:
     from geo import pipeline
     from geo.exposure_table import AREA_SENTENCE
 
-    release, run, _ = _exposure_run(args)
+    release, run, admin, inputs = _exposure_run(args)
     pipeline.write_export(args.out, run, release)
     exposure = run.exposure
     headline = exposure.headline()
@@ -302,6 +306,7 @@ def _cmd_exposure(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print("headline (persons: estimate and range, in each class | at least each class):")
     print("\n".join(run.headline(release).lines()))
+    _print_profile(args, run, release, admin, *inputs)
     sidecar = pipeline.export_sidecar(args.out)
     print(f"written to {args.out}" + (f" (its metadata: {sidecar})" if sidecar else ""))
     return 0
@@ -335,11 +340,41 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from geo import pipeline
 
     pipeline.report_format(args.out)  # a wrong suffix fails before the work
-    release, run, admin = _exposure_run(args)
+    release, run, admin, _ = _exposure_run(args)
     pipeline.write_report(args.out, run, release, admin=admin, top=args.top)
     print("\n".join(run.headline(release).lines()))
     print(f"report written to {args.out}")
     return 0
+
+
+def _profile_inputs(args: argparse.Namespace) -> tuple:
+    """Read the focal points and official stocks the options name (None where not given)."""
+    from geo.pipeline import profile as who
+
+    points = who.read_focal_points(args.focal_points) if args.focal_points else None
+    stocks = None
+    if args.stocks:
+        stocks = who.read_stocks(args.stocks, country=args.stocks_country, year=args.stocks_year)
+    return points, stocks
+
+
+def _print_profile(args: argparse.Namespace, run, release, admin, points, stocks) -> None:
+    """Print the community profile, focal points and stocks comparison the options ask for."""
+    from geo.pipeline import profile as who
+
+    if args.profile is None and points is None and stocks is None:
+        return
+    profile = who.community_profile(run, release, args.profile or None, args.population)
+    for line in who.profile_lines(profile):
+        print(line)
+    if points is not None:
+        near = who.focal_points_for(profile, run, points, args.focal_within_km)
+        for line in who.focal_point_lines(near, args.focal_within_km):
+            print(line)
+    if stocks is not None:
+        table, notes = who.stock_comparison(run, release, stocks, admin, args.admin_field)
+        for line in who.stock_lines(table, notes):
+            print(line)
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:

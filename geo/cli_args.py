@@ -297,6 +297,43 @@ def _add_hazard(commands: argparse._SubParsersAction) -> None:
     _footprint_options(hazard)
 
 
+def profile_options(parser: argparse.ArgumentParser) -> None:
+    """Add the community profile, focal-point and official-stock options (exposure, report)."""
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="",
+        metavar="CLASS",
+        help="print the community profile of the exposed persons (nationalities, languages, "
+        "sex, age, family size, vulnerabilities), of the whole footprint or of CLASS and worse",
+    )
+    parser.add_argument(
+        "--focal-points",
+        type=Path,
+        metavar="FILE",
+        help="a CSV of focal points (organisation, serves, lat, lon or place, contact): those "
+        "inside or near the footprint, matched to the exposed nationalities and languages",
+    )
+    parser.add_argument(
+        "--focal-within-km",
+        type=float,
+        default=10.0,
+        metavar="KM",
+        help="list focal points up to this distance from the footprint (default 10 km)",
+    )
+    parser.add_argument(
+        "--stocks",
+        type=Path,
+        metavar="FILE",
+        help="official stocks to set beside the registered persons of the exposed areas: a CSV "
+        "(area, nationality, persons), an ISTAT SDMX-CSV or the UN DESA matrix",
+    )
+    parser.add_argument(
+        "--stocks-country", metavar="NAME", help="destination country of a UN DESA matrix"
+    )
+    parser.add_argument("--stocks-year", type=int, metavar="YEAR", help="year of a UN DESA matrix")
+
+
 def _add_exposure(commands: argparse._SubParsersAction) -> None:
     exposure = commands.add_parser(
         "exposure",
@@ -373,6 +410,7 @@ def _exposure_options(exposure: argparse.ArgumentParser, out_help: str) -> None:
     )
     _trust_option(exposure)
     _revocations_option(exposure)
+    profile_options(exposure)
     exposure.add_argument(
         "--allow-revoked",
         action="store_true",
