@@ -341,7 +341,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     pipeline.report_format(args.out)  # a wrong suffix fails before the work
     release, run, admin, _ = _exposure_run(args)
-    pipeline.write_report(args.out, run, release, admin=admin, top=args.top)
+    pipeline.write_report(
+        args.out, run, release, admin=admin, top=args.top, profile_scope=args.profile or None
+    )
     print("\n".join(run.headline(release).lines()))
     print(f"report written to {args.out}")
     return 0

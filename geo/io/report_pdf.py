@@ -108,6 +108,11 @@ def _layout(content, map_png: bytes, scale: float):
             text(5.5, table.note)
     text(5.5, UNTRUSTED_NOTE)
     pdf.ln(1)
+    if content.profile:
+        text(7, "Who is exposed (community profile, released values)", "B")
+        for line in content.profile:
+            text(6, line)
+        pdf.ln(0.8)
     text(7, "Method and privacy", "B")
     for line in content.method:
         text(6, line)
@@ -241,7 +246,11 @@ def report_html(content, map_png: bytes) -> bytes:
         parts.append(_html_table(table.columns, rows))
         if table.note:
             parts.append(f"<p class='small'>{esc(table.note)}</p>")
-    parts.append(f"<p class='small'>{esc(UNTRUSTED_NOTE)}</p><h3>Method and privacy</h3>")
+    parts.append(f"<p class='small'>{esc(UNTRUSTED_NOTE)}</p>")
+    if content.profile:
+        parts.append("<h3>Who is exposed (community profile, released values)</h3>")
+        parts += [f"<p class='small'>{esc(line)}</p>" for line in content.profile]
+    parts.append("<h3>Method and privacy</h3>")
     parts += [f"<p class='small'>{esc(line)}</p>" for line in content.method]
     parts.append("<h3>Release</h3>")
     parts += [f"<p class='small'>{esc(line)}</p>" for line in content.release]

@@ -46,10 +46,13 @@ def report_bytes(
     top: int = 8,
     generated: str | None = None,
     headline: Headline | None = None,
+    profile_scope: str | None = None,
 ) -> bytes:
     """Return the report of an exposure run as PDF or HTML bytes.
 
     ``headline`` is the run's headline when the caller has it already (the page).
+    ``profile_scope`` is the class the community profile describes with every more
+    severe one (None: the whole footprint), as ``exposure --profile``.
 
     Raises
     ------
@@ -58,6 +61,7 @@ def report_bytes(
     """
     from geo.io.basemap import ATTRIBUTION, country_outlines
     from geo.io.report_pdf import report_html, report_pdf
+    from geo.pipeline.profile import community_profile
     from geo.tools.exposure import exposed_groups
     from geo.tools.headline import plain_label
     from geo.tools.report_content import report_content
@@ -77,6 +81,7 @@ def report_bytes(
         generated=generated or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         attribution=f"Map: {ATTRIBUTION}; footprint classes as their publisher defines them.",
         top=top,
+        profile=community_profile(run, release, profile_scope),
     )
     exposed = exposed_groups(release, run.classes, run.nationalities)
     cells = exposed.groupby("h3_cell", as_index=False)["persons"].sum()
@@ -100,6 +105,7 @@ def write_report(
     *,
     admin: gpd.GeoDataFrame | None = None,
     top: int = 8,
+    profile_scope: str | None = None,
 ) -> Path:
     """Write the report as PDF or HTML (by the file's suffix), atomically.
 
@@ -110,5 +116,7 @@ def write_report(
     """
     from geo.io.export import write_bytes_atomically
 
-    payload = report_bytes(run, release, report_format(path), admin=admin, top=top)
+    payload = report_bytes(
+        run, release, report_format(path), admin=admin, top=top, profile_scope=profile_scope
+    )
     return write_bytes_atomically(path, payload)

@@ -26,6 +26,7 @@ from geo.exposure_table import (
     widen,
 )
 from geo.tools.headline import Figure, Headline, event_words, plain_label
+from geo.tools.profile import CommunityProfile
 
 OTHER_ROW = "Other nationalities"
 TOTAL_ROW = "All nationalities"
@@ -55,6 +56,7 @@ class ReportContent:
     release: list[str]
     attribution: str
     notes: list[str] = field(default_factory=list)
+    profile: list[str] = field(default_factory=list)  # who is exposed, in words
 
 
 def nationality_words(code: str) -> str:
@@ -210,6 +212,28 @@ def release_lines(metadata: dict, verification: str, standing: list[str]) -> lis
     ]
 
 
+def profile_section(profile: CommunityProfile, top: int = 6) -> list[str]:
+    """Return the report's "who is exposed" lines: languages, sex, age, vulnerabilities, family.
+
+    The nationalities are in the report's table already; every figure is the community
+    profile's (released values only), "not available in this release" where the release
+    publishes no such breakdown.
+    """
+    from geo.tools.profile import DIMENSION_TITLES
+    from geo.tools.profile import profile_lines as lines
+
+    spoken = "; ".join(
+        f"{row.language_name} {row.persons_estimate:,}"
+        for row in profile.languages.head(top).itertuples()
+    )
+    titles = tuple(DIMENSION_TITLES.values())
+    return [
+        f"Languages to warn in ({profile.scope}; persons who may speak them, estimate): "
+        + (spoken or "none"),
+        *(line for line in lines(profile, top=0) if line.startswith(titles)),
+    ]
+
+
 def report_content(
     exposure: Exposure,
     headline: Headline,
@@ -221,6 +245,7 @@ def report_content(
     generated: str,
     attribution: str,
     top: int = 8,
+    profile: CommunityProfile | None = None,
 ) -> ReportContent:
     """Return the report's sections (see the module docstring)."""
     names = " + ".join(p.get("file_name", "footprint") for p in provenance)
@@ -245,4 +270,5 @@ def report_content(
         method=[m for m in method if m],
         release=release_lines(metadata, verification, standing),
         attribution=attribution,
+        profile=profile_section(profile) if profile is not None else [],
     )
