@@ -11,10 +11,13 @@ import pydeck as pdk
 import streamlit as st
 
 from app_pages import common
+from geo.h3cells import cell_boundaries, cells_to_ints
 from geo.pipeline.exposure import country_outlines, place_names
-from geo.viz.basemap import base_layers, place_layers
+from geo.release import Release
+from geo.viz.basemap import base_layers, place_layers, spaced_places
 
 PLACES_SHOWN = 15
+SPACING_SHARE = 0.06  # names at least 6 % of the view apart
 
 
 def _rounded(bounds: tuple[float, ...]) -> tuple[float, float, float, float]:
@@ -35,7 +38,9 @@ def _land(bounds: tuple[float, float, float, float], outlines: tuple, fill: bool
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _places(bounds: tuple[float, float, float, float], limit: int) -> list:
-    return place_layers(place_names(bounds, limit))
+    west, south, east, north = bounds
+    spacing = max(east - west, north - south) * SPACING_SHARE
+    return place_layers(spaced_places(place_names(bounds, limit * 20), spacing, limit))
 
 
 def land_layers(bounds: tuple[float, ...]) -> list[pdk.Layer]:
@@ -58,3 +63,15 @@ def attribution() -> str:
     from geo.pipeline.exposure import basemap_attribution
 
     return basemap_attribution()
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def release_bounds(content_sha256: str, _release: Release) -> tuple[float, float, float, float]:
+    """Return the (west, south, east, north) of every released cell (once per release)."""
+    cells = list(_release.groups["h3_cell"].unique())
+    if not cells:
+        return (12.0, 42.0, 13.0, 43.0)
+    corners, _ = cell_boundaries(cells_to_ints(cells))
+    west, south = corners.min(axis=0)
+    east, north = corners.max(axis=0)
+    return (float(west), float(south), float(east), float(north))

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import basemap, common
 from geo import pipeline
 from geo.viz.cells import BREAKDOWN_FILTERS, MAX_MAP_CELLS, nationality_label
 from geo.viz.layers import MAP_HEIGHT_PX, build_deck, cells_to_layers, classes_to_layer
@@ -60,7 +60,8 @@ shown = common.map_cells(
 )
 cells = shown.cells
 edges = count_bins(cells["persons"])
-layers = common.offline_basemap() + cells_to_layers(cells, edges)
+extent = basemap.release_bounds(release.metadata["content_sha256"], release)
+layers = basemap.land_layers(extent) + cells_to_layers(cells, edges)
 class_legend = []
 if footprint_name != "None":
     file = next(f for f in footprints if f.name == footprint_name)
@@ -104,6 +105,7 @@ if shown.display_resolution is not None:
         'the nationalities or switch on "Draw every released cell" for full detail.'
     )
 
+layers += basemap.place_name_layers(extent)
 deck = build_deck(layers, common.release_view(release), common.settings().basemap_url)
 st.pydeck_chart(
     deck,
@@ -123,3 +125,4 @@ if class_legend:
     legend[1].markdown(
         legend_html(footprint_name, class_legend, shape="outline"), unsafe_allow_html=True
     )
+st.caption(basemap.attribution())

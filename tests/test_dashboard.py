@@ -233,7 +233,7 @@ def test_exposure_page_headline_table_and_downloads(app, release_dir, media):
     no_exception(at)
     assert "true number lies between low and high" in at.markdown[0].value
     assert at.multiselect(key="exposure_footprints").value == [NORCIA_MMI.name]
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     series = [c.value for c in at.caption if "for its audience" in c.value]
     assert series == [
@@ -303,7 +303,7 @@ def test_exposure_bad_upload_shows_a_message_not_a_traceback(app):
     at.run()
     # the upload replaces the footprint chosen before
     assert at.multiselect(key="exposure_footprints").value == ["broken.geojson (uploaded)"]
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     errors = [e.value for e in at.error]
     assert errors and "broken.geojson" in errors[0]
@@ -326,17 +326,17 @@ def test_an_upload_replaces_the_default_footprint_unless_combining(app):
     uploader.upload("flood.geojson", flood_geojson((12.3, 42.9, 12.5, 43.2)), "application/json")
     at.run()
     assert at.multiselect(key="exposure_footprints").value == ["flood.geojson (uploaded)"]
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     assert at.subheader[0].value.endswith(": flood")  # the upload's class, not MMI IX
     # Several footprints are combined only when the user asks.
     at.multiselect(key="exposure_footprints").set_value(
         [NORCIA_MMI.name, "flood.geojson (uploaded)"]
     ).run()
-    assert at.button(key="exposure_run").disabled
+    assert not at.metric  # several footprints, not combined: nothing is computed
     assert any("Combine several footprints" in i.value for i in at.info)
     at.checkbox(key="exposure_combine").check().run()
-    assert not at.button(key="exposure_run").disabled
+    assert at.metric  # combined: computed at once, no Run button
     at.file_uploader(key="exposure_uploads").upload(
         "second.geojson", flood_geojson((12.6, 42.9, 12.8, 43.2)), "application/json"
     )
@@ -363,7 +363,7 @@ def test_uploaded_boundaries_break_the_exposure_down_with_an_outside_row(app, tm
     at.run()
     assert at.selectbox(key="exposure_admin").value == "perugia.zip (uploaded)"
     at.selectbox(key="exposure_admin_field_perugia.zip (uploaded)").set_value("name")
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
     by_area, detail = at.dataframe[1].value, at.dataframe[2].value
@@ -381,7 +381,7 @@ def test_uploaded_boundaries_break_the_exposure_down_with_an_outside_row(app, tm
     )
     at.run()
     assert at.selectbox(key="exposure_admin").value == "ankara.geojson (uploaded)"
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     warnings = [w.value for w in at.warning]
     assert any("do not overlap the footprint" in w for w in warnings), warnings
@@ -393,7 +393,7 @@ def test_exposure_by_admin_area_and_cumulative(app):
     at.radio(key="exposure_mode").set_value("Cumulative (at least)")
     at.selectbox(key="exposure_weighting").set_value("area")
     at.selectbox(key="exposure_admin").set_value("italy_regions_limits_IT_regions.geojson").run()
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     table = at.dataframe[2].value
     assert "reg_name" in table.columns
@@ -453,7 +453,7 @@ def test_pages_of_an_exact_release_describe_method_1(monkeypatch, tmp_path):
     assert "Each published count is the true count." in method
     assert "random noise" not in method
     at.switch_page("app_pages/exposure.py").run()
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     withheld = f"The release withholds {release.metadata['dropped']['persons']:,} persons"
     beside_headline = next(c.value for c in at.caption if c.value.startswith(TRUTH_SENTENCE))
@@ -541,13 +541,13 @@ def test_exposure_acled_upload_with_a_date_window(app):
     at.run()
     at.multiselect(key="exposure_footprints").set_value(["acled.csv (uploaded)"]).run()
     at.date_input(key="exposure_date_from").set_value(datetime.date(2020, 5, 10)).run()
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     assert not at.error
     classes = {row for table in at.dataframe for row in table.value.get("hazard_class", [])}
     assert "Protests" in classes and "Battles" not in classes  # the 9 May event is outside
     at.date_input(key="exposure_date_from").set_value(datetime.date(2021, 1, 1)).run()
-    at.button(key="exposure_run").click().run()
+    at.run()
     errors = [e.value for e in at.error]
     assert errors and "acled.csv: no ACLED event between 2021-01-01" in errors[0]
 
@@ -591,7 +591,7 @@ def page_exposure(at: AppTest, media, footprints, cumulative, admin) -> pd.DataF
     at.selectbox(key="exposure_admin").set_value(admin.name if admin else "None").run()
     if admin:
         at.selectbox(key=f"exposure_admin_field_{admin.name}").set_value(ADMIN_FIELDS[admin])
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
     return pd.read_csv(io.BytesIO(downloads(at, media)["download_csv"]), comment="#")
@@ -650,7 +650,7 @@ def test_unordered_classes_have_no_cumulative_view_on_either_side(app, capsys, t
     at.multiselect(key="exposure_footprints").set_value([f"{REGIONS.name} (uploaded)"])
     at.text_input(key="exposure_class_field").set_value("reg_name")
     at.radio(key="exposure_mode").set_value("Cumulative (at least)")
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     errors = [" ".join(e.value.split()) for e in at.error]
     assert errors and errors[0] in cli_message
@@ -674,7 +674,7 @@ def test_class_order_on_the_page_gives_the_cli_table(app, media, release_dir, tm
     at.text_input(key="exposure_class_field").set_value("zone")
     at.text_input(key="exposure_class_order").set_value(order)
     at.radio(key="exposure_mode").set_value("Cumulative (at least)")
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
     assert "Red zone or worse" in at.subheader[0].value
@@ -708,7 +708,7 @@ def test_a_thin_footprint_puts_the_range_first_and_says_why(app, monkeypatch, tm
     at.file_uploader(key="exposure_uploads").upload("strip.geojson", payload, "application/json")
     at.run()
     at.multiselect(key="exposure_footprints").set_value(["strip.geojson (uploaded)"]).run()
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     labels = [m.label for m in at.metric]
     assert labels == ["Between low and high", "Estimate (not to be trusted)"]
@@ -758,7 +758,7 @@ def test_cli_and_page_give_the_same_table_on_a_raster(case, app, release_dir, me
     if options:
         at.selectbox(key="exposure_raster_kind").set_value(options[1])
         at.text_input(key="exposure_thresholds").set_value(options[3])
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
     page = pd.read_csv(io.BytesIO(downloads(at, media)["download_csv"]), comment="#")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pydeck as pdk
 import shapely
@@ -133,17 +134,37 @@ def admin_layer(areas: gpd.GeoDataFrame, layer_id: str = "admin-areas") -> pdk.L
     )
 
 
+def spaced_places(places: pd.DataFrame, min_distance_deg: float, limit: int) -> pd.DataFrame:
+    """Return up to ``limit`` places, each at least ``min_distance_deg`` from a larger one.
+
+    ``places`` comes most populous first; a place too close to one kept before is
+    skipped, so names do not print over each other (Rome's suburbs under "Rome").
+    Distances are in degrees of latitude (longitude scaled by the cosine of latitude).
+    """
+    kept: list[int] = []
+    lon = places["lon"].to_numpy(dtype=float)
+    lat = places["lat"].to_numpy(dtype=float)
+    for i in range(len(places)):
+        if len(kept) >= limit:
+            break
+        dx = (lon[kept] - lon[i]) * np.cos(np.radians(lat[i]))
+        dy = lat[kept] - lat[i]
+        if not len(kept) or np.min(np.hypot(dx, dy)) >= min_distance_deg:
+            kept.append(i)
+    return places.iloc[kept].reset_index(drop=True)
+
+
 def place_layers(places: pd.DataFrame) -> list[pdk.Layer]:
     """Return place names (a dot and the name, dark on a white halo), not pickable.
 
-    ``places`` has ``name``, ``lon``, ``lat`` (the N most populous in view, from
-    ``geo.io.settlements.read_places``). Names are drawn as text by deck.gl (a
-    canvas), never as markup.
+    ``places`` has ``name``, ``lon``, ``lat`` (the most populous in view, from
+    ``geo.io.settlements.read_places``, spaced by :func:`spaced_places`). Names are
+    drawn as text by deck.gl (a canvas), never as markup.
     """
     if places.empty:
         return []
     data = [
-        {"name": str(name), "position": [round(float(lon), 5), round(float(lat), 5)]}
+        {"label": str(name), "position": [round(float(lon), 5), round(float(lat), 5)]}
         for name, lon, lat in zip(places["name"], places["lon"], places["lat"], strict=True)
     ]
     return [
@@ -166,7 +187,7 @@ def place_layers(places: pd.DataFrame) -> list[pdk.Layer]:
             data=data,
             id="places-names",
             get_position="position",
-            get_text="name",
+            get_text="label",
             get_size=13,
             size_units='"pixels"',
             get_color=list(PLACE_COLOUR),
