@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
+import h3
 import numpy as np
 import pandas as pd
 import pydeck as pdk
@@ -40,6 +41,7 @@ from geo.viz.legends import LegendEntry, bin_indices, class_colours, count_bins,
 EDGE_CLASS = re.compile(r"(?:.+: )?(?:MMI|PGA|PGV|PSA\S*|VALUE)(?: < .+|: whole map)")
 EDGE_COLOUR = (70, 70, 70, 255)
 CLASS_FILL_ALPHA = 45
+COARSE_ALPHA = 170  # rolled-up parents: see-through, so the finer cells read as finer
 LIGHTEST_SHADE = 0.3  # the fewest persons: 30 % of the class colour over white
 SHADE_GREY = (90, 90, 90)
 TOOLTIP_NATIONALITIES = 5
@@ -229,9 +231,10 @@ def cell_layers(
     """Return the exposed cells, one H3HexagonLayer per class and shade, and the shade bins.
 
     ``worst`` is :func:`geo.tools.exposed_cells.cell_class` (the worst class each cell
-    reaches and its persons inside). Each record carries ``h3_cell``, ``tooltip``,
-    ``persons`` (estimate inside, rounded) and ``by_class`` ([class, low, estimate,
-    high] per class touched): the figures of the exposure table, per cell.
+    reaches and its persons inside). Rolled-up (coarser) cells are drawn first, a
+    little see-through with a darker outline, as on the Map page. Each record carries
+    ``h3_cell``, ``tooltip``, ``persons`` (estimate inside, rounded) and ``by_class``
+    ([class, low, estimate, high] per class touched): the exposure table's figures.
     """
     if worst.empty:
         return [], [1, 2]
@@ -250,12 +253,16 @@ def cell_layers(
         ]
         for cell, part in by_cell.groupby("h3_cell", sort=False)
     }
-    frame = worst.assign(shade_bin=bin_indices(worst["persons_inside"].clip(lower=1), edges))
+    frame = worst.assign(
+        shade_bin=bin_indices(worst["persons_inside"].clip(lower=1), edges),
+        resolution=[h3.get_resolution(str(cell)) for cell in worst["h3_cell"]],
+    )
+    finest = int(frame["resolution"].max())
     layers = []
-    for (rank, label, level_bin), part in frame.sort_values(["class_rank", "shade_bin"]).groupby(
-        ["class_rank", "class_label", "shade_bin"], sort=False
-    ):
-        colour = palette[str(label)]
+    # Coarsest first: a rolled-up parent lies under its released children, never over them.
+    keys = ["resolution", "class_rank", "shade_bin"]
+    for (resolution, rank, level_bin), part in frame.sort_values(keys).groupby(keys, sort=False):
+        colour = palette[str(part["class_label"].iloc[0])]
         records = [
             {
                 "h3_cell": str(cell),
@@ -265,18 +272,20 @@ def cell_layers(
             }
             for cell, persons in zip(part["h3_cell"], part["persons_inside"], strict=True)
         ]
+        coarse = int(resolution) < finest
         layers.append(
             pdk.Layer(
                 "H3HexagonLayer",
                 data=records,
-                id=f"exposed-r{int(rank)}-b{int(level_bin)}",
+                id=f"exposed-h{int(resolution)}-r{int(rank)}-b{int(level_bin)}",
                 get_hexagon="h3_cell",
-                get_fill_color=shade(colour, float(levels[int(level_bin)])),
+                get_fill_color=shade(colour, float(levels[int(level_bin)]))[:3]
+                + [COARSE_ALPHA if coarse else 255],
                 extruded=False,
                 stroked=True,
-                get_line_color=shade(colour, 1.0)[:3] + [200],
+                get_line_color=[60, 30, 30, 200] if coarse else shade(colour, 1.0)[:3] + [200],
                 line_width_units='"pixels"',
-                get_line_width=0.6,
+                get_line_width=1.0 if coarse else 0.6,
                 pickable=True,
                 auto_highlight=True,
             )
