@@ -101,11 +101,12 @@ def check_no_identifier_keys(value) -> None:
 
 
 def parse_nationalities(text: str) -> tuple[dict[str, int], int]:
-    """'ROU 1,234 · ALB 56 · +3 more' → ({'ROU': 1234, 'ALB': 56}, 3)."""
-    parts = text.split(" · ")
-    more = int(parts.pop()[1:].removesuffix(" more")) if parts[-1].startswith("+") else 0
-    pairs = [part.rsplit(" ", 1) for part in parts]
-    return {code: int(value.replace(",", "")) for code, value in pairs}, more
+    """'Romania (ROU): 1,234\nAlbania (ALB): 56\nand 3 more' → ({'ROU': 1234, 'ALB': 56}, 3)."""
+    parts = text.split("\n")
+    more = int(parts.pop()[4:].removesuffix(" more")) if parts[-1].startswith("and ") else 0
+    pairs = [part.rsplit(": ", 1) for part in parts]
+    codes = [label[-4:-1] if label.endswith(")") else label for label, _ in pairs]
+    return {c: int(v.replace(",", "")) for c, (_, v) in zip(codes, pairs, strict=True)}, more
 
 
 def check_cells_are_released(payload: dict, values: pd.DataFrame) -> int:
