@@ -17,7 +17,7 @@ from geo.release import Release
 from geo.viz.basemap import base_layers, place_layers, spaced_places
 
 PLACES_SHOWN = 15
-SPACING_SHARE = 0.06  # names at least 6 % of the view apart
+SPACING_SHARE = 0.08  # names at least 8 % of the view apart
 
 
 def _rounded(bounds: tuple[float, ...]) -> tuple[float, float, float, float]:

@@ -324,7 +324,11 @@ order = bars["label"].tolist()
 chart = alt.Chart(bars).encode(y=alt.Y("label:N", sort=order, title=None))
 st.altair_chart(
     chart.mark_bar(color="#8c6bb1").encode(
-        x=alt.X("persons_estimate:Q", title=f"Persons exposed in {bar_class} (estimate, low–high)"),
+        # two lines: one did not fit a phone's width
+        x=alt.X(
+            "persons_estimate:Q",
+            title=[f"Persons exposed in {bar_class}", "(estimate, low–high)"],
+        ),
         tooltip=["label", "persons_low", "persons_estimate", "persons_high"],
     )
     + chart.mark_rule(color="#333333", strokeWidth=2).encode(

@@ -166,10 +166,14 @@ def test_map_payload_holds_only_released_values(app, release_dir):
     assert drawn == release.groups["h3_cell"].nunique()
     types = [layer["@@type"] for layer in payload["layers"]]
     assert types[:2] == ["GeoJsonLayer", "GeoJsonLayer"]  # offline outlines first
-    assert types[-1] == "GeoJsonLayer"  # the footprint over the cells
-    footprint = payload["layers"][-1]["data"]["features"]
+    assert types[-1] == "TextLayer"  # place names over everything
+    ids = [layer["id"] for layer in payload["layers"]]
+    # the footprint over the cells, its ShakeMap edge a dashed frame, not a class outline
+    assert ids.index("footprint-outline") > max(i for i, t in enumerate(types) if "H3" in t)
+    assert "map-edge" in ids
+    footprint = payload["layers"][ids.index("footprint-outline")]["data"]["features"]
     properties = {k for f in footprint for k in f["properties"]}
-    assert properties == {"class_label", "class_rank", "line"}
+    assert properties == {"fill", "line"}
     shown = {m.label: m.value for m in at.metric}
     assert shown["Persons shown"] == f"{release.groups['persons'].sum():,}"
     assert "Persons per cell" in " ".join(m.value for m in at.markdown)

@@ -231,4 +231,6 @@ def test_names_from_an_upload_show_as_text_not_markup(folder):
     assert with_name, "the footprint's name and class are shown"
     for text in with_name:
         assert "[x](" not in text and "<b>" not in text, text
-        assert "\\[x\\](evil.example.org) \\<b\\>" in text
+        # markdown escapes it; the map legend (HTML) gives its characters as entities
+        escaped = ("\\[x\\](evil.example.org) \\<b\\>", "&#91;x&#93;&#40;evil.example.org")
+        assert any(form in text for form in escaped), text

@@ -188,3 +188,12 @@ def test_page_shows_the_map_at_once_and_only_the_settings_that_apply(app, releas
     at.file_uploader(key="exposure_uploads").upload("acled.csv", acled, "text/csv")
     at.run()
     assert [w for w in at.number_input if w.key == "exposure_buffer"]
+
+
+def test_legend_labels_from_files_are_text_not_markup():
+    """Before: a class named "[x](evil.org)" became a link in the map legend (HTML markdown)."""
+    from geo.viz.legends import LegendEntry, legend_html
+
+    legend = legend_html("<i>t</i>", [LegendEntry((1, 2, 3), "[x](evil.org) <b> it's *a*")])
+    assert "[x](" not in legend and "<b>" not in legend and "<i>" not in legend
+    assert "&#91;x&#93;&#40;evil.org&#41; &lt;b&gt; it&#x27;s &#42;a&#42;" in legend

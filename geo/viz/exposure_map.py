@@ -127,6 +127,31 @@ def map_edge_paths(classes: gpd.GeoDataFrame, dashes: int = 120) -> list[list[li
     return paths
 
 
+def edge_layer(classes: gpd.GeoDataFrame) -> pdk.Layer | None:
+    """Return a ShakeMap's map edge as a thin dashed PathLayer (None for other footprints)."""
+    edge = map_edge_paths(classes)
+    if not edge:
+        return None
+    return pdk.Layer(
+        "PathLayer",
+        data=[{"path": p} for p in edge],
+        id="map-edge",
+        get_path="path",
+        get_color=list(EDGE_COLOUR),
+        width_units='"pixels"',
+        get_width=1.2,
+        pickable=False,
+    )
+
+
+def class_legend(
+    classes: gpd.GeoDataFrame, palette: dict[str, tuple[int, ...]]
+) -> list[LegendEntry]:
+    """Return the legend of the classes, most severe first, in the palette's colours."""
+    ordered = classes.sort_values("class_rank", ascending=False)
+    return [LegendEntry(palette[str(label)], str(label)) for label in ordered["class_label"]]
+
+
 def footprint_layers(
     classes: gpd.GeoDataFrame, palette: dict[str, tuple[int, ...]]
 ) -> tuple[pdk.Layer, pdk.Layer]:
@@ -321,30 +346,16 @@ def exposure_map(
     palette = class_palette(classes)
     fill, outline = footprint_layers(classes, palette)
     cells, edges = cell_layers(by_cell, by_nationality, palette, cumulative, worst)
-    edge = map_edge_paths(classes)
-    layers = [fill, *cells, outline]
-    if edge:
-        layers.append(
-            pdk.Layer(
-                "PathLayer",
-                data=[{"path": p} for p in edge],
-                id="map-edge",
-                get_path="path",
-                get_color=list(EDGE_COLOUR),
-                width_units='"pixels"',
-                get_width=1.2,
-                pickable=False,
-            )
-        )
-    ordered = classes.sort_values("class_rank", ascending=False)
-    legend = [LegendEntry(palette[str(label)], str(label)) for label in ordered["class_label"]]
+    edge = edge_layer(classes)
+    layers = [fill, *cells, outline] + ([edge] if edge else [])
+    legend = class_legend(classes, palette)
     shades = [
         LegendEntry(tuple(shade(SHADE_GREY, float(level))[:3]), entry.label)
         for level, entry in zip(_shade_levels(len(edges) - 1), count_legend(edges), strict=True)
     ]
     bounds = map_bounds(classes, worst["h3_cell"].tolist())
     view = bounds_to_view(bounds, width, height)
-    return ExposureMap(layers, view, bounds, legend, shades, bool(edge), len(worst))
+    return ExposureMap(layers, view, bounds, legend, shades, edge is not None, len(worst))
 
 
 def exposure_deck(layers: Sequence[pdk.Layer], view: dict) -> pdk.Deck:
