@@ -111,7 +111,7 @@ def exposure_decks(frames: list[bytes]) -> list[dict]:
     decks = []
     decoder = json.JSONDecoder()
     for frame in frames:
-        if b"exposed-r" not in frame:
+        if b"exposed-h" not in frame:
             continue
         text = frame.decode("utf-8", errors="replace")
         start = text.find('{"initialViewState"')
