@@ -406,6 +406,22 @@ def footprint_files() -> list[SourceFile]:
     return files
 
 
+def footprint_kinds(files: list[SourceFile]) -> set[str]:
+    """Return which reader settings apply to these footprints: ``acled``, ``raster``.
+
+    Told from the file name alone (an ACLED export is a CSV; a raster a GeoTIFF or a
+    ShakeMap ``grid.xml``), so a file is not read to decide what to ask about it.
+    """
+    kinds = set()
+    for file in files:
+        name = file.name.removesuffix(" (uploaded)").lower()
+        if name.endswith(".csv"):
+            kinds.add("acled")
+        if name.endswith((".tif", ".tiff")) or (name.endswith(".xml") and "grid" in name):
+            kinds.add("raster")
+    return kinds
+
+
 def register_footprint_uploads(files: list) -> list[str]:
     """Save uploaded footprint files for this session; return the display names new to it."""
     saved = save_uploads(files, "footprints")

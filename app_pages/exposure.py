@@ -7,6 +7,7 @@ import altair as alt
 import streamlit as st
 
 from app_pages import common, exposure_headline, exposure_profile
+from app_pages.exposure_map import show_exposure_map
 from geo import pipeline
 from geo.accuracy import Accuracy
 from geo.export_columns import PERSONS_COLUMNS, column_title, readable_table
@@ -92,33 +93,40 @@ class_order = left.text_input(
     help="Ranks classes whose order the file does not say (an attribute's values). Without "
     "it they are shown unordered: no worst class, no cumulative view.",
 ).strip()
-buffer_km = left.number_input(
-    "ACLED event buffer (km)", 0.5, 200.0, 10.0, 0.5, key="exposure_buffer"
-)
-first_day, last_day = left.columns(2)
-date_from = first_day.date_input("ACLED events from", value=None, key="exposure_date_from")
-date_to = last_day.date_input("ACLED events to", value=None, key="exposure_date_to")
+# Settings that apply to one kind of footprint only are shown when one of that kind is
+# chosen (ACLED settings for an earthquake only confused).
+kinds = common.footprint_kinds([by_name[name] for name in chosen if name in by_name])
+buffer_km, date_from, date_to = 10.0, None, None
+if "acled" in kinds:
+    buffer_km = left.number_input(
+        "ACLED event buffer (km)", 0.5, 200.0, 10.0, 0.5, key="exposure_buffer"
+    )
+    first_day, last_day = left.columns(2)
+    date_from = first_day.date_input("ACLED events from", value=None, key="exposure_date_from")
+    date_to = last_day.date_input("ACLED events to", value=None, key="exposure_date_to")
 population_grid = common.settings().population
 weightings = [w for w in WEIGHTINGS if population_grid or w not in GRID_WEIGHTINGS]
-with left.expander("Raster footprints (GeoTIFF, ShakeMap grid.xml)"):
-    raster_kind = st.selectbox(
-        "Raster kind",
-        ["auto", "mmi", "depth", "continuous", "categorical"],
-        help="auto: as the file says (grid.xml and MMI rasters by PAGER's MMI bands, flood "
-        "depth by the default depths, integer rasters by value); depth: flood depth in m; "
-        "continuous: by the thresholds; categorical: by value.",
-        key="exposure_raster_kind",
-    )
-    thresholds = st.text_input(
-        "Thresholds (continuous rasters)",
-        placeholder="e.g. 0.5,1.5,3 (flood depth default 0,0.15,0.5,1.5,3 m)",
-        key="exposure_thresholds",
-    ).strip()
-    raster_labels = st.text_input(
-        "Value labels (categorical rasters, least severe first)",
-        placeholder="e.g. 1=Flooded",
-        key="exposure_raster_labels",
-    ).strip()
+raster_kind, thresholds, raster_labels = "auto", "", ""
+if "raster" in kinds:
+    with left.expander("Raster footprints (GeoTIFF, ShakeMap grid.xml)"):
+        raster_kind = st.selectbox(
+            "Raster kind",
+            ["auto", "mmi", "depth", "continuous", "categorical"],
+            help="auto: as the file says (grid.xml and MMI rasters by PAGER's MMI bands, "
+            "flood depth by the default depths, integer rasters by value); depth: flood "
+            "depth in m; continuous: by the thresholds; categorical: by value.",
+            key="exposure_raster_kind",
+        )
+        thresholds = st.text_input(
+            "Thresholds (continuous rasters)",
+            placeholder="e.g. 0.5,1.5,3 (flood depth default 0,0.15,0.5,1.5,3 m)",
+            key="exposure_thresholds",
+        ).strip()
+        raster_labels = st.text_input(
+            "Value labels (categorical rasters, least severe first)",
+            placeholder="e.g. 1=Flooded",
+            key="exposure_raster_labels",
+        ).strip()
 weighting = right.selectbox(
     "Estimate weighting",
     weightings,
@@ -141,12 +149,13 @@ if new_admin:  # boundaries just uploaded are the ones to break down by
 admin_name = right.selectbox(
     "Break down by administrative area", ["None", *admins], key="exposure_admin"
 )
-admin_field = None
+admin_field, admin_frame = None, None
 if admin_name != "None":
     admin = admins[admin_name]
     frame = common.guarded(
         "reading the boundaries", common.load_admin, admin.sha256, admin.name, admin.path
     )
+    admin_frame = frame
     fields = [c for c in frame.columns if c != "geometry"] if frame is not None else []
     preferred = next(
         (c for c in ("name", "reg_name", "NAME") if c in fields), fields[0] if fields else None
@@ -165,51 +174,53 @@ nationalities = right.multiselect(
     key="exposure_nationalities",
 )
 
-if st.button("Run exposure", type="primary", disabled=not chosen or several, key="exposure_run"):
-    st.session_state["exposure_request"] = {
-        "footprints": tuple(chosen),
-        "class_field": class_field or None,
-        "class_order": class_order or None,
-        "buffer_km": float(buffer_km),
-        "date_window": tuple(d.isoformat() if d else None for d in (date_from, date_to)),
-        "cumulative": mode.startswith("Cumulative"),
-        "weighting": weighting,
-        "admin": admin_name if admin_name != "None" else None,
-        "admin_field": admin_field,
-        "nationalities": tuple(nationalities),
-        "raster": (raster_kind, thresholds, raster_labels),
-    }
-request = st.session_state.get("exposure_request")
+# No Run button: the exposure is computed as soon as a footprint is chosen, and again
+# when an option changes; a run is cached on the files' hashes and the options.
 if not chosen:
-    st.info("Choose or upload a footprint, then run the exposure.", icon=":material/info:")
-if request is None:
+    st.info("Choose or upload a footprint to see who is exposed.", icon=":material/info:")
     st.stop()
-missing = [name for name in request["footprints"] if name not in by_name]
-if missing or (request["admin"] and request["admin"] not in admins):
-    st.warning("A footprint of the last run is no longer available; run the exposure again.")
+if several:
     st.stop()
-
+request = {
+    "footprints": tuple(chosen),
+    "class_field": class_field or None,
+    "class_order": class_order or None,
+    "buffer_km": float(buffer_km),
+    "date_window": tuple(d.isoformat() if d else None for d in (date_from, date_to)),
+    "cumulative": mode.startswith("Cumulative"),
+    "weighting": weighting,
+    "admin": admin_name if admin_name != "None" else None,
+    "admin_field": admin_field,
+    "nationalities": tuple(nationalities),
+    "raster": (raster_kind, thresholds, raster_labels),
+}
 files = [by_name[name] for name in request["footprints"]]
 admin_file = admins[request["admin"]] if request["admin"] else None
+population_key = (
+    common.population_key(population_grid) if request["weighting"] in GRID_WEIGHTINGS else None
+)
+run_key = (
+    release_file.sha256,
+    tuple((f.sha256, f.name) for f in files),
+    request["class_field"],
+    request["buffer_km"],
+    request["cumulative"],
+    request["weighting"],
+    (admin_file.sha256, admin_file.name) if admin_file else None,
+    request["admin_field"],
+    request["nationalities"],
+)
 with st.spinner("Computing the exposure…"):
     run = common.guarded(
         "computing the exposure",
         common.run_exposure,
-        release_file.sha256,
-        tuple((f.sha256, f.name) for f in files),
-        request["class_field"],
-        request["buffer_km"],
-        request["cumulative"],
-        request["weighting"],
-        (admin_file.sha256, admin_file.name) if admin_file else None,
-        request["admin_field"],
-        request["nationalities"],
+        *run_key,
         release_file.path,
         tuple(f.path for f in files),
         admin_file.path if admin_file else None,
         request["date_window"],
         request.get("class_order"),
-        common.population_key(population_grid) if request["weighting"] in GRID_WEIGHTINGS else None,
+        population_key,
         request["raster"],
     )
 if run is None:
@@ -286,6 +297,13 @@ st.caption(
     + "; ".join(f"**{label}**: {words}" for label, words in RELIABILITY_WORDS.items() if words)
     + "."
 )
+show_exposure_map(
+    run,
+    release,
+    (*run_key, request["date_window"], request["class_order"], population_key, request["raster"]),
+    population_grid if population_key else None,
+    admin_frame,
+)
 st.markdown("**By class** (all nationalities)")
 st.dataframe(readable_table(exposure.class_totals()), hide_index=True, width="stretch")
 
@@ -310,7 +328,11 @@ order = bars["label"].tolist()
 chart = alt.Chart(bars).encode(y=alt.Y("label:N", sort=order, title=None))
 st.altair_chart(
     chart.mark_bar(color="#8c6bb1").encode(
-        x=alt.X("persons_estimate:Q", title=f"Persons exposed in {bar_class} (estimate, low–high)"),
+        # two lines: one did not fit a phone's width
+        x=alt.X(
+            "persons_estimate:Q",
+            title=[f"Persons exposed in {bar_class}", "(estimate, low–high)"],
+        ),
         tooltip=[
             alt.Tooltip("label", title="Nationality"),
             *(alt.Tooltip(c, title=column_title(c)) for c in PERSONS_COLUMNS),

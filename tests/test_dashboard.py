@@ -102,11 +102,12 @@ def check_no_identifier_keys(value) -> None:
 
 
 def parse_nationalities(text: str) -> tuple[dict[str, int], int]:
-    """'ROU 1,234 · ALB 56 · +3 more' → ({'ROU': 1234, 'ALB': 56}, 3)."""
-    parts = text.split(" · ")
-    more = int(parts.pop()[1:].removesuffix(" more")) if parts[-1].startswith("+") else 0
-    pairs = [part.rsplit(" ", 1) for part in parts]
-    return {code: int(value.replace(",", "")) for code, value in pairs}, more
+    """'Romania (ROU): 1,234\nAlbania (ALB): 56\nand 3 more' → ({'ROU': 1234, 'ALB': 56}, 3)."""
+    parts = text.split("\n")
+    more = int(parts.pop()[4:].removesuffix(" more")) if parts[-1].startswith("and ") else 0
+    pairs = [part.rsplit(": ", 1) for part in parts]
+    codes = [label[-4:-1] if label.endswith(")") else label for label, _ in pairs]
+    return {c: int(v.replace(",", "")) for c, (_, v) in zip(codes, pairs, strict=True)}, more
 
 
 def check_cells_are_released(payload: dict, values: pd.DataFrame) -> int:
@@ -166,10 +167,14 @@ def test_map_payload_holds_only_released_values(app, release_dir):
     assert drawn == release.groups["h3_cell"].nunique()
     types = [layer["@@type"] for layer in payload["layers"]]
     assert types[:2] == ["GeoJsonLayer", "GeoJsonLayer"]  # offline outlines first
-    assert types[-1] == "GeoJsonLayer"  # the footprint over the cells
-    footprint = payload["layers"][-1]["data"]["features"]
+    assert types[-1] == "TextLayer"  # place names over everything
+    ids = [layer["id"] for layer in payload["layers"]]
+    # the footprint over the cells, its ShakeMap edge a dashed frame, not a class outline
+    assert ids.index("footprint-outline") > max(i for i, t in enumerate(types) if "H3" in t)
+    assert "map-edge" in ids
+    footprint = payload["layers"][ids.index("footprint-outline")]["data"]["features"]
     properties = {k for f in footprint for k in f["properties"]}
-    assert properties == {"class_label", "class_rank", "line"}
+    assert properties == {"fill", "line"}
     shown = {m.label: m.value for m in at.metric}
     assert shown["Persons shown"] == f"{release.groups['persons'].sum():,}"
     assert "Persons per cell" in " ".join(m.value for m in at.markdown)
@@ -234,7 +239,7 @@ def test_exposure_page_headline_table_and_downloads(app, release_dir, media):
     no_exception(at)
     assert "true number lies between low and high" in at.markdown[0].value
     assert at.multiselect(key="exposure_footprints").value == [NORCIA_MMI.name]
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     series = [c.value for c in at.caption if "for its audience" in c.value]
     assert series == [
@@ -312,7 +317,7 @@ def test_exposure_bad_upload_shows_a_message_not_a_traceback(app):
     at.run()
     # the upload replaces the footprint chosen before
     assert at.multiselect(key="exposure_footprints").value == ["broken.geojson (uploaded)"]
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     errors = [e.value for e in at.error]
     assert errors and "broken.geojson" in errors[0]
@@ -335,17 +340,17 @@ def test_an_upload_replaces_the_default_footprint_unless_combining(app):
     uploader.upload("flood.geojson", flood_geojson((12.3, 42.9, 12.5, 43.2)), "application/json")
     at.run()
     assert at.multiselect(key="exposure_footprints").value == ["flood.geojson (uploaded)"]
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     assert at.subheader[0].value.endswith(": flood")  # the upload's class, not MMI IX
     # Several footprints are combined only when the user asks.
     at.multiselect(key="exposure_footprints").set_value(
         [NORCIA_MMI.name, "flood.geojson (uploaded)"]
     ).run()
-    assert at.button(key="exposure_run").disabled
+    assert not at.metric  # several footprints, not combined: nothing is computed
     assert any("Combine several footprints" in i.value for i in at.info)
     at.checkbox(key="exposure_combine").check().run()
-    assert not at.button(key="exposure_run").disabled
+    assert at.metric  # combined: computed at once, no Run button
     at.file_uploader(key="exposure_uploads").upload(
         "second.geojson", flood_geojson((12.6, 42.9, 12.8, 43.2)), "application/json"
     )
@@ -372,7 +377,7 @@ def test_uploaded_boundaries_break_the_exposure_down_with_an_outside_row(app, tm
     at.run()
     assert at.selectbox(key="exposure_admin").value == "perugia.zip (uploaded)"
     at.selectbox(key="exposure_admin_field_perugia.zip (uploaded)").set_value("name")
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
     # the page shows the exports' titles; read back under the table's names
@@ -392,7 +397,7 @@ def test_uploaded_boundaries_break_the_exposure_down_with_an_outside_row(app, tm
     )
     at.run()
     assert at.selectbox(key="exposure_admin").value == "ankara.geojson (uploaded)"
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     warnings = [w.value for w in at.warning]
     assert any("do not overlap the footprint" in w for w in warnings), warnings
@@ -404,7 +409,7 @@ def test_exposure_by_admin_area_and_cumulative(app):
     at.radio(key="exposure_mode").set_value("Cumulative (at least)")
     at.selectbox(key="exposure_weighting").set_value("area")
     at.selectbox(key="exposure_admin").set_value("italy_regions_limits_IT_regions.geojson").run()
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     table = machine_columns(at.dataframe[2].value)
     assert "reg_name" in table.columns
@@ -464,7 +469,7 @@ def test_pages_of_an_exact_release_describe_method_1(monkeypatch, tmp_path):
     assert "Each published count is the true count." in method
     assert "random noise" not in method
     at.switch_page("app_pages/exposure.py").run()
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     withheld = f"The release withholds {release.metadata['dropped']['persons']:,} persons"
     beside_headline = next(c.value for c in at.caption if c.value.startswith(TRUTH_SENTENCE))
@@ -552,13 +557,13 @@ def test_exposure_acled_upload_with_a_date_window(app):
     at.run()
     at.multiselect(key="exposure_footprints").set_value(["acled.csv (uploaded)"]).run()
     at.date_input(key="exposure_date_from").set_value(datetime.date(2020, 5, 10)).run()
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     assert not at.error
     classes = {row for table in at.dataframe for row in table.value.get("Hazard class", [])}
     assert "Protests" in classes and "Battles" not in classes  # the 9 May event is outside
     at.date_input(key="exposure_date_from").set_value(datetime.date(2021, 1, 1)).run()
-    at.button(key="exposure_run").click().run()
+    at.run()
     errors = [e.value for e in at.error]
     assert errors and "acled.csv: no ACLED event between 2021-01-01" in errors[0]
 
@@ -602,7 +607,7 @@ def page_exposure(at: AppTest, media, footprints, cumulative, admin) -> pd.DataF
     at.selectbox(key="exposure_admin").set_value(admin.name if admin else "None").run()
     if admin:
         at.selectbox(key=f"exposure_admin_field_{admin.name}").set_value(ADMIN_FIELDS[admin])
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
     return read_exposure_csv(downloads(at, media)["download_csv"])
@@ -661,7 +666,7 @@ def test_unordered_classes_have_no_cumulative_view_on_either_side(app, capsys, t
     at.multiselect(key="exposure_footprints").set_value([f"{REGIONS.name} (uploaded)"])
     at.text_input(key="exposure_class_field").set_value("reg_name")
     at.radio(key="exposure_mode").set_value("Cumulative (at least)")
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     errors = [" ".join(e.value.split()) for e in at.error]
     assert errors and errors[0] in cli_message
@@ -685,7 +690,7 @@ def test_class_order_on_the_page_gives_the_cli_table(app, media, release_dir, tm
     at.text_input(key="exposure_class_field").set_value("zone")
     at.text_input(key="exposure_class_order").set_value(order)
     at.radio(key="exposure_mode").set_value("Cumulative (at least)")
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
     assert "Red zone or worse" in at.subheader[0].value
@@ -719,7 +724,7 @@ def test_a_thin_footprint_puts_the_range_first_and_says_why(app, monkeypatch, tm
     at.file_uploader(key="exposure_uploads").upload("strip.geojson", payload, "application/json")
     at.run()
     at.multiselect(key="exposure_footprints").set_value(["strip.geojson (uploaded)"]).run()
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     labels = [m.label for m in at.metric]
     assert labels == ["Between low and high", "Estimate (not to be trusted)"]
@@ -769,7 +774,7 @@ def test_cli_and_page_give_the_same_table_on_a_raster(case, app, release_dir, me
     if options:
         at.selectbox(key="exposure_raster_kind").set_value(options[1])
         at.text_input(key="exposure_thresholds").set_value(options[3])
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     assert not at.error, [e.value for e in at.error]
     page = read_exposure_csv(downloads(at, media)["download_csv"])

@@ -37,8 +37,7 @@ def app(monkeypatch) -> AppTest:
 
 def test_profile_focal_points_and_stocks_on_the_page(app):
     at = app.run()
-    at.switch_page("app_pages/exposure.py").run()
-    at.button(key="exposure_run").click().run()
+    at.switch_page("app_pages/exposure.py").run()  # computes at once, no Run button
     assert not at.exception, at.exception
     release = pipeline.read_release(DEMO / "central_italy.release.parquet")
     run = pipeline.run_exposure(release, pipeline.read_footprints([NORCIA]))

@@ -76,7 +76,7 @@ def test_a_revoked_release_is_said_so_on_every_page_and_kept_from_exposure(folde
     assert not at.button, "no exposure can be run on a revoked release"
     at.checkbox(key="exposure_allow_revoked").check().run()
     no_exception(at)
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     assert at.get("download_button"), "once overridden, the exposure runs"
 
@@ -105,7 +105,7 @@ def test_an_expired_release_is_warned_about(folder):
         assert any(w.value.startswith("Expired: valid until") for w in at.warning), page
         assert not at.error
     at = on_page("app_pages/exposure.py")
-    assert at.button(key="exposure_run"), "an expired release is warned about, not refused"
+    assert at.metric, "an expired release is warned about, not refused"
     text = " ".join(m.value for m in on_page("app_pages/release.py").markdown)
     assert "No revocation list is set (CRISIS_EXPOSURE_REVOCATIONS)" in text
 
@@ -224,11 +224,13 @@ def test_names_from_an_upload_show_as_text_not_markup(folder):
     at = on_page("app_pages/exposure.py")
     at.file_uploader(key="exposure_uploads").upload(name, data, "application/geo+json")
     at.run()
-    at.button(key="exposure_run").click().run()
+    at.run()
     no_exception(at)
     shown = [e.value for e in (*at.markdown, *at.caption, *at.subheader, *at.warning)]
     with_name = [text for text in shown if "evil.example.org" in text]
     assert with_name, "the footprint's name and class are shown"
     for text in with_name:
         assert "[x](" not in text and "<b>" not in text, text
-        assert "\\[x\\](evil.example.org) \\<b\\>" in text
+        # markdown escapes it; the map legend (HTML) gives its characters as entities
+        escaped = ("\\[x\\](evil.example.org) \\<b\\>", "&#91;x&#93;&#40;evil.example.org")
+        assert any(form in text for form in escaped), text

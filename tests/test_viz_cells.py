@@ -28,8 +28,9 @@ def test_cells_are_sums_of_released_groups(release):
     )
     released = groups.set_index(["h3_cell", "nationality"])["persons"]
     for cell, text in cells["nationalities"].items():
-        for part in text.split(" · "):
-            code, value = part.rsplit(" ", 1)
+        for part in text.split("\n"):
+            label, value = part.rsplit(": ", 1)
+            code = label[-4:-1]  # "Romania (ROU)"
             assert released[(cell, code)] == int(value.replace(",", ""))
     assert (cells["resolution"] == [h3.get_resolution(c) for c in cells.index]).all()
 
@@ -62,7 +63,10 @@ def test_tooltip_lists_the_largest_nationalities_and_counts_the_rest():
     assert len(cells) == 1
     row = cells.iloc[0]
     assert row["persons"] == 4645 and row["cases"] == 8 and row["resolution"] == 7
-    assert row["nationalities"] == ("ROU 3,400 · CHN 1,200 · UKR 11 · +5 more")
+    # names and codes, never a bare "ROU 3,400" (before: the code alone)
+    assert row["nationalities"] == (
+        "Romania (ROU): 3,400\nChina (CHN): 1,200\nUkraine (UKR): 11\nand 5 more"
+    )
 
 
 def test_many_cells_are_drawn_as_sums_at_a_coarser_display_resolution(release):
@@ -96,10 +100,10 @@ def test_many_cells_are_drawn_as_sums_at_a_coarser_display_resolution(release):
     assert (cells["resolution"] == [h3.get_resolution(c) for c in cells.index]).all()
     per_nationality = groups.groupby(["key", "nationality"])["persons"].sum()
     for cell, text in cells["nationalities"].items():
-        for part in text.split(" · "):
-            if not part.startswith("+"):
-                code, value = part.rsplit(" ", 1)
-                assert per_nationality[(cell, code)] == int(value.replace(",", ""))
+        for part in text.split("\n"):
+            if not part.startswith("and "):
+                label, value = part.rsplit(": ", 1)
+                assert per_nationality[(cell, label[-4:-1])] == int(value.replace(",", ""))
     assert release_to_map_cells(release, max_cells=len(everything.cells)).cells.equals(
         everything.cells
     )

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from geo.exposure_table import Exposure
     from geo.io.footprints import Footprint, RasterOptions
     from geo.release import Release
+    from geo.tools.exposed_cells import ExposedCells
     from geo.tools.headline import Headline
 
 
@@ -403,3 +404,54 @@ def write_bytes(path: str | Path, payload: bytes) -> Path:
     from geo.io.export import write_bytes_atomically
 
     return write_bytes_atomically(path, payload)
+
+
+def exposure_cells(
+    run: ExposureRun, release: Release, population: str | Path | None = None
+) -> ExposedCells:
+    """Return the exposure of each released cell of a run: what the exposure map draws.
+
+    The same sums as the run's table, per cell (:mod:`geo.tools.exposed_cells`), with
+    the run's weighting, its nationalities and the same settlement places or
+    population grid (``population``, the run's grid path) behind the estimate.
+    """
+    from geo.exposure_table import GRID_WEIGHTINGS, PLACE_WEIGHTINGS
+    from geo.tools.exposed_cells import exposed_cells
+
+    weighting = run.exposure.weighting
+    places = _settlements() if weighting in PLACE_WEIGHTINGS else None
+    grid = None
+    if weighting in GRID_WEIGHTINGS:
+        if population is None:
+            raise InputError("the population weighting's map needs the run's population grid.")
+        grid = _population(release, run.classes, population)
+    return exposed_cells(
+        release,
+        run.classes,
+        weighting=weighting,
+        accuracy=run.exposure.accuracy,
+        nationalities=run.nationalities,
+        places=places,
+        population=grid,
+    )
+
+
+def country_outlines(bounds: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+    """Return the shipped Natural Earth countries meeting ``bounds`` (the maps' base layer)."""
+    from geo.io.basemap import country_outlines as countries
+
+    return countries(bounds)
+
+
+def place_names(bounds: tuple[float, float, float, float], limit: int) -> pd.DataFrame:
+    """Return the ``limit`` most populous GeoNames places in ``bounds``, for map labels."""
+    from geo.io.settlements import read_places
+
+    return read_places(bounds, limit)
+
+
+def basemap_attribution() -> str:
+    """Return the credit line of the offline base layer (Natural Earth, GeoNames)."""
+    from geo.io.basemap import ATTRIBUTION
+
+    return f"{ATTRIBUTION}; place names: GeoNames (CC BY 4.0)."

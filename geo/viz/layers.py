@@ -40,10 +40,7 @@ MAP_WIDTH_PX = 1000
 MAP_HEIGHT_PX = 560
 # Plain text, never HTML: the browser sets it as text (innerText), so no value from a
 # release can become markup, whatever Streamlit version escapes or not.
-TOOLTIP_TEXT = (
-    "{persons} persons, {cases} cases (sum of released groups)\n"
-    "H3 resolution {resolution}, cell {h3_cell}\n{nationalities}"
-)
+TOOLTIP_TEXT = "{persons} persons, {cases} cases in this hexagon (released)\n{nationalities}"
 
 
 def cells_to_layers(cells: pd.DataFrame, edges: Sequence[int]) -> list[pdk.Layer]:

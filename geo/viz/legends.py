@@ -143,6 +143,16 @@ def class_colours(n: int, ordered: bool = True) -> list[tuple[int, ...]]:
     return [CLASS_PALETTE[i] for i in positions]
 
 
+# Markdown's syntax characters, as numeric entities: a label like "[x](evil.org)" shows as
+# itself, never as a link or an image (Streamlit renders the legend as markdown with HTML).
+MARKDOWN_ENTITIES = str.maketrans({c: f"&#{ord(c)};" for c in "[]()`*_!\\~|"})
+
+
+def as_text(label: str) -> str:
+    """Return a label escaped for HTML inside markdown: no tag, link or emphasis from it."""
+    return html.escape(str(label)).translate(MARKDOWN_ENTITIES)
+
+
 def legend_html(title: str, entries: Sequence[LegendEntry], shape: str = "hexagon") -> str:
     """Return a compact HTML legend: coloured swatches with their labels.
 
@@ -165,10 +175,10 @@ def legend_html(title: str, entries: Sequence[LegendEntry], shape: str = "hexago
         items.append(
             '<span style="display:inline-flex;align-items:center;margin:0 10px 4px 0;'
             f'white-space:nowrap"><span style="display:inline-block;width:14px;height:14px;'
-            f'border-radius:3px;margin-right:4px;{swatch}"></span>{html.escape(entry.label)}</span>'
+            f'border-radius:3px;margin-right:4px;{swatch}"></span>{as_text(entry.label)}</span>'
         )
     return (
-        f'<div style="font-size:0.85rem;line-height:1.4"><b>{html.escape(title)}</b><br/>'
+        f'<div style="font-size:0.85rem;line-height:1.4"><strong>{as_text(title)}</strong><br/>'
         + "".join(items)
         + "</div>"
     )

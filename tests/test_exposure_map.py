@@ -1,0 +1,199 @@
+"""The exposure on the map: cells equal the table, the ShakeMap edge is a frame, words plain."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from streamlit.testing.v1 import AppTest
+
+from geo import pipeline
+from geo.pipeline.exposure import exposure_cells
+from geo.release import ReleasePolicy, protect
+from geo.viz.basemap import base_layers, place_layers, spaced_places
+from geo.viz.exposure_map import exposure_deck, exposure_map, is_map_edge, map_edge_paths
+from tests.factories import clustered_records
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "dashboard.py")
+NORCIA_MMI = ROOT / "data" / "footprints" / "italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
+# The file's bbox member (its map edge), as the reader's note gives it.
+NORCIA_EDGE = (11.1778, 41.5011, 15.1695, 44.1596)
+H3_ID = re.compile(r"\b8[0-9a-f]{14}\b")
+
+
+@pytest.fixture(scope="module")
+def release():
+    """An exact release (no noise), so that low and high are plain sums to compare."""
+    return protect(clustered_records(6000, seed=3), ReleasePolicy(k=5, noise_scale=0))
+
+
+@pytest.fixture(scope="module")
+def norcia():
+    return pipeline.read_footprints([NORCIA_MMI])
+
+
+def cell_rows(payload: dict) -> list[dict]:
+    """Every exposed-cell record of a deck's JSON."""
+    return [
+        row
+        for layer in payload["layers"]
+        if layer["@@type"] == "H3HexagonLayer"
+        for row in layer["data"]
+    ]
+
+
+@pytest.mark.parametrize("cumulative", [False, True])
+def test_cells_sum_to_the_exposure_table(release, norcia, cumulative):
+    """The map's cells hold the table's figures: summed per class they give its rows."""
+    run = pipeline.run_exposure(release, norcia, cumulative=cumulative)
+    cells = exposure_cells(run, release)
+    table = run.exposure.by_class.set_index(["hazard_class", "nationality"]).sort_index()
+    summed = (
+        cells.by_nationality.groupby(["class_label", "nationality"])[
+            ["persons_low", "persons_estimate", "persons_high"]
+        ]
+        .sum()
+        .sort_index()
+    )
+    assert list(summed.index) == list(table.index)
+    for bound in ("persons_low", "persons_high"):
+        assert (summed[bound].to_numpy() == table[bound].to_numpy()).all(), bound
+    estimate = summed["persons_estimate"].round().astype(int).to_numpy()
+    assert (estimate == table["persons_estimate"].to_numpy()).all()
+    # and in the deck: each class's cells sum to the class's total row
+    drawn = exposure_map(
+        run.classes, cells.by_cell, cells.by_nationality, cells.worst(cumulative), cumulative
+    )
+    payload = json.loads(exposure_deck(drawn.layers, drawn.view).to_json())
+    rows = cell_rows(payload)
+    assert len(rows) == drawn.cells == cells.by_cell["h3_cell"].nunique()
+    totals = run.exposure.class_totals().set_index("hazard_class")
+    for label, total in totals.iterrows():
+        parts = [c for row in rows for c in row["by_class"] if c[0] == label]
+        assert sum(c[1] for c in parts) == total["persons_low"]
+        assert sum(c[3] for c in parts) == total["persons_high"]
+        assert abs(sum(c[2] for c in parts) - total["persons_estimate"]) <= len(table) / 2
+    assert payload["mapStyle"] == "__MAP_STYLE__"  # no basemap, no tiles, no request
+
+
+def test_tooltips_are_plain_words_with_ranges(release, norcia):
+    """Before: the tooltip gave an H3 id and "ROU 36"; now "Romania (ROU): 36 persons (range …)"."""
+    run = pipeline.run_exposure(release, norcia)
+    cells = exposure_cells(run, release)
+    drawn = exposure_map(
+        run.classes, cells.by_cell, cells.by_nationality, cells.worst(False), False
+    )
+    payload = json.loads(exposure_deck(drawn.layers, drawn.view).to_json())
+    texts = [row["tooltip"] for row in cell_rows(payload)]
+    assert texts and not any(H3_ID.search(text) for text in texts)
+    assert not any(re.search(r"\b[A-Z]{3} \d", text) for text in texts)  # no "ROU 36"
+    rou = [t for t in texts if "Romania (ROU): " in t]
+    assert rou and re.search(r"Romania \(ROU\): [\d,]+ persons \(range [\d,]+–[\d,]+\)", rou[0])
+    assert all(re.match(r"MMI [IVX<> ]+: [\d,]+ persons \(range ", t) for t in texts)
+
+
+def test_shakemap_edge_is_a_dashed_frame_not_a_class(release, norcia):
+    """Before: the area below the lowest contour was drawn as a large orange rectangle."""
+    run = pipeline.run_exposure(release, norcia)
+    assert is_map_edge("MMI < V") and is_map_edge("MMI: whole map")
+    assert is_map_edge("PGA < 2 %g") and not is_map_edge("MMI V") and not is_map_edge("flood")
+    cells = exposure_cells(run, release)
+    drawn = exposure_map(
+        run.classes, cells.by_cell, cells.by_nationality, cells.worst(False), False
+    )
+    assert drawn.map_edge
+    layers = {layer.id: layer for layer in drawn.layers}
+    fill = layers["footprint-fill"].data["features"]
+    assert len(fill) == len(run.classes) - 1  # every class but MMI < V is filled
+    dashes = layers["map-edge"].data
+    assert len(dashes) >= 100
+    frame = shapely.box(*NORCIA_EDGE).exterior
+    ends = np.array([point for dash in dashes for point in dash["path"]])
+    assert shapely.distance(shapely.points(ends), frame).max() < 1e-3  # on the edge
+    drawn_length = sum(shapely.LineString(d["path"]).length for d in dashes)
+    assert 0.4 < drawn_length / frame.length < 0.7  # dashed: gaps between the dashes
+    # a flood polygon has no map edge
+    flood = gpd.GeoDataFrame(
+        {"class_label": ["flood"], "class_rank": [1]},
+        geometry=[shapely.box(12.3, 42.9, 12.5, 43.2)],
+        crs=4326,
+    )
+    assert map_edge_paths(flood) == []
+
+
+def test_base_layer_is_offline_countries_places_spaced():
+    countries = pipeline.exposure.country_outlines((11.0, 41.0, 15.0, 44.5))
+    assert {"ITA"} <= set(countries["iso_a3"])
+    fine = ROOT / "data" / "basemap" / "italy_outline.geojson"
+    land = base_layers(countries, [fine])[0].data["features"]
+    # Italy drawn once, from the finer shipped outline (not Natural Earth's too)
+    assert len(land) == len(countries)  # NE Italy replaced by the shipped one
+    places = pipeline.exposure.place_names((11.0, 41.0, 15.0, 44.5), 200)
+    kept = spaced_places(places, 0.3, 15)
+    assert 0 < len(kept) <= 15 and kept["name"].iloc[0] == "Rome"
+    xy = kept[["lon", "lat"]].to_numpy()
+    gaps = [
+        np.hypot((a[0] - b[0]) * np.cos(np.radians(a[1])), a[1] - b[1])
+        for i, a in enumerate(xy)
+        for b in xy[i + 1 :]
+    ]
+    assert min(gaps) >= 0.3
+    labels = place_layers(kept)[1]
+    assert labels.type == "TextLayer" and labels.data[0]["label"] == "Rome"
+    assert pipeline.exposure.basemap_attribution().startswith("Country outlines: Natural Earth")
+
+
+@pytest.fixture
+def app(tmp_path, release, monkeypatch) -> AppTest:
+    pipeline.write_release(release, tmp_path / "exact.release.parquet")
+    monkeypatch.setenv("CRISIS_EXPOSURE_RELEASE_DIR", str(tmp_path))
+    monkeypatch.setenv("CRISIS_EXPOSURE_STEWARD", "0")
+    monkeypatch.delenv("CRISIS_EXPOSURE_BASEMAP_URL", raising=False)
+    return AppTest.from_file(APP, default_timeout=120)
+
+
+def test_page_shows_the_map_at_once_and_only_the_settings_that_apply(app, release):
+    """Before: nothing until Run was pressed, and ACLED settings showed for an earthquake."""
+    at = app.run()
+    at.switch_page("app_pages/exposure.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [b for b in at.button if "Run" in str(b.label)]
+    assert at.metric  # the headline, computed at once for the default footprint
+    keys = {w.key for w in at.number_input} | {w.key for w in at.date_input}
+    assert "exposure_buffer" not in keys and "exposure_date_from" not in keys
+    assert not [s for s in at.selectbox if s.key == "exposure_raster_kind"]
+    decks = at.get("deck_gl_json_chart")
+    assert len(decks) == 1
+    payload = json.loads(decks[0].proto.json)
+    types = {layer["@@type"] for layer in payload["layers"]}
+    assert {"H3HexagonLayer", "GeoJsonLayer", "PathLayer", "TextLayer"} <= types
+    classes = pd.DataFrame(at.dataframe[0].value).set_index("hazard_class")
+    rows = cell_rows(payload)
+    for label, total in classes.iterrows():
+        assert (
+            sum(c[3] for r in rows for c in r["by_class"] if c[0] == label) == total["persons_high"]
+        )
+    caption = " ".join(c.value for c in at.caption)
+    assert "Natural Earth" in caption and "GeoNames" in caption and "dashed frame" in caption
+    # an ACLED export brings its settings
+    acled = b"event_date,event_type,latitude,longitude,fatalities,iso3,notes\n"
+    acled += b"9-May-20,Battles,42.79,13.09,1,ITA,x\n"
+    at.file_uploader(key="exposure_uploads").upload("acled.csv", acled, "text/csv")
+    at.run()
+    assert [w for w in at.number_input if w.key == "exposure_buffer"]
+
+
+def test_legend_labels_from_files_are_text_not_markup():
+    """Before: a class named "[x](evil.org)" became a link in the map legend (HTML markdown)."""
+    from geo.viz.legends import LegendEntry, legend_html
+
+    legend = legend_html("<i>t</i>", [LegendEntry((1, 2, 3), "[x](evil.org) <b> it's *a*")])
+    assert "[x](" not in legend and "<b>" not in legend and "<i>" not in legend
+    assert "&#91;x&#93;&#40;evil.org&#41; &lt;b&gt; it&#x27;s &#42;a&#42;" in legend
