@@ -17,6 +17,7 @@ from geo.pipeline.exposure import exposure_cells
 from geo.release import Release
 from geo.viz.basemap import admin_layer
 from geo.viz.exposure_map import exposure_deck, exposure_map
+from geo.viz.focal_points import focal_points_layer
 from geo.viz.layers import MAP_HEIGHT_PX
 from geo.viz.legends import legend_html
 
@@ -52,6 +53,9 @@ def show_exposure_map(
     if admin is not None:
         layers.append(admin_layer(admin))
     layers += drawn.layers + basemap.place_name_layers(drawn.bounds)
+    points = st.session_state.get("profile_focal_points")  # set by the profile section
+    if points is not None and len(points):
+        layers.append(focal_points_layer(points))
     st.pydeck_chart(
         exposure_deck(layers, drawn.view),
         height=MAP_HEIGHT_PX,

@@ -143,6 +143,7 @@ def _focal_points(run, profile) -> None:
         "Up to this distance from the footprint (km)", 0.0, 500.0, 10.0, 1.0, key="profile_within"
     )
     if upload is None and not sample:
+        _redraw_map_with(None)
         return
     name, data = (upload.name, upload.getvalue()) if upload else (SAMPLE_FOCAL_POINTS.name, None)
     path = name if upload else SAMPLE_FOCAL_POINTS
@@ -150,7 +151,7 @@ def _focal_points(run, profile) -> None:
     if points is None:
         return
     near = who.focal_points_for(profile, run, points, float(within))
-    st.session_state["profile_focal_points"] = near  # the map may draw them
+    _redraw_map_with(near)
     matched = near[near["matches"].astype(bool)]
     st.caption(
         f"{len(matched)} focal points inside or within {within:g} km of the footprint serve "
@@ -213,3 +214,17 @@ def _stocks(run, release) -> None:
     st.caption(who.STOCK_SENTENCE)
     for note in notes:
         st.caption(common.plain(note))
+
+
+def _redraw_map_with(points) -> None:
+    """Hand the focal points to the map above; rerun once when they changed.
+
+    The map is drawn before this section reads the file, so a new or removed set of
+    points reruns the page (everything else is cached) to draw them.
+    """
+    signature = None if points is None else pd.util.hash_pandas_object(points).sum()
+    if st.session_state.get("profile_focal_signature") == signature:
+        return
+    st.session_state["profile_focal_signature"] = signature
+    st.session_state["profile_focal_points"] = points
+    st.rerun()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,10 @@ def test_profile_focal_points_and_stocks_on_the_page(app):
     focal = frame_with(at, "serves of the exposed")
     assert focal["organisation"].str.startswith("SAMPLE").all()
     assert not focal["organisation"].str.contains("Milan").any()
+    # the listed focal points are drawn on the exposure map too, as a layer of their own
+    (deck,) = at.get("deck_gl_json_chart")
+    layers = {layer["id"]: layer for layer in json.loads(deck.proto.json)["layers"]}
+    assert len(layers["focal_points"]["data"]) == len(focal)
     assert (
         "Romania"
         in focal.set_index("organisation")

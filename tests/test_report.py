@@ -45,7 +45,7 @@ def outputs(tmp_path_factory):
     """Run ``exposure`` and ``report`` (PDF and HTML) once on the same inputs."""
     folder = tmp_path_factory.mktemp("report")
     common = ["--release", str(RELEASE), "--hazard", str(NORCIA), "--trust", str(TRUST)]
-    code, exposure, _ = run_cli("exposure", *common, "--out", str(folder / "t.csv"))
+    code, exposure, _ = run_cli("exposure", *common, "--out", str(folder / "t.csv"), "--profile")
     assert code == 0
     code, report, err = run_cli("report", *common, "--out", str(folder / "r.pdf"))
     assert code == 0, err
@@ -93,6 +93,13 @@ def test_pdf_text_holds_the_headline_the_nationalities_and_the_privacy_sentence(
     for name in ("Romania (ROU)", "Albania (ALB)", "China (CHN)", "Morocco (MAR)"):
         assert name in text
     assert "Other nationalities" in text
+    # the community profile: the languages 'exposure --profile' ranks, with its figures
+    assert "Languages to warn in (anywhere in the footprint" in flat(text)
+    spoken = re.findall(r"^  ([A-Z][a-z]+): ([\d,]+) \(", exposure, flags=re.M)[:4]
+    assert [name for name, _ in spoken][:2] == ["English", "Romanian"]
+    for name, persons in spoken:
+        assert f"{name} {persons}" in flat(text), (name, persons)
+    assert "older people 60+" in text and "persons per registration" in text
     # provenance, release standing and hash; plain words only
     assert "5b53e221bd81dba6ac7eac02307a30853bbc13e7eeab73221150f29aa994c74c" in flat(text)
     assert "signature verified" in text and "content sha256" in text
