@@ -232,3 +232,18 @@ def test_ingest_keeps_valid_until_and_reports_records_without_a_confirmation(tmp
     finally:
         con.close()
     assert days == ["2026-01-25"] * 4 + ["2026-05-01"] + ["None"] * 18
+
+
+def test_a_window_under_k_is_refused_in_the_words_of_an_empty_one(dated_store):
+    """A narrow window holding 1..k−1 registrations must not be released (attack F2).
+
+    Its signed existence, confirmed block and withheld figure would be about fewer than k
+    people, and an empty window was already refused: the two refusals say the same.
+    """
+    messages = []
+    for as_of in ("2026-03-01", "2026-02-10"):  # the two "later" records; nobody
+        with pytest.raises(Exception) as refused:
+            pipeline.build_release(dated_store, replace(EXACT, as_of=as_of, confirmed_within=1))
+        messages.append(str(refused.value))
+    assert messages[0] == messages[1]
+    assert "fewer than k=3 do" in messages[0]

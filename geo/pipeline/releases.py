@@ -45,7 +45,10 @@ def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Re
 
     records = _audience(con, policy)
     refuse_small_nationalities(records, policy)  # the same words for none and for 1..k−1
-    if records.is_empty():
+    # A whole audience under k (a narrow --confirmed-within window, say) is refused in the
+    # words of an empty one: its existence, block and withheld figure would be about
+    # fewer than k people.
+    if records.is_empty() or int(records["cases"].sum()) < policy.k:
         basis = (
             "held under another legal basis"
             if policy.legal_basis == "other"
@@ -55,7 +58,8 @@ def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Re
         window = " still believed true at --as-of" if policy.as_of else ""
         raise InputError(
             f"{Path(store_path).name}: no stored registration{window} matches the "
-            f"audience ({basis})."
+            f"audience ({basis}), or fewer than k={policy.k} do: a release would be about "
+            "fewer than k people."
         )
     release = protect(records, policy, secret=store_reads.noise_secret(con))
     _add_confirmed_block(con, release)
