@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import geopandas as gpd
 import pandas as pd
-import pydeck as pdk
 import streamlit as st
 from streamlit import config as streamlit_config
 
@@ -30,7 +29,7 @@ from geo.pipeline import ExposureRun
 from geo.release import Release
 from geo.series import series_table
 from geo.viz.cells import MapCells, release_to_map_cells
-from geo.viz.layers import cells_to_view, outline_layers
+from geo.viz.layers import cells_to_view
 
 ROOT = Path(__file__).resolve().parent.parent
 FOOTPRINT_DIR = ROOT / "data" / "footprints"
@@ -567,22 +566,6 @@ def run_exposure(
 
 
 # --------------------------------------------------------------------------- map
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def basemap_layers(files: tuple[tuple[str, str], ...], fill_land: bool) -> list[pdk.Layer]:
-    """Return the offline outline layers of the shipped base map files (sha256, path)."""
-    return outline_layers([path for _, path in files], fill_land)
-
-
-def offline_basemap() -> list[pdk.Layer]:
-    """Return the outline layers drawn from ``data/basemap`` (empty when there is none).
-
-    Land is filled only when no tile basemap is configured.
-    """
-    paths = sorted(BASEMAP_DIR.glob("*.geojson")) if BASEMAP_DIR.is_dir() else []
-    files = tuple((source_file(p).sha256, str(p)) for p in paths)
-    return basemap_layers(files, settings().basemap_url is None)
 
 
 def release_view(release: Release) -> dict:

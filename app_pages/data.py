@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages import common
+from app_pages import basemap, common
 from geo import pipeline
 from geo.codes import CONSENT_SCOPES
 from geo.release import MAX_BASE_RESOLUTION, ReleasePolicy
@@ -219,7 +219,11 @@ for file in uploaded:
             layer, legend = classes_to_layer(classes, layer_id=f"preview-{file.sha256[:8]}")
             view = bounds_to_view(classes.total_bounds)
             st.pydeck_chart(
-                build_deck(common.offline_basemap() + [layer], view, common.settings().basemap_url),
+                build_deck(
+                    basemap.land_layers(classes.total_bounds) + [layer],
+                    view,
+                    common.settings().basemap_url,
+                ),
                 height=360,
                 key=f"preview_{file.sha256[:8]}",
             )

@@ -191,3 +191,22 @@ def test_one_footprint_is_one_system_even_with_colons_in_its_labels():
     headline = build_headline(banded, cumulative, Accuracy(), METADATA, [{"file_name": "z.json"}])
     assert len(headline.footprints) == 1 and len(headline.footprints[0].rows) == 2
     assert headline.footprints[0].alert == "yellow"  # 10 persons in the most severe class
+
+
+def test_a_plain_polygon_footprint_gets_a_headline_without_an_at_least_view(tmp_path, capsys):
+    """A polygon with no class order: 'exposure' ran, then the headline asked for the
+    cumulative view its one class cannot have and the command ended in an error."""
+    import json
+
+    from geo.cli import main
+
+    ring = [[12.2, 42.85], [12.75, 42.85], [12.75, 43.25], [12.2, 43.25], [12.2, 42.85]]
+    polygon = {"type": "Polygon", "coordinates": [ring]}
+    feature = {"type": "Feature", "properties": {}, "geometry": polygon}
+    flood = tmp_path / "flood.geojson"
+    flood.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    argv = ["exposure", "--release", "data/demo/central_italy.release.parquet"]
+    code = main([*argv, "--hazard", str(flood), "--out", str(tmp_path / "x.csv")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "no alert colour" in out and "headline" in out

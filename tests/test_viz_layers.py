@@ -23,7 +23,6 @@ from geo.viz.layers import (
     cells_to_layers,
     cells_to_view,
     classes_to_layer,
-    outline_layers,
     regions_to_basemap,
 )
 from geo.viz.legends import bin_colours, bin_indices, count_bins
@@ -81,8 +80,6 @@ def test_shipped_basemap_is_derived_from_the_regions():
     assert np.allclose(shapely.area(shipped.geometry.values), area, rtol=0.01)
     country = shipped.geometry.iloc[0]
     assert abs(country.area - shapely.union_all(regions.geometry.values).area) < 0.01 * country.area
-    layers = outline_layers([BASEMAP])
-    assert [layer.id for layer in layers] == ["basemap-land", "basemap-admin"]
 
 
 def test_view_frames_the_cells(release):

@@ -257,7 +257,16 @@ def run_exposure(
         exposure.ordered = False
         exposure.notes.append(UNORDERED_NOTE)
     chosen = list(nationalities) if nationalities else None
-    other = footprint_classes(footprints, not cumulative) if exposure.ordered else None
+    # The headline's other view: banded always exists; "at least" only for classes
+    # whose publisher gives an order (a plain polygon's one class has none).
+    other_possible = cumulative or all(
+        fp.provenance.get("cumulative_available", True) for fp in footprints
+    )
+    other = (
+        footprint_classes(footprints, not cumulative)
+        if exposure.ordered and other_possible
+        else None
+    )
     provenance = [fp.provenance for fp in footprints]
     return ExposureRun(exposure, classes, provenance, chosen, other, population)
 

@@ -3,8 +3,8 @@
 :func:`cells_to_layers` draws the map cells (:mod:`geo.viz.cells`) as one flat
 ``H3HexagonLayer`` per resolution and colour bin, coarsest first, with a thicker outline
 for rolled-up cells; colours come from :mod:`geo.viz.legends`. Hazard classes are drawn
-as outlines over them (:func:`classes_to_layer`). The offline base layer is drawn from
-shipped boundaries (``data/basemap``, derived from the ISTAT region limits by
+as outlines over them (:func:`classes_to_layer`). The offline base layer (:mod:`geo.viz.basemap`)
+draws the shipped boundaries (``data/basemap``, derived from the ISTAT region limits by
 :func:`regions_to_basemap`), so the map needs no network unless a tile URL is set
 (:func:`build_deck`).
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from urllib.parse import quote
 
 import geopandas as gpd
@@ -135,63 +134,6 @@ def classes_to_layer(
         for label, colour in zip(ordered["class_label"], colours, strict=True)
     ]
     return layer, legend[::-1]
-
-
-def outline_layers(paths: Sequence[str | Path], fill_land: bool = True) -> list[pdk.Layer]:
-    """Return the offline base layers: land filled from country outlines, region lines.
-
-    Parameters
-    ----------
-    paths
-        GeoJSON files whose features have a ``level`` property: ``country``
-        (filled as land, dark outline) or anything else (thin grey lines).
-    fill_land
-        Fill the countries (off when tiles are drawn underneath).
-
-    Returns
-    -------
-    list of pydeck.Layer
-        Non-pickable GeoJsonLayers, countries first.
-    """
-    countries, others = [], []
-    for path in paths:
-        collection = json.loads(Path(path).read_text(encoding="utf-8"))
-        for feature in collection["features"]:
-            is_country = feature["properties"].get("level") == "country"
-            (countries if is_country else others).append(
-                {"type": "Feature", "geometry": feature["geometry"], "properties": {}}
-            )
-    layers = []
-    if countries:
-        layers.append(
-            pdk.Layer(
-                "GeoJsonLayer",
-                data={"type": "FeatureCollection", "features": countries},
-                id="basemap-land",
-                stroked=True,
-                filled=fill_land,
-                get_fill_color=list(LAND_FILL),
-                get_line_color=list(COUNTRY_LINE),
-                line_width_units='"pixels"',
-                get_line_width=1.5,
-                pickable=False,
-            )
-        )
-    if others:
-        layers.append(
-            pdk.Layer(
-                "GeoJsonLayer",
-                data={"type": "FeatureCollection", "features": others},
-                id="basemap-admin",
-                stroked=True,
-                filled=False,
-                get_line_color=list(REGION_LINE),
-                line_width_units='"pixels"',
-                get_line_width=0.8,
-                pickable=False,
-            )
-        )
-    return layers
 
 
 def regions_to_basemap(
