@@ -273,7 +273,9 @@ def test_exposure_page_headline_table_and_downloads(app, release_dir, media):
         "download_xlsx",
         "download_hxl",
         "download_geojson",
+        "download_report",  # the one-page report (tests/test_report.py checks its text)
     }
+    assert files["download_report"].startswith(b"%PDF-")
     csv = read_exposure_csv(files["download_csv"])
     pd.testing.assert_frame_equal(csv, expected, check_dtype=False)
     sidecar = json.loads(files["download_csvw"])
