@@ -116,17 +116,14 @@ def recorded_trust(path):
         import openpyxl
 
         sheet = openpyxl.load_workbook(path)["metadata"]
-        meta = dict(sheet.iter_rows(min_row=2, values_only=True))
-        pair = (meta["release.signature_status"], meta["release.signer_fingerprint"])
-        return tuple(json.loads(v) for v in pair)
+        meta = {key: value for _, value, key in sheet.iter_rows(min_row=2, values_only=True)}
+        return meta["release.signature_status"], meta["release.signer_fingerprint"]
     if path.suffix == ".geojson":
         release = json.loads(path.read_text())["metadata"]["release"]
         return release["signature_status"], release["signer_fingerprint"]
-    lines = dict(
-        line[2:].split(": ", 1) for line in path.read_text().splitlines() if line.startswith("# r")
-    )
-    pair = (lines["release.signature_status"], lines["release.signer_fingerprint"])
-    return tuple(json.loads(v) for v in pair)
+    sidecar = json.loads(path.with_name(path.name + "-metadata.json").read_text())
+    meta = {p["schema:name"]: p["schema:value"] for p in sidecar["schema:additionalProperty"]}
+    return meta["signature_status"], meta["signer_fingerprint"]
 
 
 @pytest.mark.parametrize("name", ["t.csv", "t.hxl.csv", "t.xlsx", "t.geojson"])
