@@ -40,16 +40,18 @@ def text_code(values: np.ndarray) -> np.ndarray:
     """Return a stable 64-bit code for short texts (nationality codes, categories).
 
     Stable across library versions and engines (the UTF-8 bytes, folded), unlike a
-    hash function of a data-frame library.
+    hash function of a data-frame library. Each distinct text is folded once.
     """
-    out = np.zeros(len(values), dtype=np.uint64)
-    for text in set(values):
-        code = np.uint64(1469598103934665603)  # FNV-1a over the bytes
-        with np.errstate(over="ignore"):
-            for byte in str(text).encode():
-                code = (code ^ np.uint64(byte)) * np.uint64(1099511628211)
-        out[values == text] = code
-    return out
+    import pandas as pd
+
+    positions, distinct = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
+    codes = np.empty(len(distinct), dtype=np.uint64)
+    for index, text in enumerate(distinct):
+        code = 1469598103934665603  # FNV-1a's prime over a fixed basis, modulo 2⁶⁴
+        for byte in str(None if pd.isna(text) else text).encode():
+            code = ((code ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+        codes[index] = code
+    return codes[positions]
 
 
 def figure_noise(
