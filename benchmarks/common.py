@@ -86,15 +86,43 @@ def make_registry(size: int, seed: int = 7) -> pl.DataFrame:
     )
 
 
-def registry_files(size: int) -> tuple[Path, Path]:
-    """Return (parquet, csv) paths of the registry of this size, writing them once."""
+# Registries beyond this size are written in parts of this many rows (seeded per part),
+# so that 100M registrations never sit in memory at once.
+PART_ROWS = 10_000_000
+
+
+def registry_files(size: int, csv: bool = True) -> tuple[Path, Path | None]:
+    """Return (parquet, csv) paths of the registry of this size, writing them once.
+
+    Beyond ``PART_ROWS`` the registry is written part by part (each part seeded on its
+    own, record ids continuing); ``csv=False`` skips the CSV (7.6 GB at 100M).
+    """
+    import pyarrow.parquet as pq
+
     CACHE.mkdir(parents=True, exist_ok=True)
-    parquet, csv = CACHE / f"registry_{size}.parquet", CACHE / f"registry_{size}.csv"
-    if not parquet.exists() or not csv.exists():
-        frame = make_registry(size)
-        frame.write_parquet(parquet)
-        frame.write_csv(csv)
-    return parquet, csv
+    parquet, text = CACHE / f"registry_{size}.parquet", CACHE / f"registry_{size}.csv"
+    if size <= PART_ROWS:
+        if not parquet.exists() or (csv and not text.exists()):
+            frame = make_registry(size)
+            frame.write_parquet(parquet)
+            if csv:
+                frame.write_csv(text)
+        return parquet, text if csv else None
+    if not parquet.exists() or (csv and not text.exists()):
+        writer = None
+        with open(text if csv else os.devnull, "wb") as handle:
+            for part, start in enumerate(range(0, size, PART_ROWS)):
+                rows = min(PART_ROWS, size - start)
+                frame = make_registry(rows, seed=7 + part).with_columns(
+                    (pl.col("record_id").cast(pl.Int64) + start).cast(pl.String)
+                )
+                table = frame.to_arrow()
+                writer = writer or pq.ParquetWriter(parquet, table.schema)
+                writer.write_table(table, row_group_size=1_000_000)
+                if csv:
+                    frame.write_csv(handle, include_header=part == 0)
+        writer.close()
+    return parquet, text if csv else None
 
 
 def median_seconds(work: Callable[[], object], repeats: int) -> tuple[float, object]:

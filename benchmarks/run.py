@@ -18,33 +18,47 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import CACHE, machine_lines, median_figures, registry_files  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    CACHE,
+    PART_ROWS,
+    in_subprocess,
+    machine_lines,
+    median_figures,
+    registry_files,
+)
 from benchmarks.dashboard import stage_dashboard  # noqa: E402
 
-INGEST_RELEASE = """
-import tempfile, time, pathlib
+INGEST = """
+import time, pathlib
 from geo.pipeline import ingest_files
-from geo.pipeline import build_release, write_release
-from geo.release import ReleasePolicy
-work = pathlib.Path(tempfile.mkdtemp(dir={cache!r}))
-started = time.perf_counter()
+work = pathlib.Path({work!r})
+started, cpu = time.perf_counter(), time.process_time()
 ingest_files(work / "store.duckdb", [{path!r}], rejects_dir=work)
-ingested = time.perf_counter()
-release = build_release(work / "store.duckdb", ReleasePolicy())
-write_release(release, {out!r})
-done = time.perf_counter()
-print("ingest_s", ingested - started)
-print("release_s", done - ingested)
-print("total_s", done - started)
-print("cells", release.groups["h3_cell"].nunique())
-import shutil; shutil.rmtree(work)
+print("ingest_s", time.perf_counter() - started)
+print("ingest_cpu_s", time.process_time() - cpu)
 """
 
+RELEASE = """
+import time, pathlib
+from geo.pipeline import build_release, write_release
+from geo.release import ReleasePolicy
+work = pathlib.Path({work!r})
+started, cpu = time.perf_counter(), time.process_time()
+release = build_release(work / "store.duckdb", ReleasePolicy())
+write_release(release, {out!r})
+print("release_s", time.perf_counter() - started)
+print("release_cpu_s", time.process_time() - cpu)
+print("cells", release.groups["h3_cell"].nunique())
+"""
+
+# The naive baseline reads only the four columns it uses (a fairer, faster baseline than
+# reading every column, and one that fits in memory at 100M).
 NAIVE_INGEST = """
 import time
 import h3, pandas as pd
 started = time.perf_counter()
-frame = pd.read_{kind}({path!r})
+frame = pd.read_{kind}({path!r}, {columns}=["nationality", "latitude", "longitude",
+                                             "family_members"])
 frame["cell"] = [h3.latlng_to_cell(lat, lon, 7) for lat, lon in
                  zip(frame["latitude"].to_numpy(), frame["longitude"].to_numpy())]
 frame["persons"] = 1 + frame["family_members"]
@@ -56,7 +70,7 @@ print("total_s", time.perf_counter() - started)
 BINNING = """
 import time
 import h3, numpy as np, polars as pl, polars_h3
-frame = pl.read_parquet({path!r}, columns=["latitude", "longitude"]).head(1_000_000)
+frame = pl.scan_parquet({path!r}).select("latitude", "longitude").head(1_000_000).collect()
 started = time.perf_counter()
 frame.select(polars_h3.latlng_to_cell("latitude", "longitude", 8))
 print("vectorised_s", time.perf_counter() - started)
@@ -119,21 +133,68 @@ print("touching_cells", float(ours["persons_high"].gt(0).sum()))
 """
 
 
+TARGET_RATE = 2e6  # registrations per second, ingest + release end to end
+TARGET_RATIO = 1.5  # times the naive baseline
+TARGET_MIB = 1024  # peak resident memory of ingest and of release
+
+
+def ingest_and_release(path: Path, out: str, repeats: int) -> dict[str, float]:
+    """Ingest then release in two fresh processes (each its own peak); median figures."""
+    import shutil
+    import statistics
+    import tempfile
+
+    runs = []
+    for _ in range(repeats):
+        work = tempfile.mkdtemp(dir=CACHE)
+        try:
+            ingest = in_subprocess(INGEST.format(work=work, path=str(path)))
+            release = in_subprocess(RELEASE.format(work=work, out=out))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        runs.append(
+            {
+                **{k: v for k, v in ingest.items() if k != "peak_mib"},
+                **{k: v for k, v in release.items() if k != "peak_mib"},
+                "ingest_peak_mib": ingest["peak_mib"],
+                "release_peak_mib": release["peak_mib"],
+                "total_s": ingest["ingest_s"] + release["release_s"],
+            }
+        )
+    return {name: statistics.median(run[name] for run in runs) for name in runs[0]}
+
+
 def stage_ingest(size: int, repeats: int) -> None:
-    parquet, csv = registry_files(size)
+    parquet, csv = registry_files(size, csv=size <= PART_ROWS)
     out = str(CACHE / f"release_{size}.release.parquet")
     print(f"\n== ingest + release, {size:,} registrations ==")
-    for kind, path in (("parquet", parquet), ("csv", csv)):
-        ours = median_figures(
-            INGEST_RELEASE.format(cache=str(CACHE), path=str(path), out=out), repeats
+    print(
+        f"targets: ≥ {TARGET_RATE / 1e6:.1f} M registrations/s end to end (Parquet), ≥ "
+        f"{TARGET_RATIO}× the naive baseline, peak memory of ingest and of release "
+        f"< {TARGET_MIB} MiB each"
+    )
+    kinds = [("parquet", parquet, "columns")] + ([("csv", csv, "usecols")] if csv else [])
+    for kind, path, columns in kinds:
+        ours = ingest_and_release(path, out, repeats)
+        naive = median_figures(
+            NAIVE_INGEST.format(kind=kind, path=str(path), columns=columns), repeats
         )
-        naive = median_figures(NAIVE_INGEST.format(kind=kind, path=str(path)), repeats)
         rate = size / ours["total_s"]
         print(
-            f"{kind:8s} ours {ours['total_s']:7.2f} s (ingest {ours['ingest_s']:.2f} + release "
-            f"{ours['release_s']:.2f}) = {rate / 1e6:.2f} M registrations/s, peak "
-            f"{ours['peak_mib']:.0f} MiB | naive {naive['total_s']:7.2f} s, peak "
-            f"{naive['peak_mib']:.0f} MiB | ratio {naive['total_s'] / ours['total_s']:.2f}×"
+            f"{kind:8s} ours {ours['total_s']:7.2f} s (ingest {ours['ingest_s']:.2f} s, "
+            f"{ours['ingest_cpu_s']:.2f} s CPU + release {ours['release_s']:.2f} s, "
+            f"{ours['release_cpu_s']:.2f} s CPU) = {rate / 1e6:.2f} M registrations/s "
+            f"({rate / TARGET_RATE:.2f}× the target)"
+        )
+        print(
+            f"{'':8s} peak memory: ingest {ours['ingest_peak_mib']:.0f} MiB, release "
+            f"{ours['release_peak_mib']:.0f} MiB (target < {TARGET_MIB}) | naive "
+            f"{naive['total_s']:7.2f} s, peak {naive['peak_mib']:.0f} MiB | ratio to naive "
+            f"{naive['total_s'] / ours['total_s']:.2f}× (target ≥ {TARGET_RATIO}×)"
+        )
+    if not csv:
+        print(
+            f"csv: not run at {size:,} (a {size // 10**6:,}M-row CSV is ~{size * 76 / 1e9:.0f} GB)"
         )
     print(f"release: {int(ours['cells']):,} released cells")
     binning = median_figures(BINNING.format(path=str(parquet)), repeats)

@@ -102,15 +102,15 @@ def test_a_failure_half_way_leaves_the_store_as_it_was(tmp_path, write_csv, monk
     second = write_csv([registration_row(f"n{i}") for i in range(10)], "second.csv")
     third = write_csv([registration_row("t")], "third.csv")
     calls = {"n": 0}
-    real_merge = store._merge_staging
+    real_merge = store._merge_staged
 
-    def failing_merge(con):
+    def failing_merge(con, table, ingest_id):
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError("disk full")
-        return real_merge(con)
+        return real_merge(con, table, ingest_id)
 
-    monkeypatch.setattr(store, "_merge_staging", failing_merge)
+    monkeypatch.setattr(store, "_merge_staged", failing_merge)
     with pytest.raises(OSError, match="disk full"):
         pipeline.ingest_files(s, [second, third])
     assert snapshot(s) == before

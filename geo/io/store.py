@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -259,6 +260,13 @@ def ingest_files(
 ) -> list[IngestReport]:
     """Add validated, binned, keyed batches of several files to the store, in one transaction.
 
+    Two phases, so that memory does not grow with the files: every file's batches are
+    first staged in temp tables, each batch committed on its own (DuckDB spills them to
+    the private spill folder beyond its budget; appends held in one open transaction
+    stay in memory, 1.4 GiB at 10M records), and each file's duplicate records resolved
+    there; then one store transaction merges the files in order (one statement per step
+    and file) and logs them. A failure anywhere leaves the store exactly as it was.
+
     Parameters
     ----------
     store_path
@@ -292,17 +300,17 @@ def ingest_files(
     rejects_dir = Path(rejects_dir) if rejects_dir else Path(store_path).resolve().parent
     guard = StoreFileGuard(store_path)
     con = connect(store_path)
-    reports: list[IngestReport] = []
     pending_rejects: list[tuple[Path, pl.DataFrame]] = []
     try:
         _check_steward_key(con, Path(store_path))
+        staged = _stage_files(con, files, say)
         con.begin()
-        for header, batches in files:
-            report, rejects = _ingest_one(con, header, batches, say)
-            reports.append(report)
-            if rejects is not None and rejects.height:
-                report.rejects_path = rejects_dir / f"{header.file_name}.rejects.csv"
-                pending_rejects.append((report.rejects_path, rejects))
+        for file in staged:
+            if file.table is not None:
+                _merge_file(con, file)
+            if file.rejects is not None and file.rejects.height:
+                file.report.rejects_path = rejects_dir / f"{file.report.file_name}.rejects.csv"
+                pending_rejects.append((file.report.rejects_path, file.rejects))
         for target, rejects in pending_rejects:
             _write_rejects(target, rejects)
         con.commit()
@@ -317,7 +325,127 @@ def ingest_files(
         raise
     finally:
         con.close()
-    return reports
+    return [file.report for file in staged]
+
+
+@dataclass
+class _StagedFile:
+    """One file staged in a temp table, waiting for the store's transaction."""
+
+    header: FileHeader
+    report: IngestReport
+    ingest_id: int = 0
+    table: str | None = None  # its temp table; None when the file was ingested before
+    identities: str = ""  # the temp table of its staged identity encodings
+    rejects: pl.DataFrame | None = None
+
+
+def _stage_files(
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[tuple[FileHeader, Callable[[], Iterable[PreparedBatch]]]],
+    say: Callable[[str], None],
+) -> list[_StagedFile]:
+    """Stage every file's batches in temp tables (before the store's transaction begins).
+
+    A file whose hash the store (or an earlier file of this call) already holds is not
+    staged. Each staged file gets the ingest id it will have once merged.
+    """
+    staged: list[_StagedFile] = []
+    version = store_version(con)
+    seen = {row[0] for row in con.execute("SELECT sha256 FROM ingests").fetchall()}
+    for index, (header, batches) in enumerate(files):
+        file = _StagedFile(header=header, report=_new_report(header))
+        staged.append(file)
+        if header.sha256 in seen:
+            file.report.already_ingested = True
+            continue
+        seen.add(header.sha256)
+        version += 1
+        file.ingest_id = version
+        file.table = f"staged_{index}"
+        file.rejects, file.identities = _stage_one(con, file, batches, say)
+    return staged
+
+
+def _new_report(header: FileHeader) -> IngestReport:
+    return IngestReport(
+        file_name=header.file_name,
+        sha256=header.sha256,
+        file_format=header.file_format,
+        dropped_columns=header.dropped_columns,
+        identifier_columns=header.identifier_columns,
+        notes=list(header.notes),
+    )
+
+
+def _stage_one(
+    con: duckdb.DuckDBPyConnection,
+    file: _StagedFile,
+    batches: Callable[[], Iterable[PreparedBatch]],
+    say: Callable[[str], None],
+) -> tuple[pl.DataFrame | None, str | None]:
+    """Stage one file's batches, resolve its duplicates and count its rejects.
+
+    Returns the file's rejects and the temp table of its identity encodings (empty when
+    the file carries none).
+    """
+    report, table = file.report, file.table
+    con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM registrations LIMIT 0")
+    con.execute(f"ALTER TABLE {table} ADD COLUMN row BIGINT")
+    start_staging(con)
+    rejects: list[pl.DataFrame] = []
+    for batch, keyed in batches():
+        report.rows_read += batch.rows_read
+        rejects.append(batch.rejects)
+        con.register("keyed", keyed)
+        con.execute(
+            f"""
+            INSERT INTO {table} BY NAME
+            SELECT ((key_hi::UHUGEINT << 64) | key_lo::UHUGEINT) AS record_key, source,
+                   nationality, cell, sex, age_band, family_members, vulnerabilities, consent,
+                   updated_at, valid_until, ? AS valid_from, row
+            FROM keyed
+            """,
+            [file.ingest_id],
+        )
+        stage_identities(con, keyed)
+        con.unregister("keyed")
+        say(f"{file.header.file_name}: {report.rows_read} rows read")
+    duplicates = _reject_duplicates(con, table)
+    if duplicates.height:
+        rejects.append(_name_duplicates(duplicates, batches))
+    all_rejects = pl.concat(rejects) if rejects else None
+    report.rejected = all_rejects.height if all_rejects is not None else 0
+    report.accepted = report.rows_read - report.rejected
+    if all_rejects is not None:
+        for reasons in all_rejects["reasons"]:
+            report.rejects_by_reason.update(reasons.split("; "))
+    report.no_consent, report.unconfirmed = con.execute(
+        "SELECT count(*) FILTER (WHERE consent = 0), count(*) FILTER (WHERE updated_at IS NULL)"
+        f" FROM {table}"
+    ).fetchall()[0]
+    identities = f"staging_ids_{file.ingest_id}"
+    con.execute(f"ALTER TABLE staging_ids RENAME TO {identities}")
+    return all_rejects, identities
+
+
+def _merge_file(con: duckdb.DuckDBPyConnection, file: _StagedFile) -> None:
+    """Merge one staged file into the store, link it and log it (inside the transaction)."""
+    header, report = file.header, file.report
+    report.kept_newer, report.unchanged, report.updated, report.inserted = _merge_staged(
+        con, file.table, file.ingest_id
+    )
+    con.execute(f"ALTER TABLE {file.identities} RENAME TO staging_ids")
+    report.linking = report_lines(
+        link_staged(con, file.ingest_id),
+        has_names=bool({"full_name", "given_name", "family_name"} & set(header.identity_map)),
+        has_companion_ids=bool({"household_id", "principal_record_id"} & set(header.identity_map)),
+        has_family_counts="family_members" in header.column_map,
+    )
+    _log_ingest(con, file.ingest_id, header, report)
+    con.execute("DROP VIEW staging")
+    con.execute("DROP TABLE skipped")
+    con.execute("DROP TABLE staging_ids")
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
@@ -361,77 +489,6 @@ def _write_rejects(target: Path, rejects: pl.DataFrame) -> None:
         raise store_error(target, exc) from None
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def _ingest_one(
-    con: duckdb.DuckDBPyConnection,
-    header: FileHeader,
-    batches: Callable[[], Iterable[PreparedBatch]],
-    say: Callable[[str], None],
-) -> tuple[IngestReport, pl.DataFrame | None]:
-    """Stage one file's batches, resolve its duplicates, merge it and log the ingest.
-
-    Returns the file's report and its rejects (None when the file was ingested before).
-    """
-    report = IngestReport(
-        file_name=header.file_name,
-        sha256=header.sha256,
-        file_format=header.file_format,
-        dropped_columns=header.dropped_columns,
-        identifier_columns=header.identifier_columns,
-        notes=list(header.notes),
-    )
-    if con.execute("SELECT count(*) FROM ingests WHERE sha256 = ?", [header.sha256]).fetchall()[0][
-        0
-    ]:
-        report.already_ingested = True
-        return report, None
-    con.execute("CREATE OR REPLACE TEMP TABLE staging AS SELECT * FROM registrations LIMIT 0")
-    con.execute("ALTER TABLE staging ADD COLUMN row BIGINT")
-    start_staging(con)
-    rejects: list[pl.DataFrame] = []
-    ingest_id = _next_ingest_id(con)
-    for batch, keyed in batches():
-        report.rows_read += batch.rows_read
-        rejects.append(batch.rejects)
-        con.register("keyed", keyed)
-        con.execute(
-            """
-            INSERT INTO staging BY NAME
-            SELECT ((key_hi::UHUGEINT << 64) | key_lo::UHUGEINT) AS record_key, source,
-                   nationality, cell, sex, age_band, family_members, vulnerabilities, consent,
-                   updated_at, valid_until, ? AS valid_from, row
-            FROM keyed
-            """,
-            [ingest_id],
-        )
-        stage_identities(con, keyed)
-        con.unregister("keyed")
-        say(f"{header.file_name}: {report.rows_read} rows read")
-    duplicates = _reject_duplicates(con)
-    if duplicates.height:
-        rejects.append(_name_duplicates(duplicates, batches))
-    all_rejects = pl.concat(rejects) if rejects else None
-    report.rejected = all_rejects.height if all_rejects is not None else 0
-    report.accepted = report.rows_read - report.rejected
-    if all_rejects is not None:
-        for reasons in all_rejects["reasons"]:
-            report.rejects_by_reason.update(reasons.split("; "))
-    report.no_consent, report.unconfirmed = con.execute(
-        "SELECT count(*) FILTER (WHERE consent = 0), count(*) FILTER (WHERE updated_at IS NULL)"
-        " FROM staging"
-    ).fetchall()[0]
-    report.kept_newer, report.unchanged, report.updated, report.inserted = _merge_staging(con)
-    report.linking = report_lines(
-        link_staged(con, ingest_id),
-        has_names=bool({"full_name", "given_name", "family_name"} & set(header.identity_map)),
-        has_companion_ids=bool({"household_id", "principal_record_id"} & set(header.identity_map)),
-        has_family_counts="family_members" in header.column_map,
-    )
-    _log_ingest(con, ingest_id, header, report)
-    con.execute("DROP TABLE staging")
-    con.execute("DROP TABLE staging_ids")
-    return report, all_rejects
 
 
 def _name_duplicates(
@@ -482,7 +539,7 @@ def _log_ingest(
     )
 
 
-def _reject_duplicates(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+def _reject_duplicates(con: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame:
     """Remove all but the latest version of each record staged twice; return their rows.
 
     The latest ``updated_at`` wins (the later row on a tie), decided by a window over
@@ -490,13 +547,13 @@ def _reject_duplicates(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     ids are named by the caller, from the file: they never enter the database).
     """
     duplicates = con.sql(
-        """
+        f"""
         WITH ranked AS (
             SELECT row, record_key,
                    row_number() OVER w AS rank
-            FROM staging
+            FROM {table}
             WHERE record_key IN (
-                SELECT record_key FROM staging GROUP BY record_key HAVING count(*) > 1)
+                SELECT record_key FROM {table} GROUP BY record_key HAVING count(*) > 1)
             WINDOW w AS (PARTITION BY record_key ORDER BY updated_at DESC NULLS LAST, row DESC)
         )
         SELECT row,
@@ -506,55 +563,66 @@ def _reject_duplicates(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     ).pl()
     if duplicates.height:
         con.register("duplicates", duplicates.to_arrow())
-        con.execute("DELETE FROM staging WHERE row IN (SELECT row FROM duplicates)")
+        con.execute(f"DELETE FROM {table} WHERE row IN (SELECT row FROM duplicates)")
         con.unregister("duplicates")
     return duplicates.cast({"row": pl.Int64})
 
 
-def _merge_staging(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:
-    """Merge staged records into the store as new versions; a stored newer version wins.
+def _merge_staged(
+    con: duckdb.DuckDBPyConnection, table: str, ingest_id: int
+) -> tuple[int, int, int, int]:
+    """Merge a staged file into the store as new versions; a stored newer version wins.
 
-    Every step is one set-based statement, whatever the number of records. A staged
-    record older than its current stored version is dropped (kept_newer), one that
-    restates the current version exactly is no new version (unchanged); for the others
-    the current version, if any, is closed at this ingest (``valid_to``, updated) and the
-    staged one becomes current from this ingest (``valid_from``, set when staged).
-    Into an empty store (the first ingest of a registry, the common case at national
-    scale) the staged rows go straight in.
+    Every step is one set-based statement, whatever the number of records. The staged
+    records whose key has a current version are classed once, by a join on the key: older
+    than the stored version (kept_newer: dropped), restating it exactly (unchanged: no
+    new version) or changing it (updated: the stored version is closed at this ingest,
+    ``valid_to``). The others are new. The records that make new versions (``valid_from``
+    set when staged) are then appended in one statement; the temp view ``staging`` names
+    them for linking.
 
     Returns
     -------
     tuple of int
         (kept_newer, unchanged, updated, inserted).
     """
-    copy_in = "INSERT INTO registrations BY NAME SELECT * EXCLUDE (row) FROM staging"
-    if not con.execute("SELECT count(*) FROM (SELECT 1 FROM registrations LIMIT 1)").fetchall()[0][
-        0
-    ]:
-        return 0, 0, 0, con.execute(copy_in).fetchall()[0][0]
-    kept_newer = con.execute(
-        """
-        DELETE FROM staging WHERE record_key IN (
-            SELECT s.record_key FROM staging s JOIN registrations r USING (record_key)
-            WHERE r.valid_to IS NULL AND r.updated_at IS NOT NULL
-              AND (s.updated_at IS NULL OR s.updated_at < r.updated_at))
-        """
-    ).fetchall()[0][0]
-    unchanged = con.execute(
+    changed = " OR ".join(f"s.{c} IS DISTINCT FROM r.{c}" for c in _CONTENT.split(", "))
+    con.execute(
         f"""
-        DELETE FROM staging WHERE record_key IN (
-            SELECT record_key FROM (
-                SELECT {_CONTENT} FROM staging
-                INTERSECT
-                SELECT {_CONTENT} FROM registrations WHERE valid_to IS NULL))
+        CREATE OR REPLACE TEMP TABLE skipped AS
+        SELECT s.record_key,
+               CASE WHEN r.updated_at IS NOT NULL
+                         AND (s.updated_at IS NULL OR s.updated_at < r.updated_at) THEN 'kept_newer'
+                    WHEN NOT ({changed}) THEN 'unchanged'
+                    ELSE 'updated' END AS outcome
+        FROM {table} s JOIN registrations r
+          ON r.record_key = s.record_key AND r.valid_to IS NULL
         """
-    ).fetchall()[0][0]
-    updated = con.execute(
+    )
+    staged, kept_newer, unchanged, updated = con.execute(
+        f"""
+        SELECT (SELECT count(*) FROM {table}),
+               count(*) FILTER (WHERE outcome = 'kept_newer'),
+               count(*) FILTER (WHERE outcome = 'unchanged'),
+               count(*) FILTER (WHERE outcome = 'updated')
+        FROM skipped
         """
-        UPDATE registrations SET valid_to = ?
-        WHERE valid_to IS NULL AND record_key IN (SELECT record_key FROM staging)
-        """,
-        [_next_ingest_id(con)],
-    ).fetchall()[0][0]
-    total = con.execute(copy_in).fetchall()[0][0]
-    return kept_newer, unchanged, updated, total - updated
+    ).fetchall()[0]
+    if updated:
+        con.execute(
+            """
+            UPDATE registrations SET valid_to = ?
+            WHERE valid_to IS NULL
+              AND record_key IN (SELECT record_key FROM skipped WHERE outcome = 'updated')
+            """,
+            [ingest_id],
+        )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW staging AS
+        SELECT * FROM {table} ANTI JOIN (
+            SELECT record_key FROM skipped WHERE outcome <> 'updated') USING (record_key)
+        """
+    )
+    con.execute("INSERT INTO registrations BY NAME SELECT * EXCLUDE (row) FROM staging")
+    return kept_newer, unchanged, updated, staged - kept_newer - unchanged - updated
