@@ -14,9 +14,10 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -452,6 +453,24 @@ def iter_validated_batches(
     ------
     ValidatedBatch
     """
+    for job in iter_validation_jobs(header, batch_rows):
+        yield job()
+
+
+def iter_validation_jobs(
+    header: FileHeader, batch_rows: int = BATCH_ROWS
+) -> Iterator[Callable[[], ValidatedBatch]]:
+    """Read a file's rows in batches and yield, in file order, a job that validates each.
+
+    Reading, row numbering and the reference point depend on the batches before, so
+    they run here, in order; each job is independent of the others, so a caller may run
+    several at once (on threads: polars releases the GIL) and keep their order.
+
+    Yields
+    ------
+    callable
+        Takes no argument and returns the batch's :class:`ValidatedBatch`.
+    """
     next_row = header.header_row + 1
     reference: tuple[float, float] | None = None
     malformed_rows: list[int] | None = None  # exact row numbers, scanned only when needed
@@ -467,31 +486,47 @@ def iter_validated_batches(
         raw = raw.rename({src: IDENTITY_PREFIX + n for n, src in header.identity_map.items()})
         if reference is None:
             reference = reference_point_of(raw, header.column_map)
-        batch = validate_batch(raw, header.column_map, next_row, header.file_name, reference)
-        if malformed_rows:
-            batch = _renumber_after_malformed(batch, malformed_rows)
+        job = partial(_validated, raw, header, next_row, reference, malformed_rows)
         next_row += raw.height
         check_count("ROWS", header.file_name, next_row - header.header_row - 1, "rows or more")
-        yield batch
+        yield job
     if malformed:
         rows = malformed_rows if len(malformed_rows or []) == len(malformed) else None
-        rows = rows or [None] * len(malformed)
-        yield ValidatedBatch(
-            accepted=pl.DataFrame(schema=ACCEPTED_SCHEMA),
-            rejects=pl.DataFrame(
-                {
-                    "row": rows,
-                    "record_id": [None] * len(malformed),
-                    "reasons": [
-                        f"malformed row: {got} field(s) where the header has {want} "
-                        "(truncated row or unquoted delimiter)"
-                        for got, want in malformed
-                    ],
-                },
-                schema=REJECTS_SCHEMA,
-            ),
-            rows_read=len(malformed),
-        )
+        yield partial(_malformed_batch, malformed, rows or [None] * len(malformed))
+
+
+def _validated(
+    raw: pl.DataFrame,
+    header: FileHeader,
+    first_row: int,
+    reference: tuple[float, float] | None,
+    malformed_rows: list[int] | None,
+) -> ValidatedBatch:
+    """Validate one raw batch, numbering its rows past the malformed rows before it."""
+    batch = validate_batch(raw, header.column_map, first_row, header.file_name, reference)
+    if malformed_rows:
+        batch = _renumber_after_malformed(batch, malformed_rows)
+    return batch
+
+
+def _malformed_batch(malformed: list[tuple[int, int]], rows: list[int | None]) -> ValidatedBatch:
+    """Return the rejects of the rows with the wrong number of fields."""
+    return ValidatedBatch(
+        accepted=pl.DataFrame(schema=ACCEPTED_SCHEMA),
+        rejects=pl.DataFrame(
+            {
+                "row": rows,
+                "record_id": [None] * len(malformed),
+                "reasons": [
+                    f"malformed row: {got} field(s) where the header has {want} "
+                    "(truncated row or unquoted delimiter)"
+                    for got, want in malformed
+                ],
+            },
+            schema=REJECTS_SCHEMA,
+        ),
+        rows_read=len(malformed),
+    )
 
 
 def _raw_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataFrame, list]]:
