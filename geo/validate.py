@@ -417,27 +417,37 @@ def _accepted(frame: pl.DataFrame, this_year: int) -> pl.DataFrame:
     ).cast(ACCEPTED_SCHEMA)
 
 
-# Coordinates within this many degrees (|Δlat| + |Δlon|) of the reference point are
-# under 111.2 km × 4 = 445 km from it, so never "far" (> SWAP_DISTANCE_KM).
+# Bounds that rule a row out of _swapped_expr without trigonometry. Its distances are
+# R·√(x² + y²) with |x| ≤ |Δlon| and y = Δlat (radians), so (in degrees, R = 111.19 km
+# per degree): the distance as is ≤ 111.19·(|Δlat| + |Δlon|), which is under 500 km when
+# that sum is ≤ 4; and the swapped distance ≥ 111.19·|lon − ref_lat|, which cannot be a
+# quarter of the distance as is when 4·|lon − ref_lat| ≥ |Δlat| + |Δlon| (margins
+# absorb rounding).
 _NEAR_DEGREES = 4.0
 
 
 def _swapped(frame: pl.DataFrame, reference_point: tuple[float, float] | None) -> pl.Series:
     """Return the Boolean column ``swapped``: :func:`_swapped_expr`, computed cheaper.
 
-    Its trigonometry runs only on the rows not plainly near the reference point; the
-    others cannot be far, so the answer is the same.
+    Its trigonometry runs only on the rows the bounds above do not rule out (none in a
+    file whose records are near each other); for the others the answer is False too.
     """
     if reference_point is None:
         return pl.repeat(False, frame.height, eager=True).alias("swapped")
     ref_lat, ref_lon = reference_point
-    near = ((pl.col("lat_num") - ref_lat).abs() + (pl.col("lon_num") - ref_lon).abs()).le(
-        _NEAR_DEGREES
+    lat, lon = pl.col("lat_num"), pl.col("lon_num")
+    spread = (lat - ref_lat).abs() + (lon - ref_lon).abs()
+    ruled_out = (
+        lat.is_finite()
+        & lon.is_finite()
+        & ((spread <= _NEAR_DEGREES) | ((lon - ref_lat).abs() * 4 > spread * 1.01 + 0.01))
     )
-    # Not near: far, NaN or infinite; null coordinates are never swapped.
-    far = frame.select(pl.arg_where((~near).fill_null(False))).to_series()
+    # NaN and infinite coordinates are checked exactly; null ones are never swapped.
+    far = frame.select(pl.arg_where((~ruled_out).fill_null(False))).to_series()
     exact = (
-        frame[far].select(_swapped_expr(reference_point).fill_null(False)).to_series()
+        frame.select("lat_num", "lon_num")[far]
+        .select(_swapped_expr(reference_point).fill_null(False))
+        .to_series()
         if far.len()
         else pl.Series([], dtype=pl.Boolean)
     )
