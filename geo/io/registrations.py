@@ -458,7 +458,7 @@ def iter_validated_batches(
 
 
 def iter_validation_jobs(
-    header: FileHeader, batch_rows: int = BATCH_ROWS
+    header: FileHeader, batch_rows: int | None = None
 ) -> Iterator[Callable[[], ValidatedBatch]]:
     """Read a file's rows in batches and yield, in file order, a job that validates each.
 
@@ -471,6 +471,7 @@ def iter_validation_jobs(
     callable
         Takes no argument and returns the batch's :class:`ValidatedBatch`.
     """
+    batch_rows = batch_rows or BATCH_ROWS
     next_row = header.header_row + 1
     reference: tuple[float, float] | None = None
     malformed_rows: list[int] | None = None  # exact row numbers, scanned only when needed

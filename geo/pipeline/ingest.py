@@ -67,7 +67,7 @@ PREPARE_AHEAD = 3
 
 
 def _prepared_batches(
-    header: FileHeader, secret: bytes, identity_secret: bytes
+    header: FileHeader, secret: bytes, identity_secret: bytes, batch_rows: int | None = None
 ) -> Iterator[tuple[ValidatedBatch, pa.Table]]:
     """Yield validated, binned, keyed batches in file order, prepared ahead on worker threads.
 
@@ -83,7 +83,7 @@ def _prepared_batches(
 
     from geo.io.registrations import iter_validation_jobs
 
-    jobs = iter_validation_jobs(header)
+    jobs = iter_validation_jobs(header, batch_rows)
     reader = ThreadPoolExecutor(max_workers=1)
     workers = ThreadPoolExecutor(max_workers=PREPARE_WORKERS)
 
