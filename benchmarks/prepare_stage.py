@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--before", type=Path, default=Path("/work/main"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--formats", default="parquet,csv")
+    parser.add_argument("--measure", default="stages,pipeline", help="what to run")
     args = parser.parse_args()
     roots = {"before": args.before.resolve(), "after": ROOT}
     print("\n".join(machine_lines()))
@@ -116,23 +117,33 @@ def main() -> None:
         for fmt in args.formats.split(","):
             path, millions = files[fmt], size / 1e6
             print(f"\n{size:,} registrations from {fmt.upper()} ({path.name})")
-            stages = medians(STAGES, roots, path, args.repeats)
-            print(f"  {'stage, one thread, CPU s':28s} {'before':>8s} {'after':>8s} {'ratio':>6s}")
-            for stage in ("read", "validate", "bin", "keys"):
-                b, a = stages["before"][stage], stages["after"][stage]
-                print(f"  {stage:28s} {b:8.2f} {a:8.2f} {b / a:6.2f}")
-            b, a = (sum(stages[n].values()) for n in ("before", "after"))
-            print(
-                f"  {'total':28s} {b:8.2f} {a:8.2f} {b / a:6.2f}"
-                f"   ({millions / b:.2f} → {millions / a:.2f} M rows/s per CPU)"
-            )
-            whole = medians(PIPELINE, roots, path, args.repeats)
-            print(f"  {'as ingest runs it':28s} {'before':>8s} {'after':>8s} {'ratio':>6s}")
-            for key, label in (("wall", "wall s"), ("cpu", "CPU s"), ("peak_mib", "peak MiB")):
-                b, a = whole["before"][key], whole["after"][key]
-                print(f"  {label:28s} {b:8.2f} {a:8.2f} {b / a:6.2f}")
-            b, a = (millions / whole[n]["wall"] for n in ("before", "after"))
-            print(f"  {'M rows/s (wall)':28s} {b:8.2f} {a:8.2f} {a / b:6.2f}")
+            if "stages" in args.measure:
+                print_stages(medians(STAGES, roots, path, args.repeats), millions)
+            if "pipeline" in args.measure:
+                print_pipeline(medians(PIPELINE, roots, path, args.repeats), millions)
+
+
+def print_stages(stages: dict[str, dict], millions: float) -> None:
+    """Print each stage's CPU seconds before and after, and the ratio."""
+    print(f"  {'stage, one thread, CPU s':28s} {'before':>8s} {'after':>8s} {'ratio':>6s}")
+    for stage in ("read", "validate", "bin", "keys"):
+        b, a = stages["before"][stage], stages["after"][stage]
+        print(f"  {stage:28s} {b:8.2f} {a:8.2f} {b / a:6.2f}")
+    b, a = (sum(stages[n].values()) for n in ("before", "after"))
+    print(
+        f"  {'total':28s} {b:8.2f} {a:8.2f} {b / a:6.2f}"
+        f"   ({millions / b:.2f} → {millions / a:.2f} M rows/s per CPU)"
+    )
+
+
+def print_pipeline(whole: dict[str, dict], millions: float) -> None:
+    """Print the prepare stage's wall, CPU and peak memory before and after."""
+    print(f"  {'as ingest runs it':28s} {'before':>8s} {'after':>8s} {'ratio':>6s}")
+    for key, label in (("wall", "wall s"), ("cpu", "CPU s"), ("peak_mib", "peak MiB")):
+        b, a = whole["before"][key], whole["after"][key]
+        print(f"  {label:28s} {b:8.2f} {a:8.2f} {b / a:6.2f}")
+    b, a = (millions / whole[n]["wall"] for n in ("before", "after"))
+    print(f"  {'M rows/s (wall)':28s} {b:8.2f} {a:8.2f} {a / b:6.2f}")
 
 
 if __name__ == "__main__":

@@ -62,8 +62,8 @@ def ingest_files(
 
 
 PREPARE_WORKERS = 2
-# Batches read ahead of the one DuckDB stores: bounds memory to a few batches.
-PREPARE_AHEAD = 3
+# Batches read ahead of the one DuckDB stores (one per worker): bounds memory.
+PREPARE_AHEAD = 2
 
 
 def _prepared_batches(
