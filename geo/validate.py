@@ -81,18 +81,46 @@ def _as_text(name: str) -> pl.Expr:
     return pl.col(name).cast(pl.String).str.strip_chars()
 
 
-def _as_number(name: str, schema: pl.Schema) -> pl.Expr:
-    """Return a column as Float64: typed numbers directly, text with ',' or '.' decimals."""
-    if schema[name].is_numeric():
+_NUMBER_COLUMNS = {
+    "latitude": "lat_num",
+    "longitude": "lon_num",
+    "age": "age_num",
+    "birth_year": "birth_num",
+    "family_members": "family_num",
+}
+_CODED_COLUMNS = ("nationality", "sex", "vulnerabilities", "consent", "updated_at", "valid_until")
+_STRIPPED = "stripped__"
+_PRESENT = "present__"
+
+
+def _number(name: str, stripped: bool) -> pl.Expr:
+    """Return a column as Float64: typed numbers directly, stripped text with ',' or '.'."""
+    if not stripped:
         return pl.col(name).cast(pl.Float64)
-    return _as_text(name).str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+    column = pl.col(_STRIPPED + name)
+    return column.str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
 
 
-def _is_present(name: str, schema: pl.Schema) -> pl.Expr:
-    """Return whether a cell holds a value (not null, not blank text)."""
-    if schema[name] == pl.String or schema[name] == pl.Null:
-        return pl.col(name).str.strip_chars().fill_null("") != ""
+def _present(name: str) -> pl.Expr:
     return pl.col(name).is_not_null()
+
+
+def _distinct(values: pl.Series) -> pl.Series:
+    """Return a column's distinct non-null values as text (what codes are looked up by)."""
+    return values.cast(pl.String).drop_nulls().unique()
+
+
+def _present_coded(name: str, schema: pl.Schema, distinct: pl.Series) -> pl.Expr:
+    """Return whether a coded cell holds a value, judging blank text on distinct values only.
+
+    The same as :func:`_is_present` (not null, not blank), without stripping every row.
+    """
+    if schema[name] not in (pl.String, pl.Null):
+        return pl.col(name).is_not_null()
+    blanks = distinct.filter(distinct.str.strip_chars() == "")
+    if not blanks.len():
+        return pl.col(name).is_not_null()
+    return pl.col(name).is_not_null() & ~pl.col(name).is_in(blanks.to_list())
 
 
 def _as_datetime(name: str, schema: pl.Schema, parsed: dict) -> pl.Expr:
@@ -106,9 +134,9 @@ def _as_datetime(name: str, schema: pl.Schema, parsed: dict) -> pl.Expr:
     )
 
 
-def _lookup(values: pl.Series, mapper) -> dict[str, object]:
+def _lookup(distinct: pl.Series, mapper) -> dict[str, object]:
     """Map the distinct values of a text column once (cheap even for millions of rows)."""
-    return {value: mapper(value) for value in values.drop_nulls().unique().to_list()}
+    return {value: mapper(value) for value in distinct.to_list()}
 
 
 def _terms_mask(value: str, vocabulary: tuple[str, ...]) -> int | None:
@@ -164,8 +192,11 @@ def validate_batch(
     """
     this_year = this_year or datetime.now(UTC).year
     frame = _parsed(raw, column_map, first_row, default_source)
-    checks = _row_rules(frame, reference_point, this_year)
-    frame = frame.with_columns(
+    frame = frame.with_columns(_swapped(frame, reference_point))
+    checks = _row_rules(frame, this_year)
+    # Whether a row breaks any rule is cheap; the reasons text is built for those only.
+    bad = frame.select(pl.any_horizontal(cond.fill_null(False) for cond, _ in checks)).to_series()
+    rejected = frame.filter(bad).with_columns(
         pl.concat_list(
             [pl.when(cond.fill_null(False)).then(pl.lit(reason)) for cond, reason in checks]
         )
@@ -173,16 +204,11 @@ def validate_batch(
         .list.join("; ")
         .alias("reasons")
     )
-    bad = frame["reasons"] != ""
-    rejects = (
-        frame.filter(bad)
-        .select(
-            "row",
-            pl.col("record_id").str.slice(0, 64).str.replace_all(_CONTROL_CHARACTERS, "?"),
-            "reasons",
-        )
-        .cast(REJECTS_SCHEMA)
-    )
+    rejects = rejected.select(
+        "row",
+        pl.col("record_id").str.slice(0, 64).str.replace_all(_CONTROL_CHARACTERS, "?"),
+        "reasons",
+    ).cast(REJECTS_SCHEMA)
     identity = [c for c in frame.columns if c.startswith(IDENTITY_PREFIX)]
     identities = (
         frame.filter(~bad).select(
@@ -214,28 +240,30 @@ def _parsed(
     frame = frame.with_columns(
         pl.int_range(first_row, first_row + frame.height, dtype=pl.Int64).alias("row")
     )
-    nationality = _lookup(frame["nationality"].cast(pl.String), codes.nationality_to_iso3)
-    sex = _lookup(frame["sex"].cast(pl.String), codes.sex_to_category)
-    vulnerabilities = _lookup(
-        frame["vulnerabilities"].cast(pl.String),
-        lambda v: _terms_mask(v, codes.VULNERABILITIES),
-    )
-    consent = _lookup(
-        frame["consent"].cast(pl.String), lambda v: _terms_mask(v, codes.CONSENT_SCOPES)
-    )
     schema = frame.schema
+    # Numbers held as text are stripped once: both the number and the presence read it.
+    stripped = [n for n in _NUMBER_COLUMNS if not schema[n].is_numeric()]
+    frame = frame.with_columns(_as_text(name).alias(_STRIPPED + name) for name in stripped)
+    distinct = {
+        name: _distinct(
+            frame[name] if not schema[name].is_temporal() else pl.Series([], dtype=pl.String)
+        )
+        for name in _CODED_COLUMNS
+    }
+    nationality = _lookup(distinct["nationality"], codes.nationality_to_iso3)
+    sex = _lookup(distinct["sex"], codes.sex_to_category)
+    vulnerabilities = _lookup(
+        distinct["vulnerabilities"], lambda v: _terms_mask(v, codes.VULNERABILITIES)
+    )
+    consent = _lookup(distinct["consent"], lambda v: _terms_mask(v, codes.CONSENT_SCOPES))
     updated, until = (
-        {} if schema[name].is_temporal() else _lookup(frame[name].cast(pl.String), _parse_datetime)
+        {} if schema[name].is_temporal() else _lookup(distinct[name], _parse_datetime)
         for name in ("updated_at", "valid_until")
     )
     frame = frame.with_columns(
         _as_text("record_id").alias("record_id"),
         _as_text("source").fill_null(default_source).alias("source"),
-        _as_number("latitude", schema).alias("lat_num"),
-        _as_number("longitude", schema).alias("lon_num"),
-        _as_number("age", schema).alias("age_num"),
-        _as_number("birth_year", schema).alias("birth_num"),
-        _as_number("family_members", schema).alias("family_num"),
+        *(_number(name, name in stripped).alias(alias) for name, alias in _NUMBER_COLUMNS.items()),
         pl.col("nationality")
         .cast(pl.String)
         .replace_strict(nationality, default=None, return_dtype=pl.String)
@@ -254,24 +282,34 @@ def _parsed(
         .alias("consent_mask"),
         _as_datetime("updated_at", schema, updated).alias("updated_ts"),
         _as_datetime("valid_until", schema, until).alias("until_ts"),
+        *(
+            _present_coded(name, schema, distinct[name]).alias(_PRESENT + name)
+            for name in _CODED_COLUMNS
+        ),
+        *(
+            (
+                pl.col(_STRIPPED + name).fill_null("") != "" if name in stripped else _present(name)
+            ).alias(_PRESENT + name)
+            for name in _NUMBER_COLUMNS
+        ),
     )
-    return frame
+    # record_id is stripped text now: present when not empty (stripping again changes nothing).
+    return frame.with_columns(
+        (pl.col("record_id").fill_null("") != "").alias(_PRESENT + "record_id")
+    ).drop(_STRIPPED + name for name in stripped)
 
 
-def _row_rules(
-    frame: pl.DataFrame,
-    reference_point: tuple[float, float] | None,
-    this_year: int,
-) -> list[tuple[pl.Expr, str]]:
+def _row_rules(frame: pl.DataFrame, this_year: int) -> list[tuple[pl.Expr, str]]:
     """Return the row rules: (condition true where a row breaks the rule, the reason).
 
-    Presence is judged on the file's own columns (their original types), values on the
-    parsed ones.
+    Presence is judged on the file's own columns (their original types: the
+    ``present__`` columns of :func:`_parsed`), values on the parsed ones; the swapped
+    test is the ``swapped`` column (:func:`_swapped`).
     """
-    schema = frame.schema
-    present = {name: _is_present(name, schema) for name in CANONICAL_COLUMNS}
+    present = {
+        name: pl.col(_PRESENT + name) for name in ("record_id", *_CODED_COLUMNS, *_NUMBER_COLUMNS)
+    }
     lat, lon = pl.col("lat_num"), pl.col("lon_num")
-    swapped = _swapped_expr(reference_point)
     return [
         (~present["record_id"], "missing record_id"),
         (
@@ -300,7 +338,10 @@ def _row_rules(
         ),
         (lon.is_not_null() & (lon.abs() > 180), "longitude out of range -180..180"),
         ((lat == 0) & (lon == 0), "coordinates are 0,0 (a missing location, not a place)"),
-        (swapped, "latitude and longitude look swapped (far from the file's other records)"),
+        (
+            pl.col("swapped"),
+            "latitude and longitude look swapped (far from the file's other records)",
+        ),
         (present["sex"] & pl.col("sex_code").is_null(), "unrecognised sex (use F, M or X)"),
         (present["age"] & pl.col("age_num").is_null(), "age is not a number"),
         (
@@ -374,6 +415,43 @@ def _accepted(frame: pl.DataFrame, this_year: int) -> pl.DataFrame:
         pl.col("updated_ts").alias("updated_at"),
         pl.col("until_ts").dt.date().alias("valid_until"),
     ).cast(ACCEPTED_SCHEMA)
+
+
+# Bounds that rule a row out of _swapped_expr without trigonometry. Its distances are
+# R·√(x² + y²) with |x| ≤ |Δlon| and y = Δlat (radians), so (in degrees, R = 111.19 km
+# per degree): the distance as is ≤ 111.19·(|Δlat| + |Δlon|), which is under 500 km when
+# that sum is ≤ 4; and the swapped distance ≥ 111.19·|lon − ref_lat|, which cannot be a
+# quarter of the distance as is when 4·|lon − ref_lat| ≥ |Δlat| + |Δlon| (margins
+# absorb rounding).
+_NEAR_DEGREES = 4.0
+
+
+def _swapped(frame: pl.DataFrame, reference_point: tuple[float, float] | None) -> pl.Series:
+    """Return the Boolean column ``swapped``: :func:`_swapped_expr`, computed cheaper.
+
+    Its trigonometry runs only on the rows the bounds above do not rule out (none in a
+    file whose records are near each other); for the others the answer is False too.
+    """
+    if reference_point is None:
+        return pl.repeat(False, frame.height, eager=True).alias("swapped")
+    ref_lat, ref_lon = reference_point
+    lat, lon = pl.col("lat_num"), pl.col("lon_num")
+    spread = (lat - ref_lat).abs() + (lon - ref_lon).abs()
+    ruled_out = (
+        lat.is_finite()
+        & lon.is_finite()
+        & ((spread <= _NEAR_DEGREES) | ((lon - ref_lat).abs() * 4 > spread * 1.01 + 0.01))
+    )
+    # NaN and infinite coordinates are checked exactly; null ones are never swapped.
+    far = frame.select(pl.arg_where((~ruled_out).fill_null(False))).to_series()
+    exact = (
+        frame.select("lat_num", "lon_num")[far]
+        .select(_swapped_expr(reference_point).fill_null(False))
+        .to_series()
+        if far.len()
+        else pl.Series([], dtype=pl.Boolean)
+    )
+    return pl.repeat(False, frame.height, eager=True).scatter(far, exact).alias("swapped")
 
 
 def _swapped_expr(reference_point: tuple[float, float] | None) -> pl.Expr:

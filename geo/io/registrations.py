@@ -14,9 +14,10 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -387,13 +388,15 @@ def _csv_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataF
 
 
 def _parquet_batches(header: FileHeader, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """Yield the file's wanted columns in batches, read by polars' own Parquet reader.
+
+    Three times cheaper than pyarrow's ``iter_batches`` + ``pl.from_arrow`` (no Arrow →
+    polars string conversion); streamed, so memory stays a few batches whatever the size.
+    """
     try:
-        parquet = pq.ParquetFile(header.path)
-        for record_batch in parquet.iter_batches(
-            batch_size=batch_rows, columns=header.read_columns()
-        ):
-            yield pl.from_arrow(pa.Table.from_batches([record_batch]))
-    except (pa.ArrowException, OSError) as exc:
+        scan = pl.scan_parquet(header.path, glob=False, hive_partitioning=False)
+        yield from scan.select(header.read_columns()).collect_batches(chunk_size=batch_rows)
+    except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
         raise InputError(
             f"{header.file_name}: not a readable Parquet file ({_one_line(exc)})."
         ) from exc
@@ -450,6 +453,25 @@ def iter_validated_batches(
     ------
     ValidatedBatch
     """
+    for job in iter_validation_jobs(header, batch_rows):
+        yield job()
+
+
+def iter_validation_jobs(
+    header: FileHeader, batch_rows: int | None = None
+) -> Iterator[Callable[[], ValidatedBatch]]:
+    """Read a file's rows in batches and yield, in file order, a job that validates each.
+
+    Reading, row numbering and the reference point depend on the batches before, so
+    they run here, in order; each job is independent of the others, so a caller may run
+    several at once (on threads: polars releases the GIL) and keep their order.
+
+    Yields
+    ------
+    callable
+        Takes no argument and returns the batch's :class:`ValidatedBatch`.
+    """
+    batch_rows = batch_rows or BATCH_ROWS
     next_row = header.header_row + 1
     reference: tuple[float, float] | None = None
     malformed_rows: list[int] | None = None  # exact row numbers, scanned only when needed
@@ -465,31 +487,47 @@ def iter_validated_batches(
         raw = raw.rename({src: IDENTITY_PREFIX + n for n, src in header.identity_map.items()})
         if reference is None:
             reference = reference_point_of(raw, header.column_map)
-        batch = validate_batch(raw, header.column_map, next_row, header.file_name, reference)
-        if malformed_rows:
-            batch = _renumber_after_malformed(batch, malformed_rows)
+        job = partial(_validated, raw, header, next_row, reference, malformed_rows)
         next_row += raw.height
         check_count("ROWS", header.file_name, next_row - header.header_row - 1, "rows or more")
-        yield batch
+        yield job
     if malformed:
         rows = malformed_rows if len(malformed_rows or []) == len(malformed) else None
-        rows = rows or [None] * len(malformed)
-        yield ValidatedBatch(
-            accepted=pl.DataFrame(schema=ACCEPTED_SCHEMA),
-            rejects=pl.DataFrame(
-                {
-                    "row": rows,
-                    "record_id": [None] * len(malformed),
-                    "reasons": [
-                        f"malformed row: {got} field(s) where the header has {want} "
-                        "(truncated row or unquoted delimiter)"
-                        for got, want in malformed
-                    ],
-                },
-                schema=REJECTS_SCHEMA,
-            ),
-            rows_read=len(malformed),
-        )
+        yield partial(_malformed_batch, malformed, rows or [None] * len(malformed))
+
+
+def _validated(
+    raw: pl.DataFrame,
+    header: FileHeader,
+    first_row: int,
+    reference: tuple[float, float] | None,
+    malformed_rows: list[int] | None,
+) -> ValidatedBatch:
+    """Validate one raw batch, numbering its rows past the malformed rows before it."""
+    batch = validate_batch(raw, header.column_map, first_row, header.file_name, reference)
+    if malformed_rows:
+        batch = _renumber_after_malformed(batch, malformed_rows)
+    return batch
+
+
+def _malformed_batch(malformed: list[tuple[int, int]], rows: list[int | None]) -> ValidatedBatch:
+    """Return the rejects of the rows with the wrong number of fields."""
+    return ValidatedBatch(
+        accepted=pl.DataFrame(schema=ACCEPTED_SCHEMA),
+        rejects=pl.DataFrame(
+            {
+                "row": rows,
+                "record_id": [None] * len(malformed),
+                "reasons": [
+                    f"malformed row: {got} field(s) where the header has {want} "
+                    "(truncated row or unquoted delimiter)"
+                    for got, want in malformed
+                ],
+            },
+            schema=REJECTS_SCHEMA,
+        ),
+        rows_read=len(malformed),
+    )
 
 
 def _raw_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataFrame, list]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,49 +61,72 @@ def ingest_files(
     return store.ingest_files(store_path, files, rejects_dir=rejects_dir, progress=progress)
 
 
-def _prepared_batches(
-    header: FileHeader, secret: bytes, identity_secret: bytes
-) -> Iterator[tuple[ValidatedBatch, pa.Table]]:
-    """Yield validated, binned, keyed batches, preparing the next while DuckDB stores this one.
+PREPARE_WORKERS = 2
+# Batches read ahead of the one DuckDB stores (one per worker): bounds memory.
+PREPARE_AHEAD = 2
 
-    Reading, validation, binning, the identity encodings (:mod:`geo.identity`) and the
-    record keys' HMAC run in a worker thread (polars and pyarrow release the GIL), so
-    the two cores share the work; an error in the worker is raised here. The Arrow table
-    handed to the store has no record id, name, birth date or document number.
+
+def _prepared_batches(
+    header: FileHeader, secret: bytes, identity_secret: bytes, batch_rows: int | None = None
+) -> Iterator[tuple[ValidatedBatch, pa.Table]]:
+    """Yield validated, binned, keyed batches in file order, prepared ahead on worker threads.
+
+    One thread reads the file's batches in order (:func:`iter_validation_jobs`); two
+    workers validate, bin, encode identities (:mod:`geo.identity`) and compute record
+    keys, each on its own batch (polars releases the GIL), while DuckDB stores the
+    current one. At most ``PREPARE_AHEAD`` batches are in flight; the order, and so row
+    numbers and every output, is that of a single thread. An error in a worker is raised
+    here. The Arrow table handed to the store has no record id, name, birth date or
+    document number.
     """
+    from collections import deque
+
+    from geo.io.registrations import iter_validation_jobs
+
+    jobs = iter_validation_jobs(header, batch_rows)
+    reader = ThreadPoolExecutor(max_workers=1)
+    workers = ThreadPoolExecutor(max_workers=PREPARE_WORKERS)
+
+    def read_next() -> Future | None:
+        # Runs on the single reader thread, so batches are read in submission order.
+        job = next(jobs, None)
+        return None if job is None else workers.submit(_prepared, job, secret, identity_secret)
+
+    try:
+        ahead = deque(reader.submit(read_next) for _ in range(PREPARE_AHEAD))
+        while (prepared := ahead.popleft().result()) is not None:
+            ahead.append(reader.submit(read_next))
+            yield prepared.result()
+    finally:
+        reader.shutdown(wait=True, cancel_futures=True)
+        workers.shutdown(wait=True, cancel_futures=True)
+
+
+def _prepared(
+    job: Callable[[], ValidatedBatch], secret: bytes, identity_secret: bytes
+) -> tuple[ValidatedBatch, pa.Table]:
+    """Validate one batch, bin it at the store's resolution and key its records."""
     import polars as pl
 
     from geo.hashing import record_keys
     from geo.identity import encode_identities
-    from geo.io.registrations import iter_validated_batches
     from geo.io.store import STORE_RESOLUTION
     from geo.validate import coordinates_to_cell
 
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        batches = iter_validated_batches(header)
-
-        def prepare() -> tuple[ValidatedBatch, pa.Table] | None:
-            batch = next(batches, None)
-            if batch is None:
-                return None
-            binned = coordinates_to_cell(batch.accepted, STORE_RESOLUTION)
-            if batch.identities is not None:
-                binned = binned.hstack(batch.identities)
-            encoded = encode_identities(binned, identity_secret)
-            if "principal_record_id" in encoded.columns:
-                principal = record_keys(
-                    encoded.select("source", pl.col("principal_record_id").alias("record_id")),
-                    secret,
-                ).select(
-                    pl.when(encoded["principal_record_id"].is_not_null())
-                    .then(pl.col(c))
-                    .alias(c.replace("key", "principal"))
-                    for c in ("key_hi", "key_lo")
-                )
-                encoded = encoded.drop("principal_record_id").hstack(principal)
-            return batch, record_keys(encoded, secret).to_arrow()
-
-        pending = worker.submit(prepare)
-        while (ready := pending.result()) is not None:
-            pending = worker.submit(prepare)
-            yield ready
+    batch = job()
+    binned = coordinates_to_cell(batch.accepted, STORE_RESOLUTION)
+    if batch.identities is not None:
+        binned = binned.hstack(batch.identities)
+    encoded = encode_identities(binned, identity_secret)
+    if "principal_record_id" in encoded.columns:
+        principal = record_keys(
+            encoded.select("source", pl.col("principal_record_id").alias("record_id")),
+            secret,
+        ).select(
+            pl.when(encoded["principal_record_id"].is_not_null())
+            .then(pl.col(c))
+            .alias(c.replace("key", "principal"))
+            for c in ("key_hi", "key_lo")
+        )
+        encoded = encoded.drop("principal_record_id").hstack(principal)
+    return batch, record_keys(encoded, secret).to_arrow()
