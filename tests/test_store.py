@@ -8,7 +8,7 @@ import pytest
 
 from geo import pipeline
 from geo.errors import InputError
-from geo.io import store
+from geo.io import store, store_ingest
 from tests.factories import registration_row
 
 
@@ -102,7 +102,7 @@ def test_a_failure_half_way_leaves_the_store_as_it_was(tmp_path, write_csv, monk
     second = write_csv([registration_row(f"n{i}") for i in range(10)], "second.csv")
     third = write_csv([registration_row("t")], "third.csv")
     calls = {"n": 0}
-    real_merge = store._merge_staged
+    real_merge = store_ingest._merge_staged
 
     def failing_merge(con, table, ingest_id):
         calls["n"] += 1
@@ -110,7 +110,7 @@ def test_a_failure_half_way_leaves_the_store_as_it_was(tmp_path, write_csv, monk
             raise OSError("disk full")
         return real_merge(con, table, ingest_id)
 
-    monkeypatch.setattr(store, "_merge_staged", failing_merge)
+    monkeypatch.setattr(store_ingest, "_merge_staged", failing_merge)
     with pytest.raises(OSError, match="disk full"):
         pipeline.ingest_files(s, [second, third])
     assert snapshot(s) == before
