@@ -289,9 +289,9 @@ def encode_identities(frame: pl.DataFrame, secret: bytes) -> pl.DataFrame:
     -------
     polars.DataFrame
         ``frame`` without identity columns; when the file has a name column, plus
-        ``linkable`` (a name and a birth year or a document number), ``clk`` (Binary,
-        128 bytes), ``block_0`` … ``block_5`` (UInt64 keyed block keys, the kind in the
-        low 2 bits, null where a record has none: three name prefixes, the document
+        ``linkable`` (a name and a birth year or a document number), ``clk`` (the CLK, an
+        Array of CLK_WORDS UInt64), ``block_0`` … ``block_5`` (UInt64 keyed block keys, the
+        kind in the low 2 bits, null where a record has none: three name prefixes, the document
         number, the birth date, the birth date with the initials) and ``household_key``
         (UInt64, null without a household id); the
         principal's record id, when given, stays as ``principal_record_id`` for the
@@ -363,7 +363,7 @@ def encode_identities(frame: pl.DataFrame, secret: bytes) -> pl.DataFrame:
     return (
         frame.drop(identity)
         .with_columns(**extra)
-        .with_columns(linkable.alias("linkable"), _as_binary(clks).alias("clk"), **blocks)
+        .with_columns(linkable.alias("linkable"), pl.Series("clk", clks), **blocks)
     )
 
 
@@ -382,14 +382,3 @@ def _block_keys(texts: pl.Series, kind: int, secret: bytes, distinct: bool) -> p
     values = texts.unique().drop_nulls()
     keys = values.to_frame("t").select(keyed)["t"]
     return texts.replace_strict(values, keys, default=None, return_dtype=pl.UInt64)
-
-
-def _as_binary(clks: np.ndarray) -> pl.Series:
-    """Return the (n, CLK_WORDS) array as a Binary series of 128-byte values."""
-    import pyarrow as pa
-
-    flat = np.ascontiguousarray(clks.astype("<u8")).view(np.uint8)
-    array = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(CLK_BITS // 8), len(clks), [None, pa.py_buffer(flat.tobytes())]
-    )
-    return pl.from_arrow(array.cast(pa.binary()))

@@ -45,13 +45,16 @@ def merged_persons(persons: int, left: np.ndarray, right: np.ndarray) -> np.ndar
 
     Persons linked directly or through others form one component; each component
     takes its smallest id (the caller numbers persons so that the one to keep, e.g. the
-    earliest stored, is smallest).
+    earliest stored, is smallest). The smallest id spreads along the links and by
+    pointer jumping until nothing changes (numpy only: no scipy import at ingest).
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    graph = coo_matrix((np.ones(left.size, dtype=np.int8), (left, right)), shape=(persons, persons))
-    _, labels = connected_components(graph, directed=False)
-    smallest = np.full(labels.max() + 1 if persons else 0, persons, dtype=np.int64)
-    np.minimum.at(smallest, labels, np.arange(persons))
-    return smallest[labels]
+    labels = np.arange(persons, dtype=np.int64)
+    left, right = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
+    while True:
+        before = labels.copy()
+        np.minimum.at(labels, left, labels[right])
+        np.minimum.at(labels, right, labels[left])
+        while not np.array_equal(jumped := labels[labels], labels):
+            labels = jumped
+        if np.array_equal(labels, before):
+            return labels

@@ -31,7 +31,7 @@ LINK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS identities (
     record_key UHUGEINT NOT NULL,
     person_key UHUGEINT NOT NULL,
-    clk BLOB,
+    clk UBIGINT[16],
     household_key UBIGINT,
     principal_key UHUGEINT
 );
@@ -55,7 +55,7 @@ def start_staging(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE staging_ids (
-            row BIGINT, record_key UHUGEINT, linkable BOOLEAN, clk BLOB, {blocks},
+            row BIGINT, record_key UHUGEINT, linkable BOOLEAN, clk UBIGINT[16], {blocks},
             household_key UBIGINT, principal_key UHUGEINT)
         """
     )
@@ -74,7 +74,7 @@ def stage_identities(con: duckdb.DuckDBPyConnection, keyed: pa.Table) -> bool:
             "row",
             "((key_hi::UHUGEINT << 64) | key_lo::UHUGEINT)",
             "coalesce(linkable, false)" if "linkable" in names else "false",
-            "clk" if "clk" in names else "NULL::BLOB",
+            "clk" if "clk" in names else "NULL::UBIGINT[16]",
             *(c if c in names else "NULL::UBIGINT" for c in BLOCK_COLUMNS),
             "household_key" if "household_key" in names else "NULL::UBIGINT",
             "((principal_hi::UHUGEINT << 64) | principal_lo::UHUGEINT)"
@@ -221,15 +221,10 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
 
 
 def _clk_array(column: pa.ChunkedArray) -> np.ndarray:
-    """Return a column of 128-byte BLOBs as an (n, 16) uint64 array."""
+    """Return a column of UBIGINT[16] CLKs as an (n, 16) uint64 array (no copy per row)."""
     array = column.combine_chunks()
-    if not len(array):
-        return np.zeros((0, 16), dtype=np.uint64)
-    offsets = np.frombuffer(
-        array.buffers()[1], dtype=np.int64 if "large" in str(array.type) else np.int32
-    )[array.offset : array.offset + len(array) + 1]
-    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    return data.view("<u8").reshape(len(array), -1).astype(np.uint64)
+    values = array.values[array.offset * 16 : (array.offset + len(array)) * 16]
+    return values.to_numpy(zero_copy_only=False).reshape(len(array), 16)
 
 
 # The current registrations whose counting can depend on linking, with their person:
