@@ -144,36 +144,36 @@ def link_staged(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
 def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
     """Compare the new records with every record sharing a block; merge matched persons."""
     # Every stored record of the blocks the new records are in (one scan of the blocks),
-    # less the blocks too large to compare; dense integer ids for those records, so the
-    # self-join and the fetch move integers, not 128-bit keys.
+    # numbered densely with its person and CLK, so that the pairs are formed in numpy
+    # on integers and each CLK leaves the store once.
     con.execute(
-        f"""
+        """
         CREATE OR REPLACE TEMP TABLE touched AS
-        SELECT record_key, block, count(*) OVER (PARTITION BY block) > {MAX_BLOCK} AS big
-        FROM identity_blocks WHERE block IN (SELECT block FROM new_blocks)
+        SELECT record_key, block FROM identity_blocks
+        WHERE block IN (SELECT DISTINCT block FROM new_blocks)
         """
     )
-    skipped = con.execute("SELECT count(DISTINCT block) FROM touched WHERE big").fetchall()[0][0]
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE nodes AS
-        SELECT record_key, (row_number() OVER ()) - 1 AS idx,
-               record_key IN (SELECT record_key FROM new_blocks) AS is_new
-        FROM (SELECT DISTINCT record_key FROM touched WHERE NOT big)
+        SELECT i.record_key, i.person_key, i.clk, (row_number() OVER ()) - 1 AS idx,
+               w.linkable IS NOT NULL AND w.linkable AS is_new,
+               w.record_key IS NOT NULL AND w.old_person IS NULL AS fresh
+        FROM identities i LEFT JOIN new_ids w USING (record_key)
+        WHERE i.record_key IN (SELECT record_key FROM touched)
         """
     )
-    pairs = con.sql(
-        """
-        WITH t AS (SELECT n.idx, n.is_new, t.block FROM touched t JOIN nodes n USING (record_key)
-                   WHERE NOT t.big)
-        SELECT a.idx AS a, b.idx AS b, bool_or(a.block & 3 = 1) AS same_document
-        FROM t a JOIN t b ON a.block = b.block AND a.idx < b.idx
-        WHERE a.is_new OR b.is_new
-        GROUP BY ALL
-        """
+    rows = con.sql(
+        "SELECT n.idx, t.block FROM touched t JOIN nodes n USING (record_key)"
     ).fetchnumpy()
-    count = len(pairs["a"])
-    if not count:
+    is_new = con.sql("SELECT is_new FROM nodes ORDER BY idx").fetchnumpy()["is_new"]
+    left, right, same_document, skipped = linkage.candidate_pairs(
+        np.asarray(rows["idx"], dtype=np.int64),
+        np.asarray(rows["block"], dtype=np.uint64),
+        np.asarray(is_new, dtype=bool),
+        MAX_BLOCK,
+    )
+    if not left.size:
         for name in ("touched", "nodes"):
             con.execute(f"DROP TABLE {name}")
         return {"pairs": 0, "links": 0, "skipped_blocks": skipped}
@@ -182,23 +182,14 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
         """
         CREATE OR REPLACE TEMP TABLE node_persons AS
         SELECT person_key, row_number() OVER (ORDER BY fresh, person_key) - 1 AS pid
-        FROM (SELECT i.person_key, bool_and(w.old_person IS NULL AND w.record_key IS NOT NULL)
-                     AS fresh
-              FROM nodes n JOIN identities i USING (record_key)
-              LEFT JOIN new_ids w USING (record_key)
-              GROUP BY i.person_key)
+        FROM (SELECT person_key, bool_and(fresh) AS fresh FROM nodes GROUP BY person_key)
         """
     )
     table = con.sql(
-        """
-        SELECT i.clk, p.pid FROM nodes n JOIN identities i USING (record_key)
-        JOIN node_persons p USING (person_key) ORDER BY n.idx
-        """
+        "SELECT n.clk, p.pid FROM nodes n JOIN node_persons p USING (person_key) ORDER BY n.idx"
     ).to_arrow_table()
     clks = _clk_array(table.column("clk"))
     pid = table.column("pid").to_numpy()
-    left, right = pairs["a"].astype(np.int64), pairs["b"].astype(np.int64)
-    same_document = np.asarray(pairs["same_document"], dtype=bool)
     linked = linkage.matches(clks, left, right, same_document, linkage.LINK_THRESHOLD)
     persons = int(pid.max()) + 1
     merged = linkage.merged_persons(persons, pid[left[linked]], pid[right[linked]])
@@ -217,7 +208,7 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
         con.unregister("merges")
     for name in ("touched", "nodes", "node_persons"):
         con.execute(f"DROP TABLE {name}")
-    return {"pairs": int(count), "links": int(linked.sum()), "skipped_blocks": skipped}
+    return {"pairs": int(left.size), "links": int(linked.sum()), "skipped_blocks": skipped}
 
 
 def _clk_array(column: pa.ChunkedArray) -> np.ndarray:
