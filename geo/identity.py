@@ -321,7 +321,7 @@ def encode_identities(frame: pl.DataFrame, secret: bytes) -> pl.DataFrame:
         _column(frame, "document_number").str.to_uppercase().str.replace_all(r"[^0-9A-Z]", "")
     ).to_series()
     clks = clk_matrix(names, parts, secret)
-    tokens = names.str.strip_chars().str.split(" ").list.eval(pl.element().replace("", None))
+    tokens = names.str.strip_chars().str.split(" ").list.filter(pl.element() != "")
     work = pl.DataFrame(
         {
             "nat": frame["nationality"],
