@@ -60,7 +60,7 @@ def in_checkout(root: Path, code: str) -> str:
     )
     if done.returncode:
         raise RuntimeError(done.stderr[-3000:])
-    return done.stdout
+    return "\n".join(line for line in done.stdout.splitlines() if "▕" not in line)  # no bars
 
 
 def figures_of(output: str) -> dict[str, float]:
