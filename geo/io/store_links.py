@@ -156,7 +156,7 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE nodes AS
-        SELECT i.record_key, i.person_key, i.clk, (row_number() OVER ()) - 1 AS idx,
+        SELECT i.record_key, i.person_key, (row_number() OVER ()) - 1 AS idx,
                w.linkable IS NOT NULL AND w.linkable AS is_new,
                w.record_key IS NOT NULL AND w.old_person IS NULL AS fresh
         FROM identities i LEFT JOIN new_ids w USING (record_key)
@@ -185,11 +185,19 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
         FROM (SELECT person_key, bool_and(fresh) AS fresh FROM nodes GROUP BY person_key)
         """
     )
+    # Placed by index in numpy (no sort of the CLKs inside DuckDB's memory budget).
+    nodes = int(max(left.max(), right.max())) + 1
     table = con.sql(
-        "SELECT n.clk, p.pid FROM nodes n JOIN node_persons p USING (person_key) ORDER BY n.idx"
+        "SELECT n.idx, i.clk FROM nodes n JOIN identities i USING (record_key)"
+        f" WHERE n.idx < {nodes}"
     ).to_arrow_table()
-    clks = _clk_array(table.column("clk"))
-    pid = table.column("pid").to_numpy()
+    clks = np.zeros((nodes, 16), dtype=np.uint64)
+    clks[table.column("idx").to_numpy()] = _clk_array(table.column("clk"))
+    table = con.sql(
+        "SELECT n.idx, p.pid FROM nodes n JOIN node_persons p USING (person_key)"
+    ).to_arrow_table()
+    pid = np.zeros(table.num_rows, dtype=np.int64)  # idx runs 0 .. nodes - 1
+    pid[table.column("idx").to_numpy()] = table.column("pid").to_numpy()
     linked = linkage.matches(clks, left, right, same_document, linkage.LINK_THRESHOLD)
     persons = int(pid.max()) + 1
     merged = linkage.merged_persons(persons, pid[left[linked]], pid[right[linked]])
