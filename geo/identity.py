@@ -178,8 +178,10 @@ _LETTERS = " abcdefghijklmnopqrstuvwxyz"
 @functools.lru_cache(maxsize=4)
 def _tables(secret: bytes) -> dict[str, np.ndarray]:
     """Return the masks of every name bigram and every year, month and day value."""
+    bigrams = _token_masks([f"n{a}{b}" for a in _LETTERS for b in _LETTERS], secret)
     return {
-        "n": _token_masks([f"n{a}{b}" for a in _LETTERS for b in _LETTERS], secret),
+        "n": bigrams,
+        "n_words": np.ascontiguousarray(bigrams.T),
         "y": _token_masks([f"y{v}" for v in range(_YEARS[0], _YEARS[1] + 1)], secret),
         "m": _token_masks([f"m{v}" for v in range(0, 100)], secret),
         "d": _token_masks([f"d{v}" for v in range(0, 100)], secret),
@@ -189,39 +191,66 @@ def _tables(secret: bytes) -> dict[str, np.ndarray]:
 _YEARS = (1800, 2200)
 
 
-def clk_matrix(names: pl.Series, parts: pl.DataFrame, secret: bytes) -> np.ndarray:
-    """Return the records' CLKs as an (n, CLK_WORDS) uint64 array.
+def _letter_codes(names: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Return the names' characters as codes (a space 0, a–z 1–26) and each name's end.
 
-    Names are bigrams of ``' token token '`` (a bigram of one letter twice is skipped, so
-    Mohammed and Mohamed agree); each of the 27² bigrams and each year, month and day
-    value is hashed once, then a record's filter is the OR of its tokens' masks, read
-    straight from the names' bytes, in chunks to bound memory.
+    The codes of all names are concatenated; ``ends[i]`` is where name ``i`` ends in them.
     """
     import pyarrow as pa
 
-    tables = _tables(secret)
-    n = names.len()
-    code = np.zeros(256, dtype=np.int64)
+    code = np.zeros(256, dtype=np.int16)
     code[np.frombuffer(_LETTERS.encode(), dtype=np.uint8)] = np.arange(len(_LETTERS))
     array = names.cast(pl.String).to_arrow().cast(pa.large_string())
     array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset : array.offset + n + 1]
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[
+        array.offset : array.offset + len(array) + 1
+    ]
     data = code[np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]]
-    record = np.repeat(np.arange(n), np.diff(offsets))
-    keep = (record[:-1] == record[1:]) & (data[:-1] != data[1:])
-    ids = (data[:-1] * len(_LETTERS) + data[1:])[keep]
-    rows = record[:-1][keep]
+    return data, offsets[1:] - offsets[0]
+
+
+def _initials(names: pl.Series) -> pl.Series:
+    """Return each name's token initials, sorted and joined (``' bo al '`` → ``'ab'``)."""
+    import pyarrow as pa
+
+    data, ends = _letter_codes(names)
+    starts = np.flatnonzero((data[:-1] == 0) & (data[1:] != 0)) + 1
+    offsets = np.r_[0, np.searchsorted(starts, ends)].astype(np.int64)
+    rows = np.repeat(np.arange(names.len(), dtype=np.int64), np.diff(offsets))
+    keys = np.sort(rows * 32 + data[starts])
+    letters = np.frombuffer(_LETTERS.encode(), dtype=np.uint8)[keys % 32]
+    array = pa.LargeStringArray.from_buffers(
+        names.len(), pa.py_buffer(offsets), pa.py_buffer(letters.tobytes())
+    )
+    return pl.from_arrow(array).cast(pl.String)
+
+
+def clk_matrix(names: pl.Series, parts: pl.DataFrame, secret: bytes) -> np.ndarray:
+    """Return the records' CLKs as an (n, CLK_WORDS) uint64 array.
+
+    Names are bigrams of ``' token token '`` (as :func:`normalised_names` returns them; a
+    bigram of one letter twice is skipped, so Mohammed and Mohamed agree); each of the
+    27² bigrams and each year, month and day value is hashed once, then a record's
+    filter is the OR of its tokens' masks: the bigrams are read straight from the names'
+    bytes and OR-reduced per record (``bitwise_or.reduceat``, one 64-bit word at a time).
+    """
+    tables = _tables(secret)
+    n = names.len()
+    data, ends = _letter_codes(names)
+    # Every name starts and ends with a space, so the bigram across two records is a
+    # doubled space, skipped like every doubled letter.
+    at = np.flatnonzero(data[:-1] != data[1:])
+    ids = data[at].astype(np.int32) * len(_LETTERS) + data[at + 1]
+    bounds = np.searchsorted(at, ends)  # each record's bigrams: at[bounds[i-1]:bounds[i]]
+    first = np.r_[0, bounds[:-1]]
+    some = np.flatnonzero(bounds > first)
     clks = np.zeros((n, CLK_WORDS), dtype=np.uint64)
-    if rows.size:
-        # The k-th bigram of every record at once: rows are distinct within a round, so
-        # the fancy-indexed OR is exact, and each round's arrays stay small.
-        first = np.r_[0, np.flatnonzero(rows[1:] != rows[:-1]) + 1]
-        position = np.arange(rows.size) - np.repeat(first, np.diff(np.r_[first, rows.size]))
-        order = np.argsort(position, kind="stable")
-        bounds = np.searchsorted(position[order], np.arange(position.max() + 2))
-        for k in range(position.max() + 1):
-            chosen = order[bounds[k] : bounds[k + 1]]
-            clks[rows[chosen]] |= tables["n"][ids[chosen]]
+    if some.size:
+        # One word of every mask at a time: a contiguous OR-reduction per record.
+        words = np.empty((CLK_WORDS, some.size), dtype=np.uint64)
+        for word, column in enumerate(tables["n_words"]):
+            words[word] = np.bitwise_or.reduceat(column[ids], first[some])
+        clks[some] = words.T
     for kind, column, low, high in (
         ("y", "year", *_YEARS),
         ("m", "month", 0, 99),
@@ -260,9 +289,11 @@ def encode_identities(frame: pl.DataFrame, secret: bytes) -> pl.DataFrame:
     -------
     polars.DataFrame
         ``frame`` without identity columns; when the file has a name column, plus
-        ``linkable`` (a name and a birth year or a document number), ``clk`` (Binary,
-        128 bytes), ``blocks`` (list of UInt64 keyed block keys, the kind in the low 2
-        bits) and ``household_key`` (UInt64, null without a household id); the
+        ``linkable`` (a name and a birth year or a document number), ``clk`` (the CLK, an
+        Array of CLK_WORDS UInt64), ``block_0`` … ``block_5`` (UInt64 keyed block keys, the
+        kind in the low 2 bits, null where a record has none: three name prefixes, the document
+        number, the birth date, the birth date with the initials) and ``household_key``
+        (UInt64, null without a household id); the
         principal's record id, when given, stays as ``principal_record_id`` for the
         record keys' HMAC (:func:`geo.hashing.record_keys`) and nothing else.
     """
@@ -290,79 +321,64 @@ def encode_identities(frame: pl.DataFrame, secret: bytes) -> pl.DataFrame:
         _column(frame, "document_number").str.to_uppercase().str.replace_all(r"[^0-9A-Z]", "")
     ).to_series()
     clks = clk_matrix(names, parts, secret)
+    tokens = names.str.strip_chars().str.split(" ").list.filter(pl.element() != "")
     work = pl.DataFrame(
         {
-            "names": names.str.extract_all(r"[a-z]+"),
             "nat": frame["nationality"],
             "doc": document.replace("", None),
-            "year": parts["year"],
+            "year": parts["year"].cast(pl.String),
             "date": parts.select(
                 pl.when(pl.col("day").is_not_null() & pl.col("month").is_not_null()).then(
                     pl.format("{}-{}-{}", "year", "month", "day")
                 )
             ).to_series(),
+            "initials": _initials(names),
+            **{f"p{k}": tokens.list.get(k, null_on_oob=True).str.slice(0, 3) for k in range(3)},
         }
     )
-    prefixes = pl.col("names").list.head(3).list.eval(pl.element().str.slice(0, 3))
-    initials = pl.col("names").list.eval(pl.element().str.slice(0, 1)).list.sort().list.join("")
-    year = pl.col("year").cast(pl.String)
-    kinds = {
-        BLOCK_DOCUMENT: pl.lit("doc\x1f") + pl.col("doc"),
-        BLOCK_DATE: pl.concat_str(pl.lit("date"), "nat", "date", separator="\x1f"),
-        BLOCK_INITIALS: pl.concat_str(pl.lit("init"), "date", initials, separator="\x1f"),
-    }
-    name_blocks = (
-        work.with_row_index("i")
-        .select("i", "nat", year.alias("y"), prefixes.alias("p"))
-        .explode("p")
-        .select(
-            "i",
-            (
-                _keyed64(pl.concat_str(pl.lit("name"), "nat", "y", "p", separator="\x1f"), secret)
-                & ~pl.lit(3, dtype=pl.UInt64)
-                | pl.lit(BLOCK_NAME, dtype=pl.UInt64)
-            ).alias("b"),
-        )
-    )
-    other_blocks = [
-        work.with_row_index("i").select(
-            "i",
-            (
-                _keyed64(expr, secret) & ~pl.lit(3, dtype=pl.UInt64) | pl.lit(kind, dtype=pl.UInt64)
-            ).alias("b"),
-        )
-        for kind, expr in kinds.items()
+    # The first three names' prefixes, a repeated one once.
+    prefixes = [
+        pl.when(~pl.any_horizontal([pl.col(f"p{k}") == pl.col(f"p{j}") for j in range(k)]))
+        .then(pl.col(f"p{k}"))
+        .otherwise(None)
+        if k
+        else pl.col("p0")
+        for k in range(3)
     ]
-    block_lists = (
-        pl.concat([name_blocks, *other_blocks])
-        .drop_nulls()
-        .group_by("i")
-        .agg(pl.col("b").unique())
-        .sort("i")
+    texts = work.select(
+        *(
+            pl.concat_str(pl.lit("name"), "nat", "year", p, separator="\x1f").alias(f"name{k}")
+            for k, p in enumerate(prefixes)
+        ),
+        (pl.lit("doc\x1f") + pl.col("doc")).alias("doc"),
+        pl.concat_str(pl.lit("date"), "nat", "date", separator="\x1f").alias("date"),
+        pl.concat_str(pl.lit("init"), "date", "initials", separator="\x1f").alias("init"),
     )
-    linkable = (work["names"].list.len() > 0) & (
-        parts["year"].is_not_null() | work["doc"].is_not_null()
-    )
+    kinds = [BLOCK_NAME] * 3 + [BLOCK_DOCUMENT, BLOCK_DATE, BLOCK_INITIALS]
+    blocks = {
+        f"block_{i}": _block_keys(texts[column], kind, secret, distinct=kind in _FEW)
+        for i, (column, kind) in enumerate(zip(texts.columns, kinds, strict=True))
+    }
+    linkable = (tokens.list.len() > 0) & (parts["year"].is_not_null() | work["doc"].is_not_null())
     return (
         frame.drop(identity)
         .with_columns(**extra)
-        .with_row_index("_i")
-        .join(block_lists.rename({"i": "_i", "b": "blocks"}), on="_i", how="left")
-        .sort("_i")
-        .drop("_i")
-        .with_columns(
-            linkable.alias("linkable"),
-            _as_binary(clks).alias("clk"),
-        )
+        .with_columns(linkable.alias("linkable"), pl.Series("clk", clks), **blocks)
     )
 
 
-def _as_binary(clks: np.ndarray) -> pl.Series:
-    """Return the (n, CLK_WORDS) array as a Binary series of 128-byte values."""
-    import pyarrow as pa
+# Block kinds with few distinct values per batch (hashed once per value).
+_FEW = {BLOCK_NAME, BLOCK_DATE}
+BLOCK_COLUMNS = tuple(f"block_{i}" for i in range(6))
 
-    flat = np.ascontiguousarray(clks.astype("<u8")).view(np.uint8)
-    array = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(CLK_BITS // 8), len(clks), [None, pa.py_buffer(flat.tobytes())]
+
+def _block_keys(texts: pl.Series, kind: int, secret: bytes, distinct: bool) -> pl.Series:
+    """Return the keyed 64-bit block keys of ``texts`` with the kind in the low 2 bits."""
+    keyed = _keyed64(pl.col("t"), secret) & ~pl.lit(3, dtype=pl.UInt64) | pl.lit(
+        kind, dtype=pl.UInt64
     )
-    return pl.from_arrow(array.cast(pa.binary()))
+    if not distinct:
+        return texts.to_frame("t").select(keyed)["t"]
+    values = texts.unique().drop_nulls()
+    keys = values.to_frame("t").select(keyed)["t"]
+    return texts.replace_strict(values, keys, default=None, return_dtype=pl.UInt64)

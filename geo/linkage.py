@@ -15,6 +15,49 @@ LINK_THRESHOLD = 0.85
 LINK_THRESHOLD_SAME_DOCUMENT = 0.6
 
 
+def candidate_pairs(
+    node: np.ndarray, block: np.ndarray, is_new: np.ndarray, max_block: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Return the pairs of records sharing a block, at least one of them new.
+
+    ``node`` and ``block`` list each record's blocks (one row per record and block);
+    ``is_new`` says, per node, whether it is one of the file's records. Blocks of more
+    than ``max_block`` records are not compared.
+
+    Returns
+    -------
+    tuple
+        (left, right, same_document, skipped): each pair once with left < right, whether
+        the pair shares a document-number block (kind 1 in the low 2 bits), and how many
+        blocks were too large.
+    """
+    if not block.size:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=bool), 0
+    order = np.lexsort((node, block))
+    node, block = node[order].astype(np.int64), block[order]
+    starts = np.r_[0, np.flatnonzero(block[1:] != block[:-1]) + 1]
+    sizes = np.diff(np.r_[starts, block.size])
+    skipped = int(np.count_nonzero(sizes > max_block))
+    sizes_per_row = np.repeat(np.where(sizes <= max_block, sizes, 0), sizes)
+    offset = np.arange(block.size) - np.repeat(starts, sizes)
+    # Row r pairs with the rows after it in its block: r + 1 ... (block end - 1).
+    partners = np.maximum(sizes_per_row - 1 - offset, 0)
+    first = np.repeat(np.arange(block.size), partners)
+    second = (
+        first + 1 + (np.arange(first.size) - np.repeat(np.cumsum(partners) - partners, partners))
+    )
+    left, right = node[first], node[second]
+    wanted = (is_new[left] | is_new[right]) & (left != right)
+    left, right = left[wanted], right[wanted]
+    document = (block[first[wanted]] & np.uint64(3)) == 1
+    width = int(node.max()) + 1
+    unique, inverse = np.unique(left * width + right, return_inverse=True)
+    same_document = np.zeros(unique.size, dtype=bool)
+    same_document[inverse[document]] = True
+    return unique // width, unique % width, same_document, skipped
+
+
 def dice(clks: np.ndarray, left: np.ndarray, right: np.ndarray, chunk: int = 500_000) -> np.ndarray:
     """Return the Dice coefficient 2|A∩B| / (|A|+|B|) of each pair (left[i], right[i])."""
     counts = np.bitwise_count(clks).sum(axis=1, dtype=np.int64)
@@ -45,13 +88,16 @@ def merged_persons(persons: int, left: np.ndarray, right: np.ndarray) -> np.ndar
 
     Persons linked directly or through others form one component; each component
     takes its smallest id (the caller numbers persons so that the one to keep, e.g. the
-    earliest stored, is smallest).
+    earliest stored, is smallest). The smallest id spreads along the links and by
+    pointer jumping until nothing changes (numpy only: no scipy import at ingest).
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    graph = coo_matrix((np.ones(left.size, dtype=np.int8), (left, right)), shape=(persons, persons))
-    _, labels = connected_components(graph, directed=False)
-    smallest = np.full(labels.max() + 1 if persons else 0, persons, dtype=np.int64)
-    np.minimum.at(smallest, labels, np.arange(persons))
-    return smallest[labels]
+    labels = np.arange(persons, dtype=np.int64)
+    left, right = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
+    while True:
+        before = labels.copy()
+        np.minimum.at(labels, left, labels[right])
+        np.minimum.at(labels, right, labels[left])
+        while not np.array_equal(jumped := labels[labels], labels):
+            labels = jumped
+        if np.array_equal(labels, before):
+            return labels

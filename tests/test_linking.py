@@ -313,3 +313,86 @@ def test_a_companion_counts_on_its_own_once_its_principal_is_purged(tmp_path, wr
         assert audience_records(con, "aggregate")["persons"].sum() == 1
     finally:
         con.close()
+
+
+# Who counts, decided over every current registration (the store's rule before the
+# recount was limited to the registrations linking can touch): the reference.
+FULL_RECOUNT = """
+WITH cur AS (
+    SELECT r.record_key, r.updated_at, r.family_members,
+           coalesce(i.person_key, r.record_key) AS person_key, i.household_key, i.principal_key
+    FROM registrations r LEFT JOIN identities i USING (record_key)
+    WHERE r.valid_to IS NULL),
+ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY person_key
+                                 ORDER BY updated_at DESC NULLS LAST, record_key DESC) AS rk
+    FROM cur),
+reps AS (SELECT person_key, family_members FROM ranked WHERE rk = 1),
+attrs AS (
+    SELECT person_key, max(household_key) AS household_key, max(principal_key) AS principal_key
+    FROM cur GROUP BY person_key),
+households AS (
+    SELECT a.household_key, a.person_key,
+           row_number() OVER (PARTITION BY a.household_key
+                              ORDER BY r.family_members DESC, a.person_key) AS n
+    FROM attrs a JOIN reps r USING (person_key) WHERE a.household_key IS NOT NULL),
+named AS (
+    SELECT a.person_key AS companion, c.person_key AS principal
+    FROM attrs a JOIN cur c ON c.record_key = a.principal_key
+    WHERE c.person_key <> a.person_key
+    UNION ALL
+    SELECT m.person_key, h.person_key FROM households m
+    JOIN households h ON h.household_key = m.household_key AND h.n = 1 WHERE m.n > 1),
+one AS (SELECT companion, min(principal) AS principal FROM named GROUP BY companion),
+numbered AS (
+    SELECT *, row_number() OVER (PARTITION BY principal ORDER BY companion) AS n FROM one),
+companions AS (
+    SELECT o.companion FROM numbered o JOIN reps r ON r.person_key = o.principal
+    WHERE o.n <= r.family_members AND o.principal NOT IN (SELECT companion FROM one))
+SELECT record_key FROM ranked WHERE rk > 1 OR person_key IN (SELECT companion FROM companions)
+"""
+
+
+def test_the_recount_of_linked_registrations_equals_a_recount_of_all(tmp_path, write_csv):
+    store = tmp_path / "s.duckdb"
+    # A principal in a file without names (no identity row), companions naming it from
+    # a file with names; a household; people in two sources; a later day's update.
+    principal = registration_row("P-1", family_members="2", source="agency")
+    del principal["full_name"]
+    companions = [
+        registration_row(
+            f"P-{i}",
+            full_name=name,
+            birth_date="2012-01-0" + str(i),
+            family_members="0",
+            source="agency",
+            principal_record_id="P-1",
+        )
+        for i, name in ((2, "Awa Diallo"), (3, "Ali Keita"), (4, "Sira Keita"))
+    ]
+    household = [
+        registration_row("F-1", family_members="1", household_id="HH-9", source="agency"),
+        registration_row("F-2", family_members="0", household_id="HH-9", source="agency"),
+    ]
+    files = [
+        write_csv([principal], "principal.csv"),
+        write_csv(consular_rows(), "consular.csv"),
+        write_csv(agency_rows() + companions + household, "agency.csv"),
+        write_csv(agency_rows(updated_at="2025-06-01", family_members="3"), "later.csv"),
+    ]
+    pipeline.ingest_files(store, files)
+    con = connect(store, read_only=True)
+    try:
+        reference = {row[0] for row in con.execute(FULL_RECOUNT).fetchall()}
+        stored = {
+            row[0]
+            for row in con.execute(
+                "SELECT record_key FROM absorbed WHERE valid_to IS NULL"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    # Four second registrations of shared persons, two companions inside P-1's family of
+    # two (the third counts on its own), one household member.
+    assert len(reference) == len(SHARED) + 2 + 1
+    assert stored == reference

@@ -25,12 +25,13 @@ import numpy as np
 import pyarrow as pa
 
 from geo import linkage
+from geo.identity import BLOCK_COLUMNS
 
 LINK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS identities (
     record_key UHUGEINT NOT NULL,
     person_key UHUGEINT NOT NULL,
-    clk BLOB,
+    clk UBIGINT[16],
     household_key UBIGINT,
     principal_key UHUGEINT
 );
@@ -50,10 +51,11 @@ _CONFLICTS = {"place": "cell", "nationality": "nationality", "family size": "fam
 
 def start_staging(con: duckdb.DuckDBPyConnection) -> None:
     """Create the temporary table a file's identity encodings are staged in."""
+    blocks = ", ".join(f"{c} UBIGINT" for c in BLOCK_COLUMNS)
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE staging_ids (
-            row BIGINT, record_key UHUGEINT, linkable BOOLEAN, clk BLOB, blocks UBIGINT[],
+            row BIGINT, record_key UHUGEINT, linkable BOOLEAN, clk UBIGINT[16], {blocks},
             household_key UBIGINT, principal_key UHUGEINT)
         """
     )
@@ -67,14 +69,13 @@ def stage_identities(con: duckdb.DuckDBPyConnection, keyed: pa.Table) -> bool:
     names = set(keyed.schema.names)
     if not names & {"clk", "household_key", "principal_hi"}:
         return False
-    clk = "clk" if "clk" in names else "NULL::BLOB"
     columns = ", ".join(
         [
             "row",
             "((key_hi::UHUGEINT << 64) | key_lo::UHUGEINT)",
             "coalesce(linkable, false)" if "linkable" in names else "false",
-            clk,
-            "blocks" if "blocks" in names else "NULL::UBIGINT[]",
+            "clk" if "clk" in names else "NULL::UBIGINT[16]",
+            *(c if c in names else "NULL::UBIGINT" for c in BLOCK_COLUMNS),
             "household_key" if "household_key" in names else "NULL::UBIGINT",
             "((principal_hi::UHUGEINT << 64) | principal_lo::UHUGEINT)"
             if "principal_hi" in names
@@ -96,98 +97,107 @@ def link_staged(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
         person with another current registration), ``records`` and ``persons``
         (current registrations and the persons they count as), ``companions`` (current
         registrations counted inside a principal's family), ``conflicts`` (persons
-        touched by this file whose registrations disagree, by kind) and ``skipped_blocks``.
+        touched by this file whose registrations disagree, by kind) and
+        ``skipped_blocks`` (blocks of this file's records too large to compare).
     """
+    # Keys only (no CLK): the file's accepted versions and the person of their earlier one.
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE new_ids AS
-        SELECT si.* EXCLUDE (row), i.person_key AS old_person
+        SELECT si.row, si.record_key, si.linkable, i.person_key AS old_person
         FROM staging_ids si JOIN staging s USING (row)
         LEFT JOIN identities i ON i.record_key = si.record_key
         """
     )
-    con.execute("DELETE FROM identities WHERE record_key IN (SELECT record_key FROM new_ids)")
-    con.execute("DELETE FROM identity_blocks WHERE record_key IN (SELECT record_key FROM new_ids)")
+    if con.execute("SELECT count(old_person) FROM new_ids").fetchall()[0][0]:
+        for table in ("identities", "identity_blocks"):
+            con.execute(
+                f"DELETE FROM {table} WHERE record_key IN "
+                "(SELECT record_key FROM new_ids WHERE old_person IS NOT NULL)"
+            )
+    # The CLKs go once from staging into the store.
     con.execute(
         """
         INSERT INTO identities
-        SELECT record_key, coalesce(old_person, record_key), CASE WHEN linkable THEN clk END,
-               household_key, principal_key
-        FROM new_ids
+        SELECT n.record_key, coalesce(n.old_person, n.record_key),
+               CASE WHEN n.linkable THEN si.clk END, si.household_key, si.principal_key
+        FROM new_ids n JOIN staging_ids si USING (row)
         """
     )
     con.execute(
-        """
-        INSERT INTO identity_blocks
-        SELECT record_key, unnest(blocks) FROM new_ids WHERE linkable AND blocks IS NOT NULL
+        f"""
+        CREATE OR REPLACE TEMP TABLE new_blocks AS
+        SELECT record_key, block FROM (
+            UNPIVOT (SELECT n.record_key, {", ".join(f"si.{c}" for c in BLOCK_COLUMNS)}
+                     FROM new_ids n JOIN staging_ids si USING (row) WHERE n.linkable)
+            ON {", ".join(BLOCK_COLUMNS)} INTO NAME kind VALUE block)
         """
     )
+    con.execute("INSERT INTO identity_blocks SELECT record_key, block FROM new_blocks")
     figures = _link_pairs(con)
     figures.update(_recount(con, ingest_id))
-    con.execute("DROP TABLE new_ids")
+    for name in ("new_ids", "new_blocks"):
+        con.execute(f"DROP TABLE {name}")
     return figures
 
 
 def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
     """Compare the new records with every record sharing a block; merge matched persons."""
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE big_blocks AS
-        SELECT block FROM identity_blocks GROUP BY block HAVING count(*) > {MAX_BLOCK}
-        """
-    )
-    skipped = con.execute("SELECT count(*) FROM big_blocks").fetchall()[0][0]
-    # Dense integer ids for the records sharing a block with a new one: the self-join
-    # and the fetch then move integers, not 128-bit keys.
+    # Every stored record of the blocks the new records are in (one scan of the blocks),
+    # numbered densely with its person and CLK, so that the pairs are formed in numpy
+    # on integers and each CLK leaves the store once.
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE touched AS
         SELECT record_key, block FROM identity_blocks
-        WHERE block IN (
-            SELECT block FROM identity_blocks
-            WHERE record_key IN (SELECT record_key FROM new_ids WHERE linkable)
-            EXCEPT SELECT block FROM big_blocks)
+        WHERE block IN (SELECT DISTINCT block FROM new_blocks)
         """
     )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE nodes AS
-        SELECT record_key, person_key, clk, (row_number() OVER ()) - 1 AS idx,
-               record_key IN (SELECT record_key FROM new_ids WHERE linkable) AS is_new
-        FROM identities WHERE record_key IN (SELECT record_key FROM touched)
+        SELECT i.record_key, i.person_key, (row_number() OVER ()) - 1 AS idx,
+               w.linkable IS NOT NULL AND w.linkable AS is_new,
+               w.record_key IS NOT NULL AND w.old_person IS NULL AS fresh
+        FROM identities i LEFT JOIN new_ids w USING (record_key)
+        WHERE i.record_key IN (SELECT record_key FROM touched)
         """
     )
-    pairs = con.sql(
-        """
-        WITH t AS (SELECT n.idx, n.is_new, t.block FROM touched t JOIN nodes n USING (record_key))
-        SELECT a.idx AS a, b.idx AS b, bool_or(a.block & 3 = 1) AS same_document
-        FROM t a JOIN t b ON a.block = b.block AND a.idx < b.idx
-        WHERE a.is_new OR b.is_new
-        GROUP BY ALL
-        """
+    rows = con.sql(
+        "SELECT n.idx, t.block FROM touched t JOIN nodes n USING (record_key)"
     ).fetchnumpy()
-    count = len(pairs["a"])
-    if not count:
-        for name in ("touched", "nodes", "big_blocks"):
+    is_new = con.sql("SELECT is_new FROM nodes ORDER BY idx").fetchnumpy()["is_new"]
+    left, right, same_document, skipped = linkage.candidate_pairs(
+        np.asarray(rows["idx"], dtype=np.int64),
+        np.asarray(rows["block"], dtype=np.uint64),
+        np.asarray(is_new, dtype=bool),
+        MAX_BLOCK,
+    )
+    if not left.size:
+        for name in ("touched", "nodes"):
             con.execute(f"DROP TABLE {name}")
         return {"pairs": 0, "links": 0, "skipped_blocks": skipped}
+    # Persons numbered so that a stored one comes before one made only of new records.
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE node_persons AS
         SELECT person_key, row_number() OVER (ORDER BY fresh, person_key) - 1 AS pid
-        FROM (SELECT person_key,
-                     bool_and(record_key IN (SELECT record_key FROM new_ids
-                                             WHERE old_person IS NULL)) AS fresh
-              FROM nodes GROUP BY person_key)
+        FROM (SELECT person_key, bool_and(fresh) AS fresh FROM nodes GROUP BY person_key)
         """
     )
+    # Placed by index in numpy (no sort of the CLKs inside DuckDB's memory budget).
+    nodes = int(max(left.max(), right.max())) + 1
     table = con.sql(
-        "SELECT n.clk, p.pid FROM nodes n JOIN node_persons p USING (person_key) ORDER BY n.idx"
+        "SELECT n.idx, i.clk FROM nodes n JOIN identities i USING (record_key)"
+        f" WHERE n.idx < {nodes}"
     ).to_arrow_table()
-    clks = _clk_array(table.column("clk"))
-    pid = table.column("pid").to_numpy()
-    left, right = pairs["a"].astype(np.int64), pairs["b"].astype(np.int64)
-    same_document = np.asarray(pairs["same_document"], dtype=bool)
+    clks = np.zeros((nodes, 16), dtype=np.uint64)
+    clks[table.column("idx").to_numpy()] = _clk_array(table.column("clk"))
+    table = con.sql(
+        "SELECT n.idx, p.pid FROM nodes n JOIN node_persons p USING (person_key)"
+    ).to_arrow_table()
+    pid = np.zeros(table.num_rows, dtype=np.int64)  # idx runs 0 .. nodes - 1
+    pid[table.column("idx").to_numpy()] = table.column("pid").to_numpy()
     linked = linkage.matches(clks, left, right, same_document, linkage.LINK_THRESHOLD)
     persons = int(pid.max()) + 1
     merged = linkage.merged_persons(persons, pid[left[linked]], pid[right[linked]])
@@ -204,30 +214,44 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
             """
         )
         con.unregister("merges")
-    for name in ("touched", "nodes", "node_persons", "big_blocks"):
+    for name in ("touched", "nodes", "node_persons"):
         con.execute(f"DROP TABLE {name}")
-    return {"pairs": int(count), "links": int(linked.sum()), "skipped_blocks": skipped}
+    return {"pairs": int(left.size), "links": int(linked.sum()), "skipped_blocks": skipped}
 
 
 def _clk_array(column: pa.ChunkedArray) -> np.ndarray:
-    """Return a column of 128-byte BLOBs as an (n, 16) uint64 array."""
+    """Return a column of UBIGINT[16] CLKs as an (n, 16) uint64 array (no copy per row)."""
     array = column.combine_chunks()
-    if not len(array):
-        return np.zeros((0, 16), dtype=np.uint64)
-    offsets = np.frombuffer(
-        array.buffers()[1], dtype=np.int64 if "large" in str(array.type) else np.int32
-    )[array.offset : array.offset + len(array) + 1]
-    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    return data.view("<u8").reshape(len(array), -1).astype(np.uint64)
+    values = array.values[array.offset * 16 : (array.offset + len(array)) * 16]
+    return values.to_numpy(zero_copy_only=False).reshape(len(array), 16)
 
 
+# The current registrations whose counting can depend on linking, with their person:
+# those of a person with several records (person_key <> record_key on one of them),
+# with a household or principal, or named as a principal. Every other registration is
+# a person alone, counted as itself: leaving it out changes no decision below.
+_CURRENT = """
+CREATE OR REPLACE TEMP TABLE cur AS
+WITH persons AS (
+    SELECT person_key FROM identities
+    WHERE person_key <> record_key OR household_key IS NOT NULL OR principal_key IS NOT NULL
+    UNION
+    SELECT coalesce(i.person_key, p.principal_key)
+    FROM (SELECT DISTINCT principal_key FROM identities WHERE principal_key IS NOT NULL) p
+    LEFT JOIN identities i ON i.record_key = p.principal_key),
+keys AS (
+    SELECT i.record_key, i.person_key, i.household_key, i.principal_key FROM identities i
+    WHERE i.person_key IN (SELECT person_key FROM persons)
+    UNION ALL
+    SELECT person_key, person_key, NULL, NULL FROM persons
+    WHERE person_key NOT IN (SELECT record_key FROM identities))
+SELECT r.record_key, r.updated_at, r.family_members, r.nationality, r.cell,
+       k.person_key, k.household_key, k.principal_key
+FROM registrations r JOIN keys k USING (record_key)
+WHERE r.valid_to IS NULL
+"""
 _COUNTED = """
-WITH cur AS (
-    SELECT r.record_key, r.updated_at, r.family_members, r.nationality, r.cell,
-           coalesce(i.person_key, r.record_key) AS person_key, i.household_key, i.principal_key
-    FROM registrations r LEFT JOIN identities i USING (record_key)
-    WHERE r.valid_to IS NULL),
-ranked AS (
+WITH ranked AS (
     SELECT *, row_number() OVER (PARTITION BY person_key
                                  ORDER BY updated_at DESC NULLS LAST, record_key DESC) AS rk
     FROM cur),
@@ -261,10 +285,10 @@ FROM ranked WHERE rk > 1 OR person_key IN (SELECT companion FROM companions)
 
 def _recount(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
     """Decide which current registrations count; version the change; count for the report."""
+    records = con.execute("SELECT count(*) FROM registrations WHERE valid_to IS NULL").fetchall()[
+        0
+    ][0]
     if not con.execute("SELECT count(*) FROM (SELECT 1 FROM identities LIMIT 1)").fetchall()[0][0]:
-        records = con.execute(
-            "SELECT count(*) FROM registrations WHERE valid_to IS NULL"
-        ).fetchall()[0][0]
         return {
             "linked": 0,
             "records": records,
@@ -273,30 +297,32 @@ def _recount(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
             "conflicts": dict.fromkeys(_CONFLICTS, 0),
         }
     _version_absorbed(con, ingest_id)
+    # This file's records in a person of several current records; the persons they are in.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE file_persons AS
+        SELECT c.person_key, count(*) AS records FROM cur c
+        WHERE c.person_key IN (SELECT c2.person_key FROM cur c2 JOIN staging USING (record_key))
+        GROUP BY c.person_key HAVING count(*) > 1
+        """
+    )
     linked_of_file = con.execute(
-        """
-        SELECT count(*) FROM staging s JOIN identities i USING (record_key)
-        WHERE i.person_key IN (
-            SELECT coalesce(i2.person_key, r.record_key) FROM registrations r
-            LEFT JOIN identities i2 USING (record_key) WHERE r.valid_to IS NULL
-            GROUP BY 1 HAVING count(*) > 1)
-        """
+        "SELECT count(*) FROM staging JOIN cur USING (record_key)"
+        " WHERE person_key IN (SELECT person_key FROM file_persons)"
     ).fetchall()[0][0]
-    records, duplicates, companions = con.execute(
-        """
-        SELECT (SELECT count(*) FROM registrations WHERE valid_to IS NULL),
-               count(*) FILTER (WHERE duplicate),
-               count(*) FILTER (WHERE companion AND NOT duplicate)
-        FROM absorbed_now
-        """
+    duplicates, companions = con.execute(
+        "SELECT count(*) FILTER (WHERE duplicate),"
+        " count(*) FILTER (WHERE companion AND NOT duplicate) FROM absorbed_now"
     ).fetchall()[0]
-    con.execute("DROP TABLE absorbed_now")
+    conflicts = _conflicts(con)
+    for name in ("absorbed_now", "cur", "file_persons"):
+        con.execute(f"DROP TABLE {name}")
     return {
         "linked": int(linked_of_file),
         "records": int(records),
         "persons": int(records - duplicates - companions),
         "companions": int(companions),
-        "conflicts": dict(zip(_CONFLICTS, _conflicts(con), strict=True)),
+        "conflicts": dict(zip(_CONFLICTS, conflicts, strict=True)),
     }
 
 
@@ -309,13 +335,16 @@ def refresh_absorbed(con: duckdb.DuckDBPyConnection, version: int) -> None:
     if con.execute("SELECT count(*) FROM (SELECT 1 FROM identities LIMIT 1)").fetchall()[0][0]:
         _version_absorbed(con, version)
         con.execute("DROP TABLE absorbed_now")
+        con.execute("DROP TABLE cur")
 
 
 def _version_absorbed(con: duckdb.DuckDBPyConnection, version: int) -> None:
     """Close the absorptions that no longer hold and open the new ones at ``version``.
 
-    Leaves the temporary table ``absorbed_now`` (this decision) for the caller's counts.
+    Leaves the temporary tables ``cur`` (the registrations linking can touch) and
+    ``absorbed_now`` (this decision) for the caller's counts.
     """
+    con.execute(_CURRENT)
     con.execute(f"CREATE OR REPLACE TEMP TABLE absorbed_now AS {_COUNTED}")
     con.execute(
         """
@@ -336,22 +365,15 @@ def _version_absorbed(con: duckdb.DuckDBPyConnection, version: int) -> None:
 
 def _conflicts(con: duckdb.DuckDBPyConnection) -> tuple[int, ...]:
     """Return, per kind, the persons touched by this file whose current registrations disagree."""
-    selects = ", ".join(
-        f"count(*) FILTER (WHERE n > 1 AND {column} > 1)" for column in _CONFLICTS.values()
-    )
+    selects = ", ".join(f"count(*) FILTER (WHERE {column} > 1)" for column in _CONFLICTS.values())
     distinct = ", ".join(f"count(DISTINCT {c}) AS {c}" for c in _CONFLICTS.values())
     return tuple(
         int(v)
         for v in con.execute(
             f"""
-            WITH cur AS (
-                SELECT r.record_key, coalesce(i.person_key, r.record_key) AS person_key,
-                       r.cell, r.nationality, r.family_members
-                FROM registrations r LEFT JOIN identities i USING (record_key)
-                WHERE r.valid_to IS NULL)
             SELECT {selects} FROM (
-                SELECT person_key, count(*) AS n, {distinct} FROM cur
-                WHERE person_key IN (SELECT c.person_key FROM cur c JOIN staging USING (record_key))
+                SELECT person_key, {distinct} FROM cur
+                WHERE person_key IN (SELECT person_key FROM file_persons)
                 GROUP BY person_key)
             """
         ).fetchall()[0]
