@@ -45,7 +45,7 @@ from geo.io.store_links import (
 from geo.io.store_open import open_store, store_error
 
 STORE_RESOLUTION = 8
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 # What each schema version changed, for the message that refuses an older store.
 _SCHEMA_CHANGES = {
     "2": "record history and a release ledger",
@@ -54,6 +54,7 @@ _SCHEMA_CHANGES = {
         "each registration's valid_until date, a log of purges and erasures, and keyed"
         " identity encodings linking one person's registrations (one case per person)"
     ),
+    "5": "identity encodings (CLKs) as arrays of sixteen 64-bit words",
 }
 
 _SCHEMA = """
