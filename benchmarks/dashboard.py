@@ -100,8 +100,11 @@ def settled_ms(page) -> float:
         page.wait_for_timeout(100)
 
 
-def measure(release: Path, browser, root: Path = ROOT) -> dict[str, float]:
-    """Return first map, filter rerun, exposure-after-upload seconds and server RSS."""
+def measure(release: Path, browser, root: Path = ROOT, exposure: bool = True) -> dict[str, float]:
+    """Return first map, filter rerun, exposure-after-upload seconds and server RSS.
+
+    Without ``exposure`` the exposure figures are NaN (a quick run: the map only).
+    """
     process, url, started = start_server(release, root)
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -124,6 +127,16 @@ def measure(release: Path, browser, root: Path = ROOT) -> dict[str, float]:
         settled_ms(page)
         page.get_by_role("option", name="M", exact=True).click()
         rerun_every_cell = (settled_ms(page) - page.evaluate("window.__pressedAt")) / 1000
+        maps = {"first_map_s": first_map, "rerun_s": rerun, "rerun_every_cell_s": rerun_every_cell}
+        if not exposure:
+            nan = float("nan")
+            return {
+                **maps,
+                "exposure_s": nan,
+                "rss_map_mib": rss_map,
+                "rss_mib": nan,
+                "peak_mib": resident_mib(process.pid, "VmHWM"),
+            }
         page.goto(f"{url}/exposure")
         settled_ms(page)
         # No Run button: the page computes the exposure of an uploaded footprint at once.
@@ -148,7 +161,9 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {name: statistics.median(run[name] for run in runs) for name in runs[0]}
 
 
-def stage_dashboard(size: int, repeats: int, baseline_root: Path | None = None) -> None:
+def stage_dashboard(
+    size: int, repeats: int, baseline_root: Path | None = None, exposure: bool = True
+) -> None:
     """Print the dashboard figures for the release of ``size`` registrations vs baselines.
 
     The baselines are the demo release, and ``baseline_root``'s dashboard on the same
@@ -168,12 +183,12 @@ def stage_dashboard(size: int, repeats: int, baseline_root: Path | None = None) 
     demo = ROOT / "data/demo/central_italy.release.parquet"
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        baseline = median_of([measure(demo, browser) for _ in range(repeats)])
+        baseline = median_of([measure(demo, browser, ROOT, exposure) for _ in range(repeats)])
         runs, other_runs = [], []
         for _ in range(repeats):
-            runs.append(measure(big, browser))
+            runs.append(measure(big, browser, ROOT, exposure))
             if baseline_root is not None:
-                other_runs.append(measure(big, browser, baseline_root))
+                other_runs.append(measure(big, browser, baseline_root, exposure))
         ours = median_of(runs)
         browser.close()
     print(f"\n== dashboard, release from {size:,} registrations vs the demo release ==")
@@ -206,9 +221,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--baseline", type=Path, help="another checkout to measure beside")
+    parser.add_argument("--map-only", action="store_true", help="skip the exposure step")
     args = parser.parse_args()
     print("\n".join(machine_lines()))
-    stage_dashboard(args.size, args.repeats, args.baseline)
+    stage_dashboard(args.size, args.repeats, args.baseline, not args.map_only)
 
 
 if __name__ == "__main__":
