@@ -45,4 +45,6 @@ st.sidebar.caption(
     "Every figure shown is a released value or a sum of released values: groups under "
     "k cases were rolled up to coarser cells or dropped before release."
 )
+with st.sidebar:
+    common.track_viewport()  # last in the sidebar: its empty element takes no page space
 navigation.run()

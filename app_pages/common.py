@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 import geopandas as gpd
 import pandas as pd
 import streamlit as st
+import streamlit.components.v2 as components_v2
 from streamlit import config as streamlit_config
 
 from geo import pipeline
@@ -28,8 +30,8 @@ from geo.hashing import file_sha256
 from geo.pipeline import ExposureRun
 from geo.release import Release
 from geo.series import series_table
-from geo.viz.cells import MapCells, release_to_map_cells
-from geo.viz.layers import cells_to_view
+from geo.viz.cells import MapCells, MapSource, release_to_map_cells, release_to_map_source
+from geo.viz.layers import MAP_HEIGHT_PX, MAP_WIDTH_PX, bounds_to_view, cells_to_view
 
 ROOT = Path(__file__).resolve().parent.parent
 FOOTPRINT_DIR = ROOT / "data" / "footprints"
@@ -260,6 +262,27 @@ def release_extent_view(content_sha256: str, _release: Release) -> dict:
     return cells_to_view(list(_release.groups["h3_cell"].unique()))
 
 
+# One background worker prepares a release's breakdown filters for the map while the
+# browser draws the first map (polars works outside the GIL): seconds at national scale
+# that a first filter change would otherwise wait for.
+_PREPARER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crisis-exposure-map")
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def map_groups(sha256: str, _release: Release) -> MapSource:
+    """Return the release's groups as the unfiltered map reads them (once per release)."""
+    return release_to_map_source(_release, dimensions=())
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def map_breakdowns(sha256: str, _release: Release) -> Future:
+    """Start preparing the release's map filters in the background; return its future.
+
+    The future's result is the :class:`MapSource` with every breakdown filter.
+    """
+    return _PREPARER.submit(release_to_map_source, _release)
+
+
 @st.cache_resource(show_spinner=False, max_entries=32)
 def map_cells(
     sha256: str,
@@ -273,7 +296,11 @@ def map_cells(
 
     Shared, not copied (callers only read it).
     """
-    return release_to_map_cells(_release, nationalities, dimension, category, max_cells)
+    if dimension is None:
+        source = map_groups(sha256, _release)
+    else:
+        source = map_breakdowns(sha256, _release).result()
+    return release_to_map_cells(source, nationalities, dimension, category, max_cells)
 
 
 def release_picker(config: Settings) -> None:
@@ -567,10 +594,45 @@ def run_exposure(
 
 # --------------------------------------------------------------------------- map
 
+# A map's view (centre and zoom) is fixed on the server, so it must know how wide the
+# map is: a view framed for a desktop's 1000 px crops a phone's 360 px map. The browser
+# says when its window is narrow (< 640 px, where Streamlit stacks columns) through
+# this component, which renders nothing and, on a wide window, never sends anything.
+NARROW_PX = 640
+PHONE_MAP_WIDTH_PX = 350
+_VIEWPORT_JS = f"""
+export default function(component) {{
+  const {{ data, setStateValue }} = component;
+  const narrow = window.innerWidth < {NARROW_PX};
+  if (narrow !== Boolean(data && data.narrow)) setStateValue("narrow", narrow);
+}}
+"""
+_viewport = components_v2.component("crisis_exposure_viewport", js=_VIEWPORT_JS)
 
-def release_view(release: Release) -> dict:
-    """Return the map view framing the whole release (filters never move it)."""
-    return dict(release_extent_view(release.metadata["content_sha256"], release))
+
+def track_viewport() -> None:
+    """Mount the viewport probe; a narrow window reruns the page with ``narrow_viewport``."""
+    narrow = bool(st.session_state.get("narrow_viewport", False))
+    result = _viewport(data={"narrow": narrow}, key="viewport", on_narrow_change=lambda: None)
+    reported = getattr(result, "narrow", None)
+    if reported is not None:
+        st.session_state["narrow_viewport"] = bool(reported)
+
+
+def map_width() -> int:
+    """Return the width (px) to frame maps for: a phone's, or a desktop's."""
+    return PHONE_MAP_WIDTH_PX if st.session_state.get("narrow_viewport") else MAP_WIDTH_PX
+
+
+def release_view(release: Release, bounds: tuple[float, float, float, float] | None = None) -> dict:
+    """Return the map view framing the whole release (filters never move it).
+
+    ``bounds`` (west, south, east, north) are the release's cells' with what else must
+    be seen (a footprint and its map edge); the view fits the window's map width.
+    """
+    if bounds is None:
+        return dict(release_extent_view(release.metadata["content_sha256"], release))
+    return bounds_to_view(bounds, map_width(), MAP_HEIGHT_PX)
 
 
 def release_series(config: Settings, active: SourceFile | None = None) -> pd.DataFrame:

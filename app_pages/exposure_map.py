@@ -47,7 +47,12 @@ def show_exposure_map(
         return
     cumulative = run.exposure.cumulative
     drawn = exposure_map(
-        run.classes, cells.by_cell, cells.by_nationality, cells.worst(cumulative), cumulative
+        run.classes,
+        cells.by_cell,
+        cells.by_nationality,
+        cells.worst(cumulative),
+        cumulative,
+        width=common.map_width(),
     )
     layers = basemap.land_layers(drawn.bounds)
     if admin is not None:

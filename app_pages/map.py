@@ -65,6 +65,7 @@ edges = count_bins(cells["persons"])
 extent = basemap.release_bounds(release.metadata["content_sha256"], release)
 layers = basemap.land_layers(extent) + cells_to_layers(cells, edges)
 class_legend = []
+framed = extent  # the release, and the footprint drawn over it
 if footprint_name != "None":
     file = next(f for f in footprints if f.name == footprint_name)
     footprint = common.guarded(
@@ -85,6 +86,13 @@ if footprint_name != "None":
             layers.append(footprint_layers(classes, palette)[1])
             layers += [edge] if (edge := edge_layer(classes)) else []
             class_legend = legend_of_classes(classes, palette)
+            west, south, east, north = (float(b) for b in classes.total_bounds)
+            framed = (
+                min(framed[0], west),
+                min(framed[1], south),
+                max(framed[2], east),
+                max(framed[3], north),
+            )
 
 totals = st.columns(4)
 totals[0].metric(
@@ -110,13 +118,17 @@ if shown.display_resolution is not None:
     )
 
 layers += basemap.place_name_layers(extent)
-deck = build_deck(layers, common.release_view(release), common.settings().basemap_url)
+view = common.release_view(release, framed)
+deck = build_deck(layers, view, common.settings().basemap_url)
 st.pydeck_chart(
     deck,
     height=MAP_HEIGHT_PX,
     key="exposure_map",
     alt="Map of released H3 cells coloured by persons, with hazard classes",
 )
+
+# The first map is on its way: prepare the breakdown filters while it is drawn.
+common.map_breakdowns(release_file.sha256, release)
 
 legend = st.columns([3, 2])
 legend[0].markdown(legend_html("Persons per cell", count_legend(edges)), unsafe_allow_html=True)

@@ -49,7 +49,12 @@ totals = st.columns(4)
 totals[0].metric("Persons published", f"{published['persons']:,}")
 totals[1].metric("Cases published", f"{published['cases']:,}")
 totals[2].metric("Groups published", f"{published['groups']:,}")
-totals[3].metric("Persons dropped (under k at the floor)", f"{dropped['persons']:,}")
+totals[3].metric(
+    "Persons withheld",
+    f"{dropped['persons']:,}",
+    help=f"Persons of the groups still under k cases at the floor resolution "
+    f"{policy['floor_resolution']}: counted only in this total.",
+)
 
 accuracy = Accuracy.of(metadata)
 noisy = accuracy.method == "noise"
@@ -62,7 +67,8 @@ method_label = (
 
 st.subheader("Policy")
 nationalities = policy["nationalities"]
-st.dataframe(
+# A static table wraps long values (a data grid clips them at a phone's width).
+st.table(
     pd.DataFrame(
         [
             ("Threshold k (cases per published count)", policy["k"]),
@@ -89,9 +95,9 @@ st.dataframe(
             ("Protection method", method_label),
         ],
         columns=["setting", "value"],
-    ).astype(str),
-    hide_index=True,
-    width="stretch",
+    )
+    .astype(str)
+    .set_index("setting"),
 )
 
 st.subheader("What was published, rolled up and dropped")
@@ -108,7 +114,7 @@ by_resolution = pd.DataFrame(
         for r, n in sorted(published["groups_by_resolution"].items(), key=lambda x: -int(x[0]))
     ]
 )
-st.dataframe(by_resolution, hide_index=True, width="stretch")
+st.table(by_resolution.set_index("H3 resolution"))
 breakdowns = published["breakdown_groups"]
 rolled_up = published["groups"] - published["groups_by_resolution"].get(str(base), 0)
 floor_km2 = cell_area_km2(policy["floor_resolution"])

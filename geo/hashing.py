@@ -38,7 +38,7 @@ class _HashSink(io.RawIOBase):
         return len(data)
 
 
-def content_sha256(table: pa.Table, chunk_rows: int = 100_000) -> str:
+def content_sha256(table: pa.Table | pl.DataFrame, chunk_rows: int = 100_000) -> str:
     """Return the SHA-256 of the table written as CSV (stable across writers).
 
     The CSV has a header, LF line ends, minimal quoting and empty strings unquoted
@@ -47,7 +47,7 @@ def content_sha256(table: pa.Table, chunk_rows: int = 100_000) -> str:
     its CSV text.
     """
     sink = _HashSink()
-    frame = pl.from_arrow(table)
+    frame = table if isinstance(table, pl.DataFrame) else pl.from_arrow(table)
     for offset in range(0, max(frame.height, 1), chunk_rows):
         part = frame.slice(offset, chunk_rows).with_columns(pl.col(pl.String).replace("", None))
         part.write_csv(sink, line_terminator="\n", include_header=offset == 0)

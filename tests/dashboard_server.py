@@ -40,10 +40,12 @@ def start_dashboard(
     steward: bool = True,
     timeout_s: float = 60,
     extra_env: dict[str, str] | None = None,
+    root: Path = ROOT,
 ) -> tuple[subprocess.Popen, str]:
     """Run ``streamlit run dashboard.py`` on releases in ``release_dir``; wait for health.
 
-    ``extra_env`` adds environment variables to the server's. Returns the process and
+    ``extra_env`` adds environment variables to the server's; ``root`` is the checkout
+    whose dashboard runs (a benchmark's baseline runs another). Returns the process and
     its URL. Raises DashboardStartError (with the server's output)
     when it exits or does not answer within ``timeout_s``.
     """
@@ -60,7 +62,7 @@ def start_dashboard(
         "-m",
         "streamlit",
         "run",
-        str(ROOT / "dashboard.py"),
+        str(root / "dashboard.py"),
         "--server.headless",
         "true",
         "--server.port",
@@ -72,7 +74,7 @@ def start_dashboard(
     ]
     with open(log, "w") as output:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+            command, cwd=root, env=env, stdout=output, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s

@@ -433,10 +433,8 @@ def test_release_page_shows_published_figures_and_switches(app, release_dir):
     )
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Persons published"] == f"{release.metadata['published']['persons']:,}"
-    assert metrics["Persons dropped (under k at the floor)"] == (
-        f"{release.metadata['dropped']['persons']:,}"
-    )
-    by_nationality = at.dataframe[2].value
+    assert metrics["Persons withheld"] == (f"{release.metadata['dropped']['persons']:,}")
+    by_nationality = at.dataframe[0].value
     assert by_nationality["persons (sum of released)"].sum() == release.groups["persons"].sum()
     # Method 2 in plain words, with the accuracy of one published count.
     scale = release.metadata["policy"]["noise_scale"]
@@ -447,7 +445,7 @@ def test_release_page_shows_published_figures_and_switches(app, release_dir):
         f"each count of persons within ±{noise_bound(1, 2 * scale)}, with 99% confidence"
     ) in " ".join(method.split())
     assert "only when every" not in method  # method 1's withholding rule is not described
-    assert at.dataframe[0].value.set_index("setting").loc["Protection method", "value"] == (
+    assert at.table[0].value.loc["Protection method", "value"] == (
         f"random noise (method 2), scale {scale:.3g} for cases, {2 * scale:.3g} for persons"
     )
     at.sidebar.selectbox[0].set_value(str(release_dir / "b_embassy_rou.release.parquet")).run()
@@ -455,7 +453,7 @@ def test_release_page_shows_published_figures_and_switches(app, release_dir):
     embassy = read_release(release_dir / "b_embassy_rou.release.parquet")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Persons published"] == f"{embassy.metadata['published']['persons']:,}"
-    assert list(at.dataframe[2].value["name"]) == ["Romania (ROU)"]
+    assert list(at.dataframe[0].value["name"]) == ["Romania (ROU)"]
 
 
 def test_pages_of_an_exact_release_describe_method_1(monkeypatch, tmp_path):

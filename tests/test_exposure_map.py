@@ -198,3 +198,33 @@ def test_legend_labels_from_files_are_text_not_markup():
     legend = legend_html("<i>t</i>", [LegendEntry((1, 2, 3), "[x](evil.org) <b> it's *a*")])
     assert "[x](" not in legend and "<b>" not in legend and "<i>" not in legend
     assert "&#91;x&#93;&#40;evil.org&#41; &lt;b&gt; it&#x27;s &#42;a&#42;" in legend
+
+
+def framed_bounds(view: dict, width: int, height: int) -> tuple[float, float, float, float]:
+    """Return the (west, south, east, north) a deck's view shows in a width × height map."""
+    scale = 512 * 2 ** view["zoom"]
+    half_lon = width * 360 / scale / 2
+    y = np.log(np.tan(np.pi / 4 + np.radians(view["latitude"]) / 2))
+    half_y = height * np.pi / scale
+    south, north = (np.degrees(2 * np.arctan(np.exp(y + d)) - np.pi / 2) for d in (-half_y, half_y))
+    return (view["longitude"] - half_lon, south, view["longitude"] + half_lon, north)
+
+
+@pytest.mark.parametrize(("narrow", "width"), [(False, 1000), (True, 350)])
+@pytest.mark.parametrize("page", ["app_pages/map.py", "app_pages/exposure.py"])
+def test_maps_frame_the_whole_shakemap_on_a_phone_too(app, page, narrow, width):
+    """Before: at 390 px the view framed for 1000 px cut the ShakeMap's dashed edge."""
+    at = app.run()
+    at.session_state["narrow_viewport"] = narrow  # what the browser's probe reports
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    (deck,) = at.get("deck_gl_json_chart")
+    view = json.loads(deck.proto.json)["initialViewState"]
+    west, south, east, north = framed_bounds(view, width, 560)
+    edge_west, edge_south, edge_east, edge_north = NORCIA_EDGE
+    assert west <= edge_west and east >= edge_east, (west, east)
+    assert south <= edge_south and north >= edge_north, (south, north)
+    # and not needlessly far out: the frame takes most of the map's width or height
+    assert (edge_east - edge_west) / (east - west) > 0.7 or (
+        (edge_north - edge_south) / (north - south) > 0.7
+    )

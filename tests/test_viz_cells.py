@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from geo.release import ReleasePolicy, protect
-from geo.viz.cells import _cells_from_groups, release_to_map_cells
+from geo.viz.cells import _cells_from_groups, release_to_map_cells, release_to_map_source
 from tests.factories import clustered_records
 
 
@@ -107,3 +107,37 @@ def test_many_cells_are_drawn_as_sums_at_a_coarser_display_resolution(release):
     assert release_to_map_cells(release, max_cells=len(everything.cells)).cells.equals(
         everything.cells
     )
+
+
+@pytest.mark.parametrize(
+    ("nationalities", "dimension", "category", "max_cells"),
+    [
+        (None, None, None, None),
+        (["ROU", "UKR"], None, None, None),
+        (None, "sex", "F", None),
+        (None, "age_band", "60+", 40),
+        (["UKR"], "sex", "unknown", None),
+        (["ZZZ"], "sex", "M", None),  # a nationality the release does not hold
+    ],
+)
+def test_the_prepared_map_source_draws_what_the_release_draws(
+    release, nationalities, dimension, category, max_cells
+):
+    """The dashboard prepares a release once (integer keys) for every filter change."""
+    source = release_to_map_source(release)
+    assert source.groups["h3_cell"].dtype == pl.UInt64  # numbers, not strings
+    reference = release_to_map_cells(release, nationalities, dimension, category, max_cells)
+    shown = release_to_map_cells(source, nationalities, dimension, category, max_cells)
+    pd.testing.assert_frame_equal(shown.cells, reference.cells)
+    assert (shown.groups_shown, shown.groups_not_available, shown.display_resolution) == (
+        reference.groups_shown,
+        reference.groups_not_available,
+        reference.display_resolution,
+    )
+    # the groups-only source (the unfiltered first map) draws the same unfiltered map
+    if dimension is None:
+        bare = release_to_map_source(release, dimensions=())
+        assert bare.breakdowns == {}
+        assert release_to_map_cells(bare, nationalities, None, None, max_cells).cells.equals(
+            reference.cells
+        )

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -92,17 +93,19 @@ def read_release(path: str | Path, trusted: list[bytes] | None = None) -> Releas
         raise InputError(f"{path.name}: not a crisis-exposure release (columns {missing}).")
     arrow = arrow.select(TABLE_COLUMNS)
     check_columns(arrow, path.name)
-    if content_sha256(arrow) != metadata.get("content_sha256"):
+    table = pl.from_arrow(arrow)  # converted once, for the hash and the invariants
+    if content_sha256(table) != metadata.get("content_sha256"):
         raise InputError(
             f"{path.name}: the release content does not match its hash; the file was altered."
         )
     verification = verify(metadata, trusted, path.name)
     release = release_from_table(arrow, metadata)
-    check_invariants(release, path.name)
+    del arrow  # the release's frames hold their own copies
+    check_invariants(release, path.name, table)
+    del table
     check_fields(metadata, path.name)
     release.verification = verification
     release.standing = assess(metadata)
-    del arrow
     # Arrow keeps freed buffers for reuse; a dashboard holds the release for hours.
     pa.default_memory_pool().release_unused()
     return release

@@ -325,11 +325,12 @@ def cell_layers(
 def map_bounds(
     classes: gpd.GeoDataFrame, cells: Sequence[str]
 ) -> tuple[float, float, float, float]:
-    """Return the extent to frame: the exposed cells and the hazard classes (edge left out)."""
-    zones = classes[~classes["class_label"].astype(str).map(is_map_edge)]
-    if zones.empty:
-        zones = classes
-    boxes = [tuple(float(v) for v in zones.total_bounds)]
+    """Return the extent to frame: the exposed cells and the whole footprint.
+
+    A ShakeMap's map edge is framed too: its dashed frame is drawn, and a view that cut
+    it (a phone's narrow map did) hid where the footprint ends.
+    """
+    boxes = [tuple(float(v) for v in classes.total_bounds)]
     if len(cells):
         corners, _ = cell_boundaries(cells_to_ints(list(cells)))
         boxes.append((*corners.min(axis=0), *corners.max(axis=0)))
