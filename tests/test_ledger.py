@@ -11,7 +11,7 @@ from pandas.testing import assert_frame_equal
 
 from geo import cli, pipeline
 from geo.errors import InputError
-from geo.io import ledger, store, store_reads
+from geo.io import ledger, store, store_ingest, store_reads
 from geo.release import ReleasePolicy
 from tests.factories import registration_row
 
@@ -144,7 +144,7 @@ def test_a_failed_update_leaves_history_and_version_as_they_were(tmp_path, write
     def failing_log(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store, "_log_ingest", failing_log)
+    monkeypatch.setattr(store_ingest, "_log_ingest", failing_log)
     moved = registration_row("a", updated_at="2025-03-01", **PERUGIA)
     with pytest.raises(OSError, match="disk full"):
         pipeline.ingest_files(s, [write_csv([moved], "v2.csv")])
