@@ -30,16 +30,17 @@ import polars as pl
 import polars_h3
 
 from geo import codes
-from geo.breakdowns import all_category_rows, exact_breakdown_rows
+from geo.breakdowns import (
+    EXACT_GROUPINGS,
+    NOISE_GROUPINGS,
+    all_category_rows,
+    exact_breakdown_rows,
+)
+from geo.counting import PLACEMENT, AudienceCounts, FrameCounts
 from geo.errors import InputError
 from geo.freshness import BLOCK_KEY, checked_basis, parse_day
 from geo.noise import KEY_MODULUS, figure_noise
-from geo.rollup import (
-    BREAKDOWN_DIMENSIONS,
-    assign_published_cells,
-    cube_of,
-    merge_rare_nationalities,
-)
+from geo.rollup import BREAKDOWN_DIMENSIONS, assign_published_cells
 
 RELEASE_FORMAT = "crisis-exposure-release"
 METHOD_VERSION = "2.0"  # keyed noise; "1.0" releases are exact
@@ -254,27 +255,40 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy, secret: int = 0) -> Re
     policy = policy.checked()
     if policy.nationalities:
         records = records.filter(pl.col("nationality").is_in(list(policy.nationalities)))
-    records = merge_rare_nationalities(records, policy.k)
-    cube = cube_of(records, policy.base_resolution)
-    base = (
-        cube.group_by("base_cell", "nationality")
-        .agg(pl.col("cases").sum(), pl.col("persons").sum(), pl.col("key_sum").sum())
-        .with_columns(
-            polars_h3.cell_to_parent("base_cell", res).alias(f"cell_{res}")
-            for res in range(policy.base_resolution, policy.floor_resolution - 1, -1)
+    if "key_sum" not in records.columns:  # records built in code: keys from their position
+        records = records.with_row_index("key_sum").with_columns(
+            (pl.col("key_sum").cast(pl.UInt64) * 2654435761 % KEY_MODULUS).cast(pl.Int64)
         )
+    return protect_counts(FrameCounts(records, policy.base_resolution), policy, secret)
+
+
+def protect_counts(counts: AudienceCounts, policy: ReleasePolicy, secret: int = 0) -> Release:
+    """Protect an audience given by its counts (:mod:`geo.counting`), not its records.
+
+    What :func:`protect` does, asking the audience only for its nationality totals, its
+    (base cell × nationality) table and, once the roll-up has placed every base group,
+    the breakdown marginals of the placed records: a store answers them in SQL, so the
+    memory follows the populated cells, not the registry.
+
+    Returns
+    -------
+    Release
+        Groups, breakdowns and the metadata (policy, method, published totals).
+    """
+    policy = policy.checked()
+    totals = counts.nationality_totals()
+    rare = totals.filter(pl.col("cases") < policy.k)["nationality"].to_list()
+    base = counts.base_counts(rare).with_columns(
+        polars_h3.cell_to_parent("base_cell", res).alias(f"cell_{res}")
+        for res in range(policy.base_resolution, policy.floor_resolution - 1, -1)
     )
     base = assign_published_cells(base, policy.base_resolution, policy.floor_resolution, policy.k)
     dropped = base.filter(pl.col("published_res").is_null())
-    placement = base.filter(pl.col("published_res").is_not_null()).select(
-        "base_cell",
-        "nationality",
-        "published_cell",
-        "published_res",
-        pl.col(f"cell_{policy.floor_resolution}").alias("floor_cell"),
+    published = base.filter(pl.col("published_res").is_not_null())
+    placement = published.select(
+        *PLACEMENT[:-1], pl.col(f"cell_{policy.floor_resolution}").alias("floor_cell")
     )
-    kept = cube.join(placement, on=["base_cell", "nationality"])
-    groups = kept.group_by("published_cell", "published_res", "nationality").agg(
+    groups = published.group_by("published_cell", "published_res", "nationality").agg(
         pl.col("cases").sum(), pl.col("persons").sum(), pl.col("key_sum").sum()
     )
     groups = groups.select(
@@ -285,13 +299,15 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy, secret: int = 0) -> Re
         "persons",
         "key_sum",
     )
+    groupings = NOISE_GROUPINGS if policy.method == "noise" else EXACT_GROUPINGS
+    tables = [_categorised(t) for t in counts.unit_counts(placement, groupings)]
     if policy.method == "noise":
-        rows = all_category_rows(kept, policy.floor_resolution)
+        rows = all_category_rows(placement, tables, policy.floor_resolution)
         groups = _noisy(groups, "total", policy, secret, floor=policy.k)
         rows = _noisy(rows, "breakdown", policy, secret, floor=0)
         dropped_total = _noisy_dropped(dropped, policy, secret)
     else:
-        rows = exact_breakdown_rows(kept, policy.k, policy.floor_resolution)
+        rows = exact_breakdown_rows(tables, policy.k, policy.floor_resolution)
         dropped_total = {c: int(dropped[c].sum() or 0) for c in ("cases", "persons")}
     group_frame = _to_pandas(groups.drop("key_sum"))
     breakdown_frame = _to_pandas(rows.drop("key_sum", strict=False))
@@ -302,6 +318,15 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy, secret: int = 0) -> Re
             frame["persons"] = frame[["cases", "persons"]].max(axis=1)
     metadata = _metadata(policy, group_frame, breakdown_frame, dropped_total)
     return Release(groups=group_frame[GROUP_COLUMNS], breakdowns=breakdown_frame, metadata=metadata)
+
+
+def _categorised(table: pl.DataFrame) -> pl.DataFrame:
+    """Return a unit table with its categories as enums (every category, in code order)."""
+    return table.with_columns(
+        pl.col(name).cast(pl.Enum(BREAKDOWN_DIMENSIONS[name]))
+        for name in BREAKDOWN_DIMENSIONS
+        if name in table.columns
+    )
 
 
 def _noisy(
