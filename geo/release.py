@@ -224,11 +224,24 @@ class Release:
 # Protection
 
 
-def _round(values: pd.Series, base: int, k: int) -> pd.Series:
-    """Round counts to a multiple of ``base``; a non-zero count never falls below k."""
-    rounded = (values / base + 0.5).astype("int64") * base
+def _round(value: int, base: int, k: int) -> int:
+    """Round a count to a multiple of ``base``; a non-zero count never falls below k."""
+    rounded = int(value / base + 0.5) * base
+    return 0 if value == 0 else max(rounded, -(-k // base) * base)
+
+
+def _rounded(frame: pl.DataFrame, base: int, k: int) -> pl.DataFrame:
+    """Return figures rounded as :func:`_round` does, persons never below cases."""
     floor = -(-k // base) * base
-    return rounded.where(values == 0, rounded.clip(lower=floor))
+    frame = frame.with_columns(
+        pl.when(pl.col(c) == 0)
+        .then(0)
+        .otherwise(pl.max_horizontal((pl.col(c) / base + 0.5).cast(pl.Int64) * base, floor))
+        .cast(pl.Int64)
+        .alias(c)
+        for c in ("cases", "persons")
+    )
+    return frame.with_columns(pl.max_horizontal("cases", "persons").alias("persons"))
 
 
 def protect(records: pl.DataFrame, policy: ReleasePolicy, secret: int = 0) -> Release:
@@ -309,15 +322,14 @@ def protect_counts(counts: AudienceCounts, policy: ReleasePolicy, secret: int = 
     else:
         rows = exact_breakdown_rows(tables, policy.k, policy.floor_resolution)
         dropped_total = {c: int(dropped[c].sum() or 0) for c in ("cases", "persons")}
-    group_frame = _to_pandas(groups.drop("key_sum"))
-    breakdown_frame = _to_pandas(rows.drop("key_sum", strict=False))
+    groups, rows = groups.drop("key_sum"), rows.drop("key_sum", strict=False)
     if policy.round_to:
-        for frame in (group_frame, breakdown_frame):
-            for column in ("cases", "persons"):
-                frame[column] = _round(frame[column], policy.round_to, policy.k)
-            frame["persons"] = frame[["cases", "persons"]].max(axis=1)
-    metadata = _metadata(policy, group_frame, breakdown_frame, dropped_total)
-    return Release(groups=group_frame[GROUP_COLUMNS], breakdowns=breakdown_frame, metadata=metadata)
+        groups, rows = (_rounded(f, policy.round_to, policy.k) for f in (groups, rows))
+    metadata = _metadata(policy, groups, rows, dropped_total)
+    group_frame = _to_pandas(groups)
+    return Release(
+        groups=group_frame[GROUP_COLUMNS], breakdowns=_to_pandas(rows), metadata=metadata
+    )
 
 
 def _categorised(table: pl.DataFrame) -> pl.DataFrame:
@@ -341,7 +353,7 @@ def _noisy(
     parts = [pl.col("nationality").cast(pl.String)]
     if kind == "breakdown":
         parts += [pl.col("dimension"), pl.col("category")]
-    labels = frame.select(pl.concat_str(parts, separator="|")).to_series().to_numpy().astype(str)
+    labels = frame.select(pl.concat_str(parts, separator="|")).to_series()
     keys = (frame["key_sum"] % KEY_MODULUS).cast(pl.UInt64).to_numpy()
     noisy = {}
     for measure, scale in (("cases", policy.noise_scale), ("persons", 2 * policy.noise_scale)):
@@ -376,8 +388,8 @@ def _noisy_dropped(dropped: pl.DataFrame, policy: ReleasePolicy, secret: int) ->
 
 def _metadata(
     policy: ReleasePolicy,
-    group_frame: pd.DataFrame,
-    breakdown_frame: pd.DataFrame,
+    groups: pl.DataFrame,
+    rows: pl.DataFrame,
     dropped: dict,
 ) -> dict:
     """Return a release's metadata: format, method, policy and published figures only.
@@ -385,7 +397,7 @@ def _metadata(
     The totals are sums of the published values; the dropped figure is protected like
     any count (noisy, or rounded). Nothing here counts the audience itself.
     """
-    by_resolution = group_frame.groupby("resolution")["cases"].size()
+    by_resolution = groups.group_by("resolution").len().sort("resolution")
     metadata = {
         "format": RELEASE_FORMAT,
         "method_version": METHOD_VERSION if policy.method == "noise" else "1.0",
@@ -393,18 +405,14 @@ def _metadata(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "policy": asdict(policy),
         "published": {
-            "groups": int(len(group_frame)),
-            "groups_by_resolution": {str(r): int(n) for r, n in by_resolution.items()},
-            "cases": int(group_frame["cases"].sum()),
-            "persons": int(group_frame["persons"].sum()),
-            "nationalities": sorted(group_frame["nationality"].unique().tolist()),
+            "groups": int(groups.height),
+            "groups_by_resolution": {str(r): int(n) for r, n in by_resolution.iter_rows()},
+            "cases": int(groups["cases"].sum()),
+            "persons": int(groups["persons"].sum()),
+            "nationalities": sorted(groups["nationality"].cast(pl.String).unique().to_list()),
             "breakdown_groups": {
                 d: int(
-                    len(
-                        breakdown_frame[breakdown_frame["dimension"] == d].drop_duplicates(
-                            ["h3_cell", "nationality"]
-                        )
-                    )
+                    rows.filter(pl.col("dimension") == d).select("cell", "nationality").n_unique()
                 )
                 for d in BREAKDOWN_DIMENSIONS
             },
@@ -414,25 +422,20 @@ def _metadata(
     if policy.round_to:
         for column in ("cases", "persons"):
             value = metadata["dropped"][column]
-            metadata["dropped"][column] = int(_round(pd.Series([value]), policy.round_to, 1)[0])
+            metadata["dropped"][column] = _round(value, policy.round_to, 1)
     return metadata
 
 
 def _to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
-    """Return a release frame in pandas with H3 cells as hex strings, sorted."""
-    out = (
-        frame.with_columns(
-            polars_h3.int_to_str("cell").alias("h3_cell"),
-            pl.selectors.by_dtype(pl.Enum).cast(pl.String),
-        )
-        .drop("cell")
-        .to_pandas()
-    )
-    out["resolution"] = out["resolution"].astype("int8")
-    for column in ("cases", "persons"):
-        out[column] = out[column].astype("int64")
+    """Return a release frame in pandas with H3 cells as hex strings, sorted (in polars)."""
+    out = frame.with_columns(
+        polars_h3.int_to_str("cell").alias("h3_cell"),
+        pl.col("resolution").cast(pl.Int8),
+        pl.col("cases", "persons").cast(pl.Int64),
+        pl.selectors.by_dtype(pl.Enum).cast(pl.String),
+    ).drop("cell")
     keys = [c for c in ("h3_cell", "nationality", "dimension", "category") if c in out.columns]
     ordered = ["h3_cell", "resolution"] + [
         c for c in out.columns if c not in ("h3_cell", "resolution")
     ]
-    return out[ordered].sort_values(keys, kind="stable").reset_index(drop=True)
+    return out.select(ordered).sort(keys, maintain_order=True).to_pandas()
