@@ -117,62 +117,22 @@ def assign_published_cells(
     as possible hiding places only the children that still have a base cell not
     accounted for by a published group (a child whose every base cell lies under a
     published group adds nothing to the residual, and the attacker knows it).
-
-    The walk works on the residuals only: a level's residual is its children's
-    residuals not published, summed by parent; then each base group takes the cell of
-    the finest level that published it (one join, however many levels).
     """
-    levels = _residual_levels(base, base_resolution, floor_resolution, k)
-    assigned: pl.DataFrame | None = None  # per residual at res: where it is published
-    for res in range(floor_resolution, base_resolution + 1):
-        cell, level = f"cell_{res}", levels[res]
-        here = level.filter("publish").select(
-            cell,
-            "nationality",
-            pl.col(cell).alias("published_cell"),
-            pl.lit(res, dtype=pl.Int8).alias("published_res"),
-        )
-        rest = level.filter(~pl.col("publish")).select(cell, "nationality")
-        if assigned is None:
-            rest = rest.with_columns(
-                pl.lit(None, dtype=pl.UInt64).alias("published_cell"),
-                pl.lit(None, dtype=pl.Int8).alias("published_res"),
-            )
-        else:  # not published here: where its parent's residual is
-            parent = f"cell_{res - 1}"
-            rest = (
-                rest.with_columns(polars_h3.cell_to_parent(cell, res - 1).alias(parent))
-                .join(assigned, on=[parent, "nationality"], how="left")
-                .drop(parent)
-            )
-        assigned = pl.concat([here, rest])
-    top = f"cell_{base_resolution}"
-    return base.join(assigned, on=[top, "nationality"], how="left")
-
-
-def _residual_levels(
-    base: pl.DataFrame, base_resolution: int, floor_resolution: int, k: int
-) -> dict[int, pl.DataFrame]:
-    """Return, per resolution, the residual groups (cell, nationality, cases, publish)."""
-    levels: dict[int, pl.DataFrame] = {}
+    base = base.with_columns(
+        pl.lit(None, dtype=pl.UInt64).alias("published_cell"),
+        pl.lit(None, dtype=pl.Int8).alias("published_res"),
+    )
     covered: pl.DataFrame | None = None  # (cell at res+1, nationality, covered, full)
     for res in range(base_resolution, floor_resolution - 1, -1):
         cell = f"cell_{res}"
+        pending = base.filter(pl.col("published_res").is_null())
+        level = pending.group_by(cell, "nationality").agg(pl.col("cases").sum())
         if covered is None:
-            level = base.group_by(cell, "nationality").agg(pl.col("cases").sum())
             level = level.with_columns((pl.col("cases") >= k).alias("publish"))
         else:
-            below = f"cell_{res + 1}"
-            level = (
-                levels[res + 1]
-                .filter(~pl.col("publish"))
-                .with_columns(polars_h3.cell_to_parent(below, res).alias(cell))
-                .group_by(cell, "nationality")
-                .agg(pl.col("cases").sum())
-            )
             dead = (
                 covered.filter(pl.col("covered") >= pl.col("full"))
-                .with_columns(polars_h3.cell_to_parent(below, res).alias(cell))
+                .with_columns(polars_h3.cell_to_parent(f"cell_{res + 1}", res).alias(cell))
                 .group_by(cell, "nationality")
                 .agg(pl.len().cast(pl.Int64).alias("dead_children"))
             )
@@ -189,13 +149,25 @@ def _residual_levels(
                         "publish"
                     )
                 )
-                .select(cell, "nationality", "cases", "publish")
             )
-        levels[res] = level
+        chosen = level.filter("publish").select(cell, "nationality", pl.lit(True).alias("hit"))
+        base = (
+            base.join(chosen, on=[cell, "nationality"], how="left")
+            .with_columns(
+                pl.when(pl.col("hit") & pl.col("published_res").is_null())
+                .then(pl.col(cell))
+                .otherwise(pl.col("published_cell"))
+                .alias("published_cell"),
+                pl.when(pl.col("hit") & pl.col("published_res").is_null())
+                .then(pl.lit(res, dtype=pl.Int8))
+                .otherwise(pl.col("published_res"))
+                .alias("published_res"),
+            )
+            .drop("hit")
+        )
         if res > floor_resolution:
-            chosen = level.filter("publish").select(cell, "nationality")
             covered = _coverage_at(covered, chosen, cell, res, base_resolution)
-    return levels
+    return base
 
 
 def _coverage_at(
