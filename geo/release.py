@@ -289,6 +289,39 @@ def protect_counts(counts: AudienceCounts, policy: ReleasePolicy, secret: int = 
         Groups, breakdowns and the metadata (policy, method, published totals).
     """
     policy = policy.checked()
+    groups, dropped, placement = _placed(counts, policy)
+    groupings = NOISE_GROUPINGS if policy.method == "noise" else EXACT_GROUPINGS
+    tables = [_categorised(t) for t in counts.unit_counts(placement, groupings)]
+    if policy.method == "noise":
+        rows = all_category_rows(placement, tables, policy.floor_resolution)
+        del tables, placement  # every figure is in rows now: free them before the noise
+        groups = _noisy(groups, "total", policy, secret, floor=policy.k)
+        rows = _noisy(rows, "breakdown", policy, secret, floor=0)
+        dropped_total = _noisy_dropped(dropped, policy, secret)
+    else:
+        rows = exact_breakdown_rows(tables, policy.k, policy.floor_resolution)
+        del tables, placement
+        dropped_total = {c: int(dropped[c].sum() or 0) for c in ("cases", "persons")}
+    del dropped
+    groups, rows = groups.drop("key_sum"), rows.drop("key_sum", strict=False)
+    if policy.round_to:
+        groups, rows = (_rounded(f, policy.round_to, policy.k) for f in (groups, rows))
+    metadata = _metadata(policy, groups, rows, dropped_total)
+    group_frame = _to_pandas(groups)[GROUP_COLUMNS]
+    del groups
+    return Release(groups=group_frame, breakdowns=_to_pandas(rows), metadata=metadata)
+
+
+def _placed(
+    counts: AudienceCounts, policy: ReleasePolicy
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Return the published groups, the dropped base groups and the placement.
+
+    The roll-up (:func:`geo.rollup.assign_published_cells`) on the audience's
+    (base cell × nationality) table, rare nationalities counted as OTH. The groups have
+    cell, resolution, nationality, cases, persons and key_sum; the placement the
+    :data:`geo.counting.PLACEMENT` columns.
+    """
     totals = counts.nationality_totals()
     rare = totals.filter(pl.col("cases") < policy.k)["nationality"].to_list()
     base = counts.base_counts(rare).with_columns(
@@ -312,24 +345,7 @@ def protect_counts(counts: AudienceCounts, policy: ReleasePolicy, secret: int = 
         "persons",
         "key_sum",
     )
-    groupings = NOISE_GROUPINGS if policy.method == "noise" else EXACT_GROUPINGS
-    tables = [_categorised(t) for t in counts.unit_counts(placement, groupings)]
-    if policy.method == "noise":
-        rows = all_category_rows(placement, tables, policy.floor_resolution)
-        groups = _noisy(groups, "total", policy, secret, floor=policy.k)
-        rows = _noisy(rows, "breakdown", policy, secret, floor=0)
-        dropped_total = _noisy_dropped(dropped, policy, secret)
-    else:
-        rows = exact_breakdown_rows(tables, policy.k, policy.floor_resolution)
-        dropped_total = {c: int(dropped[c].sum() or 0) for c in ("cases", "persons")}
-    groups, rows = groups.drop("key_sum"), rows.drop("key_sum", strict=False)
-    if policy.round_to:
-        groups, rows = (_rounded(f, policy.round_to, policy.k) for f in (groups, rows))
-    metadata = _metadata(policy, groups, rows, dropped_total)
-    group_frame = _to_pandas(groups)
-    return Release(
-        groups=group_frame[GROUP_COLUMNS], breakdowns=_to_pandas(rows), metadata=metadata
-    )
+    return groups, dropped.select("nationality", "cases", "persons", "key_sum"), placement
 
 
 def _categorised(table: pl.DataFrame) -> pl.DataFrame:
