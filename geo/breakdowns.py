@@ -16,12 +16,23 @@ Two ways, one per method:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from geo.rollup import BREAKDOWN_DIMENSIONS
 
 GROUP = ["published_cell", "published_res", "nationality"]
 FLOOR = ["floor_cell", "nationality"]
+# What each method counts of the placed records (geo.counting.AudienceCounts.unit_counts):
+# only marginals, never the joint cube, so their size follows the published units.
+NOISE_GROUPINGS = ((*GROUP, "sex"), (*GROUP, "age_band"), (*FLOOR, "vulnerability"))
+EXACT_GROUPINGS = (
+    (*GROUP, "sex", "age_band"),  # the exact method's pinning check crosses the two
+    (*FLOOR, "vulnerability", "sex"),
+    (*FLOOR, "vulnerability", "age_band"),
+    (*FLOOR, "vulnerability", "published_cell"),
+)
 
 
 def _counted(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -83,12 +94,15 @@ def _shown(
     )
 
 
-def exact_breakdown_rows(kept: pl.DataFrame, k: int, floor_resolution: int) -> pl.DataFrame:
-    """Return the sex and age-band rows per group and the vulnerability rows per floor cell."""
-    group = ["published_cell", "published_res", "nationality"]
-    # Count once per pair of dimensions; every margin and check below reads these
-    # smaller tables instead of the full cube.
-    by_sex_age = _counted(kept, [*group, "sex", "age_band"])
+def exact_breakdown_rows(
+    tables: Sequence[pl.DataFrame], k: int, floor_resolution: int
+) -> pl.DataFrame:
+    """Return the sex and age-band rows per group and the vulnerability rows per floor cell.
+
+    ``tables`` are the placed records counted by each of :data:`EXACT_GROUPINGS`.
+    """
+    group = GROUP
+    by_sex_age, *by_vulnerability_and = tables
     sex_counts, sex_allowed = _breakdown(by_sex_age, group, "sex", k)
     age_counts, age_allowed = _breakdown(by_sex_age, group, "age_band", k)
     age_allowed = (
@@ -99,9 +113,9 @@ def exact_breakdown_rows(kept: pl.DataFrame, k: int, floor_resolution: int) -> p
             (pl.col("allowed") & ~(pl.col("sex_allowed") & pl.col("pinned"))).alias("allowed"),
         )
     )
-    floor = ["floor_cell", "nationality"]
+    floor = FLOOR
     seconds = ("sex", "age_band", "published_cell")
-    by_vulnerability = {s: _counted(kept, [*floor, "vulnerability", s]) for s in seconds}
+    by_vulnerability = dict(zip(seconds, by_vulnerability_and, strict=True))
     vul_counts, vul_allowed = _breakdown(by_vulnerability["sex"], floor, "vulnerability", k)
     for second in seconds:
         pinned = _pinned_cross(by_vulnerability[second], floor, "vulnerability", second, k)
@@ -126,33 +140,41 @@ def exact_breakdown_rows(kept: pl.DataFrame, k: int, floor_resolution: int) -> p
     )
 
 
-def all_category_rows(kept: pl.DataFrame, floor_resolution: int) -> pl.DataFrame:
+def all_category_rows(
+    placement: pl.DataFrame, tables: Sequence[pl.DataFrame], floor_resolution: int
+) -> pl.DataFrame:
     """Return every category of the groups' and floor cells' breakdowns, zeros included.
 
-    Sex and age band per published group, vulnerability per floor cell × nationality;
-    each row with cases, persons and the key sum of its records.
+    Sex and age band per published group, vulnerability per floor cell × nationality
+    (``tables``: the placed records counted by each of :data:`NOISE_GROUPINGS`); each
+    row with cases, persons and the key sum of its records. The units are the
+    placement's: every published group, every floor cell × nationality holding one.
     """
-    parts = []
-    for dimension in ("sex", "age_band"):
-        parts.append(_complete(kept, GROUP, dimension, "published_cell", pl.col("published_res")))
-    parts.append(_complete(kept, FLOOR, "vulnerability", "floor_cell", pl.lit(floor_resolution)))
-    return pl.concat(parts)
+    groups = placement.select(GROUP).unique()
+    floors = placement.select(FLOOR).unique()
+    by_sex, by_age, by_vulnerability = tables
+    resolution = pl.col("published_res")
+    return pl.concat(
+        [
+            _complete(groups, by_sex, "sex", "published_cell", resolution),
+            _complete(groups, by_age, "age_band", "published_cell", resolution),
+            _complete(
+                floors, by_vulnerability, "vulnerability", "floor_cell", pl.lit(floor_resolution)
+            ),
+        ]
+    )
 
 
 def _complete(
-    kept: pl.DataFrame, unit: list[str], dimension: str, cell: str, resolution: pl.Expr
+    units: pl.DataFrame, counted: pl.DataFrame, dimension: str, cell: str, resolution: pl.Expr
 ) -> pl.DataFrame:
     """Return one dimension's categories for every unit, absent categories as zero rows."""
+    unit = units.columns
     categories = pl.DataFrame({dimension: list(BREAKDOWN_DIMENSIONS[dimension])}).with_columns(
-        pl.col(dimension).cast(kept.schema[dimension])
-    )
-    counted = kept.group_by([*unit, dimension]).agg(
-        pl.col("cases").sum(), pl.col("persons").sum(), pl.col("key_sum").sum()
+        pl.col(dimension).cast(counted.schema[dimension])
     )
     return (
-        kept.select(unit)
-        .unique()
-        .join(categories, how="cross")
+        units.join(categories, how="cross")
         .join(counted, on=[*unit, dimension], how="left")
         .select(
             pl.col(cell).alias("cell"),

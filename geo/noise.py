@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import math
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import polars as pl
 
 KEY_MODULUS = 1 << 32  # record keys are summed modulo 2³² per figure
 MEASURES = {"cases": 1, "persons": 2}
@@ -36,27 +40,31 @@ def splitmix64(values: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def text_code(values: np.ndarray) -> np.ndarray:
+def text_code(values: np.ndarray | pl.Series) -> np.ndarray:
     """Return a stable 64-bit code for short texts (nationality codes, categories).
 
     Stable across library versions and engines (the UTF-8 bytes, folded), unlike a
-    hash function of a data-frame library. Each distinct text is folded once.
+    hash function of a data-frame library. Each distinct text is folded once (a missing
+    one as ``"None"``) and the codes spread back by a hash join: no sort of the texts.
     """
-    import pandas as pd
+    import polars as pl
 
-    positions, distinct = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
+    texts = values if isinstance(values, pl.Series) else pl.Series(np.asarray(values, dtype=str))
+    texts = texts.cast(pl.String).fill_null("None")
+    distinct = texts.unique()
     codes = np.empty(len(distinct), dtype=np.uint64)
-    for index, text in enumerate(distinct):
+    for index, text in enumerate(distinct.to_list()):
         code = 1469598103934665603  # FNV-1a's prime over a fixed basis, modulo 2⁶⁴
-        for byte in str(None if pd.isna(text) else text).encode():
+        for byte in text.encode():
             code = ((code ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
         codes[index] = code
-    return codes[positions]
+    mapping = pl.Series(codes, dtype=pl.UInt64)
+    return texts.replace_strict(distinct, mapping, return_dtype=pl.UInt64).to_numpy()
 
 
 def figure_noise(
     cells: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | pl.Series,
     measure: str,
     key_sums: np.ndarray,
     scale: float,
@@ -69,7 +77,8 @@ def figure_noise(
     cells
         The figure's H3 cell (unsigned 64-bit integers; 0 for release-level totals).
     labels
-        Text naming the figure within its cell: nationality, dimension and category.
+        Text naming the figure within its cell: nationality, dimension and category
+        (numpy or polars).
     measure
         ``cases`` or ``persons``.
     key_sums

@@ -30,16 +30,17 @@ import polars as pl
 import polars_h3
 
 from geo import codes
-from geo.breakdowns import all_category_rows, exact_breakdown_rows
+from geo.breakdowns import (
+    EXACT_GROUPINGS,
+    NOISE_GROUPINGS,
+    all_category_rows,
+    exact_breakdown_rows,
+)
+from geo.counting import PLACEMENT, AudienceCounts, FrameCounts
 from geo.errors import InputError
 from geo.freshness import BLOCK_KEY, checked_basis, parse_day
 from geo.noise import KEY_MODULUS, figure_noise
-from geo.rollup import (
-    BREAKDOWN_DIMENSIONS,
-    assign_published_cells,
-    cube_of,
-    merge_rare_nationalities,
-)
+from geo.rollup import BREAKDOWN_DIMENSIONS, assign_published_cells
 
 RELEASE_FORMAT = "crisis-exposure-release"
 METHOD_VERSION = "2.0"  # keyed noise; "1.0" releases are exact
@@ -223,11 +224,24 @@ class Release:
 # Protection
 
 
-def _round(values: pd.Series, base: int, k: int) -> pd.Series:
-    """Round counts to a multiple of ``base``; a non-zero count never falls below k."""
-    rounded = (values / base + 0.5).astype("int64") * base
+def _round(value: int, base: int, k: int) -> int:
+    """Round a count to a multiple of ``base``; a non-zero count never falls below k."""
+    rounded = int(value / base + 0.5) * base
+    return 0 if value == 0 else max(rounded, -(-k // base) * base)
+
+
+def _rounded(frame: pl.DataFrame, base: int, k: int) -> pl.DataFrame:
+    """Return figures rounded as :func:`_round` does, persons never below cases."""
     floor = -(-k // base) * base
-    return rounded.where(values == 0, rounded.clip(lower=floor))
+    frame = frame.with_columns(
+        pl.when(pl.col(c) == 0)
+        .then(0)
+        .otherwise(pl.max_horizontal((pl.col(c) / base + 0.5).cast(pl.Int64) * base, floor))
+        .cast(pl.Int64)
+        .alias(c)
+        for c in ("cases", "persons")
+    )
+    return frame.with_columns(pl.max_horizontal("cases", "persons").alias("persons"))
 
 
 def protect(records: pl.DataFrame, policy: ReleasePolicy, secret: int = 0) -> Release:
@@ -254,27 +268,73 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy, secret: int = 0) -> Re
     policy = policy.checked()
     if policy.nationalities:
         records = records.filter(pl.col("nationality").is_in(list(policy.nationalities)))
-    records = merge_rare_nationalities(records, policy.k)
-    cube = cube_of(records, policy.base_resolution)
-    base = (
-        cube.group_by("base_cell", "nationality")
-        .agg(pl.col("cases").sum(), pl.col("persons").sum(), pl.col("key_sum").sum())
-        .with_columns(
-            polars_h3.cell_to_parent("base_cell", res).alias(f"cell_{res}")
-            for res in range(policy.base_resolution, policy.floor_resolution - 1, -1)
+    if "key_sum" not in records.columns:  # records built in code: keys from their position
+        records = records.with_row_index("key_sum").with_columns(
+            (pl.col("key_sum").cast(pl.UInt64) * 2654435761 % KEY_MODULUS).cast(pl.Int64)
         )
+    return protect_counts(FrameCounts(records, policy.base_resolution), policy, secret)
+
+
+def protect_counts(counts: AudienceCounts, policy: ReleasePolicy, secret: int = 0) -> Release:
+    """Protect an audience given by its counts (:mod:`geo.counting`), not its records.
+
+    What :func:`protect` does, asking the audience only for its nationality totals, its
+    (base cell × nationality) table and, once the roll-up has placed every base group,
+    the breakdown marginals of the placed records: a store answers them in SQL, so the
+    memory follows the populated cells, not the registry.
+
+    Returns
+    -------
+    Release
+        Groups, breakdowns and the metadata (policy, method, published totals).
+    """
+    policy = policy.checked()
+    groups, dropped, placement = _placed(counts, policy)
+    groupings = NOISE_GROUPINGS if policy.method == "noise" else EXACT_GROUPINGS
+    tables = [_categorised(t) for t in counts.unit_counts(placement, groupings)]
+    if policy.method == "noise":
+        rows = all_category_rows(placement, tables, policy.floor_resolution)
+        del tables, placement  # every figure is in rows now: free them before the noise
+        groups = _noisy(groups, "total", policy, secret, floor=policy.k)
+        rows = _noisy(rows, "breakdown", policy, secret, floor=0)
+        dropped_total = _noisy_dropped(dropped, policy, secret)
+    else:
+        rows = exact_breakdown_rows(tables, policy.k, policy.floor_resolution)
+        del tables, placement
+        dropped_total = {c: int(dropped[c].sum() or 0) for c in ("cases", "persons")}
+    del dropped
+    groups, rows = groups.drop("key_sum"), rows.drop("key_sum", strict=False)
+    if policy.round_to:
+        groups, rows = (_rounded(f, policy.round_to, policy.k) for f in (groups, rows))
+    metadata = _metadata(policy, groups, rows, dropped_total)
+    group_frame = _to_pandas(groups)[GROUP_COLUMNS]
+    del groups
+    return Release(groups=group_frame, breakdowns=_to_pandas(rows), metadata=metadata)
+
+
+def _placed(
+    counts: AudienceCounts, policy: ReleasePolicy
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Return the published groups, the dropped base groups and the placement.
+
+    The roll-up (:func:`geo.rollup.assign_published_cells`) on the audience's
+    (base cell × nationality) table, rare nationalities counted as OTH. The groups have
+    cell, resolution, nationality, cases, persons and key_sum; the placement the
+    :data:`geo.counting.PLACEMENT` columns.
+    """
+    totals = counts.nationality_totals()
+    rare = totals.filter(pl.col("cases") < policy.k)["nationality"].to_list()
+    base = counts.base_counts(rare).with_columns(
+        polars_h3.cell_to_parent("base_cell", res).alias(f"cell_{res}")
+        for res in range(policy.base_resolution, policy.floor_resolution - 1, -1)
     )
     base = assign_published_cells(base, policy.base_resolution, policy.floor_resolution, policy.k)
     dropped = base.filter(pl.col("published_res").is_null())
-    placement = base.filter(pl.col("published_res").is_not_null()).select(
-        "base_cell",
-        "nationality",
-        "published_cell",
-        "published_res",
-        pl.col(f"cell_{policy.floor_resolution}").alias("floor_cell"),
+    published = base.filter(pl.col("published_res").is_not_null())
+    placement = published.select(
+        *PLACEMENT[:-1], pl.col(f"cell_{policy.floor_resolution}").alias("floor_cell")
     )
-    kept = cube.join(placement, on=["base_cell", "nationality"])
-    groups = kept.group_by("published_cell", "published_res", "nationality").agg(
+    groups = published.group_by("published_cell", "published_res", "nationality").agg(
         pl.col("cases").sum(), pl.col("persons").sum(), pl.col("key_sum").sum()
     )
     groups = groups.select(
@@ -285,23 +345,16 @@ def protect(records: pl.DataFrame, policy: ReleasePolicy, secret: int = 0) -> Re
         "persons",
         "key_sum",
     )
-    if policy.method == "noise":
-        rows = all_category_rows(kept, policy.floor_resolution)
-        groups = _noisy(groups, "total", policy, secret, floor=policy.k)
-        rows = _noisy(rows, "breakdown", policy, secret, floor=0)
-        dropped_total = _noisy_dropped(dropped, policy, secret)
-    else:
-        rows = exact_breakdown_rows(kept, policy.k, policy.floor_resolution)
-        dropped_total = {c: int(dropped[c].sum() or 0) for c in ("cases", "persons")}
-    group_frame = _to_pandas(groups.drop("key_sum"))
-    breakdown_frame = _to_pandas(rows.drop("key_sum", strict=False))
-    if policy.round_to:
-        for frame in (group_frame, breakdown_frame):
-            for column in ("cases", "persons"):
-                frame[column] = _round(frame[column], policy.round_to, policy.k)
-            frame["persons"] = frame[["cases", "persons"]].max(axis=1)
-    metadata = _metadata(policy, group_frame, breakdown_frame, dropped_total)
-    return Release(groups=group_frame[GROUP_COLUMNS], breakdowns=breakdown_frame, metadata=metadata)
+    return groups, dropped.select("nationality", "cases", "persons", "key_sum"), placement
+
+
+def _categorised(table: pl.DataFrame) -> pl.DataFrame:
+    """Return a unit table with its categories as enums (every category, in code order)."""
+    return table.with_columns(
+        pl.col(name).cast(pl.Enum(BREAKDOWN_DIMENSIONS[name]))
+        for name in BREAKDOWN_DIMENSIONS
+        if name in table.columns
+    )
 
 
 def _noisy(
@@ -316,7 +369,7 @@ def _noisy(
     parts = [pl.col("nationality").cast(pl.String)]
     if kind == "breakdown":
         parts += [pl.col("dimension"), pl.col("category")]
-    labels = frame.select(pl.concat_str(parts, separator="|")).to_series().to_numpy().astype(str)
+    labels = frame.select(pl.concat_str(parts, separator="|")).to_series()
     keys = (frame["key_sum"] % KEY_MODULUS).cast(pl.UInt64).to_numpy()
     noisy = {}
     for measure, scale in (("cases", policy.noise_scale), ("persons", 2 * policy.noise_scale)):
@@ -351,8 +404,8 @@ def _noisy_dropped(dropped: pl.DataFrame, policy: ReleasePolicy, secret: int) ->
 
 def _metadata(
     policy: ReleasePolicy,
-    group_frame: pd.DataFrame,
-    breakdown_frame: pd.DataFrame,
+    groups: pl.DataFrame,
+    rows: pl.DataFrame,
     dropped: dict,
 ) -> dict:
     """Return a release's metadata: format, method, policy and published figures only.
@@ -360,7 +413,7 @@ def _metadata(
     The totals are sums of the published values; the dropped figure is protected like
     any count (noisy, or rounded). Nothing here counts the audience itself.
     """
-    by_resolution = group_frame.groupby("resolution")["cases"].size()
+    by_resolution = groups.group_by("resolution").len().sort("resolution")
     metadata = {
         "format": RELEASE_FORMAT,
         "method_version": METHOD_VERSION if policy.method == "noise" else "1.0",
@@ -368,18 +421,14 @@ def _metadata(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "policy": asdict(policy),
         "published": {
-            "groups": int(len(group_frame)),
-            "groups_by_resolution": {str(r): int(n) for r, n in by_resolution.items()},
-            "cases": int(group_frame["cases"].sum()),
-            "persons": int(group_frame["persons"].sum()),
-            "nationalities": sorted(group_frame["nationality"].unique().tolist()),
+            "groups": int(groups.height),
+            "groups_by_resolution": {str(r): int(n) for r, n in by_resolution.iter_rows()},
+            "cases": int(groups["cases"].sum()),
+            "persons": int(groups["persons"].sum()),
+            "nationalities": sorted(groups["nationality"].cast(pl.String).unique().to_list()),
             "breakdown_groups": {
                 d: int(
-                    len(
-                        breakdown_frame[breakdown_frame["dimension"] == d].drop_duplicates(
-                            ["h3_cell", "nationality"]
-                        )
-                    )
+                    rows.filter(pl.col("dimension") == d).select("cell", "nationality").n_unique()
                 )
                 for d in BREAKDOWN_DIMENSIONS
             },
@@ -389,25 +438,20 @@ def _metadata(
     if policy.round_to:
         for column in ("cases", "persons"):
             value = metadata["dropped"][column]
-            metadata["dropped"][column] = int(_round(pd.Series([value]), policy.round_to, 1)[0])
+            metadata["dropped"][column] = _round(value, policy.round_to, 1)
     return metadata
 
 
 def _to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
-    """Return a release frame in pandas with H3 cells as hex strings, sorted."""
-    out = (
-        frame.with_columns(
-            polars_h3.int_to_str("cell").alias("h3_cell"),
-            pl.selectors.by_dtype(pl.Enum).cast(pl.String),
-        )
-        .drop("cell")
-        .to_pandas()
-    )
-    out["resolution"] = out["resolution"].astype("int8")
-    for column in ("cases", "persons"):
-        out[column] = out[column].astype("int64")
+    """Return a release frame in pandas with H3 cells as hex strings, sorted (in polars)."""
+    out = frame.with_columns(
+        polars_h3.int_to_str("cell").alias("h3_cell"),
+        pl.col("resolution").cast(pl.Int8),
+        pl.col("cases", "persons").cast(pl.Int64),
+        pl.selectors.by_dtype(pl.Enum).cast(pl.String),
+    ).drop("cell")
     keys = [c for c in ("h3_cell", "nationality", "dimension", "category") if c in out.columns]
     ordered = ["h3_cell", "resolution"] + [
         c for c in out.columns if c not in ("h3_cell", "resolution")
     ]
-    return out[ordered].sort_values(keys, kind="stable").reset_index(drop=True)
+    return out.select(ordered).sort(keys, maintain_order=True).to_pandas()

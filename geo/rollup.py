@@ -11,6 +11,8 @@ Nationalities with fewer than k cases in the whole release become ``OTH``. Pure.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 import polars_h3
 
@@ -75,13 +77,27 @@ def cube_of(records: pl.DataFrame, base_resolution: int) -> pl.DataFrame:
     )
 
 
+def primary_vulnerability_sql(column: str = "vulnerabilities") -> str:
+    """Return SQL for :func:`primary_vulnerability` of a bit-mask column (the same rule)."""
+    cases = " ".join(
+        f"WHEN ({column} & {1 << codes.VULNERABILITIES.index(name)}) != 0 THEN '{name}'"
+        for name in VULNERABILITY_PRIORITY
+    )
+    return f"CASE {cases} ELSE 'none' END"
+
+
 def merge_rare_nationalities(records: pl.DataFrame, k: int) -> pl.DataFrame:
     """Return records with every nationality of fewer than k cases renamed ``OTH``."""
     cases = pl.col("cases").sum() if "cases" in records.columns else pl.len()
     counts = records.group_by("nationality").agg(cases.alias("n"))
     rare = counts.filter(pl.col("n") < k)["nationality"].to_list()
+    return rename_nationalities(records, rare)
+
+
+def rename_nationalities(records: pl.DataFrame, rare: Sequence[str]) -> pl.DataFrame:
+    """Return records with the ``rare`` nationalities renamed ``OTH``."""
     return records.with_columns(
-        pl.when(pl.col("nationality").is_in(rare))
+        pl.when(pl.col("nationality").is_in(list(rare)))
         .then(pl.lit(codes.OTHER_NATIONALITIES))
         .otherwise(pl.col("nationality"))
         .alias("nationality")

@@ -40,15 +40,16 @@ def build_release(store_path: str | Path, policy: ReleasePolicy) -> Release:
 def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Release:
     """Protect the store's current audience under a checked policy (``con`` is open)."""
     from geo.io import store, store_reads
-    from geo.release import protect
+    from geo.release import protect_counts
     from geo.series import refuse_small_nationalities
 
-    records = _audience(con, policy)
-    refuse_small_nationalities(records, policy)  # the same words for none and for 1..k−1
+    counts = _audience(con, policy)
+    totals = counts.nationality_totals()
+    refuse_small_nationalities(totals, policy)  # the same words for none and for 1..k−1
     # A whole audience under k (a narrow --confirmed-within window, say) is refused in the
     # words of an empty one: its existence, block and withheld figure would be about
     # fewer than k people.
-    if records.is_empty() or int(records["cases"].sum()) < policy.k:
+    if totals.is_empty() or int(totals["cases"].sum()) < policy.k:
         basis = (
             "held under another legal basis"
             if policy.legal_basis == "other"
@@ -61,7 +62,7 @@ def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Re
             f"audience ({basis}), or fewer than k={policy.k} do: a release would be about "
             "fewer than k people."
         )
-    release = protect(records, policy, secret=store_reads.noise_secret(con))
+    release = protect_counts(counts, policy, secret=store_reads.noise_secret(con))
     _add_confirmed_block(con, release)
     # Only the store version: counts over the whole store (other consents, other
     # nationalities) and ingest file names are not the release's to publish.
@@ -70,12 +71,16 @@ def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Re
 
 
 def _audience(con: Any, policy: ReleasePolicy, as_of: int | None = None) -> Any:
-    """Return the store's audience records for a policy (consent or basis, freshness)."""
+    """Return the store's audience for a policy (consent or basis, freshness), as counts.
+
+    A :class:`geo.io.store_reads.StoreCounts`: the release's counts are pushed down into
+    the store, so no record leaves it.
+    """
     from geo.freshness import believed_sql
     from geo.io import store_reads
 
     scope = None if policy.legal_basis == "other" else policy.consent_scope
-    return store_reads.audience_records(
+    return store_reads.StoreCounts(
         con,
         scope,
         policy.nationalities,
@@ -263,13 +268,13 @@ def release_as_of(
         For a bad policy, a missing store, or a version the store has not reached.
     """
     from geo.io import store, store_reads
-    from geo.release import protect
+    from geo.release import protect_counts
 
     policy = policy.checked()
     con = store.connect(store_path, read_only=True)
     try:
-        records = _audience(con, policy, as_of=store_version)
-        release = protect(records, policy, secret=store_reads.noise_secret(con))
+        counts = _audience(con, policy, as_of=store_version)
+        release = protect_counts(counts, policy, secret=store_reads.noise_secret(con))
         if created_at:
             release.metadata["created_at"] = created_at
         _add_confirmed_block(con, release, as_of=store_version)

@@ -1,0 +1,175 @@
+"""A store's release counted in the store: the same release, without the records in memory.
+
+``build_release`` asks the store for nationality totals, the (base cell × nationality)
+table and the breakdown marginals of the placed records (:class:`StoreCounts`), never
+for the joint cube of every category. These tests pin that the published table and
+metadata are exactly those of the in-memory path (:func:`geo.release.protect` on the
+store's audience records) and of the code before the change, and that nothing
+record-sized leaves the store.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from geo import codes, pipeline
+from geo.hashing import content_sha256
+from geo.io import store, store_reads
+from geo.release import ReleasePolicy, protect
+from tests.factories import registration_row
+
+# Content hashes of build_release on the store of ``_rows()`` under each of POLICIES,
+# from the code before the push-down (commit c4bea83: the joint cube in memory), with
+# the tests' steward key.
+BEFORE_SHA256 = {
+    "noise": "c732731a7d2df813edcbe11d84e46523f7c6c95967943d09a70ecbd5f66b3668",
+    "exact": "71bc3c7db41863c80d23036b56f493ed5c5c3be2c1b45e6b38b2d50a1913ae12",
+    "rounded": "1f1e0dea1011564911d83459203948771dfe37cc09b1522c45abfff30d6836b6",
+    "embassy": "524aed63a37d82e07fecd7b166616957617dc13041c4410a211d76a147217635",
+    "res 8 to 5, k 5": "9cc6d7594f8ad3ba0a6c0b12a41236989918befee26eae01294a9c00a77cc37c",
+    "believed": "c130022082389cfc208a67d8fc012de5ff15b2e45222c7c22a6296509dd405e9",
+}
+
+
+def _rows(n: int = 3000, seed: int = 11) -> list[dict]:
+    """Return registrations around Norcia and Perugia: many per cell, every category.
+
+    One nationality has fewer than k=10 registrations (it becomes OTH), the places are
+    spread so that some cells roll up and some are dropped, and a few registrations
+    lack the aggregate consent.
+    """
+    rng = np.random.default_rng(seed)
+    nationalities = rng.choice(["ROU", "ALB", "UKR", "MAR"], n, p=[0.55, 0.25, 0.15, 0.05])
+    nationalities[:6] = "MDA"
+    centres = np.array([[42.79, 13.09], [43.11, 12.39]])
+    where = centres[rng.integers(0, 2, n)] + rng.normal(0, 0.03, (n, 2))
+    rows = []
+    for i in range(n):
+        terms = rng.choice(codes.VULNERABILITIES, rng.integers(0, 3), replace=False)
+        rows.append(
+            registration_row(
+                f"r{i}",
+                nationality=str(nationalities[i]),
+                latitude=f"{where[i, 0]:.5f}",
+                longitude=f"{where[i, 1]:.5f}",
+                sex=str(rng.choice(["F", "M", "X", ""])),
+                age=str(rng.integers(0, 90)) if rng.random() > 0.05 else "",
+                family_members=str(rng.integers(0, 6)),
+                vulnerabilities=";".join(terms),
+                consent="origin_state" if i % 50 == 0 else "aggregate;origin_state",
+                updated_at=f"2025-0{1 + i % 9}-15",
+            )
+        )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    """A store of ``_rows()`` (the tests' fixed steward key: same keys, same noise)."""
+    import os
+
+    from tests.factories import write_rows
+
+    folder = tmp_path_factory.mktemp("scale")
+    previous = os.environ.get("CRISIS_EXPOSURE_STEWARD_KEY")
+    os.environ["CRISIS_EXPOSURE_STEWARD_KEY"] = "5e" * 32
+    try:
+        path = folder / "s.duckdb"
+        pipeline.ingest_files(path, [write_rows(folder / "r.csv", _rows())])
+    finally:
+        if previous is None:
+            os.environ.pop("CRISIS_EXPOSURE_STEWARD_KEY")
+        else:
+            os.environ["CRISIS_EXPOSURE_STEWARD_KEY"] = previous
+    return path
+
+
+def _hash(release) -> str:
+    return content_sha256(pa.Table.from_pandas(release.table(), preserve_index=False))
+
+
+def _published(release) -> dict:
+    return {k: v for k, v in release.metadata.items() if k not in ("created_at", "store_version")}
+
+
+def _in_memory(path, policy: ReleasePolicy):
+    """The release from the store's audience records, protected in memory (the joint cube)."""
+    from geo.freshness import believed_sql
+
+    policy = policy.checked()
+    con = store.connect(path, read_only=True)
+    try:
+        records = store_reads.audience_records(
+            con,
+            policy.consent_scope,
+            policy.nationalities,
+            policy.base_resolution,
+            believed=believed_sql(policy),
+        )
+        return protect(records, policy, secret=store_reads.noise_secret(con))
+    finally:
+        con.close()
+
+
+POLICIES = {
+    "noise": ReleasePolicy(),
+    "exact": ReleasePolicy(noise_scale=0),
+    "rounded": ReleasePolicy(noise_scale=0, round_to=5),
+    "embassy": ReleasePolicy(nationalities=("ROU", "UKR")),
+    "res 8 to 5, k 5": ReleasePolicy(base_resolution=8, floor_resolution=5, k=5),
+    "believed": ReleasePolicy(as_of="2025-12-31", confirmed_within=200),
+}
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_the_store_release_is_the_in_memory_release(store_path, name):
+    policy = POLICIES[name]
+    pushed = pipeline.build_release(store_path, policy)
+    memory = _in_memory(store_path, policy)
+    assert pushed.table().equals(memory.table())
+    assert _hash(pushed) == _hash(memory)
+    published = _published(pushed)
+    published.pop("confirmed_within_months")  # added by the pipeline, not by protect
+    assert published == _published(memory)
+    assert pushed.metadata["published"]["groups"] > 0
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_the_release_is_the_one_published_before_the_push_down(store_path, name):
+    assert _hash(pipeline.build_release(store_path, POLICIES[name])) == BEFORE_SHA256[name]
+
+
+def test_no_record_sized_table_leaves_the_store(store_path, monkeypatch):
+    con = store.connect(store_path, read_only=True)
+    try:
+        joint = store_reads.audience_records(con, "aggregate", resolution=7).height
+        base = (
+            store_reads.audience_records(con, "aggregate", resolution=7)
+            .select("cell", "nationality")
+            .n_unique()
+        )
+    finally:
+        con.close()
+    heights = []
+    for name in ("nationality_totals", "base_counts", "unit_counts"):
+        method = getattr(store_reads.StoreCounts, name)
+
+        def counted(self, *args, _method=method, **kwargs):
+            out = _method(self, *args, **kwargs)
+            heights.extend(t.height for t in (out if isinstance(out, list) else [out]))
+            return out
+
+        monkeypatch.setattr(store_reads.StoreCounts, name, counted)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the release read the audience's records")
+
+    monkeypatch.setattr(store_reads, "audience_records", refused)
+    groups = pipeline.build_release(store_path, ReleasePolicy()).metadata["published"]["groups"]
+    # What leaves the store is the roll-up's table or the release's size (a unit shows at
+    # most 7 categories), never one row per record; the fixture tells them apart.
+    bound = max(base, 7 * groups)
+    assert joint > bound
+    assert max(heights) <= bound
