@@ -235,18 +235,31 @@ class StoreCounts:
             "age_band": "age_band",
             "vulnerability": f"{primary_vulnerability_sql()} AS vulnerability",
         }
-        query = f"""
-            SELECT {", ".join(grouping)}, sum(cases)::BIGINT AS cases,
-                   sum(persons)::BIGINT AS persons,
-                   (sum(key_sum) % 4294967296)::BIGINT AS key_sum
-            FROM (
+        # Two statements: DuckDB ran out of its budget aggregating straight over the
+        # join at national scale (100M registrations, and 10M under a 48 MB budget);
+        # each step on its own spills.
+        self._con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE placed AS
+            SELECT * FROM (
                 SELECT {self._cell} AS base_cell, {self._nationality()} AS nationality,
                        {", ".join(category_sql[c] for c in categories)}, {_FIGURES}
                 FROM registrations WHERE {self._where} GROUP BY ALL
             ) JOIN placement USING (base_cell, nationality)
-            GROUP BY ALL
-        """
-        return self._con.sql(query, params=self._parameters).pl()
+            """,
+            self._parameters,
+        )
+        try:
+            return self._con.sql(
+                f"""
+                SELECT {", ".join(grouping)}, sum(cases)::BIGINT AS cases,
+                       sum(persons)::BIGINT AS persons,
+                       (sum(key_sum) % 4294967296)::BIGINT AS key_sum
+                FROM placed GROUP BY ALL
+                """
+            ).pl()
+        finally:
+            self._con.execute("DROP TABLE placed")
 
 
 # A figure's cases, persons and key sum (its records' keys mixed with their persons).
