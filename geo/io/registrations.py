@@ -388,15 +388,19 @@ def _csv_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataF
 
 
 def _parquet_batches(header: FileHeader, batch_rows: int) -> Iterator[pl.DataFrame]:
-    """Yield the file's wanted columns in batches, read by polars' own Parquet reader.
+    """Yield the file's wanted columns in batches of ``batch_rows``, read by pyarrow.
 
-    Three times cheaper than pyarrow's ``iter_batches`` + ``pl.from_arrow`` (no Arrow →
-    polars string conversion); streamed, so memory stays a few batches whatever the size.
+    pyarrow decodes a row group batch by batch: a 100M-row file written in 1M-row groups
+    peaks at 426 MiB over 5M rows read, where polars' streaming reader (3× cheaper in
+    CPU) held 1,091 MiB. Memory wins: registries come with row groups of any size.
     """
     try:
-        scan = pl.scan_parquet(header.path, glob=False, hive_partitioning=False)
-        yield from scan.select(header.read_columns()).collect_batches(chunk_size=batch_rows)
-    except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
+        parquet = pq.ParquetFile(header.path)
+        for record_batch in parquet.iter_batches(
+            batch_size=batch_rows, columns=header.read_columns()
+        ):
+            yield pl.from_arrow(pa.Table.from_batches([record_batch]))
+    except (pa.ArrowException, OSError) as exc:
         raise InputError(
             f"{header.file_name}: not a readable Parquet file ({_one_line(exc)})."
         ) from exc
