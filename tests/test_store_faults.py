@@ -312,3 +312,18 @@ def test_records_keyed_with_another_steward_key_are_refused(tmp_path, write_csv,
     with pytest.raises(InputError, match="made with another steward key"):
         pipeline.ingest_files(s, [write_csv([registration_row("a", nationality="ALB")], "two.csv")])
     assert s.read_bytes() == before
+
+
+def test_a_store_out_of_its_memory_budget_says_which_setting_to_raise(tmp_path):
+    import duckdb
+
+    from geo.io.store_open import DUCKDB_MEMORY_LIMIT, store_error
+
+    fault = duckdb.OutOfMemoryException(
+        "Out of Memory Error: failed to pin block of size 256.0 KiB (366.1 MiB/366.2 MiB used)"
+    )
+    message = str(store_error(tmp_path / "s.duckdb", fault))
+    assert message == (
+        f"{tmp_path / 's.duckdb'}: the store's memory budget ({DUCKDB_MEMORY_LIMIT}) is too "
+        "small for this work; raise CRISIS_EXPOSURE_DUCKDB_MEMORY (e.g. 2GB) and run it again."
+    )

@@ -176,6 +176,11 @@ def store_error(path: Path, exc: BaseException) -> InputError:
             f"{path}: permission denied; the store and its folder must be writable by "
             "this user (read-only commands need only read access)."
         )
+    if "out of memory" in lowered:
+        return InputError(
+            f"{path}: the store's memory budget ({DUCKDB_MEMORY_LIMIT}) is too small for this "
+            "work; raise CRISIS_EXPOSURE_DUCKDB_MEMORY (e.g. 2GB) and run it again."
+        )
     if "not a valid duckdb database" in lowered or "could not read enough bytes" in lowered:
         return InputError(
             f"{path}: the store file is damaged or not a DuckDB database; restore it from "
