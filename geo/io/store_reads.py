@@ -160,9 +160,9 @@ class StoreCounts:
     """An audience's counts, each a GROUP BY pushed down into the store (no records out).
 
     The :class:`geo.counting.AudienceCounts` of a store audience (the parameters of
-    :func:`audience_records`). The breakdowns are one scan: the audience joined to the
-    roll-up's placement of its base groups, counted by GROUPING SETS, so what leaves
-    DuckDB is as large as the release, whatever the registry's size.
+    :func:`audience_records`). Each breakdown counts the audience by base group and
+    category, joins the roll-up's placement and sums per published group, so what
+    leaves DuckDB is as large as the release, whatever the registry's size.
     """
 
     def __init__(
