@@ -15,72 +15,92 @@ LINK_THRESHOLD = 0.85
 LINK_THRESHOLD_SAME_DOCUMENT = 0.6
 
 
-def candidate_pairs(
-    node: np.ndarray, block: np.ndarray, is_new: np.ndarray, max_block: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Return the pairs of records sharing a block, at least one of them new.
+def linked_pairs(
+    node: np.ndarray,
+    block: np.ndarray,
+    is_new: np.ndarray,
+    clks: np.ndarray,
+    max_block: int,
+    threshold: float = LINK_THRESHOLD,
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Return the pairs of records that are one person, among those sharing a block.
 
-    ``node`` and ``block`` list each record's blocks (one row per record and block);
-    ``is_new`` says, per node, whether it is one of the file's records. Blocks of more
-    than ``max_block`` records are not compared.
+    ``node`` and ``block`` list each record's blocks (one row per record and block,
+    ``node`` a dense id into ``clks``, the (n, 16) uint64 CLKs); ``is_new`` says, per
+    node, whether it is one of the file's records: only pairs with at least one new
+    record are compared, each once, and blocks of more than ``max_block`` records are
+    not compared. A pair is one person at a Dice coefficient of ``threshold``, or
+    :data:`LINK_THRESHOLD_SAME_DOCUMENT` when it shares a document-number block
+    (kind 1 in the low 2 bits).
 
     Returns
     -------
     tuple
-        (left, right, same_document, skipped): each pair once with left < right, whether
-        the pair shares a document-number block (kind 1 in the low 2 bits), and how many
-        blocks were too large.
+        (left, right, compared, skipped): the linked pairs (left < right), how many
+        distinct candidate pairs were compared and how many blocks were too large.
     """
-    if not block.size:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros(0, dtype=bool), 0
-    order = np.lexsort((node, block))
-    node, block = node[order].astype(np.int64), block[order]
-    starts = np.r_[0, np.flatnonzero(block[1:] != block[:-1]) + 1]
-    sizes = np.diff(np.r_[starts, block.size])
-    skipped = int(np.count_nonzero(sizes > max_block))
-    sizes_per_row = np.repeat(np.where(sizes <= max_block, sizes, 0), sizes)
-    offset = np.arange(block.size) - np.repeat(starts, sizes)
-    # Row r pairs with the rows after it in its block: r + 1 ... (block end - 1).
-    partners = np.maximum(sizes_per_row - 1 - offset, 0)
-    first = np.repeat(np.arange(block.size), partners)
-    second = (
-        first + 1 + (np.arange(first.size) - np.repeat(np.cumsum(partners) - partners, partners))
-    )
-    left, right = node[first], node[second]
-    wanted = (is_new[left] | is_new[right]) & (left != right)
-    left, right = left[wanted], right[wanted]
-    document = (block[first[wanted]] & np.uint64(3)) == 1
-    width = int(node.max()) + 1
-    unique, inverse = np.unique(left * width + right, return_inverse=True)
-    same_document = np.zeros(unique.size, dtype=bool)
-    same_document[inverse[document]] = True
-    return unique // width, unique % width, same_document, skipped
-
-
-def dice(clks: np.ndarray, left: np.ndarray, right: np.ndarray, chunk: int = 500_000) -> np.ndarray:
-    """Return the Dice coefficient 2|A∩B| / (|A|+|B|) of each pair (left[i], right[i])."""
-    counts = np.bitwise_count(clks).sum(axis=1, dtype=np.int64)
-    out = np.empty(left.size, dtype=np.float64)
-    for start in range(0, left.size, chunk):
-        a, b = left[start : start + chunk], right[start : start + chunk]
-        both = np.bitwise_count(clks[a] & clks[b]).sum(axis=1, dtype=np.int64)
-        total = counts[a] + counts[b]
-        out[start : start + chunk] = np.where(total > 0, 2 * both / np.maximum(total, 1), 0.0)
-    return out
-
-
-def matches(
-    clks: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-    same_document: np.ndarray,
-    threshold: float = LINK_THRESHOLD,
-) -> np.ndarray:
-    """Return the mask of candidate pairs that are one person (see :data:`LINK_THRESHOLD`)."""
-    score = dice(clks, left, right)
     document_threshold = min(threshold, LINK_THRESHOLD_SAME_DOCUMENT)
-    return (score >= threshold) | (same_document & (score >= document_threshold))
+    left, right, score, same_document, compared, skipped = scored_pairs(
+        node, block, is_new, clks, max_block, document_threshold
+    )
+    linked = (score >= threshold) | (same_document & (score >= document_threshold))
+    return left[linked], right[linked], compared, skipped
+
+
+def scored_pairs(
+    node: np.ndarray,
+    block: np.ndarray,
+    is_new: np.ndarray,
+    clks: np.ndarray,
+    max_block: int,
+    min_score: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """Return the candidate pairs scoring at least ``min_score``, with Dice and document flag.
+
+    The arguments are those of :func:`linked_pairs`; the scoring runs in
+    :func:`geo.linkage_kernels.compare_blocks`. Returns (left, right, score,
+    same_document, compared, skipped).
+    """
+    from geo.linkage_kernels import blocks_by_node, compare_blocks
+
+    node = np.asarray(node, dtype=np.int64)
+    block = np.asarray(block, dtype=np.uint64)
+    order = np.argsort(block)
+    ordered = block[order]
+    opens = np.r_[True, ordered[1:] != ordered[:-1]] if ordered.size else np.zeros(0, bool)
+    starts = np.r_[np.flatnonzero(opens), ordered.size]
+    sizes = np.diff(starts)
+    comparable = sizes <= max_block
+    members = node[order]
+    is_document = (ordered[opens] & np.uint64(3)) == 1
+    block_id = np.cumsum(opens) - 1  # each sorted row's dense block id
+    node_start, node_blocks = blocks_by_node(
+        members, block_id, comparable, is_document, clks.shape[0]
+    )
+    arguments = (
+        starts,
+        members,
+        comparable,
+        node_start,
+        node_blocks,
+        np.asarray(is_new, dtype=np.bool_),
+        np.ascontiguousarray(clks, dtype=np.uint64),
+        float(min_score),
+    )
+    # Kept pairs come back in parts of at most `capacity` (at least one block's pairs).
+    largest = int(sizes[comparable].max(initial=0))
+    capacity = max(1 << 18, largest * (largest - 1) // 2)
+    parts, compared, block_count, next_block = [], 0, starts.size - 1, 0
+    while next_block < block_count:
+        *part, count, next_block = compare_blocks(*arguments, next_block, capacity)
+        parts.append(part)
+        compared += count
+    left, right, score, same_document = (
+        np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, dtype)
+        for i, dtype in enumerate((np.int64, np.int64, np.float64, np.bool_))
+    )
+    skipped = int(np.count_nonzero(~comparable))
+    return left, right, score, same_document, int(compared), skipped
 
 
 def merged_persons(persons: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:

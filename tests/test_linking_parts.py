@@ -117,8 +117,28 @@ def test_block_keys_are_the_keyed_strings_of_each_kind():
     assert not {c for c in encoded.columns if c.startswith(identity.IDENTITY_PREFIX)}
 
 
+def brute_force_pairs(node, block, is_new, clks, max_block):
+    """Return {(a, c): (dice, same_document)} over every block, pair by pair."""
+    members: dict[int, list[int]] = {}
+    for n, b in zip(node, block, strict=True):
+        members.setdefault(int(b), []).append(int(n))
+    expected: dict[tuple[int, int], tuple[float, bool]] = {}
+    for b, group in members.items():
+        if len(group) > max_block:
+            continue
+        for a, c in itertools.combinations(sorted(group), 2):
+            if is_new[a] or is_new[c]:
+                bits = [int(x).bit_count() for x in (*clks[a], *clks[c])]
+                both = sum(int(x & y).bit_count() for x, y in zip(clks[a], clks[c], strict=True))
+                dice = 2 * both / sum(bits) if sum(bits) else 0.0
+                document = expected.get((a, c), (0.0, False))[1] or (b & 3) == 1
+                expected[a, c] = (dice, document)
+    return expected, sum(len(g) > max_block for g in members.values())
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_candidate_pairs_equal_brute_force(seed):
+    """Each pair sharing a comparable block is scored once, with its Dice and document flag."""
     rng = np.random.default_rng(seed)
     nodes = 60
     drawn = zip(rng.integers(0, nodes, 400), rng.integers(0, 40, 400), strict=True)
@@ -126,23 +146,35 @@ def test_candidate_pairs_equal_brute_force(seed):
     node = np.array([n for n, _ in rows])
     block = np.array([(b << 2) | (b % 4) for _, b in rows], dtype=np.uint64)
     is_new = rng.random(nodes) < 0.4
+    clks = rng.integers(0, 2**63, (nodes, 16), dtype=np.uint64) & rng.integers(
+        0, 2**63, (nodes, 16), dtype=np.uint64
+    )
+    # Half the records are noisy copies of the other half (high Dice), the rest random.
+    noise = [rng.integers(0, 2**63, (30, 16), dtype=np.uint64) for _ in range(3)]
+    clks[30:] = clks[:30] ^ (noise[0] & noise[1] & noise[2])
+    clks[3] = 0  # an empty CLK scores 0
     max_block = 12
-    left, right, same_document, skipped = linkage.candidate_pairs(node, block, is_new, max_block)
-    members: dict[int, list[int]] = {}
-    for n, b in zip(node, block, strict=True):
-        members.setdefault(int(b), []).append(int(n))
-    expected: dict[tuple[int, int], bool] = {}
-    for b, group in members.items():
-        if len(group) > max_block:
-            continue
-        for a, c in itertools.combinations(sorted(group), 2):
-            if is_new[a] or is_new[c]:
-                expected[a, c] = expected.get((a, c), False) or (b & 3) == 1
-    assert skipped == sum(len(g) > max_block for g in members.values())
+    expected, too_large = brute_force_pairs(node, block, is_new, clks, max_block)
+    left, right, score, same_document, compared, skipped = linkage.scored_pairs(
+        node, block, is_new, clks, max_block, 0.0
+    )
+    assert skipped == too_large
+    assert compared == left.size == len(expected)
     pairs = zip(left.tolist(), right.tolist(), strict=True)
-    got = dict(zip(pairs, same_document.tolist(), strict=True))
-    assert len(got) == left.size
-    assert got == expected
+    got = dict(zip(pairs, zip(score.tolist(), same_document.tolist(), strict=True), strict=True))
+    assert got.keys() == expected.keys()
+    for pair, (dice, document) in expected.items():
+        assert got[pair] == (pytest.approx(dice), document)
+    # Linked: Dice at the threshold, or the lower one with a shared document.
+    left, right, compared, _ = linkage.linked_pairs(node, block, is_new, clks, max_block, 0.85)
+    linked = {
+        pair
+        for pair, (dice, document) in expected.items()
+        if dice >= 0.85 or (document and dice >= linkage.LINK_THRESHOLD_SAME_DOCUMENT)
+    }
+    assert compared == len(expected)
+    assert set(zip(left.tolist(), right.tolist(), strict=True)) == linked
+    assert 0 < len(linked) < len(expected)
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -167,16 +167,26 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
         "SELECT n.idx, t.block FROM touched t JOIN nodes n USING (record_key)"
     ).fetchnumpy()
     is_new = con.sql("SELECT is_new FROM nodes ORDER BY idx").fetchnumpy()["is_new"]
-    left, right, same_document, skipped = linkage.candidate_pairs(
+    # Placed by index in numpy (no sort of the CLKs inside DuckDB's memory budget).
+    table = con.sql(
+        "SELECT n.idx, i.clk FROM nodes n JOIN identities i USING (record_key)"
+    ).to_arrow_table()
+    clks = np.zeros((is_new.size, 16), dtype=np.uint64)
+    clks[table.column("idx").to_numpy()] = _clk_array(table.column("clk"))
+    del table
+    left, right, compared, skipped = linkage.linked_pairs(
         np.asarray(rows["idx"], dtype=np.int64),
         np.asarray(rows["block"], dtype=np.uint64),
         np.asarray(is_new, dtype=bool),
+        clks,
         MAX_BLOCK,
+        linkage.LINK_THRESHOLD,
     )
+    del rows, clks
     if not left.size:
         for name in ("touched", "nodes"):
             con.execute(f"DROP TABLE {name}")
-        return {"pairs": 0, "links": 0, "skipped_blocks": skipped}
+        return {"pairs": compared, "links": 0, "skipped_blocks": skipped}
     # Persons numbered so that a stored one comes before one made only of new records.
     con.execute(
         """
@@ -185,22 +195,13 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
         FROM (SELECT person_key, bool_and(fresh) AS fresh FROM nodes GROUP BY person_key)
         """
     )
-    # Placed by index in numpy (no sort of the CLKs inside DuckDB's memory budget).
-    nodes = int(max(left.max(), right.max())) + 1
-    table = con.sql(
-        "SELECT n.idx, i.clk FROM nodes n JOIN identities i USING (record_key)"
-        f" WHERE n.idx < {nodes}"
-    ).to_arrow_table()
-    clks = np.zeros((nodes, 16), dtype=np.uint64)
-    clks[table.column("idx").to_numpy()] = _clk_array(table.column("clk"))
     table = con.sql(
         "SELECT n.idx, p.pid FROM nodes n JOIN node_persons p USING (person_key)"
     ).to_arrow_table()
     pid = np.zeros(table.num_rows, dtype=np.int64)  # idx runs 0 .. nodes - 1
     pid[table.column("idx").to_numpy()] = table.column("pid").to_numpy()
-    linked = linkage.matches(clks, left, right, same_document, linkage.LINK_THRESHOLD)
     persons = int(pid.max()) + 1
-    merged = linkage.merged_persons(persons, pid[left[linked]], pid[right[linked]])
+    merged = linkage.merged_persons(persons, pid[left], pid[right])
     changed = np.flatnonzero(merged != np.arange(persons))
     if changed.size:
         con.register("merges", pa.table({"pid": changed, "into": merged[changed]}))
@@ -216,7 +217,7 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
         con.unregister("merges")
     for name in ("touched", "nodes", "node_persons"):
         con.execute(f"DROP TABLE {name}")
-    return {"pairs": int(left.size), "links": int(linked.sum()), "skipped_blocks": skipped}
+    return {"pairs": compared, "links": int(left.size), "skipped_blocks": skipped}
 
 
 def _clk_array(column: pa.ChunkedArray) -> np.ndarray:
