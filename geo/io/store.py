@@ -45,7 +45,7 @@ from geo.io.store_links import (
 from geo.io.store_open import open_store, store_error
 
 STORE_RESOLUTION = 8
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 # What each schema version changed, for the message that refuses an older store.
 _SCHEMA_CHANGES = {
     "2": "record history and a release ledger",
@@ -55,6 +55,7 @@ _SCHEMA_CHANGES = {
         " identity encodings linking one person's registrations (one case per person)"
     ),
     "5": "identity encodings (CLKs) as arrays of sixteen 64-bit words",
+    "6": "an integer id joining each identity encoding to its block keys",
 }
 
 _SCHEMA = """

@@ -29,13 +29,14 @@ from geo.identity import BLOCK_COLUMNS
 
 LINK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS identities (
+    id BIGINT NOT NULL,
     record_key UHUGEINT NOT NULL,
     person_key UHUGEINT NOT NULL,
     clk UBIGINT[16],
     household_key UBIGINT,
     principal_key UHUGEINT
 );
-CREATE TABLE IF NOT EXISTS identity_blocks (record_key UHUGEINT NOT NULL, block UBIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS identity_blocks (id BIGINT NOT NULL, block UBIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS absorbed (
     record_key UHUGEINT NOT NULL,
     valid_from INTEGER NOT NULL,
@@ -100,26 +101,24 @@ def link_staged(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
         touched by this file whose registrations disagree, by kind) and
         ``skipped_blocks`` (blocks of this file's records too large to compare).
     """
-    # Keys only (no CLK): the file's accepted versions and the person of their earlier one.
+    # Keys only (no CLK): the file's accepted versions, the person of their earlier one,
+    # and a new integer id each (identities and their blocks meet on it, not on 128 bits).
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE new_ids AS
-        SELECT si.row, si.record_key, si.linkable, i.person_key AS old_person
+        SELECT si.row, si.record_key, si.linkable, i.person_key AS old_person,
+               (SELECT coalesce(max(id), -1) FROM identities) + 1 + si.row AS id
         FROM staging_ids si JOIN staging s USING (row)
         LEFT JOIN identities i ON i.record_key = si.record_key
         """
     )
     if con.execute("SELECT count(old_person) FROM new_ids").fetchall()[0][0]:
-        for table in ("identities", "identity_blocks"):
-            con.execute(
-                f"DELETE FROM {table} WHERE record_key IN "
-                "(SELECT record_key FROM new_ids WHERE old_person IS NOT NULL)"
-            )
+        forget_identities(con, "SELECT record_key FROM new_ids WHERE old_person IS NOT NULL")
     # The CLKs go once from staging into the store.
     con.execute(
         """
         INSERT INTO identities
-        SELECT n.record_key, coalesce(n.old_person, n.record_key),
+        SELECT n.id, n.record_key, coalesce(n.old_person, n.record_key),
                CASE WHEN n.linkable THEN si.clk END, si.household_key, si.principal_key
         FROM new_ids n JOIN staging_ids si USING (row)
         """
@@ -127,13 +126,13 @@ def link_staged(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE new_blocks AS
-        SELECT record_key, block FROM (
-            UNPIVOT (SELECT n.record_key, {", ".join(f"si.{c}" for c in BLOCK_COLUMNS)}
+        SELECT id, block FROM (
+            UNPIVOT (SELECT n.id, {", ".join(f"si.{c}" for c in BLOCK_COLUMNS)}
                      FROM new_ids n JOIN staging_ids si USING (row) WHERE n.linkable)
             ON {", ".join(BLOCK_COLUMNS)} INTO NAME kind VALUE block)
         """
     )
-    con.execute("INSERT INTO identity_blocks SELECT record_key, block FROM new_blocks")
+    con.execute("INSERT INTO identity_blocks SELECT id, block FROM new_blocks")
     figures = _link_pairs(con)
     figures.update(_recount(con, ingest_id))
     for name in ("new_ids", "new_blocks"):
@@ -141,83 +140,111 @@ def link_staged(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
     return figures
 
 
+def forget_identities(con: duckdb.DuckDBPyConnection, record_keys: str) -> None:
+    """Delete the identity encodings and blocks of the records the query ``record_keys`` lists."""
+    con.execute(
+        "DELETE FROM identity_blocks WHERE id IN "
+        f"(SELECT id FROM identities WHERE record_key IN ({record_keys}))"
+    )
+    con.execute(f"DELETE FROM identities WHERE record_key IN ({record_keys})")
+
+
 def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
     """Compare the new records with every record sharing a block; merge matched persons."""
     # Every stored record of the blocks the new records are in (one scan of the blocks),
-    # numbered densely with its person and CLK, so that the pairs are formed in numpy
-    # on integers and each CLK leaves the store once.
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE touched AS
-        SELECT record_key, block FROM identity_blocks
-        WHERE block IN (SELECT DISTINCT block FROM new_blocks)
-        """
-    )
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE nodes AS
-        SELECT i.record_key, i.person_key, (row_number() OVER ()) - 1 AS idx,
-               w.linkable IS NOT NULL AND w.linkable AS is_new,
-               w.record_key IS NOT NULL AND w.old_person IS NULL AS fresh
-        FROM identities i LEFT JOIN new_ids w USING (record_key)
-        WHERE i.record_key IN (SELECT record_key FROM touched)
-        """
-    )
-    rows = con.sql(
-        "SELECT n.idx, t.block FROM touched t JOIN nodes n USING (record_key)"
+    # numbered densely, with its person and CLK: the pairs are formed and scored in
+    # numpy/numba on integers and each CLK leaves the store once.
+    touched = con.sql(
+        "SELECT id, block FROM identity_blocks WHERE block IN (SELECT block FROM new_blocks)"
     ).fetchnumpy()
-    is_new = con.sql("SELECT is_new FROM nodes ORDER BY idx").fetchnumpy()["is_new"]
-    # Placed by index in numpy (no sort of the CLKs inside DuckDB's memory budget).
-    table = con.sql(
-        "SELECT n.idx, i.clk FROM nodes n JOIN identities i USING (record_key)"
-    ).to_arrow_table()
-    clks = np.zeros((is_new.size, 16), dtype=np.uint64)
-    clks[table.column("idx").to_numpy()] = _clk_array(table.column("clk"))
-    del table
+    if not touched["id"].size:  # no new record with identity fields
+        return {"pairs": 0, "links": 0, "skipped_blocks": 0}
+    ids, node = _dense(np.asarray(touched["id"], dtype=np.int64))
+    con.register("node_ids", pa.table({"id": ids}))
+    try:
+        table = con.sql(
+            """
+            SELECT i.id, (i.person_key >> 64)::UBIGINT AS person_hi,
+                   (i.person_key & 18446744073709551615)::UBIGINT AS person_lo,
+                   w.id IS NOT NULL AS is_new, w.id IS NOT NULL AND w.old_person IS NULL AS fresh,
+                   i.clk
+            FROM identities i LEFT JOIN new_ids w USING (id)
+            WHERE i.id IN (SELECT id FROM node_ids)
+            """
+        ).to_arrow_table()
+    finally:
+        con.unregister("node_ids")
+    at = np.searchsorted(ids, table.column("id").to_numpy())
+    clks = np.zeros((ids.size, 16), dtype=np.uint64)
+    clks[at] = _clk_array(table.column("clk"))
+    is_new = np.zeros(ids.size, dtype=bool)
+    is_new[at] = table.column("is_new").to_numpy(zero_copy_only=False)
     left, right, compared, skipped = linkage.linked_pairs(
-        np.asarray(rows["idx"], dtype=np.int64),
-        np.asarray(rows["block"], dtype=np.uint64),
-        np.asarray(is_new, dtype=bool),
+        node,
+        np.asarray(touched["block"], dtype=np.uint64),
+        is_new,
         clks,
         MAX_BLOCK,
         linkage.LINK_THRESHOLD,
     )
-    del rows, clks
+    del touched, clks
     if not left.size:
-        for name in ("touched", "nodes"):
-            con.execute(f"DROP TABLE {name}")
         return {"pairs": compared, "links": 0, "skipped_blocks": skipped}
-    # Persons numbered so that a stored one comes before one made only of new records.
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE node_persons AS
-        SELECT person_key, row_number() OVER (ORDER BY fresh, person_key) - 1 AS pid
-        FROM (SELECT person_key, bool_and(fresh) AS fresh FROM nodes GROUP BY person_key)
-        """
+    # Persons numbered so that a stored one comes before one made only of new records
+    # (then by person key): merged persons take the smallest number.
+    person_hi, person_lo = np.zeros(ids.size, np.uint64), np.zeros(ids.size, np.uint64)
+    person_hi[at] = table.column("person_hi").to_numpy()
+    person_lo[at] = table.column("person_lo").to_numpy()
+    fresh = np.zeros(ids.size, dtype=bool)
+    fresh[at] = table.column("fresh").to_numpy(zero_copy_only=False)
+    del table
+    by_key = np.lexsort((person_lo, person_hi))
+    opens = (
+        np.r_[True, np.diff(person_hi[by_key]) != 0] | np.r_[True, np.diff(person_lo[by_key]) != 0]
     )
-    table = con.sql(
-        "SELECT n.idx, p.pid FROM nodes n JOIN node_persons p USING (person_key)"
-    ).to_arrow_table()
-    pid = np.zeros(table.num_rows, dtype=np.int64)  # idx runs 0 .. nodes - 1
-    pid[table.column("idx").to_numpy()] = table.column("pid").to_numpy()
-    persons = int(pid.max()) + 1
-    merged = linkage.merged_persons(persons, pid[left], pid[right])
-    changed = np.flatnonzero(merged != np.arange(persons))
+    pid = np.empty(ids.size, dtype=np.int64)
+    pid[by_key] = np.cumsum(opens) - 1  # persons in key order
+    keys_hi, keys_lo = person_hi[by_key][opens], person_lo[by_key][opens]
+    stored = np.zeros(keys_hi.size, dtype=bool)
+    stored[pid[~fresh]] = True
+    order = np.argsort(~stored, kind="stable")  # stored first, then by key
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    merged = linkage.merged_persons(order.size, rank[pid[left]], rank[pid[right]])
+    changed = np.flatnonzero(merged != np.arange(order.size))
     if changed.size:
-        con.register("merges", pa.table({"pid": changed, "into": merged[changed]}))
+        old, new = order[changed], order[merged[changed]]
+        con.register(
+            "merges",
+            pa.table(
+                {
+                    "old_hi": keys_hi[old],
+                    "old_lo": keys_lo[old],
+                    "new_hi": keys_hi[new],
+                    "new_lo": keys_lo[new],
+                }
+            ),
+        )
         con.execute(
             """
             UPDATE identities SET person_key = m.new_key
-            FROM (SELECT o.person_key AS old_key, n.person_key AS new_key
-                  FROM merges JOIN node_persons o ON o.pid = merges.pid
-                  JOIN node_persons n ON n.pid = merges.into) m
+            FROM (SELECT (old_hi::UHUGEINT << 64) | old_lo AS old_key,
+                         (new_hi::UHUGEINT << 64) | new_lo AS new_key FROM merges) m
             WHERE identities.person_key = m.old_key
             """
         )
         con.unregister("merges")
-    for name in ("touched", "nodes", "node_persons"):
-        con.execute(f"DROP TABLE {name}")
     return {"pairs": compared, "links": int(left.size), "skipped_blocks": skipped}
+
+
+def _dense(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the distinct values, ascending, and each value's index among them."""
+    import polars as pl
+
+    ranked = pl.Series(values).rank("dense").to_numpy().astype(np.int64) - 1
+    distinct = np.zeros(int(ranked.max(initial=-1)) + 1, dtype=values.dtype)
+    distinct[ranked] = values
+    return distinct, ranked
 
 
 def _clk_array(column: pa.ChunkedArray) -> np.ndarray:

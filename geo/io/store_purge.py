@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 import duckdb
 
 from geo.io.store import store_version
-from geo.io.store_links import LINK_TABLES, refresh_absorbed
+from geo.io.store_links import forget_identities, refresh_absorbed
 
 # A registration's confirmation day and departure day, as the purge judges them.
 _STALE = "updated_at IS NULL OR updated_at::DATE < ? OR valid_until < ?"
@@ -81,7 +81,8 @@ def _delete_doomed(con: duckdb.DuckDBPyConnection, kind: str, cutoff: date | Non
     """Delete the registrations in the temporary table ``doomed``; log it if any went."""
     count = int(con.execute("SELECT count(DISTINCT record_key) FROM doomed").fetchall()[0][0])
     if count:
-        for table in ("registrations", *sorted(LINK_TABLES)):
+        forget_identities(con, "SELECT record_key FROM doomed")
+        for table in ("registrations", "absorbed"):
             con.execute(f"DELETE FROM {table} WHERE record_key IN (SELECT record_key FROM doomed)")
         con.execute(
             "INSERT INTO purges (store_version, kind, records, cutoff, purged_at)"
