@@ -52,7 +52,7 @@ def store_of(size: int, folder: Path) -> Path:
     if not path.exists():
         from geo.pipeline import ingest_files
 
-        parquet = registry_files(size)["parquet"]
+        parquet, _ = registry_files(size, csv=False)
         ingest_files(path, [parquet], rejects_dir=CACHE)
     return path
 
