@@ -324,9 +324,16 @@ def _placed(
     """
     totals = counts.nationality_totals()
     rare = totals.filter(pl.col("cases") < policy.k)["nationality"].to_list()
-    base = counts.base_counts(rare).with_columns(
-        polars_h3.cell_to_parent("base_cell", res).alias(f"cell_{res}")
-        for res in range(policy.base_resolution, policy.floor_resolution - 1, -1)
+    base = counts.base_counts(rare)
+    # Nationalities as an enum in code order: the roll-up's joins and the breakdowns'
+    # hash small integers, and sorting by it is sorting by the code's text.
+    nationalities = pl.Enum(sorted(base["nationality"].cast(pl.String).unique().to_list()))
+    base = base.with_columns(
+        pl.col("nationality").cast(nationalities),
+        *(
+            polars_h3.cell_to_parent("base_cell", res).alias(f"cell_{res}")
+            for res in range(policy.base_resolution, policy.floor_resolution - 1, -1)
+        ),
     )
     base = assign_published_cells(base, policy.base_resolution, policy.floor_resolution, policy.k)
     dropped = base.filter(pl.col("published_res").is_null())
@@ -443,15 +450,30 @@ def _metadata(
 
 
 def _to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
-    """Return a release frame in pandas with H3 cells as hex strings, sorted (in polars)."""
-    out = frame.with_columns(
+    """Return a release frame in pandas with H3 cells as hex strings, sorted (in polars).
+
+    Sorted by cell, nationality, dimension and category as texts, but on integers: an
+    H3 cell's 15 hex digits sort as the cell's integer, and each text column as an enum
+    of its sorted values (2× faster than sorting the texts at national scale).
+    """
+    names = [c for c in ("nationality", "dimension", "category") if c in frame.columns]
+    keys = [
+        pl.col(c).cast(pl.String).cast(pl.Enum(sorted(frame[c].cast(pl.String).unique())))
+        if frame[c].null_count() == 0
+        else pl.col(c).cast(pl.String)
+        for c in names
+    ]
+    fifteen_digits = frame.height == 0 or (
+        frame["cell"].min() >= 1 << 56 and frame["cell"].max() < 1 << 60
+    )
+    keys.insert(0, pl.col("cell") if fifteen_digits else polars_h3.int_to_str("cell"))
+    out = frame.sort(keys, maintain_order=True).with_columns(
         polars_h3.int_to_str("cell").alias("h3_cell"),
         pl.col("resolution").cast(pl.Int8),
         pl.col("cases", "persons").cast(pl.Int64),
         pl.selectors.by_dtype(pl.Enum).cast(pl.String),
-    ).drop("cell")
-    keys = [c for c in ("h3_cell", "nationality", "dimension", "category") if c in out.columns]
+    )
     ordered = ["h3_cell", "resolution"] + [
-        c for c in out.columns if c not in ("h3_cell", "resolution")
+        c for c in out.columns if c not in ("h3_cell", "resolution", "cell")
     ]
-    return out.select(ordered).sort(keys, maintain_order=True).to_pandas()
+    return out.select(ordered).to_pandas()

@@ -211,6 +211,7 @@ class StoreCounts:
         self._cell = h3cells.parent_sql("cell", resolution)
         self._unused = (1 << (3 * (15 - resolution))) - 1  # a parent's unused digit bits
         self._names: list[str] = []
+        self._nationality_type: pl.DataType = pl.String()
         self._totals: pl.DataFrame | None = None
 
     def nationality_totals(self) -> pl.DataFrame:
@@ -294,6 +295,7 @@ class StoreCounts:
         registrations, DuckDB 1.x/2.0.)
         """
         group_bits = f"~{(1 << _NATIONALITY_SHIFT) - 1}::UBIGINT"
+        self._nationality_type = placement.schema["nationality"]  # the units' own type
         keyed = placement.select(
             (
                 (pl.col("base_cell") & ~pl.lit(self._unused, dtype=pl.UInt64))
@@ -336,7 +338,7 @@ class StoreCounts:
             pl.col(c).replace_strict(range(len(named[c])), named[c], return_dtype=pl.String)
             for c in grouping
             if c in named
-        )
+        ).with_columns(pl.col("nationality").cast(self._nationality_type))
 
 
 # Figures summed from the cube's figures.
