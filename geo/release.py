@@ -375,7 +375,7 @@ def _noisy(
     """
     parts = [pl.col("nationality").cast(pl.String)]
     if kind == "breakdown":
-        parts += [pl.col("dimension"), pl.col("category")]
+        parts += [pl.col("dimension").cast(pl.String), pl.col("category").cast(pl.String)]
     noisy: dict[str, list[np.ndarray]] = {"cases": [], "persons": []}
     # In slices: the hashes' temporaries stay small at national scale (3.8M figures).
     for offset in range(0, frame.height, _NOISE_SLICE):
