@@ -22,6 +22,10 @@ import polars as pl
 
 from geo.rollup import BREAKDOWN_DIMENSIONS
 
+# A breakdown row's dimension and category as enums (4 bytes a row, not a text each: the
+# rows of a national release are millions); the release turns them into text.
+DIMENSION = pl.Enum(list(BREAKDOWN_DIMENSIONS))
+CATEGORY = pl.Enum(sorted({c for values in BREAKDOWN_DIMENSIONS.values() for c in values}))
 GROUP = ["published_cell", "published_res", "nationality"]
 FLOOR = ["floor_cell", "nationality"]
 # What each method counts of the placed records (geo.counting.AudienceCounts.unit_counts):
@@ -87,8 +91,8 @@ def _shown(
         pl.col(cell).alias("cell"),
         resolution.cast(pl.Int8).alias("resolution"),
         "nationality",
-        pl.lit(dimension).alias("dimension"),
-        pl.col(dimension).cast(pl.String).alias("category"),
+        pl.lit(dimension, dtype=DIMENSION).alias("dimension"),
+        pl.col(dimension).cast(pl.String).cast(CATEGORY).alias("category"),
         "cases",
         "persons",
     )
@@ -180,8 +184,8 @@ def _complete(
             pl.col(cell).alias("cell"),
             resolution.cast(pl.Int8).alias("resolution"),
             "nationality",
-            pl.lit(dimension).alias("dimension"),
-            pl.col(dimension).cast(pl.String).alias("category"),
+            pl.lit(dimension, dtype=DIMENSION).alias("dimension"),
+            pl.col(dimension).cast(pl.String).cast(CATEGORY).alias("category"),
             pl.col("cases").fill_null(0),
             pl.col("persons").fill_null(0),
             pl.col("key_sum").fill_null(0),

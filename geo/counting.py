@@ -82,5 +82,6 @@ class FrameCounts:
         """Return the placed cube counted by each grouping (after :meth:`base_counts`)."""
         if self._cube is None:
             raise RuntimeError("unit_counts needs base_counts first")
-        kept = self._cube.join(placement, on=["base_cell", "nationality"])
+        cube = self._cube.with_columns(pl.col("nationality").cast(placement.schema["nationality"]))
+        kept = cube.join(placement, on=["base_cell", "nationality"])
         return [kept.group_by(list(grouping)).agg(summed()) for grouping in groupings]

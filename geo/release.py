@@ -307,8 +307,9 @@ def protect_counts(counts: AudienceCounts, policy: ReleasePolicy, secret: int = 
     if policy.round_to:
         groups, rows = (_rounded(f, policy.round_to, policy.k) for f in (groups, rows))
     metadata = _metadata(policy, groups, rows, dropped_total)
-    group_frame = _to_pandas(groups)[GROUP_COLUMNS]
+    group_frame = _to_pandas(_sorted(groups))[GROUP_COLUMNS]
     del groups
+    rows = _sorted(rows)  # the unsorted copy is freed before the pandas one is made
     return Release(groups=group_frame, breakdowns=_to_pandas(rows), metadata=metadata)
 
 
@@ -324,9 +325,16 @@ def _placed(
     """
     totals = counts.nationality_totals()
     rare = totals.filter(pl.col("cases") < policy.k)["nationality"].to_list()
-    base = counts.base_counts(rare).with_columns(
-        polars_h3.cell_to_parent("base_cell", res).alias(f"cell_{res}")
-        for res in range(policy.base_resolution, policy.floor_resolution - 1, -1)
+    base = counts.base_counts(rare)
+    # Nationalities as an enum in code order: the roll-up's joins and the breakdowns'
+    # hash small integers, and sorting by it is sorting by the code's text.
+    nationalities = pl.Enum(sorted(base["nationality"].cast(pl.String).unique().to_list()))
+    base = base.with_columns(
+        pl.col("nationality").cast(nationalities),
+        *(
+            polars_h3.cell_to_parent("base_cell", res).alias(f"cell_{res}")
+            for res in range(policy.base_resolution, policy.floor_resolution - 1, -1)
+        ),
     )
     base = assign_published_cells(base, policy.base_resolution, policy.floor_resolution, policy.k)
     dropped = base.filter(pl.col("published_res").is_null())
@@ -365,21 +373,30 @@ def _noisy(
     A figure is named by its cell and its nationality, dimension and category, so the
     same records in the same figure always get the same noise.
     """
-    cells = frame["cell"].cast(pl.UInt64).to_numpy()
     parts = [pl.col("nationality").cast(pl.String)]
     if kind == "breakdown":
-        parts += [pl.col("dimension"), pl.col("category")]
-    labels = frame.select(pl.concat_str(parts, separator="|")).to_series()
-    keys = (frame["key_sum"] % KEY_MODULUS).cast(pl.UInt64).to_numpy()
-    noisy = {}
-    for measure, scale in (("cases", policy.noise_scale), ("persons", 2 * policy.noise_scale)):
-        noise = figure_noise(cells, labels, measure, keys, scale, secret)
-        noisy[measure] = np.maximum(frame[measure].to_numpy() + noise, floor)
-    noisy["persons"] = np.maximum(noisy["persons"], noisy["cases"])  # a case is a person
+        parts += [pl.col("dimension").cast(pl.String), pl.col("category").cast(pl.String)]
+    noisy: dict[str, list[np.ndarray]] = {"cases": [], "persons": []}
+    # In slices: the hashes' temporaries stay small at national scale (3.8M figures).
+    for offset in range(0, frame.height, _NOISE_SLICE):
+        part = frame.slice(offset, _NOISE_SLICE)
+        cells = part["cell"].cast(pl.UInt64).to_numpy()
+        labels = part.select(pl.concat_str(parts, separator="|")).to_series()
+        keys = (part["key_sum"] % KEY_MODULUS).cast(pl.UInt64).to_numpy()
+        values = {}
+        for measure, scale in (("cases", policy.noise_scale), ("persons", 2 * policy.noise_scale)):
+            noise = figure_noise(cells, labels, measure, keys, scale, secret)
+            values[measure] = np.maximum(part[measure].to_numpy() + noise, floor)
+        noisy["cases"].append(values["cases"])
+        # a case is a person
+        noisy["persons"].append(np.maximum(values["persons"], values["cases"]))
     return frame.with_columns(
-        pl.Series("cases", noisy["cases"], dtype=pl.Int64),
-        pl.Series("persons", noisy["persons"], dtype=pl.Int64),
+        pl.Series("cases", np.concatenate(noisy["cases"] or [[]]), dtype=pl.Int64),
+        pl.Series("persons", np.concatenate(noisy["persons"] or [[]]), dtype=pl.Int64),
     )
+
+
+_NOISE_SLICE = 500_000
 
 
 def _noisy_dropped(dropped: pl.DataFrame, policy: ReleasePolicy, secret: int) -> dict:
@@ -442,16 +459,36 @@ def _metadata(
     return metadata
 
 
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    """Return a release frame sorted by cell, nationality, dimension and category as texts.
+
+    Sorted on integers: an H3 cell's 15 hex digits sort as the cell's integer, and each
+    text column as an enum of its sorted values (2× faster than sorting the texts at
+    national scale).
+    """
+    names = [c for c in ("nationality", "dimension", "category") if c in frame.columns]
+    keys = [
+        pl.col(c).cast(pl.String).cast(pl.Enum(sorted(frame[c].cast(pl.String).unique())))
+        if frame[c].null_count() == 0
+        else pl.col(c).cast(pl.String)
+        for c in names
+    ]
+    fifteen_digits = frame.height == 0 or (
+        frame["cell"].min() >= 1 << 56 and frame["cell"].max() < 1 << 60
+    )
+    keys.insert(0, pl.col("cell") if fifteen_digits else polars_h3.int_to_str("cell"))
+    return frame.sort(keys, maintain_order=True)
+
+
 def _to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
-    """Return a release frame in pandas with H3 cells as hex strings, sorted (in polars)."""
+    """Return a sorted release frame (:func:`_sorted`) in pandas, H3 cells as hex strings."""
     out = frame.with_columns(
         polars_h3.int_to_str("cell").alias("h3_cell"),
         pl.col("resolution").cast(pl.Int8),
         pl.col("cases", "persons").cast(pl.Int64),
         pl.selectors.by_dtype(pl.Enum).cast(pl.String),
-    ).drop("cell")
-    keys = [c for c in ("h3_cell", "nationality", "dimension", "category") if c in out.columns]
+    )
     ordered = ["h3_cell", "resolution"] + [
-        c for c in out.columns if c not in ("h3_cell", "resolution")
+        c for c in out.columns if c not in ("h3_cell", "resolution", "cell")
     ]
-    return out.select(ordered).sort(keys, maintain_order=True).to_pandas()
+    return out.select(ordered).to_pandas()

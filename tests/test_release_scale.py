@@ -173,3 +173,48 @@ def test_no_record_sized_table_leaves_the_store(store_path, monkeypatch):
     bound = max(base, 7 * groups)
     assert joint > bound
     assert max(heights) <= bound
+
+
+class _Recording:
+    """A store connection that records the SQL it is given (and passes it on)."""
+
+    def __init__(self, con):
+        self._con, self.queries = con, []
+
+    def sql(self, query, *args, **kwargs):
+        self.queries.append(query)
+        return self._con.sql(query, *args, **kwargs)
+
+    def execute(self, query, *args, **kwargs):
+        self.queries.append(query)
+        return self._con.execute(query, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
+@pytest.mark.parametrize("name", ["noise", "exact"])
+def test_the_release_reads_the_registrations_twice_whatever_its_breakdowns(store_path, name):
+    """Totals, then one cube of every category: not one scan per breakdown (5 and 7 before)."""
+    from geo.freshness import believed_sql
+    from geo.release import protect_counts
+
+    policy = POLICIES[name].checked()
+    con = store.connect(store_path, read_only=True)
+    try:
+        recording = _Recording(con)
+        counts = store_reads.StoreCounts(
+            recording,
+            policy.consent_scope,
+            policy.nationalities,
+            policy.base_resolution,
+            believed=believed_sql(policy),
+        )
+        release = protect_counts(counts, policy, secret=store_reads.noise_secret(con))
+        temporary = con.sql("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall()
+    finally:
+        con.close()
+    scans = [q for q in recording.queries if "FROM registrations" in q]
+    assert len(scans) == 2
+    assert temporary == [(0,)]  # the cube and the placed table are dropped
+    assert _hash(release) == BEFORE_SHA256[name]

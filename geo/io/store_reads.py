@@ -156,13 +156,42 @@ def _audience_filter(
     return where, parameters
 
 
+def _bits(values: int) -> int:
+    """Return the bits that hold a code of ``values`` values (0 … values − 1)."""
+    return max(values - 1, 1).bit_length()
+
+
+def _code_sql(column: str, values: Sequence[str]) -> str:
+    """Return SQL for the position of a text column's value in ``values`` (else an error)."""
+    cases = " ".join(f"WHEN '{value}' THEN {i}" for i, value in enumerate(values))
+    return f"CASE {column} {cases} ELSE error('unknown {column} in the store') END::UBIGINT"
+
+
+# A record's categories packed in the low bits of its cube key: its vulnerability bits,
+# then its age band and sex codes; the nationality's code above them.
+_VULNERABILITY_BITS = len(codes.VULNERABILITIES)
+_AGE_SHIFT = _VULNERABILITY_BITS
+_SEX_SHIFT = _AGE_SHIFT + _bits(len(codes.AGE_BANDS))
+_NATIONALITY_SHIFT = _SEX_SHIFT + _bits(len(codes.SEX_CATEGORIES))
+_CATEGORY_SQL = {
+    "sex": f"(key >> {_SEX_SHIFT}) & {(1 << _bits(len(codes.SEX_CATEGORIES))) - 1}",
+    "age_band": f"(key >> {_AGE_SHIFT}) & {(1 << _bits(len(codes.AGE_BANDS))) - 1}",
+    "vulnerability": primary_vulnerability_sql(f"(key & {(1 << _VULNERABILITY_BITS) - 1})"),
+}
+
+
 class StoreCounts:
     """An audience's counts, each a GROUP BY pushed down into the store (no records out).
 
     The :class:`geo.counting.AudienceCounts` of a store audience (the parameters of
-    :func:`audience_records`). Each breakdown counts the audience by base group and
-    category, joins the roll-up's placement and sums per published group, so what
-    leaves DuckDB is as large as the release, whatever the registry's size.
+    :func:`audience_records`). The audience's records are counted once, into a
+    temporary cube keyed by one integer per (base cell, nationality, sex, age band,
+    vulnerabilities): the base cell with the other codes in its unused digit bits (a
+    parent cell's finer digits are all 7s). The base table and every breakdown are
+    then grouped from that cube inside DuckDB (which spills it under its memory
+    budget), so what leaves DuckDB is as large as the release, whatever the registry's
+    size. (One scan instead of one per grouping, and integer keys instead of text:
+    measured 5× faster at 10M registrations than a query per grouping.)
     """
 
     def __init__(
@@ -178,19 +207,12 @@ class StoreCounts:
         self._where, self._parameters = _audience_filter(
             con, consent_scope, nationalities, as_of, believed
         )
-        self._cell = h3cells.parent_sql(
-            "cell", resolution if resolution is not None else STORE_RESOLUTION
-        )
-        self._rare: list[str] = []
+        resolution = resolution if resolution is not None else STORE_RESOLUTION
+        self._cell = h3cells.parent_sql("cell", resolution)
+        self._unused = (1 << (3 * (15 - resolution))) - 1  # a parent's unused digit bits
+        self._names: list[str] = []
+        self._nationality_type: pl.DataType = pl.String()
         self._totals: pl.DataFrame | None = None
-
-    def _nationality(self) -> str:
-        """Return SQL for the nationality a record is counted under (rare ones as OTH)."""
-        if not self._rare:
-            return "nationality"
-        listed = ", ".join("'" + code.replace("'", "''") + "'" for code in self._rare)
-        other = codes.OTHER_NATIONALITIES
-        return f"CASE WHEN nationality IN ({listed}) THEN '{other}' ELSE nationality END"
 
     def nationality_totals(self) -> pl.DataFrame:
         """Return nationality and cases of the audience (counted once, then kept)."""
@@ -203,63 +225,127 @@ class StoreCounts:
         return self._totals
 
     def base_counts(self, rare: Sequence[str]) -> pl.DataFrame:
-        """Return the (base cell × nationality) table, counting ``rare`` as OTH."""
-        self._rare = sorted(rare)
-        return self._con.sql(
-            f"SELECT {self._cell} AS base_cell, {self._nationality()} AS nationality,"
-            f" {_FIGURES} FROM registrations WHERE {self._where} GROUP BY ALL",
-            params=self._parameters,
+        """Return the (base cell × nationality) table, counting ``rare`` as OTH.
+
+        Counts the audience into the cube that :meth:`unit_counts` then groups.
+        """
+        stored = self.nationality_totals().select(
+            "nationality",
+            pl.when(pl.col("nationality").is_in(list(rare)))
+            .then(pl.lit(codes.OTHER_NATIONALITIES))
+            .otherwise(pl.col("nationality"))
+            .alias("counted_as"),
+        )
+        self._names = sorted(set(stored["counted_as"].to_list()))
+        if len(self._names) << _NATIONALITY_SHIFT > self._unused:
+            raise InputError(
+                f"{len(self._names)} nationalities in one audience: too many to count at "
+                "this base resolution; release fewer (--nationalities)."
+            )
+        self._con.register(
+            "nationality_codes",
+            stored.select("nationality", self._coded(pl.col("counted_as")).alias("code")),
+        )
+        key = (
+            f"({self._cell} & ~{self._unused}::UBIGINT) | (code << {_NATIONALITY_SHIFT})"
+            f" | ({_code_sql('sex', codes.SEX_CATEGORIES)} << {_SEX_SHIFT})"
+            f" | ({_code_sql('age_band', codes.AGE_BANDS)} << {_AGE_SHIFT})"
+            f" | (vulnerabilities & {(1 << _VULNERABILITY_BITS) - 1})"
+        )
+        try:
+            self._con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE audience_cube AS
+                SELECT {key} AS key, {_FIGURES}
+                FROM registrations JOIN nationality_codes USING (nationality)
+                WHERE {self._where} GROUP BY ALL
+                """,
+                self._parameters,
+            )
+        finally:
+            self._con.unregister("nationality_codes")
+        keyed = self._con.sql(
+            f"SELECT key & ~{(1 << _NATIONALITY_SHIFT) - 1}::UBIGINT AS group_key,"
+            f" {_SUMMED} FROM audience_cube GROUP BY ALL"
         ).pl()
+        return keyed.select(
+            (pl.col("group_key") | self._unused).alias("base_cell"),
+            ((pl.col("group_key") & self._unused) // (1 << _NATIONALITY_SHIFT))
+            .replace_strict(range(len(self._names)), self._names, return_dtype=pl.String)
+            .alias("nationality"),
+            "cases",
+            "persons",
+            "key_sum",
+        )
+
+    def _coded(self, nationality: pl.Expr) -> pl.Expr:
+        """Return the code of a nationality (as counted) among those of the audience."""
+        return nationality.cast(pl.String).replace_strict(
+            self._names, range(len(self._names)), return_dtype=pl.UInt64
+        )
 
     def unit_counts(
         self, placement: pl.DataFrame, groupings: Sequence[tuple[str, ...]]
     ) -> list[pl.DataFrame]:
-        """Return the placed audience counted by each grouping.
+        """Return the placed audience counted by each grouping (after :meth:`base_counts`).
 
-        Per grouping, the audience is counted by base group and category first, then
-        joined to the placement and summed per unit, all in DuckDB: only the units'
-        figures come out. (One GROUPING SETS query was 3× slower than these queries
-        together at 10M registrations, DuckDB 1.x/2.0.)
+        The cube is joined once to the placement (on its integer group key), then
+        counted per grouping, all in DuckDB: only the units' figures come out. (One
+        GROUPING SETS query was slower than these queries together at 10M
+        registrations, DuckDB 1.x/2.0.)
         """
-        self._con.register("placement", placement.select(PLACEMENT).to_arrow())
+        group_bits = f"~{(1 << _NATIONALITY_SHIFT) - 1}::UBIGINT"
+        self._nationality_type = placement.schema["nationality"]  # the units' own type
+        keyed = placement.select(
+            (
+                (pl.col("base_cell") & ~pl.lit(self._unused, dtype=pl.UInt64))
+                | self._coded(pl.col("nationality")) * (1 << _NATIONALITY_SHIFT)
+            ).alias("group_key"),
+            *PLACEMENT[2:],
+        )
+        self._con.register("placement", keyed.to_arrow())
+        try:
+            self._con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE placed AS
+                SELECT published_cell, published_res, floor_cell,
+                       (key & {self._unused}) >> {_NATIONALITY_SHIFT} AS nationality,
+                       key & {(1 << _NATIONALITY_SHIFT) - 1} AS key,
+                       cases, persons, key_sum
+                FROM audience_cube JOIN placement ON group_key = key & {group_bits}
+                """
+            )
+        finally:
+            self._con.unregister("placement")
+            self._con.execute("DROP TABLE IF EXISTS audience_cube")
         try:
             return [self._unit_table(grouping) for grouping in groupings]
         finally:
-            self._con.unregister("placement")
+            self._con.execute("DROP TABLE placed")
 
     def _unit_table(self, grouping: tuple[str, ...]) -> pl.DataFrame:
-        """Return the placed audience counted by one grouping's columns."""
-        categories = [c for c in grouping if c in ("sex", "age_band", "vulnerability")]
-        category_sql = {
-            "sex": "sex",
-            "age_band": "age_band",
-            "vulnerability": f"{primary_vulnerability_sql()} AS vulnerability",
+        """Return the placed audience counted by one grouping's columns (names decoded)."""
+        columns = [c if c in PLACEMENT else f"{_CATEGORY_SQL[c]} AS {c}" for c in grouping]
+        counted = self._con.sql(
+            f"SELECT {', '.join(columns)}, {_SUMMED} FROM placed GROUP BY ALL"
+        ).pl()
+        named = {
+            "nationality": self._names,
+            "sex": codes.SEX_CATEGORIES,
+            "age_band": codes.AGE_BANDS,
         }
-        # Two statements: DuckDB ran out of its budget aggregating straight over the
-        # join at national scale (100M registrations, and 10M under a 48 MB budget);
-        # each step on its own spills.
-        self._con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE placed AS
-            SELECT * FROM (
-                SELECT {self._cell} AS base_cell, {self._nationality()} AS nationality,
-                       {", ".join(category_sql[c] for c in categories)}, {_FIGURES}
-                FROM registrations WHERE {self._where} GROUP BY ALL
-            ) JOIN placement USING (base_cell, nationality)
-            """,
-            self._parameters,
-        )
-        try:
-            return self._con.sql(
-                f"""
-                SELECT {", ".join(grouping)}, sum(cases)::BIGINT AS cases,
-                       sum(persons)::BIGINT AS persons,
-                       (sum(key_sum) % 4294967296)::BIGINT AS key_sum
-                FROM placed GROUP BY ALL
-                """
-            ).pl()
-        finally:
-            self._con.execute("DROP TABLE placed")
+        return counted.with_columns(
+            pl.col(c).replace_strict(range(len(named[c])), named[c], return_dtype=pl.String)
+            for c in grouping
+            if c in named
+        ).with_columns(pl.col("nationality").cast(self._nationality_type))
+
+
+# Figures summed from the cube's figures.
+_SUMMED = (
+    "sum(cases)::BIGINT AS cases, sum(persons)::BIGINT AS persons,"
+    " (sum(key_sum) % 4294967296)::BIGINT AS key_sum"
+)
 
 
 # A figure's cases, persons and key sum (its records' keys mixed with their persons).
