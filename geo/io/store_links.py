@@ -103,14 +103,15 @@ def link_staged(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
     """
     # Keys only (no CLK): the file's accepted versions, the person of their earlier one,
     # and a new integer id each (identities and their blocks meet on it, not on 128 bits).
+    first_id = con.execute("SELECT coalesce(max(id), -1) + 1 FROM identities").fetchall()[0][0]
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE new_ids AS
-        SELECT si.row, si.record_key, si.linkable, i.person_key AS old_person,
-               (SELECT coalesce(max(id), -1) FROM identities) + 1 + si.row AS id
+        SELECT si.row, si.record_key, si.linkable, i.person_key AS old_person, ? + si.row AS id
         FROM staging_ids si JOIN staging s USING (row)
         LEFT JOIN identities i ON i.record_key = si.record_key
-        """
+        """,
+        [first_id],
     )
     if con.execute("SELECT count(old_person) FROM new_ids").fetchall()[0][0]:
         forget_identities(con, "SELECT record_key FROM new_ids WHERE old_person IS NOT NULL")
@@ -132,8 +133,8 @@ def link_staged(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
             ON {", ".join(BLOCK_COLUMNS)} INTO NAME kind VALUE block)
         """
     )
+    figures = _link_pairs(con, first_id)
     con.execute("INSERT INTO identity_blocks SELECT id, block FROM new_blocks")
-    figures = _link_pairs(con)
     figures.update(_recount(con, ingest_id))
     for name in ("new_ids", "new_blocks"):
         con.execute(f"DROP TABLE {name}")
@@ -149,13 +150,17 @@ def forget_identities(con: duckdb.DuckDBPyConnection, record_keys: str) -> None:
     con.execute(f"DELETE FROM identities WHERE record_key IN ({record_keys})")
 
 
-def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
-    """Compare the new records with every record sharing a block; merge matched persons."""
-    # Every stored record of the blocks the new records are in (one scan of the blocks),
+def _link_pairs(con: duckdb.DuckDBPyConnection, first_id: int) -> dict:
+    """Compare the new records with every record sharing a block; merge matched persons.
+
+    The file's records have the ids from ``first_id`` on (:func:`link_staged`).
+    """
+    # Every record of the blocks the new records are in (one scan of the stored blocks),
     # numbered densely, with its person and CLK: the pairs are formed and scored in
     # numpy/numba on integers and each CLK leaves the store once.
     touched = con.sql(
         "SELECT id, block FROM identity_blocks WHERE block IN (SELECT block FROM new_blocks)"
+        " UNION ALL SELECT id, block FROM new_blocks"  # added to the store after this
     ).fetchnumpy()
     if not touched["id"].size:  # no new record with identity fields
         return {"pairs": 0, "links": 0, "skipped_blocks": 0}
@@ -164,12 +169,9 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
     try:
         table = con.sql(
             """
-            SELECT i.id, (i.person_key >> 64)::UBIGINT AS person_hi,
-                   (i.person_key & 18446744073709551615)::UBIGINT AS person_lo,
-                   w.id IS NOT NULL AS is_new, w.id IS NOT NULL AND w.old_person IS NULL AS fresh,
-                   i.clk
-            FROM identities i LEFT JOIN new_ids w USING (id)
-            WHERE i.id IN (SELECT id FROM node_ids)
+            SELECT id, (person_key >> 64)::UBIGINT AS person_hi,
+                   (person_key & 18446744073709551615)::UBIGINT AS person_lo, clk
+            FROM identities WHERE id IN (SELECT id FROM node_ids)
             """
         ).to_arrow_table()
     finally:
@@ -177,8 +179,7 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
     at = np.searchsorted(ids, table.column("id").to_numpy())
     clks = np.zeros((ids.size, 16), dtype=np.uint64)
     clks[at] = _clk_array(table.column("clk"))
-    is_new = np.zeros(ids.size, dtype=bool)
-    is_new[at] = table.column("is_new").to_numpy(zero_copy_only=False)
+    is_new = ids >= first_id
     left, right, compared, skipped = linkage.linked_pairs(
         node,
         np.asarray(touched["block"], dtype=np.uint64),
@@ -195,9 +196,10 @@ def _link_pairs(con: duckdb.DuckDBPyConnection) -> dict:
     person_hi, person_lo = np.zeros(ids.size, np.uint64), np.zeros(ids.size, np.uint64)
     person_hi[at] = table.column("person_hi").to_numpy()
     person_lo[at] = table.column("person_lo").to_numpy()
-    fresh = np.zeros(ids.size, dtype=bool)
-    fresh[at] = table.column("fresh").to_numpy(zero_copy_only=False)
     del table
+    # New records that are not a new version of a stored one.
+    replaced = con.sql("SELECT id FROM new_ids WHERE old_person IS NOT NULL").fetchnumpy()["id"]
+    fresh = is_new & ~np.isin(ids, np.asarray(replaced, dtype=np.int64))
     by_key = np.lexsort((person_lo, person_hi))
     opens = (
         np.r_[True, np.diff(person_hi[by_key]) != 0] | np.r_[True, np.diff(person_lo[by_key]) != 0]
