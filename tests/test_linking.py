@@ -283,9 +283,15 @@ def test_erasing_one_record_erases_the_linked_person_and_its_encodings(tmp_path,
             table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
             for table in ("registrations", "identities")
         }
+        # The erased records' block keys went with them (they meet identities on an id).
+        blocks, orphans = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE id NOT IN (SELECT id FROM identities))"
+            " FROM identity_blocks"
+        ).fetchall()[0]
     finally:
         con.close()
     assert stored == {"registrations": 10, "identities": 10}
+    assert blocks > 0 and orphans == 0
 
 
 def test_a_companion_counts_on_its_own_once_its_principal_is_purged(tmp_path, write_csv):
