@@ -199,7 +199,10 @@ def _placed_at(base: pl.DataFrame, chosen_at: dict[int, pl.DataFrame]) -> list[p
         key = (pl.col("cell").cast(pl.UInt64) & ~pl.lit(unused, dtype=pl.UInt64)) | code
         chosen_keys = chosen.rename({f"cell_{res}": "cell"}).select(key)
         keys = pl.DataFrame({"cell": cell, "nationality": nationality}).select(key)
-        new = keys.to_series().is_in(chosen_keys.to_series()) & placed["published_res"].is_null()
+        new = (
+            keys.to_series().is_in(chosen_keys.to_series().implode())
+            & placed["published_res"].is_null()
+        )
         placed = placed.with_columns(
             pl.when(new).then(cell).otherwise("published_cell").alias("published_cell"),
             pl.when(new)

@@ -74,7 +74,7 @@ FILE_SCHEMA = pa.schema(
         ("persons", pa.int64()),
     ]
 )
-PART_ROWS = 500_000
+PART_ROWS = 100_000
 
 
 def table_parts(release: Release, rows: int = PART_ROWS) -> Iterator[pa.Table]:
@@ -88,8 +88,7 @@ def table_parts(release: Release, rows: int = PART_ROWS) -> Iterator[pa.Table]:
     groups = _in_cell_order(release.groups[GROUP_COLUMNS])
     breakdowns = _in_cell_order(release.breakdowns[TABLE_COLUMNS])
     cells = {
-        name: pa.array(f["h3_cell"], pa.string())
-        for name, f in (("groups", groups), ("breakdowns", breakdowns))
+        name: pa.array(f["h3_cell"]) for name, f in (("groups", groups), ("breakdowns", breakdowns))
     }
     longest = max(cells.values(), key=len)
     cuts = sorted({longest[i].as_py() for i in range(rows, len(longest), rows)})
@@ -112,7 +111,7 @@ def table_parts(release: Release, rows: int = PART_ROWS) -> Iterator[pa.Table]:
 
 def _in_cell_order(frame: pd.DataFrame) -> pd.DataFrame:
     """Return a release frame in cell order (stably sorted if it is not already)."""
-    cells = pa.array(frame["h3_cell"], pa.string())
+    cells = pa.array(frame["h3_cell"])
     if len(cells) > 1 and not pc.all(pc.less_equal(cells[:-1], cells[1:])).as_py():
         return frame.sort_values("h3_cell", kind="stable")
     return frame
