@@ -46,12 +46,34 @@ def content_sha256(table: pa.Table | pl.DataFrame, chunk_rows: int = 100_000) ->
     in chunks straight into the digest, so a national release is hashed without holding
     its CSV text.
     """
-    sink = _HashSink()
-    frame = table if isinstance(table, pl.DataFrame) else pl.from_arrow(table)
-    for offset in range(0, max(frame.height, 1), chunk_rows):
-        part = frame.slice(offset, chunk_rows).with_columns(pl.col(pl.String).replace("", None))
-        part.write_csv(sink, line_terminator="\n", include_header=offset == 0)
-    return sink.digest.hexdigest()
+    hasher = ContentHasher(chunk_rows)
+    hasher.update(table)
+    return hasher.hexdigest()
+
+
+class ContentHasher:
+    """:func:`content_sha256` of a table handed over in consecutive parts (streamed)."""
+
+    def __init__(self, chunk_rows: int = 100_000) -> None:
+        self._sink = _HashSink()
+        self._chunk_rows = chunk_rows
+        self._header = True
+
+    def update(self, table: pa.Table | pl.DataFrame) -> None:
+        """Hash the next rows of the table (the first part gives the header)."""
+        frame = table if isinstance(table, pl.DataFrame) else pl.from_arrow(table)
+        for offset in range(
+            0, max(frame.height, 1) if self._header else frame.height, self._chunk_rows
+        ):
+            part = frame.slice(offset, self._chunk_rows).with_columns(
+                pl.col(pl.String).replace("", None)
+            )
+            part.write_csv(self._sink, line_terminator="\n", include_header=self._header)
+            self._header = False
+
+    def hexdigest(self) -> str:
+        """Return the hex digest of everything hashed so far."""
+        return self._sink.digest.hexdigest()
 
 
 RECORD_KEY_SEPARATOR = "\x1f"

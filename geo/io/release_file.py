@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from geo.errors import InputError
-from geo.hashing import content_sha256
+from geo.hashing import ContentHasher, content_sha256
 from geo.invariants import check_columns, check_invariants
 from geo.io.steward_key import signing_seed
 from geo.release import GROUP_COLUMNS, METADATA_KEY, RELEASE_FORMAT, TABLE_COLUMNS, Release
@@ -31,7 +33,8 @@ def write_release(release: Release, path: str | Path) -> Path:
 
     The metadata gets the table's content hash, then the steward's signature over the
     metadata (:mod:`geo.signatures`; the key from :func:`geo.io.steward_key.signing_seed`).
-    Written atomically.
+    Written atomically, in parts of the table in its order (:func:`table_parts`), each
+    hashed and written as it comes: no whole copy of the table is made.
 
     Returns
     -------
@@ -39,16 +42,79 @@ def write_release(release: Release, path: str | Path) -> Path:
         The written file.
     """
     path = Path(path)
-    arrow = pa.Table.from_pandas(release.table(), preserve_index=False)
-    release.metadata["content_sha256"] = content_sha256(arrow)
-    release.metadata.pop("signature", None)
-    release.metadata["signature"] = sign(release.metadata, signing_seed())
-    arrow = arrow.replace_schema_metadata({METADATA_KEY: json.dumps(release.metadata).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    pq.write_table(arrow, temporary)
-    os.replace(temporary, path)
+    hasher = ContentHasher()
+    try:
+        # No Arrow schema in the file: the metadata, known only once the table is hashed,
+        # is added to the Parquet footer at the end, and readers take it from there.
+        with pq.ParquetWriter(temporary, FILE_SCHEMA, store_schema=False) as writer:
+            for part in table_parts(release):
+                hasher.update(part)
+                writer.write_table(part)
+            release.metadata["content_sha256"] = hasher.hexdigest()
+            release.metadata.pop("signature", None)
+            release.metadata["signature"] = sign(release.metadata, signing_seed())
+            writer.add_key_value_metadata({METADATA_KEY: json.dumps(release.metadata).encode()})
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return path
+
+
+FILE_SCHEMA = pa.schema(
+    [
+        ("h3_cell", pa.string()),
+        ("resolution", pa.int8()),
+        ("nationality", pa.string()),
+        ("dimension", pa.string()),
+        ("category", pa.string()),
+        ("cases", pa.int64()),
+        ("persons", pa.int64()),
+    ]
+)
+PART_ROWS = 100_000
+
+
+def table_parts(release: Release, rows: int = PART_ROWS) -> Iterator[pa.Table]:
+    """Yield the release's table (:meth:`Release.table`'s rows, in its order) in parts.
+
+    The groups and the breakdowns are each in cell order (as :func:`geo.release.protect`
+    makes them; sorted here if not), so cutting both at the same cells gives parts that
+    hold all the rows of their cells: each part is sorted alone, stably, groups first,
+    exactly as the whole table would be. At least one part, possibly empty.
+    """
+    groups = _in_cell_order(release.groups[GROUP_COLUMNS])
+    breakdowns = _in_cell_order(release.breakdowns[TABLE_COLUMNS])
+    cells = {
+        name: pa.array(f["h3_cell"]) for name, f in (("groups", groups), ("breakdowns", breakdowns))
+    }
+    longest = max(cells.values(), key=len)
+    cuts = sorted({longest[i].as_py() for i in range(rows, len(longest), rows)})
+    starts = {
+        name: [0] + [pc.sum(pc.less(c, cut)).as_py() or 0 for cut in cuts] + [len(c)]
+        for name, c in cells.items()
+    }
+    for part in range(len(cuts) + 1):
+        g0, g1 = starts["groups"][part], starts["groups"][part + 1]
+        b0, b1 = starts["breakdowns"][part], starts["breakdowns"][part + 1]
+        totals = groups.iloc[g0:g1].assign(dimension="total", category="")[TABLE_COLUMNS]
+        table = pa.concat_tables(
+            [
+                pa.Table.from_pandas(f, schema=FILE_SCHEMA, preserve_index=False)
+                for f in (totals, breakdowns.iloc[b0:b1])
+            ]
+        )
+        yield table.sort_by([(c, "ascending") for c in TABLE_COLUMNS[:5]])
+
+
+def _in_cell_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a release frame in cell order (stably sorted if it is not already)."""
+    cells = pa.array(frame["h3_cell"])
+    if len(cells) > 1 and not pc.all(pc.less_equal(cells[:-1], cells[1:])).as_py():
+        return frame.sort_values("h3_cell", kind="stable")
+    return frame
 
 
 def read_release(path: str | Path, trusted: list[bytes] | None = None) -> Release:

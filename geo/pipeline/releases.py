@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ def build_release(store_path: str | Path, policy: ReleasePolicy) -> Release:
 
 def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Release:
     """Protect the store's current audience under a checked policy (``con`` is open)."""
+    from geo.freshness import BLOCK_KEY, confirmed_block
     from geo.io import store, store_reads
     from geo.release import protect_counts
     from geo.series import refuse_small_nationalities
@@ -62,8 +64,15 @@ def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Re
             f"audience ({basis}), or fewer than k={policy.k} do: a release would be about "
             "fewer than k people."
         )
-    release = protect_counts(counts, policy, secret=store_reads.noise_secret(con))
-    _add_confirmed_block(con, release)
+    # The confirmed-within figures are counted first (DuckDB's cache then emptied), so
+    # their scan does not sit on top of the release's frames: one creation time for both.
+    secret = store_reads.noise_secret(con)
+    created_at = datetime.now(UTC).isoformat(timespec="seconds")
+    confirmations = _confirmation_counts(con, policy, created_at)
+    store_reads.release_memory(con)
+    release = protect_counts(counts, policy, secret=secret)
+    release.metadata["created_at"] = created_at
+    release.metadata[BLOCK_KEY] = confirmed_block(confirmations, policy, secret)
     # Only the store version: counts over the whole store (other consents, other
     # nationalities) and ingest file names are not the release's to publish.
     release.metadata["store_version"] = store.store_version(con)
@@ -92,13 +101,23 @@ def _audience(con: Any, policy: ReleasePolicy, as_of: int | None = None) -> Any:
 
 def _add_confirmed_block(con: Any, release: Release, as_of: int | None = None) -> None:
     """Add the protected ``confirmed_within_months`` block to a release's metadata."""
-    from geo.freshness import BLOCK_KEY, confirmed_block, reference_day
+    from geo.freshness import BLOCK_KEY, confirmed_block
     from geo.io import store_reads
 
     policy = release.policy.checked()
-    reference = reference_day(policy, release.metadata["created_at"])
-    counts = store_reads.confirmation_counts(con, policy, reference, as_of=as_of)
+    counts = _confirmation_counts(con, policy, release.metadata["created_at"], as_of)
     release.metadata[BLOCK_KEY] = confirmed_block(counts, policy, store_reads.noise_secret(con))
+
+
+def _confirmation_counts(
+    con: Any, policy: ReleasePolicy, created_at: str, as_of: int | None = None
+) -> Any:
+    """Return the counts behind the confirmed-within block of a release made at ``created_at``."""
+    from geo.freshness import reference_day
+    from geo.io import store_reads
+
+    reference = reference_day(policy, created_at)
+    return store_reads.confirmation_counts(con, policy, reference, as_of=as_of)
 
 
 def publish_release(
