@@ -130,29 +130,7 @@ def assign_published_cells(
     covered: pl.DataFrame | None = None  # (cell at res+1, nationality, covered, full)
     for res in range(base_resolution, floor_resolution - 1, -1):
         cell = f"cell_{res}"
-        if covered is None:
-            level = level.with_columns((pl.col("cases") >= k).alias("publish"))
-        else:
-            dead = (
-                covered.filter(pl.col("covered") >= pl.col("full"))
-                .with_columns(polars_h3.cell_to_parent(f"cell_{res + 1}", res).alias(cell))
-                .group_by(cell, "nationality")
-                .agg(pl.len().cast(pl.Int64).alias("dead_children"))
-            )
-            live = pl.col("n_children") - pl.col("dead_children").fill_null(0)
-            level = (
-                level.with_columns(
-                    polars_h3.cell_to_children_size(cell, res + 1)
-                    .cast(pl.Int64)
-                    .alias("n_children")
-                )
-                .join(dead, on=[cell, "nationality"], how="left")
-                .with_columns(
-                    ((pl.col("cases") >= k) & (pl.col("cases") <= (live - 1) * (k - 1))).alias(
-                        "publish"
-                    )
-                )
-            )
+        level = publish_flags(level, covered, res, k)
         chosen = level.filter("publish").select(cell, "nationality", pl.lit(True).alias("hit"))
         chosen_at[res] = chosen
         if res > floor_resolution:
@@ -166,6 +144,37 @@ def assign_published_cells(
                 .agg(pl.col("cases").sum())
             )
     return base.with_columns(_placed_at(base, chosen_at))
+
+
+def publish_flags(
+    level: pl.DataFrame, covered: pl.DataFrame | None, res: int, k: int
+) -> pl.DataFrame:
+    """Return a level's (cell, nationality) cases with ``publish``: the group is released here.
+
+    At the base level a group publishes with at least ``k`` cases. Above it, also with at
+    most (live children − 1)·(k − 1) cases, where a child is dead when ``covered`` (the
+    finer level's coverage) says it is wholly published: otherwise the group minus its
+    published children would give a small remainder away.
+    """
+    cell = f"cell_{res}"
+    if covered is None:
+        return level.with_columns((pl.col("cases") >= k).alias("publish"))
+    dead = (
+        covered.filter(pl.col("covered") >= pl.col("full"))
+        .with_columns(polars_h3.cell_to_parent(f"cell_{res + 1}", res).alias(cell))
+        .group_by(cell, "nationality")
+        .agg(pl.len().cast(pl.Int64).alias("dead_children"))
+    )
+    live = pl.col("n_children") - pl.col("dead_children").fill_null(0)
+    return (
+        level.with_columns(
+            polars_h3.cell_to_children_size(cell, res + 1).cast(pl.Int64).alias("n_children")
+        )
+        .join(dead, on=[cell, "nationality"], how="left")
+        .with_columns(
+            ((pl.col("cases") >= k) & (pl.col("cases") <= (live - 1) * (k - 1))).alias("publish")
+        )
+    )
 
 
 def _collected(query: pl.LazyFrame) -> pl.DataFrame:

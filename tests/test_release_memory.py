@@ -23,13 +23,13 @@ import pytest
 from geo.hashing import content_sha256
 from geo.io.release_file import table_parts, write_release
 from geo.release import GROUP_COLUMNS, TABLE_COLUMNS, Release
-from geo.rollup import _coverage_at, assign_published_cells
+from geo.rollup import _coverage_at, assign_published_cells, publish_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _joined_walk(base: pl.DataFrame, base_res: int, floor_res: int, k: int) -> pl.DataFrame:
-    """The roll-up as it was before (a join on the whole base table at every level)."""
+    """The roll-up's placement as it was before (a join on the whole base table per level)."""
     base = base.with_columns(
         pl.lit(None, dtype=pl.UInt64).alias("published_cell"),
         pl.lit(None, dtype=pl.Int8).alias("published_res"),
@@ -39,29 +39,7 @@ def _joined_walk(base: pl.DataFrame, base_res: int, floor_res: int, k: int) -> p
         cell = f"cell_{res}"
         pending = base.filter(pl.col("published_res").is_null())
         level = pending.group_by(cell, "nationality").agg(pl.col("cases").sum())
-        if covered is None:
-            level = level.with_columns((pl.col("cases") >= k).alias("publish"))
-        else:
-            dead = (
-                covered.filter(pl.col("covered") >= pl.col("full"))
-                .with_columns(polars_h3.cell_to_parent(f"cell_{res + 1}", res).alias(cell))
-                .group_by(cell, "nationality")
-                .agg(pl.len().cast(pl.Int64).alias("dead_children"))
-            )
-            live = pl.col("n_children") - pl.col("dead_children").fill_null(0)
-            level = (
-                level.with_columns(
-                    polars_h3.cell_to_children_size(cell, res + 1)
-                    .cast(pl.Int64)
-                    .alias("n_children")
-                )
-                .join(dead, on=[cell, "nationality"], how="left")
-                .with_columns(
-                    ((pl.col("cases") >= k) & (pl.col("cases") <= (live - 1) * (k - 1))).alias(
-                        "publish"
-                    )
-                )
-            )
+        level = publish_flags(level, covered, res, k)
         chosen = level.filter("publish").select(cell, "nationality", pl.lit(True).alias("hit"))
         new = pl.col("hit") & pl.col("published_res").is_null()
         base = (
