@@ -1,8 +1,9 @@
 """Linking decisions on keyed encodings: Dice similarity of candidate pairs, persons as components.
 
-Pure numpy/scipy on arrays the store hands over (no raw identity ever reaches here):
-the CLKs of :mod:`geo.identity` as (n, 16) uint64 rows, candidate pairs from the
-blocks, each record's current person.
+On arrays the store hands over (no raw identity ever reaches here): the CLKs of
+:mod:`geo.identity` as (n, 16) uint64 rows, each record's blocks, each record's current
+person. Candidate pairs are scored in :mod:`geo.linkage_kernels` (numba); the rest is
+numpy.
 """
 
 from __future__ import annotations
