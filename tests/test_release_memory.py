@@ -192,7 +192,7 @@ print(size, status("VmHWM") - before)
 
 
 def test_writing_a_release_makes_no_copy_of_its_table(tmp_path):
-    """The writer's peak above the release it writes stays under half of its frames.
+    """The writer's peak above the release it writes stays under 3/4 of its frames.
 
     Measured at 400,000 groups (101 MiB of frames): 34-45 MiB over them now; 169-210 MiB
     with the pandas concat and sort of the whole table.
@@ -208,4 +208,8 @@ def test_writing_a_release_makes_no_copy_of_its_table(tmp_path):
     ).stdout.split()
     size, extra = int(out[0]), int(out[1])
     assert size > 80 << 20  # the release is big enough for a copy to show
-    assert extra < size / 2, f"write_release took {extra >> 20} MiB over a {size >> 20} MiB release"
+    # 34–52 MiB over a 101 MiB release measured (one CI run hit 52); the whole-table
+    # pandas concat + sort took 169–210 MiB.
+    assert extra < size * 3 / 4, (
+        f"write_release took {extra >> 20} MiB over a {size >> 20} MiB release"
+    )
