@@ -8,6 +8,8 @@ numpy.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 # A pair of records is one person when the Dice coefficient of their CLKs reaches
@@ -67,7 +69,7 @@ def scored_pairs(
         return empty, empty, np.zeros(0), np.zeros(0, dtype=bool), 0, 0
     import polars as pl  # sorts the rows 3× faster than numpy's argsort
 
-    from geo.linkage_kernels import blocks_by_node, compare_blocks
+    from geo.linkage_kernels import compare_blocks, node_rows
 
     rows = pl.DataFrame(
         {"block": np.asarray(block, dtype=np.uint64), "node": np.asarray(node, dtype=np.int64)}
@@ -80,27 +82,36 @@ def scored_pairs(
     comparable = sizes <= max_block
     is_document = (ordered[opens] & np.uint64(3)) == 1
     block_id = np.cumsum(opens) - 1  # each sorted row's dense block id
-    node_start, node_blocks = blocks_by_node(
-        members, block_id, comparable, is_document, clks.shape[0]
-    )
+    is_new = np.asarray(is_new, dtype=np.bool_)
+    nodes = node_rows(members, block_id, comparable, is_document, is_new, clks.shape[0])
     arguments = (
         starts,
         members,
         comparable,
-        node_start,
-        node_blocks,
-        np.asarray(is_new, dtype=np.bool_),
+        nodes,
         np.ascontiguousarray(clks, dtype=np.uint64),
         float(min_score),
     )
-    # Kept pairs come back in parts of at most `capacity` (at least one block's pairs).
+    # Two halves of the blocks (by pairs to visit) on two threads (the kernel holds no
+    # GIL); kept pairs come back in parts of at most `capacity` (at least one block's).
     largest = int(sizes[comparable].max(initial=0))
     capacity = max(1 << 18, largest * (largest - 1) // 2)
-    parts, compared, block_count, next_block = [], 0, starts.size - 1, 0
-    while next_block < block_count:
-        *part, count, next_block = compare_blocks(*arguments, next_block, capacity)
-        parts.append(part)
-        compared += count
+    visits = np.cumsum(np.where(comparable, sizes * (sizes - 1) // 2, 0))
+    middle = int(np.searchsorted(visits, visits[-1] // 2)) if visits.size else 0
+    ranges = ((0, middle), (middle, starts.size - 1))
+
+    def compare(first: int, last: int) -> tuple[list, int]:
+        parts, compared = [], 0
+        while first < last:
+            *part, count, first = compare_blocks(*arguments, first, last, capacity)
+            parts.append(part)
+            compared += count
+        return parts, compared
+
+    with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
+        done = list(pool.map(lambda bounds: compare(*bounds), ranges))
+    parts = [part for found, _ in done for part in found]
+    compared = sum(count for _, count in done)
     left, right, score, same_document = (
         np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, dtype)
         for i, dtype in enumerate((np.int64, np.int64, np.float64, np.bool_))

@@ -45,7 +45,7 @@ from geo.io.store_links import (
 from geo.io.store_open import open_store, store_error
 
 STORE_RESOLUTION = 8
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 # What each schema version changed, for the message that refuses an older store.
 _SCHEMA_CHANGES = {
     "2": "record history and a release ledger",
@@ -56,6 +56,7 @@ _SCHEMA_CHANGES = {
     ),
     "5": "identity encodings (CLKs) as arrays of sixteen 64-bit words",
     "6": "an integer id joining each identity encoding to its block keys",
+    "7": "block keys and household keys as keyed SipHash-2-4 instead of truncated HMAC-SHA256",
 }
 
 _SCHEMA = """
