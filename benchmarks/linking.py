@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,14 +148,14 @@ def accuracy(persons: int, thresholds: list[float], seed: int = 0) -> list[str]:
     return lines
 
 
-def timing(size: int, roots: dict[str, Path]) -> list[str]:
+def timing(size: int, roots: dict[str, Path], repeats: int = 1) -> list[str]:
     """Return the ingest time with and without linking at ``size`` records, per checkout.
 
     Each checkout's two ingests run in fresh processes, one after the other and
-    interleaved with the other checkout's, on the same files.
+    interleaved with the other checkout's, on the same files; ``repeats`` rounds, each
+    figure the median of its rounds.
     """
     persons = int(size / 1.3)  # 30 % of persons are in both sources
-    runs: dict[tuple[str, bool], dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as folder:
         files = {
             identity: [str(p) for p in write_sources(Path(folder), persons, identity=identity)]
@@ -164,13 +165,25 @@ def timing(size: int, roots: dict[str, Path]) -> list[str]:
             __import__("polars").read_parquet(f).height
             for f in Path(folder).glob("*_no_identity.parquet")
         )
-        for identity in (False, True):
-            for label, root in roots.items():
-                target = str(Path(folder) / f"store_{label}_{identity}.duckdb")
-                code = INGEST.format(store=target, files=files[identity], folder=folder)
-                runs[label, identity] = figures_of(in_checkout(root, code))
-                Path(target).unlink()
-    lines = [f"ingest of {records:,} records (two Parquet files), new store:"]
+        rounds: dict[tuple[str, bool], list[dict[str, float]]] = {}
+        for _ in range(repeats):
+            for identity in (False, True):
+                for label, root in roots.items():
+                    target = str(Path(folder) / f"store_{label}_{identity}.duckdb")
+                    code = INGEST.format(store=target, files=files[identity], folder=folder)
+                    rounds.setdefault((label, identity), []).append(
+                        figures_of(in_checkout(root, code))
+                    )
+                    Path(target).unlink()
+        runs = {
+            run: {key: statistics.median(r[key] for r in done) for key in done[0]}
+            for run, done in rounds.items()
+        }
+    lines = [
+        f"ingest of {records:,} records (two Parquet files), new store"
+        + (f", medians of {repeats} rounds" if repeats > 1 else "")
+        + ":"
+    ]
     for label in roots:
         plain, linked = runs[label, False], runs[label, True]
         lines.append(f"  {label}:")
@@ -203,6 +216,7 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=20_000)
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--thresholds", default="0.75,0.80,0.85,0.90")
+    parser.add_argument("--repeats", type=int, default=1, help="timing rounds (medians)")
     parser.add_argument(
         "--baseline", type=Path, help="another checkout to measure in the same run (e.g. main)"
     )
@@ -220,7 +234,7 @@ def main() -> None:
         )
         print(in_checkout(root, code).rstrip())
     if args.size:
-        print("\n".join(timing(args.size, roots)))
+        print("\n".join(timing(args.size, roots, args.repeats)))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import importlib
+import threading
 
 import numpy as np
 import polars as pl
@@ -76,6 +78,21 @@ _FOLDS = {
     "y": "i",
     "j": "i",
 }
+
+
+def load_kernels() -> threading.Thread:
+    """Start loading the compiled linking kernels on a thread; return it (to join).
+
+    Their first load in a process costs ~1.2 s (numba's import, then each kernel's
+    machine code from the on-disk cache, :mod:`geo.linkage_kernels`). Begun as soon as
+    the files are known to hold identity columns, it overlaps opening the store and
+    reading and validating the first batches instead of stalling their encoding.
+    """
+    thread = threading.Thread(
+        target=importlib.import_module, args=("geo.linkage_kernels",), daemon=True
+    )
+    thread.start()
+    return thread
 
 
 def identity_map(columns: list[str], fold) -> dict[str, str]:

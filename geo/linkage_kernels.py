@@ -76,6 +76,16 @@ def _prefetch(typingctx, array, row, column):
 _AHEAD = 32  # rows fetched ahead of the one being copied
 
 
+def _array(dtype: types.Type, ndim: int = 1, readonly: bool = True) -> types.Array:
+    """Return the numba type of a C-contiguous array (read-only accepts writable ones too).
+
+    The kernels below are compiled for these types when this module is imported (from
+    the on-disk cache after the first time), so importing it on a thread early loads all
+    of them at once (:func:`geo.identity.load_kernels`) and no call compiles again.
+    """
+    return types.Array(dtype, ndim, "C", readonly=readonly)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _fetch_row(members: np.ndarray, row: int, clks: np.ndarray, nodes: np.ndarray) -> None:
     """Prefetch the CLK (two cache lines) and the node row of ``members[row]``."""
@@ -87,7 +97,65 @@ def _fetch_row(members: np.ndarray, row: int, clks: np.ndarray, nodes: np.ndarra
         _prefetch(nodes, n, nodes.shape[1] - 1)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _share_one(first: np.ndarray, first_count: int, second: np.ndarray, second_count: int) -> bool:
+    """Return whether the first ``*_count`` entries of two block lists share a value."""
+    for x in range(first_count):
+        for y in range(second_count):
+            if first[x] == second[y]:
+                return True
+    return False
+
+
 @njit(cache=True, nogil=True)
+def _share_document(nodes: np.ndarray, a: int, c: int) -> bool:
+    """Return whether nodes ``a`` and ``c`` share a comparable document-number block."""
+    for x in range(nodes[a, 1]):
+        flagged = nodes[a, 2 + x]
+        if flagged & 3 == 3:
+            for y in range(nodes[c, 1]):
+                if nodes[c, 2 + y] == flagged:
+                    return True
+    return False
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rotate(x: np.uint64, bits: int) -> np.uint64:
+    return (x << np.uint64(bits)) | (x >> np.uint64(64 - bits))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sip_round(v0: np.uint64, v1: np.uint64, v2: np.uint64, v3: np.uint64) -> tuple:
+    v0 += v1
+    v1 = _rotate(v1, 13) ^ v0
+    v0 = _rotate(v0, 32)
+    v2 += v3
+    v3 = _rotate(v3, 16) ^ v2
+    v0 += v3
+    v3 = _rotate(v3, 21) ^ v0
+    v2 += v1
+    v1 = _rotate(v1, 17) ^ v2
+    v2 = _rotate(v2, 32)
+    return v0, v1, v2, v3
+
+
+@njit(
+    [
+        (
+            _array(types.int64),
+            _array(types.int64),
+            _array(types.boolean),
+            _array(types.int64, 2),
+            _array(types.uint64, 2),
+            types.float64,
+            types.int64,
+            types.int64,
+            types.int64,
+        )
+    ],
+    cache=True,
+    nogil=True,
+)
 def compare_blocks(
     starts: np.ndarray,
     members: np.ndarray,
@@ -191,29 +259,20 @@ def compare_blocks(
     return left[:kept], right[:kept], score[:kept], document[:kept], compared, b
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _share_one(first: np.ndarray, first_count: int, second: np.ndarray, second_count: int) -> bool:
-    """Return whether the first ``*_count`` entries of two block lists share a value."""
-    for x in range(first_count):
-        for y in range(second_count):
-            if first[x] == second[y]:
-                return True
-    return False
-
-
-@njit(cache=True, nogil=True)
-def _share_document(nodes: np.ndarray, a: int, c: int) -> bool:
-    """Return whether nodes ``a`` and ``c`` share a comparable document-number block."""
-    for x in range(nodes[a, 1]):
-        flagged = nodes[a, 2 + x]
-        if flagged & 3 == 3:
-            for y in range(nodes[c, 1]):
-                if nodes[c, 2 + y] == flagged:
-                    return True
-    return False
-
-
-@njit(cache=True, nogil=True)
+@njit(
+    [
+        (
+            _array(types.int64),
+            _array(types.int64),
+            _array(types.boolean),
+            _array(types.boolean),
+            _array(types.boolean),
+            types.int64,
+        )
+    ],
+    cache=True,
+    nogil=True,
+)
 def node_rows(
     members: np.ndarray,
     block_id: np.ndarray,
@@ -245,7 +304,7 @@ def node_rows(
     return rows
 
 
-@njit(cache=True, nogil=True)
+@njit([(_array(types.int16), _array(types.int64), _array(types.uint64, 2))], cache=True, nogil=True)
 def or_bigram_masks(codes: np.ndarray, ends: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Return each name's CLK words: the OR of the masks of its bigrams.
 
@@ -267,7 +326,11 @@ def or_bigram_masks(codes: np.ndarray, ends: np.ndarray, masks: np.ndarray) -> n
     return clks
 
 
-@njit(cache=True, nogil=True)
+@njit(
+    [(_array(types.uint64, 2, readonly=False), _array(types.uint64, 2), _array(types.int64))],
+    cache=True,
+    nogil=True,
+)
 def or_rows(clks: np.ndarray, masks: np.ndarray, index: np.ndarray) -> None:
     """OR into each row of ``clks`` the mask ``masks[index[row]]`` (none where it is -1)."""
     for row in range(index.size):
@@ -276,27 +339,9 @@ def or_rows(clks: np.ndarray, masks: np.ndarray, index: np.ndarray) -> None:
                 clks[row, w] |= masks[index[row], w]
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _rotate(x: np.uint64, bits: int) -> np.uint64:
-    return (x << np.uint64(bits)) | (x >> np.uint64(64 - bits))
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _sip_round(v0: np.uint64, v1: np.uint64, v2: np.uint64, v3: np.uint64) -> tuple:
-    v0 += v1
-    v1 = _rotate(v1, 13) ^ v0
-    v0 = _rotate(v0, 32)
-    v2 += v3
-    v3 = _rotate(v3, 16) ^ v2
-    v0 += v3
-    v3 = _rotate(v3, 21) ^ v0
-    v2 += v1
-    v1 = _rotate(v1, 17) ^ v2
-    v2 = _rotate(v2, 32)
-    return v0, v1, v2, v3
-
-
-@njit(cache=True, nogil=True)
+@njit(
+    [(_array(types.uint8), _array(types.int64), types.uint64, types.uint64)], cache=True, nogil=True
+)
 def siphash24(data: np.ndarray, offsets: np.ndarray, k0: np.uint64, k1: np.uint64) -> np.ndarray:
     """Return SipHash-2-4, keyed with ``k0``, ``k1``, of each ``data[offsets[i]:offsets[i + 1]]``.
 

@@ -51,14 +51,23 @@ def ingest_files(
     InputError
         If any file cannot be read (the store is then left unchanged).
     """
-    from geo.io import store, store_ingest
+    from geo.identity import load_kernels
     from geo.io.registrations import open_registration_file
-    from geo.io.steward_key import derived
 
     headers = [open_registration_file(path, sheet=sheet) for path in paths]
-    secrets = (store.record_key_secret(), derived("identity encodings"))
-    files = [(header, partial(_prepared_batches, header, *secrets)) for header in headers]
-    return store_ingest.ingest_files(store_path, files, rejects_dir=rejects_dir, progress=progress)
+    loading = load_kernels() if any(header.identity_map for header in headers) else None
+    try:
+        from geo.io import store, store_ingest
+        from geo.io.steward_key import derived
+
+        secrets = (store.record_key_secret(), derived("identity encodings"))
+        files = [(header, partial(_prepared_batches, header, *secrets)) for header in headers]
+        return store_ingest.ingest_files(
+            store_path, files, rejects_dir=rejects_dir, progress=progress
+        )
+    finally:
+        if loading is not None:
+            loading.join()
 
 
 PREPARE_WORKERS = 2
