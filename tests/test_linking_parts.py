@@ -112,6 +112,10 @@ def test_siphash_gives_the_reference_vectors():
     hashed = identity.keyed64(texts, SECRET).to_list()
     subkey = hmac.new(SECRET, b"keyed 64-bit hashes", hashlib.sha256).digest()
     assert hashed == [None if t is None else siphash24(subkey, t.encode()) for t in texts]
+    # A column in several chunks, or a slice, hashes each value as on its own.
+    chunked = pl.concat([texts.slice(2), texts.slice(0, 3)], rechunk=False)
+    assert chunked.n_chunks() == 2
+    assert identity.keyed64(chunked, SECRET).to_list() == hashed[2:] + hashed[:3]
 
 
 def keyed(text: str, kind: int) -> int:
