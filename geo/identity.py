@@ -148,7 +148,7 @@ def normalised_names(frame: pl.DataFrame) -> pl.Series:
         .str.to_lowercase()
         .str.replace_all(r"[^a-z]+", " ")
         .str.replace_many(list(_FOLDS), list(_FOLDS.values()))
-        .str.replace_all(r"c([aou])", "k$1")
+        .str.replace_many(["ca", "co", "cu"], ["ka", "ko", "ku"])
         .str.strip_chars()
     )
     return (" " + text + " ").fill_null("  ")
@@ -158,28 +158,29 @@ def birth_parts(frame: pl.DataFrame) -> pl.DataFrame:
     """Return birth ``year``, ``month`` and ``day`` (Int32, null when unknown).
 
     From ``birth_date`` (ISO ``YYYY-MM-DD``, ``YYYY-MM``, or ``DD/MM/YYYY``, ``DD.MM.YYYY``)
-    and, for the year, the validated ``birth_year`` when the date is missing.
+    and, for the year, the validated ``birth_year`` when the date is missing. The dates
+    are parsed once per distinct text (a registry holds a few tens of thousands).
     """
-    date = _column(frame, "birth_date")
-    iso = date.str.extract_groups(r"^(\d{4})-(\d{1,2})(?:-(\d{1,2}))?")
-    dmy = date.str.extract_groups(r"^(\d{1,2})[/.](\d{1,2})[/.](\d{4})$")
-    year_column = IDENTITY_PREFIX + "birth_year"
-    birth_year = (
-        pl.col(year_column).cast(pl.Int32, strict=False)
-        if year_column in frame.columns
-        else pl.lit(None, dtype=pl.Int32)
-    )
+    dates = frame.select(_column(frame, "birth_date").alias("text"))
+    distinct = dates.unique()
+    iso = pl.col("text").str.extract_groups(r"^(\d{4})-(\d{1,2})(?:-(\d{1,2}))?")
+    dmy = pl.col("text").str.extract_groups(r"^(\d{1,2})[/.](\d{1,2})[/.](\d{4})$")
 
     def part(expr: pl.Expr) -> pl.Expr:
         return expr.cast(pl.Int32, strict=False)
 
-    return frame.select(
-        pl.coalesce(part(iso.struct.field("1")), part(dmy.struct.field("3")), birth_year).alias(
-            "year"
-        ),
+    parsed = distinct.select(
+        "text",
+        pl.coalesce(part(iso.struct.field("1")), part(dmy.struct.field("3"))).alias("year"),
         pl.coalesce(part(iso.struct.field("2")), part(dmy.struct.field("2"))).alias("month"),
         pl.coalesce(part(iso.struct.field("3")), part(dmy.struct.field("1"))).alias("day"),
     )
+    parts = dates.join(parsed, on="text", how="left", maintain_order="left", nulls_equal=True)
+    year_column = IDENTITY_PREFIX + "birth_year"
+    if year_column in frame.columns:
+        birth_year = frame[year_column].cast(pl.Int32, strict=False)
+        parts = parts.with_columns(pl.col("year").fill_null(birth_year))
+    return parts.select("year", "month", "day")
 
 
 def _token_masks(tokens: list[str], secret: bytes) -> np.ndarray:

@@ -25,8 +25,15 @@ import pyarrow as pa
 from geo.io.ingest_report import IngestReport
 from geo.io.registrations import FileHeader
 from geo.io.store import _check_steward_key, _rollback, connect, store_version
-from geo.io.store_links import link_staged, report_lines, stage_identities, start_staging
-from geo.io.store_open import StoreFileGuard, store_error
+from geo.io.store_links import (
+    finish_linking,
+    link_staged,
+    report_lines,
+    stage_identities,
+    start_linking,
+    start_staging,
+)
+from geo.io.store_open import LINKING_MEMORY_LIMIT, StoreFileGuard, store_error
 from geo.sanitize import spreadsheet_safe
 from geo.validate import ValidatedBatch
 
@@ -92,14 +99,18 @@ def ingest_files(
     pending_rejects: list[tuple[Path, pl.DataFrame]] = []
     try:
         _check_steward_key(con, Path(store_path))
+        if any(header.identity_map for header, _ in files):
+            con.execute(f"SET memory_limit = '{LINKING_MEMORY_LIMIT}'")
         staged = _stage_files(con, files, say)
         con.begin()
+        start_linking(con)
         for file in staged:
             if file.table is not None:
                 _merge_file(con, file)
             if file.rejects is not None and file.rejects.height:
                 file.report.rejects_path = rejects_dir / f"{file.report.file_name}.rejects.csv"
                 pending_rejects.append((file.report.rejects_path, file.rejects))
+        finish_linking(con)
         for target, rejects in pending_rejects:
             _write_rejects(target, rejects)
         con.commit()
