@@ -81,9 +81,8 @@ def scored_pairs(
     sizes = np.diff(starts)
     comparable = sizes <= max_block
     is_document = (ordered[opens] & np.uint64(3)) == 1
-    block_id = np.cumsum(opens) - 1  # each sorted row's dense block id
     is_new = np.asarray(is_new, dtype=np.bool_)
-    nodes = node_rows(members, block_id, comparable, is_document, is_new, clks.shape[0])
+    nodes = node_rows(members, opens, comparable, is_document, is_new, clks.shape[0])
     arguments = (
         starts,
         members,

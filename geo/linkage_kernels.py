@@ -62,6 +62,7 @@ def _prefetch(typingctx, array, row, column):
             wraparound=False,
         )
         word = ir.IntType(32)
+        pointer = builder.bitcast(pointer, ir.IntType(8).as_pointer())  # one declaration
         function = cgutils.get_or_insert_function(
             builder.module,
             ir.FunctionType(ir.VoidType(), [pointer.type, word, word, word]),
@@ -145,7 +146,7 @@ def _sip_round(v0: np.uint64, v1: np.uint64, v2: np.uint64, v3: np.uint64) -> tu
             _array(types.int64),
             _array(types.int64),
             _array(types.boolean),
-            _array(types.int64, 2),
+            _array(types.int32, 2),
             _array(types.uint64, 2),
             types.float64,
             types.int64,
@@ -263,7 +264,7 @@ def compare_blocks(
     [
         (
             _array(types.int64),
-            _array(types.int64),
+            _array(types.boolean),
             _array(types.boolean),
             _array(types.boolean),
             _array(types.boolean),
@@ -275,30 +276,33 @@ def compare_blocks(
 )
 def node_rows(
     members: np.ndarray,
-    block_id: np.ndarray,
+    opens: np.ndarray,
     comparable: np.ndarray,
     is_document: np.ndarray,
     is_new: np.ndarray,
     nodes: int,
 ) -> np.ndarray:
-    """Return one row per node: (1 if new else 0, its block count, its blocks ascending).
+    """Return one int32 row per node: (1 if new else 0, its block count, its blocks ascending).
 
-    The rows (record, block) come in block order, so each node's list ascends. Each block
-    id carries its flags in the low bits (comparable 2, document 1): comparing two
-    records' lists then reads nothing else, and a record's data for the comparison is
-    this one short row besides its CLK.
+    The rows (record, block) come in block order (``opens`` marks each block's first
+    row), so each node's list ascends. Each block id carries its flags in the low bits
+    (comparable 2, document 1): comparing two records' lists then reads nothing else,
+    and a record's data for the comparison is this one short row besides its CLK (int32
+    halves the random writes here: 0.48 → 0.33 s for 3.8M rows).
     """
-    count = np.zeros(nodes, dtype=np.int64)
+    count = np.zeros(nodes, dtype=np.int32)
     for n in members:
         count[n] += 1
     width = 1
     for n in range(nodes):
         width = max(width, count[n])
-    rows = np.zeros((nodes, 2 + width), dtype=np.int64)
+    rows = np.zeros((nodes, 2 + width), dtype=np.int32)
     for n in range(nodes):
         rows[n, 0] = 1 if is_new[n] else 0
+    b = -1
     for row in range(members.size):
-        n, b = members[row], block_id[row]
+        b += opens[row]
+        n = members[row]
         rows[n, 2 + rows[n, 1]] = b * 4 + comparable[b] * 2 + is_document[b]
         rows[n, 1] += 1
     return rows
