@@ -402,3 +402,52 @@ def test_the_recount_of_linked_registrations_equals_a_recount_of_all(tmp_path, w
     # two (the third counts on its own), one household member.
     assert len(reference) == len(SHARED) + 2 + 1
     assert stored == reference
+
+
+def person_keys(store) -> list[int]:
+    """Return the person key of each stored identity."""
+    con = connect(store, read_only=True)
+    try:
+        return [row[0] for row in con.execute("SELECT person_key FROM identities").fetchall()]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("one_ingest", [True, False])
+def test_a_later_file_joining_two_persons_of_an_earlier_one_makes_one(
+    tmp_path, write_csv, one_ingest
+):
+    # Two registrations of one person that do not link on their own (a longer name,
+    # another passport); a later one links to both (the passport of the first, the name
+    # of the second): one person, whether the files come in one ingest or two.
+    first = [
+        registration_row(
+            "A-1",
+            full_name="Anna Maria Petrova Ivanovna",
+            birth_date="1990-01-02",
+            passport_no="P1111111",
+        ),
+        registration_row(
+            "A-2", full_name="Petrova Anna", birth_date="1990-01-02", passport_no="P2222222"
+        ),
+    ]
+    later = [
+        registration_row(
+            "B-1",
+            full_name="Anna Petrova",
+            birth_date="1990-01-02",
+            passport_no="P1111111",
+            source="agency",
+            updated_at="2025-02-01",
+        )
+    ]
+    store = tmp_path / "s.duckdb"
+    files = [write_csv(first, "first.csv"), write_csv(later, "later.csv")]
+    if one_ingest:
+        reports = pipeline.ingest_files(store, files)
+    else:
+        reports = [pipeline.ingest_files(store, [path])[0] for path in files]
+    assert reports[0].linking[0].startswith("0 of this file's")
+    assert "3 registrations of 1 persons" in reports[1].linking[0]
+    assert cases(store) == 1
+    assert len(set(person_keys(store))) == 1
