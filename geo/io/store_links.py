@@ -63,12 +63,15 @@ def start_staging(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+_PENDING = "pending_identities"  # an ingest's identities until its end (start_linking)
+
+
 def start_linking(con: duckdb.DuckDBPyConnection) -> None:
     """Open an ingest's linking: its files' identities wait in a temporary table.
 
     Rows inserted and then updated in one DuckDB transaction make its commit write the
     whole table to the write-ahead log (a later file of the ingest can merge persons of
-    an earlier one): 160 MiB and ~1.5 s more per 1M records. So the ingest's identities
+    an earlier one): 160 MiB and ~1 s more per 1M records. So the ingest's identities
     are inserted once, by :func:`finish_linking`; until then ``all_identities`` reads
     the stored ones and these together.
     """
@@ -83,9 +86,6 @@ def finish_linking(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"INSERT INTO identities FROM {_PENDING}")
     con.execute("DROP VIEW all_identities")
     con.execute(f"DROP TABLE {_PENDING}")
-
-
-_PENDING = "pending_identities"
 
 
 def stage_identities(con: duckdb.DuckDBPyConnection, keyed: pa.Table) -> bool:
