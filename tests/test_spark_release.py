@@ -184,3 +184,27 @@ def test_a_release_of_another_lake_snapshot_is_refused_beside_the_ledger(tmp_pat
             _refuse_earlier_lake_snapshots(con, entries, changed)
     finally:
         con.close()
+
+
+def test_a_spark_failure_is_said_by_its_root_cause_with_what_to_try():
+    from geo.io.spark_session import spark_failure
+
+    # The text of the Py4J error a 10M lake gave in local mode with 1 GiB of driver memory.
+    java = (
+        "An error occurred while calling o1572.getResult.\n"
+        ": org.apache.spark.SparkException: Exception thrown in awaitResult:\n"
+        "\tat org.apache.spark.util.SparkThreadUtils$.awaitResult(SparkThreadUtils.scala:70)\n"
+        "Caused by: org.apache.spark.SparkException: Job aborted due to stage failure: Task 1"
+        " in stage 35.0 failed 1 times, most recent failure: Lost task 1.0 in stage 35.0"
+        " (TID 58) (192.0.2.2 executor driver): TaskResultLost (result lost from block"
+        " manager)\n\tat org.apache.spark.scheduler.DAGScheduler.failJobAndIndependentStages\n"
+    )
+    said = spark_failure(RuntimeError(java))
+    assert "\n" not in said and "awaitResult" not in said and "\tat" not in said
+    assert said.startswith("org.apache.spark.SparkException: Job aborted due to stage failure")
+    assert "TaskResultLost" in said
+    assert said.endswith("--spark-conf spark.driver.memory=4g)")
+    # Without a Java cause: its first line, and no memory advice.
+    assert spark_failure(RuntimeError("Java gateway process exited\nmore")) == (
+        "Java gateway process exited"
+    )

@@ -33,6 +33,7 @@ from geo import codes, validate
 from geo.errors import InputError
 from geo.hashing import RECORD_KEY_SEPARATOR
 from geo.io.lake import LakeFile
+from geo.io.spark_session import spark_failure
 
 
 @dataclass
@@ -476,8 +477,7 @@ def count_lake(
     except Exception as exc:
         if isinstance(exc, InputError):
             raise
-        message = " ".join(str(exc).split())[:300]
-        raise InputError(f"the lake cannot be counted on Spark: {message}") from None
+        raise InputError(f"the lake cannot be counted on Spark: {spark_failure(exc)}") from None
     frame = pl.from_arrow(counts).with_columns(
         pl.col("cell").cast(pl.UInt64),
         pl.col("vulnerabilities").cast(pl.UInt16),

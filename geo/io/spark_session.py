@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -141,10 +142,33 @@ def start_spark(master: str = "local[*]", settings: dict[str, str] | None = None
             gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
             spark = SparkSession(SparkContext(conf=conf, gateway=gateway))
     except Exception as exc:  # JVM start-up failures come as many kinds
-        message = " ".join(str(exc).split())[:300]
         raise InputError(
-            f"Spark could not start (master {master}): {message} (see {log_path})"
+            f"Spark could not start (master {master}): {spark_failure(exc)} (see {log_path})"
         ) from None
     atexit.register(shutil.rmtree, folder, True)
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+# Root causes that mean the driver had no room for the counts it collects.
+_DRIVER_MEMORY = ("TaskResultLost", "OutOfMemoryError", "Java heap space", "maxResultSize")
+
+
+def spark_failure(exc: BaseException) -> str:
+    """Return why a Spark job failed, in one line: its deepest cause, not the JVM's stack.
+
+    A Py4J error's text is the whole Java stack trace; its last ``Caused by:`` names what
+    went wrong (at 10M records in local mode with 1 GiB of driver memory: the counts'
+    task results lost from the block manager). When that is the driver's memory, says
+    how to give it more.
+    """
+    text = str(exc)
+    causes = re.findall(r"Caused by: ([^\n]+)", text)
+    first_line = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+    reason = " ".join((causes[-1] if causes else first_line).split())[:300]
+    if any(sign in reason for sign in _DRIVER_MEMORY):
+        reason += (
+            " (the driver had no room for the counts: give it more memory, e.g."
+            " --spark-conf spark.driver.memory=4g)"
+        )
+    return reason
