@@ -292,3 +292,18 @@ def test_release_from_a_store_respects_consent(tmp_path, write_csv):
     assert "source" not in public.metadata and "records.csv" not in str(public.metadata)
     with pytest.raises(InputError, match="no stored registration matches"):
         build_release(s, ReleasePolicy(consent_scope="host_state"))
+
+
+@pytest.mark.parametrize("policy", [EXACT, ReleasePolicy()], ids=["exact", "noise"])
+def test_the_metadata_counts_the_units_each_breakdown_is_shown_for(records, policy):
+    """``breakdown_groups`` is the number of (cell, nationality) showing each dimension."""
+    release = protect(records, policy)
+    rows = release.breakdowns
+    expected = {
+        dimension: len(
+            rows[rows["dimension"] == dimension][["h3_cell", "nationality"]].drop_duplicates()
+        )
+        for dimension in ("sex", "age_band", "vulnerability")
+    }
+    assert release.metadata["published"]["breakdown_groups"] == expected
+    assert expected["sex"] > 0 and expected["vulnerability"] > 0

@@ -42,7 +42,10 @@ from geo.validate import (
     validate_batch,
 )
 
-BATCH_ROWS = 250_000
+# Rows per batch read, validated and staged. At 10M Parquet rows 125k against 250k took
+# the same time and 914 against 1,068 MiB at the peak (two batches in flight per worker);
+# 65k took 23 % longer.
+BATCH_ROWS = 125_000
 _PRECISE_ROW_SCAN_BYTES = 200 * 1024 * 1024
 _HEADER_BYTES = 1 << 20
 _SCAN_BYTES = 16 << 20

@@ -42,6 +42,8 @@ DUCKDB_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "384MB")
 # a record in staging and pending tables): with this budget 1M records stay in memory
 # instead of spilling 0.5 GB (1.3 s); beyond it DuckDB spills as usual.
 LINKING_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "1GB")
+# While an ingest appends a file's batches (geo.io.store_ingest: appends spill beyond it).
+STAGING_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "256MB")
 CATALOG = "store"
 WEAK_CRYPTO_VARIABLE = "CRISIS_EXPOSURE_STORE_WEAK_CRYPTO"
 
