@@ -135,18 +135,29 @@ def median_seconds(work: Callable[[], object], repeats: int) -> tuple[float, obj
     return statistics.median(times), result
 
 
+# A fresh process's own peak resident memory in MiB (its VmHWM), as a Python expression for
+# the code the benchmarks run in subprocesses. Not ``ru_maxrss``: Linux carries it across
+# ``exec``, so a child started by a parent of 3.6 GiB (one that had just written the
+# registry) reported 3.6 GiB itself.
+PEAK_MIB = (
+    "next(int(line.split()[1]) / 1024 for line in open('/proc/self/status')"
+    " if line.startswith('VmHWM:'))"
+)
+PRINT_PEAK = f"\nprint('peak_mib', {PEAK_MIB})\n"
+
+
 def in_subprocess(code: str) -> dict[str, float]:
     """Run Python code in a fresh process; return the figures it printed plus its peak RSS.
 
     The code prints lines ``NAME value``; ``peak_mib`` is the child's own maximum
-    resident set size, so runs do not contaminate each other.
+    resident set size (:data:`PEAK_MIB`), so runs do not contaminate each other.
     """
-    footer = (
-        "\nimport resource\n"
-        "print('peak_mib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
-    )
     done = subprocess.run(
-        [sys.executable, "-c", code + footer], capture_output=True, text=True, cwd=ROOT, check=False
+        [sys.executable, "-c", code + PRINT_PEAK],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     if done.returncode:
         raise RuntimeError(done.stderr[-3000:])

@@ -27,18 +27,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine_lines  # noqa: E402
+from benchmarks.common import PRINT_PEAK, machine_lines  # noqa: E402
 
 IDENTITY = ("full_name", "birth_date", "passport_no")
-INGEST = """
-import resource, time
+INGEST = (
+    """
+import time
 from geo.pipeline import ingest_files
 started, cpu = time.perf_counter(), time.process_time()
 reports = ingest_files({store!r}, {files!r}, rejects_dir={folder!r})
 print('seconds', time.perf_counter() - started)
 print('cpu_seconds', time.process_time() - cpu)
-print('peak_mib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
+    + PRINT_PEAK
+)
 ACCURACY = """
 import importlib.util
 spec = importlib.util.spec_from_file_location("linking_bench", {script!r})

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import ROOT, machine_lines, registry_files  # noqa: E402
+from benchmarks.common import PRINT_PEAK, ROOT, machine_lines, registry_files  # noqa: E402
 
 STAGES = """
 import sys, time
@@ -58,8 +58,9 @@ for name, seconds in cpu.items():
     print(name, seconds)
 """
 
-PIPELINE = """
-import resource, sys, time
+PIPELINE = (
+    """
+import sys, time
 sys.path.insert(0, '.')
 from geo.io.registrations import open_registration_file
 from geo.pipeline.ingest import _prepared_batches
@@ -72,8 +73,9 @@ for batch, table in _prepared_batches(header, b's' * 32, b'i' * 32):
 print('wall', time.perf_counter() - wall)
 print('cpu', time.process_time() - cpu)
 print('rows', rows)
-print('peak_mib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
+    + PRINT_PEAK
+)
 
 
 def run(code: str, root: Path, path: Path) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Release at national scale: wall, CPU, peak memory of building and writing, before and after.
 
-Each run is a fresh interpreter (peak memory is its VmHWM, ``ru_maxrss``), on a store
+Each run is a fresh interpreter (peak memory is its VmHWM), on a store
 ingested once per size from the benchmark registry. The baseline is the code of a git
 ref (default: main before the release counted its audience once into a cube),
 exported into a temporary folder and run on the same store, alternating with this
@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import CACHE, machine_lines, registry_files  # noqa: E402
+from benchmarks.common import CACHE, PEAK_MIB, machine_lines, registry_files  # noqa: E402
 
 BASELINE_REF = "35fd5f8"  # main before the one-scan cube (a DuckDB scan per grouping)
 
-RUN = """
-import json, os, resource, sys, tempfile, time
+RUN = f"""
+import json, os, sys, tempfile, time
 wall, cpu = time.perf_counter(), time.process_time()
 from geo.pipeline import build_release, write_release
 from geo.release import ReleasePolicy
@@ -37,12 +37,12 @@ built_wall, built_cpu = time.perf_counter() - wall, time.process_time() - cpu
 with tempfile.TemporaryDirectory() as folder:
     write_release(release, os.path.join(folder, "r.release.parquet"))
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-print(json.dumps({
+print(json.dumps({{
     "wall_s": built_wall, "cpu_s": built_cpu, "written_wall_s": wall, "written_cpu_s": cpu,
-    "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_mib": {PEAK_MIB},
     "sha256": release.metadata["content_sha256"], "groups": len(release.groups),
     "rows": len(release.groups) + len(release.breakdowns),
-}))
+}}))
 """
 
 

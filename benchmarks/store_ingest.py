@@ -27,16 +27,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import ROOT, machine_lines, registry_files  # noqa: E402
+from benchmarks.common import PRINT_PEAK, ROOT, machine_lines, registry_files  # noqa: E402
 
-INGEST = """
-import resource, sys, time
+INGEST = (
+    """
+import sys, time
 from geo.pipeline import ingest_files
 started = time.perf_counter()
 ingest_files(sys.argv[1], [sys.argv[2]], rejects_dir=sys.argv[3])
 print('seconds', time.perf_counter() - started)
-print('peak_mib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
+    + PRINT_PEAK
+)
 
 
 def hash_throughput(size: int) -> tuple[float, float]:

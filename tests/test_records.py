@@ -290,3 +290,28 @@ def test_a_malformed_row_in_the_middle_keeps_later_row_numbers(tmp_path):
     assert rows_read == 9 and accepted.height == 8
     assert rejects["row"].to_list() == [7]
     assert dict(zip(accepted["record_id"], accepted["row"], strict=True))["s0"] == 8
+
+
+def test_a_csv_of_many_blocks_is_read_in_batches_with_exact_row_numbers(tmp_path):
+    """Blocks of 2 MiB are gathered into batches; rows keep their numbers across them."""
+    from geo.io.registrations import BATCH_ROWS
+
+    path = tmp_path / "long.csv"
+    lines = ["record_id,nationality,latitude,longitude,notes"]
+    filler = "x" * 40  # ~70 bytes a row: 150,000 rows span five blocks
+    lines += [f"r{i},ROU,42.8,13.1,{filler}" for i in range(90_000)]
+    lines.append("broken,ROU,42.8")
+    lines += [f"s{i},ALB,42.8,13.1,{filler}" for i in range(60_000)]
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size > 4 * (2 << 20)
+    header = open_registration_file(path)
+    batches = list(iter_validated_batches(header))
+    # batches of BATCH_ROWS and one block more at most (~34k rows), not the whole file
+    assert len(batches) >= 2 and max(b.rows_read for b in batches) <= BATCH_ROWS + 40_000
+    accepted = pl.concat([b.accepted for b in batches])
+    rejects = pl.concat([b.rejects for b in batches])
+    assert sum(b.rows_read for b in batches) == 150_001 and accepted.height == 150_000
+    assert rejects["row"].to_list() == [90_002]
+    numbers = dict(zip(accepted["record_id"], accepted["row"], strict=True))
+    assert numbers["r0"] == 2 and numbers["r89999"] == 90_001
+    assert numbers["s0"] == 90_003 and numbers["s59999"] == 150_002

