@@ -36,6 +36,24 @@ def run_cli(args: list[str], env: dict | None = None, code: str | None = None):
     )
 
 
+# The command line with the counts brought to the driver in pieces of 300 rows (as a
+# national lake's are, in pieces of a million), saying how many.
+COLLECTED_IN_PIECES = """
+import sys
+import pyarrow as pa
+from geo.io import lake_counts
+lake_counts.COLLECT_ROWS = 300
+concat_tables = pa.concat_tables
+def counted(tables):
+    tables = list(tables)
+    print("pieces", len(tables))
+    return concat_tables(tables)
+lake_counts.pa.concat_tables = counted
+from geo.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.slow
 def test_a_lake_counted_on_spark_publishes_the_local_paths_table(tmp_path):
     paths = write_lake(tmp_path / "lake")
@@ -62,9 +80,14 @@ def test_a_lake_counted_on_spark_publishes_the_local_paths_table(tmp_path):
             "local[2]",
             "--spark-conf",
             "spark.driver.memory=1g",
-        ]
+        ],
+        code=COLLECTED_IN_PIECES,
     )
     assert done.returncode == 0, done.stderr
+    pieces = [
+        int(line.split()[1]) for line in done.stdout.splitlines() if line.startswith("pieces ")
+    ]
+    assert pieces and pieces[0] > 1  # the counts came to the driver in pieces
     for stream in (done.stdout, done.stderr):
         assert not [line for line in stream.splitlines() if any(n in line for n in SPARK_NOISE)]
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from geo import codes, validate
 from geo.errors import InputError
@@ -464,7 +465,7 @@ def count_lake(
         for why, n in zip(reasons, stats[2:], strict=True):
             if n:
                 report.rejects_by_reason[why] = int(n)
-        counts = (
+        counts = _collected(
             _latest_records(flagged, secret, this_year, resolution)
             .groupBy("nationality", "cell", "sex", "age_band", "vulnerabilities", "consent")
             .agg(
@@ -472,7 +473,6 @@ def count_lake(
                 F.sum("persons").alias("persons"),
                 F.sum("key_term").alias("key_sum"),
             )
-            .toArrow()
         )
     except Exception as exc:
         if isinstance(exc, InputError):
@@ -488,6 +488,33 @@ def count_lake(
     )
     report.superseded = report.accepted - int(frame["cases"].sum() or 0)
     return frame, report
+
+
+# Count rows brought to the driver in one piece. The counts of 10M records (cell × every
+# category: nearly one row a record) in one piece failed in a driver of Spark's default
+# 1 GiB (TaskResultLost); pieces of this size pass through it one at a time.
+COLLECT_ROWS = 1_000_000
+
+
+def _collected(counts: Any) -> pa.Table:
+    """Bring the counts to the driver as Arrow, in pieces of at most ~``COLLECT_ROWS`` rows.
+
+    The counts are kept on the executors' disks (as the shuffle before them was) while
+    each piece, a hash bucket of cells, is collected: the driver then holds one piece
+    in the JVM at a time, whatever the lake's size.
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F  # noqa: N812
+
+    kept = counts.persist(StorageLevel.DISK_ONLY)
+    try:
+        pieces = -(-kept.count() // COLLECT_ROWS)
+        if pieces <= 1:
+            return kept.toArrow()
+        bucket = F.pmod(F.xxhash64("cell"), F.lit(pieces))
+        return pa.concat_tables(kept.filter(bucket == i).toArrow() for i in range(pieces))
+    finally:
+        kept.unpersist()
 
 
 def audience_counts(
