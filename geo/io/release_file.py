@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,8 +93,8 @@ def table_parts(release: Release, rows: int = PART_ROWS) -> Iterator[pa.Table]:
     }
     longest = max(cells.values(), key=len)
     cuts = sorted({longest[i].as_py() for i in range(rows, len(longest), rows)})
-    starts = {
-        name: [0] + [pc.sum(pc.less(c, cut)).as_py() or 0 for cut in cuts] + [len(c)]
+    starts = {  # each cut found by bisection in the sorted cells (a scan per cut: 0.75 s at 10M)
+        name: [0] + [bisect_left(c, cut, key=_text) for cut in cuts] + [len(c)]
         for name, c in cells.items()
     }
     for part in range(len(cuts) + 1):
@@ -107,6 +108,10 @@ def table_parts(release: Release, rows: int = PART_ROWS) -> Iterator[pa.Table]:
             ]
         )
         yield table.sort_by([(c, "ascending") for c in TABLE_COLUMNS[:5]])
+
+
+def _text(scalar: pa.Scalar) -> str:
+    return scalar.as_py()
 
 
 def _in_cell_order(frame: pd.DataFrame) -> pd.DataFrame:
