@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import CACHE, ROOT, machine_lines, median_figures, registry_files  # noqa: E402
+from benchmarks.common import CACHE, ROOT, machine_lines, registry_files  # noqa: E402
 from tests.dashboard_server import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -176,10 +176,10 @@ def stage_dashboard(
         return
     big = CACHE / f"release_{size}.release.parquet"
     if not big.exists():
-        from benchmarks.run import INGEST_RELEASE
+        from benchmarks.run import ingest_and_release
 
-        parquet, _ = registry_files(size)
-        median_figures(INGEST_RELEASE.format(cache=str(CACHE), path=str(parquet), out=str(big)), 1)
+        parquet, _ = registry_files(size, csv=False)
+        ingest_and_release(parquet, str(big), repeats=1)
     demo = ROOT / "data/demo/central_italy.release.parquet"
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

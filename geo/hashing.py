@@ -66,7 +66,7 @@ class ContentHasher:
             0, max(frame.height, 1) if self._header else frame.height, self._chunk_rows
         ):
             part = frame.slice(offset, self._chunk_rows).with_columns(
-                pl.col(pl.String).replace("", None)
+                pl.col(pl.String, pl.Categorical).cast(pl.String).replace("", None)
             )
             part.write_csv(self._sink, line_terminator="\n", include_header=self._header)
             self._header = False

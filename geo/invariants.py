@@ -62,11 +62,11 @@ def check_columns(arrow: pa.Table, name: str) -> None:
             raise InputError(f"{name}: column {column!r} holds null values.")
 
 
-def check_invariants(release: Release, name: str, table: pl.DataFrame | None = None) -> None:
+def check_invariants(release: Release, name: str, table: pl.DataFrame) -> None:
     """Raise InputError naming the first invariant the release breaks (``name`` in messages).
 
-    ``table`` is the release's published table in polars (the file's layout), when the
-    reader already has it: the checks then run on it instead of converting the frames.
+    ``table`` is the release's published table in polars (the file's layout), its text
+    as strings or categoricals: the checks run on it, not on the release's pandas frames.
 
     Raises
     ------
@@ -83,15 +83,11 @@ def check_invariants(release: Release, name: str, table: pl.DataFrame | None = N
     groups, rows = release.groups, release.breakdowns
     _check_counts(groups, name, "group", floor=policy.k)
     _check_counts(rows, name, "breakdown row", floor=0)
-    # Checked in polars (Arrow-backed columns convert without copying the strings): the
-    # same checks in pandas took seconds on a national release's millions of rows, paid
-    # before a dashboard draws its first map.
-    if table is None:
-        frames = _polars(groups), _polars(rows)
-    else:
-        table = table.with_columns(pl.col(STRING_COLUMNS).cast(pl.String))
-        totals = pl.col("dimension") == "total"
-        frames = table.filter(totals), table.filter(~totals)
+    # Checked in polars on the table as read (categorical text: codes, not strings, are
+    # compared): the same checks in pandas took seconds on a national release's
+    # millions of rows, paid before a dashboard draws its first map.
+    totals = pl.col("dimension").cast(pl.String) == "total"
+    frames = table.filter(totals), table.filter(~totals)
     _check_vocabulary(*frames, name)
     for frame, what in zip(frames, ("group", "breakdown row"), strict=True):
         _check_cells(frame, name, what, policy.floor_resolution, policy.base_resolution)
@@ -134,13 +130,6 @@ def _check_exact_breakdowns(
             )
 
 
-def _polars(frame: pd.DataFrame) -> pl.DataFrame:
-    """Return a release frame in polars, its text columns as plain strings."""
-    converted = pl.from_pandas(frame.reset_index(drop=True))
-    text = [c for c in STRING_COLUMNS if c in converted.columns]
-    return converted.with_columns(pl.col(text).cast(pl.String))
-
-
 def _check_duplicates(groups: pl.DataFrame, rows: pl.DataFrame, name: str) -> None:
     """Refuse a (cell, nationality, dimension, category) that appears twice."""
     if _repeats(groups, ["h3_cell", "nationality"]):
@@ -157,7 +146,9 @@ def _repeats(frame: pl.DataFrame, keys: list[str]) -> bool:
     """
     if frame.height < 2:
         return False
-    if frame.select(pl.struct(keys).hash().n_unique()).item() == frame.height:
+    # Categorical text is hashed by its codes (one code per value within a column).
+    codes = [pl.col(k).to_physical() if frame.schema[k] == pl.Categorical else k for k in keys]
+    if frame.select(pl.struct(codes).hash().n_unique()).item() == frame.height:
         return False
     return frame.select(keys).n_unique() != frame.height
 
@@ -169,8 +160,8 @@ def _check_published(groups: pl.DataFrame, rows: pl.DataFrame, metadata: dict, n
         raise InputError(f"{name}: the metadata has no published totals.")
     by_resolution = groups.group_by("resolution").len().sort("resolution")
     # Rows are unique (checked before), so a dimension's groups are its distinct
-    # (cell, nationality) pairs; cells are valid H3 cells, counted as integers.
-    pair = pl.struct(polars_h3.str_to_int("h3_cell"), "nationality")
+    # (cell, nationality) pairs.
+    pair = pl.struct("h3_cell", "nationality")
     per_dimension = dict(
         rows.group_by("dimension").agg(pair.n_unique().alias("groups")).iter_rows()
     )
@@ -179,7 +170,7 @@ def _check_published(groups: pl.DataFrame, rows: pl.DataFrame, metadata: dict, n
         "groups_by_resolution": {str(r): int(n) for r, n in by_resolution.iter_rows()},
         "cases": int(groups["cases"].sum()),
         "persons": int(groups["persons"].sum()),
-        "nationalities": sorted(groups["nationality"].unique().to_list()),
+        "nationalities": sorted(groups["nationality"].cast(pl.String).unique().to_list()),
         "breakdown_groups": {d: int(per_dimension.get(d, 0)) for d in BREAKDOWN_DIMENSIONS},
     }
     for key, value in found.items():
@@ -214,10 +205,10 @@ def _check_counts(frame: pd.DataFrame, name: str, what: str, floor: int) -> None
 def _check_vocabulary(groups: pl.DataFrame, rows: pl.DataFrame, name: str) -> None:
     """Refuse nationality codes, dimensions and categories outside the release vocabulary."""
     for frame in (groups, rows):
-        codes = frame["nationality"].unique()
+        codes = frame["nationality"].unique().cast(pl.String)
         if not codes.str.contains(rf"\A{NATIONALITY_PATTERN}\z").all():
             raise InputError(f"{name}: a nationality is not a three-letter code.")
-    pairs = rows.select("dimension", "category").unique()
+    pairs = rows.select("dimension", "category").unique().cast(pl.String)
     for dimension, categories in BREAKDOWN_DIMENSIONS.items():
         found = set(pairs.filter(pl.col("dimension") == dimension)["category"].to_list())
         if not found <= set(categories):
@@ -230,7 +221,10 @@ def _check_cells(frame: pl.DataFrame, name: str, what: str, floor: int, base: in
     """Refuse invalid cells, cells whose resolution is not the row's, or out of range."""
     if frame.is_empty():
         return
-    checked = frame.select(
+    # Each distinct (cell, resolution) once: a cell repeats over its nationalities and
+    # breakdown rows.
+    checked = frame.select("h3_cell", "resolution").unique().cast({"h3_cell": pl.String})
+    checked = checked.select(
         polars_h3.is_valid_cell("h3_cell").alias("valid"),
         polars_h3.get_resolution("h3_cell").alias("found"),
         pl.col("resolution").alias("stated"),

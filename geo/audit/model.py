@@ -208,12 +208,16 @@ def release_view(
             polars_h3.cell_to_parent("cell", policy.floor_resolution).alias("floor"),
         )
     )
-    rows = pl.from_pandas(release.breakdowns).select(
-        polars_h3.str_to_int("h3_cell").alias("cell"),
-        pl.col("nationality").alias("label"),
-        pl.col("dimension").alias("dim"),
-        pl.col("category").alias("cat"),
-        pl.col("cases"),
+    rows = (
+        pl.from_pandas(release.breakdowns)
+        .cast({pl.Categorical: pl.String})
+        .select(
+            polars_h3.str_to_int("h3_cell").alias("cell"),
+            pl.col("nationality").alias("label"),
+            pl.col("dimension").alias("dim"),
+            pl.col("category").alias("cat"),
+            pl.col("cases"),
+        )
     )
     split = rows.filter(pl.col("dim") != "vulnerability").join(
         groups.select("cell", "label", "gid"), on=["cell", "label"]

@@ -163,6 +163,8 @@ def _as_groups(rows: pd.DataFrame, release: Release) -> Release:
     groups = rows[["h3_cell", "resolution", "category", "cases", "persons"]].rename(
         columns={"category": "nationality"}
     )
+    # A read release's breakdowns are categorical; the exposure works on text groups.
+    groups = groups.astype({"h3_cell": "str", "nationality": "str"})
     return Release(
         groups=groups.reset_index(drop=True), breakdowns=rows.iloc[:0], metadata=release.metadata
     )
