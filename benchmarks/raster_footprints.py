@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import ROOT  # noqa: E402
 from geo.io.footprints import RasterOptions, read_footprint  # noqa: E402
-from geo.tools.exposure import cell_zone_shares  # noqa: E402
+from geo.tools.cell_pairs import cell_zone_shares  # noqa: E402
 from tests.rasters import (  # noqa: E402
     depth_field,
     write_geotiff,

@@ -21,7 +21,7 @@ from geo.exposure_table import TRUTH_SENTENCE
 from geo.noise import noise_bound
 from geo.pipeline import compute_exposure
 from geo.release import Release, ReleasePolicy, protect
-from geo.tools.exposure import cell_zone_shares
+from geo.tools.cell_pairs import cell_zone_shares
 from tests.factories import clustered_records
 
 NORCIA = (13.1092, 42.8303)

@@ -5,18 +5,19 @@ from __future__ import annotations
 import geopandas as gpd
 import h3
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 
 from geo.h3cells import cells_to_ints, cells_to_parents, cells_to_polygons
-from geo.tools.exposure import _cell_reach, _cell_rings, cell_zone_shares
+from geo.tools.cell_pairs import cell_reach, cell_rings, cell_zone_shares
 from geo.tools.overlay import PolygonSet
 
 NORCIA = (42.8303, 13.1092)
 
 
 def rings_of(cells: list[str]) -> np.ndarray:
-    return _cell_rings(cells_to_ints(cells))
+    return cell_rings(cells_to_ints(cells))
 
 
 def random_polygons(
@@ -177,6 +178,39 @@ def test_cell_zone_shares_finds_every_touching_cell(lat, lon):
     )
 
 
+def test_pairs_kept_from_earlier_overlays_are_those_of_a_fresh_overlay(monkeypatch):
+    """An exposure page overlays the same cells several times: kept pairs, same answer."""
+    from geo.tools import cell_pairs
+
+    centre = h3.latlng_to_cell(*NORCIA, 5)
+    cells = sorted(
+        set(h3.grid_disk(centre, 3)) | set(h3.grid_disk(h3.cell_to_center_child(centre, 7), 9))
+    )
+    zone = shapely.Point(NORCIA[1], NORCIA[0]).buffer(0.25)
+    zones = gpd.GeoDataFrame({"class_label": ["z"]}, geometry=[zone], crs=4326)
+    monkeypatch.setattr(cell_pairs, "_KNOWN", cell_pairs.OrderedDict())
+    fresh = cell_zone_shares(cells, zones)
+    assert len(fresh) > 50 and not fresh["inside"].all()
+    monkeypatch.setattr(cell_pairs, "_KNOWN", cell_pairs.OrderedDict())
+    overlaid = []
+    real = cell_pairs._storage_pairs
+    monkeypatch.setattr(
+        cell_pairs, "_storage_pairs", lambda ints, *a: overlaid.append(len(ints)) or real(ints, *a)
+    )
+    cell_zone_shares(cells[::3], zones)  # a subset first (a nationality, a breakdown)
+    assert overlaid[0] == len(cells[::3])
+    calls = len(overlaid)
+    pieced = cell_zone_shares(cells[::-1] + cells[:5], zones)  # then all, reordered, repeated
+    assert overlaid[calls] == len(cells) - len(cells[::3])  # only the cells not yet overlaid
+    calls = len(overlaid)
+    assert cell_zone_shares(cells, zones).equals(fresh) and len(overlaid) == calls
+    expected = pd.concat([fresh, fresh[fresh["h3_cell"].isin(cells[:5])]])
+    pd.testing.assert_frame_equal(
+        pieced.reset_index(drop=True),
+        expected.sort_values(["h3_cell", "zone"], kind="stable").reset_index(drop=True),
+    )
+
+
 def test_far_zones_and_geometry_collections():
     cell = h3.latlng_to_cell(*NORCIA, 7)
     far = gpd.GeoDataFrame({"class_label": ["far"]}, geometry=[shapely.box(0, 0, 1, 1)], crs=4326)
@@ -207,8 +241,8 @@ def test_ancestors_match_h3_and_hold_their_descendants():
     expected = [h3.str_to_int(h3.cell_to_parent(c, min(3, h3.get_resolution(c)))) for c in cells]
     assert (cells_to_parents(ints, 3) == np.array(expected, dtype=np.uint64)).all()
     # The screening box (3 mean edges around the ancestor) holds every descendant's box.
-    _, own = _cell_reach(ints)
-    _, screen = _cell_reach(cells_to_parents(ints, 3), factor=3.0)
+    _, own = cell_reach(ints)
+    _, screen = cell_reach(cells_to_parents(ints, 3), factor=3.0)
     wrapped = screen[:, 2] - screen[:, 0] >= 360
     inside = (screen[:, :2] <= own[:, :2]).all(axis=1) & (screen[:, 2:] >= own[:, 2:]).all(axis=1)
     assert (inside | wrapped).all()

@@ -16,7 +16,7 @@ from rasterio.transform import from_origin
 from geo.cli import main
 from geo.io.footprints import FootprintError, RasterOptions, read_footprint
 from geo.io.footprints.raster_classes import NO_CLASS, NODATA, scheme_for
-from geo.tools.exposure import cell_zone_shares
+from geo.tools.cell_pairs import cell_zone_shares
 from tests.rasters import (
     NORCIA,
     depth_field,

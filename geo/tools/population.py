@@ -21,9 +21,8 @@ import polars_h3
 import shapely
 
 from geo import h3cells
-from geo.release import MAX_BASE_RESOLUTION
+from geo.tools.cell_pairs import STORAGE_RESOLUTION, cell_reach, cell_zone_shares
 
-STORAGE_RESOLUTION = MAX_BASE_RESOLUTION
 SPREAD_RESOLUTION = 10  # an H3 table's cell is spread over its children at this resolution
 _INSIDE_SHARE = 1 - 1e-9
 
@@ -37,13 +36,11 @@ def population_bounds(
     storage-level children included), not only the footprint, since a share's
     denominator is the population of the whole cell.
     """
-    from geo.tools.exposure import _cell_reach, cell_zone_shares
-
     zones = classes[["geometry"]].reset_index(drop=True)
     touched = cell_zone_shares(sorted(set(cells)), zones)["h3_cell"].unique()
     if len(touched) == 0:
         return None
-    _, box = _cell_reach(h3cells.cells_to_ints(list(touched)))
+    _, box = cell_reach(h3cells.cells_to_ints(list(touched)))
     return (
         float(box[:, 0].min()),
         float(box[:, 1].min()),
