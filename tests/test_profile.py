@@ -339,3 +339,25 @@ def test_the_focal_point_layer_sends_only_what_it_shows():
         "A <b>\nserves: Romania\nfor the exposed: Romania\ninside the footprint\n"
         "contact: a@example.org"
     )
+
+
+def test_the_structure_sums_only_the_rows_that_touch_the_area(demo, profile, monkeypatch):
+    # The rows of cells outside the area add nothing, so they are left out before the
+    # sums (a national dimension's million rows); the tables are those of every row.
+    from geo.tools import profile as tool
+
+    kept = []
+    touching = tool._touching
+    monkeypatch.setattr(tool, "_touching", lambda rows, area: kept.append(len(rows)) or rows)
+    release, run = demo
+    everything = who.community_profile(run, release, "MMI ≥ VI")
+    assert set(profile.structure) == set(everything.structure)
+    for dimension, table in profile.structure.items():
+        if table is None:
+            assert everything.structure[dimension] is None
+            continue
+        pd.testing.assert_frame_equal(table, everything.structure[dimension])
+    assert kept  # every dimension went through it
+    area = tool.profile_area(run.classes, "MMI ≥ VI", cumulative=True)
+    rows = release.breakdowns[release.breakdowns["dimension"] == "sex"]
+    assert 0 < len(touching(rows, area)) < len(rows)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 
@@ -158,6 +159,20 @@ def _rank(classes: gpd.GeoDataFrame, position: int) -> int:
     return int(classes["class_rank"].iloc[position])
 
 
+def _touching(rows: pd.DataFrame, area: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Return the breakdown rows whose cell shares area with ``area`` (the others add 0).
+
+    A national release's dimension holds a million rows; an area touches a few hundred
+    cells, whose pairs the area's exposure has already found.
+    """
+    from geo.tools.cell_pairs import cell_zone_pairs
+    from geo.tools.exposure import _zones
+
+    cells = pd.unique(rows["h3_cell"])
+    cell, _, _, _ = cell_zone_pairs(list(cells), _zones(area))
+    return rows[rows["h3_cell"].isin(set(cells[np.unique(cell)]))]
+
+
 def _as_groups(rows: pd.DataFrame, release: Release) -> Release:
     """Return breakdown rows as a release whose groups are (cell, category) values."""
     groups = rows[["h3_cell", "resolution", "category", "cases", "persons"]].rename(
@@ -189,7 +204,7 @@ def _structure(
     if rows.empty:
         return None
     options = {**options, "nationalities": None}
-    table = _exposed(_as_groups(rows, release), area, options)
+    table = _exposed(_as_groups(_touching(rows, area), release), area, options)
     words = CATEGORY_WORDS.get(dimension, {})
     order = {category: i for i, category in enumerate(words)}
     table = table.rename(columns={"nationality": "category"})
