@@ -134,14 +134,16 @@ def _exact_bound(figures: int, scale: float, tail: float) -> int:
     successes of probability 1 − p): P(X − Y > B) = Σ_y P(Y = y)·P(X > B + y), searched
     by bisection over B. The same bounds as convolving the figures' distribution by
     FFT, twenty times faster (a dashboard's first noisy exposure at 10M registrations
-    waited 16 s for the FFTs of a hundred sums).
+    waited 16 s for the FFTs of a hundred sums), in numpy alone.
     """
-    from scipy.stats import nbinom
-
     p = math.exp(-1.0 / scale)
-    top = int(nbinom.isf(1e-25, figures, 1 - p)) + 1  # P(Y > top) < 1e-25
-    weights = nbinom.pmf(np.arange(top + 1), figures, 1 - p)
-    survival = nbinom.sf(np.arange(2 * top + 2), figures, 1 - p)  # P(X > k)
+    top = _negative_binomial_top(figures, p)  # P(Y > top) < 1e-25
+    k = np.arange(2 * top + 3)
+    # log P(k+1) − log P(k) = log p + log((k + figures) / (k + 1)), from P(0) = (1 − p)^figures
+    steps = math.log(p) + np.log((k[:-1] + figures) / (k[:-1] + 1))
+    pmf = np.exp(figures * math.log(1 - p) + np.concatenate([[0.0], np.cumsum(steps)]))
+    survival = np.cumsum(pmf[::-1])[::-1][1:]  # P(X > k), summed from the far tail up
+    weights = pmf[: top + 1]
     goal = tail - 1e-9  # the slack the bound keeps against rounding error
     low, high = 0, top  # P(sum > top) ≤ P(X > top) < goal
     while low < high:
@@ -151,6 +153,17 @@ def _exact_bound(figures: int, scale: float, tail: float) -> int:
         else:
             low = middle + 1
     return low
+
+
+def _negative_binomial_top(figures: int, p: float, log_tail: float = 25 * math.log(10)) -> int:
+    """Return a count that a sum of ``figures`` geometric counts exceeds with P < e^−log_tail.
+
+    Chernoff: P(Y ≥ y) ≤ E[e^(λY)]·e^(−λy), E[e^(λY)] = ((1 − p) / (1 − p·e^λ))^figures,
+    minimised over λ in (0, −log p) on a grid; within 11 % of the exact quantile.
+    """
+    lambdas = np.linspace(0.0, -math.log(p), 402)[1:-1]
+    log_mgf = figures * (math.log(1 - p) - np.log(1 - p * np.exp(lambdas)))
+    return int(math.ceil(((log_mgf + log_tail) / lambdas).min()))
 
 
 def _chernoff_bound(figures: int, scale: float, tail: float) -> int:
