@@ -10,6 +10,7 @@ import pytest
 import shapely
 
 from geo.h3cells import cells_to_ints, cells_to_parents, cells_to_polygons
+from geo.tools import cell_pairs
 from geo.tools.cell_pairs import cell_reach, cell_rings, cell_zone_shares
 from geo.tools.overlay import PolygonSet
 
@@ -180,8 +181,6 @@ def test_cell_zone_shares_finds_every_touching_cell(lat, lon):
 
 def test_pairs_kept_from_earlier_overlays_are_those_of_a_fresh_overlay(monkeypatch):
     """An exposure page overlays the same cells several times: kept pairs, same answer."""
-    from geo.tools import cell_pairs
-
     centre = h3.latlng_to_cell(*NORCIA, 5)
     cells = sorted(
         set(h3.grid_disk(centre, 3)) | set(h3.grid_disk(h3.cell_to_center_child(centre, 7), 9))
@@ -209,6 +208,22 @@ def test_pairs_kept_from_earlier_overlays_are_those_of_a_fresh_overlay(monkeypat
         pieced.reset_index(drop=True),
         expected.sort_values(["h3_cell", "zone"], kind="stable").reset_index(drop=True),
     )
+
+
+def test_the_kept_pairs_are_bounded(monkeypatch):
+    """At most KNOWN_FOOTPRINTS sets of zones and KNOWN_ROWS cells and pairs are kept."""
+    centre = h3.latlng_to_cell(*NORCIA, 5)
+    cells = sorted(h3.grid_disk(h3.cell_to_center_child(centre, 7), 6))
+    monkeypatch.setattr(cell_pairs, "_KNOWN", cell_pairs.OrderedDict())
+    for radius in (0.02, 0.03, 0.04, 0.05, 0.06, 0.07):
+        zone = shapely.Point(NORCIA[1], NORCIA[0]).buffer(radius)
+        cell_zone_shares(cells, gpd.GeoDataFrame({"class_label": ["z"]}, geometry=[zone]))
+    assert len(cell_pairs._KNOWN) == cell_pairs.KNOWN_FOOTPRINTS
+    newest = next(reversed(cell_pairs._KNOWN.values()))
+    monkeypatch.setattr(cell_pairs, "KNOWN_ROWS", newest.size)
+    zone = shapely.Point(NORCIA[1], NORCIA[0]).buffer(0.08)
+    pairs = cell_zone_shares(cells, gpd.GeoDataFrame({"class_label": ["z"]}, geometry=[zone]))
+    assert len(cell_pairs._KNOWN) == 1 and len(pairs) > 0  # the newest stays, even alone
 
 
 def test_far_zones_and_geometry_collections():

@@ -3,8 +3,9 @@
 The geometry under every exposure figure: a released cell's records are somewhere in
 the union of its descendants at the storage resolution, so its share of a zone is
 measured on that union (exactly, through the children of a cell cut by a zone edge).
-Pairs already found for a set of zones are kept (:data:`KNOWN_FOOTPRINTS`), since one
-exposure page overlays the same cells on the same classes several times.
+Pairs already found for a set of zones are kept (:data:`KNOWN_FOOTPRINTS`, at most
+:data:`KNOWN_ROWS` cells and pairs), since one exposure page overlays the same cells on
+the same classes several times.
 """
 
 from __future__ import annotations
@@ -132,7 +133,9 @@ def cell_zone_pairs(
     with _KNOWN_LOCK:
         _KNOWN[key] = known
         _KNOWN.move_to_end(key)
-        while len(_KNOWN) > KNOWN_FOOTPRINTS:
+        while len(_KNOWN) > 1 and (
+            len(_KNOWN) > KNOWN_FOOTPRINTS or sum(k.size for k in _KNOWN.values()) > KNOWN_ROWS
+        ):
             _KNOWN.popitem(last=False)
     return known.pairs_of(ints)
 
@@ -141,6 +144,7 @@ def cell_zone_pairs(
 # same cells over the same classes several times (the table, each breakdown of the
 # profile, the headline's other views), and each cut cell costs its children's clipping.
 KNOWN_FOOTPRINTS = 4
+KNOWN_ROWS = 2_000_000  # cells and pairs kept in all (~40 MB); the newest set always stays
 _KNOWN: OrderedDict[bytes, _KnownPairs] = OrderedDict()
 _KNOWN_LOCK = threading.Lock()
 
@@ -162,6 +166,11 @@ class _KnownPairs:
     zone: np.ndarray
     share: np.ndarray
     inside: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """Return the cells and pairs held (what the memory kept grows with)."""
+        return len(self.cells) + len(self.pair_cell)
 
     def merged(self, other: _KnownPairs) -> _KnownPairs:
         """Return these pairs with another set of cells' (cells not already known)."""
