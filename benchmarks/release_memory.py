@@ -63,6 +63,7 @@ def main() -> None:
     import geo.io.release_file as release_file
     import geo.io.store_reads as store_reads
     import geo.release as release_module
+    import geo.release_frames as release_frames
     from geo.pipeline import build_release, write_release
 
     label(store_reads.StoreCounts, "nationality_totals", "count: nationality totals")
@@ -73,8 +74,11 @@ def main() -> None:
     label(store_reads.StoreCounts, "unit_counts", "count: breakdowns")
     label(release_module, "all_category_rows", "breakdown rows")
     label(release_module, "_noisy", "noise")
-    label(release_module, "_sorted", "sort")
-    label(release_module, "_to_pandas", "to pandas")
+    label(release_module, "sorted_frame", "groups sorted")
+    label(release_module, "_metadata", "metadata")
+    label(release_module, "text_frame", "groups to pandas")
+    label(release_frames.BreakdownParts, "add", "breakdowns: a part kept")
+    label(release_frames.BreakdownParts, "frame", "breakdowns: gathered")
     label(release_file, "write_release", "write")
     cpu, wall = time.process_time(), time.perf_counter()
     phase.append("build (other)")

@@ -14,7 +14,7 @@ keyed noise as from the joint cube. Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import polars as pl
@@ -36,12 +36,13 @@ class AudienceCounts(Protocol):
         """Return base_cell, nationality, cases, persons, key_sum; ``rare`` counted as OTH."""
 
     def unit_counts(
-        self, placement: pl.DataFrame, groupings: Sequence[tuple[str, ...]]
-    ) -> list[pl.DataFrame]:
-        """Return, per grouping, the placed records counted by its columns.
+        self, parts: Sequence[pl.DataFrame], groupings: Sequence[tuple[str, ...]]
+    ) -> Iterator[list[pl.DataFrame]]:
+        """Yield, for each part of the placement in turn, its records counted per grouping.
 
-        ``placement`` has the :data:`PLACEMENT` columns (one row per published base
-        group); a grouping names placement columns and categories (``sex``,
+        Each part has the :data:`PLACEMENT` columns (one row per published base group;
+        the parts split the placement by floor cell, so a release's breakdowns are made
+        part by part); a grouping names placement columns and categories (``sex``,
         ``age_band``, ``vulnerability``: the case's first in priority).
         """
 
@@ -77,11 +78,14 @@ class FrameCounts:
         return self._cube.group_by("base_cell", "nationality").agg(summed())
 
     def unit_counts(
-        self, placement: pl.DataFrame, groupings: Sequence[tuple[str, ...]]
-    ) -> list[pl.DataFrame]:
-        """Return the placed cube counted by each grouping (after :meth:`base_counts`)."""
+        self, parts: Sequence[pl.DataFrame], groupings: Sequence[tuple[str, ...]]
+    ) -> Iterator[list[pl.DataFrame]]:
+        """Yield each placement part's cube counted by each grouping (after :meth:`base_counts`)."""
         if self._cube is None:
             raise RuntimeError("unit_counts needs base_counts first")
-        cube = self._cube.with_columns(pl.col("nationality").cast(placement.schema["nationality"]))
-        kept = cube.join(placement, on=["base_cell", "nationality"])
-        return [kept.group_by(list(grouping)).agg(summed()) for grouping in groupings]
+        for placement in parts:
+            cube = self._cube.with_columns(
+                pl.col("nationality").cast(placement.schema["nationality"])
+            )
+            kept = cube.join(placement, on=["base_cell", "nationality"])
+            yield [kept.group_by(list(grouping)).agg(summed()) for grouping in groupings]

@@ -21,6 +21,7 @@ Everything downstream (map, exposure, exports) reads only the release.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -40,6 +41,7 @@ from geo.counting import PLACEMENT, AudienceCounts, FrameCounts
 from geo.errors import InputError
 from geo.freshness import BLOCK_KEY, checked_basis, parse_day
 from geo.noise import KEY_MODULUS, figure_noise
+from geo.release_frames import BreakdownParts, categorical_frame, sorted_frame, text_frame
 from geo.rollup import BREAKDOWN_DIMENSIONS, assign_published_cells
 
 RELEASE_FORMAT = "crisis-exposure-release"
@@ -290,27 +292,76 @@ def protect_counts(counts: AudienceCounts, policy: ReleasePolicy, secret: int = 
     """
     policy = policy.checked()
     groups, dropped, placement = _placed(counts, policy)
-    groupings = NOISE_GROUPINGS if policy.method == "noise" else EXACT_GROUPINGS
-    tables = [_categorised(t) for t in counts.unit_counts(placement, groupings)]
     if policy.method == "noise":
-        rows = all_category_rows(placement, tables, policy.floor_resolution)
-        del tables, placement  # every figure is in rows now: free them before the noise
+        parts = _floor_parts(placement, _PART_UNITS)
+        del placement  # each part is freed once its breakdowns are made
+        breakdowns, units = _noisy_breakdowns(counts, parts, policy, secret)
         groups = _noisy(groups, "total", policy, secret, floor=policy.k)
-        rows = _noisy(rows, "breakdown", policy, secret, floor=0)
         dropped_total = _noisy_dropped(dropped, policy, secret)
     else:
+        with contextlib.closing(counts.unit_counts([placement], EXACT_GROUPINGS)) as counted:
+            tables = [_categorised(t) for t in next(counted)]
         rows = exact_breakdown_rows(tables, policy.k, policy.floor_resolution)
         del tables, placement
+        if policy.round_to:
+            rows = _rounded(rows, policy.round_to, policy.k)
+        units = _units_by_dimension(rows)
+        breakdowns = categorical_frame(rows)
+        del rows
         dropped_total = {c: int(dropped[c].sum() or 0) for c in ("cases", "persons")}
     del dropped
-    groups, rows = groups.drop("key_sum"), rows.drop("key_sum", strict=False)
+    groups = groups.drop("key_sum")
     if policy.round_to:
-        groups, rows = (_rounded(f, policy.round_to, policy.k) for f in (groups, rows))
-    metadata = _metadata(policy, groups, rows, dropped_total)
-    group_frame = _to_pandas(_sorted(groups))[GROUP_COLUMNS]
-    del groups
-    rows = _sorted(rows)  # the unsorted copy is freed before the pandas one is made
-    return Release(groups=group_frame, breakdowns=_to_pandas(rows), metadata=metadata)
+        groups = _rounded(groups, policy.round_to, policy.k)
+    metadata = _metadata(policy, groups, units, dropped_total)
+    group_frame = text_frame(sorted_frame(groups))[GROUP_COLUMNS]
+    return Release(groups=group_frame, breakdowns=breakdowns, metadata=metadata)
+
+
+def _noisy_breakdowns(
+    counts: AudienceCounts, parts: list[pl.DataFrame], policy: ReleasePolicy, secret: int
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Return every breakdown row of the placed groups with its keyed noise, and its units.
+
+    Made part by part of the placement (:func:`_floor_parts`, whole floor cells in
+    order): each part's counts, rows (every category, zeros included) and noise, kept
+    compact (:class:`geo.release_frames.BreakdownParts`); ``parts`` is emptied as they
+    are used. At 100M registrations the whole breakdowns at once (15.8M rows, their
+    counts, joins and sort) took 1.3 GB above the rest of the release. The units are
+    :func:`_units_by_dimension`'s, summed over the parts (a unit is in one part).
+    """
+    gathered, units = BreakdownParts(), dict.fromkeys(BREAKDOWN_DIMENSIONS, 0)
+    with contextlib.closing(counts.unit_counts(parts, NOISE_GROUPINGS)) as counted:
+        for number, tables in enumerate(counted):
+            rows = all_category_rows(
+                parts[number], [_categorised(t) for t in tables], policy.floor_resolution
+            )
+            parts[number] = None  # freed once the counts have moved on from it too
+            rows = _noisy(rows, "breakdown", policy, secret, floor=0)
+            for dimension, count in _units_by_dimension(rows).items():
+                units[dimension] += count
+            gathered.add(rows)
+    return gathered.frame(), units
+
+
+_PART_UNITS = 500_000  # placed base groups per part of the breakdowns
+
+
+def _floor_parts(placement: pl.DataFrame, units: int) -> list[pl.DataFrame]:
+    """Split a placement into parts of whole floor cells, about ``units`` rows each.
+
+    A floor cell holds every group published inside it and its own vulnerability
+    breakdown, so each part's breakdowns are complete alone. In floor-cell order (what
+    :class:`geo.release_frames.BreakdownParts` needs); at least one part.
+    """
+    count = -(-placement.height // units)
+    if count <= 1:
+        return [placement]
+    floors = placement["floor_cell"].sort()
+    cuts = floors.gather([i * placement.height // count for i in range(1, count)]).unique().sort()
+    part = cuts.search_sorted(placement["floor_cell"], side="right").alias("part")
+    split = placement.with_columns(part).partition_by("part", as_dict=True)
+    return [split[key].drop("part") for key in sorted(split)]
 
 
 def _placed(
@@ -329,19 +380,14 @@ def _placed(
     # Nationalities as an enum in code order: the roll-up's joins and the breakdowns'
     # hash small integers, and sorting by it is sorting by the code's text.
     nationalities = pl.Enum(sorted(base["nationality"].cast(pl.String).unique().to_list()))
-    base = base.with_columns(
-        pl.col("nationality").cast(nationalities),
-        *(
-            polars_h3.cell_to_parent("base_cell", res).alias(f"cell_{res}")
-            for res in range(policy.base_resolution, policy.floor_resolution - 1, -1)
-        ),
-    )
+    base = base.with_columns(pl.col("nationality").cast(nationalities))
     base = assign_published_cells(base, policy.base_resolution, policy.floor_resolution, policy.k)
     # Lazily, on the streaming engine: each result takes only its own columns of the
     # base table, and the group-by's hash tables stay small (−450 MB at 10M).
     published = base.lazy().filter(pl.col("published_res").is_not_null())
     placement = published.select(
-        *PLACEMENT[:-1], pl.col(f"cell_{policy.floor_resolution}").alias("floor_cell")
+        *PLACEMENT[:-1],
+        polars_h3.cell_to_parent("base_cell", policy.floor_resolution).alias("floor_cell"),
     )
     groups = (
         published.group_by("published_cell", "published_res", "nationality")
@@ -386,24 +432,27 @@ def _noisy(
     parts = [pl.col("nationality").cast(pl.String)]
     if kind == "breakdown":
         parts += [pl.col("dimension").cast(pl.String), pl.col("category").cast(pl.String)]
-    noisy: dict[str, list[np.ndarray]] = {"cases": [], "persons": []}
-    # In slices: the hashes' temporaries stay small at national scale (3.8M figures).
+    # Written into arrays of the figures' own type (32-bit for breakdown rows), in
+    # slices: the hashes' temporaries stay small at national scale (15.8M figures).
+    measures = ("cases", "persons")
+    noisy = {
+        m: np.empty(frame.height, dtype=np.int32 if frame[m].dtype == pl.Int32 else np.int64)
+        for m in measures
+    }
     for offset in range(0, frame.height, _NOISE_SLICE):
         part = frame.slice(offset, _NOISE_SLICE)
         cells = part["cell"].cast(pl.UInt64).to_numpy()
         labels = part.select(pl.concat_str(parts, separator="|")).to_series()
-        keys = (part["key_sum"] % KEY_MODULUS).cast(pl.UInt64).to_numpy()
+        keys = (part["key_sum"].cast(pl.UInt64) % KEY_MODULUS).to_numpy()
         values = {}
         for measure, scale in (("cases", policy.noise_scale), ("persons", 2 * policy.noise_scale)):
             noise = figure_noise(cells, labels, measure, keys, scale, secret)
             values[measure] = np.maximum(part[measure].to_numpy() + noise, floor)
-        noisy["cases"].append(values["cases"])
+        where = slice(offset, offset + part.height)
+        noisy["cases"][where] = values["cases"]
         # a case is a person
-        noisy["persons"].append(np.maximum(values["persons"], values["cases"]))
-    return frame.with_columns(
-        pl.Series("cases", np.concatenate(noisy["cases"] or [[]]), dtype=pl.Int64),
-        pl.Series("persons", np.concatenate(noisy["persons"] or [[]]), dtype=pl.Int64),
-    )
+        noisy["persons"][where] = np.maximum(values["persons"], values["cases"])
+    return frame.with_columns(pl.Series(m, noisy[m]) for m in measures)
 
 
 _NOISE_SLICE = 500_000
@@ -432,7 +481,7 @@ def _noisy_dropped(dropped: pl.DataFrame, policy: ReleasePolicy, secret: int) ->
 def _metadata(
     policy: ReleasePolicy,
     groups: pl.DataFrame,
-    rows: pl.DataFrame,
+    units: dict[str, int],
     dropped: dict,
 ) -> dict:
     """Return a release's metadata: format, method, policy and published figures only.
@@ -453,7 +502,7 @@ def _metadata(
             "cases": int(groups["cases"].sum()),
             "persons": int(groups["persons"].sum()),
             "nationalities": sorted(groups["nationality"].cast(pl.String).unique().to_list()),
-            "breakdown_groups": _units_by_dimension(rows),
+            "breakdown_groups": units,
         },
         "dropped": dict(dropped),
     }
@@ -480,53 +529,3 @@ def _units_by_dimension(rows: pl.DataFrame) -> dict[str, int]:
     )
     found = {str(d): int(n) for d, n in units.iter_rows()}
     return {d: found.get(d, 0) for d in BREAKDOWN_DIMENSIONS}
-
-
-def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
-    """Return a release frame sorted by cell, nationality, dimension and category as texts.
-
-    Sorted on integers: an H3 cell's 15 hex digits sort as the cell's integer, and each
-    text column as an enum of its sorted values (2× faster than sorting the texts at
-    national scale).
-    """
-    names = [c for c in ("nationality", "dimension", "category") if c in frame.columns]
-    keys = [
-        pl.col(c).cast(pl.String).cast(pl.Enum(sorted(frame[c].cast(pl.String).unique())))
-        if frame[c].null_count() == 0
-        else pl.col(c).cast(pl.String)
-        for c in names
-    ]
-    fifteen_digits = frame.height == 0 or (
-        frame["cell"].min() >= 1 << 56 and frame["cell"].max() < 1 << 60
-    )
-    keys.insert(0, pl.col("cell") if fifteen_digits else polars_h3.int_to_str("cell"))
-    return frame.sort(keys, maintain_order=True)
-
-
-def _to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
-    """Return a sorted release frame (:func:`_sorted`) in pandas, H3 cells as hex strings.
-
-    Converted in slices through Arrow, so the texts of the whole frame are never held
-    twice (polars' and pandas') at national scale.
-    """
-    import pyarrow as pa
-
-    ordered = ["h3_cell", "resolution"] + [
-        c for c in frame.columns if c not in ("cell", "resolution")
-    ]
-    parts = [
-        frame.slice(offset, _PANDAS_SLICE)
-        .with_columns(
-            polars_h3.int_to_str("cell").alias("h3_cell"),
-            pl.col("resolution").cast(pl.Int8),
-            pl.col("cases", "persons").cast(pl.Int64),
-            pl.selectors.by_dtype(pl.Enum).cast(pl.String),
-        )
-        .select(ordered)
-        .to_arrow()
-        for offset in range(0, max(frame.height, 1), _PANDAS_SLICE)
-    ]
-    return pa.concat_tables(parts).to_pandas()
-
-
-_PANDAS_SLICE = 500_000

@@ -104,8 +104,14 @@ def test_the_rollup_places_every_group_where_the_joined_walk_did(base_res, floor
     assert new["published_res"].null_count() > 0  # and some are dropped
 
 
-def _release(groups: int, per_group: int, seed: int = 5, shuffled: bool = False) -> Release:
-    """Return a release of ``groups`` groups with ``per_group`` breakdown rows each."""
+def _release(
+    groups: int, per_group: int, seed: int = 5, shuffled: bool = False, categories: str = ""
+) -> Release:
+    """Return a release of ``groups`` groups with ``per_group`` breakdown rows each.
+
+    ``categories`` "sorted" or "reversed": the breakdowns' text as categoricals (a
+    built or read release's) with their categories in that order.
+    """
     rng = np.random.default_rng(seed)
     cells = np.sort(rng.choice(np.arange(1 << 20), groups, replace=False))
     # Hex cells of resolution 7 (15 digits, ending in 7s): several groups share a cell.
@@ -131,21 +137,28 @@ def _release(groups: int, per_group: int, seed: int = 5, shuffled: bool = False)
     if shuffled:
         group_frame = group_frame.sample(frac=1, random_state=1).reset_index(drop=True)
         breakdowns = breakdowns.sample(frac=1, random_state=2).reset_index(drop=True)
+    for column in ("h3_cell", "nationality", "dimension", "category") if categories else ():
+        values = sorted(set(breakdowns[column]), reverse=categories == "reversed")
+        breakdowns[column] = pd.Categorical(breakdowns[column], categories=values)
     return Release(groups=group_frame[GROUP_COLUMNS], breakdowns=breakdowns, metadata={})
 
 
 @pytest.mark.parametrize(
-    ("groups", "per_group", "shuffled", "rows"),
+    ("groups", "per_group", "shuffled", "rows", "categories"),
     [
-        (300, 6, False, 50),
-        (300, 6, True, 37),
-        (40, 0, False, 7),
-        (0, 0, False, 5),
-        (500, 3, False, 10_000),
+        (300, 6, False, 50, ""),
+        (300, 6, True, 37, ""),
+        (40, 0, False, 7, ""),
+        (0, 0, False, 5, ""),
+        (500, 3, False, 10_000, ""),
+        (300, 6, False, 50, "sorted"),
+        (300, 6, True, 37, "sorted"),
+        (300, 6, False, 41, "reversed"),
+        (40, 0, False, 7, "sorted"),
     ],
 )
-def test_the_table_parts_are_the_table_in_its_order(groups, per_group, shuffled, rows):
-    release = _release(groups, per_group, shuffled=shuffled)
+def test_the_table_parts_are_the_table_in_its_order(groups, per_group, shuffled, rows, categories):
+    release = _release(groups, per_group, shuffled=shuffled, categories=categories)
     parts = list(table_parts(release, rows=rows))
     assert parts, "at least one part, so that an empty table is hashed with its header"
     streamed = pl.concat([pl.from_arrow(p) for p in parts])
@@ -177,8 +190,9 @@ import numpy as np, pandas as pd
 sys.path.insert(0, sys.argv[1])
 from tests.test_release_memory import _release
 from geo.io.release_file import write_release
-release = _release(int(sys.argv[2]), 3)
+release = _release(int(sys.argv[2]), 3, categories=sys.argv[4])
 size = sum(int(f.memory_usage(deep=True).sum()) for f in (release.groups, release.breakdowns))
+text = int(release.breakdowns.astype(str).memory_usage(deep=True).sum())
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
@@ -187,7 +201,7 @@ with open("/proc/self/clear_refs", "w") as handle:  # peak RSS := current RSS
     handle.write("5")
 before = status("VmRSS")
 write_release(release, os.path.join(sys.argv[3], "r.release.parquet"))
-print(size, status("VmHWM") - before)
+print(size, status("VmHWM") - before, text)
 """
 
 
@@ -200,7 +214,7 @@ def test_writing_a_release_makes_no_copy_of_its_table(tmp_path):
     if not os.access("/proc/self/clear_refs", os.W_OK):
         pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak memory")
     out = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(ROOT), "400000", str(tmp_path)],
+        [sys.executable, "-c", MEASURE, str(ROOT), "400000", str(tmp_path), ""],
         capture_output=True,
         text=True,
         check=True,
@@ -212,4 +226,23 @@ def test_writing_a_release_makes_no_copy_of_its_table(tmp_path):
     # pandas concat + sort took 169–210 MiB.
     assert extra < size * 3 / 4, (
         f"write_release took {extra >> 20} MiB over a {size >> 20} MiB release"
+    )
+
+
+def test_writing_a_categorical_release_makes_no_text_copy_of_its_breakdowns(tmp_path):
+    """A built or read release holds its breakdowns as categoricals; each part of the
+    table becomes text as it is written, never the whole breakdowns at once."""
+    if not os.access("/proc/self/clear_refs", os.W_OK):
+        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak memory")
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(ROOT), "400000", str(tmp_path), "sorted"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
+    extra, text = int(out[1]), int(out[2])
+    assert extra < text / 2, (
+        f"write_release took {extra >> 20} MiB over a release whose breakdowns are "
+        f"{text >> 20} MiB as text"
     )

@@ -26,7 +26,14 @@ from geo.errors import InputError
 from geo.hashing import ContentHasher, content_sha256
 from geo.invariants import STRING_COLUMNS, check_columns, check_invariants
 from geo.io.steward_key import signing_seed
-from geo.release import GROUP_COLUMNS, METADATA_KEY, RELEASE_FORMAT, TABLE_COLUMNS, Release
+from geo.release import (
+    GROUP_COLUMNS,
+    METADATA_KEY,
+    RELEASE_FORMAT,
+    TABLE_COLUMNS,
+    Release,
+)
+from geo.release_frames import sorted_categorical
 from geo.revocations import assess, check_fields
 from geo.signatures import sign, verify
 
@@ -86,48 +93,60 @@ def table_parts(release: Release, rows: int = PART_ROWS) -> Iterator[pa.Table]:
     The groups and the breakdowns are each in cell order (as :func:`geo.release.protect`
     makes them; sorted here if not), so cutting both at the same cells gives parts that
     hold all the rows of their cells: each part is sorted alone, stably, groups first,
-    exactly as the whole table would be. At least one part, possibly empty.
+    exactly as the whole table would be. Categorical columns (a release's breakdowns)
+    become text part by part. At least one part, possibly empty.
     """
-    groups = _in_cell_order(_as_text(release.groups[GROUP_COLUMNS]))
-    breakdowns = _in_cell_order(_as_text(release.breakdowns[TABLE_COLUMNS]))
-    cells = {
-        name: pa.array(f["h3_cell"]) for name, f in (("groups", groups), ("breakdowns", breakdowns))
-    }
-    longest = max(cells.values(), key=len)
-    cuts = sorted({longest[i].as_py() for i in range(rows, len(longest), rows)})
-    starts = {  # each cut found by bisection in the sorted cells (a scan per cut: 0.31 s at 10M)
-        name: [0] + [bisect_left(c, cut, key=_text) for cut in cuts] + [len(c)]
-        for name, c in cells.items()
+    groups = _in_cell_order(release.groups[GROUP_COLUMNS])
+    breakdowns = _in_cell_order(release.breakdowns[TABLE_COLUMNS])
+    longest = max((groups, breakdowns), key=len)["h3_cell"]
+    cuts = sorted({longest.iloc[i] for i in range(rows, len(longest), rows)})
+    starts = {  # each cut found by bisection in the sorted cells
+        name: [0, *_cell_positions(f["h3_cell"], cuts), len(f)]
+        for name, f in (("groups", groups), ("breakdowns", breakdowns))
     }
     for part in range(len(cuts) + 1):
         g0, g1 = starts["groups"][part], starts["groups"][part + 1]
         b0, b1 = starts["breakdowns"][part], starts["breakdowns"][part + 1]
         totals = groups.iloc[g0:g1].assign(dimension="total", category="")[TABLE_COLUMNS]
-        table = pa.concat_tables(
-            [
-                pa.Table.from_pandas(f, schema=FILE_SCHEMA, preserve_index=False)
-                for f in (totals, breakdowns.iloc[b0:b1])
-            ]
-        )
+        table = pa.concat_tables([_file_table(f) for f in (totals, breakdowns.iloc[b0:b1])])
         yield table.sort_by([(c, "ascending") for c in TABLE_COLUMNS[:5]])
+
+
+def _file_table(frame: pd.DataFrame) -> pa.Table:
+    """Return release rows as an Arrow table of the file's schema (categoricals as text)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return pa.table([table[f.name].cast(f.type) for f in FILE_SCHEMA], schema=FILE_SCHEMA)
+
+
+def _cell_positions(cells: pd.Series, cuts: list[str]) -> list[int]:
+    """Return where each cut (an H3 cell's text) falls in sorted cells, as a bisection would."""
+    if isinstance(cells.dtype, pd.CategoricalDtype):  # sorted categories: codes sort as text
+        where = cells.cat.categories.searchsorted(cuts)
+        return cells.cat.codes.to_numpy().searchsorted(where).tolist()
+    text = pa.array(cells)  # a bisection per cut (a scan per cut took 0.31 s at 10M)
+    return [bisect_left(text, cut, key=_text) for cut in cuts]
 
 
 def _text(scalar: pa.Scalar) -> str:
     return scalar.as_py()
 
 
-def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return a release frame with categorical columns (a read release's) as strings."""
-    categorical = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
-    return frame.astype(dict.fromkeys(categorical, "str")) if categorical else frame
-
-
 def _in_cell_order(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return a release frame in cell order (stably sorted if it is not already)."""
-    cells = pa.array(frame["h3_cell"])
-    if len(cells) > 1 and not pc.all(pc.less_equal(cells[:-1], cells[1:])).as_py():
-        return frame.sort_values("h3_cell", kind="stable")
-    return frame
+    """Return a release frame in cell order (stably sorted if it is not already).
+
+    A categorical cell column gets sorted categories first, so its codes sort as text.
+    """
+    cells = frame["h3_cell"]
+    if isinstance(cells.dtype, pd.CategoricalDtype):
+        categories = cells.cat.categories
+        if not categories.is_monotonic_increasing:
+            frame = frame.assign(h3_cell=cells.cat.reorder_categories(categories.sort_values()))
+        codes = frame["h3_cell"].cat.codes.to_numpy()
+        ordered = bool(np.all(codes[:-1] <= codes[1:]))
+    else:
+        text = pa.array(cells)
+        ordered = len(text) < 2 or pc.all(pc.less_equal(text[:-1], text[1:])).as_py()
+    return frame if ordered else frame.sort_values("h3_cell", kind="stable")
 
 
 def read_release(path: str | Path, trusted: list[bytes] | None = None) -> Release:
@@ -257,16 +276,10 @@ def _categorical(frame: pd.DataFrame) -> pd.DataFrame:
     """Return breakdown rows with their text as categoricals of sorted, used values.
 
     A national release's millions of breakdown rows repeat a few thousand cells and a
-    handful of codes: as categoricals they take a third of the memory of text columns,
-    and, their categories sorted, they sort and compare as the text does.
+    handful of codes: as categoricals they take a third of the memory of text columns
+    (:func:`geo.release_frames.sorted_categorical`), as a built release's breakdowns do.
     """
     for column in STRING_COLUMNS:
-        codes = frame[column].cat.codes.to_numpy()
-        categories = frame[column].cat.categories
-        # Counted, not sorted: pandas' remove_unused_categories sorts every code.
-        used = np.flatnonzero(np.bincount(codes, minlength=len(categories)))
-        order = used[np.argsort(categories[used].to_numpy())]
-        position = np.zeros(len(categories), dtype=np.int32)
-        position[order] = np.arange(len(order), dtype=np.int32)
-        frame[column] = pd.Categorical.from_codes(position[codes], categories=categories[order])
+        values = frame[column].cat
+        frame[column] = sorted_categorical(values.codes.to_numpy(), values.categories)
     return frame

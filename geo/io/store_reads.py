@@ -7,7 +7,7 @@ writing side (schema, connection, ingest) is :mod:`geo.io.store`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -268,6 +268,9 @@ class StoreCounts:
             f"SELECT key & ~{(1 << _NATIONALITY_SHIFT) - 1}::UBIGINT AS group_key,"
             f" {_SUMMED} FROM audience_cube GROUP BY ALL"
         ).pl()
+        # The cube waits in DuckDB's temporary file while the roll-up runs (in memory it
+        # sat under the roll-up's frames: ~350 MB more at 100M registrations).
+        release_memory(self._con)
         return keyed.select(
             (pl.col("group_key") | self._unused).alias("base_cell"),
             ((pl.col("group_key") & self._unused) // (1 << _NATIONALITY_SHIFT))
@@ -285,15 +288,32 @@ class StoreCounts:
         )
 
     def unit_counts(
+        self, parts: Sequence[pl.DataFrame], groupings: Sequence[tuple[str, ...]]
+    ) -> Iterator[list[pl.DataFrame]]:
+        """Yield each placement part's audience counted per grouping (after :meth:`base_counts`).
+
+        The cube is joined to each part (on its integer group key), then counted per
+        grouping, all in DuckDB: only the units' figures come out. (One GROUPING SETS
+        query was slower than these queries together at 10M registrations, DuckDB
+        1.x/2.0.) The cube is dropped after the last part.
+        """
+        from geo.io.store_open import BREAKDOWN_MEMORY_LIMIT
+
+        self._con.execute(f"SET memory_limit = '{BREAKDOWN_MEMORY_LIMIT}'")
+        try:
+            for placement in parts:
+                yield self._placed_counts(placement, groupings)
+                # The cube's blocks go to DuckDB's temporary file between parts: held
+                # in memory they took ~400 MB beside the breakdowns at 100M registrations.
+                release_memory(self._con, BREAKDOWN_MEMORY_LIMIT)
+        finally:
+            self._con.execute("DROP TABLE IF EXISTS audience_cube")
+            release_memory(self._con)  # and the budget back to the store's
+
+    def _placed_counts(
         self, placement: pl.DataFrame, groupings: Sequence[tuple[str, ...]]
     ) -> list[pl.DataFrame]:
-        """Return the placed audience counted by each grouping (after :meth:`base_counts`).
-
-        The cube is joined once to the placement (on its integer group key), then
-        counted per grouping, all in DuckDB: only the units' figures come out. (One
-        GROUPING SETS query was slower than these queries together at 10M
-        registrations, DuckDB 1.x/2.0.)
-        """
+        """Return one placement part's audience counted by each grouping."""
         group_bits = f"~{(1 << _NATIONALITY_SHIFT) - 1}::UBIGINT"
         self._nationality_type = placement.schema["nationality"]  # the units' own type
         keyed = placement.select(
@@ -317,18 +337,16 @@ class StoreCounts:
             )
         finally:
             self._con.unregister("placement")
-            self._con.execute("DROP TABLE IF EXISTS audience_cube")
         try:
             return [self._unit_table(grouping) for grouping in groupings]
         finally:
             self._con.execute("DROP TABLE placed")
-            release_memory(self._con)  # the release's frames are built after this
 
     def _unit_table(self, grouping: tuple[str, ...]) -> pl.DataFrame:
         """Return the placed audience counted by one grouping's columns (names decoded)."""
         columns = [c if c in PLACEMENT else f"{_CATEGORY_SQL[c]} AS {c}" for c in grouping]
         counted = self._con.sql(
-            f"SELECT {', '.join(columns)}, {_SUMMED} FROM placed GROUP BY ALL"
+            f"SELECT {', '.join(columns)}, {_UNIT_SUMMED} FROM placed GROUP BY ALL"
         ).pl()
         named = {
             "nationality": self._names,
@@ -349,6 +367,13 @@ _SUMMED = (
 )
 
 
+# The same, in 32 bits: a unit's figures (millions of rows at national scale) are small.
+_UNIT_SUMMED = (
+    "sum(cases)::INTEGER AS cases, sum(persons)::INTEGER AS persons,"
+    " (sum(key_sum) % 4294967296)::UINTEGER AS key_sum"
+)
+
+
 # A figure's cases, persons and key sum (its records' keys mixed with their persons).
 _FIGURES = (
     "count(*)::BIGINT AS cases, sum(1 + family_members)::BIGINT AS persons,"
@@ -356,13 +381,14 @@ _FIGURES = (
 )
 
 
-def release_memory(con: duckdb.DuckDBPyConnection) -> None:
-    """Hand DuckDB's cached blocks back to the system; its memory budget stays as it was.
+def release_memory(con: duckdb.DuckDBPyConnection, budget: str | None = None) -> None:
+    """Hand DuckDB's cached blocks back to the system, then set its memory budget.
 
     After a query DuckDB keeps up to its budget of the store's blocks cached (180 MB
     after one scan of 10M registrations, more after the cube): a release holds its own
     frames long after its queries, so the cache is emptied by lowering the budget for a
-    moment (what DuckDB cannot evict stays; it is not an error).
+    moment (what DuckDB cannot evict stays; it is not an error). The budget is then
+    ``budget``, by default the store's (:data:`geo.io.store_open.DUCKDB_MEMORY_LIMIT`).
     """
     from geo.io.store_open import DUCKDB_MEMORY_LIMIT
 
@@ -371,7 +397,7 @@ def release_memory(con: duckdb.DuckDBPyConnection) -> None:
     except duckdb.Error:
         pass
     finally:
-        con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        con.execute(f"SET memory_limit = '{budget or DUCKDB_MEMORY_LIMIT}'")
 
 
 def confirmation_counts(
