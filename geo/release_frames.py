@@ -158,7 +158,7 @@ class BreakdownParts:
     """Noisy breakdown rows gathered part by part into one release frame.
 
     The parts hold whole floor cells and come in floor-cell order. Each is sorted alone
-    and kept as 16 bytes a row (its cells' codes, enum codes, 32-bit figures). An H3
+    and kept as 14–16 bytes a row (its cells' codes, enum codes, 32-bit figures). An H3
     cell's integer (and hex text) orders by resolution first, then by its ancestors'
     digits, so within one resolution every cell of a part comes before those of the
     next part: the whole, in the file's order, is every part's rows of the coarsest
@@ -181,7 +181,9 @@ class BreakdownParts:
         distinct = rows["cell"].unique().sort()
         part = {
             "cells": distinct.to_numpy(),
-            "h3_cell": distinct.search_sorted(rows["cell"]).cast(pl.Int32).to_numpy(),
+            "h3_cell": distinct.search_sorted(rows["cell"])
+            .cast(_smallest(len(distinct)))
+            .to_numpy(),
             "resolution": rows["resolution"].cast(pl.Int8).to_numpy(),
         }
         part.update({name: rows[name].to_physical().to_numpy() for name in _TEXT})
@@ -225,6 +227,11 @@ class BreakdownParts:
         for name in _FIGURES:
             columns[name] = gathered(name, np.int64)
         return pd.DataFrame(columns, copy=False)  # its arrays as they are: no second copy
+
+
+def _smallest(count: int) -> pl.DataType:
+    """Return the smallest signed integer type that numbers ``count`` values (a part's cells)."""
+    return pl.Int16 if count < 1 << 15 else pl.Int32
 
 
 def _categorical_of(codes: np.ndarray, categories: np.ndarray, used: np.ndarray) -> pd.Categorical:
