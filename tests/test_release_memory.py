@@ -205,22 +205,30 @@ print(size, status("VmHWM") - before, text)
 """
 
 
+def _writer_memory(tmp_path, groups: int, categories: str) -> tuple[int, int, int]:
+    """Return the release's frames, the writer's peak over them and the breakdowns as text.
+
+    In a fresh process, its peak reset to its resident memory just before the write.
+    """
+    if not os.access("/proc/self/clear_refs", os.W_OK):
+        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak memory")
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(ROOT), str(groups), str(tmp_path), categories],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout.split()
+    return int(out[0]), int(out[1]), int(out[2])
+
+
 def test_writing_a_release_makes_no_copy_of_its_table(tmp_path):
     """The writer's peak above the release it writes stays under 3/4 of its frames.
 
     Measured at 400,000 groups (101 MiB of frames): 34-45 MiB over them now; 169-210 MiB
     with the pandas concat and sort of the whole table.
     """
-    if not os.access("/proc/self/clear_refs", os.W_OK):
-        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak memory")
-    out = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(ROOT), "400000", str(tmp_path), ""],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout.split()
-    size, extra = int(out[0]), int(out[1])
+    size, extra, _ = _writer_memory(tmp_path, 400_000, "")
     assert size > 80 << 20  # the release is big enough for a copy to show
     # 34–52 MiB over a 101 MiB release measured (one CI run hit 52); the whole-table
     # pandas concat + sort took 169–210 MiB.
@@ -238,16 +246,7 @@ def test_writing_a_categorical_release_makes_no_text_copy_of_its_breakdowns(tmp_
     the release now (a CI run adds up to ~35); 154 MiB when the whole breakdowns were
     made text first.
     """
-    if not os.access("/proc/self/clear_refs", os.W_OK):
-        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak memory")
-    out = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(ROOT), "1000000", str(tmp_path), "sorted"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    ).stdout.split()
-    extra, text = int(out[1]), int(out[2])
+    _, extra, text = _writer_memory(tmp_path, 1_000_000, "sorted")
     assert extra < text / 2, (
         f"write_release took {extra >> 20} MiB over a release whose breakdowns are "
         f"{text >> 20} MiB as text"
