@@ -21,10 +21,10 @@ import polars_h3
 
 def sorted_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """Return a release frame sorted by cell, nationality, dimension and category as texts."""
-    return frame.sort(sort_keys(frame), maintain_order=True)
+    return frame.sort(_sort_keys(frame), maintain_order=True)
 
 
-def sort_keys(frame: pl.DataFrame) -> list[pl.Expr]:
+def _sort_keys(frame: pl.DataFrame) -> list[pl.Expr]:
     """Return the keys that sort a release frame by cell, nationality, dimension, category.
 
     Integers: an H3 cell's 15 hex digits sort as the cell's integer, and each text column
@@ -53,25 +53,20 @@ def categorical_frame(frame: pl.DataFrame) -> pd.DataFrame:
     Taken column by column through the sort's permutation: no sorted copy of the frame.
     (One 64-bit key of the codes instead of the four sort columns took 100 MB more.)
     """
-    order = frame.select(pl.arg_sort_by(sort_keys(frame), maintain_order=True))
+    order = frame.select(pl.arg_sort_by(_sort_keys(frame), maintain_order=True))
     order = order.to_series().to_numpy()
     names = [c for c in frame.columns if c not in ("cell", "resolution")]
     columns = {
-        "h3_cell": _categorical(*_cell_codes(frame["cell"]), order),
+        "h3_cell": _cell_categorical(frame["cell"], order),
         "resolution": frame["resolution"].cast(pl.Int8).to_numpy()[order],
     }
     for name in names:
         column = frame[name]
         if column.dtype in (pl.Enum, pl.String, pl.Categorical):
-            columns[name] = _categorical(*_text_codes(column), order)
+            columns[name] = _text_categorical(column, order)
         else:
             columns[name] = column.cast(pl.Int64).to_numpy()[order]
     return pd.DataFrame(columns, columns=["h3_cell", "resolution", *names], copy=False)
-
-
-def _categorical(indices: np.ndarray, kept: pd.Index, order: np.ndarray) -> pd.Categorical:
-    """Return codes taken in ``order`` as a categorical of ``kept``."""
-    return pd.Categorical.from_codes(indices[order], categories=kept)
 
 
 def text_frame(frame: pl.DataFrame) -> pd.DataFrame:
@@ -103,31 +98,35 @@ def text_frame(frame: pl.DataFrame) -> pd.DataFrame:
 _PANDAS_SLICE = 500_000
 
 
-def _cell_codes(cells: pl.Series) -> tuple[np.ndarray, pd.Index]:
-    """Return H3 cells (integers) as codes into their sorted hex strings (:func:`sorted_codes`)."""
+def _cell_categorical(cells: pl.Series, order: np.ndarray) -> pd.Categorical:
+    """Return H3 cells (integers) taken in ``order`` as a categorical of their hex strings."""
     distinct = cells.unique().sort()
     hexes = pl.select(polars_h3.int_to_str(distinct)).to_series()
-    return sorted_codes(distinct.search_sorted(cells).to_numpy(), hexes.to_numpy())
+    codes = distinct.search_sorted(cells).to_numpy()[order]
+    return sorted_categorical(codes, hexes.to_numpy(), np.arange(len(distinct)))
 
 
-def _text_codes(column: pl.Series) -> tuple[np.ndarray, pd.Index]:
-    """Return an enum or text column as codes into its sorted values (nulls: −1)."""
+def _text_categorical(column: pl.Series, order: np.ndarray) -> pd.Categorical:
+    """Return an enum or text column taken in ``order`` as a categorical (nulls: missing)."""
     if column.dtype != pl.Enum:
         column = column.cast(pl.String).cast(pl.Enum(column.drop_nulls().unique().sort()))
-    indices = column.to_physical().cast(pl.Int32).fill_null(-1).to_numpy()
-    return sorted_codes(indices, column.dtype.categories.to_numpy())
+    codes = column.to_physical().cast(pl.Int32).fill_null(-1).to_numpy()[order]
+    return sorted_categorical(codes, column.dtype.categories.to_numpy())
 
 
-def sorted_categorical(codes: np.ndarray, categories: np.ndarray | pd.Index) -> pd.Categorical:
+def sorted_categorical(
+    codes: np.ndarray, categories: np.ndarray | pd.Index, used: np.ndarray | None = None
+) -> pd.Categorical:
     """Return codes into categories as a categorical of the used categories, sorted.
 
     Sorted categories sort and compare as the text does; only used ones, so two frames
     of the same values have the same categories whatever dictionary they came from.
+    ``used`` as in :func:`_sorted_codes`.
     """
-    return pd.Categorical.from_codes(*sorted_codes(codes, categories))
+    return pd.Categorical.from_codes(*_sorted_codes(codes, categories, used))
 
 
-def sorted_codes(
+def _sorted_codes(
     codes: np.ndarray, categories: np.ndarray | pd.Index, used: np.ndarray | None = None
 ) -> tuple[np.ndarray, pd.Index]:
     """Return codes into categories as codes into the used categories sorted, and those.
@@ -217,13 +216,13 @@ class BreakdownParts:
         hexes = pl.select(polars_h3.int_to_str(pl.Series(everything, dtype=pl.UInt64)))
         every = np.arange(len(everything))
         columns = {
-            "h3_cell": _categorical_of(gathered("h3_cell"), hexes.to_series().to_numpy(), every),
+            "h3_cell": sorted_categorical(gathered("h3_cell"), hexes.to_series().to_numpy(), every),
             "resolution": gathered("resolution"),
         }
         for name in _TEXT:
             categories = self._schema[name].categories.to_numpy()
             used = sum(np.bincount(p[name], minlength=len(categories)) for p in parts)
-            columns[name] = _categorical_of(gathered(name), categories, np.flatnonzero(used))
+            columns[name] = sorted_categorical(gathered(name), categories, np.flatnonzero(used))
         for name in _FIGURES:
             columns[name] = gathered(name, np.int64)
         return pd.DataFrame(columns, copy=False)  # its arrays as they are: no second copy
@@ -232,8 +231,3 @@ class BreakdownParts:
 def _smallest(count: int) -> pl.DataType:
     """Return the smallest signed integer type that numbers ``count`` values (a part's cells)."""
     return pl.Int16 if count < 1 << 15 else pl.Int32
-
-
-def _categorical_of(codes: np.ndarray, categories: np.ndarray, used: np.ndarray) -> pd.Categorical:
-    """Return :func:`sorted_codes` as a categorical."""
-    return pd.Categorical.from_codes(*sorted_codes(codes, categories, used))

@@ -26,13 +26,7 @@ from geo.errors import InputError
 from geo.hashing import ContentHasher, content_sha256
 from geo.invariants import STRING_COLUMNS, check_columns, check_invariants
 from geo.io.steward_key import signing_seed
-from geo.release import (
-    GROUP_COLUMNS,
-    METADATA_KEY,
-    RELEASE_FORMAT,
-    TABLE_COLUMNS,
-    Release,
-)
+from geo.release import GROUP_COLUMNS, METADATA_KEY, RELEASE_FORMAT, TABLE_COLUMNS, Release
 from geo.release_frames import sorted_categorical
 from geo.revocations import assess, check_fields
 from geo.signatures import sign, verify
