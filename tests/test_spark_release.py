@@ -231,3 +231,37 @@ def test_a_spark_failure_is_said_by_its_root_cause_with_what_to_try():
     assert spark_failure(RuntimeError("Java gateway process exited\nmore")) == (
         "Java gateway process exited"
     )
+
+
+# Spark's scratch space holds the shuffle blocks of the first count (partial counts by
+# cell, nationality and category: small ones exact). Printed after a shuffle: the
+# folders Spark wrote blocks in and the JVM's temporary folder, each with the
+# permissions of every folder on the way there.
+SCRATCH_PLACES = """
+import glob, json, os
+from pathlib import Path
+from geo.io.spark_session import start_spark
+spark = start_spark()
+spark.range(0, 20000).selectExpr("id % 97 AS cell").groupBy("cell").count().collect()
+places = glob.glob(os.environ["TMPDIR"] + "/**/blockmgr-*", recursive=True)
+places.append(spark._jvm.System.getProperty("java.io.tmpdir"))
+print(json.dumps({
+    place: [oct(os.stat(p).st_mode & 0o777) for p in [Path(place), *Path(place).parents]]
+    for place in places
+}))
+"""
+
+
+@pytest.mark.slow
+def test_sparks_scratch_space_is_readable_by_the_steward_alone(tmp_path):
+    # (before: blocks in /tmp/blockmgr-*, 0o755, listed and read by every local user)
+    done = run_cli([], env={"TMPDIR": str(tmp_path)}, code=SCRATCH_PLACES)
+    assert done.returncode == 0, done.stderr[-2000:]
+    places = json.loads(done.stdout.strip().splitlines()[-1])
+    assert any("blockmgr-" in place for place in places), places
+    for place, modes in places.items():
+        # inside this run's private folder (in the system's temporary folder: here
+        # tmp_path), which nobody else can enter
+        assert Path(place).is_relative_to(tmp_path), place
+        assert "0o700" in modes, (place, modes)
+    assert not list(tmp_path.glob("crisis-exposure-spark-*")), "left behind after the run"

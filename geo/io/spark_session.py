@@ -99,6 +99,9 @@ def start_spark(master: str = "local[*]", settings: dict[str, str] | None = None
     settings
         ``spark.*`` settings (executor memory, instances…), applied as given.
 
+    The driver's scratch space (``spark.local.dir``, the JVM's ``java.io.tmpdir``) is a
+    folder of this run readable by its user alone, removed at exit.
+
     Raises
     ------
     InputError
@@ -112,8 +115,13 @@ def start_spark(master: str = "local[*]", settings: dict[str, str] | None = None
 
     if SparkContext._active_spark_context is not None:  # this process started one already
         return SparkSession.builder.getOrCreate()
-    folder = Path(tempfile.mkdtemp(prefix="crisis-exposure-spark-"))
+    folder = Path(tempfile.mkdtemp(prefix="crisis-exposure-spark-"))  # readable by us alone
     (folder / "log4j2.properties").write_text(_QUIET_LOG4J2)
+    # Spark's scratch space (shuffle and spill blocks: partial counts by cell,
+    # nationality and category, small ones exact) and the JVM's temporary files go in
+    # the private folder, not in /tmp (blockmgr-* there is readable by every local user).
+    scratch = folder / "scratch"
+    scratch.mkdir(mode=0o700)
     if master.startswith("local"):  # local workers run this very interpreter
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf = (
@@ -122,8 +130,9 @@ def start_spark(master: str = "local[*]", settings: dict[str, str] | None = None
         .setAppName("crisis-exposure release")
         .set(
             "spark.driver.extraJavaOptions",
-            f"-Dlog4j2.configurationFile={folder / 'log4j2.properties'}",
+            f"-Dlog4j2.configurationFile={folder / 'log4j2.properties'} -Djava.io.tmpdir={scratch}",
         )
+        .set("spark.local.dir", str(scratch))
         .set("spark.ui.enabled", "false")
         .set("spark.ui.showConsoleProgress", "false")
         .set("spark.sql.session.timeZone", "UTC")
