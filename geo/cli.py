@@ -47,12 +47,17 @@ def _cmd_release(args: argparse.Namespace) -> int:
             "--noise must be at least 1: an exact release (no noise) shows the changes "
             "between releases to the person."
         )
+    if args.consent is not None and args.legal_basis == "other":
+        raise InputError(
+            f"--consent {args.consent!r} filters by consent, but --legal-basis other counts "
+            "every registration whatever its consent: give one or the other."
+        )
     policy = ReleasePolicy(
         base_resolution=args.resolution,
         floor_resolution=args.floor,
         k=args.k,
         nationalities=tuple(args.nationality) if args.nationality else None,
-        consent_scope=args.consent,
+        consent_scope=args.consent or "aggregate",
         noise_scale=args.noise,
         as_of=args.as_of or (_today() if args.confirmed_within is not None else None),
         confirmed_within=args.confirmed_within,

@@ -54,8 +54,9 @@ def _add_release(commands: argparse._SubParsersAction) -> None:
     )
     release.add_argument(
         "--consent",
-        default="aggregate",
-        help="consent scope the records must carry (default aggregate)",
+        metavar="SCOPE",
+        help="consent scope the records must carry (default aggregate; not with "
+        "--legal-basis other, which counts every registration)",
     )
     release.add_argument(
         "--valid-days",

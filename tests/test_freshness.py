@@ -156,7 +156,12 @@ def test_a_register_without_consent_needs_the_explicit_legal_basis(tmp_path, wri
     code, _, err = run(capsys, *release, "--basis-note", "Law 1/2020")
     assert code == 2 and "--basis-note goes with --legal-basis other only" in err
     note = "Host-state registration act, art. 12"
-    code, out, _ = run(capsys, *release, "--legal-basis", "other", "--basis-note", note)
+    # a consent scope under another legal basis would be silently ignored: refused
+    basis = ("--legal-basis", "other", "--basis-note", note)
+    code, _, err = run(capsys, *release, *basis, "--consent", "origin_state")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--consent 'origin_state' filters by consent, but --legal-basis other" in err
+    code, out, _ = run(capsys, *release, *basis)
     assert code == 0 and f"legal basis other than consent ({note})" in out
     made = pipeline.read_release(tmp_path / "r.release.parquet")
     assert made.metadata["policy"]["legal_basis"] == "other"
