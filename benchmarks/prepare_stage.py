@@ -29,12 +29,12 @@ import sys, time
 sys.path.insert(0, '.')
 from geo.hashing import record_keys
 from geo.identity import encode_identities
-from geo.io.registrations import _raw_batches, open_registration_file
+from geo.io.registrations import raw_batches, open_registration_file
 from geo.validate import coordinates_to_cell, reference_point_of, validate_batch
 
 header = open_registration_file(sys.argv[1])
 cpu = dict.fromkeys(('read', 'validate', 'bin', 'keys'), 0.0)
-raws = _raw_batches(header, 250_000)
+raws = raw_batches(header, 250_000)
 row, reference = 2, None
 while True:
     started = time.process_time()

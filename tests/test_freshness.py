@@ -108,7 +108,7 @@ def test_months_before_keeps_the_day_or_the_months_last():
 
 def test_the_ledger_audit_attacks_the_confirmed_figures(tmp_path, write_csv, monkeypatch):
     """Exact figures show 3 cases confirmed 12 to 24 months ago: found; noisy ones: clean."""
-    monkeypatch.setattr("geo.pipeline.releases._refuse_exact", lambda policy: None)
+    monkeypatch.setattr("geo.pipeline.releases.refuse_exact", lambda policy: None)
     rows = [registration_row(f"n{i}", updated_at="2026-01-15", **NORCIA) for i in range(12)]
     rows += [registration_row(f"p{i}", updated_at="2025-06-01", **PERUGIA) for i in range(12)]
     rows += [registration_row(f"x{i}", updated_at="2024-06-01", **NORCIA) for i in range(3)]

@@ -39,7 +39,7 @@ def unguarded_publishing(monkeypatch):
     the guard, or by other code, would hold them): what the audit must find in a ledger.
     """
     monkeypatch.setattr("geo.pipeline.releases._refuse_disclosing_flows", lambda *a: None)
-    monkeypatch.setattr("geo.pipeline.releases._refuse_exact", lambda policy: None)
+    monkeypatch.setattr("geo.pipeline.releases.refuse_exact", lambda policy: None)
 
 
 def ledger_of(tmp_path, write_csv, policy, change: list[dict]) -> Path:

@@ -205,7 +205,7 @@ def test_a_release_that_would_give_a_flow_away_is_not_written(tmp_path, write_cs
     """Behind the refusal of exact counts, the ledger's flow guard: a second line of defence
     that refuses without saying what it would have disclosed.
     """
-    monkeypatch.setattr("geo.pipeline.releases._refuse_exact", lambda policy: None)
+    monkeypatch.setattr("geo.pipeline.releases.refuse_exact", lambda policy: None)
     store = tmp_path / "s.duckdb"
     pipeline.ingest_files(store, [write_csv(base_registry(), "day1.csv")])
     pipeline.publish_release(store, METHODS["exact"], tmp_path / "1.release.parquet")

@@ -110,7 +110,7 @@ def test_the_purge_log_holds_no_identifier(tmp_path, write_csv):
 def test_purge_refuses_when_the_ledger_audit_finds_a_disclosure(
     tmp_path, write_csv, capsys, monkeypatch
 ):
-    monkeypatch.setattr("geo.pipeline.releases._refuse_exact", lambda policy: None)
+    monkeypatch.setattr("geo.pipeline.releases.refuse_exact", lambda policy: None)
     monkeypatch.setattr("geo.pipeline.releases._refuse_disclosing_flows", lambda *a: None)
     path = tmp_path / "s.duckdb"
     pipeline.ingest_files(path, [write_csv(fresh_rows() + old_rows(), "v1.csv")])
@@ -158,7 +158,7 @@ def test_flows_from_a_release_made_before_a_purge_are_still_attacked(
     tmp_path, write_csv, monkeypatch
 ):
     """The earlier truth is gone, but its published structure still bounds the flow."""
-    monkeypatch.setattr("geo.pipeline.releases._refuse_exact", lambda policy: None)
+    monkeypatch.setattr("geo.pipeline.releases.refuse_exact", lambda policy: None)
     monkeypatch.setattr("geo.pipeline.releases._refuse_disclosing_flows", lambda *a: None)
     path = tmp_path / "s.duckdb"
     rows = [registration_row(f"n{i}", updated_at="2026-01-15", **NORCIA) for i in range(12)]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import polars as pl
 
 from geo.io.limits import check_count
-from geo.io.registrations import BATCH_ROWS, FileHeader, _raw_batches, fold_column_name
+from geo.io.registrations import BATCH_ROWS, FileHeader, fold_column_name, raw_batches
 from geo.validate import reference_point_of, validate_batch
 
 CONTACT_KINDS = ("phone", "email", "preferred_language")
@@ -134,7 +134,7 @@ def iter_contact_batches(
     canonical = list(header.column_map.values())
     next_row, rows_read = header.header_row + 1, 0
     reference: tuple[float, float] | None = None
-    for raw, malformed in _raw_batches(reading, batch_rows):
+    for raw, malformed in raw_batches(reading, batch_rows):
         if malformed:
             yield _malformed(len(malformed))
         if not raw.height:

@@ -494,7 +494,7 @@ def iter_validation_jobs(
     reference: tuple[float, float] | None = None
     malformed_rows: list[int] | None = None  # exact row numbers, scanned only when needed
     malformed: list[tuple[int, int]] = []
-    for raw, found in _raw_batches(header, batch_rows):
+    for raw, found in raw_batches(header, batch_rows):
         malformed.extend(found)
         if malformed and malformed_rows is None:
             # The reader reports a malformed row while parsing its block, before that
@@ -548,7 +548,8 @@ def _malformed_batch(malformed: list[tuple[int, int]], rows: list[int | None]) -
     )
 
 
-def _raw_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataFrame, list]]:
+def raw_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataFrame, list]]:
+    """Yield the file's raw batches of its wanted columns, each with its malformed rows."""
     if header.file_format == "csv":
         yield from _csv_batches(header, batch_rows)
     elif header.file_format == "parquet":

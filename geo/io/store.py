@@ -208,7 +208,8 @@ def _check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         )
 
 
-def _meta(con: duckdb.DuckDBPyConnection, key: str) -> str:
+def meta_value(con: duckdb.DuckDBPyConnection, key: str) -> str:
+    """Return the store's setting ``key`` (its resolution, the steward key's salt)."""
     return con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()[0][0]
 
 
@@ -227,13 +228,13 @@ def store_version(con: duckdb.DuckDBPyConnection) -> int:
     )
 
 
-def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
     """Roll back, even on a connection DuckDB invalidated after an I/O fault."""
     with contextlib.suppress(duckdb.Error):
         con.rollback()
 
 
-def _check_steward_key(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def check_steward_key(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Refuse to add records keyed with another steward key than the store's.
 
     Record keys are derived from the steward key: records keyed with another key
@@ -244,7 +245,7 @@ def _check_steward_key(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     InputError
         If the store's key salt is not the one the current steward key gives.
     """
-    if _meta(con, "key_salt") != derived("record keys")[:16].hex():
+    if meta_value(con, "key_salt") != derived("record keys")[:16].hex():
         raise InputError(
             f"{path}: the store was made with another steward key; set "
             "CRISIS_EXPOSURE_STEWARD_KEY (or CRISIS_EXPOSURE_KEY_FILE) to the store's key."

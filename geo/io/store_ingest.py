@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from geo.io.ingest_report import IngestReport
 from geo.io.registrations import FileHeader
-from geo.io.store import _check_steward_key, _rollback, connect, store_version
+from geo.io.store import check_steward_key, connect, rollback, store_version
 from geo.io.store_links import (
     finish_linking,
     link_staged,
@@ -105,7 +105,7 @@ def ingest_files(
     con = connect(store_path)
     pending_rejects: list[tuple[Path, pl.DataFrame]] = []
     try:
-        _check_steward_key(con, Path(store_path))
+        check_steward_key(con, Path(store_path))
         linking = any(header.identity_map for header, _ in files)
         budgets = _Budgets(
             staging=LINKING_MEMORY_LIMIT if linking else STAGING_MEMORY_LIMIT,
@@ -125,7 +125,7 @@ def ingest_files(
             _write_rejects(target, rejects)
         con.commit()
     except BaseException as exc:
-        _rollback(con)
+        rollback(con)
         con.close()
         guard.restore()
         for target, _ in pending_rejects:

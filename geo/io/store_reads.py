@@ -18,7 +18,7 @@ from geo import codes, h3cells
 from geo.counting import PLACEMENT
 from geo.errors import InputError
 from geo.io.steward_key import derived
-from geo.io.store import STORE_RESOLUTION, _meta, store_version
+from geo.io.store import STORE_RESOLUTION, meta_value, store_version
 from geo.rollup import primary_vulnerability_sql
 
 if TYPE_CHECKING:
@@ -504,7 +504,7 @@ def noise_secret(con: duckdb.DuckDBPyConnection) -> int:
     Derived from the store's record-key salt, itself derived from the steward's key
     (:mod:`geo.io.steward_key`): stores of one steward give the same noise.
     """
-    digest = derived("noise", bytes.fromhex(_meta(con, "key_salt")))
+    digest = derived("noise", bytes.fromhex(meta_value(con, "key_salt")))
     return int.from_bytes(digest[:8], "big")
 
 
@@ -533,7 +533,7 @@ def store_summary(con: duckdb.DuckDBPyConnection) -> dict:
         "persons": int(persons),
         "nationalities": int(nationalities),
         "superseded": int(superseded),
-        "resolution": int(_meta(con, "resolution")),
+        "resolution": int(meta_value(con, "resolution")),
         "store_version": store_version(con),
         "ingests": [{"file_name": name, "sha256": digest} for name, digest in ingests],
     }

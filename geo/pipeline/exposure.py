@@ -174,23 +174,49 @@ def compute_exposure(
     InputError
         For the population weighting without a grid, or a grid that cannot be read.
     """
-    from geo.exposure_table import DEFAULT_WEIGHTING, GRID_WEIGHTINGS, PLACE_WEIGHTINGS
+    from geo.exposure_table import DEFAULT_WEIGHTING
     from geo.tools import exposure
 
     weighting = options.get("weighting", DEFAULT_WEIGHTING)
-    places = _settlements() if weighting in PLACE_WEIGHTINGS else None
-    grid = None
-    if weighting in GRID_WEIGHTINGS:
-        if population is None:
-            raise InputError(
-                "the population weighting needs a population grid (--population PATH, "
-                "or CRISIS_EXPOSURE_POPULATION on the dashboard)."
-            )
-        grid = _population(release, classes, population)
+    places, grid = weighting_inputs(
+        release,
+        classes,
+        weighting,
+        population,
+        missing_grid="the population weighting needs a population grid (--population PATH, "
+        "or CRISIS_EXPOSURE_POPULATION on the dashboard).",
+    )
     return exposure.compute_exposure(release, classes, places=places, population=grid, **options)
 
 
-def _population(release: Release, classes: gpd.GeoDataFrame, path: str | Path) -> pd.DataFrame:
+def weighting_inputs(
+    release: Release,
+    classes: gpd.GeoDataFrame,
+    weighting: str,
+    population: str | Path | None,
+    missing_grid: str | None = None,
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Return what the weighting spreads persons over: (settlement places, population grid).
+
+    Each is None when the weighting does not use it. The grid is read around the
+    released cells the classes touch; without one, a grid weighting raises InputError
+    ``missing_grid`` (when given; else it goes without).
+    """
+    from geo.exposure_table import GRID_WEIGHTINGS, PLACE_WEIGHTINGS
+
+    places = settlement_places() if weighting in PLACE_WEIGHTINGS else None
+    grid = None
+    if weighting in GRID_WEIGHTINGS:
+        if population is not None:
+            grid = population_around(release, classes, population)
+        elif missing_grid:
+            raise InputError(missing_grid)
+    return places, grid
+
+
+def population_around(
+    release: Release, classes: gpd.GeoDataFrame, path: str | Path
+) -> pd.DataFrame:
     """Return the population grid at ``path`` around the released cells the classes touch."""
     from geo.io.population import read_population
     from geo.tools.population import population_bounds
@@ -203,7 +229,8 @@ def _population(release: Release, classes: gpd.GeoDataFrame, path: str | Path) -
     return read_population(path, bounds)
 
 
-def _settlements() -> pd.DataFrame:
+def settlement_places() -> pd.DataFrame:
+    """Return the shipped settlements (what the place weightings spread persons over)."""
     from geo.io.settlements import read_settlements
 
     return read_settlements()
@@ -424,16 +451,16 @@ def exposure_cells(
     the run's weighting, its nationalities and the same settlement places or
     population grid (``population``, the run's grid path) behind the estimate.
     """
-    from geo.exposure_table import GRID_WEIGHTINGS, PLACE_WEIGHTINGS
     from geo.tools.exposed_cells import exposed_cells
 
     weighting = run.exposure.weighting
-    places = _settlements() if weighting in PLACE_WEIGHTINGS else None
-    grid = None
-    if weighting in GRID_WEIGHTINGS:
-        if population is None:
-            raise InputError("the population weighting's map needs the run's population grid.")
-        grid = _population(release, run.classes, population)
+    places, grid = weighting_inputs(
+        release,
+        run.classes,
+        weighting,
+        population,
+        missing_grid="the population weighting's map needs the run's population grid.",
+    )
     return exposed_cells(
         release,
         run.classes,

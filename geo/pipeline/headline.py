@@ -21,17 +21,13 @@ if TYPE_CHECKING:
 
 def other_view_totals(run: ExposureRun, release: Release) -> pd.DataFrame | None:
     """Return the class totals of the view the run did not compute (None: unordered)."""
-    from geo.exposure_table import PLACE_WEIGHTINGS
-    from geo.pipeline.exposure import _population, _settlements
+    from geo.pipeline.exposure import weighting_inputs
     from geo.tools.exposure import class_totals
 
     if run.other_classes is None or not run.exposure.ordered:
         return None
     weighting = run.exposure.weighting
-    places = _settlements() if weighting in PLACE_WEIGHTINGS else None
-    grid = None
-    if run.population is not None and weighting == "population":
-        grid = _population(release, run.other_classes, run.population)
+    places, grid = weighting_inputs(release, run.other_classes, weighting, run.population)
     return class_totals(
         release,
         run.other_classes,

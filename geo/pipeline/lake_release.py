@@ -76,13 +76,13 @@ def publish_lake_release(
     from geo.io.lake_counts import audience_counts, count_lake
     from geo.io.spark_session import parse_spark_conf, require_spark, start_spark
     from geo.io.store_open import store_error
-    from geo.pipeline.releases import _date_and_link, _refuse_exact, write_release
+    from geo.pipeline.releases import date_and_link, refuse_exact, write_release
     from geo.release import protect
     from geo.series import refuse_series_conflict, refuse_small_nationalities
 
     say = progress or (lambda message: None)
     policy = policy.checked()
-    _refuse_exact(policy)
+    refuse_exact(policy)
     if policy.as_of or policy.legal_basis != "consent":
         raise InputError(
             "--as-of, --confirmed-within and --legal-basis other are applied to a store's "
@@ -120,7 +120,7 @@ def publish_lake_release(
         release.metadata["store_version"] = store.store_version(con)
         release.metadata["lake_snapshot"] = lakes.snapshot_digest(files)
         _refuse_earlier_lake_snapshots(con, entries, release)
-        _date_and_link(release, entries, valid_days)
+        date_and_link(release, entries, valid_days)
         try:
             write_release(release, temporary)
             con.begin()

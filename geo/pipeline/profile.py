@@ -35,8 +35,7 @@ def community_profile(
         For a class the run does not have.
     """
     from geo.errors import InputError
-    from geo.exposure_table import GRID_WEIGHTINGS, PLACE_WEIGHTINGS
-    from geo.pipeline.exposure import _population, _settlements
+    from geo.pipeline.exposure import weighting_inputs
     from geo.tools.profile import community_profile as profile
     from geo.tools.profile import profile_area
 
@@ -49,10 +48,7 @@ def community_profile(
     except ValueError as exc:
         raise InputError(f"profile: {exc}") from None
     weighting = exposure.weighting
-    places = _settlements() if weighting in PLACE_WEIGHTINGS else None
-    grid = None
-    if weighting in GRID_WEIGHTINGS and population is not None:
-        grid = _population(release, area, population)
+    places, grid = weighting_inputs(release, area, weighting, population)
     return profile(
         release,
         area,

@@ -113,13 +113,13 @@ def _delete(store_path: str | Path, what: str, action: Callable[[Any], int]) -> 
     guard = StoreFileGuard(path)
     con = store.connect(path, create=False)
     try:
-        store._check_steward_key(con, path)
+        store.check_steward_key(con, path)
         con.begin()
         count = action(con)
         version = store.store_version(con)
         con.commit()
     except BaseException as exc:
-        store._rollback(con)
+        store.rollback(con)
         con.close()
         guard.restore()
         if isinstance(exc, InputError):

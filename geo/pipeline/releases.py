@@ -166,7 +166,7 @@ def publish_release(
     from geo.series import refuse_series_conflict
 
     policy = policy.checked()
-    _refuse_exact(policy)
+    refuse_exact(policy)
     out = Path(out_path)
     if out.is_dir():
         raise InputError(f"{out}: is a folder; give the name of the release file to write.")
@@ -177,7 +177,7 @@ def publish_release(
         refuse_series_conflict(entries, policy)
         release = _release_from(con, store_path, policy)
         _refuse_disclosing_flows(con, entries, release)
-        _date_and_link(release, entries, valid_days)
+        date_and_link(release, entries, valid_days)
         try:
             write_release(release, temporary)
             release_id = _record(con, release, out.name)
@@ -201,7 +201,7 @@ def publish_release(
     return release
 
 
-def _date_and_link(release: Release, entries: list[dict], valid_days: int | None) -> None:
+def date_and_link(release: Release, entries: list[dict], valid_days: int | None) -> None:
     """Sign into the release until when it is valid and which earlier release it replaces."""
     from geo.revocations import DEFAULT_VALID_DAYS, valid_until
 
@@ -435,7 +435,7 @@ def _refuse_disclosing_flows(con: Any, entries: list[dict], release: Release) ->
             )
 
 
-def _refuse_exact(policy: ReleasePolicy) -> None:
+def refuse_exact(policy: ReleasePolicy) -> None:
     """Refuse to publish exact counts (method 1): they show the changes between releases.
 
     Raises

@@ -23,7 +23,7 @@ import shapely
 from geo.errors import InputError
 from geo.exposure_table import OUTSIDE_AREAS
 from geo.footprint_classes import geometries_to_polygonal
-from geo.tools.exposure import _exposure_table
+from geo.tools.exposure import exposure_sums
 
 _MEASURES = ("persons", "cases")
 _KEYS = ["hazard_class", "class_rank", "nationality"]
@@ -207,7 +207,7 @@ def area_breakdown(
     """
     zones = area_zones(classes, admin, admin_field)
     overlap = bool((zones[admin_field] != OUTSIDE_AREAS).any())
-    sums, _ = _exposure_table(
+    sums, _ = exposure_sums(
         groups, zones, weighting, [admin_field], places, population, round_estimates=False
     )
     sums = _add_up(sums, by_class, admin_field)

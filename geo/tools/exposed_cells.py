@@ -4,7 +4,7 @@ The map draws the same figures as the exposure table, one hexagon at a time: for
 released cell and class it touches, persons low (the cell lies entirely inside), the
 estimate (weighted by the share inside, as the table's) and high (the cell touches),
 per nationality and summed over them. The sums are made by the table's own function
-(:func:`geo.tools.exposure._exposure_table`) keyed by (cell, nationality) instead of
+(:func:`geo.tools.exposure.exposure_sums`) keyed by (cell, nationality) instead of
 nationality, so summing the map's cells of a class gives back the table's row exactly
 (low and high; the estimate before the table rounds it). Low and high are widened by
 what the release's method can move (:func:`geo.exposure_table.widen`) at each level
@@ -21,7 +21,7 @@ import pandas as pd
 from geo.accuracy import Accuracy
 from geo.exposure_table import DEFAULT_WEIGHTING, widen
 from geo.release import Release
-from geo.tools.exposure import _check_weighting, _exposure_table, _zones
+from geo.tools.exposure import check_weighting, class_zones, exposure_sums
 
 KEY_SEPARATOR = "\x1f"  # never in an H3 id; splits (cell, nationality) keys apart
 CELL_COLUMNS = [
@@ -76,7 +76,7 @@ def exposed_cells(
     InputError
         For an unknown weighting.
     """
-    _check_weighting(weighting)
+    check_weighting(weighting)
     accuracy = accuracy or Accuracy.of(release.metadata)
     groups = release.groups
     if nationalities:
@@ -86,8 +86,8 @@ def exposed_cells(
         + KEY_SEPARATOR
         + groups["nationality"].astype(str)
     )
-    sums, _ = _exposure_table(
-        keyed, _zones(classes), weighting, [], places, population, round_estimates=False
+    sums, _ = exposure_sums(
+        keyed, class_zones(classes), weighting, [], places, population, round_estimates=False
     )
     keys = sums["nationality"].astype(str).str.split(KEY_SEPARATOR, n=1, expand=True)
     if sums.empty:

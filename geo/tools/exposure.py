@@ -87,7 +87,7 @@ def settlement_shares(
     return pd.Series(np.where(cell_population[cell_of_pair] > 0, share, np.nan), index=pairs.index)
 
 
-def _check_weighting(weighting: str) -> None:
+def check_weighting(weighting: str) -> None:
     """Raise InputError for a weighting that is not one of ``WEIGHTINGS``."""
     if weighting not in WEIGHTINGS:
         raise InputError(f"unknown weighting {weighting!r}; use one of {', '.join(WEIGHTINGS)}.")
@@ -111,7 +111,7 @@ def weighted_shares(
     InputError
         For an unknown weighting.
     """
-    _check_weighting(weighting)
+    check_weighting(weighting)
     area = pairs["area_share"]
     if weighting == "area":
         return area
@@ -132,12 +132,12 @@ def weighted_shares(
     return SETTLEMENT_BLEND * settlement + (1 - SETTLEMENT_BLEND) * area
 
 
-def _zones(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def class_zones(classes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Return the polygons to expose: the classes (areas: :mod:`geo.tools.areas`)."""
     return classes[["class_label", "class_rank", "geometry"]].reset_index(drop=True)
 
 
-def _exposure_table(
+def exposure_sums(
     groups: pd.DataFrame,
     zones: gpd.GeoDataFrame,
     weighting: str,
@@ -284,12 +284,12 @@ def compute_exposure(
     """
     if classes.empty:
         raise InputError("the footprint has no classes to expose.")
-    _check_weighting(weighting)
+    check_weighting(weighting)
     accuracy = Accuracy.of(release.metadata, confidence)
     groups = release.groups
     if nationalities:
         groups = groups[groups["nationality"].isin(nationalities)]
-    sums, notes = _exposure_table(groups, _zones(classes), weighting, [], places, population)
+    sums, notes = exposure_sums(groups, class_zones(classes), weighting, [], places, population)
     by_class = _ordered(widen(sums, accuracy), [])
     table = by_class
     area_sums = None
@@ -297,7 +297,7 @@ def compute_exposure(
         from geo.tools.areas import area_breakdown  # areas builds on this module
 
         area_sums, area_notes = area_breakdown(
-            groups, _zones(classes), sums, admin, admin_field, weighting, places, population
+            groups, class_zones(classes), sums, admin, admin_field, weighting, places, population
         )
         notes += area_notes
         table = widen(area_sums, accuracy)
@@ -336,11 +336,11 @@ def class_totals(
     """
     if classes.empty:
         raise InputError("the footprint has no classes to expose.")
-    _check_weighting(weighting)
+    check_weighting(weighting)
     groups = release.groups
     if nationalities:
         groups = groups[groups["nationality"].isin(nationalities)]
-    sums, _ = _exposure_table(groups, _zones(classes), weighting, [], places, population)
+    sums, _ = exposure_sums(groups, class_zones(classes), weighting, [], places, population)
     accuracy = Accuracy.of(release.metadata, confidence)
     return Exposure(sums, sums, weighting, False, accuracy=accuracy, sums=sums).class_totals()
 

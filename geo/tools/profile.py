@@ -166,10 +166,10 @@ def _touching(rows: pd.DataFrame, area: gpd.GeoDataFrame) -> pd.DataFrame:
     cells, whose pairs the area's exposure has already found.
     """
     from geo.tools.cell_pairs import cell_zone_pairs
-    from geo.tools.exposure import _zones
+    from geo.tools.exposure import class_zones
 
     cells = pd.unique(rows["h3_cell"])
-    cell, _, _, _ = cell_zone_pairs(list(cells), _zones(area))
+    cell, _, _, _ = cell_zone_pairs(list(cells), class_zones(area))
     return rows[rows["h3_cell"].isin(set(cells[np.unique(cell)]))]
 
 
