@@ -3,8 +3,10 @@
 Spark replaces two steps of the local path and nothing else: the validation of
 :mod:`geo.validate` (the same rules and reasons, written as Spark column expressions)
 and the first count (records → counts per H3 cell at the store's resolution ×
-nationality × sex × age band × vulnerabilities × consent mask). The counts come back to
-the driver, where the release is protected exactly as from a store.
+nationality × sex × age band × vulnerabilities × consent mask), kept on the executors'
+disks. The release's audience (its consent scope and nationalities) is counted from
+them on Spark too, at the release's base resolution, and only those counts come back
+to the driver, where the release is protected exactly as from a store.
 
 - **Codes** (nationality, sex, vulnerabilities, consent) are mapped as the local path
   maps them: each distinct raw value once, by the same Python functions, then joined.
@@ -35,6 +37,7 @@ from geo.errors import InputError
 from geo.hashing import RECORD_KEY_SEPARATOR
 from geo.io.lake import LakeFile
 from geo.io.spark_session import spark_failure
+from geo.noise import KEY_MODULUS
 
 
 @dataclass
@@ -416,14 +419,25 @@ def _latest_records(frame: Any, secret: bytes, this_year: int, resolution: int) 
     # each record's share of the keyed noise's key_sum (geo.io.store_reads)
     low = F.conv(F.substring("digest", 25, 8), 16, 10).cast("long")
     return latest.withColumn(
-        "key_term", F.pmod(low + F.lit(2654435761) * F.col("persons"), F.lit(4294967296))
+        "key_term", F.pmod(low + F.lit(2654435761) * F.col("persons"), F.lit(KEY_MODULUS))
     )
 
 
 def count_lake(
-    spark: Any, files: list[LakeFile], secret: bytes, resolution: int, this_year: int | None = None
+    spark: Any,
+    files: list[LakeFile],
+    secret: bytes,
+    resolution: int,
+    audience: LakeAudience,
+    this_year: int | None = None,
 ) -> tuple[pl.DataFrame, LakeReport]:
-    """Validate and count a lake on Spark.
+    """Validate and count a lake on Spark, then count the release's audience there too.
+
+    The records are counted at the store's resolution by cell, nationality and every
+    category (nearly a row a record), kept on the executors' disks; only the audience's
+    counts at the release's base resolution (a filter and a second group-by, on Spark)
+    come to this machine, as :func:`geo.io.store_reads.audience_records` gives a
+    store's.
 
     Parameters
     ----------
@@ -435,24 +449,29 @@ def count_lake(
         The record keys' HMAC secret (:func:`geo.io.store.record_key_secret`).
     resolution
         The store's H3 resolution.
+    audience
+        The release's consent bit, nationalities (None: all) and base resolution.
     this_year
         Year that turns ``birth_year`` into an age (default: the current year).
 
     Returns
     -------
     tuple
-        The counts (columns nationality, cell (UInt64), sex, age_band, vulnerabilities,
-        consent (bit mask), cases, persons, key_sum (mod 2³²)) and the lake's report.
+        The audience's counts (columns nationality, cell (UInt64, at the base
+        resolution), sex, age_band, vulnerabilities, cases, persons, key_sum (mod 2³²))
+        and the lake's report.
 
     Raises
     ------
     InputError
         For unreadable files or columns that do not map (one line).
     """
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F  # noqa: N812
 
     this_year = this_year or datetime.now(UTC).year
     report = LakeReport(files=len(files))
+    categories = ("nationality", "cell", "sex", "age_band", "vulnerabilities")
     try:
         flagged = _flagged(spark, files, this_year)
         reasons = [why for _, why in _rules(this_year)]
@@ -465,29 +484,61 @@ def count_lake(
         for why, n in zip(reasons, stats[2:], strict=True):
             if n:
                 report.rejects_by_reason[why] = int(n)
-        counts = _collected(
+        stored = (
             _latest_records(flagged, secret, this_year, resolution)
-            .groupBy("nationality", "cell", "sex", "age_band", "vulnerabilities", "consent")
+            .groupBy(*categories, "consent")
             .agg(
                 F.count("*").alias("cases"),
                 F.sum("persons").alias("persons"),
-                F.sum("key_term").alias("key_sum"),
+                F.pmod(F.sum("key_term"), F.lit(KEY_MODULUS)).alias("key_sum"),
             )
+            .persist(StorageLevel.DISK_ONLY)
         )
+        try:
+            latest = stored.agg(F.sum("cases")).first()[0] or 0
+            chosen = stored.filter(F.col("consent").bitwiseAND(F.lit(audience.consent_bit)) != 0)
+            if audience.nationalities:
+                chosen = chosen.filter(F.col("nationality").isin(list(audience.nationalities)))
+            counts = _collected(
+                chosen.withColumn("cell", _parent(F.col("cell"), audience.base_resolution))
+                .groupBy(*categories)
+                .agg(*(F.sum(c).alias(c) for c in ("cases", "persons", "key_sum")))
+            )
+        finally:
+            stored.unpersist()
     except Exception as exc:
         if isinstance(exc, InputError):
             raise
         raise InputError(f"the lake cannot be counted on Spark: {spark_failure(exc)}") from None
+    report.superseded = report.accepted - int(latest)
     frame = pl.from_arrow(counts).with_columns(
         pl.col("cell").cast(pl.UInt64),
         pl.col("vulnerabilities").cast(pl.UInt16),
-        pl.col("consent").cast(pl.UInt8),
         pl.col("cases").cast(pl.Int64),
         pl.col("persons").cast(pl.Int64),
-        (pl.col("key_sum") % 4294967296).cast(pl.Int64),
+        (pl.col("key_sum") % KEY_MODULUS).cast(pl.Int64),
     )
-    report.superseded = report.accepted - int(frame["cases"].sum() or 0)
     return frame, report
+
+
+@dataclass(frozen=True)
+class LakeAudience:
+    """Whose counts a lake release publishes, and at which base resolution."""
+
+    consent_bit: int
+    nationalities: tuple[str, ...] | None
+    base_resolution: int
+
+
+def _parent(cell: Any, resolution: int) -> Any:
+    """Return Spark's H3 parent of an integer cell column (as :func:`geo.h3cells.parent_sql`).
+
+    The resolution field (bits 52–55) set to ``resolution``, every finer digit to 7.
+    """
+    from pyspark.sql import functions as F  # noqa: N812
+
+    unused = (1 << (3 * (15 - resolution))) - 1
+    return cell.bitwiseAND(F.lit(~(15 << 52))).bitwiseOR(F.lit((resolution << 52) | unused))
 
 
 # Count rows brought to the driver in one piece. The counts of 10M records (cell × every
@@ -515,25 +566,3 @@ def _collected(counts: Any) -> pa.Table:
         return pa.concat_tables(kept.filter(bucket == i).toArrow() for i in range(pieces))
     finally:
         kept.unpersist()
-
-
-def audience_counts(
-    counts: pl.DataFrame, consent_bit: int, nationalities: Any, resolution: int
-) -> pl.DataFrame:
-    """Return the lake counts as :func:`geo.io.store_reads.audience_records` returns a store's.
-
-    The records whose consent mask has ``consent_bit``, of ``nationalities`` (all when
-    None), per H3 parent at ``resolution`` (``cell_to_parent``'s bit arithmetic).
-    """
-    from geo.h3cells import cells_to_parents
-
-    kept = counts.filter((pl.col("consent").cast(pl.Int64) & consent_bit) != 0)
-    if nationalities:
-        kept = kept.filter(pl.col("nationality").is_in(list(nationalities)))
-    parents = cells_to_parents(kept["cell"].to_numpy(), resolution)
-    return (
-        kept.with_columns(pl.Series("cell", parents, dtype=pl.UInt64))
-        .group_by("nationality", "cell", "sex", "age_band", "vulnerabilities")
-        .agg(pl.col("cases").sum(), pl.col("persons").sum(), pl.col("key_sum").sum())
-        .with_columns(pl.col("key_sum") % 4294967296)
-    )

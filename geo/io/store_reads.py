@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from geo.release import ReleasePolicy
 
 
-def _consent_bit(consent_scope: str) -> int:
+def consent_bit(consent_scope: str) -> int:
     """Return the consent bit of a scope.
 
     Raises
@@ -146,7 +146,7 @@ def _audience_filter(
     """
     versions, parameters = _versions(con, as_of)
     consented = (
-        "TRUE" if consent_scope is None else f"(consent & {_consent_bit(consent_scope)}) != 0"
+        "TRUE" if consent_scope is None else f"(consent & {consent_bit(consent_scope)}) != 0"
     )
     where = f"{versions} AND {consented} AND {believed[0]}"
     parameters += believed[1]

@@ -73,7 +73,7 @@ def publish_lake_release(
 
     from geo.io import lake as lakes
     from geo.io import ledger, store, store_reads
-    from geo.io.lake_counts import audience_counts, count_lake
+    from geo.io.lake_counts import LakeAudience, count_lake
     from geo.io.spark_session import parse_spark_conf, require_spark, start_spark
     from geo.io.store_open import store_error
     from geo.pipeline.releases import date_and_link, refuse_exact, write_release
@@ -106,10 +106,15 @@ def publish_lake_release(
             )
         entries = ledger.ledger(con)
         refuse_series_conflict(entries, policy)
-        counts, report = count_lake(spark, files, store.record_key_secret(), store.STORE_RESOLUTION)
+        audience = LakeAudience(
+            store_reads.consent_bit(policy.consent_scope),
+            policy.nationalities,
+            policy.base_resolution,
+        )
+        records, report = count_lake(
+            spark, files, store.record_key_secret(), store.STORE_RESOLUTION, audience
+        )
         lakes.refuse_changed(files)
-        bit = store_reads._consent_bit(policy.consent_scope)
-        records = audience_counts(counts, bit, policy.nationalities, policy.base_resolution)
         refuse_small_nationalities(records, policy)
         if records.is_empty():
             raise InputError(
