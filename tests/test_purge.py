@@ -11,7 +11,7 @@ import pytest
 
 from geo import cli, pipeline
 from geo.errors import InputError
-from geo.hashing import record_keys
+from geo.hashing import file_sha256, record_keys
 from geo.io import store
 from geo.release import ReleasePolicy
 from tests.factories import registration_row
@@ -197,3 +197,42 @@ def test_an_encrypted_store_stays_encrypted_after_an_erasure(tmp_path, write_csv
     monkeypatch.setenv("CRISIS_EXPOSURE_STORE_KEY", "")
     with pytest.raises(InputError, match="the store is encrypted"):
         stored(path)
+
+
+def test_the_ingest_log_cannot_prove_a_raw_file_was_ingested_after_an_erasure(
+    tmp_path, write_csv, capsys
+):
+    # An attacker holds the raw file (it names the person) and the store file: with the
+    # file's plain SHA-256 in the ingest log, the store proved the file was ingested
+    # (so the person registered) even after the erasure.
+    path = tmp_path / "s.duckdb"
+    raw = write_csv(fresh_rows())
+    pipeline.ingest_files(path, [raw])
+    assert run("erase", "--store", path, "--source", "consular", "--record-id", "f2") == 0
+    capsys.readouterr()
+    sha = file_sha256(raw)
+    held = path.read_bytes()
+    assert sha.encode() not in held and bytes.fromhex(sha) not in held
+    # The store still knows the file: a second ingest of it is skipped, so the erased
+    # registration does not come back.
+    [again] = pipeline.ingest_files(path, [raw])
+    assert again.already_ingested and stored(path) == 15
+
+
+def test_a_store_that_logged_plain_file_hashes_has_them_keyed_when_next_opened(tmp_path, write_csv):
+    path = tmp_path / "s.duckdb"
+    raw = write_csv(fresh_rows())
+    pipeline.ingest_files(path, [raw])
+    # as an older store logged it: the plain SHA-256, no mark of keyed digests
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE ingests SET sha256 = ?", [file_sha256(raw)])
+    con.execute("DELETE FROM meta WHERE key = 'ingest_digests'")
+    con.close()
+    [again] = pipeline.ingest_files(path, [raw])
+    assert again.already_ingested and stored(path) == 16
+    con = store.connect(path, read_only=True)
+    try:
+        logged = con.execute("SELECT sha256 FROM ingests").fetchall()
+    finally:
+        con.close()
+    assert logged == [(store.ingest_digest(file_sha256(raw)),)]

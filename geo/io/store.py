@@ -32,6 +32,8 @@ permission) is rolled back and reported as an :class:`~geo.errors.InputError`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 from pathlib import Path
 
 import duckdb
@@ -161,6 +163,7 @@ def connect(
                 " ('key_salt', ?)) v(k, val) WHERE k NOT IN (SELECT key FROM meta)",
                 [SCHEMA_VERSION, str(STORE_RESOLUTION), derived("record keys")[:16].hex()],
             )
+            _key_ingest_digests(con)
         if not _TABLES.issubset(_table_names(con)):
             raise InputError(f"{path}: a DuckDB file but not a crisis-exposure store.")
     except duckdb.Error as exc:
@@ -250,6 +253,35 @@ def check_steward_key(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             f"{path}: the store was made with another steward key; set "
             "CRISIS_EXPOSURE_STEWARD_KEY (or CRISIS_EXPOSURE_KEY_FILE) to the store's key."
         )
+
+
+def ingest_digest(file_sha256: str) -> str:
+    """Return what the ingest log keeps of a file: HMAC-SHA256 of its SHA-256, keyed.
+
+    Enough to know a file again (a second ingest of it is skipped), nothing to whoever
+    holds the file without the steward key: with its plain SHA-256 in the log, the
+    holder of a raw file could prove it was ingested, even after an erasure.
+    """
+    return hmac.new(derived("ingest files"), file_sha256.encode(), hashlib.sha256).hexdigest()
+
+
+def _key_ingest_digests(con: duckdb.DuckDBPyConnection) -> None:
+    """Key the plain SHA-256 an older store logged for each ingested file (once)."""
+    if con.execute("SELECT 1 FROM meta WHERE key = 'ingest_digests'").fetchall():
+        return
+    logged = con.execute("SELECT ingest_id, sha256 FROM ingests").fetchall()
+    con.begin()
+    try:
+        if logged:
+            con.executemany(
+                "UPDATE ingests SET sha256 = ? WHERE ingest_id = ?",
+                [[ingest_digest(digest), ingest_id] for ingest_id, digest in logged],
+            )
+        con.execute("INSERT INTO meta VALUES ('ingest_digests', 'keyed')")
+        con.commit()
+    except BaseException:
+        rollback(con)
+        raise
 
 
 def record_key_secret() -> bytes:

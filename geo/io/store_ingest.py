@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from geo.io.ingest_report import IngestReport
 from geo.io.registrations import FileHeader
-from geo.io.store import check_steward_key, connect, rollback, store_version
+from geo.io.store import check_steward_key, connect, ingest_digest, rollback, store_version
 from geo.io.store_links import (
     finish_linking,
     link_staged,
@@ -186,10 +186,10 @@ def _stage_files(
     for index, (header, batches) in enumerate(files):
         file = _StagedFile(header=header, report=_new_report(header))
         staged.append(file)
-        if header.sha256 in seen:
+        if ingest_digest(header.sha256) in seen:
             file.report.already_ingested = True
             continue
-        seen.add(header.sha256)
+        seen.add(ingest_digest(header.sha256))
         version += 1
         file.ingest_id = version
         file.table = f"staged_{index}"
@@ -329,7 +329,7 @@ def _log_ingest(
         [
             ingest_id,
             header.file_name,
-            header.sha256,
+            ingest_digest(header.sha256),
             header.file_format,
             report.rows_read,
             report.accepted,

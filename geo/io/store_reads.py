@@ -516,7 +516,8 @@ def store_summary(con: duckdb.DuckDBPyConnection) -> dict:
     dict
         ``records``, ``persons`` and ``nationalities`` of the current registrations,
         ``superseded`` (record versions kept as history), ``resolution``,
-        ``store_version`` and ``ingests`` (file name and SHA-256 of each, in order).
+        ``store_version`` and ``ingests`` (file name and keyed digest of each, in order:
+        :func:`geo.io.store.ingest_digest`).
     """
     records, persons, nationalities, superseded = con.execute(
         """
