@@ -219,7 +219,9 @@ def test_the_ingest_log_cannot_prove_a_raw_file_was_ingested_after_an_erasure(
     assert again.already_ingested and stored(path) == 15
 
 
-def test_a_store_that_logged_plain_file_hashes_has_them_keyed_when_next_opened(tmp_path, write_csv):
+def test_a_store_that_logged_plain_file_hashes_has_them_keyed_when_next_opened(
+    tmp_path, write_csv, monkeypatch
+):
     path = tmp_path / "s.duckdb"
     raw = write_csv(fresh_rows())
     pipeline.ingest_files(path, [raw])
@@ -228,6 +230,11 @@ def test_a_store_that_logged_plain_file_hashes_has_them_keyed_when_next_opened(t
     con.execute("UPDATE ingests SET sha256 = ?", [file_sha256(raw)])
     con.execute("DELETE FROM meta WHERE key = 'ingest_digests'")
     con.close()
+    # opened under another steward key: refused, and the log is not keyed with that key
+    with monkeypatch.context() as patch:
+        patch.setenv("CRISIS_EXPOSURE_STEWARD_KEY", "77" * 32)
+        with pytest.raises(InputError, match="made with another steward key"):
+            pipeline.ingest_files(path, [raw])
     [again] = pipeline.ingest_files(path, [raw])
     assert again.already_ingested and stored(path) == 16
     con = store.connect(path, read_only=True)

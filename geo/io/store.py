@@ -266,8 +266,14 @@ def ingest_digest(file_sha256: str) -> str:
 
 
 def _key_ingest_digests(con: duckdb.DuckDBPyConnection) -> None:
-    """Key the plain SHA-256 an older store logged for each ingested file (once)."""
+    """Key the plain SHA-256 an older store logged for each ingested file (once).
+
+    Only under the store's own steward key (keyed with another, the store would no
+    longer know its files; that key's ingest is refused anyway).
+    """
     if con.execute("SELECT 1 FROM meta WHERE key = 'ingest_digests'").fetchall():
+        return
+    if meta_value(con, "key_salt") != derived("record keys")[:16].hex():
         return
     logged = con.execute("SELECT ingest_id, sha256 FROM ingests").fetchall()
     con.begin()
