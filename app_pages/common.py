@@ -28,6 +28,7 @@ from geo.errors import InputError
 from geo.footprint_classes import SHAPEFILE_SIDECARS
 from geo.hashing import file_sha256
 from geo.pipeline import ExposureRun
+from geo.process_memory import give_back_memory
 from geo.release import Release
 from geo.series import series_table
 from geo.viz.cells import MapCells, MapSource, release_to_map_cells, release_to_map_source
@@ -580,7 +581,7 @@ def run_exposure(
         for (sha, name), path in zip(footprint_keys, _footprint_paths, strict=True)
     ]
     admin = load_admin(admin_key[0], admin_key[1], _admin_path) if admin_key else None
-    return pipeline.run_exposure(
+    run = pipeline.run_exposure(
         release,
         footprints,
         cumulative=cumulative,
@@ -590,6 +591,8 @@ def run_exposure(
         nationalities=nationalities,
         population=population[0] if population else None,
     )
+    give_back_memory()  # the overlay's copies, freed: the server lives for hours
+    return run
 
 
 # --------------------------------------------------------------------------- map

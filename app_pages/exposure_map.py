@@ -14,6 +14,7 @@ import streamlit as st
 from app_pages import basemap, common
 from geo.pipeline import ExposureRun
 from geo.pipeline.exposure import exposure_cells
+from geo.process_memory import give_back_memory
 from geo.release import Release
 from geo.viz.basemap import admin_layer
 from geo.viz.exposure_map import exposure_deck, exposure_map
@@ -25,7 +26,9 @@ from geo.viz.legends import legend_html
 @st.cache_data(show_spinner=False, max_entries=16)
 def _cells(key: tuple, population: str | None, _run: ExposureRun, _release: Release) -> Any:
     """Return the run's exposure per cell (cached on the run's own cache key)."""
-    return exposure_cells(_run, _release, population)
+    cells = exposure_cells(_run, _release, population)
+    give_back_memory()
+    return cells
 
 
 def show_exposure_map(

@@ -26,6 +26,7 @@ from geo.errors import InputError
 from geo.hashing import ContentHasher, content_sha256
 from geo.invariants import STRING_COLUMNS, check_columns, check_invariants
 from geo.io.steward_key import signing_seed
+from geo.process_memory import give_back_memory
 from geo.release import GROUP_COLUMNS, METADATA_KEY, RELEASE_FORMAT, TABLE_COLUMNS, Release
 from geo.release_frames import sorted_categorical
 from geo.revocations import assess, check_fields
@@ -214,8 +215,7 @@ def read_release(path: str | Path, trusted: list[bytes] | None = None) -> Releas
     check_fields(metadata, path.name)
     release.verification = verification
     release.standing = assess(metadata)
-    # Arrow keeps freed buffers for reuse; a dashboard holds the release for hours.
-    pa.default_memory_pool().release_unused()
+    give_back_memory()  # the reading's copies: a dashboard holds the release for hours
     return release
 
 

@@ -1,0 +1,41 @@
+"""Giving freed memory back to the system after a large computation.
+
+A dashboard holds a national release for hours. Reading it (3.8M table rows at 10M
+registrations) and computing an exposure free hundreds of megabytes that the
+allocators keep for reuse: Arrow's pool, and glibc's heap, which returns a freed
+chunk inside its heap only when asked (``malloc_trim``; Dask's workers ask the same
+way). Measured in one process at 10M: 639 MiB resident after an exposure, 547 MiB
+once asked.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import sys
+
+
+def give_back_memory() -> None:
+    """Return freed memory to the system: Arrow's unused pool, then glibc's free heap.
+
+    A no-op where there is no glibc (macOS, Windows, musl).
+    """
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    """Return glibc's ``malloc_trim``, or None where the C library has none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
