@@ -161,7 +161,7 @@ def connect(
             con.execute(
                 "INSERT INTO meta SELECT * FROM (VALUES ('schema_version', ?), ('resolution', ?),"
                 " ('key_salt', ?)) v(k, val) WHERE k NOT IN (SELECT key FROM meta)",
-                [SCHEMA_VERSION, str(STORE_RESOLUTION), derived("record keys")[:16].hex()],
+                [SCHEMA_VERSION, str(STORE_RESOLUTION), _key_salt()],
             )
             _key_ingest_digests(con)
         if not _TABLES.issubset(_table_names(con)):
@@ -248,11 +248,21 @@ def check_steward_key(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     InputError
         If the store's key salt is not the one the current steward key gives.
     """
-    if meta_value(con, "key_salt") != derived("record keys")[:16].hex():
+    if not _made_with_this_key(con):
         raise InputError(
             f"{path}: the store was made with another steward key; set "
             "CRISIS_EXPOSURE_STEWARD_KEY (or CRISIS_EXPOSURE_KEY_FILE) to the store's key."
         )
+
+
+def _key_salt() -> str:
+    """Return the salt a store keeps of the steward key (which key made its record keys)."""
+    return derived("record keys")[:16].hex()
+
+
+def _made_with_this_key(con: duckdb.DuckDBPyConnection) -> bool:
+    """Return whether the store was made with the current steward key."""
+    return meta_value(con, "key_salt") == _key_salt()
 
 
 def ingest_digest(file_sha256: str) -> str:
@@ -273,7 +283,7 @@ def _key_ingest_digests(con: duckdb.DuckDBPyConnection) -> None:
     """
     if con.execute("SELECT 1 FROM meta WHERE key = 'ingest_digests'").fetchall():
         return
-    if meta_value(con, "key_salt") != derived("record keys")[:16].hex():
+    if not _made_with_this_key(con):
         return
     logged = con.execute("SELECT ingest_id, sha256 FROM ingests").fetchall()
     con.begin()

@@ -186,10 +186,11 @@ def _stage_files(
     for index, (header, batches) in enumerate(files):
         file = _StagedFile(header=header, report=_new_report(header))
         staged.append(file)
-        if ingest_digest(header.sha256) in seen:
+        digest = ingest_digest(header.sha256)
+        if digest in seen:
             file.report.already_ingested = True
             continue
-        seen.add(ingest_digest(header.sha256))
+        seen.add(digest)
         version += 1
         file.ingest_id = version
         file.table = f"staged_{index}"
