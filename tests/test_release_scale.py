@@ -171,6 +171,36 @@ def test_a_release_made_in_parts_of_floor_cells_is_the_release_made_whole(
     pd.testing.assert_frame_equal(in_memory.breakdowns, whole.breakdowns)
 
 
+@pytest.mark.parametrize("name", ["noise", "exact", "rounded", "embassy", "res 8 to 5, k 5"])
+def test_counts_kept_in_a_temporary_table_make_the_stores_release(store_path, name):
+    # A lake's audience comes counted from Spark in pieces, appended to a temporary
+    # table of the store connection (the driver never holds it whole) and counted there
+    # as the registrations are: the same release as from the store.
+    from geo.io.lake_counts import audience_table
+    from geo.release import protect_counts
+
+    policy = POLICIES[name].checked()
+    con = store.connect(store_path, read_only=True)
+    try:
+        records = store_reads.audience_records(
+            con, policy.consent_scope, policy.nationalities, policy.base_resolution
+        )
+        keep = audience_table(con, "lake_audience")
+        for offset in range(0, records.height, 700):  # pieces, as Spark hands them over
+            keep(records.slice(offset, 700).to_arrow())
+        counts = store_reads.StoreCounts.of_counted(con, "lake_audience", policy.base_resolution)
+        release = protect_counts(counts, policy, secret=store_reads.noise_secret(con))
+        kept = con.sql(
+            "SELECT database_name, temporary FROM duckdb_tables()"
+            " WHERE table_name = 'lake_audience'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert records.height > 1400, "several pieces"
+    assert _hash(release) == BEFORE_SHA256[name]
+    assert kept == [("temp", True)], "in the connection's memory, never in the store file"
+
+
 def test_no_record_sized_table_leaves_the_store(store_path, monkeypatch):
     con = store.connect(store_path, read_only=True)
     try:

@@ -6,7 +6,9 @@ and the first count (records → counts per H3 cell at the store's resolution ×
 nationality × sex × age band × vulnerabilities × consent mask), kept on the executors'
 disks. The release's audience (its consent scope and nationalities) is counted from
 them on Spark too, at the release's base resolution, and only those counts come back
-to the driver, where the release is protected exactly as from a store.
+to the driver, piece by piece into a temporary table of the steward's store
+connection (:func:`audience_table`), where the release is protected exactly as from a
+store's registrations (:meth:`geo.io.store_reads.StoreCounts.of_counted`).
 
 - **Codes** (nationality, sex, vulnerabilities, consent) are mapped as the local path
   maps them: each distinct raw value once, by the same Python functions, then joined.
@@ -24,10 +26,11 @@ to the driver, where the release is protected exactly as from a store.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -38,6 +41,9 @@ from geo.hashing import RECORD_KEY_SEPARATOR
 from geo.io.lake import LakeFile
 from geo.io.spark_session import spark_failure
 from geo.noise import KEY_MODULUS
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass
@@ -429,15 +435,16 @@ def count_lake(
     secret: bytes,
     resolution: int,
     audience: LakeAudience,
+    keep: Callable[[pa.Table], None],
     this_year: int | None = None,
-) -> tuple[pl.DataFrame, LakeReport]:
+) -> LakeReport:
     """Validate and count a lake on Spark, then count the release's audience there too.
 
     The records are counted at the store's resolution by cell, nationality and every
     category (nearly a row a record), kept on the executors' disks; only the audience's
     counts at the release's base resolution (a filter and a second group-by, on Spark)
-    come to this machine, as :func:`geo.io.store_reads.audience_records` gives a
-    store's.
+    come to this machine, handed to ``keep`` piece by piece (:func:`audience_table`):
+    the driver never holds them whole (4.2M rows at 10M records, base resolution 7).
 
     Parameters
     ----------
@@ -451,15 +458,17 @@ def count_lake(
         The store's H3 resolution.
     audience
         The release's consent bit, nationalities (None: all) and base resolution.
+    keep
+        Called with each piece of the audience's counts: columns nationality, cell (at
+        the base resolution), sex, age_band, vulnerabilities, cases, persons, key_sum
+        (mod 2³²), as :func:`geo.io.store_reads.audience_records` gives a store's.
     this_year
         Year that turns ``birth_year`` into an age (default: the current year).
 
     Returns
     -------
-    tuple
-        The audience's counts (columns nationality, cell (UInt64, at the base
-        resolution), sex, age_band, vulnerabilities, cases, persons, key_sum (mod 2³²))
-        and the lake's report.
+    LakeReport
+        What the lake held (rows read, accepted, rejected by reason, superseded).
 
     Raises
     ------
@@ -499,10 +508,11 @@ def count_lake(
             chosen = stored.filter(F.col("consent").bitwiseAND(F.lit(audience.consent_bit)) != 0)
             if audience.nationalities:
                 chosen = chosen.filter(F.col("nationality").isin(list(audience.nationalities)))
-            counts = _collected(
+            _collected(
                 chosen.withColumn("cell", _parent(F.col("cell"), audience.base_resolution))
                 .groupBy(*categories)
-                .agg(*(F.sum(c).alias(c) for c in ("cases", "persons", "key_sum")))
+                .agg(*(F.sum(c).alias(c) for c in ("cases", "persons", "key_sum"))),
+                keep,
             )
         finally:
             stored.unpersist()
@@ -511,14 +521,34 @@ def count_lake(
             raise
         raise InputError(f"the lake cannot be counted on Spark: {spark_failure(exc)}") from None
     report.superseded = report.accepted - int(latest)
-    frame = pl.from_arrow(counts).with_columns(
-        pl.col("cell").cast(pl.UInt64),
-        pl.col("vulnerabilities").cast(pl.UInt16),
-        pl.col("cases").cast(pl.Int64),
-        pl.col("persons").cast(pl.Int64),
-        (pl.col("key_sum") % KEY_MODULUS).cast(pl.Int64),
+    return report
+
+
+def audience_table(con: duckdb.DuckDBPyConnection, name: str) -> Callable[[pa.Table], None]:
+    """Create the temporary table ``name`` in ``con``; return what appends a piece to it.
+
+    A temporary table lives in the connection's memory and its private spill folder,
+    never in the store file; it has :func:`geo.io.store_reads.audience_records`'
+    columns and types, so :meth:`~geo.io.store_reads.StoreCounts.of_counted` counts it
+    as a store's registrations.
+    """
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name} (nationality VARCHAR, cell UBIGINT, sex VARCHAR,"
+        " age_band VARCHAR, vulnerabilities USMALLINT, cases BIGINT, persons BIGINT,"
+        " key_sum BIGINT)"
     )
-    return frame, report
+
+    def append(piece: pa.Table) -> None:
+        con.register("lake_piece", piece)
+        try:
+            con.execute(
+                f"INSERT INTO {name} SELECT nationality, cell, sex, age_band, vulnerabilities,"
+                f" cases, persons, key_sum % {KEY_MODULUS} FROM lake_piece"
+            )
+        finally:
+            con.unregister("lake_piece")
+
+    return append
 
 
 @dataclass(frozen=True)
@@ -547,12 +577,12 @@ def _parent(cell: Any, resolution: int) -> Any:
 COLLECT_ROWS = 1_000_000
 
 
-def _collected(counts: Any) -> pa.Table:
-    """Bring the counts to the driver as Arrow, in pieces of at most ~``COLLECT_ROWS`` rows.
+def _collected(counts: Any, keep: Callable[[pa.Table], None]) -> None:
+    """Hand the counts to ``keep`` as Arrow, in pieces of at most ~``COLLECT_ROWS`` rows.
 
     The counts are kept on the executors' disks (as the shuffle before them was) while
     each piece, a hash bucket of cells, is collected: the driver then holds one piece
-    in the JVM at a time, whatever the lake's size.
+    at a time, in the JVM and in Python, whatever the lake's size.
     """
     from pyspark import StorageLevel
     from pyspark.sql import functions as F  # noqa: N812
@@ -561,8 +591,10 @@ def _collected(counts: Any) -> pa.Table:
     try:
         pieces = -(-kept.count() // COLLECT_ROWS)
         if pieces <= 1:
-            return kept.toArrow()
+            keep(kept.toArrow())
+            return
         bucket = F.pmod(F.xxhash64("cell"), F.lit(pieces))
-        return pa.concat_tables(kept.filter(bucket == i).toArrow() for i in range(pieces))
+        for i in range(pieces):
+            keep(kept.filter(bucket == i).toArrow())
     finally:
         kept.unpersist()

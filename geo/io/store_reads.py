@@ -203,10 +203,35 @@ class StoreCounts:
         as_of: int | None = None,
         believed: tuple[str, list] = ("TRUE", []),
     ) -> None:
+        where, parameters = _audience_filter(con, consent_scope, nationalities, as_of, believed)
+        self._start(con, "registrations", where, parameters, resolution, counted=False)
+
+    @classmethod
+    def of_counted(cls, con: duckdb.DuckDBPyConnection, table: str, resolution: int) -> StoreCounts:
+        """Return the counts of an audience already counted into ``table`` of ``con``.
+
+        The table has :func:`audience_records`' columns at ``resolution`` or finer (a
+        lake's audience, counted on Spark: :func:`geo.io.lake_counts.count_lake`); its
+        figures are summed where the registrations' are counted.
+        """
+        counts = cls.__new__(cls)
+        counts._start(con, table, "TRUE", [], resolution, counted=True)
+        return counts
+
+    def _start(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        where: str,
+        parameters: list,
+        resolution: int | None,
+        counted: bool,
+    ) -> None:
+        """Keep where the audience's rows are (a table, a condition) and how they are summed."""
         self._con = con
-        self._where, self._parameters = _audience_filter(
-            con, consent_scope, nationalities, as_of, believed
-        )
+        self._table, self._where, self._parameters = table, where, parameters
+        self._cases = "sum(cases)::BIGINT" if counted else "count(*)::BIGINT"
+        self._figures = _SUMMED if counted else _FIGURES
         resolution = resolution if resolution is not None else STORE_RESOLUTION
         self._cell = h3cells.parent_sql("cell", resolution)
         self._unused = (1 << (3 * (15 - resolution))) - 1  # a parent's unused digit bits
@@ -218,7 +243,7 @@ class StoreCounts:
         """Return nationality and cases of the audience (counted once, then kept)."""
         if self._totals is None:
             self._totals = self._con.sql(
-                "SELECT nationality, count(*)::BIGINT AS cases FROM registrations"
+                f"SELECT nationality, {self._cases} AS cases FROM {self._table}"
                 f" WHERE {self._where} GROUP BY nationality",
                 params=self._parameters,
             ).pl()
@@ -256,8 +281,8 @@ class StoreCounts:
             self._con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE audience_cube AS
-                SELECT {key} AS key, {_FIGURES}
-                FROM registrations JOIN nationality_codes USING (nationality)
+                SELECT {key} AS key, {self._figures}
+                FROM {self._table} JOIN nationality_codes USING (nationality)
                 WHERE {self._where} GROUP BY ALL
                 """,
                 self._parameters,

@@ -4,7 +4,7 @@ What runs where: Spark (local mode, or a cluster through ``--master``) reads the
 applies the ingest's row rules, keys and de-duplicates the records and makes the first
 count (cell at the store's resolution × nationality × categories × consent). This
 machine then does everything else exactly as for a store: the roll-up, the keyed noise
-(:func:`geo.release.protect`), the series rule, the signature, and the ledger, which
+(:func:`geo.release.protect_counts`), the series rule, the signature, and the ledger, which
 also records the lake snapshot (paths, sizes, SHA-256) the release counted
 (:mod:`geo.io.lake`). The steward's keys never leave this machine, except the record
 keys' HMAC secret, which the executors need (they read the raw record ids anyway).
@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geo.errors import InputError
+
+# The connection's temporary table the lake's audience counts are kept in.
+LAKE_AUDIENCE = "lake_audience"
 
 if TYPE_CHECKING:
     from geo.io.lake_counts import LakeReport
@@ -73,11 +76,11 @@ def publish_lake_release(
 
     from geo.io import lake as lakes
     from geo.io import ledger, store, store_reads
-    from geo.io.lake_counts import LakeAudience, count_lake
+    from geo.io.lake_counts import LakeAudience, audience_table, count_lake
     from geo.io.spark_session import parse_spark_conf, require_spark, start_spark
     from geo.io.store_open import store_error
     from geo.pipeline.releases import date_and_link, refuse_exact, write_release
-    from geo.release import protect
+    from geo.release import protect_counts
     from geo.series import refuse_series_conflict, refuse_small_nationalities
 
     say = progress or (lambda message: None)
@@ -111,17 +114,20 @@ def publish_lake_release(
             policy.nationalities,
             policy.base_resolution,
         )
-        records, report = count_lake(
-            spark, files, store.record_key_secret(), store.STORE_RESOLUTION, audience
+        keep = audience_table(con, LAKE_AUDIENCE)
+        report = count_lake(
+            spark, files, store.record_key_secret(), store.STORE_RESOLUTION, audience, keep
         )
         lakes.refuse_changed(files)
-        refuse_small_nationalities(records, policy)
-        if records.is_empty():
+        counts = store_reads.StoreCounts.of_counted(con, LAKE_AUDIENCE, policy.base_resolution)
+        totals = counts.nationality_totals()
+        refuse_small_nationalities(totals, policy)
+        if totals.is_empty():
             raise InputError(
                 f"--lake {lake!r}: no registration matches the audience "
                 f"(consent {policy.consent_scope!r})."
             )
-        release = protect(records, policy, secret=store_reads.noise_secret(con))
+        release = protect_counts(counts, policy, secret=store_reads.noise_secret(con))
         release.metadata["store_version"] = store.store_version(con)
         release.metadata["lake_snapshot"] = lakes.snapshot_digest(files)
         _refuse_earlier_lake_snapshots(con, entries, release)
