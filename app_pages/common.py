@@ -24,7 +24,7 @@ import streamlit.components.v2 as components_v2
 from streamlit import config as streamlit_config
 
 from geo import pipeline
-from geo.errors import InputError
+from geo.errors import InputError, one_line
 from geo.footprint_classes import SHAPEFILE_SIDECARS
 from geo.hashing import file_sha256
 from geo.pipeline import ExposureRun
@@ -176,7 +176,7 @@ def guarded(action: str, function: Callable[..., T], *args: Any, **kwargs: Any) 
     try:
         return function(*args, **kwargs)
     except InputError as exc:
-        st.error(plain(" ".join(str(exc).split())), icon=":material/error:")
+        st.error(plain(one_line(exc)), icon=":material/error:")
     except Exception:
         LOG.exception("unexpected error while %s", action)
         st.error(

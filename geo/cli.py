@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from geo.cli_args import build_parser
-from geo.errors import InputError
+from geo.errors import InputError, one_line
 
 
 def _say(message: str) -> None:
@@ -470,8 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return RUN[args.command](args)
     except InputError as exc:
-        message = " ".join(str(exc).split())
-        print(f"crisis-exposure {args.command}: error: {message}", file=sys.stderr)
+        print(f"crisis-exposure {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 

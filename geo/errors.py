@@ -9,3 +9,11 @@ class InputError(ValueError):
     The command line prints it as one line and exits with code 2; the dashboard shows
     it as a message on the page. Nothing already stored is changed when it is raised.
     """
+
+
+def one_line(exc: BaseException) -> str:
+    """Return an exception's message on one line (library messages may hold line breaks).
+
+    The exception's type names it when it has no message.
+    """
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -14,7 +14,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geo.errors import InputError
+from geo.errors import InputError, one_line
 from geo.io.limits import check_count, limit, limit_bytes, refusal
 from geo.io.zip_guard import check_zip
 
@@ -63,7 +63,7 @@ def read_boundaries(path: str | Path, name: str | None = None) -> gpd.GeoDataFra
     try:
         areas = gpd.read_file(path, engine="pyogrio", max_features=most + 1)
     except Exception as exc:  # pyogrio raises several error types for unreadable files
-        raise InputError(f"{display}: cannot read the boundaries ({_one_line(exc)}).") from exc
+        raise InputError(f"{display}: cannot read the boundaries ({one_line(exc)}).") from exc
     if len(areas) > most:
         raise refusal("FEATURES", display, f"it has over {most:,} features")
     geoms = np.asarray(areas.geometry.values)
@@ -85,7 +85,3 @@ def read_boundaries(path: str | Path, name: str | None = None) -> gpd.GeoDataFra
     areas = areas.to_crs(4326)
     areas["geometry"] = shapely.make_valid(areas.geometry.values)
     return areas.reset_index(drop=True)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -15,7 +15,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from geo.errors import InputError
+from geo.errors import InputError, one_line
 from geo.io.limits import RATIO_FLOOR_BYTES, check_count, limit, limit_bytes, refusal
 
 CHUNK_BYTES = 1 << 20
@@ -80,12 +80,12 @@ def check_zip(path: str | Path, display: str, tokens: tuple[TokenCount, ...] = (
                 counts.update(found)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
         raise InputError(
-            f"{display}: damaged zip file ({_one_line(exc)}); supply it again."
+            f"{display}: damaged zip file ({one_line(exc)}); supply it again."
         ) from None
     except (NotImplementedError, RuntimeError) as exc:
         raise InputError(
             f"{display}: a zip member is encrypted or uses an unsupported compression "
-            f"({_one_line(exc)}); zip it again without a password, with deflate."
+            f"({one_line(exc)}); zip it again without a password, with deflate."
         ) from None
     members = [info.filename for info in files]
     return ZipSummary(members=members, expanded_bytes=total, counts=counts)
@@ -147,7 +147,3 @@ def _ratio_found(info: zipfile.ZipInfo, size: int) -> str:
 
 def _mb(size: int) -> str:
     return f"{size / (1024 * 1024):,.0f} MB"
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo.errors import one_line
 from geo.footprint_classes import (
     CLASS_COLUMNS,
     SHAPEFILE_SIDECARS,
@@ -64,7 +65,6 @@ from geo.io.footprints.common import (
     _frame_to_kind,
     _layers_to_polygons,
     _Log,
-    _one_line,
     _Options,
     _Result,
     _sidecar,
@@ -227,7 +227,7 @@ def read_footprint(
         raise
     except shapely.errors.GEOSException as exc:
         raise FootprintError(
-            f"{display}: the geometry cannot be processed ({_one_line(exc)}); "
+            f"{display}: the geometry cannot be processed ({one_line(exc)}); "
             "check the file in a GIS."
         ) from None
     classes = result.classes

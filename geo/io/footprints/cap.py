@@ -25,6 +25,7 @@ import numpy as np
 import shapely
 from defusedxml import DefusedXmlException
 
+from geo.errors import one_line
 from geo.footprint_classes import geometries_to_polygonal, rows_to_classes
 from geo.io.footprints.common import (
     FootprintError,
@@ -33,7 +34,6 @@ from geo.io.footprints.common import (
     _count,
     _Log,
     _name_to_hazard,
-    _one_line,
     _Options,
     _Result,
 )
@@ -119,7 +119,7 @@ def _xml_root(path: Path, display: str) -> Element:
             "a CAP alert needs none."
         ) from None
     except ParseError as exc:
-        raise FootprintError(f"{display}: not well-formed XML ({_one_line(exc)}).") from None
+        raise FootprintError(f"{display}: not well-formed XML ({one_line(exc)}).") from None
 
 
 def _pairs(text: str, where: str, display: str) -> np.ndarray:

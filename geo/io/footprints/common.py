@@ -28,7 +28,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from pyproj import CRS, Geod
 from shapely import affinity
 
-from geo.errors import InputError
+from geo.errors import InputError, one_line
 from geo.footprint_classes import (
     ORDER_COLUMN,
     WGS84,
@@ -143,7 +143,7 @@ def _source_to_layers(
         _warnings_to_notes(caught, log)
     except (DataSourceError, DataLayerError, OSError) as exc:
         raise FootprintError(
-            f"{display}: not a vector file this reader knows ({_one_line(exc)}); supply GeoJSON, "
+            f"{display}: not a vector file this reader knows ({one_line(exc)}); supply GeoJSON, "
             "TopoJSON, Shapefile (.shp or zipped), GeoPackage, KML/KMZ, a ShakeMap contour file, "
             "a CAP alert, a USGS rupture.json or an ACLED CSV."
         ) from None
@@ -161,7 +161,7 @@ def _warnings_to_notes(caught: list, log: _Log) -> None:
     """Turn GDAL's run-time warnings into provenance notes, not lines on stderr."""
     for warning in caught:
         if issubclass(warning.category, RuntimeWarning):
-            log.notes.append(f"GDAL: {_one_line(warning.message)}")
+            log.notes.append(f"GDAL: {one_line(warning.message)}")
         else:
             warnings.showwarning(
                 warning.message, warning.category, warning.filename, warning.lineno
@@ -190,7 +190,7 @@ def _layer_to_frame(source: str, layer: str, display: str, log: _Log) -> gpd.Geo
                     log.repairs.append(f"closed {_count(fixed, 'unclosed ring')}")
         _warnings_to_notes(caught, log)
     except (DataSourceError, DataLayerError, OSError, ValueError) as exc:
-        raise FootprintError(f"{display}: cannot read layer {layer} ({_one_line(exc)}).") from None
+        raise FootprintError(f"{display}: cannot read layer {layer} ({one_line(exc)}).") from None
     check_vertices([gdf], display)
     return gdf
 
@@ -495,8 +495,3 @@ def _sidecar(path: Path, suffix: str) -> Path | None:
 def _count(n: int, noun: str) -> str:
     """``'1 unclosed ring'`` / ``'2 unclosed rings'``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _one_line(exc: BaseException) -> str:
-    """Return an exception message on one line."""
-    return " ".join(str(exc).split())

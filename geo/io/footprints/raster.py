@@ -42,6 +42,7 @@ from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from geo.errors import one_line
 from geo.footprint_classes import WGS84, geometries_to_polygonal, rows_to_classes
 from geo.io.footprints.common import (
     FootprintError,
@@ -49,7 +50,6 @@ from geo.io.footprints.common import (
     _bounds_are_lonlat,
     _Log,
     _name_to_hazard,
-    _one_line,
     _Options,
     _Result,
     _vsizip,
@@ -144,7 +144,7 @@ def raster_to_result(source: str | Path, opts: _Options, log: _Log, member: str 
         raise
     except ERRORS as exc:
         raise FootprintError(
-            f"{display}: cannot read the raster ({_one_line(exc)}); supply a GeoTIFF with "
+            f"{display}: cannot read the raster ({one_line(exc)}); supply a GeoTIFF with "
             "its CRS, or check that the file is complete."
         ) from None
 
