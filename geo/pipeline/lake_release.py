@@ -128,6 +128,8 @@ def publish_lake_release(
                 f"(consent {policy.consent_scope!r})."
             )
         release = protect_counts(counts, policy, secret=store_reads.noise_secret(con))
+        con.execute(f"DROP TABLE {LAKE_AUDIENCE}")  # its memory back before the file is written
+        store_reads.release_memory(con)
         release.metadata["store_version"] = store.store_version(con)
         release.metadata["lake_snapshot"] = lakes.snapshot_digest(files)
         _refuse_earlier_lake_snapshots(con, entries, release)
