@@ -127,6 +127,44 @@ def test_a_lake_counted_on_spark_publishes_the_local_paths_table(tmp_path):
     assert main(["audit", "--store", str(spark_store)]) == 2
 
 
+@pytest.mark.slow
+def test_a_lake_held_under_another_legal_basis_counts_every_registration(tmp_path):
+    # A national host-state register is often held by law, not by consent: on Spark,
+    # --legal-basis other counts every registration whatever its consent, as the local
+    # path does (two in five of the lake's records lack the aggregate consent).
+    paths = write_lake(tmp_path / "lake")
+    policy = ReleasePolicy(legal_basis="other", basis_note="Aliens Act art. 12")
+    pipeline.ingest_files(tmp_path / "local.duckdb", sorted(paths), tmp_path / "rej")
+    local = pipeline.publish_release(
+        tmp_path / "local.duckdb", policy, tmp_path / "local.release.parquet"
+    )
+    done = run_cli(
+        [
+            "release",
+            "--engine",
+            "spark",
+            "--lake",
+            str(tmp_path / "lake" / "**" / "*.parquet"),
+            "--store",
+            str(tmp_path / "lake-ledger.duckdb"),
+            "--out",
+            str(tmp_path / "spark.release.parquet"),
+            "--master",
+            "local[2]",
+            "--legal-basis",
+            "other",
+            "--basis-note",
+            "Aliens Act art. 12",
+        ]
+    )
+    assert done.returncode == 0, done.stderr
+    spark = pipeline.read_release(tmp_path / "spark.release.parquet")
+    assert spark.metadata["content_sha256"] == local.metadata["content_sha256"]
+    assert spark.metadata["policy"]["legal_basis"] == "other"
+    consent = pipeline.build_release(tmp_path / "local.duckdb", ReleasePolicy())
+    assert spark.metadata["published"]["cases"] > consent.metadata["published"]["cases"]
+
+
 def test_spark_is_imported_only_for_a_lake_release():
     done = run_cli(
         [],
@@ -180,6 +218,7 @@ def test_without_pyspark_a_lake_release_is_one_line_and_exit_2(tmp_path):
             ["--engine", "spark", "--lake", "x", "--confirmed-within", "365"],
             "not yet on Spark",
         ),
+        (["--engine", "spark", "--lake", "x", "--as-of", "2026-01-01"], "not yet on Spark"),
     ],
 )
 def test_lake_options_are_checked_in_one_line(tmp_path, capsys, extra, message):

@@ -457,7 +457,8 @@ def count_lake(
     resolution
         The store's H3 resolution.
     audience
-        The release's consent bit, nationalities (None: all) and base resolution.
+        The release's consent bit (None: every registration, under another legal
+        basis), nationalities (None: all) and base resolution.
     keep
         Called with each piece of the audience's counts: columns nationality, cell (at
         the base resolution), sex, age_band, vulnerabilities, cases, persons, key_sum
@@ -505,7 +506,11 @@ def count_lake(
         )
         try:
             latest = stored.agg(F.sum("cases")).first()[0] or 0
-            chosen = stored.filter(F.col("consent").bitwiseAND(F.lit(audience.consent_bit)) != 0)
+            chosen = stored
+            if audience.consent_bit is not None:
+                chosen = chosen.filter(
+                    F.col("consent").bitwiseAND(F.lit(audience.consent_bit)) != 0
+                )
             if audience.nationalities:
                 chosen = chosen.filter(F.col("nationality").isin(list(audience.nationalities)))
             _collected(
@@ -555,7 +560,7 @@ def audience_table(con: duckdb.DuckDBPyConnection, name: str) -> Callable[[pa.Ta
 class LakeAudience:
     """Whose counts a lake release publishes, and at which base resolution."""
 
-    consent_bit: int
+    consent_bit: int | None  # None: another legal basis, every registration counts
     nationalities: tuple[str, ...] | None
     base_resolution: int
 

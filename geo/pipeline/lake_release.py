@@ -86,10 +86,11 @@ def publish_lake_release(
     say = progress or (lambda message: None)
     policy = policy.checked()
     refuse_exact(policy)
-    if policy.as_of or policy.legal_basis != "consent":
+    if policy.as_of:
         raise InputError(
-            "--as-of, --confirmed-within and --legal-basis other are applied to a store's "
-            "registrations only, not yet on Spark: ingest the lake into a store for them."
+            "--as-of and --confirmed-within are applied to a store's registrations only, "
+            "not yet on Spark (the lake's count keeps no dates): ingest the lake into a "
+            "store for them."
         )
     out = Path(out_path)
     if out.is_dir():
@@ -109,8 +110,10 @@ def publish_lake_release(
             )
         entries = ledger.ledger(con)
         refuse_series_conflict(entries, policy)
+        # Under another legal basis every registration counts, whatever its consent.
+        basis_other = policy.legal_basis == "other"
         audience = LakeAudience(
-            store_reads.consent_bit(policy.consent_scope),
+            None if basis_other else store_reads.consent_bit(policy.consent_scope),
             policy.nationalities,
             policy.base_resolution,
         )
