@@ -126,10 +126,8 @@ def publish_lake_release(
         totals = counts.nationality_totals()
         refuse_small_nationalities(totals, policy)
         if totals.is_empty():
-            raise InputError(
-                f"--lake {lake!r}: no registration matches the audience "
-                f"(consent {policy.consent_scope!r})."
-            )
+            whose = "legal basis other" if basis_other else f"consent {policy.consent_scope!r}"
+            raise InputError(f"--lake {lake!r}: no registration matches the audience ({whose}).")
         release = protect_counts(counts, policy, secret=store_reads.noise_secret(con))
         con.execute(f"DROP TABLE {LAKE_AUDIENCE}")  # its memory back before the file is written
         store_reads.release_memory(con)
