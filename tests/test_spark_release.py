@@ -57,6 +57,24 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def _lake_release(folder: Path, *options: str) -> list[str]:
+    """The command line releasing ``folder``'s lake on Spark in local mode, ledger beside it."""
+    return [
+        "release",
+        "--engine",
+        "spark",
+        "--lake",
+        str(folder / "lake" / "**" / "*.parquet"),
+        "--store",
+        str(folder / "lake-ledger.duckdb"),
+        "--out",
+        str(folder / "spark.release.parquet"),
+        "--master",
+        "local[2]",
+        *options,
+    ]
+
+
 @pytest.mark.slow
 def test_a_lake_counted_on_spark_publishes_the_local_paths_table(tmp_path):
     paths = write_lake(tmp_path / "lake")
@@ -69,21 +87,7 @@ def test_a_lake_counted_on_spark_publishes_the_local_paths_table(tmp_path):
 
     spark_store = tmp_path / "lake-ledger.duckdb"
     done = run_cli(
-        [
-            "release",
-            "--engine",
-            "spark",
-            "--lake",
-            str(tmp_path / "lake" / "**" / "*.parquet"),
-            "--store",
-            str(spark_store),
-            "--out",
-            str(tmp_path / "spark.release.parquet"),
-            "--master",
-            "local[2]",
-            "--spark-conf",
-            "spark.driver.memory=1g",
-        ],
+        _lake_release(tmp_path, "--spark-conf", "spark.driver.memory=1g"),
         code=COLLECTED_IN_PIECES,
     )
     assert done.returncode == 0, done.stderr
@@ -139,23 +143,7 @@ def test_a_lake_held_under_another_legal_basis_counts_every_registration(tmp_pat
         tmp_path / "local.duckdb", policy, tmp_path / "local.release.parquet"
     )
     done = run_cli(
-        [
-            "release",
-            "--engine",
-            "spark",
-            "--lake",
-            str(tmp_path / "lake" / "**" / "*.parquet"),
-            "--store",
-            str(tmp_path / "lake-ledger.duckdb"),
-            "--out",
-            str(tmp_path / "spark.release.parquet"),
-            "--master",
-            "local[2]",
-            "--legal-basis",
-            "other",
-            "--basis-note",
-            "Aliens Act art. 12",
-        ]
+        _lake_release(tmp_path, "--legal-basis", "other", "--basis-note", "Aliens Act art. 12")
     )
     assert done.returncode == 0, done.stderr
     spark = pipeline.read_release(tmp_path / "spark.release.parquet")
