@@ -176,7 +176,6 @@ def test_counts_kept_in_a_temporary_table_make_the_stores_release(store_path, na
     # A lake's audience comes counted from Spark in pieces, appended to a temporary
     # table of the store connection (the driver never holds it whole) and counted there
     # as the registrations are: the same release as from the store.
-    from geo.io.lake_counts import audience_table
     from geo.release import protect_counts
 
     policy = POLICIES[name].checked()
@@ -185,7 +184,7 @@ def test_counts_kept_in_a_temporary_table_make_the_stores_release(store_path, na
         records = store_reads.audience_records(
             con, policy.consent_scope, policy.nationalities, policy.base_resolution
         )
-        keep = audience_table(con, "lake_audience")
+        keep = store_reads.counted_table(con, "lake_audience")
         for offset in range(0, records.height, 700):  # pieces, as Spark hands them over
             keep(records.slice(offset, 700).to_arrow())
         counts = store_reads.StoreCounts.of_counted(con, "lake_audience", policy.base_resolution)

@@ -7,8 +7,8 @@ nationality × sex × age band × vulnerabilities × consent mask), kept on the 
 disks. The release's audience (its consent scope and nationalities) is counted from
 them on Spark too, at the release's base resolution, and only those counts come back
 to the driver, piece by piece into a temporary table of the steward's store
-connection (:func:`audience_table`), where the release is protected exactly as from a
-store's registrations (:meth:`geo.io.store_reads.StoreCounts.of_counted`).
+connection (:func:`geo.io.store_reads.counted_table`), where the release is protected
+exactly as from a store's registrations (:meth:`geo.io.store_reads.StoreCounts.of_counted`).
 
 - **Codes** (nationality, sex, vulnerabilities, consent) are mapped as the local path
   maps them: each distinct raw value once, by the same Python functions, then joined.
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -41,9 +41,6 @@ from geo.hashing import RECORD_KEY_SEPARATOR
 from geo.io.lake import LakeFile
 from geo.io.spark_session import spark_failure
 from geo.noise import KEY_MODULUS
-
-if TYPE_CHECKING:
-    import duckdb
 
 
 @dataclass
@@ -443,8 +440,9 @@ def count_lake(
     The records are counted at the store's resolution by cell, nationality and every
     category (nearly a row a record), kept on the executors' disks; only the audience's
     counts at the release's base resolution (a filter and a second group-by, on Spark)
-    come to this machine, handed to ``keep`` piece by piece (:func:`audience_table`):
-    the driver never holds them whole (4.2M rows at 10M records, base resolution 7).
+    come to this machine, handed to ``keep`` piece by piece
+    (:func:`geo.io.store_reads.counted_table`): the driver never holds them whole (4.2M
+    rows at 10M records, base resolution 7).
 
     Parameters
     ----------
@@ -527,33 +525,6 @@ def count_lake(
         raise InputError(f"the lake cannot be counted on Spark: {spark_failure(exc)}") from None
     report.superseded = report.accepted - int(latest)
     return report
-
-
-def audience_table(con: duckdb.DuckDBPyConnection, name: str) -> Callable[[pa.Table], None]:
-    """Create the temporary table ``name`` in ``con``; return what appends a piece to it.
-
-    A temporary table lives in the connection's memory and its private spill folder,
-    never in the store file; it has :func:`geo.io.store_reads.audience_records`'
-    columns and types, so :meth:`~geo.io.store_reads.StoreCounts.of_counted` counts it
-    as a store's registrations.
-    """
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {name} (nationality VARCHAR, cell UBIGINT, sex VARCHAR,"
-        " age_band VARCHAR, vulnerabilities USMALLINT, cases BIGINT, persons BIGINT,"
-        " key_sum BIGINT)"
-    )
-
-    def append(piece: pa.Table) -> None:
-        con.register("lake_piece", piece)
-        try:
-            con.execute(
-                f"INSERT INTO {name} SELECT nationality, cell, sex, age_band, vulnerabilities,"
-                f" cases, persons, key_sum % {KEY_MODULUS} FROM lake_piece"
-            )
-        finally:
-            con.unregister("lake_piece")
-
-    return append
 
 
 @dataclass(frozen=True)

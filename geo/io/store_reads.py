@@ -7,7 +7,7 @@ writing side (schema, connection, ingest) is :mod:`geo.io.store`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,8 @@ from geo.io.store import STORE_RESOLUTION, meta_value, store_version
 from geo.rollup import primary_vulnerability_sql
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from geo.release import ReleasePolicy
 
 
@@ -383,6 +385,33 @@ class StoreCounts:
             for c in grouping
             if c in named
         ).with_columns(pl.col("nationality").cast(self._nationality_type))
+
+
+def counted_table(con: duckdb.DuckDBPyConnection, name: str) -> Callable[[pa.Table], None]:
+    """Create the temporary table ``name`` in ``con``; return what appends a piece to it.
+
+    A temporary table lives in the connection's memory and its private spill folder,
+    never in the store file; it has :func:`audience_records`' columns and types, so
+    :meth:`StoreCounts.of_counted` counts it as a store's registrations (a lake's
+    audience, handed over by Spark piece by piece: :func:`geo.io.lake_counts.count_lake`).
+    """
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name} (nationality VARCHAR, cell UBIGINT, sex VARCHAR,"
+        " age_band VARCHAR, vulnerabilities USMALLINT, cases BIGINT, persons BIGINT,"
+        " key_sum BIGINT)"
+    )
+
+    def append(piece: pa.Table) -> None:
+        con.register("lake_piece", piece)
+        try:
+            con.execute(
+                f"INSERT INTO {name} SELECT nationality, cell, sex, age_band, vulnerabilities,"
+                " cases, persons, key_sum % 4294967296 FROM lake_piece"
+            )
+        finally:
+            con.unregister("lake_piece")
+
+    return append
 
 
 # Figures summed from the cube's figures.

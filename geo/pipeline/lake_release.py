@@ -76,7 +76,7 @@ def publish_lake_release(
 
     from geo.io import lake as lakes
     from geo.io import ledger, store, store_reads
-    from geo.io.lake_counts import LakeAudience, audience_table, count_lake
+    from geo.io.lake_counts import LakeAudience, count_lake
     from geo.io.spark_session import parse_spark_conf, require_spark, start_spark
     from geo.io.store_open import store_error
     from geo.pipeline.releases import date_and_link, refuse_exact, write_release
@@ -117,7 +117,7 @@ def publish_lake_release(
             policy.nationalities,
             policy.base_resolution,
         )
-        keep = audience_table(con, LAKE_AUDIENCE)
+        keep = store_reads.counted_table(con, LAKE_AUDIENCE)
         report = count_lake(
             spark, files, store.record_key_secret(), store.STORE_RESOLUTION, audience, keep
         )
