@@ -237,66 +237,70 @@ st.caption(
     f"{'cumulative' if request['cumulative'] else 'banded'} classes · estimate weighting "
     f"{request['weighting']}"
 )
-for note in exposure.notes:
-    st.warning(common.plain(note))
-headline = exposure.headline()
-if not exposure.ordered:
-    st.info(
-        "The classes have no known severity order: they are shown unordered, with no worst "
-        "class and no cumulative view. Give the class order (worst first) to rank them.",
-        icon=":material/info:",
-    )
-elif headline["hazard_class"] is None:
-    st.info("No released cell touches the footprint: nobody in this release is exposed.")
-    st.stop()
-else:
-    st.subheader(
-        f"Persons exposed in the worst class reached: {common.plain(headline['hazard_class'])}"
-    )
-if exposure.ordered:
-    widened = (
-        f", widened by what the noise can move ({exposure.confidence:.0%} confidence)"
-        if exposure.accuracy.method == "noise"
-        else ""
-    )
-    if headline["reliability_words"]:
-        # The estimate cannot be trusted: the range comes first, the estimate after, in words.
-        metrics = st.columns(2)
-        metrics[0].metric(
-            "Between low and high",
-            f"{headline['persons_low']:,} – {headline['persons_high']:,}",
-            help=f"Low: released persons of the cells entirely inside the class; high: of every "
-            f"cell that touches it{widened}.",
+# The notes and headline vary with the options; in one container they keep the map
+# below at the same place in the page, so the browser updates it instead of building
+# a new one (a new WebGL context compiles every shader again).
+with st.container():
+    for note in exposure.notes:
+        st.warning(common.plain(note))
+    headline = exposure.headline()
+    if not exposure.ordered:
+        st.info(
+            "The classes have no known severity order: they are shown unordered, with no worst "
+            "class and no cumulative view. Give the class order (worst first) to rank them.",
+            icon=":material/info:",
         )
-        metrics[1].metric("Estimate (not to be trusted)", f"{headline['persons_estimate']:,}")
-        st.warning(
-            f"{headline['reliability']}: {headline['reliability_words']}.",
-            icon=":material/warning:",
-        )
+    elif headline["hazard_class"] is None:
+        st.info("No released cell touches the footprint: nobody in this release is exposed.")
+        st.stop()
     else:
-        metrics = st.columns(3)
-        metrics[0].metric(
-            "Low (cells entirely inside)",
-            f"{headline['persons_low']:,}",
-            help=f"Released persons of the cells entirely inside the class{widened}.",
+        st.subheader(
+            f"Persons exposed in the worst class reached: {common.plain(headline['hazard_class'])}"
         )
-        metrics[1].metric("Estimate", f"{headline['persons_estimate']:,}")
-        metrics[2].metric(
-            "High (cells touching)",
-            f"{headline['persons_high']:,}",
-            help=f"Released persons of every cell that touches the class{widened}.",
+    if exposure.ordered:
+        widened = (
+            f", widened by what the noise can move ({exposure.confidence:.0%} confidence)"
+            if exposure.accuracy.method == "noise"
+            else ""
         )
-headline_key = f"{release_file.sha256} {request}"  # one headline per request
-exposure_headline.show_headline(run, release, headline_key)
-withheld = exposure.accuracy.withheld_sentence()
-statement = exposure.statement()
-st.caption(statement if withheld in statement else f"{statement} {withheld}")
+        if headline["reliability_words"]:
+            # The estimate cannot be trusted: the range comes first, the estimate after, in words.
+            metrics = st.columns(2)
+            metrics[0].metric(
+                "Between low and high",
+                f"{headline['persons_low']:,} – {headline['persons_high']:,}",
+                help="Low: released persons of the cells entirely inside the class; high: of "
+                f"every cell that touches it{widened}.",
+            )
+            metrics[1].metric("Estimate (not to be trusted)", f"{headline['persons_estimate']:,}")
+            st.warning(
+                f"{headline['reliability']}: {headline['reliability_words']}.",
+                icon=":material/warning:",
+            )
+        else:
+            metrics = st.columns(3)
+            metrics[0].metric(
+                "Low (cells entirely inside)",
+                f"{headline['persons_low']:,}",
+                help=f"Released persons of the cells entirely inside the class{widened}.",
+            )
+            metrics[1].metric("Estimate", f"{headline['persons_estimate']:,}")
+            metrics[2].metric(
+                "High (cells touching)",
+                f"{headline['persons_high']:,}",
+                help=f"Released persons of every cell that touches the class{widened}.",
+            )
+    headline_key = f"{release_file.sha256} {request}"  # one headline per request
+    exposure_headline.show_headline(run, release, headline_key)
+    withheld = exposure.accuracy.withheld_sentence()
+    statement = exposure.statement()
+    st.caption(statement if withheld in statement else f"{statement} {withheld}")
 
-st.caption(
-    "Reliability: "
-    + "; ".join(f"**{label}**: {words}" for label, words in RELIABILITY_WORDS.items() if words)
-    + "."
-)
+    st.caption(
+        "Reliability: "
+        + "; ".join(f"**{label}**: {words}" for label, words in RELIABILITY_WORDS.items() if words)
+        + "."
+    )
 show_exposure_map(
     run,
     release,

@@ -101,8 +101,12 @@ totals[0].metric(
 totals[1].metric("Cases shown", f"{int(cells['cases'].sum()):,}", help="Sum of released values.")
 totals[2].metric("Cells", f"{len(cells):,}")
 totals[3].metric("Released groups used", f"{shown.groups_shown:,}")
+# The notes change with the filters; one container keeps the map at the same place in the
+# page, so the browser updates its layers instead of building a new map (a new WebGL
+# context compiles every shader again: about 2 s in software WebGL).
+notes = st.container()
 if dimension is not None:
-    st.caption(
+    notes.caption(
         f"{shown.groups_not_available:,} of {shown.groups_shown + shown.groups_not_available:,} "
         f"released groups have no published {dimension.replace('_', ' ')} breakdown (not "
         "available: it would have revealed a category under k cases); they are left out, "
@@ -110,7 +114,7 @@ if dimension is not None:
     )
 
 if shown.display_resolution is not None:
-    st.caption(
+    notes.caption(
         f"{shown.released_cells:,} released cells are drawn as {len(cells):,} hexagons: "
         f"cells finer than H3 resolution {shown.display_resolution} are summed into their "
         f"resolution-{shown.display_resolution} hexagon (sums of released values). Narrow "

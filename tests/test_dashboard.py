@@ -208,6 +208,27 @@ def test_map_sums_fine_cells_into_coarser_hexagons_beyond_the_limit(app, release
     assert "are summed" not in " ".join(c.value for c in at.caption)
 
 
+def map_place(at: AppTest) -> int:
+    """The map's index among the page's top-level elements."""
+    return next(i for i, node in at.main.children.items() if node.type == "deck_gl_json_chart")
+
+
+def test_the_map_keeps_its_place_in_the_page_when_filters_change(app, monkeypatch):
+    # The browser keeps a map (its WebGL context and compiled shaders) only while the
+    # chart stays at the same place in the page; a filter that added or removed a
+    # caption above it made a new map: 2 s of every rerun in software WebGL (measured).
+    monkeypatch.setattr("geo.viz.cells.MAX_MAP_CELLS", 60)  # the "are summed" caption shows
+    at = app.run()
+    place = map_place(at)
+    at.selectbox(key="map_dimension").set_value("Sex").run()  # adds the breakdown caption
+    assert map_place(at) == place
+    at.toggle(key="map_every_cell").set_value(True).run()  # removes the "summed" caption
+    assert map_place(at) == place
+    at.selectbox(key="map_dimension").set_value("All persons").run()
+    no_exception(at)
+    assert map_place(at) == place
+
+
 def test_map_filters_use_released_breakdowns_and_keep_the_view(app, release_dir):
     at = app.run()
     view = deck(at)["initialViewState"]
@@ -732,6 +753,26 @@ def test_a_thin_footprint_puts_the_range_first_and_says_why(app, monkeypatch, tm
     assert any(
         w.startswith("footprint thinner than cells: the footprint is thinner") for w in warnings
     )
+
+
+def test_the_exposure_map_keeps_its_place_when_the_notes_change(app):
+    """A thin footprint adds notes and a warning above the map: the map stays where it was."""
+    import json
+
+    import shapely
+
+    strip = shapely.LineString([(12.9, 42.83), (13.3, 42.83)]).buffer(0.002)
+    feature = {"type": "Feature", "properties": {}, "geometry": strip.__geo_interface__}
+    payload = json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
+    at = app.run()
+    at.switch_page("app_pages/exposure.py").run()
+    place = map_place(at)
+    warnings = len(at.warning)
+    at.file_uploader(key="exposure_uploads").upload("strip.geojson", payload, "application/json")
+    at.run()
+    no_exception(at)
+    assert len(at.warning) > warnings  # the page above the map did change
+    assert map_place(at) == place
 
 
 def raster_footprint(case: str, folder: Path) -> tuple[Path, list[str]]:
