@@ -3,14 +3,13 @@
 from functools import partial
 from pathlib import Path
 
-import altair as alt
 import streamlit as st
 
 from app_pages import common, exposure_headline, exposure_profile
 from app_pages.exposure_map import show_exposure_map
 from geo import pipeline
 from geo.accuracy import Accuracy
-from geo.export_columns import PERSONS_COLUMNS, column_title, readable_table
+from geo.export_columns import readable_table
 from geo.exposure_table import (
     AREA_SENTENCE,
     GRID_WEIGHTINGS,
@@ -20,7 +19,7 @@ from geo.exposure_table import (
 )
 from geo.series import series_sentence
 from geo.viz.cells import nationality_label
-from geo.viz.charts import nationality_bars
+from geo.viz.charts import nationality_bars, nationality_bars_chart
 
 st.title("Exposure to a hazard footprint")
 loaded = common.active_release()
@@ -328,25 +327,7 @@ by_class = exposure.by_class
 classes = list(dict.fromkeys(by_class.sort_values("class_rank", ascending=False)["hazard_class"]))
 bar_class = st.selectbox("Chart class", classes, key="exposure_chart_class")
 bars = nationality_bars(by_class, bar_class)
-order = bars["label"].tolist()
-chart = alt.Chart(bars).encode(y=alt.Y("label:N", sort=order, title=None))
-st.altair_chart(
-    chart.mark_bar(color="#8c6bb1").encode(
-        # two lines: one did not fit a phone's width
-        x=alt.X(
-            "persons_estimate:Q",
-            title=[f"Persons exposed in {bar_class}", "(estimate, low–high)"],
-        ),
-        tooltip=[
-            alt.Tooltip("label", title="Nationality"),
-            *(alt.Tooltip(c, title=column_title(c)) for c in PERSONS_COLUMNS),
-        ],
-    )
-    + chart.mark_rule(color="#333333", strokeWidth=2).encode(
-        x="persons_low:Q", x2="persons_high:Q"
-    ),
-    width="stretch",
-)
+st.vega_lite_chart(bars, nationality_bars_chart(bars, bar_class), width="stretch")
 
 stem = "exposure_" + "_".join(
     Path(name.removesuffix(" (uploaded)")).stem for name in request["footprints"]

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from geo.viz.cells import cell_area_km2, nationality_label
-from geo.viz.charts import class_totals, nationality_bars
+from geo.viz.charts import class_totals, nationality_bars, nationality_bars_chart
 
 
 def test_exposure_display_frames():
@@ -30,3 +30,26 @@ def test_exposure_display_frames():
     assert list(bars["label"]) == ["Albania (ALB)", "Romania (ROU)"]
     assert nationality_label("OTH").startswith("Other nationalities")
     assert cell_area_km2(7) == pytest.approx(5.16, rel=0.01)
+
+
+def test_the_bar_chart_spec_draws_the_estimate_and_its_range_in_the_frames_order():
+    bars = pd.DataFrame(
+        {
+            "nationality": ["ALB", "ROU"],
+            "label": ["Albania (ALB)", "Romania (ROU)"],
+            "persons_low": [1, 5],
+            "persons_estimate": [8, 6],
+            "persons_high": [9, 7],
+        }
+    )
+    spec = nationality_bars_chart(bars, "MMI IX")
+    assert spec["encoding"]["y"]["sort"] == ["Albania (ALB)", "Romania (ROU)"]
+    bar, rule = spec["layer"]
+    assert bar["mark"]["type"] == "bar" and bar["encoding"]["x"]["field"] == "persons_estimate"
+    assert "Persons exposed in MMI IX" in bar["encoding"]["x"]["title"]
+    assert (rule["encoding"]["x"]["field"], rule["encoding"]["x2"]["field"]) == (
+        "persons_low",
+        "persons_high",
+    )
+    fields = {t["field"] for t in bar["encoding"]["tooltip"]}
+    assert fields == {"label", "persons_low", "persons_estimate", "persons_high"} <= set(bars)

@@ -76,8 +76,13 @@ from geo.io.footprints.common import (
 from geo.io.footprints.event import file_to_event
 from geo.io.footprints.gdacs import _gdacs_field, _gdacs_to_result
 from geo.io.footprints.generic import _polygons_to_classes
-from geo.io.footprints.raster import is_raster, raster_members, raster_to_result
 from geo.io.footprints.raster_classes import RasterOptions
+from geo.io.footprints.raster_formats import (
+    grid_members,
+    is_raster,
+    is_shakemap_grid,
+    raster_members,
+)
 from geo.io.footprints.rupture import _is_rupture, _json_to_document, _rupture_to_result
 from geo.io.footprints.shakemap import (
     _contours_to_result,
@@ -85,7 +90,6 @@ from geo.io.footprints.shakemap import (
     _shakemap_zip_to_result,
     _zip_to_bbox,
 )
-from geo.io.footprints.shakemap_grid import grid_members, is_shakemap_grid, shakemap_grid_to_result
 from geo.io.limits import check_count, limit_bytes, refusal
 from geo.io.zip_guard import check_zip
 
@@ -296,8 +300,12 @@ def _path_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
     if is_shakemap_grid(path):
         if not zipped:
             _check_vector_size(path, opts.display)
+        from geo.io.footprints.shakemap_grid import shakemap_grid_to_result  # loads rasterio
+
         return shakemap_grid_to_result(path, opts, log)
     if is_raster(path, opts.display):
+        from geo.io.footprints.raster import raster_to_result  # loads rasterio
+
         return raster_to_result(path, opts, log)
     if _looks_like_csv(path, opts.display):
         return _acled_to_result(path, opts, log)
@@ -344,8 +352,12 @@ def _zip_to_result(path: Path, opts: _Options, log: _Log) -> _Result:
         return _cems_to_result(path, shapefiles, opts, log)
     vectors = [m for m in members if m.lower().endswith(VECTOR_SUFFIXES)]
     if not vectors and (grids := grid_members(members)):
+        from geo.io.footprints.shakemap_grid import shakemap_grid_to_result  # loads rasterio
+
         return shakemap_grid_to_result(path, opts, log, grids[0])
     if not vectors and (rasters := raster_members(members)):
+        from geo.io.footprints.raster import raster_to_result  # loads rasterio
+
         return raster_to_result(path, opts, log, rasters[0])
     if not vectors:
         raise FootprintError(

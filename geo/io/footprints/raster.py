@@ -55,19 +55,8 @@ from geo.io.footprints.common import (
     _vsizip,
 )
 from geo.io.footprints.raster_classes import NO_CLASS, NODATA, RasterOptions, Scheme, scheme_for
+from geo.io.footprints.raster_formats import DRIVERS
 
-# The raster formats a footprint may be, by suffix; GDAL tries no other driver (no VRT
-# pointing at other files). A file without one of these suffixes is read if it is a TIFF.
-DRIVERS = {
-    ".tif": "GTiff",
-    ".tiff": "GTiff",
-    ".flt": "EHdr",
-    ".bil": "EHdr",
-    ".asc": "AAIGrid",
-    ".img": "HFA",
-}
-RASTER_SUFFIXES = tuple(DRIVERS)
-TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 # Finest block that still settles area shares in the finest released cell (res 8).
 TARGET_PIXEL_M = h3.average_hexagon_edge_length(8, "m") / 10
 MAX_OUTPUT_PIXELS = 40_000_000  # the decimated code grid, 40 MB of uint8
@@ -91,25 +80,6 @@ class RasterGrid:
     crs: CRS
     dtype: str
     read: Callable[[int, int], tuple[np.ndarray, np.ndarray]]
-
-
-def is_raster(path: Path, display: str) -> bool:
-    """Whether a file is a raster footprint: by its suffix, or a TIFF by its first bytes."""
-    if Path(display).suffix.lower() in RASTER_SUFFIXES:
-        return True
-    with path.open("rb") as fh:
-        return fh.read(4) in TIFF_MAGIC
-
-
-def raster_members(members: list[str]) -> list[str]:
-    """Return the raster members of a zip, the MMI one first (ShakeMap ``raster.zip``)."""
-    rasters = [m for m in members if PurePosixPath(m).suffix.lower() in RASTER_SUFFIXES]
-
-    def priority(member: str) -> tuple[int, str]:
-        stem = PurePosixPath(member).stem.lower()
-        return (0 if "mmi" in stem and "std" not in stem else 1, member)
-
-    return sorted(rasters, key=priority)
 
 
 def raster_to_result(source: str | Path, opts: _Options, log: _Log, member: str = "") -> _Result:

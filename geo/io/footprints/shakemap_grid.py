@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO
 from xml.etree.ElementTree import ParseError
 
@@ -30,20 +30,7 @@ from geo.io.footprints.common import FootprintError, _Log, _Options, _Result
 from geo.io.footprints.raster import RasterGrid, _raster_options, grid_to_result
 from geo.io.footprints.raster_classes import RasterOptions, scheme_for
 
-ROOT_TAG = b"<shakemap_grid"
 _MAX_FIELDS = 64
-
-
-def is_shakemap_grid(path: Path) -> bool:
-    """Whether a file starts like a ShakeMap ``grid.xml``."""
-    with path.open("rb") as fh:
-        head = fh.read(4096)
-    return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"<") and ROOT_TAG in head
-
-
-def grid_members(members: list[str]) -> list[str]:
-    """Return the members of a zip named like a ShakeMap grid (``grid.xml``)."""
-    return [m for m in members if PurePosixPath(m).name.lower().endswith("grid.xml")]
 
 
 def shakemap_grid_to_result(
