@@ -28,11 +28,13 @@ from geo.errors import InputError, one_line
 from geo.footprint_classes import SHAPEFILE_SIDECARS
 from geo.hashing import file_sha256
 from geo.pipeline import ExposureRun
-from geo.process_memory import give_back_memory
+from geo.process_memory import give_back_memory, use_system_allocator_for_arrow
 from geo.release import Release
 from geo.series import series_table
 from geo.viz.cells import MapCells, MapSource, release_to_map_cells, release_to_map_source
 from geo.viz.layers import MAP_HEIGHT_PX, MAP_WIDTH_PX, bounds_to_view, cells_to_view
+
+use_system_allocator_for_arrow()  # the server holds a release for hours (see there)
 
 ROOT = Path(__file__).resolve().parent.parent
 FOOTPRINT_DIR = ROOT / "data" / "footprints"

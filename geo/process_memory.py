@@ -16,6 +16,21 @@ import functools
 import sys
 
 
+def use_system_allocator_for_arrow() -> None:
+    """Make Arrow allocate from the C library's heap instead of its mimalloc pool.
+
+    For a long-lived process (the dashboard's server): mimalloc keeps about 55 MiB of a
+    10M release's freed reading buffers even after ``release_unused()``, while the C
+    library's heap gives them back when :func:`give_back_memory` asks. Measured in one
+    process, resident memory once a 10M release is read: 373 MiB with mimalloc, 316 MiB
+    with the system allocator (jemalloc: 320). Batch commands keep Arrow's default: they
+    exit when done.
+    """
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
 def give_back_memory() -> None:
     """Return freed memory to the system: Arrow's unused pool, then glibc's free heap.
 
