@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import h3
+import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
@@ -141,3 +142,25 @@ def test_the_prepared_map_source_draws_what_the_release_draws(
         assert release_to_map_cells(bare, nationalities, None, None, max_cells).cells.equals(
             reference.cells
         )
+
+
+def test_the_map_source_reads_the_release_breakdowns_in_place(release):
+    """The server holds a release for hours: the map adds one group number per row, no copy.
+
+    A copy of the rows by dimension cost 51 MiB of the server's memory at 10M
+    registrations; numbered in place, 13 MiB.
+    """
+    source = release_to_map_source(release)
+    rows = source.breakdowns["sex"].rows
+    assert source.breakdowns["age_band"].rows is rows  # one numbering for every dimension
+    assert np.shares_memory(rows.persons, release.breakdowns["persons"].to_numpy())
+    assert np.shares_memory(rows.cases, release.breakdowns["cases"].to_numpy())
+    assert rows.group.dtype == np.int32 and len(rows.group) == len(release.breakdowns)
+    # each numbered row is its group's (cell, nationality)
+    numbered = rows.group >= 0
+    groups = release.groups.iloc[rows.group[numbered]]
+    breakdowns = release.breakdowns[numbered]
+    assert (groups["h3_cell"].to_numpy() == breakdowns["h3_cell"].astype(str).to_numpy()).all()
+    assert (
+        groups["nationality"].to_numpy() == breakdowns["nationality"].astype(str).to_numpy()
+    ).all()

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import h3
+import numpy as np
 import pandas as pd
 import polars as pl
 import polars_h3
@@ -103,6 +104,52 @@ def _to_resolution(frame: pl.DataFrame, resolution: int) -> pl.DataFrame:
     )
 
 
+@dataclass(frozen=True, eq=False)
+class BreakdownRows:
+    """A release's breakdown rows as the map's filters read them: in place, not copied.
+
+    ``group`` is each row's group number in :attr:`MapSource.groups` (−1: none);
+    ``dimension`` and ``category`` the rows' codes into ``dimensions`` and
+    ``categories``; ``persons`` and ``cases`` the release's own arrays. A national
+    release's 3.4M rows cost the map one 32-bit group number each (a copy of the rows by
+    dimension cost 51 MiB of the server's memory at 10M registrations).
+    """
+
+    group: np.ndarray
+    dimension: np.ndarray
+    dimensions: pd.Index
+    category: np.ndarray
+    categories: pd.Index
+    persons: np.ndarray
+    cases: np.ndarray
+
+    def of(self, dimension: str, category: str | None = None) -> np.ndarray:
+        """Return the positions of the rows of a dimension (and category) that have a group."""
+        wanted = (self.dimension == self.dimensions.get_indexer([dimension])[0]) & (self.group >= 0)
+        if category is not None:
+            wanted &= self.category == self.categories.get_indexer([category])[0]
+        return np.flatnonzero(wanted)
+
+
+@dataclass(frozen=True, eq=False)
+class MapBreakdown:
+    """One filter dimension: which groups publish a breakdown on it, and their counts."""
+
+    rows: BreakdownRows
+    dimension: str
+    published: np.ndarray  # one boolean per group
+
+    def counts(self, category: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return persons and cases per group in ``category`` (0 where not published)."""
+        rows = self.rows.of(self.dimension, category)
+        group = self.rows.group[rows]
+        persons = np.zeros(len(self.published), dtype=np.int64)
+        cases = np.zeros(len(self.published), dtype=np.int64)
+        persons[group] = self.rows.persons[rows]
+        cases[group] = self.rows.cases[rows]
+        return persons, cases
+
+
 @dataclass(frozen=True)
 class MapSource:
     """A release's values in the form every map filter reads (built once per release).
@@ -112,13 +159,12 @@ class MapSource:
     groups : polars.DataFrame
         One row per released group: ``group`` (its row number), ``h3_cell``,
         ``resolution``, ``nationality``, ``persons``, ``cases``.
-    breakdowns : dict of str to polars.DataFrame
-        Per map filter dimension (``sex``, ``age_band``): ``group``, ``category``,
-        ``persons``, ``cases`` of the released breakdown rows, keyed by group number.
+    breakdowns : dict of str to MapBreakdown
+        Per map filter dimension prepared (``sex``, ``age_band``).
     """
 
     groups: pl.DataFrame
-    breakdowns: dict[str, pl.DataFrame]
+    breakdowns: dict[str, MapBreakdown]
 
 
 def release_to_map_source(
@@ -126,7 +172,7 @@ def release_to_map_source(
 ) -> MapSource:
     """Return the release's groups and filterable breakdowns for the map (see MapSource).
 
-    A filter change then joins integer group numbers instead of converting and joining
+    A filter change then picks integer group numbers instead of converting and joining
     millions of (cell, nationality) strings: at national scale (a 10M-registration
     release holds 3.4M breakdown rows) that was seconds of every filter change.
     ``dimensions`` limits the breakdowns prepared (none: the map without filters).
@@ -140,34 +186,57 @@ def release_to_map_source(
         polars_h3.str_to_int(pl.col("h3_cell").cast(pl.String)),
         pl.col("nationality").cast(pl.String).cast(nationalities),
     )
-    keys = ["h3_cell", "nationality"]
-    numbered = groups.select("group", *keys)
+    if not dimensions:
+        return MapSource(groups, {})
+    rows = _breakdown_rows(release.breakdowns, groups, nationalities)
     breakdowns = {}
-    if dimensions:
-        wanted = list(dimensions)
-        rows = pl.from_pandas(
-            release.breakdowns[[*keys, "dimension", "category", "persons", "cases"]].reset_index(
-                drop=True
-            )
-        ).filter(pl.col("dimension").cast(pl.String).is_in(wanted))
-        rows = rows.with_columns(
-            polars_h3.str_to_int(pl.col("h3_cell").cast(pl.String)),
-            # A breakdown of a nationality with no group has no group to join.
-            pl.col("nationality").cast(pl.String).cast(nationalities, strict=False),
-        ).join(numbered, on=keys, how="inner")
-        for dimension in wanted:
-            # Held for the server's life: categories as an enum, counts as 32-bit
-            # integers (released counts are far below 2**31), a third of the memory.
-            breakdowns[dimension] = (
-                rows.filter(pl.col("dimension").cast(pl.String) == dimension)
-                .select(
-                    "group",
-                    pl.col("category").cast(pl.String).cast(pl.Enum(BREAKDOWN_FILTERS[dimension])),
-                    pl.col("persons", "cases").cast(pl.Int32),
-                )
-                .sort("group")
-            )
+    for dimension in dimensions:
+        published = np.zeros(groups.height, dtype=bool)
+        published[rows.group[rows.of(dimension)]] = True
+        breakdowns[dimension] = MapBreakdown(rows, dimension, published)
     return MapSource(groups, breakdowns)
+
+
+def _breakdown_rows(
+    breakdowns: pd.DataFrame, groups: pl.DataFrame, nationalities: pl.Enum
+) -> BreakdownRows:
+    """Return a release's breakdown rows numbered by their group (see :class:`BreakdownRows`)."""
+    text = {c: _categorical(breakdowns[c]) for c in ("h3_cell", "nationality", "dimension")}
+    text["category"] = _categorical(breakdowns["category"])
+    hexes = pl.Series(text["h3_cell"].categories.astype(str), dtype=pl.String)
+    cells = pl.select(polars_h3.str_to_int(hexes)).to_series()
+    known = pl.Series(text["nationality"].categories.astype(str), dtype=pl.String).cast(
+        nationalities,
+        strict=False,  # a breakdown of a nationality with no group: no group
+    )
+    keys = pl.DataFrame(
+        {
+            "h3_cell": cells.gather(text["h3_cell"].codes),
+            "nationality": known.gather(text["nationality"].codes),
+        }
+    )
+    numbered = keys.join(
+        groups.select("group", "h3_cell", "nationality"),
+        on=["h3_cell", "nationality"],
+        how="left",
+        maintain_order="left",
+    )["group"]
+    return BreakdownRows(
+        group=numbered.fill_null(-1).cast(pl.Int32).to_numpy(),
+        dimension=text["dimension"].codes,
+        dimensions=text["dimension"].categories,
+        category=text["category"].codes,
+        categories=text["category"].categories,
+        persons=breakdowns["persons"].to_numpy(),
+        cases=breakdowns["cases"].to_numpy(),
+    )
+
+
+def _categorical(column: pd.Series) -> pd.Categorical:
+    """Return a column's values as a categorical (a read release's text already is one)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.array
+    return pd.Categorical(column)
 
 
 def release_to_map_cells(
@@ -215,14 +284,13 @@ def release_to_map_cells(
     not_available = 0
     values = located
     if dimension is not None:
-        rows = source.breakdowns[dimension]
-        available = located.drop("persons", "cases").join(
-            rows.select("group").unique(), on="group", how="semi"
-        )
-        not_available = located.height - available.height
-        chosen = rows.filter(pl.col("category") == category).select("group", "persons", "cases")
-        values = available.join(chosen, on="group", how="left").with_columns(
-            pl.col("persons", "cases").fill_null(0).cast(pl.Int64)
+        breakdown = source.breakdowns[dimension]
+        number = located["group"].to_numpy()
+        kept = number[breakdown.published[number]]
+        not_available = located.height - len(kept)
+        persons, cases = breakdown.counts(category)
+        values = located.filter(pl.Series(breakdown.published[number])).with_columns(
+            pl.Series("persons", persons[kept]), pl.Series("cases", cases[kept])
         )
     values = values.drop("group")
     shown = values.height
