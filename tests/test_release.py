@@ -6,6 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import h3
+import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
@@ -266,6 +267,9 @@ def test_a_built_release_holds_its_breakdowns_as_a_read_one_does(records, policy
         assert isinstance(rows[column].dtype, pd.CategoricalDtype), column
         assert list(rows[column].cat.categories) == sorted(set(rows[column])), column
     pd.testing.assert_frame_equal(rows, again.breakdowns)
+    for column in ("cases", "persons"):  # 32-bit in memory (int64 in the file): half of
+        assert rows[column].dtype == np.int32, column  # what a dashboard holds for hours
+    assert pq.read_schema(tmp_path / "r.release.parquet").field("persons").type == pa.int64()
     as_text = rows.astype(dict.fromkeys(["h3_cell", "nationality", "dimension", "category"], str))
     held, text = (f.memory_usage(deep=True).sum() for f in (rows, as_text))
     assert held < text / 2, f"breakdowns hold {held >> 10} KiB, {text >> 10} KiB as text"

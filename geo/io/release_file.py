@@ -28,7 +28,7 @@ from geo.invariants import STRING_COLUMNS, check_columns, check_invariants
 from geo.io.steward_key import signing_seed
 from geo.process_memory import give_back_memory
 from geo.release import GROUP_COLUMNS, METADATA_KEY, RELEASE_FORMAT, TABLE_COLUMNS, Release
-from geo.release_frames import sorted_categorical
+from geo.release_frames import BREAKDOWN_FIGURES, sorted_categorical
 from geo.revocations import assess, check_fields
 from geo.signatures import sign, verify
 
@@ -262,7 +262,12 @@ def release_from_table(arrow: pa.Table, metadata: dict) -> Release:
     for column in ("h3_cell", "nationality"):  # groups (a tenth of the rows) as text
         index = groups.schema.get_field_index(column)
         groups = groups.set_column(index, column, groups[column].cast(pa.string()))
-    breakdowns = _categorical(arrow.filter(pc.invert(totals)).to_pandas())
+    rows = arrow.filter(pc.invert(totals))
+    figures = pa.from_numpy_dtype(BREAKDOWN_FIGURES)  # 32-bit in memory, int64 in the file
+    for column in ("cases", "persons"):
+        index = rows.schema.get_field_index(column)
+        rows = rows.set_column(index, column, rows[column].cast(figures))
+    breakdowns = _categorical(rows.to_pandas())
     return Release(groups=groups.to_pandas(), breakdowns=breakdowns, metadata=metadata)
 
 
