@@ -201,8 +201,8 @@ def _breakdown_rows(
     breakdowns: pd.DataFrame, groups: pl.DataFrame, nationalities: pl.Enum
 ) -> BreakdownRows:
     """Return a release's breakdown rows numbered by their group (see :class:`BreakdownRows`)."""
-    text = {c: _categorical(breakdowns[c]) for c in ("h3_cell", "nationality", "dimension")}
-    text["category"] = _categorical(breakdowns["category"])
+    keyed = ("h3_cell", "nationality", "dimension", "category")
+    text = {column: _categorical(breakdowns[column]) for column in keyed}
     hexes = pl.Series(text["h3_cell"].categories.astype(str), dtype=pl.String)
     cells = pl.select(polars_h3.str_to_int(hexes)).to_series()
     known = pl.Series(text["nationality"].categories.astype(str), dtype=pl.String).cast(
@@ -286,10 +286,11 @@ def release_to_map_cells(
     if dimension is not None:
         breakdown = source.breakdowns[dimension]
         number = located["group"].to_numpy()
-        kept = number[breakdown.published[number]]
+        published = breakdown.published[number]
+        kept = number[published]
         not_available = located.height - len(kept)
         persons, cases = breakdown.counts(category)
-        values = located.filter(pl.Series(breakdown.published[number])).with_columns(
+        values = located.filter(pl.Series(published)).with_columns(
             pl.Series("persons", persons[kept]), pl.Series("cases", cases[kept])
         )
     values = values.drop("group")
