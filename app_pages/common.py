@@ -31,7 +31,13 @@ from geo.pipeline import ExposureRun
 from geo.process_memory import give_back_memory, use_system_allocator_for_arrow
 from geo.release import Release
 from geo.series import series_table
-from geo.viz.cells import MapCells, MapSource, release_to_map_cells, release_to_map_source
+from geo.viz.cells import (
+    MapCells,
+    MapSource,
+    release_to_map_cells,
+    release_to_map_source,
+    with_breakdowns,
+)
 from geo.viz.layers import MAP_HEIGHT_PX, MAP_WIDTH_PX, bounds_to_view, cells_to_view
 
 use_system_allocator_for_arrow()  # the server holds a release for hours (see there)
@@ -281,9 +287,10 @@ def map_groups(sha256: str, _release: Release) -> MapSource:
 def map_breakdowns(sha256: str, _release: Release) -> Future:
     """Start preparing the release's map filters in the background; return its future.
 
-    The future's result is the :class:`MapSource` with every breakdown filter.
+    The future's result is the :class:`MapSource` with every breakdown filter, sharing
+    :func:`map_groups`' groups.
     """
-    return _PREPARER.submit(release_to_map_source, _release)
+    return _PREPARER.submit(with_breakdowns, map_groups(sha256, _release), _release)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)

@@ -9,7 +9,12 @@ import polars as pl
 import pytest
 
 from geo.release import ReleasePolicy, protect
-from geo.viz.cells import _cells_from_groups, release_to_map_cells, release_to_map_source
+from geo.viz.cells import (
+    _cells_from_groups,
+    release_to_map_cells,
+    release_to_map_source,
+    with_breakdowns,
+)
 from tests.factories import clustered_records
 
 
@@ -164,3 +169,14 @@ def test_the_map_source_reads_the_release_breakdowns_in_place(release):
     assert (
         groups["nationality"].to_numpy() == breakdowns["nationality"].astype(str).to_numpy()
     ).all()
+
+
+def test_filters_added_to_the_first_maps_groups_share_them(release):
+    """The dashboard adds the filters in the background to the groups its first map drew."""
+    bare = release_to_map_source(release, dimensions=())
+    full = with_breakdowns(bare, release)
+    assert full.groups is bare.groups  # not built twice
+    reference = release_to_map_cells(release, None, "age_band", "60+")
+    shown = release_to_map_cells(full, None, "age_band", "60+")
+    pd.testing.assert_frame_equal(shown.cells, reference.cells)
+    assert shown.groups_not_available == reference.groups_not_available

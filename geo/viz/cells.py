@@ -186,9 +186,20 @@ def release_to_map_source(
         polars_h3.str_to_int(pl.col("h3_cell").cast(pl.String)),
         pl.col("nationality").cast(pl.String).cast(nationalities),
     )
-    if not dimensions:
-        return MapSource(groups, {})
-    rows = _breakdown_rows(release.breakdowns, groups, nationalities)
+    source = MapSource(groups, {})
+    return with_breakdowns(source, release, dimensions) if dimensions else source
+
+
+def with_breakdowns(
+    source: MapSource, release: Release, dimensions: Sequence[str] = tuple(BREAKDOWN_FILTERS)
+) -> MapSource:
+    """Return a groups-only map source with the release's breakdown filters added.
+
+    The groups frame is shared, not rebuilt: the dashboard draws its first map from the
+    groups and adds the filters in the background.
+    """
+    groups = source.groups
+    rows = _breakdown_rows(release.breakdowns, groups, groups.schema["nationality"])
     breakdowns = {}
     for dimension in dimensions:
         published = np.zeros(groups.height, dtype=bool)
