@@ -13,4 +13,5 @@ export CRISIS_EXPOSURE_TRUSTED_KEYS="${CRISIS_EXPOSURE_TRUSTED_KEYS:-data/demo/s
 # the steward's Data page, on: the demo listens on 127.0.0.1 only (also in .streamlit/config.toml),
 # and the page refuses to serve on any other address without a login
 export CRISIS_EXPOSURE_STEWARD="${CRISIS_EXPOSURE_STEWARD:-1}"
-exec .venv/bin/streamlit run dashboard.py --server.address 127.0.0.1 "$@"
+# app_pages.serve is `streamlit run dashboard.py` that loads the release before the first visitor
+exec .venv/bin/python -m app_pages.serve --server.address 127.0.0.1 "$@"

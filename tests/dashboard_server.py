@@ -41,12 +41,15 @@ def start_dashboard(
     timeout_s: float = 60,
     extra_env: dict[str, str] | None = None,
     root: Path = ROOT,
+    launcher: bool = False,
 ) -> tuple[subprocess.Popen, str]:
     """Run ``streamlit run dashboard.py`` on releases in ``release_dir``; wait for health.
 
     ``extra_env`` adds environment variables to the server's; ``root`` is the checkout
-    whose dashboard runs (a benchmark's baseline runs another). Returns the process and
-    its URL. Raises DashboardStartError (with the server's output)
+    whose dashboard runs (a benchmark's baseline runs another). With ``launcher`` the
+    server is started as ``scripts/demo.sh`` starts it (``python -m app_pages.serve``,
+    which loads the release before the first visitor), when ``root`` has it. Returns
+    the process and its URL. Raises DashboardStartError (with the server's output)
     when it exits or does not answer within ``timeout_s``.
     """
     env = {
@@ -57,12 +60,11 @@ def start_dashboard(
     }
     env.pop("CRISIS_EXPOSURE_BASEMAP_URL", None)
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(root / "dashboard.py"),
+    if launcher and (root / "app_pages" / "serve.py").exists():
+        command = [sys.executable, "-m", "app_pages.serve"]
+    else:
+        command = [sys.executable, "-m", "streamlit", "run", str(root / "dashboard.py")]
+    command += [
         "--server.headless",
         "true",
         "--server.port",

@@ -47,12 +47,12 @@ def release_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(release_path, tmp_path_factory):
-    """Start ``streamlit run dashboard.py`` on a free port; print its output if it dies."""
+    """Start the dashboard as demo.sh does, on a free port; print its output if it dies."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (scripts/test.sh installs it)")
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     try:
-        process, url = start_dashboard(release_path.parent, log)
+        process, url = start_dashboard(release_path.parent, log, launcher=True)
     except DashboardStartError as died:
         pytest.fail(str(died))
     yield url

@@ -1,0 +1,80 @@
+"""The dashboard's launcher loads the release before the first visitor (``app_pages.serve``)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from app_pages.serve import health_check_url
+from tests.dashboard_server import DashboardStartError, start_dashboard, stop_dashboard
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "data" / "demo" / "central_italy.release.parquet"
+READY = "Ready: the release and its map are loaded"
+
+
+@pytest.mark.parametrize(
+    ("address", "port", "base", "secure", "url"),
+    [
+        ("127.0.0.1", 8501, "", False, "http://127.0.0.1:8501/_stcore/script-health-check"),
+        ("", 8502, "", False, "http://127.0.0.1:8502/_stcore/script-health-check"),
+        (
+            "0.0.0.0",
+            80,
+            "/exposure/",
+            False,
+            "http://127.0.0.1:80/exposure/_stcore/script-health-check",
+        ),
+        ("::1", 8501, "", True, "https://[::1]:8501/_stcore/script-health-check"),
+        ("::", 8501, "a/b", False, "http://127.0.0.1:8501/a/b/_stcore/script-health-check"),
+    ],
+)
+def test_the_warm_up_asks_the_server_on_an_address_it_listens_on(address, port, base, secure, url):
+    assert health_check_url(address, port, base, secure) == url
+
+
+def cache_lookups(url: str) -> dict[tuple[str, str], int]:
+    """Return Streamlit's cache lookups by (function, hit or miss), from its metrics."""
+    with urllib.request.urlopen(f"{url}/_stcore/metrics", timeout=10) as response:
+        text = response.read().decode()
+    pattern = r'cache_lookups_total\{cache="app_pages\.[\w.]+?\.(\w+)",[^}]*result="(\w+)"\} (\d+)'
+    return {(name, result): int(n) for name, result, n in re.findall(pattern, text)}
+
+
+def test_the_release_and_its_map_are_loaded_before_the_first_visitor(tmp_path):
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    shutil.copy(DEMO, releases / DEMO.name)
+    log = tmp_path / "server.log"
+    try:
+        process, url = start_dashboard(releases, log, steward=False, launcher=True)
+    except DashboardStartError as died:
+        pytest.fail(str(died))
+    try:
+        deadline = time.monotonic() + 120
+        while READY not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.2)
+        assert READY in log.read_text(), log.read_text()
+        # No browser has connected: the release was read and verified, and the map's
+        # cells built, by the warm-up alone.
+        warmed = cache_lookups(url)
+        for function in ("load_release", "map_groups", "map_cells"):
+            assert warmed[(function, "miss")] == 1, function
+        # A visitor's session (Streamlit's check runs the same page) reuses them.
+        with urllib.request.urlopen(f"{url}/_stcore/script-health-check", timeout=120) as answer:
+            assert answer.read() == b"ok"
+        visited = cache_lookups(url)
+        for function in ("load_release", "map_groups", "map_cells"):
+            assert visited[(function, "miss")] == 1, function
+        for function in ("load_release", "map_cells"):
+            assert visited[(function, "hit")] > warmed[(function, "hit")], function
+    finally:
+        stop_dashboard(process)
+    output = log.read_text()
+    assert "Traceback" not in output and "Warning" not in output, output
