@@ -29,6 +29,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import common
+from geo.process_memory import give_back_memory
 
 st.set_page_config(page_title="crisis-exposure", page_icon="🌍", layout="wide")
 config = common.settings()
@@ -47,4 +48,10 @@ st.sidebar.caption(
 )
 with st.sidebar:
     common.track_viewport()  # last in the sidebar: its empty element takes no page space
-navigation.run()
+try:
+    navigation.run()
+finally:
+    # A run frees what it built (a map's layers and their JSON, an overlay's copies) into
+    # the C library's heap, which keeps it unless asked: at 10M registrations ~60 MiB
+    # more resident after a map, for the server's life. Asking takes 1–11 ms.
+    give_back_memory()

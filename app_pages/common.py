@@ -28,7 +28,7 @@ from geo.errors import InputError, one_line
 from geo.footprint_classes import SHAPEFILE_SIDECARS
 from geo.hashing import file_sha256
 from geo.pipeline import ExposureRun
-from geo.process_memory import give_back_memory, use_system_allocator_for_arrow
+from geo.process_memory import use_system_allocator_for_arrow
 from geo.release import Release
 from geo.series import series_table
 from geo.viz.cells import (
@@ -600,7 +600,6 @@ def run_exposure(
         nationalities=nationalities,
         population=population[0] if population else None,
     )
-    give_back_memory()  # the overlay's copies, freed: the server lives for hours
     return run
 
 

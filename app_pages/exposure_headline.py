@@ -17,7 +17,6 @@ import streamlit as st
 from app_pages import common
 from geo import pipeline
 from geo.pipeline import ExposureRun
-from geo.process_memory import give_back_memory
 from geo.release import Release
 
 # Streamlit's text colours for the alert badge (the word is printed too).
@@ -27,9 +26,7 @@ BADGE = {"green": "green", "yellow": "yellow", "orange": "orange", "red": "red"}
 @st.cache_data(show_spinner=False, max_entries=16)
 def _headline(key: str, _run: ExposureRun, _release: Release):
     """Return the run's headline, computed once per request (``key``)."""
-    headline = _run.headline(_release)
-    give_back_memory()
-    return headline
+    return _run.headline(_release)
 
 
 def show_headline(run: ExposureRun, release: Release, key: str) -> None:

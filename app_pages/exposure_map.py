@@ -14,7 +14,6 @@ import streamlit as st
 from app_pages import basemap, common
 from geo.pipeline import ExposureRun
 from geo.pipeline.exposure import exposure_cells
-from geo.process_memory import give_back_memory
 from geo.release import Release
 from geo.viz.basemap import admin_layer
 from geo.viz.exposure_map import exposure_deck, exposure_map
@@ -26,9 +25,7 @@ from geo.viz.legends import legend_html
 @st.cache_data(show_spinner=False, max_entries=16)
 def _cells(key: tuple, population: str | None, _run: ExposureRun, _release: Release) -> Any:
     """Return the run's exposure per cell (cached on the run's own cache key)."""
-    cells = exposure_cells(_run, _release, population)
-    give_back_memory()
-    return cells
+    return exposure_cells(_run, _release, population)
 
 
 def show_exposure_map(

@@ -13,7 +13,6 @@ import streamlit as st
 
 from app_pages import common
 from geo.pipeline import profile as who
-from geo.process_memory import give_back_memory
 
 SAMPLE_FOCAL_POINTS = Path(__file__).resolve().parent.parent / "data/demo/focal_points_SAMPLE.csv"
 WHOLE = "the whole footprint"
@@ -38,9 +37,7 @@ def _run_key(run, release_file) -> tuple:
 
 @st.cache_data(show_spinner="Building the community profile…", max_entries=16)
 def _profile(key: tuple, at_least: str | None, _run, _release, population: str | None):
-    profile = who.community_profile(_run, _release, at_least, population)
-    give_back_memory()
-    return profile
+    return who.community_profile(_run, _release, at_least, population)
 
 
 def show(run, release, release_file) -> None:

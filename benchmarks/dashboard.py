@@ -203,6 +203,9 @@ def stage_dashboard(
                 other_runs.append(measure(big, browser, baseline_root, exposure))
         ours = median_of(runs)
         browser.close()
+    for label, each in (("this checkout", runs), (str(baseline_root), other_runs)):
+        for run in each:  # every run, not only the medians: a loaded machine has outliers
+            print(f"{label}: " + ", ".join(f"{k} {v:.2f}" for k, v in run.items()), flush=True)
     print(f"\n== dashboard, release from {size:,} registrations vs the demo release ==")
     print_figures(ours, baseline, "demo")
     if other_runs:
