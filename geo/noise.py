@@ -148,11 +148,22 @@ def _exact_bound(figures: int, scale: float, tail: float) -> int:
     low, high = 0, top  # P(sum > top) ≤ P(X > top) < goal
     while low < high:
         middle = (low + high) // 2
-        if float(np.dot(weights, survival[middle : middle + top + 1])) <= goal:
+        if _dot(weights, survival[middle : middle + top + 1]) <= goal:
             high = middle
         else:
             low = middle + 1
     return low
+
+
+def _dot(left: np.ndarray, right: np.ndarray) -> float:
+    """Return the dot product of two vectors, summed by numpy on this thread.
+
+    Not ``np.dot``: OpenBLAS splits it across threads that spin while they wait, and in
+    a busy dashboard server (the map's background work, another session) a first
+    exposure's bounds took seconds instead of a third of one
+    (``benchmarks/noise_bounds.py``).
+    """
+    return float(np.sum(left * right))
 
 
 def _negative_binomial_top(figures: int, p: float, log_tail: float = 25 * math.log(10)) -> int:
