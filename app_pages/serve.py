@@ -67,7 +67,7 @@ def warm_up() -> None:
         return
     seconds = time.monotonic() - started
     if answer == "ok":
-        print(f"  Ready: the release and its map are loaded ({seconds:.1f} s).", flush=True)
+        print(f"  Ready: the first page has run ({seconds:.1f} s); visitors share it.", flush=True)
     else:  # "error" or "timeout": a visitor's page shows what went wrong
         print(
             f"  Warm-up: the first page did not finish ({answer}, {seconds:.1f} s); "

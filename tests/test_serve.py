@@ -15,7 +15,7 @@ from tests.dashboard_server import DashboardStartError, start_dashboard, stop_da
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "demo" / "central_italy.release.parquet"
-READY = "Ready: the release and its map are loaded"
+READY = "Ready: the first page has run"
 
 
 @pytest.mark.parametrize(
