@@ -17,7 +17,13 @@ from geo import pipeline
 from geo.pipeline.exposure import exposure_cells
 from geo.release import ReleasePolicy, protect
 from geo.viz.basemap import base_layers, place_layers, spaced_places
-from geo.viz.exposure_map import exposure_deck, exposure_map, is_map_edge, map_edge_paths
+from geo.viz.exposure_map import (
+    cell_tooltips,
+    exposure_deck,
+    exposure_map,
+    is_map_edge,
+    map_edge_paths,
+)
 from tests.export_files import machine_columns
 from tests.factories import clustered_records
 
@@ -98,6 +104,56 @@ def test_tooltips_are_plain_words_with_ranges(release, norcia):
     rou = [t for t in texts if "Romania (ROU): " in t]
     assert rou and re.search(r"Romania \(ROU\): [\d,]+ persons \(range [\d,]+–[\d,]+\)", rou[0])
     assert all(re.match(r"MMI [IVX<> ]+: [\d,]+ persons \(range ", t) for t in texts)
+
+
+def test_a_cells_tooltip_lists_classes_then_its_largest_nationalities():
+    """The text of one cell, line by line: pins the tooltip's order, rounding and counts."""
+    by_cell = pd.DataFrame(
+        {
+            "h3_cell": ["881e8052c1fffff", "881e8052c1fffff", "881e8052c3fffff"],
+            "class_label": ["MMI VI", "MMI VII", "MMI VI"],
+            "class_rank": [2, 3, 2],
+            "persons_low": [0, 1200, 3],
+            "persons_estimate": [2.5, 1234.5, 3.5],
+            "persons_high": [10, 2000, 4],
+        }
+    )
+    # six nationalities in the first cell, in both classes; none in the second
+    codes = ["ROU", "ALB", "UKR", "MAR", "IND", "CHN"]
+    estimates = [40.0, 20.0, 20.0, 5.0, 3.0, 1.0]  # ALB and UKR tie: by code
+    rows = [
+        (label, rank, code, estimate)
+        for label, rank in (("MMI VII", 3), ("MMI VI", 2))
+        for code, estimate in zip(codes, estimates, strict=True)
+    ]
+    by_nationality = pd.DataFrame(
+        {
+            "h3_cell": "881e8052c1fffff",
+            "class_label": [r[0] for r in rows],
+            "class_rank": [r[1] for r in rows],
+            "nationality": [r[2] for r in rows],
+            "persons_low": [0] * len(rows),
+            "persons_estimate": [r[3] for r in rows],
+            "persons_high": [100] * len(rows),
+        }
+    )
+    banded = cell_tooltips(by_cell, by_nationality, cumulative=False)
+    assert list(banded.index) == ["881e8052c1fffff", "881e8052c3fffff"]
+    assert banded["881e8052c1fffff"].split("\n") == [
+        "MMI VII: 1,234 persons (range 1,200–2,000)",  # most severe first; half to even
+        "MMI VI: 2 persons (range 0–10)",
+        "Inside the footprint, by nationality:",
+        "Romania (ROU): 80 persons (range 0–100)",  # summed over the bands
+        "Albania (ALB): 40 persons (range 0–100)",
+        "Ukraine (UKR): 40 persons (range 0–100)",
+        "Morocco (MAR): 10 persons (range 0–100)",
+        "India (IND): 6 persons (range 0–100)",
+        "and 1 more nationalities",
+    ]
+    assert banded["881e8052c3fffff"] == "MMI VI: 4 persons (range 3–4)"
+    # nested classes: the nationalities of the widest class only, not summed
+    nested = cell_tooltips(by_cell, by_nationality, cumulative=True)
+    assert "Romania (ROU): 40 persons (range 0–100)" in nested["881e8052c1fffff"]
 
 
 def test_shakemap_edge_is_a_dashed_frame_not_a_class(release, norcia):
