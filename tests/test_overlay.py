@@ -210,6 +210,33 @@ def test_pairs_kept_from_earlier_overlays_are_those_of_a_fresh_overlay(monkeypat
     )
 
 
+def test_other_zones_over_the_same_cut_cells_reuse_their_childrens_areas(monkeypatch):
+    """The headline's other view cuts the same coarse cells: their children's rings are not
+    drawn again (0.8 s of its 1.8 s at 10M), and the shares are a fresh overlay's."""
+    centre = h3.latlng_to_cell(*NORCIA, 5)
+    cells = sorted(h3.grid_disk(centre, 2))  # resolution 5: cut ones go through children
+    inner = shapely.Point(NORCIA[1], NORCIA[0]).buffer(0.12)
+    outer = shapely.Point(NORCIA[1], NORCIA[0]).buffer(0.3)
+    bands = gpd.GeoDataFrame({"class_label": ["a", "b"]}, geometry=[inner, outer.difference(inner)])
+    nested = gpd.GeoDataFrame({"class_label": ["a", "b"]}, geometry=[inner, outer])
+    empty = (np.zeros(0, dtype=np.uint64), np.zeros(0))
+    monkeypatch.setattr(cell_pairs, "_KNOWN", cell_pairs.OrderedDict())
+    monkeypatch.setattr(cell_pairs, "_AREAS", empty)
+    fresh = cell_zone_shares(cells, nested)
+    monkeypatch.setattr(cell_pairs, "_KNOWN", cell_pairs.OrderedDict())
+    monkeypatch.setattr(cell_pairs, "_AREAS", empty)
+    drawn = []
+    real = cell_pairs.cell_rings
+    monkeypatch.setattr(cell_pairs, "cell_rings", lambda c: drawn.append(len(c)) or real(c))
+    cell_zone_shares(cells, bands)
+    children = max(drawn)
+    assert children >= 7**3  # at least one cut resolution-5 cell, its resolution-8 children
+    drawn.clear()
+    again = cell_zone_shares(cells, nested)
+    assert children not in drawn and sum(drawn) < children  # only the edges' children
+    pd.testing.assert_frame_equal(again, fresh, rtol=1e-12)
+
+
 def test_the_kept_pairs_are_bounded(monkeypatch):
     """At most KNOWN_FOOTPRINTS sets of zones and KNOWN_ROWS cells and pairs are kept."""
     centre = h3.latlng_to_cell(*NORCIA, 5)
