@@ -9,7 +9,9 @@ map's source: 5–8 s at ten million registrations. Once the server listens, the
 runs the dashboard's first page once in Streamlit's own script health check, whose
 caches every later session shares, and prints one line when it is done. The check's
 endpoint (``/_stcore/script-health-check``) then doubles as a readiness probe for a
-deployment: it answers ``ok`` once the page runs.
+deployment: it answers ``ok`` once the page runs. The launcher also keeps every thread
+on the C library's main heap (:func:`geo.process_memory.use_one_malloc_arena`), so the
+memory a page run frees goes back to the system.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ ANY_ADDRESS = ("", "0.0.0.0", "::")
 
 def main(argv: list[str] | None = None) -> None:
     """Run the dashboard's server (never returns: Streamlit's command exits)."""
+    from geo.process_memory import use_one_malloc_arena
+
+    use_one_malloc_arena()  # before any thread: the server then gives freed memory back
     from streamlit.web import cli
 
     options = sys.argv[1:] if argv is None else argv

@@ -31,6 +31,23 @@ def use_system_allocator_for_arrow() -> None:
     pa.set_memory_pool(pa.system_memory_pool())
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def use_one_malloc_arena() -> bool:
+    """Make every thread allocate from the C library's main heap; return whether it could.
+
+    For the dashboard's server, before its threads start: glibc gives threads their
+    own heaps ("arenas"), and Streamlit runs each page run on a new thread. Freed memory
+    scattered over several heaps stays resident even when :func:`give_back_memory` asks;
+    one heap gives it back. Measured at 10M registrations, the server after an exposure:
+    536–547 MiB with the default arenas, 447–448 with one (``MALLOC_ARENA_MAX=1``, the
+    same setting). A no-op where there is no glibc.
+    """
+    libc = _libc()
+    return libc is not None and bool(libc.mallopt(M_ARENA_MAX, 1))
+
+
 def give_back_memory() -> None:
     """Return freed memory to the system: Arrow's unused pool, then glibc's free heap.
 
@@ -39,18 +56,19 @@ def give_back_memory() -> None:
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 @functools.cache
-def _malloc_trim():
-    """Return glibc's ``malloc_trim``, or None where the C library has none."""
+def _libc():
+    """Return glibc (with ``malloc_trim`` and ``mallopt``), or None where there is none."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc.malloc_trim
+        libc.malloc_trim, libc.mallopt  # noqa: B018 (musl has neither)
     except (OSError, AttributeError):
         return None
+    return libc
