@@ -30,14 +30,14 @@ START_TIMEOUT_S = 120  # the server listens within seconds; beyond this, give up
 ANY_ADDRESS = ("", "0.0.0.0", "::")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main() -> None:
     """Run the dashboard's server (never returns: Streamlit's command exits)."""
     from geo.process_memory import use_one_malloc_arena
 
     use_one_malloc_arena()  # before any thread: the server then gives freed memory back
     from streamlit.web import cli
 
-    options = sys.argv[1:] if argv is None else argv
+    options = sys.argv[1:]
     threading.Thread(target=warm_up, name="dashboard-warm-up", daemon=True).start()
     health_check = ["--server.scriptHealthCheckEnabled", "true"]
     sys.argv = ["streamlit", "run", str(DASHBOARD), *health_check, *options]

@@ -268,10 +268,12 @@ def _storage_cell_areas(cells: np.ndarray) -> np.ndarray:
     global _AREAS
     with _AREAS_LOCK:
         known_cells, known_areas = _AREAS
-    position = np.minimum(np.searchsorted(known_cells, cells), max(len(known_cells) - 1, 0))
-    known = known_cells[position] == cells if len(known_cells) else np.zeros(len(cells), bool)
     areas = np.empty(len(cells))
-    areas[known] = known_areas[position[known]]
+    known = np.zeros(len(cells), dtype=bool)
+    if len(known_cells):
+        position = np.searchsorted(known_cells, cells).clip(max=len(known_cells) - 1)
+        known = known_cells[position] == cells
+        areas[known] = known_areas[position[known]]
     if not known.all():
         rings = cell_rings(cells[~known])
         rings = rings - rings[:, :1]  # local coordinates: no cancellation at large longitudes
