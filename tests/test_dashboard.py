@@ -23,6 +23,7 @@ from geo.noise import noise_bound
 from geo.pipeline import compute_exposure, read_release, write_release
 from geo.release import ReleasePolicy, protect
 from geo.tools.classes import to_bands
+from geo.viz.layers import CELL_FIELDS
 from tests.export_files import machine_columns, read_exposure_csv
 from tests.factories import clustered_records, registration_row, write_rows
 from tests.footprint_files import write_cap_alert, write_ems_grading_zip, write_nested_zones
@@ -37,7 +38,6 @@ FORBIDDEN = re.compile(
 )
 # Keys allowed in the map: released fields, layer styling and deck.gl settings.
 ALLOWED_NAMED_KEYS = {"class_label"}
-CELL_COLUMNS = {"h3_cell", "resolution", "persons", "cases", "nationalities"}
 TIMEOUT = 60
 
 
@@ -118,11 +118,12 @@ def check_cells_are_released(payload: dict, values: pd.DataFrame) -> int:
         if layer["@@type"] != "H3HexagonLayer":
             continue
         assert layer["extruded"] is False
-        resolutions = {h3.get_resolution(row["h3_cell"]) for row in layer["data"]}
+        # Each drawn cell holds its released fields only, by their short names.
+        assert all(set(row) == set(CELL_FIELDS.values()) for row in layer["data"])
+        rows = [{name: row[short] for name, short in CELL_FIELDS.items()} for row in layer["data"]]
+        resolutions = {h3.get_resolution(row["h3_cell"]) for row in rows}
         assert len(resolutions) == 1, "one layer per resolution and colour"
-        for row in layer["data"]:
-            assert set(row) == CELL_COLUMNS
-            assert row["resolution"] == h3.get_resolution(row["h3_cell"])
+        for row in rows:
             per_nationality, more = parse_nationalities(row["nationalities"])
             for code, persons in per_nationality.items():
                 assert released.loc[(row["h3_cell"], code), "persons"] == persons

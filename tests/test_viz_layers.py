@@ -16,8 +16,9 @@ import shapely
 from geo.io.footprints import read_footprint
 from geo.release import ReleasePolicy, protect
 from geo.tools.classes import to_bands
-from geo.viz.cells import MAP_COLUMNS, release_to_map_cells
+from geo.viz.cells import release_to_map_cells
 from geo.viz.layers import (
+    CELL_FIELDS,
     bounds_to_view,
     build_deck,
     cells_to_layers,
@@ -51,12 +52,12 @@ def test_one_flat_layer_per_resolution_and_bin_with_released_columns_only(releas
         spec = json.loads(layer.to_json())
         assert spec["extruded"] is False
         assert spec["lineWidthUnits"] == "pixels"
-        assert {key for row in spec["data"] for key in row} == set(MAP_COLUMNS)
+        assert {key for row in spec["data"] for key in row} == set(CELL_FIELDS.values())
         # The layer's one colour is the bin colour of every cell it draws.
         colour = tuple(spec["getFillColor"][:3])
-        persons = pd.Series([row["persons"] for row in spec["data"]])
+        persons = pd.Series([row[CELL_FIELDS["persons"]] for row in spec["data"]])
         assert set(bin_colours(persons, edges)) == {colour}
-        drawn += [row["h3_cell"] for row in spec["data"]]
+        drawn += [row[CELL_FIELDS["h3_cell"]] for row in spec["data"]]
     assert sorted(drawn) == sorted(cells["h3_cell"])
 
 

@@ -37,18 +37,24 @@ DISPLAY_TOLERANCE_DEG = 0.002
 BASEMAP_TOLERANCE_DEG = 0.01
 MAP_WIDTH_PX = 1000
 MAP_HEIGHT_PX = 560
+# A drawn cell's fields under one-letter names. Streamlit sends the whole deck again on
+# every rerun and the browser parses it with JSON5 (0.6-0.7 s of a 2.3 s filter change
+# at 10M registrations), so the full names, repeated in each of ~9,000 cells, were
+# better than a fifth of its bytes. The resolution is the layer's, not each cell's.
+CELL_FIELDS = {"h3_cell": "h", "persons": "p", "cases": "c", "nationalities": "n"}
 # Plain text, never HTML: the browser sets it as text (innerText), so no value from a
 # release can become markup, whatever Streamlit version escapes or not.
-TOOLTIP_TEXT = "{persons} persons, {cases} cases in this hexagon (released)\n{nationalities}"
+TOOLTIP_TEXT = "{p} persons, {c} cases in this hexagon (released)\n{n}"
 
 
 def cells_to_layers(cells: pd.DataFrame, edges: Sequence[int]) -> list[pdk.Layer]:
     """Return flat ``H3HexagonLayer``s, one per resolution and colour bin, coarsest first.
 
-    Each layer's data holds only ``MAP_COLUMNS``; its fill colour is one constant per
-    layer. A per-cell colour array made the payload bigger and the browser's redraw of
-    tens of thousands of cells about twice slower (software WebGL). Rolled-up (coarser)
-    cells are more transparent with a darker, thicker outline, so they read as coarser.
+    Each layer's data holds only the cells' :data:`CELL_FIELDS`, by their short names;
+    its fill colour is one constant per layer. A per-cell colour array made the payload
+    bigger and the browser's redraw of tens of thousands of cells about twice slower
+    (software WebGL). Rolled-up (coarser) cells are more transparent with a darker,
+    thicker outline, so they read as coarser.
     """
     finest = int(cells["resolution"].max()) if len(cells) else 0
     frame = pl.from_pandas(cells[MAP_COLUMNS].reset_index(drop=True)).with_columns(
@@ -64,9 +70,11 @@ def cells_to_layers(cells: pd.DataFrame, edges: Sequence[int]) -> list[pdk.Layer
         layers.append(
             pdk.Layer(
                 "H3HexagonLayer",
-                data=part.select(MAP_COLUMNS).to_dicts(),
+                data=part.select(
+                    pl.col(name).alias(short) for name, short in CELL_FIELDS.items()
+                ).to_dicts(),
                 id=f"cells-res{int(resolution)}-bin{int(colour_bin)}",
-                get_hexagon="h3_cell",
+                get_hexagon=CELL_FIELDS["h3_cell"],
                 get_fill_color=[*PERSONS_PALETTE[int(colour_bin)], alpha],
                 extruded=False,
                 stroked=True,
