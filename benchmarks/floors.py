@@ -213,7 +213,7 @@ def browser_floors(size: int, repeats: int) -> None:
         print(f"(no {big.name}: `benchmarks/run.py --size {size}` writes it)")
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page_figures_ = {
+        floor_pages = {
             "text page": serve_page(TEXT_PAGE, browser, repeats, rerun=False),
             "one-point map page": serve_page(DECK_PAGE, browser, repeats, rerun=True),
         }
@@ -223,7 +223,7 @@ def browser_floors(size: int, repeats: int) -> None:
             maps[name] = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
         browser.close()
     print(f"\n== browser floors (page opened → quiet; medians of {repeats}) ==")
-    for name, each in page_figures_.items():
+    for name, each in floor_pages.items():
         rerun = f", select box → redrawn {each['rerun_s']:.2f} s" if "rerun_s" in each else ""
         print(f"{name:30s} opened → quiet {each['visit_s']:5.2f} s{rerun}")
     for name, each in maps.items():
@@ -231,7 +231,7 @@ def browser_floors(size: int, repeats: int) -> None:
             f"{'Map page, ' + name + ' release':30s} opened → quiet {each['visit_s']:5.2f} s, "
             f"filter → redrawn {each['rerun_s']:.2f} s"
         )
-    deck = page_figures_["one-point map page"]
+    deck = floor_pages["one-point map page"]
     print(
         f"the one-point map against the targets: first map {deck['visit_s']:.2f} s "
         f"({deck['visit_s'] / TARGET_FIRST_MAP_S:.2f}× the {TARGET_FIRST_MAP_S:.0f} s target), "

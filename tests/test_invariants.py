@@ -14,7 +14,7 @@ from geo.errors import InputError
 from geo.hashing import content_sha256
 from geo.pipeline import read_release, write_release
 from geo.release import METADATA_KEY, ReleasePolicy, protect
-from geo.viz.layers import build_deck
+from geo.viz.layers import CELL_FIELDS, build_deck
 from tests.factories import clustered_records
 
 
@@ -85,7 +85,8 @@ def test_the_map_tooltip_is_text_not_html():
     deck = build_deck([], {"latitude": 43.0, "longitude": 12.5, "zoom": 7})
     tooltip = deck._tooltip  # what st.pydeck_chart sends as the chart's tooltip
     assert "html" not in tooltip
-    assert "{nationalities}" in tooltip["text"] and "<" not in tooltip["text"]
+    nationalities = "{" + CELL_FIELDS["nationalities"] + "}"
+    assert nationalities in tooltip["text"] and "<" not in tooltip["text"]
 
 
 NORCIA = "data/footprints/italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
