@@ -810,6 +810,31 @@ def test_unusable_footprints_raise_one_line_errors(tmp_path, make, message):
     assert isinstance(err.value, InputError)
 
 
+def test_a_readers_error_names_the_file_never_the_servers_folder(tmp_path):
+    """The dashboard keeps an upload in a session folder; its visitor sees the file's name."""
+    upload = tmp_path / "crisis-exposure-session-x" / "footprints" / "notes.geojson"
+    upload.parent.mkdir(parents=True)
+    upload.write_text("hello world, just notes")
+    with pytest.raises(FootprintError) as err:
+        read_footprint(upload)
+    message = str(err.value)
+    assert message.startswith("notes.geojson: not a vector file this reader knows ('notes.geojson'")
+    assert str(tmp_path) not in message and "session" not in message
+    assert "DRIVER" not in message  # GDAL's advice to programmers is left out
+
+
+def test_a_shapefile_without_its_sidecars_says_what_to_supply(tmp_path):
+    alone = tmp_path / "upload" / "flood.shp"
+    alone.parent.mkdir()
+    alone.write_bytes((DATA / "indonesia_jakarta_2007_flood_RW.shp").read_bytes())
+    with pytest.raises(FootprintError) as err:
+        read_footprint(alone)
+    assert str(err.value) == (
+        "flood.shp: its .shx index file is missing; supply the .shp with its .shx, .dbf and "
+        ".prj (together, or in one .zip)."
+    )
+
+
 def test_missing_class_field_lists_the_fields():
     expected = r"no field 'depth'; the fields are KAB_NAME, KEC_NAME"
     with pytest.raises(FootprintError, match=expected):

@@ -14,7 +14,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geo.errors import InputError, one_line
+from geo.errors import InputError, library_reason
 from geo.io.limits import check_count, limit, limit_bytes, refusal
 from geo.io.zip_guard import check_zip
 
@@ -63,7 +63,7 @@ def read_boundaries(path: str | Path, name: str | None = None) -> gpd.GeoDataFra
     try:
         areas = gpd.read_file(path, engine="pyogrio", max_features=most + 1)
     except Exception as exc:  # pyogrio raises several error types for unreadable files
-        raise InputError(f"{display}: cannot read the boundaries ({one_line(exc)}).") from exc
+        raise InputError(f"{display}: cannot read the boundaries ({library_reason(exc)}).") from exc
     if len(areas) > most:
         raise refusal("FEATURES", display, f"it has over {most:,} features")
     geoms = np.asarray(areas.geometry.values)

@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from geo import codes
-from geo.errors import InputError, one_line
+from geo.errors import InputError, library_reason
 from geo.hashing import file_sha256
 from geo.identity import IDENTITY_PREFIX, identity_map
 from geo.io.limits import check_count
@@ -262,7 +262,7 @@ def open_registration_file(path: str | Path, sheet: str | None = None) -> FileHe
             columns = pq.ParquetFile(path).schema_arrow.names
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(
-                f"{path.name}: not a readable Parquet file ({one_line(exc)})."
+                f"{path.name}: not a readable Parquet file ({library_reason(exc)})."
             ) from exc
     else:
         shared = TokenCount("xl/sharedStrings.xml", b"<si", "SHARED_STRINGS", "shared strings")
@@ -304,7 +304,7 @@ def _open_workbook(header: FileHeader):
         workbook = openpyxl.load_workbook(header.path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a broken workbook
         raise InputError(
-            f"{header.file_name}: not a readable XLSX workbook ({one_line(exc)})."
+            f"{header.file_name}: not a readable XLSX workbook ({library_reason(exc)})."
         ) from exc
     return workbook
 
@@ -394,7 +394,8 @@ def _csv_batches(header: FileHeader, batch_rows: int) -> Iterator[tuple[pl.DataF
             yield pl.from_arrow(pa.Table.from_batches(pending)), list(malformed)
             malformed.clear()
     except pa.ArrowInvalid as exc:
-        raise InputError(f"{header.file_name}: cannot be read as CSV ({one_line(exc)}).") from exc
+        reason = library_reason(exc)
+        raise InputError(f"{header.file_name}: cannot be read as CSV ({reason}).") from exc
     if malformed:
         yield pl.DataFrame(schema=dict.fromkeys(wanted, pl.String)), list(malformed)
 
@@ -416,7 +417,7 @@ def _parquet_batches(header: FileHeader, batch_rows: int) -> Iterator[pl.DataFra
             yield pl.from_arrow(pa.Table.from_batches([record_batch]))
     except (pa.ArrowException, OSError) as exc:
         raise InputError(
-            f"{header.file_name}: not a readable Parquet file ({one_line(exc)})."
+            f"{header.file_name}: not a readable Parquet file ({library_reason(exc)})."
         ) from exc
 
 

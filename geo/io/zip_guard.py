@@ -15,7 +15,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from geo.errors import InputError, one_line
+from geo.errors import InputError, library_reason
 from geo.io.limits import RATIO_FLOOR_BYTES, check_count, limit, limit_bytes, refusal
 
 CHUNK_BYTES = 1 << 20
@@ -80,12 +80,12 @@ def check_zip(path: str | Path, display: str, tokens: tuple[TokenCount, ...] = (
                 counts.update(found)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
         raise InputError(
-            f"{display}: damaged zip file ({one_line(exc)}); supply it again."
+            f"{display}: damaged zip file ({library_reason(exc)}); supply it again."
         ) from None
     except (NotImplementedError, RuntimeError) as exc:
         raise InputError(
             f"{display}: a zip member is encrypted or uses an unsupported compression "
-            f"({one_line(exc)}); zip it again without a password, with deflate."
+            f"({library_reason(exc)}); zip it again without a password, with deflate."
         ) from None
     members = [info.filename for info in files]
     return ZipSummary(members=members, expanded_bytes=total, counts=counts)

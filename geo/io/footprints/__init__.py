@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.errors import one_line
+from geo.errors import library_reason
 from geo.footprint_classes import (
     CLASS_COLUMNS,
     SHAPEFILE_SIDECARS,
@@ -231,7 +231,7 @@ def read_footprint(
         raise
     except shapely.errors.GEOSException as exc:
         raise FootprintError(
-            f"{display}: the geometry cannot be processed ({one_line(exc)}); "
+            f"{display}: the geometry cannot be processed ({library_reason(exc)}); "
             "check the file in a GIS."
         ) from None
     classes = result.classes

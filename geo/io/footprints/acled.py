@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.errors import one_line
+from geo.errors import library_reason
 from geo.footprint_classes import WGS84
 from geo.io.footprints.common import (
     FootprintError,
@@ -87,7 +87,7 @@ def _table_columns(path: Path, display: str, encoding: str) -> dict[str, str]:
     try:
         names = pd.read_csv(path, nrows=0, encoding=encoding, dtype=str).columns
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise FootprintError(f"{display}: unreadable CSV ({one_line(exc)}).") from None
+        raise FootprintError(f"{display}: unreadable CSV ({library_reason(exc)}).") from None
     return {str(c).strip().lower(): str(c) for c in names}
 
 
@@ -145,7 +145,7 @@ def _csv_to_table(path: Path, display: str, log: _Log) -> tuple[pd.DataFrame, st
     except pd.errors.ParserError as exc:
         m = re.search(r"EOF inside string starting at row (\d+)", str(exc))
         if not m:
-            raise FootprintError(f"{display}: unreadable CSV ({one_line(exc)}).") from None
+            raise FootprintError(f"{display}: unreadable CSV ({library_reason(exc)}).") from None
         reader = pd.read_csv(path, nrows=int(m.group(1)) - 1, **kwargs)
         parts, last_value = _chunks_to_parts(reader, columns, last, display)
         n_kept = sum(len(p) for p in parts)
@@ -154,7 +154,7 @@ def _csv_to_table(path: Path, display: str, log: _Log) -> tuple[pd.DataFrame, st
             "quoted field"
         )
     except (UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise FootprintError(f"{display}: unreadable CSV ({one_line(exc)}).") from None
+        raise FootprintError(f"{display}: unreadable CSV ({library_reason(exc)}).") from None
     table = pd.concat(parts) if parts else _parsed_chunk(pd.DataFrame(columns=ACLED_REQUIRED))
     with path.open("rb") as handle:
         handle.seek(max(path.stat().st_size - 16, 0))

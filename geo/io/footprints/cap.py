@@ -25,7 +25,7 @@ import numpy as np
 import shapely
 from defusedxml import DefusedXmlException
 
-from geo.errors import one_line
+from geo.errors import library_reason
 from geo.footprint_classes import geometries_to_polygonal, rows_to_classes
 from geo.io.footprints.common import (
     FootprintError,
@@ -119,7 +119,7 @@ def _xml_root(path: Path, display: str) -> Element:
             "a CAP alert needs none."
         ) from None
     except ParseError as exc:
-        raise FootprintError(f"{display}: not well-formed XML ({one_line(exc)}).") from None
+        raise FootprintError(f"{display}: not well-formed XML ({library_reason(exc)}).") from None
 
 
 def _pairs(text: str, where: str, display: str) -> np.ndarray:

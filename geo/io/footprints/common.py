@@ -28,7 +28,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from pyproj import CRS, Geod
 from shapely import affinity
 
-from geo.errors import InputError, one_line
+from geo.errors import InputError, library_reason, one_line
 from geo.footprint_classes import (
     ORDER_COLUMN,
     WGS84,
@@ -142,10 +142,15 @@ def _source_to_layers(
             layers = pyogrio.list_layers(source)
         _warnings_to_notes(caught, log)
     except (DataSourceError, DataLayerError, OSError) as exc:
+        if "SHAPE_RESTORE_SHX" in str(exc):  # a .shp alone: its index file is missing
+            raise FootprintError(
+                f"{display}: its .shx index file is missing; supply the .shp with its "
+                ".shx, .dbf and .prj (together, or in one .zip)."
+            ) from None
         raise FootprintError(
-            f"{display}: not a vector file this reader knows ({one_line(exc)}); supply GeoJSON, "
-            "TopoJSON, Shapefile (.shp or zipped), GeoPackage, KML/KMZ, a ShakeMap contour file, "
-            "a CAP alert, a USGS rupture.json or an ACLED CSV."
+            f"{display}: not a vector file this reader knows ({library_reason(exc)}); supply "
+            "GeoJSON, TopoJSON, Shapefile (.shp or zipped), GeoPackage, KML/KMZ, a ShakeMap "
+            "contour file, a CAP alert, a USGS rupture.json or an ACLED CSV."
         ) from None
     out = []
     for layer, geometry_type in layers:
@@ -190,7 +195,8 @@ def _layer_to_frame(source: str, layer: str, display: str, log: _Log) -> gpd.Geo
                     log.repairs.append(f"closed {_count(fixed, 'unclosed ring')}")
         _warnings_to_notes(caught, log)
     except (DataSourceError, DataLayerError, OSError, ValueError) as exc:
-        raise FootprintError(f"{display}: cannot read layer {layer} ({one_line(exc)}).") from None
+        reason = library_reason(exc)
+        raise FootprintError(f"{display}: cannot read layer {layer} ({reason}).") from None
     check_vertices([gdf], display)
     return gdf
 

@@ -42,7 +42,7 @@ from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from geo.errors import one_line
+from geo.errors import library_reason
 from geo.footprint_classes import WGS84, geometries_to_polygonal, rows_to_classes
 from geo.io.footprints.common import (
     FootprintError,
@@ -114,7 +114,7 @@ def raster_to_result(source: str | Path, opts: _Options, log: _Log, member: str 
         raise
     except ERRORS as exc:
         raise FootprintError(
-            f"{display}: cannot read the raster ({one_line(exc)}); supply a GeoTIFF with "
+            f"{display}: cannot read the raster ({library_reason(exc)}); supply a GeoTIFF with "
             "its CRS, or check that the file is complete."
         ) from None
 

@@ -27,7 +27,7 @@ import numpy as np
 import shapely
 from shapely.geometry import shape
 
-from geo.errors import one_line
+from geo.errors import library_reason
 from geo.footprint_classes import WGS84, geometries_to_polygonal, rows_to_classes
 from geo.io.footprints.common import (
     FootprintError,
@@ -84,7 +84,7 @@ def _rupture_to_result(doc: dict, opts: _Options, log: _Log) -> _Result:
             geom = shape(geometry)
         except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
             raise FootprintError(
-                f"{opts.display}: rupture feature {i}: unreadable geometry ({one_line(exc)})."
+                f"{opts.display}: rupture feature {i}: unreadable geometry ({library_reason(exc)})."
             ) from None
         if geom.geom_type in ("Point", "MultiPoint"):
             points += 1

@@ -25,7 +25,7 @@ from defusedxml.ElementTree import iterparse
 from pyproj import CRS
 from rasterio.transform import Affine
 
-from geo.errors import one_line
+from geo.errors import library_reason
 from geo.io.footprints.common import FootprintError, _Log, _Options, _Result
 from geo.io.footprints.raster import RasterGrid, _raster_options, grid_to_result
 from geo.io.footprints.raster_classes import RasterOptions, scheme_for
@@ -66,7 +66,7 @@ def shakemap_grid_to_result(
         ) from None
     except ParseError as exc:
         raise FootprintError(
-            f"{display}: not a readable ShakeMap grid.xml ({one_line(exc)})."
+            f"{display}: not a readable ShakeMap grid.xml ({library_reason(exc)})."
         ) from None
     grid = _grid(spec, fields, text, display, log)
     scheme = scheme_for(
