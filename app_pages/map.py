@@ -4,10 +4,11 @@ import streamlit as st
 
 from app_pages import basemap, common
 from geo import pipeline
+from geo.accuracy import Accuracy
 from geo.viz.cells import BREAKDOWN_FILTERS, MAX_MAP_CELLS, nationality_label
 from geo.viz.exposure_map import class_legend as legend_of_classes
 from geo.viz.exposure_map import class_palette, edge_layer, footprint_layers
-from geo.viz.layers import MAP_HEIGHT_PX, build_deck, cells_to_layers
+from geo.viz.layers import MAP_HEIGHT_PX, build_deck, cells_to_layers, filter_scope
 from geo.viz.legends import count_bins, count_legend, legend_html
 
 st.title("Where people are registered")
@@ -105,12 +106,26 @@ totals[3].metric("Released groups used", f"{shown.groups_shown:,}")
 # page, so the browser updates its layers instead of building a new map (a new WebGL
 # context compiles every shader again: about 2 s in software WebGL).
 notes = st.container()
+scope = filter_scope(chosen, dimension, category)
 if dimension is not None:
+    category_label = filter_scope([], dimension, category)
+    if shown.groups_not_available:  # exact releases withhold some breakdowns; noisy ones none
+        notes.caption(
+            f"{shown.groups_not_available:,} of "
+            f"{shown.groups_shown + shown.groups_not_available:,} released groups have no "
+            f"published {dimension.replace('_', ' ')} breakdown (not available: it would have "
+            "revealed a category under k cases); they are left out, not estimated."
+        )
+    noise = Accuracy.of(release.metadata).method == "noise"
     notes.caption(
-        f"{shown.groups_not_available:,} of {shown.groups_shown + shown.groups_not_available:,} "
-        f"released groups have no published {dimension.replace('_', ' ')} breakdown (not "
-        "available: it would have revealed a category under k cases); they are left out, "
-        "not estimated. The others show their released count for the category."
+        f"Each hexagon shows its released count for {category_label}."
+        + (
+            " Released counts carry noise (see the Release page): a category can show a "
+            "little more than it holds, even more than the hexagon's count for all persons, "
+            "and the categories need not add up to it."
+            if noise
+            else ""
+        )
     )
 
 if shown.display_resolution is not None:
@@ -123,7 +138,7 @@ if shown.display_resolution is not None:
 
 layers += basemap.place_name_layers(extent)
 view = common.release_view(release, framed)
-deck = build_deck(layers, view, common.settings().basemap_url)
+deck = build_deck(layers, view, common.settings().basemap_url, scope)
 st.pydeck_chart(
     deck,
     height=MAP_HEIGHT_PX,

@@ -157,8 +157,9 @@ class Accuracy:
         under = f"k = {self.k} cases" if self.k else "k"
         noisy = "; a protected figure, noisy too" if self.method == "noise" else ""
         return (
-            f"The release withholds {self.withheld_persons:,} persons (groups still under "
-            f"{under} at the floor resolution{noisy})."
+            f"The release withholds {self.withheld_persons:,} persons across all its "
+            f"nationalities, whatever a page or table filters (groups still under {under} at "
+            f"the floor resolution{noisy})."
         )
 
     def figure_sentence(self) -> str:

@@ -249,10 +249,18 @@ def test_map_filters_use_released_breakdowns_and_keep_the_view(app, release_dir)
     drawn = check_cells_are_released(payload, males)
     # A noisy category can show 0 persons: such cells have nothing to draw.
     assert drawn == males.loc[males["persons"] > 0, "h3_cell"].nunique()
-    not_available = len(groups) - len(available)
+    # A noisy release publishes every breakdown: no group is "not available", and the
+    # page says instead what a noisy category can show.
+    assert len(groups) == len(available)
     caption = " ".join(c.value for c in at.caption)
-    assert f"{not_available:,} of {len(groups):,} released groups" in caption
-    assert "not estimated" in caption
+    assert "released groups have no published" not in caption
+    assert "Each hexagon shows its released count for sex M." in caption
+    assert "even more than the hexagon's count for all persons" in caption
+    # The tooltip says what the hovered figures count.
+    tooltip = json.loads(at.get("deck_gl_json_chart")[0].proto.tooltip)
+    assert tooltip["text"].startswith(
+        "Released in this hexagon (ROU, ALB, sex M): persons {p}, cases {c}"
+    )
 
 
 def test_exposure_page_headline_table_and_downloads(app, release_dir, media):
@@ -280,7 +288,10 @@ def test_exposure_page_headline_table_and_downloads(app, release_dir, media):
     scale = release.metadata["policy"]["noise_scale"]
     withheld = release.metadata["dropped"]["persons"]
     captions = [c.value for c in at.caption]
-    said = f"The release withholds {withheld:,} persons (groups still under k = 5 cases"
+    said = (
+        f"The release withholds {withheld:,} persons across all its nationalities, whatever a "
+        "page or table filters (groups still under k = 5 cases"
+    )
     beside_headline = next(c for c in captions if c.startswith("The true number lies"))
     assert "between low and high with 99% confidence" in beside_headline
     assert f"random noise (scale {scale:.3g} for cases" in beside_headline

@@ -141,7 +141,8 @@ def test_csv_of_a_noisy_release_says_99_percent_and_the_withheld_persons(tmp_pat
     statement = sidecar["dc:description"]
     assert "between low and high with 99% confidence" in statement
     assert f"random noise (scale {scale:.3g} for cases" in statement
-    assert f"The release withholds {withheld:,} persons (groups still under k = 10" in statement
+    assert f"The release withholds {withheld:,} persons across all its nationalities" in statement
+    assert "(groups still under k = 10" in statement
     assert TRUTH_SENTENCE not in statement
     policy = {p["schema:name"]: p["schema:value"] for p in sidecar["schema:additionalProperty"]}
     assert policy["noise_scale"] == scale and policy["withheld_persons"] == withheld

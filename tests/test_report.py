@@ -104,6 +104,9 @@ def test_pdf_text_holds_the_headline_the_nationalities_and_the_privacy_sentence(
     assert "5b53e221bd81dba6ac7eac02307a30853bbc13e7eeab73221150f29aa994c74c" in flat(text)
     assert "signature verified" in text and "content sha256" in text
     assert "event time not given" in text
+    # k bounds the groups; a noisy release's categories may count fewer (all published)
+    assert "k = 10 registrations behind every published group (cell and nationality)" in flat(text)
+    assert "behind every published count" not in flat(text)
     for internal in ("%g", "class_rank", "persons_estimate"):
         assert internal not in text
     # "cases" only inside the shared method sentences (geo.accuracy), which must equal

@@ -198,8 +198,10 @@ def release_lines(metadata: dict, verification: str, standing: list[str]) -> lis
             f"counts rounded to {policy['round_to']}" if policy.get("round_to") else "exact counts"
         )
     )
+    # With noise every breakdown is published: a category can count fewer than k.
+    behind = "group (cell and nationality)" if policy.get("noise_scale") else "count"
     return [
-        f"Policy: at least k = {policy.get('k')} registrations behind every published count, "
+        f"Policy: at least k = {policy.get('k')} registrations behind every published {behind}, "
         f"H3 resolution {policy.get('base_resolution')} rolled up to "
         f"{policy.get('floor_resolution')} at most, consent scope "
         f"'{policy.get('consent_scope')}', audience {audience}, {method}.",

@@ -42,9 +42,28 @@ MAP_HEIGHT_PX = 560
 # at 10M registrations), so the full names, repeated in each of ~9,000 cells, were
 # better than a fifth of its bytes. The resolution is the layer's, not each cell's.
 CELL_FIELDS = {"h3_cell": "h", "persons": "p", "cases": "c", "nationalities": "n"}
-# Plain text, never HTML: the browser sets it as text (innerText), so no value from a
-# release can become markup, whatever Streamlit version escapes or not.
-TOOLTIP_TEXT = "{p} persons, {c} cases in this hexagon (released)\n{n}"
+
+
+def filter_scope(nationalities: Sequence[str], dimension: str | None, category: str | None) -> str:
+    """Return what a filtered map's figures count, in words: "ROU, ALB, sex M" ('' if none)."""
+    many = len(nationalities) > 3
+    named = [f"{len(nationalities)} nationalities"] if many else list(nationalities)
+    if dimension is not None:
+        named.append(f"{dimension.replace('_', ' ')} {category}")
+    return ", ".join(named)
+
+
+def cell_tooltip(scope: str = "") -> str:
+    """Return the map cells' tooltip: released persons and cases, then the nationalities.
+
+    ``scope`` names what the figures count when the map is filtered (nationalities, a
+    breakdown's category). Plain text, never HTML: the browser sets it as text
+    (innerText), so no value from a release can become markup, whatever Streamlit
+    version escapes or not; braces are taken out of ``scope`` (they would be fields).
+    """
+    named = scope.replace("{", "").replace("}", "")
+    of = f" ({named})" if named else ""
+    return f"Released in this hexagon{of}: persons {{p}}, cases {{c}}\n{{n}}"
 
 
 def cells_to_layers(cells: pd.DataFrame, edges: Sequence[int]) -> list[pdk.Layer]:
@@ -251,12 +270,14 @@ class CompactDeck(pdk.Deck):
         return json.dumps(self, sort_keys=True, default=default_serialize, separators=(",", ":"))
 
 
-def build_deck(layers: Sequence[pdk.Layer], view: dict, basemap_url: str | None = None) -> pdk.Deck:
+def build_deck(
+    layers: Sequence[pdk.Layer], view: dict, basemap_url: str | None = None, scope: str = ""
+) -> pdk.Deck:
     """Return the map: the given layers over no basemap, or over tiles when a URL is set.
 
     Without ``basemap_url`` the deck has ``map_provider=None``: no basemap, no
     network request. With it, a raster style (:func:`tile_map_style`) reads tiles
-    from the URL.
+    from the URL. The cells' tooltip names ``scope`` (:func:`cell_tooltip`).
     """
     if basemap_url:
         style = {"map_provider": "carto", "map_style": tile_map_style(basemap_url)}
@@ -265,6 +286,6 @@ def build_deck(layers: Sequence[pdk.Layer], view: dict, basemap_url: str | None 
     return CompactDeck(
         layers=list(layers),
         initial_view_state=pdk.ViewState(**view),
-        tooltip={"text": TOOLTIP_TEXT, "style": {"fontSize": "12px"}},
+        tooltip={"text": cell_tooltip(scope), "style": {"fontSize": "12px"}},
         **style,
     )
