@@ -334,7 +334,7 @@ def release_picker(config: Settings) -> None:
         paths,
         key="release_path",
         format_func=names.get,
-        help=f"Releases found in {config.release_dir} (and any built in this session).",
+        help="Releases in the dashboard's release folder (and any built in this session).",
     )
 
 

@@ -294,7 +294,8 @@ if st.button(
 outreach = st.session_state.get("outreach_result")
 if outreach is not None and outreach.out.exists():
     st.warning(outreach.warning(), icon=":material/warning:")
-    st.code("\n".join(outreach.summary_lines()), language=None, wrap_lines=True)
+    lines = outreach.summary_lines(where="the download below", warning=False)
+    st.code("\n".join(lines), language=None, wrap_lines=True)
     st.download_button(
         "Download the contact list (personal data)",
         outreach.out.read_bytes(),

@@ -66,6 +66,7 @@ edges = count_bins(cells["persons"])
 extent = basemap.release_bounds(release.metadata["content_sha256"], release)
 layers = basemap.land_layers(extent) + cells_to_layers(cells, edges)
 class_legend = []
+apart = ""  # said when the chosen footprint lies away from every released cell
 framed = extent  # the release, and the footprint drawn over it
 if footprint_name != "None":
     file = next(f for f in footprints if f.name == footprint_name)
@@ -88,6 +89,8 @@ if footprint_name != "None":
             layers += [edge] if (edge := edge_layer(classes)) else []
             class_legend = legend_of_classes(classes, palette)
             west, south, east, north = (float(b) for b in classes.total_bounds)
+            if pipeline.boxes_apart((west, south, east, north), extent):
+                apart = f"{footprint_name} does not overlap the released cells: the map shows both."
             framed = (
                 min(framed[0], west),
                 min(framed[1], south),
@@ -106,6 +109,8 @@ totals[3].metric("Released groups used", f"{shown.groups_shown:,}")
 # page, so the browser updates its layers instead of building a new map (a new WebGL
 # context compiles every shader again: about 2 s in software WebGL).
 notes = st.container()
+if apart:
+    notes.warning(apart, icon=":material/info:")
 scope = filter_scope(chosen, dimension, category)
 if dimension is not None:
     category_label = filter_scope([], dimension, category)

@@ -230,6 +230,22 @@ def test_the_map_keeps_its_place_in_the_page_when_filters_change(app, monkeypatc
     assert map_place(at) == place
 
 
+def test_the_release_picker_names_no_server_folder(app, release_dir):
+    at = app.run()
+    picker = at.selectbox(key="release_path")
+    assert "release folder" in picker.help and str(release_dir) not in picker.help
+
+
+def test_a_footprint_away_from_the_release_is_said_on_the_map(app):
+    at = app.run()
+    jakarta = "indonesia_jakarta_2007_flood_RW.shp"
+    assert not any("does not overlap" in w.value for w in at.warning)
+    at.selectbox(key="map_footprint").set_value(jakarta).run()
+    no_exception(at)
+    said = [w.value for w in at.warning]
+    assert f"{jakarta} does not overlap the released cells: the map shows both." in said
+
+
 def test_map_filters_use_released_breakdowns_and_keep_the_view(app, release_dir):
     at = app.run()
     view = deck(at)["initialViewState"]

@@ -528,7 +528,9 @@ def test_the_data_page_builds_the_contact_list_and_warns(tmp_path, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     assert "holds personal data" in at.warning[0].value
     summary = at.code[-1].value
-    assert "1 registrations inside z.geojson (Red: 1)" in summary
+    assert "1 registrations inside z.geojson (Red: 1) written to the download below" in summary
+    # The warning is said once, above; the server's folders are never shown.
+    assert "holds personal data" not in summary and str(tmp_path) not in summary
     assert "BAD-1" not in summary and "north" not in summary
     session = Path(at.session_state["_session_dir"].name)
     assert not list((session / "outreach_uploads").iterdir())  # raw uploads not kept

@@ -18,6 +18,7 @@ from typing import Any
 from geo.pipeline.audit import audit_ledger, run_audit
 from geo.pipeline.exposure import (
     ExposureRun,
+    boxes_apart,
     compute_exposure,
     export_bytes,
     export_sidecar,
@@ -60,6 +61,7 @@ __all__ = [
     "ExposureRun",
     "OutreachRun",
     "audit_ledger",
+    "boxes_apart",
     "build_release",
     "compute_exposure",
     "erase_registration",

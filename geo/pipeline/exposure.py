@@ -358,20 +358,18 @@ def _check_overlap(
         "the footprint does not overlap any released cell (footprint bbox …, release bbox …)".
     """
     box = tuple(float(v) for v in classes.total_bounds)
-    if release_box is not None and touching:
-        apart = (
-            box[2] < release_box[0]
-            or release_box[2] < box[0]
-            or box[3] < release_box[1]
-            or release_box[3] < box[1]
-        )
-        if not apart:
-            return
+    if release_box is not None and touching and not boxes_apart(box, release_box):
+        return
     raise InputError(
         f"the footprint does not overlap any released cell (footprint bbox {_box_text(box)}, "
         f"release bbox {_box_text(release_box)}); check that the footprint and the release "
         "cover the same place."
     )
+
+
+def boxes_apart(box: Sequence[float], other: Sequence[float]) -> bool:
+    """Return whether two (west, south, east, north) boxes share no point."""
+    return box[2] < other[0] or other[2] < box[0] or box[3] < other[1] or other[3] < box[1]
 
 
 def _box_text(box: tuple | None) -> str:

@@ -55,14 +55,18 @@ class OutreachRun:
         """Return the one-line warning that the list holds personal data."""
         return PERSONAL_DATA_WARNING.format(out=self.out.name, count=self.written)
 
-    def summary_lines(self) -> list[str]:
-        """Return the run's report: counts and the personal-data warning, one line each."""
+    def summary_lines(self, where: str | None = None, warning: bool = True) -> list[str]:
+        """Return the run's report: counts and the personal-data warning, one line each.
+
+        ``where`` names where the list went for a reader who cannot see the file's path
+        (the dashboard's download); ``warning=False`` leaves the warning to the caller.
+        """
         classes = ", ".join(f"{label}: {n}" for label, n in self.by_class.items())
         lines = [
             f"{self.written} registrations inside {self.footprint['file_name']}"
             + (f" ({classes})" if classes else "")
-            + f" written to {self.out}",
-            self.warning(),
+            + f" written to {where or self.out}",
+            *([self.warning()] if warning else []),
             f"read {self.rows_read} rows from {self.files} file(s): {self.accepted} accepted, "
             f"{self.rejected} rejected" + (f" ({self._reasons()})" if self.rejected else ""),
         ]

@@ -199,7 +199,10 @@ def _alert(system: pd.DataFrame, cumulative: pd.DataFrame | None) -> tuple[str |
     basis = "estimate" if figure.trusted else "high bound, the estimate cannot be trusted"
     persons = figure.estimate if figure.trusted else figure.high
     words = at_least_words(str(severe.iloc[0]["hazard_class"]))
-    return colour, f"{persons:,} persons {words} ({basis}); rule in the README"
+    return colour, (
+        f"{persons:,} persons {words} ({basis}); red from {RED_FROM:,} persons, orange from "
+        f"{ORANGE_FROM:,}, yellow from 1"
+    )
 
 
 def _roman(value: int) -> str:
