@@ -14,6 +14,7 @@ from geo.exposure_table import (
     AREA_SENTENCE,
     GRID_WEIGHTINGS,
     RELIABILITY_WORDS,
+    ROW_RANGES_SENTENCE,
     WEIGHTINGS,
     default_weighting,
 )
@@ -320,8 +321,12 @@ if area_totals is not None:
 
 st.markdown("**By nationality and class**" + (" and area" if exposure.admin_field else ""))
 st.dataframe(readable_table(table, exposure.admin_field), hide_index=True, width="stretch")
-if withheld:
-    st.caption(f"{withheld} They are in no row of these tables.")
+ranges_widened = exposure.accuracy.method == "noise" or exposure.accuracy.round_to
+table_notes = ([f"{ROW_RANGES_SENTENCE}."] if ranges_widened else []) + (
+    [f"{withheld} They are in no row of these tables."] if withheld else []
+)
+if table_notes:
+    st.caption(" ".join(table_notes))
 
 by_class = exposure.by_class
 classes = list(dict.fromkeys(by_class.sort_values("class_rank", ascending=False)["hazard_class"]))

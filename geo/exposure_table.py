@@ -60,6 +60,13 @@ AREA_SENTENCE = (
     "every cell that touches it: a cell straddling two areas counts in the high of both, "
     "so the areas' highs add up to more than the class's high."
 )
+# A range is widened once, by the bound of all it sums, never by the sum of its parts'
+# bounds: said wherever rows are shown or exported beside a total (no final stop).
+ROW_RANGES_SENTENCE = (
+    "The rows' lows and highs do not add up to a class's range: each range is widened "
+    "once, by the bound of all it sums (a class's range over every nationality is in "
+    "the table by class and the headline); the rows' estimates do add up"
+)
 # Released groups summed in a row's low (cells inside) and high (cells touching), and
 # the persons of the touching cells weighted by the share of their area inside.
 COUNT_COLUMNS = ["groups_low", "groups_high", "persons_area"]

@@ -17,7 +17,7 @@ import shapely
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from geo.exposure_table import AREA_SENTENCE, OUTSIDE_AREAS, TRUTH_SENTENCE
+from geo.exposure_table import AREA_SENTENCE, OUTSIDE_AREAS, ROW_RANGES_SENTENCE, TRUTH_SENTENCE
 from geo.io.footprints import read_footprint
 from geo.noise import noise_bound
 from geo.pipeline import compute_exposure, read_release, write_release
@@ -312,7 +312,10 @@ def test_exposure_page_headline_table_and_downloads(app, release_dir, media):
     assert "between low and high with 99% confidence" in beside_headline
     assert f"random noise (scale {scale:.3g} for cases" in beside_headline
     assert said in beside_headline
-    assert any(c.startswith(said) and "in no row of these tables" in c for c in captions)
+    # Under the rows: their ranges are not parts of the class's range; the withheld persons
+    # are in none of them.
+    under_rows = f"{ROW_RANGES_SENTENCE}. {said}"
+    assert any(c.startswith(under_rows) and "in no row of these tables" in c for c in captions)
     assert "with 99% confidence" in at.markdown[0].value
 
     files = downloads(at, media)

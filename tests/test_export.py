@@ -14,7 +14,7 @@ import shapely
 
 from geo.errors import InputError
 from geo.export_columns import column_title
-from geo.exposure_table import TRUTH_SENTENCE
+from geo.exposure_table import ROW_RANGES_SENTENCE, TRUTH_SENTENCE
 from geo.pipeline import ExposureRun, compute_exposure, write_export, write_release
 from geo.release import ReleasePolicy, protect
 from tests.export_files import machine_columns
@@ -129,6 +129,8 @@ def test_csvw_sidecar_describes_the_csv(tmp_path, setting):
     provenance = " ".join(sidecar["dc:provenance"])
     assert "Privacy: every figure is a sum of released values" in provenance
     assert "widened by the 99% bound of the noise" in provenance
+    # Summing the rows' ranges would not give a class's (one bound for the whole sum).
+    assert ROW_RANGES_SENTENCE in provenance
 
 
 def test_csv_of_a_noisy_release_says_99_percent_and_the_withheld_persons(tmp_path, setting):

@@ -29,7 +29,7 @@ import shapely
 from geo.accuracy import Accuracy
 from geo.errors import InputError
 from geo.export_columns import Column, column_specs, readable_table
-from geo.exposure_table import AREA_SENTENCE, RELIABILITY_WORDS, Exposure
+from geo.exposure_table import AREA_SENTENCE, RELIABILITY_WORDS, ROW_RANGES_SENTENCE, Exposure
 from geo.h3cells import cells_to_polygons
 from geo.release import Release
 from geo.sanitize import spreadsheet_safe
@@ -140,10 +140,13 @@ def _bounds_words(accuracy: Accuracy) -> str:
     if accuracy.method == "noise":
         return (
             f"{plain}; each is widened by the {accuracy.confidence:.0%} bound of the noise "
-            "of the groups it sums (low never below 0)"
+            f"of the groups it sums (low never below 0). {ROW_RANGES_SENTENCE}"
         )
     if accuracy.round_to:
-        return f"{plain}; each is widened by what rounding can move in the groups it sums"
+        return (
+            f"{plain}; each is widened by what rounding can move in the groups it sums. "
+            f"{ROW_RANGES_SENTENCE}"
+        )
     return plain
 
 
