@@ -100,6 +100,9 @@ def test_pdf_text_holds_the_headline_the_nationalities_and_the_privacy_sentence(
     for name, persons in spoken:
         assert f"{name} {persons}" in flat(text), (name, persons)
     assert "older people 60+" in text and "persons per registration" in text
+    # noisy categories that sum past the groups are said to, as on the page
+    assert re.search(r"Sex: the categories add up to [\d,]+ persons against", flat(text))
+    assert "read the shares as indicative" in flat(text)
     # provenance, release standing and hash; plain words only
     assert "5b53e221bd81dba6ac7eac02307a30853bbc13e7eeab73221150f29aa994c74c" in flat(text)
     assert "signature verified" in text and "content sha256" in text

@@ -229,10 +229,14 @@ def profile_section(profile: CommunityProfile, top: int = 6) -> list[str]:
         for row in profile.languages.head(top).itertuples()
     )
     titles = tuple(DIMENSION_TITLES.values())
+    # What the sex and age shares cannot say (noisy categories summing past the groups),
+    # as the page says it beside them.
+    breakdowns = (DIMENSION_TITLES["sex"], DIMENSION_TITLES["age_band"])
     return [
         f"Languages to warn in ({profile.scope}; persons who may speak them, estimate): "
         + (spoken or "none"),
         *(line for line in lines(profile, top=0) if line.startswith(titles)),
+        *(note for note in profile.notes if note.startswith(breakdowns)),
     ]
 
 
