@@ -64,8 +64,8 @@ AREA_SENTENCE = (
 # bounds: said wherever rows are shown or exported beside a total (no final stop).
 ROW_RANGES_SENTENCE = (
     "The rows' lows and highs do not add up to a class's range: each range is widened "
-    "once, by the bound of all it sums (a class's range over every nationality is in "
-    "the table by class and the headline); the rows' estimates do add up"
+    "once, by the bound of all it sums (the headline gives a class's range over every "
+    "nationality); the rows' estimates do add up"
 )
 # Released groups summed in a row's low (cells inside) and high (cells touching), and
 # the persons of the touching cells weighted by the share of their area inside.
