@@ -200,9 +200,13 @@ def _stocks(run, release) -> None:
             "reading the boundaries", common.load_admin, chosen.sha256, chosen.name, chosen.path
         )
         fields = [c for c in admin.columns if c != "geometry"] if admin is not None else []
-        preferred = next((c for c in ("reg_name", "name", "NAME") if c in fields), fields[0])
+        preferred = who.stock_name_field(admin, stocks) if admin is not None else None
         field = st.selectbox(
-            "Area name field", fields, index=fields.index(preferred), key="profile_stocks_field"
+            "Area name field",
+            fields,
+            index=fields.index(preferred) if preferred in fields else 0,
+            key="profile_stocks_field",
+            help="Defaults to the field whose values name the most areas of the stock table.",
         )
     result = common.guarded(
         "comparing with the stocks", who.stock_comparison, run, release, stocks, admin, field

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "data" / "demo" / "central_italy.release.parquet"
 NORCIA = ROOT / "data" / "footprints" / "italy_norcia_20161030_M6.5_ingv8863681_cont_mmi.json"
 REGIONS = ROOT / "data" / "admin" / "italy_regions_limits_IT_regions.geojson"
+PERUGIA = ROOT / "data" / "admin" / "italy_perugia_municipalities_limits_P_54.geojson"
 SDMX = (
     ROOT
     / "data"
@@ -241,6 +242,42 @@ def test_stocks_joined_on_a_small_table(demo, tmp_path):
     exposure = pipeline.compute_exposure(release, whole[["class_label", "class_rank", "geometry"]])
     rou = exposure.by_class.set_index("nationality").loc["ROU", "persons_estimate"]
     assert umbria.loc["ROU", "registered_estimate"] == rou
+
+
+def test_a_stock_area_is_every_feature_of_its_name_not_only_those_the_footprint_meets(
+    demo, tmp_path
+):
+    release, _ = demo
+    municipalities = pipeline.read_boundaries(PERUGIA)  # 59 features, prov_name "Perugia"
+    spot = municipalities.geometry.iloc[0].representative_point().buffer(0.01)
+    small = tmp_path / "spot.geojson"
+    gpd.GeoDataFrame({"zone": ["spot"]}, geometry=[spot], crs=4326).to_file(small)
+    run = pipeline.run_exposure(release, pipeline.read_footprints([small]))
+    assert municipalities.intersects(spot).sum() < len(municipalities)
+    path = tmp_path / "stocks.csv"
+    path.write_text("area,nationality,persons\nPerugia,ROU,1000\n")
+    stocks = who.read_stocks(path)
+    table, _ = who.stock_comparison(run, release, stocks, municipalities, "prov_name")
+    row = table[(table["area"] == "Perugia") & (table["key"] == "ROU")].iloc[0]
+    whole = municipalities.dissolve("prov_name", as_index=False).rename(
+        columns={"prov_name": "class_label"}
+    )
+    exposure = pipeline.compute_exposure(
+        release, whole.assign(class_rank=1)[["class_label", "class_rank", "geometry"]]
+    )
+    assert (
+        row["registered_estimate"]
+        == (exposure.by_class.set_index("nationality").loc["ROU", "persons_estimate"])
+    )
+
+
+def test_the_stocks_area_field_is_the_one_naming_their_areas(tmp_path):
+    municipalities = pipeline.read_boundaries(PERUGIA)
+    by_region = who.read_stocks(SDMX)  # ISTAT's table by region: "Umbria"
+    assert who.stock_name_field(municipalities, by_region) == "reg_name"
+    path = tmp_path / "stocks.csv"
+    path.write_text("area,nationality,persons\nnorcia,ROU,10\nCascia,ROU,5\n")
+    assert who.stock_name_field(municipalities, who.read_stocks(path)) == "name"
 
 
 def test_stocks_on_the_real_istat_file_compare_by_citizenship_area(demo):

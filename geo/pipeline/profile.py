@@ -101,6 +101,20 @@ def read_stocks(path: str | Path, data: bytes | None = None, *, country=None, ye
     return read(path, data, country=country, year=year)
 
 
+def stock_name_field(admin, stocks) -> str | None:
+    """Return the boundaries' field that names the most of the stock table's areas.
+
+    Compared without case; ties go to the field listed first; None when the boundaries
+    have no field. A default for the page, which lets the user choose another.
+    """
+    wanted = set(stocks.table["area"].astype(str).str.casefold())
+    fields = [c for c in admin.columns if c != admin.geometry.name]
+    matches = {
+        field: len(wanted & set(admin[field].astype(str).str.casefold())) for field in fields
+    }
+    return max(fields, key=lambda field: matches[field], default=None)
+
+
 def stock_comparison(run: ExposureRun, release: Release, stocks, admin=None, admin_field=None):
     """Return registered persons beside the official stocks for the areas the footprint meets.
 
@@ -132,10 +146,14 @@ def stock_comparison(run: ExposureRun, release: Release, stocks, admin=None, adm
         admin, admin_field = country_outlines(tuple(run.classes.total_bounds)), "name"
     footprint = shapely.union_all(run.classes.geometry.to_numpy())
     admin = admin.to_crs("EPSG:4326") if admin.crs is not None else admin.set_crs("EPSG:4326")
-    exposed = admin[admin.intersects(footprint)]
-    if exposed.empty:
+    names = admin[admin_field].astype(str)
+    met = set(names[admin.intersects(footprint)])
+    if not met:
         raise InputError("stocks: no administrative area meets the footprint.")
-    areas = exposed.assign(class_label=exposed[admin_field].astype(str), class_rank=1)[
+    # An area is every feature of its name (municipalities named by their region, say),
+    # not only those the footprint meets: the stock counts the whole area.
+    whole = admin[names.isin(met)]
+    areas = whole.assign(class_label=names[whole.index], class_rank=1)[
         ["class_label", "class_rank", "geometry"]
     ].dissolve("class_label", as_index=False)
     exposure = compute_exposure(
