@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import basemap, common
+from app_pages.deck_map import deck_map
 from geo import pipeline
 from geo.codes import CONSENT_SCOPES
 from geo.release import MAX_BASE_RESOLUTION, ReleasePolicy
@@ -218,14 +219,12 @@ for file in uploaded:
         if classes is not None:
             layer, legend = classes_to_layer(classes, layer_id=f"preview-{file.sha256[:8]}")
             view = bounds_to_view(classes.total_bounds)
-            st.pydeck_chart(
-                build_deck(
-                    basemap.land_layers(classes.total_bounds) + [layer],
-                    view,
-                    common.settings().basemap_url,
-                ),
+            deck_map(
+                build_deck(basemap.land_layers(classes.total_bounds) + [layer], view),
                 height=360,
                 key=f"preview_{file.sha256[:8]}",
+                alt=f"Map of the classes of {common.plain(provenance['file_name'])}",
+                tiles=common.settings().basemap_url,
             )
             st.markdown(legend_html("Classes", legend, shape="outline"), unsafe_allow_html=True)
 

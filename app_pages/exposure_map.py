@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from app_pages import basemap, common
+from app_pages.deck_map import deck_map
 from geo.pipeline import ExposureRun
 from geo.pipeline.exposure import exposure_cells
 from geo.release import Release
@@ -61,12 +62,13 @@ def show_exposure_map(
     points = st.session_state.get("profile_focal_points")  # set by the profile section
     if points is not None and len(points):
         layers.append(focal_points_layer(points))
-    st.pydeck_chart(
+    deck_map(
         exposure_deck(layers, drawn.view),
         height=MAP_HEIGHT_PX,
         key="exposure_cells_map",
         alt="Map of the exposed released cells, coloured by the worst hazard class they "
         "reach and shaded by persons",
+        tiles=common.settings().basemap_url,
     )
     legend = st.columns([3, 2])
     legend[0].markdown(

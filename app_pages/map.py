@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app_pages import basemap, common
+from app_pages.deck_map import deck_map
 from geo import pipeline
 from geo.accuracy import Accuracy
 from geo.viz.cells import BREAKDOWN_FILTERS, MAX_MAP_CELLS, nationality_label
@@ -143,12 +144,12 @@ if shown.display_resolution is not None:
 
 layers += basemap.place_name_layers(extent)
 view = common.release_view(release, framed)
-deck = build_deck(layers, view, common.settings().basemap_url, scope)
-st.pydeck_chart(
-    deck,
+deck_map(
+    build_deck(layers, view, scope=scope),
     height=MAP_HEIGHT_PX,
     key="exposure_map",
     alt="Map of released H3 cells coloured by persons, with hazard classes",
+    tiles=common.settings().basemap_url,
 )
 
 # The first map is on its way: prepare the breakdown filters while it is drawn.

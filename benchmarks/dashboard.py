@@ -31,29 +31,33 @@ from tests.dashboard_server import (  # noqa: E402
     CHROMIUM_ARGS,
     start_dashboard,
     stop_dashboard,
+    wait_for_map,
 )
 
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-MAP_CANVAS = '[data-testid="stDeckGlJsonChart"] canvas'
-# In the page's clock (ms since navigation): the end of the last long task (main thread
-# busy ≥ 50 ms: decoding, building and drawing the map), the last time the script became
-# idle on the server, and the last pointer press (a user's click).
+# Run in the page and in every frame (the map is an iframe), in wall-clock ms
+# (timeOrigin + the frame's clock, so frames compare): the end of the last long task
+# (main thread busy ≥ 50 ms: decoding, building and drawing the map), the last time the
+# script became idle on the server, and the last pointer press (a user's click).
 WATCH_PAGE = """
 window.__longTasksEnd = 0; window.__idleAt = 0; window.__pressedAt = 0;
+const __wall = (ms) => performance.timeOrigin + ms;
 new PerformanceObserver((list) => {
   for (const task of list.getEntries()) {
-    window.__longTasksEnd = Math.max(window.__longTasksEnd, task.startTime + task.duration);
+    window.__longTasksEnd = Math.max(window.__longTasksEnd,
+                                     __wall(task.startTime + task.duration));
   }
 }).observe({entryTypes: ["longtask"]});
 new MutationObserver((changes) => {
   for (const change of changes) {
     if (change.target.getAttribute("data-test-script-state") === "notRunning") {
-      window.__idleAt = performance.now();
+      window.__idleAt = __wall(performance.now());
     }
   }
 }).observe(document,
            {attributes: true, subtree: true, attributeFilter: ["data-test-script-state"]});
-window.addEventListener("pointerdown", () => { window.__pressedAt = performance.now(); }, true);
+window.addEventListener("pointerdown",
+                        () => { window.__pressedAt = __wall(performance.now()); }, true);
 """
 QUIET_MS = 500
 UPLOADER = '.st-key-exposure_uploads [data-testid="stFileUploaderDropzoneInput"]'
@@ -93,18 +97,34 @@ def start_server(release: Path, root: Path = ROOT) -> tuple[subprocess.Popen, st
 def settled_ms(page) -> float:
     """Wait until the script is idle and the browser has been quiet for ``QUIET_MS``.
 
-    Returns, in the page's clock, when the work ended: the later of the script becoming
-    idle and the end of the last long task.
+    Returns, in ms since the page's navigation, when the work ended: the later of the
+    script becoming idle and the end of the last long task in the page or any frame.
     """
+    from playwright.sync_api import Error as PlaywrightError
+
     page.wait_for_timeout(200)
     page.wait_for_selector(IDLE, timeout=180_000)
     while True:
-        now, done = page.evaluate(
-            "[performance.now(), Math.max(window.__longTasksEnd, window.__idleAt)]"
+        ends = []
+        for frame in page.frames:
+            try:
+                ends.append(
+                    frame.evaluate("Math.max(window.__longTasksEnd || 0, window.__idleAt || 0)")
+                )
+            except PlaywrightError:  # a frame that went away meanwhile
+                continue
+        origin, now = page.evaluate(
+            "[performance.timeOrigin, performance.timeOrigin + performance.now()]"
         )
+        done = max(ends)
         if now - done >= QUIET_MS:
-            return done
+            return done - origin
         page.wait_for_timeout(100)
+
+
+def pressed_ms(page) -> float:
+    """Return the last pointer press, in ms since the page's navigation."""
+    return page.evaluate("window.__pressedAt - performance.timeOrigin")
 
 
 def measure(release: Path, browser, root: Path = ROOT, exposure: bool = True) -> dict[str, float]:
@@ -119,22 +139,22 @@ def measure(release: Path, browser, root: Path = ROOT, exposure: bool = True) ->
         page.set_default_timeout(180_000)  # a loaded machine: slow, not failed
         page.add_init_script(WATCH_PAGE)
         page.goto(url)
-        page.wait_for_selector(MAP_CANVAS, timeout=180_000)
+        wait_for_map(page, timeout=180_000)
         visit = settled_ms(page) / 1000  # the page's clock starts at navigation
         first_map = ready + visit
         rss_map = resident_mib(process.pid)
         page.get_by_label("Breakdown").click()
         settled_ms(page)
         page.get_by_role("option", name="Sex").click()
-        page.wait_for_selector(MAP_CANVAS)
-        rerun = (settled_ms(page) - page.evaluate("window.__pressedAt")) / 1000
+        wait_for_map(page)
+        rerun = (settled_ms(page) - pressed_ms(page)) / 1000
         # The same kind of change with every released cell drawn (no hexagon limit).
         page.get_by_text("Draw every released cell", exact=True).click()
         settled_ms(page)
         page.get_by_label("Category").click()
         settled_ms(page)
         page.get_by_role("option", name="M", exact=True).click()
-        rerun_every_cell = (settled_ms(page) - page.evaluate("window.__pressedAt")) / 1000
+        rerun_every_cell = (settled_ms(page) - pressed_ms(page)) / 1000
         maps = {
             "ready_s": ready,
             "visit_s": visit,

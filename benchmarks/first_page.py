@@ -27,10 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.dashboard_server import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+from tests.dashboard_server import CHROMIUM, CHROMIUM_ARGS, free_port, wait_for_map  # noqa: E402
 
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-MAP_CANVAS = '[data-testid="stDeckGlJsonChart"] canvas'
 
 
 def wait_for_health(url: str, process: subprocess.Popen, timeout_s: float) -> None:
@@ -79,7 +78,7 @@ def one_start(root: Path, browser, log: Path) -> dict[str, float]:
         wait_for_health(url, process, 60)
         healthy = time.perf_counter() - start
         page.goto(url)
-        page.wait_for_selector(MAP_CANVAS, timeout=60_000)
+        wait_for_map(page, timeout=60_000)
         page.wait_for_selector(IDLE, timeout=60_000)
         drawn = time.perf_counter() - start
         cpu = cpu_seconds(process.pid)

@@ -155,7 +155,7 @@ def ingest_floors(size: int, repeats: int) -> None:
 
 def page_figures(url: str, browser, rerun: bool) -> dict[str, float]:
     """Open a page in a new tab; return page opened → quiet, and a select box's rerun."""
-    from benchmarks.dashboard import MAP_CANVAS, WATCH_PAGE, settled_ms
+    from benchmarks.dashboard import WATCH_PAGE, pressed_ms, settled_ms, wait_for_map
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(180_000)
@@ -163,7 +163,7 @@ def page_figures(url: str, browser, rerun: bool) -> dict[str, float]:
     try:
         page.goto(url)
         if rerun:
-            page.wait_for_selector(MAP_CANVAS)
+            wait_for_map(page)
         figures = {"visit_s": settled_ms(page) / 1000}
         if rerun:
             times = []
@@ -171,7 +171,7 @@ def page_figures(url: str, browser, rerun: bool) -> dict[str, float]:
                 page.get_by_label("Colour").click()
                 settled_ms(page)
                 page.get_by_role("option", name=colour).click()
-                times.append((settled_ms(page) - page.evaluate("window.__pressedAt")) / 1000)
+                times.append((settled_ms(page) - pressed_ms(page)) / 1000)
             figures["rerun_s"] = statistics.median(times)
         return figures
     finally:

@@ -21,6 +21,50 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
+# The dashboard's maps (app_pages.deck_map) are iframes with a deck.gl canvas; an older
+# checkout measured beside this one draws them with st.pydeck_chart.
+MAP_FRAME = 'iframe[title="app_pages.deck_map.deck_map"]'
+PYDECK_CANVAS = '[data-testid="stDeckGlJsonChart"] canvas'
+
+
+def wait_for_map(page, timeout: float = 60_000, index: int = 0):
+    """Wait until the page's ``index``-th map has its canvas; return its frame locator.
+
+    For a checkout whose maps are ``st.pydeck_chart``s, returns None once the canvas is
+    there.
+    """
+    page.wait_for_selector(f"{MAP_FRAME}, {PYDECK_CANVAS}", timeout=timeout)
+    if page.locator(MAP_FRAME).count() == 0:
+        page.wait_for_selector(PYDECK_CANVAS, timeout=timeout)
+        return None
+    frame = page.frame_locator(MAP_FRAME).nth(index)
+    frame.locator("canvas").wait_for(timeout=timeout)
+    return frame
+
+
+def script_ran(page) -> bool:
+    """Whether a hostile payload set ``window.__pwned`` in the page or any of its frames."""
+    return any(frame.evaluate("window.__pwned") is not None for frame in page.frames)
+
+
+def hover_tooltip(page, frame, fractions) -> tuple[str, object]:
+    """Move the mouse over the map in ``frame`` until a tooltip counts persons.
+
+    ``fractions`` are the positions tried across the map's width and height. Returns the
+    tooltip's text ('' if none showed) and its locator.
+    """
+    box = page.locator(MAP_FRAME).first.bounding_box()
+    tooltip = frame.locator(".deck-tooltip")
+    shown = ""
+    for fx in fractions:
+        for fy in fractions:
+            page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+            page.wait_for_timeout(60)
+            if tooltip.count() and tooltip.first.is_visible():
+                shown = tooltip.first.inner_text()
+                if "persons" in shown:
+                    return shown, tooltip
+    return shown, tooltip
 
 
 class DashboardStartError(RuntimeError):

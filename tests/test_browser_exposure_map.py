@@ -21,9 +21,13 @@ from geo.release import ReleasePolicy, protect
 from tests.dashboard_server import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    MAP_FRAME,
     DashboardStartError,
+    hover_tooltip,
+    script_ran,
     start_dashboard,
     stop_dashboard,
+    wait_for_map,
 )
 from tests.factories import clustered_records
 from tests.test_browser import (
@@ -38,7 +42,7 @@ from tests.test_browser import (
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-MAP = '[data-testid="stDeckGlJsonChart"]'
+MAP = MAP_FRAME
 UPLOADER = '.st-key-exposure_uploads [data-testid="stFileUploaderDropzoneInput"]'
 SLOW = 240_000  # ms: a cold exposure on a shared 2-core machine
 
@@ -107,21 +111,25 @@ def record_frames(page) -> list[bytes]:
 
 
 def exposure_decks(frames: list[bytes]) -> list[dict]:
-    """Every deck JSON with exposed cells found in the frames, in order."""
+    """Every map with exposed cells found in the frames, in order: its parsed layers.
+
+    The map component's arguments travel as one JSON text (``{"layers": [...``) in which
+    each layer is a JSON string of its own.
+    """
     decks = []
     decoder = json.JSONDecoder()
     for frame in frames:
         if b"exposed-h" not in frame:
             continue
         text = frame.decode("utf-8", errors="replace")
-        start = text.find('{"initialViewState"')
+        start = text.find('{"layers"')
         while start >= 0:
             try:
-                deck, _ = decoder.raw_decode(text, start)
+                arguments, _ = decoder.raw_decode(text, start)
             except ValueError:
-                start = text.find('{"initialViewState"', start + 1)
+                start = text.find('{"layers"', start + 1)
                 continue
-            decks.append(deck)
+            decks.append({"layers": [json.loads(layer) for layer in arguments["layers"]]})
             break
     return decks
 
@@ -146,7 +154,7 @@ def test_uploaded_footprint_is_drawn_with_the_table_values(page, server, release
     page.goto(f"{server}/exposure")
     wait_idle(page, SLOW)
     upload(page, "flood.geojson", flood_footprint())
-    page.wait_for_selector(f"{MAP} canvas", timeout=SLOW)
+    wait_for_map(page, timeout=SLOW)
     page.wait_for_timeout(2500)  # let deck.gl draw
     assert page.get_by_role("button", name="Run exposure").count() == 0
     shot = map_screenshot(page, tmp_path / "exposure_map.png")
@@ -208,26 +216,14 @@ def test_hovering_cells_with_script_labels_runs_nothing(hostile_page, hostile_se
     page.goto(f"{hostile_server}/exposure")
     wait_idle(page, SLOW)
     upload(page, f"{SCRIPT_FOOTPRINT}.geojson", footprint_over_umbria())
-    page.wait_for_selector(f"{MAP} canvas", timeout=SLOW)
+    frame = wait_for_map(page, timeout=SLOW)
     page.locator(MAP).first.scroll_into_view_if_needed(timeout=SLOW)
     page.wait_for_timeout(2500)
-    box = page.locator(MAP).first.bounding_box()
-    tooltip = page.locator(".deck-tooltip")
-    shown = ""
-    for fx in np.linspace(0.2, 0.8, 13):
-        for fy in np.linspace(0.2, 0.8, 13):
-            page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
-            page.wait_for_timeout(60)
-            if tooltip.count() and tooltip.first.is_visible():
-                shown = tooltip.first.inner_text()
-                if "persons" in shown:
-                    break
-        if "persons" in shown:
-            break
+    shown, tooltip = hover_tooltip(page, frame, np.linspace(0.2, 0.8, 13))
     assert SCRIPT_NATIONALITY in shown, f"no tooltip with the nationality: {shown!r}"
     assert SCRIPT_FOOTPRINT in shown  # the class label, as text
     assert tooltip.first.locator("img").count() == 0
-    assert page.locator(f"{MAP} img").count() == 0
-    assert page.evaluate("window.__pwned") is None
+    assert frame.locator("img").count() == 0
+    assert not script_ran(page)
     assert dialogs == []
     assert page.outside == [], f"requests left the machine: {page.outside}"

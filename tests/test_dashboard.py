@@ -7,7 +7,6 @@ import json
 import re
 import zipfile
 from pathlib import Path
-from urllib.parse import unquote
 
 import geopandas as gpd
 import h3
@@ -27,6 +26,7 @@ from geo.viz.layers import CELL_FIELDS
 from tests.export_files import machine_columns, read_exposure_csv
 from tests.factories import clustered_records, registration_row, write_rows
 from tests.footprint_files import write_cap_alert, write_ems_grading_zip, write_nested_zones
+from tests.map_decks import decks
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard.py")
@@ -84,7 +84,7 @@ def no_exception(at: AppTest) -> None:
 
 
 def deck(at: AppTest, index: int = 0) -> dict:
-    return json.loads(at.get("deck_gl_json_chart")[index].proto.json)
+    return decks(at)[index]
 
 
 def all_keys(value) -> set[str]:
@@ -161,7 +161,7 @@ def test_map_payload_holds_only_released_values(app, release_dir):
     no_exception(at)
     release = public_release(release_dir)
     payload = deck(at)
-    assert payload["mapStyle"] == "__MAP_STYLE__"  # no basemap, no network request
+    assert payload["tiles"] is None  # no basemap, no network request
     assert "http" not in json.dumps(payload)
     check_no_identifier_keys(payload["layers"])
     drawn = check_cells_are_released(payload, release.groups)
@@ -211,7 +211,7 @@ def test_map_sums_fine_cells_into_coarser_hexagons_beyond_the_limit(app, release
 
 def map_place(at: AppTest) -> int:
     """The map's index among the page's top-level elements."""
-    return next(i for i, node in at.main.children.items() if node.type == "deck_gl_json_chart")
+    return next(i for i, node in at.main.children.items() if node.type == "component_instance")
 
 
 def test_the_map_keeps_its_place_in_the_page_when_filters_change(app, monkeypatch):
@@ -273,7 +273,7 @@ def test_map_filters_use_released_breakdowns_and_keep_the_view(app, release_dir)
     assert "Each hexagon shows its released count for sex M." in caption
     assert "even more than the hexagon's count for all persons" in caption
     # The tooltip says what the hovered figures count.
-    tooltip = json.loads(at.get("deck_gl_json_chart")[0].proto.tooltip)
+    tooltip = payload["tooltip"]
     assert tooltip["text"].startswith(
         "Released in this hexagon (ROU, ALB, sex M): persons {p}, cases {c}"
     )
@@ -582,7 +582,7 @@ def test_no_release_says_how_to_get_one(app, monkeypatch, tmp_path):
     at = app.run()
     no_exception(at)
     assert "No release file" in at.info[0].value
-    assert not at.get("deck_gl_json_chart")
+    assert not decks(at)
 
 
 def test_the_servers_arrow_buffers_come_from_the_c_librarys_heap(app):
@@ -620,11 +620,12 @@ def test_every_page_run_gives_freed_memory_back_even_when_it_stops_early(
 
 def test_tile_basemap_only_when_configured(app, monkeypatch):
     monkeypatch.setenv("CRISIS_EXPOSURE_BASEMAP_URL", "https://tiles.example.org/{z}/{x}/{y}.png")
-    payload = deck(app.run())
-    prefix = "data:application/json,"
-    assert payload["mapStyle"].startswith(prefix)
-    style = json.loads(unquote(payload["mapStyle"].removeprefix(prefix)))
-    assert style["sources"]["tiles"]["tiles"] == ["https://tiles.example.org/{z}/{x}/{y}.png"]
+    at = app.run()
+    payload = deck(at)
+    assert payload["tiles"] == "https://tiles.example.org/{z}/{x}/{y}.png"
+    at.switch_page("app_pages/exposure.py").run()
+    no_exception(at)
+    assert deck(at)["tiles"] == "https://tiles.example.org/{z}/{x}/{y}.png"
     land = next(layer for layer in payload["layers"] if layer["id"] == "basemap-land")
     assert land["filled"] is False  # the tiles show through
 

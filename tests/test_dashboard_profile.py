@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from geo import pipeline
 from geo.pipeline import profile as who
+from tests.map_decks import decks
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard.py")
@@ -54,8 +54,8 @@ def test_profile_focal_points_and_stocks_on_the_page(app):
     assert focal["organisation"].str.startswith("SAMPLE").all()
     assert not focal["organisation"].str.contains("Milan").any()
     # the listed focal points are drawn on the exposure map too, as a layer of their own
-    (deck,) = at.get("deck_gl_json_chart")
-    layers = {layer["id"]: layer for layer in json.loads(deck.proto.json)["layers"]}
+    (deck,) = decks(at)
+    layers = {layer["id"]: layer for layer in deck["layers"]}
     assert len(layers["focal_points"]["data"]) == len(focal)
     assert (
         "Romania"

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from geo import cli, pipeline
 from geo.release import ReleasePolicy, protect
 from tests.factories import clustered_records
+from tests.map_decks import decks
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard.py")
@@ -146,7 +147,7 @@ def test_a_list_that_cannot_be_honoured_stops_the_pages(folder, monkeypatch, dam
     for page in PAGES:
         at = on_page(page)
         assert any(expected in e.value for e in at.error), page
-        assert not at.metric and not at.get("deck_gl_json_chart"), page
+        assert not at.metric and not decks(at), page
     assert path.exists()
 
 

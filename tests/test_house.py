@@ -8,6 +8,7 @@ module is caught too.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import subprocess
 import sys
@@ -71,7 +72,7 @@ def test_the_dashboard_on_a_vector_footprint_loads_no_raster_or_chart_library():
         "at = AppTest.from_file('dashboard.py', default_timeout=120).run()\n"
         "at.switch_page('app_pages/exposure.py').run()\n"
         "assert not at.exception, at.exception\n"
-        "assert at.get('vega_lite_chart') and at.get('deck_gl_json_chart')\n"
+        "assert at.get('vega_lite_chart') and at.get('component_instance')\n"
     )
     assert not loaded & {"rasterio", "altair"}, loaded & {"rasterio", "altair"}
 
@@ -163,3 +164,24 @@ def test_the_dashboard_listens_on_this_machine_only_with_xsrf_and_no_error_detai
     assert config["server"]["enableXsrfProtection"] is True
     assert config["server"]["maxUploadSize"] <= 100
     assert config["client"]["showErrorDetails"] == "none"
+
+
+def test_the_map_bundle_is_built_from_the_committed_source():
+    # The dashboard serves the committed bundle (no Node.js needed to run it); its first
+    # line names the source and lockfile it was built from.
+    frontend = ROOT / "app_pages" / "deck_map" / "frontend"
+
+    def sha256(name: str) -> str:
+        return hashlib.sha256((frontend / name).read_bytes()).hexdigest()
+
+    with open(frontend / "dist" / "main.js", encoding="utf-8") as bundle:
+        banner = bundle.readline().rstrip("\n")
+    built_from = (
+        f"// built from src/main.js {sha256('src/main.js')} "
+        f"package-lock.json {sha256('package-lock.json')}"
+    )
+    assert banner == built_from, (
+        "rebuild it: cd app_pages/deck_map/frontend && npm ci && npm run build"
+    )
+    licences = (frontend / "dist" / "THIRD_PARTY_LICENSES.txt").read_text(encoding="utf-8")
+    assert "@deck.gl/core" in licences and "h3-js" in licences

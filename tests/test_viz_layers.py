@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import unquote
 
 import geopandas as gpd
 import h3
@@ -97,11 +96,6 @@ def test_view_frames_the_cells(release):
     assert far["longitude"] - half_width_deg < 12.5 and far["longitude"] + half_width_deg > 106.8
 
 
-def test_deck_without_basemap_makes_no_request_and_tiles_only_when_configured():
+def test_the_deck_names_no_basemap_provider_and_makes_no_request():
     offline = json.loads(build_deck([], cells_to_view([])).to_json())
     assert offline["mapStyle"] == "__MAP_STYLE__" and "http" not in json.dumps(offline)
-    online = json.loads(
-        build_deck([], cells_to_view([]), "https://t.example/{z}/{x}/{y}.png").to_json()
-    )
-    style = json.loads(unquote(online["mapStyle"].removeprefix("data:application/json,")))
-    assert style["sources"]["tiles"]["tiles"] == ["https://t.example/{z}/{x}/{y}.png"]

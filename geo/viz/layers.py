@@ -6,7 +6,7 @@ for rolled-up cells; colours come from :mod:`geo.viz.legends`. Hazard classes ar
 as outlines over them (:func:`classes_to_layer`). The offline base layer (:mod:`geo.viz.basemap`)
 draws the shipped boundaries (``data/basemap``, derived from the ISTAT region limits by
 :func:`regions_to_basemap`), so the map needs no network unless a tile URL is set
-(:func:`build_deck`).
+(drawn by the dashboard's map component).
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from urllib.parse import quote
 
 import geopandas as gpd
 import pandas as pd
 import polars as pl
 import pydeck as pdk
 import shapely
-from pydeck.bindings.json_tools import default_serialize
 
 from geo.footprint_classes import classes_are_ordered
 from geo.h3cells import cell_boundaries, cells_to_ints
@@ -244,48 +242,16 @@ def bounds_to_view(
     }
 
 
-def tile_map_style(url: str) -> str:
-    """Return a raster map style for a ``{z}/{x}/{y}`` tile URL, as an inline ``data:`` URL.
+def build_deck(layers: Sequence[pdk.Layer], view: dict, scope: str = "") -> pdk.Deck:
+    """Return the map: the given layers, framed by ``view``, with the cells' tooltip.
 
-    The browser's map library fetches its style from a URL; inlining it means the only
-    requests made are for the tiles themselves.
+    No basemap provider: the offline base layers are among ``layers``, and a tile
+    basemap, when one is set, is the map component's (``app_pages.deck_map``). The
+    tooltip names ``scope`` (:func:`cell_tooltip`).
     """
-    style = {
-        "version": 8,
-        "sources": {"tiles": {"type": "raster", "tiles": [url], "tileSize": 256}},
-        "layers": [{"id": "tiles", "type": "raster", "source": "tiles"}],
-    }
-    return "data:application/json," + quote(json.dumps(style, separators=(",", ":")))
-
-
-class CompactDeck(pdk.Deck):
-    """A deck serialised without indentation.
-
-    pydeck indents its JSON, which doubles the payload Streamlit sends to the browser
-    for tens of thousands of cells; the content is the same.
-    """
-
-    def to_json(self) -> str:
-        """Return the deck as compact JSON."""
-        return json.dumps(self, sort_keys=True, default=default_serialize, separators=(",", ":"))
-
-
-def build_deck(
-    layers: Sequence[pdk.Layer], view: dict, basemap_url: str | None = None, scope: str = ""
-) -> pdk.Deck:
-    """Return the map: the given layers over no basemap, or over tiles when a URL is set.
-
-    Without ``basemap_url`` the deck has ``map_provider=None``: no basemap, no
-    network request. With it, a raster style (:func:`tile_map_style`) reads tiles
-    from the URL. The cells' tooltip names ``scope`` (:func:`cell_tooltip`).
-    """
-    if basemap_url:
-        style = {"map_provider": "carto", "map_style": tile_map_style(basemap_url)}
-    else:
-        style = {"map_provider": None}
-    return CompactDeck(
+    return pdk.Deck(
         layers=list(layers),
         initial_view_state=pdk.ViewState(**view),
         tooltip={"text": cell_tooltip(scope), "style": {"fontSize": "12px"}},
-        **style,
+        map_provider=None,
     )

@@ -1,0 +1,107 @@
+// A deck.gl map inside a Streamlit component that keeps its layers between reruns.
+//
+// Streamlit's own deck.gl chart parses the whole deck with JSON5 on every rerun and
+// rebuilds every layer. Here each layer arrives as its own JSON string: a layer whose
+// string did not change keeps its deck.gl instance (its GPU buffers too), and only the
+// changed layers are parsed (natively) and rebuilt. The view is set again only when the
+// page frames another area, so a user's pan and zoom survive a filter change.
+import {Deck, MapView} from '@deck.gl/core';
+import {
+  BitmapLayer, GeoJsonLayer, PathLayer, ScatterplotLayer, TextLayer
+} from '@deck.gl/layers';
+import {H3HexagonLayer, TileLayer} from '@deck.gl/geo-layers';
+import {JSONConfiguration, JSONConverter} from '@deck.gl/json';
+
+const converter = new JSONConverter({
+  configuration: new JSONConfiguration({
+    classes: {GeoJsonLayer, H3HexagonLayer, PathLayer, ScatterplotLayer, TextLayer}
+  })
+});
+
+function send(type, data) {
+  window.parent.postMessage({isStreamlitMessage: true, type, ...data}, '*');
+}
+
+// A tooltip template's {field}s filled from the hovered object, set as text (never
+// HTML), in the page's font.
+function tooltipOf(template, font) {
+  if (!template) return null;
+  return ({object}) => object && {
+    text: template.text.replace(/{([^{}]+)}/g, (_, field) => String(object[field] ?? '')),
+    style: {fontFamily: font, ...(template.style || {})}
+  };
+}
+
+function tileLayer(url) {
+  return new TileLayer({
+    id: 'basemap-tiles',
+    data: url,
+    minZoom: 0,
+    maxZoom: 19,
+    tileSize: 256,
+    renderSubLayers: (props) => {
+      const {west, south, east, north} = props.tile.bbox;
+      return new BitmapLayer(props, {
+        data: null, image: props.data, bounds: [west, south, east, north]
+      });
+    }
+  });
+}
+
+let deck = null;
+let shownView = '';
+let tiles = null;
+const kept = new Map();  // a layer's JSON string -> its deck.gl layer
+
+// The layers of this rerun: those whose string was drawn before keep their instance
+// (deck.gl then skips them); the others are parsed and converted. The ids of the
+// rebuilt ones are written on the map (data-rebuilt) for whoever checks this.
+function layersOf(strings, container) {
+  const rebuilt = [];
+  const layers = strings.map((json) => {
+    if (kept.has(json)) return kept.get(json);
+    const layer = converter.convert(JSON.parse(json));
+    rebuilt.push(layer.id);
+    return layer;
+  });
+  kept.clear();
+  strings.forEach((json, i) => kept.set(json, layers[i]));
+  container.dataset.rebuilt = rebuilt.join(' ');
+  return layers;
+}
+
+function render({args, theme}) {
+  const {height} = args;
+  if (args.tiles !== (tiles && tiles.props.data)) tiles = args.tiles ? tileLayer(args.tiles) : null;
+  const container = document.getElementById('map');
+  const layers = layersOf(args.layers, container);
+  const props = {
+    layers: tiles ? [tiles, ...layers] : layers,
+    getTooltip: tooltipOf(args.tooltip, theme && theme.font)
+  };
+  const view = JSON.stringify(args.view);
+  if (view !== shownView) {  // the page frames another area: move there
+    props.initialViewState = args.view;
+    shownView = view;
+  }
+  container.style.height = `${height}px`;
+  container.setAttribute('aria-label', args.alt || 'Map');
+  if (deck) {
+    deck.setProps(props);
+  } else {
+    deck = new Deck({
+      parent: container,
+      views: new MapView({repeat: true}),
+      controller: true,
+      width: '100%',
+      height: `${height}px`,
+      ...props
+    });
+  }
+  send('streamlit:setFrameHeight', {height});
+}
+
+window.addEventListener('message', (event) => {
+  if (event.data && event.data.type === 'streamlit:render') render(event.data);
+});
+send('streamlit:componentReady', {apiVersion: 1});
