@@ -227,3 +227,17 @@ def test_hovering_cells_with_script_labels_runs_nothing(hostile_page, hostile_se
     assert not script_ran(page)
     assert dialogs == []
     assert page.outside == [], f"requests left the machine: {page.outside}"
+
+
+def test_a_label_spelled_like_a_deck_expression_stays_text(page, server):
+    # deck.gl's JSON converter reads "@@#A.b" as an enumeration and "@@=…" as an
+    # expression wherever it meets one: a footprint named so broke the whole map (its
+    # class label is in every exposed cell's data). Only the layers' props are converted.
+    page.goto(f"{server}/exposure")
+    wait_idle(page, SLOW)
+    upload(page, "@@#Evil.label.geojson", flood_footprint())
+    frame = wait_for_map(page, timeout=SLOW)
+    page.locator(MAP).first.scroll_into_view_if_needed(timeout=SLOW)
+    page.wait_for_timeout(2500)
+    shown, _ = hover_tooltip(page, frame, np.linspace(0.2, 0.8, 13))
+    assert "@@#Evil.label" in shown, f"no tooltip with the label: {shown!r}"

@@ -12,11 +12,19 @@ import {
 import {H3HexagonLayer, TileLayer} from '@deck.gl/geo-layers';
 import {JSONConfiguration, JSONConverter} from '@deck.gl/json';
 
-const converter = new JSONConverter({
-  configuration: new JSONConfiguration({
-    classes: {GeoJsonLayer, H3HexagonLayer, PathLayer, ScatterplotLayer, TextLayer}
-  })
-});
+const LAYERS = {GeoJsonLayer, H3HexagonLayer, PathLayer, ScatterplotLayer, TextLayer};
+const converter = new JSONConverter({configuration: new JSONConfiguration({classes: LAYERS})});
+
+// A layer from pydeck's JSON: its props are converted (accessors such as "@@=h" become
+// functions), its data never is. The data holds released values and labels from
+// uploaded files: a label spelled like "@@#…" or "@@=…" stays text, and the rows are not
+// walked and copied.
+function layerOf(json) {
+  const {'@@type': type, data, ...props} = JSON.parse(json);
+  const Layer = LAYERS[type];
+  if (!Layer) throw new Error(`unknown layer type ${type}`);
+  return new Layer({...converter.convert(props), data});
+}
 
 function send(type, data) {
   window.parent.postMessage({isStreamlitMessage: true, type, ...data}, '*');
@@ -60,7 +68,7 @@ function layersOf(strings, container) {
   const rebuilt = [];
   const layers = strings.map((json) => {
     if (kept.has(json)) return kept.get(json);
-    const layer = converter.convert(JSON.parse(json));
+    const layer = layerOf(json);
     rebuilt.push(layer.id);
     return layer;
   });
