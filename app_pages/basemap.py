@@ -31,16 +31,19 @@ def _rounded(bounds: tuple[float, ...]) -> tuple[float, float, float, float]:
     )
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _land(bounds: tuple[float, float, float, float], outlines: tuple, fill: bool) -> list:
-    return base_layers(country_outlines(bounds), [path for _, path in outlines], fill)
+# Shared layer objects (cache_resource, never copied): a rerun neither unpickles them nor
+# writes their JSON again (app_pages.deck_map writes each layer object's JSON once).
+# Callers build new lists around them and never change a layer.
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _land(bounds: tuple[float, float, float, float], outlines: tuple, fill: bool) -> tuple:
+    return tuple(base_layers(country_outlines(bounds), [path for _, path in outlines], fill))
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _places(bounds: tuple[float, float, float, float], limit: int) -> list:
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _places(bounds: tuple[float, float, float, float], limit: int) -> tuple:
     west, south, east, north = bounds
     spacing = max(east - west, north - south) * SPACING_SHARE
-    return place_layers(spaced_places(place_names(bounds, limit * 20), spacing, limit))
+    return tuple(place_layers(spaced_places(place_names(bounds, limit * 20), spacing, limit)))
 
 
 def land_layers(bounds: tuple[float, ...]) -> list[pdk.Layer]:
@@ -50,12 +53,12 @@ def land_layers(bounds: tuple[float, ...]) -> list[pdk.Layer]:
     west, south, east, north = _rounded(bounds)
     pad_x, pad_y = (east - west) * 0.5 + 1, (north - south) * 0.5 + 1
     around = _rounded((west - pad_x, south - pad_y, east + pad_x, north + pad_y))
-    return _land(around, outlines, common.settings().basemap_url is None)
+    return list(_land(around, outlines, common.settings().basemap_url is None))
 
 
 def place_name_layers(bounds: tuple[float, ...], limit: int = PLACES_SHOWN) -> list[pdk.Layer]:
     """Return the ``limit`` most populous places in ``bounds`` as labels, drawn last."""
-    return _places(_rounded(bounds), limit)
+    return list(_places(_rounded(bounds), limit))
 
 
 def attribution() -> str:

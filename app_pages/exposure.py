@@ -168,7 +168,7 @@ if admin_name != "None":
     )
 nationalities = right.multiselect(
     "Nationalities",
-    sorted(release.groups["nationality"].unique()),
+    list(common.release_nationalities(release.metadata["content_sha256"], release)),
     format_func=nationality_label,
     placeholder="All nationalities",
     key="exposure_nationalities",

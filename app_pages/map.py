@@ -18,7 +18,7 @@ if loaded is None:
     st.stop()
 release, release_file = loaded
 
-nationalities = sorted(release.groups["nationality"].unique())
+nationalities = list(common.release_nationalities(release.metadata["content_sha256"], release))
 footprints = common.footprint_files()
 default_footprint = common.overlapping_footprint(footprints, release)
 footprint_names = ["None"] + [f.name for f in footprints]
@@ -152,8 +152,9 @@ deck_map(
     tiles=common.settings().basemap_url,
 )
 
-# The first map is on its way: prepare the breakdown filters while it is drawn.
-common.map_breakdowns(release_file.sha256, release)
+# The first map is on its way: prepare the breakdown filters, and the whole release's
+# map for each of their categories, while it is drawn.
+common.map_categories(release_file.sha256, release)
 
 legend = st.columns([3, 2])
 legend[0].markdown(legend_html("Persons per cell", count_legend(edges)), unsafe_allow_html=True)

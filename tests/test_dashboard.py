@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
 import zipfile
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from geo.noise import noise_bound
 from geo.pipeline import compute_exposure, read_release, write_release
 from geo.release import ReleasePolicy, protect
 from geo.tools.classes import to_bands
+from geo.viz.cells import BREAKDOWN_FILTERS, MAX_MAP_CELLS, release_to_map_cells
 from geo.viz.layers import CELL_FIELDS
 from tests.export_files import machine_columns, read_exposure_csv
 from tests.factories import clustered_records, registration_row, write_rows
@@ -179,6 +181,46 @@ def test_map_payload_holds_only_released_values(app, release_dir):
     shown = {m.label: m.value for m in at.metric}
     assert shown["Persons shown"] == f"{release.groups['persons'].sum():,}"
     assert "Persons per cell" in " ".join(m.value for m in at.markdown)
+
+
+def test_a_first_breakdown_filter_is_drawn_in_advance_with_the_same_figures(
+    app, release_dir, monkeypatch
+):
+    # A first filter change at 10M waited 0.17 s for the cells of its category; the
+    # background worker now draws every category of the whole release after the first map.
+    from app_pages import common
+
+    called_by = []
+    computed = common.release_to_map_cells
+
+    def counted(*args, **kwargs):
+        called_by.append(threading.current_thread().name)
+        return computed(*args, **kwargs)
+
+    monkeypatch.setattr(common, "release_to_map_cells", counted)
+    common.map_categories.clear()  # another test may have drawn them in this process
+    common.map_cells.clear()
+    at = app.run()
+    no_exception(at)
+    common._PREPARER.submit(lambda: None).result(timeout=120)  # the worker is done
+    in_advance = [name for name in called_by if name.startswith("crisis-exposure-map")]
+    assert len(in_advance) == sum(len(c) for c in BREAKDOWN_FILTERS.values())
+    called_by.clear()
+    at.selectbox(key="map_dimension").set_value("Sex").run()
+    at.selectbox(key="map_category_sex").set_value("M").run()
+    no_exception(at)
+    assert called_by == []  # nothing computed while the user waits
+    release = public_release(release_dir)
+    direct = release_to_map_cells(release, (), "sex", "M", MAX_MAP_CELLS)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Persons shown"] == f"{int(direct.cells['persons'].sum()):,}"
+    drawn = {
+        row["h"]: row["p"]
+        for layer in deck(at)["layers"]
+        if layer["@@type"] == "H3HexagonLayer"
+        for row in layer["data"]
+    }
+    assert drawn == dict(zip(direct.cells["h3_cell"], direct.cells["persons"], strict=True))
 
 
 def test_map_sums_fine_cells_into_coarser_hexagons_beyond_the_limit(app, release_dir, monkeypatch):

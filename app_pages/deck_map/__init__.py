@@ -13,6 +13,8 @@ npm run build`` in ``frontend``).
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from pathlib import Path
 
 import pydeck as pdk
@@ -21,6 +23,24 @@ from pydeck.bindings.json_tools import default_serialize
 
 DIST = Path(__file__).resolve().parent / "frontend" / "dist"
 _component = components.declare_component("deck_map", path=str(DIST))
+# Each layer object's JSON, written once: the basemap's and the place names' layers are
+# cached objects every session shares (app_pages.basemap), sent unchanged on every rerun
+# (their JSON took 30 ms of each 10M filter change).
+_written: weakref.WeakKeyDictionary[pdk.Layer, str] = weakref.WeakKeyDictionary()
+_writing = threading.Lock()
+
+
+def layer_json(layer: pdk.Layer) -> str:
+    """Return ``layer`` as compact JSON (as pydeck writes it), written once per object."""
+    with _writing:
+        written = _written.get(layer)
+    if written is None:
+        written = json.dumps(
+            layer, sort_keys=True, default=default_serialize, separators=(",", ":")
+        )
+        with _writing:
+            _written[layer] = written
+    return written
 
 
 def deck_arguments(deck: pdk.Deck, tiles: str | None = None) -> dict:
@@ -30,10 +50,7 @@ def deck_arguments(deck: pdk.Deck, tiles: str | None = None) -> dict:
     ``{z}/{x}/{y}`` tile URL drawn under the layers (or None).
     """
     return {
-        "layers": [
-            json.dumps(layer, sort_keys=True, default=default_serialize, separators=(",", ":"))
-            for layer in deck.layers
-        ],
+        "layers": [layer_json(layer) for layer in deck.layers],
         "view": json.loads(json.dumps(deck.initial_view_state, default=default_serialize)),
         "tooltip": deck._tooltip or None,
         "tiles": tiles,
