@@ -285,6 +285,11 @@ def release_extent_view(content_sha256: str, _release: Release) -> dict:
 _PREPARER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crisis-exposure-map")
 
 
+def wait_for_map_preparation() -> None:
+    """Wait until the background worker has prepared everything asked of it so far."""
+    _PREPARER.submit(lambda: None).result()
+
+
 @st.cache_resource(show_spinner=False, max_entries=8)
 def map_groups(sha256: str, _release: Release) -> MapSource:
     """Return the release's groups as the unfiltered map reads them (once per release)."""

@@ -7,7 +7,9 @@ only when a browser connects, so without it the first visitor after a start wait
 the imports, the release's read and verification (hash, signature, invariants) and the
 map's source: 5–8 s at ten million registrations. Once the server listens, the warm-up
 runs the dashboard's first page once in Streamlit's own script health check, whose
-caches every later session shares, and prints one line when it is done. The check's
+caches every later session shares, waits for the map filters that page prepares in the
+background (else they compete with the first visitor's browser for the CPU), and
+prints one line when it is done. The check's
 endpoint (``/_stcore/script-health-check``) then doubles as a readiness probe for a
 deployment: it answers ``ok`` once the page runs. The launcher also keeps every thread
 on the C library's main heap (:func:`geo.process_memory.use_one_malloc_arena`), so the
@@ -73,6 +75,12 @@ def warm_up() -> None:
         return
     seconds = time.monotonic() - started
     if answer == "ok":
+        # The page left its map filters to prepare in the background (app_pages.common):
+        # done now, they would compete with the first visitor's browser for the CPU.
+        from app_pages import common
+
+        common.wait_for_map_preparation()
+        seconds = time.monotonic() - started
         set_aside_loaded_objects()
         print(f"  Ready: the first page has run ({seconds:.1f} s); visitors share it.", flush=True)
     else:  # "error" or "timeout": a visitor's page shows what went wrong

@@ -202,7 +202,7 @@ def test_a_first_breakdown_filter_is_drawn_in_advance_with_the_same_figures(
     common.map_cells.clear()
     at = app.run()
     no_exception(at)
-    common._PREPARER.submit(lambda: None).result(timeout=120)  # the worker is done
+    common.wait_for_map_preparation()
     in_advance = [name for name in called_by if name.startswith("crisis-exposure-map")]
     assert len(in_advance) == sum(len(c) for c in BREAKDOWN_FILTERS.values())
     called_by.clear()
