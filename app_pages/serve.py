@@ -8,13 +8,13 @@ the imports, the release's read and verification (hash, signature, invariants) a
 map's source: 5–8 s at ten million registrations. Once the server listens, the warm-up
 runs the dashboard's first page once in Streamlit's own script health check, whose
 caches every later session shares, waits for the map filters that page prepares in the
-background (else they compete with the first visitor's browser for the CPU), and
-prints one line when it is done. The check's
-endpoint (``/_stcore/script-health-check``) then doubles as a readiness probe for a
-deployment: it answers ``ok`` once the page runs. The launcher also keeps every thread
-on the C library's main heap (:func:`geo.process_memory.use_one_malloc_arena`), so the
-memory a page run frees goes back to the system, and after the warm-up keeps what is
-loaded out of the collection Streamlit runs after every page (:func:`set_aside_loaded_objects`).
+background (else they compete with the first visitor's browser for the CPU), and prints
+one line when it is done. The check's endpoint (``/_stcore/script-health-check``) then
+doubles as a readiness probe for a deployment: it answers ``ok`` once the page runs.
+The launcher also keeps every thread on the C library's main heap
+(:func:`geo.process_memory.use_one_malloc_arena`), so the memory a page run frees goes
+back to the system, and after the warm-up keeps what is loaded out of the collection
+Streamlit runs after every page (:func:`set_aside_loaded_objects`).
 """
 
 from __future__ import annotations
