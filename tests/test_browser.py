@@ -244,3 +244,36 @@ def test_script_payloads_in_a_release_and_a_footprint_never_run(hostile_page, ho
     assert not script_ran(page)
     assert dialogs == []
     assert page.outside == [], f"requests left the machine: {page.outside}"
+
+
+BROKEN_MAP_APP = """
+import sys
+sys.path.insert(0, {root!r})
+import pydeck as pdk
+from app_pages.deck_map import deck_map
+view = pdk.ViewState(latitude=42.0, longitude=12.5, zoom=6)
+deck_map(pdk.Deck(layers=[pdk.Layer("NoSuchLayer", data=[], id="x")], initial_view_state=view),
+         height=300, key="map", alt="A map that cannot be drawn")
+"""
+
+
+def test_a_map_that_cannot_be_drawn_says_why(browser, tmp_path):
+    # Before: a layer deck.gl refused (or no WebGL) left a blank frame and no word.
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "dashboard.py").write_text(BROKEN_MAP_APP.format(root=str(ROOT)))
+    try:
+        process, url = start_dashboard(app, app / "log", steward=False, root=app)
+    except DashboardStartError as died:
+        pytest.fail(str(died))
+    try:
+        page = browser.new_page()
+        page.goto(url)
+        frame = page.frame_locator(MAP_FRAME)
+        note = frame.locator("#map-error")
+        note.wait_for(timeout=60_000)
+        assert note.inner_text() == "The map could not be drawn: unknown layer type NoSuchLayer"
+        assert note.get_attribute("role") == "alert"
+        page.close()
+    finally:
+        stop_dashboard(process)

@@ -101,6 +101,7 @@ function render({args, theme}) {
       parent: container,
       views: new MapView({repeat: true}),
       controller: true,
+      onError: showError,
       width: '100%',
       height: `${height}px`,
       ...props
@@ -109,7 +110,26 @@ function render({args, theme}) {
   send('streamlit:setFrameHeight', {height});
 }
 
+// A map that cannot be drawn says so in one line, as text, instead of staying blank: no
+// WebGL in this browser, or a layer deck.gl refuses.
+function showError(error) {
+  let note = document.getElementById('map-error');
+  if (!note) {
+    note = document.createElement('p');
+    note.id = 'map-error';
+    note.setAttribute('role', 'alert');
+    document.body.prepend(note);
+  }
+  note.textContent = `The map could not be drawn: ${error && error.message ? error.message : error}`;
+  send('streamlit:setFrameHeight', {height: document.body.scrollHeight});
+}
+
 window.addEventListener('message', (event) => {
-  if (event.data && event.data.type === 'streamlit:render') render(event.data);
+  if (!event.data || event.data.type !== 'streamlit:render') return;
+  try {
+    render(event.data);
+  } catch (error) {
+    showError(error);
+  }
 });
 send('streamlit:componentReady', {apiVersion: 1});
