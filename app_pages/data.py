@@ -223,7 +223,7 @@ for file in uploaded:
                 build_deck(basemap.land_layers(classes.total_bounds) + [layer], view),
                 height=360,
                 key=f"preview_{file.sha256[:8]}",
-                alt=f"Map of the classes of {common.plain(provenance['file_name'])}",
+                alt=f"Map of the classes of {provenance['file_name']}",
                 tiles=common.settings().basemap_url,
             )
             st.markdown(legend_html("Classes", legend, shape="outline"), unsafe_allow_html=True)

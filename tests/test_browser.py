@@ -251,13 +251,15 @@ import sys
 sys.path.insert(0, {root!r})
 import pydeck as pdk
 from app_pages.deck_map import deck_map
+import streamlit as st
 view = pdk.ViewState(latitude=42.0, longitude=12.5, zoom=6)
-deck_map(pdk.Deck(layers=[pdk.Layer("NoSuchLayer", data=[], id="x")], initial_view_state=view),
+kind = "NoSuchLayer" if st.checkbox("Broken", value=True) else "ScatterplotLayer"
+deck_map(pdk.Deck(layers=[pdk.Layer(kind, data=[], id="x")], initial_view_state=view),
          height=300, key="map", alt="A map that cannot be drawn")
 """
 
 
-def test_a_map_that_cannot_be_drawn_says_why(browser, tmp_path):
+def test_a_map_that_cannot_be_drawn_says_why_and_hears_only_its_page(browser, tmp_path):
     # Before: a layer deck.gl refused (or no WebGL) left a blank frame and no word.
     app = tmp_path / "app"
     app.mkdir()
@@ -274,6 +276,16 @@ def test_a_map_that_cannot_be_drawn_says_why(browser, tmp_path):
         note.wait_for(timeout=60_000)
         assert note.inner_text() == "The map could not be drawn: unknown layer type NoSuchLayer"
         assert note.get_attribute("role") == "alert"
+        # The next map that draws takes the line away.
+        page.get_by_text("Broken").click()
+        note.wait_for(state="detached", timeout=60_000)
+        # Only the page holding the map may draw in it: a message from anywhere else
+        # (here the frame itself) is ignored.
+        frame.locator("#map").evaluate(
+            "() => window.postMessage({type: 'streamlit:render', args: {layers: ['{']}}, '*')"
+        )
+        page.wait_for_timeout(500)
+        assert note.count() == 0
         page.close()
     finally:
         stop_dashboard(process)

@@ -33,11 +33,21 @@ for (const [input, {bytesInOutput}] of Object.entries(bundled)) {
   const match = input.match(/^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//);
   if (match) packages.add(match[1]);
 }
+// Notices of code copied into a package, which its own licence file does not carry.
+const COPIED = {
+  '@deck.gl/json': 'dist/expression-eval/ is a copy of expression-eval:\n' +
+    'Copyright (c) 2023 Don McCurdy. MIT License.'
+};
 const byText = new Map();  // licence text -> packages
 for (const folder of [...packages].sort()) {
   const meta = JSON.parse(readFileSync(join(folder, 'package.json'), 'utf8'));
-  const file = readdirSync(folder).find((name) => /^(licen[cs]e|copying)/i.test(name));
-  const text = file ? readFileSync(join(folder, file), 'utf8').trim() : `License: ${meta.license}`;
+  const files = readdirSync(folder, {withFileTypes: true})
+    .filter((entry) => entry.isFile() && /^(licen[cs]e|copying|notice)/i.test(entry.name))
+    .map((entry) => entry.name)
+    .sort();
+  const texts = files.map((name) => readFileSync(join(folder, name), 'utf8').trim());
+  if (COPIED[meta.name]) texts.push(COPIED[meta.name]);
+  const text = texts.length ? texts.join('\n\n') : `License: ${meta.license}`;
   const named = `${meta.name} ${meta.version}`;
   byText.set(text, [...(byText.get(text) || []), named].filter((v, i, all) => all.indexOf(v) === i));
 }

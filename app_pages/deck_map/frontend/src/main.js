@@ -34,9 +34,11 @@ function send(type, data) {
 // HTML), in the page's font.
 function tooltipOf(template, font) {
   if (!template) return null;
-  return ({object}) => object && {
-    text: template.text.replace(/{([^{}]+)}/g, (_, field) => String(object[field] ?? '')),
-    style: {fontFamily: font, ...(template.style || {})}
+  return ({object}) => {
+    if (!object) return null;
+    const text = template.text.replace(/{([^{}]+)}/g, (_, field) => String(object[field] ?? ''));
+    // Blank text would leave the previous hexagon's figures showing at the new place.
+    return text.trim() ? {text, style: {fontFamily: font, ...(template.style || {})}} : null;
   };
 }
 
@@ -111,9 +113,12 @@ function render({args, theme}) {
 }
 
 // A map that cannot be drawn says so in one line, as text, instead of staying blank: no
-// WebGL in this browser, or a layer deck.gl refuses.
+// WebGL in this browser, or a layer deck.gl refuses. The next render that succeeds
+// takes the line away.
+const errorNote = () => document.getElementById('map-error');
+
 function showError(error) {
-  let note = document.getElementById('map-error');
+  let note = errorNote();
   if (!note) {
     note = document.createElement('p');
     note.id = 'map-error';
@@ -124,10 +129,18 @@ function showError(error) {
   send('streamlit:setFrameHeight', {height: document.body.scrollHeight});
 }
 
+function clearError() {
+  const note = errorNote();
+  if (note) note.remove();
+}
+
 window.addEventListener('message', (event) => {
+  // Only the Streamlit page that holds this frame may draw in it.
+  if (event.source !== window.parent) return;
   if (!event.data || event.data.type !== 'streamlit:render') return;
   try {
     render(event.data);
+    clearError();
   } catch (error) {
     showError(error);
   }
