@@ -51,7 +51,7 @@ def deck_arguments(deck: pdk.Deck, tiles: str | None = None) -> dict:
     """
     return {
         "layers": [layer_json(layer) for layer in deck.layers],
-        "view": json.loads(json.dumps(deck.initial_view_state, default=default_serialize)),
+        "view": default_serialize(deck.initial_view_state),
         "tooltip": deck._tooltip or None,
         "tiles": tiles,
     }

@@ -36,7 +36,7 @@ import shapely.ops
 from geo.footprint_classes import classes_are_ordered
 from geo.h3cells import cell_boundaries, cells_to_ints
 from geo.viz.cells import nationality_label
-from geo.viz.layers import DISPLAY_TOLERANCE_DEG, bounds_to_view
+from geo.viz.layers import DISPLAY_TOLERANCE_DEG, bounds_to_view, deck_of
 from geo.viz.legends import LegendEntry, bin_indices, class_colours, count_bins, count_legend
 
 EDGE_CLASS = re.compile(r"(?:.+: )?(?:MMI|PGA|PGV|PSA\S*|VALUE)(?: < .+|: whole map)")
@@ -408,10 +408,5 @@ def exposure_map(
 
 
 def exposure_deck(layers: Sequence[pdk.Layer], view: dict) -> pdk.Deck:
-    """Return the deck: no basemap provider (``map_provider=None``), plain-text tooltips."""
-    return pdk.Deck(
-        layers=list(layers),
-        initial_view_state=pdk.ViewState(**view),
-        tooltip=EXPOSURE_TOOLTIP,
-        map_provider=None,
-    )
+    """Return the exposure's deck: its layers, framed by ``view``, plain-text tooltips."""
+    return deck_of(layers, view, EXPOSURE_TOOLTIP)

@@ -245,13 +245,20 @@ def bounds_to_view(
 def build_deck(layers: Sequence[pdk.Layer], view: dict, scope: str = "") -> pdk.Deck:
     """Return the map: the given layers, framed by ``view``, with the cells' tooltip.
 
+    The tooltip names ``scope`` (:func:`cell_tooltip`); see :func:`deck_of`.
+    """
+    return deck_of(layers, view, {"text": cell_tooltip(scope), "style": {"fontSize": "12px"}})
+
+
+def deck_of(layers: Sequence[pdk.Layer], view: dict, tooltip: dict) -> pdk.Deck:
+    """Return a deck of ``layers`` framed by ``view``, with a plain-text ``tooltip``.
+
     No basemap provider: the offline base layers are among ``layers``, and a tile
-    basemap, when one is set, is the map component's (``app_pages.deck_map``). The
-    tooltip names ``scope`` (:func:`cell_tooltip`).
+    basemap, when one is set, is the map component's (``app_pages.deck_map``).
     """
     return pdk.Deck(
         layers=list(layers),
         initial_view_state=pdk.ViewState(**view),
-        tooltip={"text": cell_tooltip(scope), "style": {"fontSize": "12px"}},
+        tooltip=tooltip,
         map_provider=None,
     )
