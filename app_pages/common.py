@@ -12,7 +12,6 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,15 +30,6 @@ from geo.pipeline import ExposureRun
 from geo.process_memory import use_system_allocator_for_arrow
 from geo.release import Release
 from geo.series import series_table
-from geo.viz.cells import (
-    BREAKDOWN_FILTERS,
-    MAX_MAP_CELLS,
-    MapCells,
-    MapSource,
-    release_to_map_cells,
-    release_to_map_source,
-    with_breakdowns,
-)
 from geo.viz.layers import MAP_HEIGHT_PX, MAP_WIDTH_PX, bounds_to_view, cells_to_view
 
 use_system_allocator_for_arrow()  # the server holds a release for hours (see there)
@@ -277,81 +267,6 @@ def release_nationalities(content_sha256: str, _release: Release) -> tuple[str, 
 def release_extent_view(content_sha256: str, _release: Release) -> dict:
     """Return the view that frames every released cell (computed once per release)."""
     return cells_to_view(list(_release.groups["h3_cell"].unique()))
-
-
-# One background worker prepares a release's breakdown filters for the map while the
-# browser draws the first map (polars works outside the GIL): seconds at national scale
-# that a first filter change would otherwise wait for.
-_PREPARER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crisis-exposure-map")
-
-
-def wait_for_map_preparation() -> None:
-    """Wait until the background worker has prepared everything asked of it so far."""
-    _PREPARER.submit(lambda: None).result()
-
-
-@st.cache_resource(show_spinner=False, max_entries=8)
-def map_groups(sha256: str, _release: Release) -> MapSource:
-    """Return the release's groups as the unfiltered map reads them (once per release)."""
-    return release_to_map_source(_release, dimensions=())
-
-
-@st.cache_resource(show_spinner=False, max_entries=8)
-def map_breakdowns(sha256: str, _release: Release) -> Future:
-    """Start preparing the release's map filters in the background; return its future.
-
-    The future's result is the :class:`MapSource` with every breakdown filter, sharing
-    :func:`map_groups`' groups.
-    """
-    return _PREPARER.submit(with_breakdowns, map_groups(sha256, _release), _release)
-
-
-@st.cache_resource(show_spinner=False, max_entries=8)
-def map_categories(sha256: str, _release: Release) -> Future:
-    """Start drawing every breakdown category of the whole release in the background.
-
-    The future's result maps ``(dimension, category)`` to the cells the Map page draws
-    for it with every nationality and the default hexagon limit: the first filter a user
-    picks. Each took 0.17 s at 10M registrations (a third of a first filter change);
-    the nine of them, 1.5 s of the background worker after the first map.
-    """
-    breakdowns = map_breakdowns(sha256, _release)
-
-    def draw_every_category() -> dict[tuple[str, str], MapCells]:
-        source = breakdowns.result()
-        return {
-            (dimension, category): release_to_map_cells(
-                source, (), dimension, category, MAX_MAP_CELLS
-            )
-            for dimension, categories in BREAKDOWN_FILTERS.items()
-            for category in categories
-        }
-
-    return _PREPARER.submit(draw_every_category)
-
-
-@st.cache_resource(show_spinner=False, max_entries=32)
-def map_cells(
-    sha256: str,
-    nationalities: tuple[str, ...],
-    dimension: str | None,
-    category: str | None,
-    max_cells: int | None,
-    _release: Release,
-) -> MapCells:
-    """Return the cells to draw for the release with this hash under the map's filters.
-
-    Shared, not copied (callers only read it).
-    """
-    if dimension is None:
-        source = map_groups(sha256, _release)
-    else:
-        if not nationalities and max_cells == MAX_MAP_CELLS:
-            drawn = map_categories(sha256, _release)
-            if drawn.done() and drawn.exception() is None:
-                return drawn.result()[(dimension, category)]
-        source = map_breakdowns(sha256, _release).result()
-    return release_to_map_cells(source, nationalities, dimension, category, max_cells)
 
 
 def release_picker(config: Settings) -> None:

@@ -2,15 +2,15 @@
 
 import streamlit as st
 
-from app_pages import basemap, common
+from app_pages import basemap, common, map_drawings
 from app_pages.deck_map import deck_map
 from geo import pipeline
 from geo.accuracy import Accuracy
 from geo.viz.cells import BREAKDOWN_FILTERS, MAX_MAP_CELLS, nationality_label
 from geo.viz.exposure_map import class_legend as legend_of_classes
 from geo.viz.exposure_map import class_palette, edge_layer, footprint_layers
-from geo.viz.layers import MAP_HEIGHT_PX, build_deck, cells_to_layers, filter_scope
-from geo.viz.legends import count_bins, count_legend, legend_html
+from geo.viz.layers import MAP_HEIGHT_PX, build_deck, filter_scope
+from geo.viz.legends import count_legend, legend_html
 
 st.title("Where people are registered")
 loaded = common.active_release()
@@ -54,7 +54,7 @@ every_cell = st.toggle(
     "has more cells, the finer ones are summed into a coarser hexagon. Drawing every "
     "cell shows all detail but redraws slowly at national scale.",
 )
-shown = common.map_cells(
+drawing = map_drawings.map_drawing(
     release_file.sha256,
     tuple(chosen),
     dimension,
@@ -62,10 +62,11 @@ shown = common.map_cells(
     None if every_cell else MAX_MAP_CELLS,
     release,
 )
+shown, edges = drawing.shown, drawing.edges
 cells = shown.cells
-edges = count_bins(cells["persons"])
 extent = basemap.release_bounds(release.metadata["content_sha256"], release)
-layers = basemap.land_layers(extent) + cells_to_layers(cells, edges)
+layers = basemap.land_layers(extent) + list(drawing.layers)
+edge = None  # a ShakeMap's map edge, drawn as a dashed frame
 class_legend = []
 apart = ""  # said when the chosen footprint lies away from every released cell
 framed = extent  # the release, and the footprint drawn over it
@@ -154,11 +155,11 @@ deck_map(
 
 # The first map is on its way: prepare the breakdown filters, and the whole release's
 # map for each of their categories, while it is drawn.
-common.map_categories(release_file.sha256, release)
+map_drawings.map_categories(release_file.sha256, release)
 
 legend = st.columns([3, 2])
 legend[0].markdown(legend_html("Persons per cell", count_legend(edges)), unsafe_allow_html=True)
-if any(layer.id == "map-edge" for layer in layers):
+if edge is not None:
     legend[1].caption(
         "The dashed frame is the ShakeMap's map edge: beyond the lowest contour the shaking "
         "is only known to be lower; it is not a hazard zone."

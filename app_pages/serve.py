@@ -75,11 +75,11 @@ def warm_up() -> None:
         return
     seconds = time.monotonic() - started
     if answer == "ok":
-        # The page left its map filters to prepare in the background (app_pages.common):
+        # The page left its map filters to prepare in the background (app_pages.map_drawings):
         # done now, they would compete with the first visitor's browser for the CPU.
-        from app_pages import common
+        from app_pages import map_drawings
 
-        common.wait_for_map_preparation()
+        map_drawings.wait_for_map_preparation()
         seconds = time.monotonic() - started
         set_aside_loaded_objects()
         print(f"  Ready: the first page has run ({seconds:.1f} s); visitors share it.", flush=True)

@@ -186,25 +186,36 @@ def test_map_payload_holds_only_released_values(app, release_dir):
 def test_a_first_breakdown_filter_is_drawn_in_advance_with_the_same_figures(
     app, release_dir, monkeypatch
 ):
-    # A first filter change at 10M waited 0.17 s for the cells of its category; the
-    # background worker now draws every category of the whole release after the first map.
-    from app_pages import common
+    # A first filter change at 10M waited 0.17 s for the cells of its category and
+    # 20-30 ms for their layers; the background worker now counts every category of the
+    # whole release after the first map, and writes its layers.
+    from app_pages import map_drawings
 
+    map_drawings.wait_for_map_preparation()  # an earlier test's drawing must not be counted here
     called_by = []
-    computed = common.release_to_map_cells
 
-    def counted(*args, **kwargs):
-        called_by.append(threading.current_thread().name)
-        return computed(*args, **kwargs)
+    def counted(function):
+        def counting(*args, **kwargs):
+            called_by.append((function.__name__, threading.current_thread().name))
+            return function(*args, **kwargs)
 
-    monkeypatch.setattr(common, "release_to_map_cells", counted)
-    common.map_categories.clear()  # another test may have drawn them in this process
-    common.map_cells.clear()
+        return counting
+
+    for name in ("release_to_map_cells", "cells_to_layers"):
+        monkeypatch.setattr(map_drawings, name, counted(getattr(map_drawings, name)))
+    map_drawings.map_categories.clear()  # another test may have drawn them in this process
+    map_drawings.map_drawing.clear()
     at = app.run()
     no_exception(at)
-    common.wait_for_map_preparation()
-    in_advance = [name for name in called_by if name.startswith("crisis-exposure-map")]
-    assert len(in_advance) == sum(len(c) for c in BREAKDOWN_FILTERS.values())
+    map_drawings.wait_for_map_preparation()
+    categories = sum(len(c) for c in BREAKDOWN_FILTERS.values())
+    for function in ("release_to_map_cells", "cells_to_layers"):
+        in_advance = [
+            thread
+            for name, thread in called_by
+            if name == function and thread.startswith("crisis-exposure-map")
+        ]
+        assert len(in_advance) == categories, function
     called_by.clear()
     at.selectbox(key="map_dimension").set_value("Sex").run()
     at.selectbox(key="map_category_sex").set_value("M").run()
@@ -251,9 +262,18 @@ def test_map_sums_fine_cells_into_coarser_hexagons_beyond_the_limit(app, release
     assert "are summed" not in " ".join(c.value for c in at.caption)
 
 
-def map_place(at: AppTest) -> int:
-    """The map's index among the page's top-level elements."""
-    return next(i for i, node in at.main.children.items() if node.type == "component_instance")
+def map_place(at: AppTest) -> tuple[int, ...]:
+    """The map's place in the page: its index in each block from the page down to it."""
+
+    def place_in(block) -> tuple[int, ...] | None:
+        for index, node in block.children.items():
+            if node.type == "component_instance":
+                return (index,)
+            if hasattr(node, "children") and (inner := place_in(node)) is not None:
+                return (index, *inner)
+        return None
+
+    return place_in(at.main)
 
 
 def test_the_map_keeps_its_place_in_the_page_when_filters_change(app, monkeypatch):

@@ -64,15 +64,15 @@ def test_the_release_and_its_map_are_loaded_before_the_first_visitor(tmp_path):
         # No browser has connected: the release was read and verified, and the map's
         # cells built, by the warm-up alone.
         warmed = cache_lookups(url)
-        for function in ("load_release", "map_groups", "map_cells"):
+        for function in ("load_release", "map_groups", "map_drawing"):
             assert warmed[(function, "miss")] == 1, function
         # A visitor's session (Streamlit's check runs the same page) reuses them.
         with urllib.request.urlopen(f"{url}/_stcore/script-health-check", timeout=120) as answer:
             assert answer.read() == b"ok"
         visited = cache_lookups(url)
-        for function in ("load_release", "map_groups", "map_cells"):
+        for function in ("load_release", "map_groups", "map_drawing"):
             assert visited[(function, "miss")] == 1, function
-        for function in ("load_release", "map_cells"):
+        for function in ("load_release", "map_drawing"):
             assert visited[(function, "hit")] > warmed[(function, "hit")], function
     finally:
         stop_dashboard(process)

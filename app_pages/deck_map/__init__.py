@@ -30,8 +30,13 @@ _written: weakref.WeakKeyDictionary[pdk.Layer, str] = weakref.WeakKeyDictionary(
 _writing = threading.Lock()
 
 
-def layer_json(layer: pdk.Layer) -> str:
-    """Return ``layer`` as compact JSON (as pydeck writes it), written once per object."""
+def layer_json(layer: pdk.Layer | str) -> str:
+    """Return ``layer`` as compact JSON (as pydeck writes it), written once per object.
+
+    A string is a layer this function wrote before, returned as it is.
+    """
+    if isinstance(layer, str):
+        return layer
     with _writing:
         written = _written.get(layer)
     if written is None:

@@ -242,7 +242,7 @@ def bounds_to_view(
     }
 
 
-def build_deck(layers: Sequence[pdk.Layer], view: dict, scope: str = "") -> pdk.Deck:
+def build_deck(layers: Sequence[pdk.Layer | str], view: dict, scope: str = "") -> pdk.Deck:
     """Return the map: the given layers, framed by ``view``, with the cells' tooltip.
 
     The tooltip names ``scope`` (:func:`cell_tooltip`); see :func:`deck_of`.
@@ -250,8 +250,10 @@ def build_deck(layers: Sequence[pdk.Layer], view: dict, scope: str = "") -> pdk.
     return deck_of(layers, view, {"text": cell_tooltip(scope), "style": {"fontSize": "12px"}})
 
 
-def deck_of(layers: Sequence[pdk.Layer], view: dict, tooltip: dict) -> pdk.Deck:
+def deck_of(layers: Sequence[pdk.Layer | str], view: dict, tooltip: dict) -> pdk.Deck:
     """Return a deck of ``layers`` framed by ``view``, with a plain-text ``tooltip``.
+
+    A layer may be given already written as JSON (``app_pages.deck_map.layer_json``).
 
     No basemap provider: the offline base layers are among ``layers``, and a tile
     basemap, when one is set, is the map component's (``app_pages.deck_map``).
