@@ -54,7 +54,7 @@ every_cell = st.toggle(
     "has more cells, the finer ones are summed into a coarser hexagon. Drawing every "
     "cell shows all detail but redraws slowly at national scale.",
 )
-drawing = map_drawings.map_drawing(
+shown = map_drawings.map_drawing(
     release_file.sha256,
     tuple(chosen),
     dimension,
@@ -62,10 +62,8 @@ drawing = map_drawings.map_drawing(
     None if every_cell else MAX_MAP_CELLS,
     release,
 )
-shown, edges = drawing.shown, drawing.edges
-cells = shown.cells
 extent = basemap.release_bounds(release.metadata["content_sha256"], release)
-layers = basemap.land_layers(extent) + list(drawing.layers)
+layers = basemap.land_layers(extent) + list(shown.layers)
 edge = None  # a ShakeMap's map edge, drawn as a dashed frame
 class_legend = []
 apart = ""  # said when the chosen footprint lies away from every released cell
@@ -101,11 +99,9 @@ if footprint_name != "None":
             )
 
 totals = st.columns(4)
-totals[0].metric(
-    "Persons shown", f"{int(cells['persons'].sum()):,}", help="Sum of released values."
-)
-totals[1].metric("Cases shown", f"{int(cells['cases'].sum()):,}", help="Sum of released values.")
-totals[2].metric("Cells", f"{len(cells):,}")
+totals[0].metric("Persons shown", f"{shown.persons:,}", help="Sum of released values.")
+totals[1].metric("Cases shown", f"{shown.cases:,}", help="Sum of released values.")
+totals[2].metric("Cells", f"{shown.cells:,}")
 totals[3].metric("Released groups used", f"{shown.groups_shown:,}")
 # The notes change with the filters; one container keeps the map at the same place in the
 # page, so the browser updates its layers instead of building a new map (a new WebGL
@@ -137,7 +133,7 @@ if dimension is not None:
 
 if shown.display_resolution is not None:
     notes.caption(
-        f"{shown.released_cells:,} released cells are drawn as {len(cells):,} hexagons: "
+        f"{shown.released_cells:,} released cells are drawn as {shown.cells:,} hexagons: "
         f"cells finer than H3 resolution {shown.display_resolution} are summed into their "
         f"resolution-{shown.display_resolution} hexagon (sums of released values). Narrow "
         'the nationalities or switch on "Draw every released cell" for full detail.'
@@ -158,7 +154,9 @@ deck_map(
 map_drawings.map_categories(release_file.sha256, release)
 
 legend = st.columns([3, 2])
-legend[0].markdown(legend_html("Persons per cell", count_legend(edges)), unsafe_allow_html=True)
+legend[0].markdown(
+    legend_html("Persons per cell", count_legend(shown.edges)), unsafe_allow_html=True
+)
 if edge is not None:
     legend[1].caption(
         "The dashed frame is the ShakeMap's map edge: beyond the lowest contour the shaking "

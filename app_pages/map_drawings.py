@@ -33,23 +33,40 @@ _PREPARER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crisis-exposur
 
 @dataclass(frozen=True)
 class CellDrawing:
-    """Cells to draw under one filter: what they show, their bins and their layers.
+    """Cells to draw under one filter: their totals, colour bins and layers.
 
-    ``layers`` are the cell layers' JSON (:func:`app_pages.deck_map.layer_json`), not
-    pydeck objects: a layer holds its rows as Python dicts, five times the JSON's
-    memory, and the JSON is what the component sends.
+    ``layers`` are the cell layers' JSON (:func:`app_pages.deck_map.layer_json`), what
+    the component sends. Neither the pydeck layers (their rows as Python dicts, five
+    times the JSON's memory) nor the cells' frame are kept: a drawing holds what the
+    page shows, about 1 MB at 10M registrations.
     """
 
-    shown: MapCells
-    edges: list[int]
+    persons: int  # sum of the drawn cells' released persons
+    cases: int  # and of their released cases
+    cells: int  # hexagons drawn
+    groups_shown: int
+    groups_not_available: int
+    released_cells: int
+    display_resolution: int | None  # see MapCells
+    edges: list[int]  # the persons' colour bins
     layers: tuple[str, ...]
 
 
 def drawing_of(shown: MapCells) -> CellDrawing:
-    """Return the drawing of ``shown``: its persons' colour bins and its layers, written."""
-    edges = count_bins(shown.cells["persons"])
-    layers = tuple(layer_json(layer) for layer in cells_to_layers(shown.cells, edges))
-    return CellDrawing(shown, edges, layers)
+    """Return the drawing of ``shown``: its totals, colour bins and layers, written."""
+    cells = shown.cells
+    edges = count_bins(cells["persons"])
+    return CellDrawing(
+        persons=int(cells["persons"].sum()),
+        cases=int(cells["cases"].sum()),
+        cells=len(cells),
+        groups_shown=shown.groups_shown,
+        groups_not_available=shown.groups_not_available,
+        released_cells=shown.released_cells,
+        display_resolution=shown.display_resolution,
+        edges=edges,
+        layers=tuple(layer_json(layer) for layer in cells_to_layers(cells, edges)),
+    )
 
 
 def wait_for_map_preparation() -> None:

@@ -193,6 +193,17 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {name: statistics.median(run[name] for run in runs) for name in runs[0]}
 
 
+def large_release(size: int) -> Path:
+    """Return the release of ``size`` registrations that ``run.py`` writes (built if missing)."""
+    big = CACHE / f"release_{size}.release.parquet"
+    if not big.exists():
+        from benchmarks.run import ingest_and_release
+
+        parquet, _ = registry_files(size, csv=False)
+        ingest_and_release(parquet, str(big), repeats=1)
+    return big
+
+
 def stage_dashboard(
     size: int, repeats: int, baseline_root: Path | None = None, exposure: bool = True
 ) -> None:
@@ -206,12 +217,7 @@ def stage_dashboard(
     if not Path(CHROMIUM).exists():
         print(f"\n== dashboard: skipped, no browser at {CHROMIUM} (scripts/test.sh installs it) ==")
         return
-    big = CACHE / f"release_{size}.release.parquet"
-    if not big.exists():
-        from benchmarks.run import ingest_and_release
-
-        parquet, _ = registry_files(size, csv=False)
-        ingest_and_release(parquet, str(big), repeats=1)
+    big = large_release(size)
     demo = ROOT / "data/demo/central_italy.release.parquet"
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
