@@ -1,10 +1,11 @@
 """The Map page's cells under each filter, drawn once and shared by every session.
 
-A drawing is the cells a filter shows, their colour bins and their layers written as
-the map component sends them (:mod:`app_pages.deck_map`). One background worker prepares
-a release's breakdown filters while the browser draws the first map, then draws every
-breakdown category of the whole release: the first filter a user picks sends layers
-already written (polars works outside the GIL, so the worker does not hold up pages).
+A drawing is what the page shows of one filter: its totals, colour bins and the cell
+layers written as the map component sends them (:mod:`app_pages.deck_map`). One
+background worker prepares a release's breakdown filters while the browser draws the
+first map, then draws every breakdown category of the whole release: the first filter a
+user picks sends layers already written (polars works outside the GIL, so the worker
+does not hold up pages).
 """
 
 from __future__ import annotations
