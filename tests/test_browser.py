@@ -119,6 +119,34 @@ def test_map_renders_offline_and_is_not_blank(page, server, tmp_path):
     assert page.outside == [], f"requests left the machine: {page.outside}"
 
 
+# What a browser with WebGL switched off gives a page: no WebGL context, ever.
+NO_WEBGL = """
+const getContext = HTMLCanvasElement.prototype.getContext;
+HTMLCanvasElement.prototype.getContext = function (kind, ...rest) {
+  return String(kind).startsWith("webgl") ? null : getContext.call(this, kind, ...rest);
+};
+"""
+
+
+def test_a_browser_without_webgl_is_told_why_the_map_is_blank(page, server):
+    # Before: deck.gl got no context and said nothing; the map stayed a blank frame
+    # (also in Chromium started with --disable-3d-apis).
+    page.add_init_script(NO_WEBGL)
+    page.goto(server)
+    wait_idle(page)
+    note = page.frame_locator(MAP_FRAME).first.locator("#map-error")
+    note.wait_for(timeout=30_000)
+    assert note.inner_text() == (
+        "The map could not be drawn: this browser has WebGL 2 switched off or does not support it"
+    )
+    # A filter change cannot draw either: the line stays.
+    page.get_by_label("Breakdown").click()
+    page.get_by_role("option", name="Sex").click()
+    wait_idle(page)
+    page.wait_for_timeout(500)
+    assert note.count() == 1
+
+
 def test_filter_change_keeps_the_page_working(page, server):
     page.goto(server)
     wait_idle(page)

@@ -59,9 +59,28 @@ function tileLayer(url) {
 }
 
 let deck = null;
+let drawn = false;  // deck.gl has drawn a frame
+let webglMissing = false;  // said once found: no later render can draw either
 let shownView = '';
 let tiles = null;
 const kept = new Map();  // a layer's JSON string -> its deck.gl layer
+
+// A browser with WebGL 2 switched off or missing gives deck.gl no context, and deck.gl
+// then says nothing: the map stayed blank. If no frame was drawn a few seconds after the
+// deck was made, ask the browser for a context (only then: making one costs time) and
+// say why when there is none.
+const WEBGL_CHECK_MS = 4000;
+function checkWebGL() {
+  if (drawn) return;
+  const gl = document.createElement('canvas').getContext('webgl2');
+  if (!gl) {
+    webglMissing = true;
+    showError(new Error('this browser has WebGL 2 switched off or does not support it'));
+    return;
+  }
+  const lose = gl.getExtension('WEBGL_lose_context');
+  if (lose) lose.loseContext();
+}
 
 // The layers of this rerun: those whose string was drawn before keep their instance
 // (deck.gl then skips them); the others are parsed and converted. The ids of the
@@ -104,10 +123,12 @@ function render({args, theme}) {
       views: new MapView({repeat: true}),
       controller: true,
       onError: showError,
+      onAfterRender: () => { drawn = true; },
       width: '100%',
       height: `${height}px`,
       ...props
     });
+    setTimeout(checkWebGL, WEBGL_CHECK_MS);
   }
   send('streamlit:setFrameHeight', {height});
 }
@@ -140,7 +161,7 @@ window.addEventListener('message', (event) => {
   if (!event.data || event.data.type !== 'streamlit:render') return;
   try {
     render(event.data);
-    clearError();
+    if (!webglMissing) clearError();
   } catch (error) {
     showError(error);
   }
