@@ -133,9 +133,9 @@ function render({args, theme}) {
   send('streamlit:setFrameHeight', {height});
 }
 
-// A map that cannot be drawn says so in one line, as text, instead of staying blank: no
-// WebGL in this browser, or a layer deck.gl refuses. The next render that succeeds
-// takes the line away.
+// A map that cannot be drawn says so in one line, as text, instead of staying blank: a
+// layer deck.gl refuses (the next render that succeeds takes the line away), or no WebGL
+// 2 in this browser (checkWebGL; the line stays).
 const errorNote = () => document.getElementById('map-error');
 
 function showError(error) {
