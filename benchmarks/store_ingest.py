@@ -5,7 +5,9 @@ Python's ``hmac`` in a loop with the key's pads precomputed); the ingest of the 
 registry (Parquet) into a new store by the code in ``--before`` (default: the main
 checkout) and by this checkout, with wall time, peak resident memory and the largest
 size the spill folder reached (sampled every 50 ms), and how many files that could hold
-raw record ids were left once it finished.
+raw record ids were left once it finished; then, into that store, a second export of the
+same registry in which 1 % of the records changed (updated) and the rest are restated
+(unchanged), as a steward's monthly full export would be.
 
     python benchmarks/store_ingest.py --size 1000000 [--before /work/main]
 """
@@ -80,8 +82,38 @@ def folder_bytes(folder: Path, store_name: str) -> int:
     return total
 
 
-def ingest(code_root: Path, registry: Path) -> dict[str, float]:
-    """Ingest the registry into a new store with the code in ``code_root``; return figures."""
+def update_file(registry: Path) -> Path:
+    """Return the registry's next export: 1 record in 100 moved to another nationality, newer."""
+    import polars as pl
+
+    target = registry.with_name(registry.stem + ".update.parquet")
+    if not target.exists():
+        changed = pl.col("record_id").cast(pl.Int64) % 100 == 0
+        pl.scan_parquet(registry).with_columns(
+            pl.when(changed).then(pl.lit("ALB")).otherwise("nationality").alias("nationality"),
+            pl.when(changed).then(pl.lit("2025-09-01")).otherwise("updated_at").alias("updated_at"),
+        ).sink_parquet(target, row_group_size=100_000)
+    return target
+
+
+def run_ingest(code_root: Path, store: Path, registry: Path) -> dict[str, float]:
+    """Ingest one file into ``store`` in a fresh process; return its seconds and peak."""
+    run = subprocess.run(
+        [sys.executable, "-c", INGEST, str(store), str(registry), str(store.parent)],
+        cwd=code_root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(code_root)},
+        check=False,
+    )
+    if run.returncode:
+        raise RuntimeError(run.stderr[-2000:])
+    figures = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
+    return {"seconds": float(figures["seconds"]), "peak_mib": float(figures["peak_mib"])}
+
+
+def ingest(code_root: Path, registry: Path, update: Path) -> dict[str, float]:
+    """Ingest the registry into a new store, then its update, with the code in ``code_root``."""
     work = Path(tempfile.mkdtemp(prefix="store-bench-"))
     store = work / "s.duckdb"
     peak = [0]
@@ -95,28 +127,26 @@ def ingest(code_root: Path, registry: Path) -> dict[str, float]:
     sampler = threading.Thread(target=sample)
     sampler.start()
     started = time.perf_counter()
-    run = subprocess.run(
-        [sys.executable, "-c", INGEST, str(store), str(registry), str(work)],
-        cwd=code_root,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(code_root)},
-        check=False,
-    )
-    wall = time.perf_counter() - started
-    done.set()
-    sampler.join()
-    if run.returncode:
-        raise RuntimeError(run.stderr[-2000:])
-    figures = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
+    try:
+        first = run_ingest(code_root, store, registry)
+        wall = time.perf_counter() - started
+    finally:
+        done.set()
+        sampler.join()
     left = folder_bytes(work, store.name)
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        second = run_ingest(code_root, store, update)
+        size_mib = store.stat().st_size / 2**20
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return {
         "wall": wall,
-        "seconds": float(figures["seconds"]),
-        "peak_mib": float(figures["peak_mib"]),
+        **first,
         "spill_mib": peak[0] / 2**20,
         "left_mib": left / 2**20,
+        "update_seconds": second["seconds"],
+        "update_peak_mib": second["peak_mib"],
+        "store_mib": size_mib,
     }
 
 
@@ -137,18 +167,21 @@ def main() -> None:
         f"M rows/s, hashlib loop {loop / 1e6:.2f} M rows/s ({vectorised / loop:.1f}x)"
     )
     parquet, _ = registry_files(args.size)
+    update = update_file(parquet)
     print(f"ingest of {args.size:,} rows from Parquet, DuckDB memory {args.memory}:")
     runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
     for _ in range(args.repeats):  # alternated, so a busy machine weighs on both alike
         for name, root in (("before", args.before), ("after", ROOT)):
-            runs[name].append(ingest(root, parquet))
+            runs[name].append(ingest(root, parquet, update))
     for name, root in (("before", args.before), ("after", ROOT)):
         figures = {k: statistics.median(r[k] for r in runs[name]) for k in runs[name][0]}
         print(
             f"  {name:6} ({root}), median of {args.repeats}: {figures['seconds']:.2f} s ingest "
             f"({args.size / figures['seconds'] / 1e6:.2f} M rows/s), {figures['wall']:.2f} s "
             f"with start-up, peak {figures['peak_mib']:.0f} MiB, spill folder up to "
-            f"{figures['spill_mib']:.1f} MiB, {figures['left_mib']:.1f} MiB left after"
+            f"{figures['spill_mib']:.1f} MiB, {figures['left_mib']:.1f} MiB left after; "
+            f"then the update (1 % changed) {figures['update_seconds']:.2f} s, peak "
+            f"{figures['update_peak_mib']:.0f} MiB, store file {figures['store_mib']:.0f} MiB"
         )
 
 

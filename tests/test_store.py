@@ -102,15 +102,15 @@ def test_a_failure_half_way_leaves_the_store_as_it_was(tmp_path, write_csv, monk
     second = write_csv([registration_row(f"n{i}") for i in range(10)], "second.csv")
     third = write_csv([registration_row("t")], "third.csv")
     calls = {"n": 0}
-    real_merge = store_ingest._merge_staged
+    real_merge = store_ingest._merge
 
-    def failing_merge(con, table, ingest_id):
+    def failing_merge(con, ingest_id, staged):
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError("disk full")
-        return real_merge(con, table, ingest_id)
+        return real_merge(con, ingest_id, staged)
 
-    monkeypatch.setattr(store_ingest, "_merge_staged", failing_merge)
+    monkeypatch.setattr(store_ingest, "_merge", failing_merge)
     with pytest.raises(OSError, match="disk full"):
         pipeline.ingest_files(s, [second, third])
     assert snapshot(s) == before

@@ -1,20 +1,21 @@
-"""Ingest into the steward store: stage each file, resolve duplicates, merge, log.
+"""Ingest into the steward store: append each file, resolve duplicates, merge, link, log.
 
-Two phases, so that memory does not grow with the files. Every file's batches are first
-staged in temp tables, each batch committed on its own: DuckDB spills them to the
-connection's private spill folder beyond its budget, whereas appends held in one open
-transaction stay in memory (1.4 GiB at 10M records). Each file's duplicate records are
-resolved there. Then one store transaction merges the files in order, one set-based
-statement per step and file, links them (:mod:`geo.io.store_links`) and logs them, so a
-failure anywhere leaves the store exactly as it was. The schema, the connection and the
-store version are :mod:`geo.io.store`'s.
+One store transaction takes every file of a call, in order. A file's records are
+streamed into ``registrations`` by one INSERT, as versions valid from the file's ingest
+id: DuckDB writes full row groups into the store file as they come (before it commits),
+so memory does not grow with the file, and the records are written once, without a
+staging copy. Then the file's duplicate records, and its records that restate or are
+older than a stored version, are deleted again; the stored versions it changes are
+closed; it is linked (:mod:`geo.io.store_links`) and logged. A failure anywhere leaves
+the store exactly as it was (:class:`~geo.io.store_open.StoreFileGuard` cuts the file
+back). The schema, the connection and the store version are :mod:`geo.io.store`'s.
 """
 
 from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,9 +36,9 @@ from geo.io.store_links import (
     start_staging,
 )
 from geo.io.store_open import (
+    APPEND_MEMORY_LIMIT,
     DUCKDB_MEMORY_LIMIT,
     LINKING_MEMORY_LIMIT,
-    STAGING_MEMORY_LIMIT,
     StoreFileGuard,
     store_error,
 )
@@ -63,12 +64,10 @@ def ingest_files(
 ) -> list[IngestReport]:
     """Add validated, binned, keyed batches of several files to the store, in one transaction.
 
-    Two phases, so that memory does not grow with the files: every file's batches are
-    first staged in temp tables, each batch committed on its own (DuckDB spills them to
-    the private spill folder beyond its budget; appends held in one open transaction
-    stay in memory, 1.4 GiB at 10M records), and each file's duplicate records resolved
-    there; then one store transaction merges the files in order (one statement per step
-    and file) and logs them. A failure anywhere leaves the store exactly as it was.
+    Each file's records are streamed into ``registrations`` by one statement, which
+    DuckDB writes to the store file as it goes (memory does not grow with the file);
+    then its duplicates are resolved, it is merged with the stored versions, linked and
+    logged. A failure anywhere leaves the store exactly as it was.
 
     Parameters
     ----------
@@ -79,8 +78,8 @@ def ingest_files(
         yields its batches: the validated batch and its accepted records as Arrow, with
         the H3 cell at ``STORE_RESOLUTION`` instead of coordinates and the record key
         (:func:`geo.hashing.record_keys`) instead of the record id. Called once; a
-        second time only for a file with duplicate records, to name their record ids
-        in the rejects (record ids never enter the database).
+        second time only for a file with duplicate records, to find their rows and
+        record ids (record ids never enter the database).
     rejects_dir
         Folder for one ``<file>.rejects.csv`` per file with rejects (row, record_id,
         reasons); default: beside the store.
@@ -104,22 +103,31 @@ def ingest_files(
     guard = StoreFileGuard(store_path)
     con = connect(store_path)
     pending_rejects: list[tuple[Path, pl.DataFrame]] = []
+    reports: list[IngestReport] = []
     try:
         check_steward_key(con, Path(store_path))
         linking = any(header.identity_map for header, _ in files)
         budgets = _Budgets(
-            staging=LINKING_MEMORY_LIMIT if linking else STAGING_MEMORY_LIMIT,
+            appending=LINKING_MEMORY_LIMIT if linking else APPEND_MEMORY_LIMIT,
             work=LINKING_MEMORY_LIMIT if linking else DUCKDB_MEMORY_LIMIT,
         )
-        staged = _stage_files(con, files, say, budgets)
+        version = store_version(con)
+        seen = {row[0] for row in con.execute("SELECT sha256 FROM ingests").fetchall()}
         con.begin()
         start_linking(con)
-        for file in staged:
-            if file.table is not None:
-                _merge_file(con, file)
-            if file.rejects is not None and file.rejects.height:
-                file.report.rejects_path = rejects_dir / f"{file.report.file_name}.rejects.csv"
-                pending_rejects.append((file.report.rejects_path, file.rejects))
+        for header, batches in files:
+            report = _new_report(header)
+            reports.append(report)
+            digest = ingest_digest(header.sha256)
+            if digest in seen:  # this file (or an identical one) is stored already
+                report.already_ingested = True
+                continue
+            seen.add(digest)
+            version += 1
+            rejects = _ingest_file(con, _File(header, report, version, batches), say, budgets)
+            if rejects.height:
+                report.rejects_path = rejects_dir / f"{report.file_name}.rejects.csv"
+                pending_rejects.append((report.rejects_path, rejects))
         finish_linking(con)
         for target, rejects in pending_rejects:
             _write_rejects(target, rejects)
@@ -135,67 +143,36 @@ def ingest_files(
         raise
     finally:
         con.close()
-    return [file.report for file in staged]
+    return reports
 
 
 @dataclass(frozen=True)
 class _Budgets:
-    """DuckDB's memory budgets: while appending a file's batches, and for the rest.
+    """DuckDB's memory budgets: while a file's records are appended, and for the rest.
 
-    Appends spill beyond their budget, so a small one bounds the ingest's memory (10M
-    Parquet rows: peak 914 MiB at 384MB, 796 MiB at 256MB, the same time); resolving
-    duplicates and merging need the larger one (at 100M records, 256MB ran out).
+    Appends go to the store file beyond their budget, so a small one bounds the ingest's
+    memory; resolving duplicates and merging need the larger one (at 100M records,
+    256MB ran out).
     """
 
-    staging: str
+    appending: str
     work: str
 
-    def to_staging(self, con: duckdb.DuckDBPyConnection) -> None:
-        con.execute(f"SET memory_limit = '{self.staging}'")
+    def to_appending(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(f"SET memory_limit = '{self.appending}'")
 
     def to_work(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"SET memory_limit = '{self.work}'")
 
 
-@dataclass
-class _StagedFile:
-    """One file staged in a temp table, waiting for the store's transaction."""
+@dataclass(frozen=True)
+class _File:
+    """One file being ingested: its header, report, ingest id and batches."""
 
     header: FileHeader
     report: IngestReport
-    ingest_id: int = 0
-    table: str | None = None  # its temp table; None when the file was ingested before
-    identities: str = ""  # the temp table of its staged identity encodings
-    rejects: pl.DataFrame | None = None
-
-
-def _stage_files(
-    con: duckdb.DuckDBPyConnection,
-    files: Sequence[tuple[FileHeader, Callable[[], Iterable[PreparedBatch]]]],
-    say: Callable[[str], None],
-    budgets: _Budgets,
-) -> list[_StagedFile]:
-    """Stage every file's batches in temp tables (before the store's transaction begins).
-
-    A file whose hash the store (or an earlier file of this call) already holds is not
-    staged. Each staged file gets the ingest id it will have once merged.
-    """
-    staged: list[_StagedFile] = []
-    version = store_version(con)
-    seen = {row[0] for row in con.execute("SELECT sha256 FROM ingests").fetchall()}
-    for index, (header, batches) in enumerate(files):
-        file = _StagedFile(header=header, report=_new_report(header))
-        staged.append(file)
-        digest = ingest_digest(header.sha256)
-        if digest in seen:
-            file.report.already_ingested = True
-            continue
-        seen.add(digest)
-        version += 1
-        file.ingest_id = version
-        file.table = f"staged_{index}"
-        file.rejects, file.identities = _stage_one(con, file, batches, say, budgets)
-    return staged
+    ingest_id: int
+    batches: Callable[[], Iterable[PreparedBatch]]
 
 
 def _new_report(header: FileHeader) -> IngestReport:
@@ -209,78 +186,217 @@ def _new_report(header: FileHeader) -> IngestReport:
     )
 
 
-def _stage_one(
-    con: duckdb.DuckDBPyConnection,
-    file: _StagedFile,
-    batches: Callable[[], Iterable[PreparedBatch]],
-    say: Callable[[str], None],
-    budgets: _Budgets,
-) -> tuple[pl.DataFrame | None, str | None]:
-    """Stage one file's batches, resolve its duplicates and count its rejects.
+def _ingest_file(
+    con: duckdb.DuckDBPyConnection, file: _File, say: Callable[[str], None], budgets: _Budgets
+) -> pl.DataFrame:
+    """Store one file's records as new versions, merge, link and log it; return its rejects.
 
-    Returns the file's rejects and the temp table of its identity encodings (empty when
-    the file carries none).
+    Inside the store's transaction. The file's records are first appended as versions
+    valid from its ingest id; its duplicates, and then its records that restate or are
+    older than a stored version, are deleted again before the transaction commits.
     """
-    report, table = file.report, file.table
-    con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM registrations LIMIT 0")
-    con.execute(f"ALTER TABLE {table} ADD COLUMN row BIGINT")
+    header, report, ingest_id = file.header, file.report, file.ingest_id
     start_staging(con)
-    rejects: list[pl.DataFrame] = []
-    budgets.to_staging(con)
-    for batch, keyed in batches():
-        report.rows_read += batch.rows_read
-        rejects.append(batch.rejects)
-        con.register("keyed", keyed)
-        con.execute(
-            f"""
-            INSERT INTO {table} BY NAME
-            SELECT ((key_hi::UHUGEINT << 64) | key_lo::UHUGEINT) AS record_key, source,
-                   nationality, cell, sex, age_band, family_members, vulnerabilities, consent,
-                   updated_at, valid_until, ? AS valid_from, row
-            FROM keyed
-            """,
-            [file.ingest_id],
-        )
-        stage_identities(con, keyed)
-        con.unregister("keyed")
-        say(f"{file.header.file_name}: {report.rows_read} rows read")
+    budgets.to_appending(con)
+    rejects = _append_records(con, file, say)
     gc.collect()  # the batches' frames, held in reference cycles (70 MiB at 10M records)
     budgets.to_work(con)
-    duplicates = _reject_duplicates(con, table)
-    if duplicates.height:
-        rejects.append(_name_duplicates(duplicates, batches))
-    all_rejects = pl.concat(rejects) if rejects else None
-    report.rejected = all_rejects.height if all_rejects is not None else 0
+    rejects.append(_drop_duplicates(con, file))
+    all_rejects = pl.concat(rejects)
+    report.rejected = all_rejects.height
     report.accepted = report.rows_read - report.rejected
-    if all_rejects is not None:
-        for reasons in all_rejects["reasons"]:
-            report.rejects_by_reason.update(reasons.split("; "))
-    report.no_consent, report.unconfirmed = con.execute(
-        "SELECT count(*) FILTER (WHERE consent = 0), count(*) FILTER (WHERE updated_at IS NULL)"
-        f" FROM {table}"
+    for reasons in all_rejects["reasons"]:
+        report.rejects_by_reason.update(reasons.split("; "))
+    staged, report.no_consent, report.unconfirmed = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE consent = 0),"
+        " count(*) FILTER (WHERE updated_at IS NULL) FROM registrations WHERE valid_from = ?",
+        [ingest_id],
     ).fetchall()[0]
-    identities = f"staging_ids_{file.ingest_id}"
-    con.execute(f"ALTER TABLE staging_ids RENAME TO {identities}")
-    return all_rejects, identities
-
-
-def _merge_file(con: duckdb.DuckDBPyConnection, file: _StagedFile) -> None:
-    """Merge one staged file into the store, link it and log it (inside the transaction)."""
-    header, report = file.header, file.report
-    report.kept_newer, report.unchanged, report.updated, report.inserted = _merge_staged(
-        con, file.table, file.ingest_id
+    report.kept_newer, report.unchanged, report.updated, report.inserted = _merge(
+        con, ingest_id, staged
     )
-    con.execute(f"ALTER TABLE {file.identities} RENAME TO staging_ids")
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW staging AS"
+        f" FROM registrations WHERE valid_from = {int(ingest_id)}"
+    )
     report.linking = report_lines(
-        link_staged(con, file.ingest_id),
+        link_staged(con, ingest_id),
         has_names=bool({"full_name", "given_name", "family_name"} & set(header.identity_map)),
         has_companion_ids=bool({"household_id", "principal_record_id"} & set(header.identity_map)),
         has_family_counts="family_members" in header.column_map,
     )
-    _log_ingest(con, file.ingest_id, header, report)
+    _log_ingest(con, ingest_id, header, report)
     con.execute("DROP VIEW staging")
-    con.execute("DROP TABLE skipped")
     con.execute("DROP TABLE staging_ids")
+    return all_rejects
+
+
+# The columns of a prepared batch that make a registration version, as they are streamed.
+_RECORDS = pa.schema(
+    [
+        ("key_hi", pa.uint64()),
+        ("key_lo", pa.uint64()),
+        ("source", pa.large_string()),
+        ("nationality", pa.large_string()),
+        ("cell", pa.uint64()),
+        ("sex", pa.large_string()),
+        ("age_band", pa.large_string()),
+        ("family_members", pa.int16()),
+        ("vulnerabilities", pa.uint16()),
+        ("consent", pa.uint8()),
+        ("updated_at", pa.timestamp("us")),
+        ("valid_until", pa.date32()),
+    ]
+)
+
+
+def _insert_records(con: duckdb.DuckDBPyConnection, records: str, ingest_id: int) -> None:
+    """Append the registered Arrow records ``records`` as versions valid from ``ingest_id``."""
+    con.execute(
+        f"""
+        INSERT INTO registrations BY NAME
+        SELECT ((key_hi::UHUGEINT << 64) | key_lo::UHUGEINT) AS record_key, source,
+               nationality, cell, sex, age_band, family_members, vulnerabilities, consent,
+               updated_at, valid_until, ? AS valid_from
+        FROM {records}
+        """,
+        [ingest_id],
+    )
+
+
+def _append_records(
+    con: duckdb.DuckDBPyConnection, file: _File, say: Callable[[str], None]
+) -> list[pl.DataFrame]:
+    """Stream a file's accepted records into ``registrations``; return its batches' rejects.
+
+    One INSERT reads every batch as it is prepared, so DuckDB writes full row groups to
+    the store file instead of holding the transaction's appends in memory (10M records:
+    80 appends of one batch each held 1.25 GiB). A file with identity fields has them
+    staged beside, on a second connection to the same database (the first is busy
+    reading the stream), and copied into ``staging_ids`` once the stream ends. An error
+    while preparing a batch ends the stream and is raised here.
+    """
+    report = file.report
+    rejects: list[pl.DataFrame] = []
+    failures: list[BaseException] = []
+    side = con.cursor() if file.header.identity_map else None
+    if side is not None:
+        start_staging(side)
+    prepared = iter(file.batches())
+
+    def records() -> Iterator[pa.RecordBatch]:
+        try:
+            for batch, keyed in prepared:
+                report.rows_read += batch.rows_read
+                rejects.append(batch.rejects)
+                if side is not None:
+                    stage_identities(side, keyed)
+                yield from keyed.select(_RECORDS.names).cast(_RECORDS).to_batches()
+                say(f"{file.header.file_name}: {report.rows_read} rows read")
+        except BaseException as exc:  # raised below, with its own type and message
+            failures.append(exc)
+
+    try:
+        con.register("prepared", pa.RecordBatchReader.from_batches(_RECORDS, records()))
+        _insert_records(con, "prepared", file.ingest_id)
+        con.unregister("prepared")
+        if failures:
+            raise failures[0]
+        if side is not None:
+            _copy_identities(side, con)
+    finally:
+        close = getattr(prepared, "close", None)
+        if close is not None:
+            close()  # stops the workers of a stream that ended early
+        if side is not None:
+            side.close()
+    return rejects
+
+
+def _copy_identities(side: duckdb.DuckDBPyConnection, con: duckdb.DuckDBPyConnection) -> None:
+    """Copy the identities staged on ``side`` into ``con``'s ``staging_ids``, streamed.
+
+    128-bit keys cross as two 64-bit halves (Arrow has no 128-bit unsigned integer).
+    """
+    halves = ", ".join(
+        f"({c} >> 64)::UBIGINT AS {c}_hi, ({c} & 18446744073709551615)::UBIGINT AS {c}_lo"
+        for c in ("record_key", "principal_key")
+    )
+    reader = side.sql(f"SELECT * EXCLUDE (record_key, principal_key), {halves} FROM staging_ids")
+    con.register("side_ids", reader.to_arrow_reader())
+    joined = ", ".join(
+        f"(({c}_hi::UHUGEINT << 64) | {c}_lo::UHUGEINT) AS {c}"
+        for c in ("record_key", "principal_key")
+    )
+    halves_only = ", ".join(f"{c}_hi, {c}_lo" for c in ("record_key", "principal_key"))
+    con.execute(
+        f"INSERT INTO staging_ids BY NAME SELECT * EXCLUDE ({halves_only}), {joined} FROM side_ids"
+    )
+    con.unregister("side_ids")
+
+
+def _drop_duplicates(con: duckdb.DuckDBPyConnection, file: _File) -> pl.DataFrame:
+    """Keep only the latest version of each record the file holds twice; return the others.
+
+    The latest ``updated_at`` wins (the later row on a tie). The keys that occur twice
+    are found in the store; their rows, their record ids and which one wins are read
+    again from the file (rare; record ids never enter the database). Returns rejects
+    (row, record_id, reasons).
+    """
+    ingest_id = file.ingest_id
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE duplicate_keys AS
+        SELECT record_key, (record_key >> 64)::UBIGINT AS key_hi,
+               (record_key & 18446744073709551615)::UBIGINT AS key_lo
+        FROM registrations WHERE valid_from = ?
+        GROUP BY record_key HAVING count(*) > 1
+        """,
+        [ingest_id],
+    )
+    keys = con.sql("SELECT key_hi, key_lo FROM duplicate_keys").pl()
+    if not keys.height:
+        con.execute("DROP TABLE duplicate_keys")
+        return _NO_REJECTS
+    versions, names = [], []
+    for batch, keyed in file.batches():
+        twice = pl.from_arrow(keyed).join(keys, on=["key_hi", "key_lo"], how="semi")
+        if twice.height:
+            versions.append(twice.select("row", *_RECORDS.names))
+            names.append(
+                batch.accepted.filter(pl.col("row").is_in(twice["row"].implode())).select(
+                    pl.col("row").cast(pl.Int64), "record_id"
+                )
+            )
+    versions = pl.concat(versions)
+    latest = versions.sort(["updated_at", "row"], descending=True, nulls_last=True).unique(
+        ["key_hi", "key_lo"], keep="first"
+    )
+    others = versions.join(latest.select("row"), on="row", how="anti").select(
+        pl.col("row").cast(pl.Int64)
+    )
+    con.execute(
+        "DELETE FROM registrations WHERE valid_from = ?"
+        " AND record_key IN (SELECT record_key FROM duplicate_keys)",
+        [ingest_id],
+    )
+    con.register("latest", latest.select(_RECORDS.names).to_arrow())
+    _insert_records(con, "latest", ingest_id)
+    con.unregister("latest")
+    con.register("others", others.to_arrow())
+    con.execute("DELETE FROM staging_ids WHERE row IN (SELECT row FROM others)")
+    con.unregister("others")
+    con.execute("DROP TABLE duplicate_keys")
+    return others.join(pl.concat(names), on="row", how="left").select(
+        "row",
+        "record_id",
+        pl.lit("duplicate record_id (the entry with the latest updated_at is kept)").alias(
+            "reasons"
+        ),
+    )
+
+
+_NO_REJECTS = pl.DataFrame(schema={"row": pl.Int64, "record_id": pl.String, "reasons": pl.String})
 
 
 def _write_rejects(target: Path, rejects: pl.DataFrame) -> None:
@@ -295,25 +411,6 @@ def _write_rejects(target: Path, rejects: pl.DataFrame) -> None:
         raise store_error(target, exc) from None
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def _name_duplicates(
-    duplicates: pl.DataFrame, batches: Callable[[], Iterable[PreparedBatch]]
-) -> pl.DataFrame:
-    """Return the duplicate rejects with their record ids, read again from the file."""
-    rows = duplicates["row"]
-    named = [
-        batch.accepted.filter(pl.col("row").is_in(rows.implode())).select(
-            pl.col("row").cast(pl.Int64), "record_id"
-        )
-        for batch, _ in batches()
-    ]
-    ids = (
-        pl.concat(named)
-        if named
-        else pl.DataFrame(schema={"row": pl.Int64, "record_id": pl.String})
-    )
-    return duplicates.join(ids, on="row", how="left").select("row", "record_id", "reasons")
 
 
 def _log_ingest(
@@ -345,47 +442,16 @@ def _log_ingest(
     )
 
 
-def _reject_duplicates(con: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame:
-    """Remove all but the latest version of each record staged twice; return their rows.
-
-    The latest ``updated_at`` wins (the later row on a tie), decided by a window over
-    the staged records that share a key. Returns columns row and reasons (the record
-    ids are named by the caller, from the file: they never enter the database).
-    """
-    duplicates = con.sql(
-        f"""
-        WITH ranked AS (
-            SELECT row, record_key,
-                   row_number() OVER w AS rank
-            FROM {table}
-            WHERE record_key IN (
-                SELECT record_key FROM {table} GROUP BY record_key HAVING count(*) > 1)
-            WINDOW w AS (PARTITION BY record_key ORDER BY updated_at DESC NULLS LAST, row DESC)
-        )
-        SELECT row,
-               'duplicate record_id (the entry with the latest updated_at is kept)' AS reasons
-        FROM ranked WHERE rank > 1
-        """
-    ).pl()
-    if duplicates.height:
-        con.register("duplicates", duplicates.to_arrow())
-        con.execute(f"DELETE FROM {table} WHERE row IN (SELECT row FROM duplicates)")
-        con.unregister("duplicates")
-    return duplicates.cast({"row": pl.Int64})
-
-
-def _merge_staged(
-    con: duckdb.DuckDBPyConnection, table: str, ingest_id: int
+def _merge(
+    con: duckdb.DuckDBPyConnection, ingest_id: int, staged: int
 ) -> tuple[int, int, int, int]:
-    """Merge a staged file into the store as new versions; a stored newer version wins.
+    """Merge a file's appended versions with the stored ones; a stored newer version wins.
 
-    Every step is one set-based statement, whatever the number of records. The staged
-    records whose key has a current version are classed once, by a join on the key: older
-    than the stored version (kept_newer: dropped), restating it exactly (unchanged: no
-    new version) or changing it (updated: the stored version is closed at this ingest,
-    ``valid_to``). The others are new. The records that make new versions (``valid_from``
-    set when staged) are then appended in one statement; the temp view ``staging`` names
-    them for linking.
+    Every step is one set-based statement, whatever the number of records. The file's
+    records (``valid_from`` = ``ingest_id``) whose key has a current stored version are
+    classed once, by a join on the key: older than the stored version (kept_newer) or
+    restating it exactly (unchanged) are deleted again; changing it (updated) closes
+    the stored version at this ingest (``valid_to``). The others are new.
 
     Returns
     -------
@@ -401,14 +467,15 @@ def _merge_staged(
                          AND (s.updated_at IS NULL OR s.updated_at < r.updated_at) THEN 'kept_newer'
                     WHEN NOT ({changed}) THEN 'unchanged'
                     ELSE 'updated' END AS outcome
-        FROM {table} s JOIN registrations r
-          ON r.record_key = s.record_key AND r.valid_to IS NULL
-        """
+        FROM registrations s JOIN registrations r
+          ON r.record_key = s.record_key AND r.valid_to IS NULL AND r.valid_from < $id
+        WHERE s.valid_from = $id
+        """,
+        {"id": ingest_id},
     )
-    staged, kept_newer, unchanged, updated = con.execute(
-        f"""
-        SELECT (SELECT count(*) FROM {table}),
-               count(*) FILTER (WHERE outcome = 'kept_newer'),
+    kept_newer, unchanged, updated = con.execute(
+        """
+        SELECT count(*) FILTER (WHERE outcome = 'kept_newer'),
                count(*) FILTER (WHERE outcome = 'unchanged'),
                count(*) FILTER (WHERE outcome = 'updated')
         FROM skipped
@@ -417,18 +484,19 @@ def _merge_staged(
     if updated:
         con.execute(
             """
-            UPDATE registrations SET valid_to = ?
-            WHERE valid_to IS NULL
+            UPDATE registrations SET valid_to = $id
+            WHERE valid_to IS NULL AND valid_from < $id
               AND record_key IN (SELECT record_key FROM skipped WHERE outcome = 'updated')
             """,
-            [ingest_id],
+            {"id": ingest_id},
         )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP VIEW staging AS
-        SELECT * FROM {table} ANTI JOIN (
-            SELECT record_key FROM skipped WHERE outcome <> 'updated') USING (record_key)
-        """
-    )
-    con.execute("INSERT INTO registrations BY NAME SELECT * EXCLUDE (row) FROM staging")
+    if kept_newer or unchanged:
+        con.execute(
+            """
+            DELETE FROM registrations WHERE valid_from = $id
+              AND record_key IN (SELECT record_key FROM skipped WHERE outcome <> 'updated')
+            """,
+            {"id": ingest_id},
+        )
+    con.execute("DROP TABLE skipped")
     return kept_newer, unchanged, updated, staged - kept_newer - unchanged - updated

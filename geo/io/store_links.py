@@ -134,7 +134,7 @@ def link_staged(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
         """
         CREATE OR REPLACE TEMP TABLE new_ids AS
         SELECT si.row, si.record_key, si.linkable, i.person_key AS old_person, ? + si.row AS id
-        FROM staging_ids si JOIN staging s USING (row)
+        FROM staging_ids si JOIN staging s USING (record_key)
         LEFT JOIN all_identities i ON i.record_key = si.record_key
         """,
         [first_id],

@@ -45,8 +45,9 @@ LINKING_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "1GB")
 # While a release counts its breakdowns part by part (geo.io.store_reads.StoreCounts):
 # the cube each part is joined to waits in the temporary file instead of in memory.
 BREAKDOWN_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "160MB")
-# While an ingest appends a file's batches (geo.io.store_ingest: appends spill beyond it).
-STAGING_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "256MB")
+# While an ingest streams a file into the store (geo.io.store_ingest: its row groups are
+# written to the store file as they fill).
+APPEND_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "256MB")
 CATALOG = "store"
 WEAK_CRYPTO_VARIABLE = "CRISIS_EXPOSURE_STORE_WEAK_CRYPTO"
 
