@@ -104,11 +104,11 @@ def test_a_failure_half_way_leaves_the_store_as_it_was(tmp_path, write_csv, monk
     calls = {"n": 0}
     real_merge = store_ingest._merge
 
-    def failing_merge(con, ingest_id, staged):
+    def failing_merge(con, ingest_id, appended):
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError("disk full")
-        return real_merge(con, ingest_id, staged)
+        return real_merge(con, ingest_id, appended)
 
     monkeypatch.setattr(store_ingest, "_merge", failing_merge)
     with pytest.raises(OSError, match="disk full"):

@@ -42,7 +42,7 @@ from geo.validate import (
     validate_batch,
 )
 
-# Rows per batch read, validated and staged. At 10M Parquet rows 125k against 250k took
+# Rows per batch read, validated and stored. At 10M Parquet rows 125k against 250k took
 # the same time and 914 against 1,068 MiB at the peak (two batches in flight per worker);
 # 65k took 23 % longer.
 BATCH_ROWS = 125_000

@@ -207,13 +207,13 @@ def _ingest_file(
     report.accepted = report.rows_read - report.rejected
     for reasons in all_rejects["reasons"]:
         report.rejects_by_reason.update(reasons.split("; "))
-    staged, report.no_consent, report.unconfirmed = con.execute(
+    appended, report.no_consent, report.unconfirmed = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE consent = 0),"
         " count(*) FILTER (WHERE updated_at IS NULL) FROM registrations WHERE valid_from = ?",
         [ingest_id],
     ).fetchall()[0]
     report.kept_newer, report.unchanged, report.updated, report.inserted = _merge(
-        con, ingest_id, staged
+        con, ingest_id, appended
     )
     con.execute(
         "CREATE OR REPLACE TEMP VIEW staging AS"
@@ -443,7 +443,7 @@ def _log_ingest(
 
 
 def _merge(
-    con: duckdb.DuckDBPyConnection, ingest_id: int, staged: int
+    con: duckdb.DuckDBPyConnection, ingest_id: int, appended: int
 ) -> tuple[int, int, int, int]:
     """Merge a file's appended versions with the stored ones; a stored newer version wins.
 
@@ -499,4 +499,4 @@ def _merge(
             {"id": ingest_id},
         )
     con.execute("DROP TABLE skipped")
-    return kept_newer, unchanged, updated, staged - kept_newer - unchanged - updated
+    return kept_newer, unchanged, updated, appended - kept_newer - unchanged - updated
