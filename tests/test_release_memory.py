@@ -167,6 +167,18 @@ def test_the_table_parts_are_the_table_in_its_order(groups, per_group, shuffled,
     assert content_sha256(streamed) == content_sha256(pl.from_pandas(expected))
 
 
+def test_parts_with_a_cell_that_is_not_fifteen_hex_digits_are_sorted_as_text():
+    """Parts are sorted on integer keys when every cell is 15 hex digits, else as text."""
+    release = _release(300, 6, categories="sorted")
+    groups = release.groups.copy()
+    # Short texts that sort after every 15-digit cell as text, before them as integers.
+    groups.loc[groups.index[:5], "h3_cell"] = [f"9{i}" for i in range(5)]
+    release = Release(groups=groups, breakdowns=release.breakdowns, metadata={})
+    streamed = pl.concat([pl.from_arrow(p) for p in table_parts(release, rows=37)])
+    expected = release.table()
+    assert streamed.to_pandas().equals(expected.astype(streamed.to_pandas().dtypes))
+
+
 def test_a_streamed_release_file_reads_back_with_its_hash_and_metadata(tmp_path):
     release = _release(300, 6)
     release.metadata = {"format": "crisis-exposure-release", "note": "kept"}

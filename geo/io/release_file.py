@@ -93,6 +93,7 @@ def table_parts(release: Release, rows: int = PART_ROWS) -> Iterator[pa.Table]:
     """
     groups = _in_cell_order(release.groups[GROUP_COLUMNS])
     breakdowns = _in_cell_order(release.breakdowns[TABLE_COLUMNS])
+    order = _RowOrder.of(groups, breakdowns)
     longest = max((groups, breakdowns), key=len)["h3_cell"]
     cuts = sorted({longest.iloc[i] for i in range(rows, len(longest), rows)})
     starts = {  # each cut found by bisection in the sorted cells
@@ -104,7 +105,93 @@ def table_parts(release: Release, rows: int = PART_ROWS) -> Iterator[pa.Table]:
         b0, b1 = starts["breakdowns"][part], starts["breakdowns"][part + 1]
         totals = groups.iloc[g0:g1].assign(dimension="total", category="")[TABLE_COLUMNS]
         table = pa.concat_tables([_file_table(f) for f in (totals, breakdowns.iloc[b0:b1])])
-        yield table.sort_by([(c, "ascending") for c in TABLE_COLUMNS[:5]])
+        permutation = None if order is None else order.permutation(totals, slice(b0, b1))
+        if permutation is None:
+            yield table.sort_by([(c, "ascending") for c in TABLE_COLUMNS[:5]])
+        else:
+            yield table.take(permutation)
+
+
+class _RowOrder:
+    """The file's row order as integers, so that each part is sorted as numbers, not text.
+
+    The file is sorted by cell, resolution, nationality, dimension and category as
+    texts. An H3 cell's 15 hex digits sort as its integer, and each text column sorts as
+    the rank of its value among the column's sorted values (compared as UTF-8 bytes, as
+    Arrow compares text), so a part's permutation is a ``numpy.lexsort`` of integer keys
+    looked up, part by part, from its rows' category codes: the same order (both sorts
+    are stable). Arrow's sort of the texts took 1.8 s of the 3.9 s that writing a 10M
+    release's parts took.
+    """
+
+    def __init__(self, groups: pd.DataFrame, breakdowns: pd.DataFrame, cells: np.ndarray) -> None:
+        # The breakdowns' keys per column: (key of each category, the rows' category
+        # codes); the totals' nationality ranks and their one dimension and category.
+        self._rows = {
+            "h3_cell": (cells, breakdowns["h3_cell"].array.codes),
+            "resolution": (None, breakdowns["resolution"].to_numpy()),
+        }
+        self._totals: dict = {}
+        for column, fixed in (("nationality", None), ("dimension", "total"), ("category", "")):
+            categorical = breakdowns[column].cat
+            values = set(categorical.categories)
+            values |= set(groups[column].unique()) if fixed is None else {fixed}
+            ranked = sorted(values, key=lambda value: value.encode())
+            rank = {value: position for position, value in enumerate(ranked)}
+            by_code = np.array([rank[v] for v in categorical.categories], dtype=np.int32)
+            self._rows[column] = (by_code, breakdowns[column].array.codes)
+            self._totals[column] = rank if fixed is None else rank[fixed]
+
+    @classmethod
+    def of(cls, groups: pd.DataFrame, breakdowns: pd.DataFrame) -> _RowOrder | None:
+        """Return the order, or None when the breakdowns' keys cannot be integers.
+
+        That is when a breakdown text column is not categorical (a release built in
+        code) or holds a missing value, or one of their cells is not 15 hex digits.
+        """
+        text = ("h3_cell", "nationality", "dimension", "category")
+        if not all(isinstance(breakdowns[c].dtype, pd.CategoricalDtype) for c in text):
+            return None
+        if any(bool((breakdowns[c].cat.codes < 0).any()) for c in text):
+            return None
+        if groups["nationality"].isna().any():
+            return None
+        cells = _cell_integers(breakdowns["h3_cell"].cat.categories)
+        return None if cells is None else cls(groups, breakdowns, cells)
+
+    def permutation(self, totals: pd.DataFrame, rows: slice) -> np.ndarray | None:
+        """Return the order of a part: the rows ``totals``, then the breakdowns ``rows``.
+
+        None if one of the totals' cells is not 15 hex digits.
+        """
+        cells = _cell_integers(totals["h3_cell"])
+        if cells is None:
+            return None
+        first = {
+            "h3_cell": cells,
+            "resolution": totals["resolution"].to_numpy(),
+            "nationality": totals["nationality"].map(self._totals["nationality"]).to_numpy(),
+        }
+        keys = []
+        for column in ("category", "dimension", "nationality", "resolution", "h3_cell"):
+            by_code, codes = self._rows[column]
+            rest = codes[rows] if by_code is None else by_code[codes[rows]]
+            head = first.get(column)
+            if head is None:
+                head = np.full(len(totals), self._totals[column])
+            keys.append(np.concatenate([head, rest]))
+        return np.lexsort(keys)
+
+
+def _cell_integers(cells: pd.Series | pd.Index) -> np.ndarray | None:
+    """Return H3 cells' texts as integers, or None if one is not 15 hex digits."""
+    text = pl.Series(pa.array(cells, type=pa.string()))
+    if (text.str.len_bytes() != 15).any():
+        return None
+    numbers = text.str.to_integer(base=16, dtype=pl.UInt64, strict=False)
+    if numbers.null_count():
+        return None
+    return numbers.to_numpy()
 
 
 def _file_table(frame: pd.DataFrame) -> pa.Table:
