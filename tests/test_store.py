@@ -117,6 +117,26 @@ def test_a_failure_half_way_leaves_the_store_as_it_was(tmp_path, write_csv, monk
     assert not (tmp_path / "second.csv.rejects.csv").exists()
 
 
+def test_an_error_while_a_file_streams_in_is_raised_as_itself_and_stores_nothing(
+    tmp_path, write_csv, monkeypatch
+):
+    """A file's batches stream into the store inside one INSERT; an error while reading
+    them (here the second file's row limit) is raised with its own type and message, not
+    as a database error, and the store is left as it was."""
+    from geo.io.limits import LimitError
+
+    s = tmp_path / "s.duckdb"
+    pipeline.ingest_files(s, [write_csv([registration_row("keep")], "first.csv")])
+    before = snapshot(s)
+    monkeypatch.setenv("CRISIS_EXPOSURE_MAX_ROWS", "150")
+    good = write_csv([registration_row(f"g{i}") for i in range(100)], "good.csv")
+    big = write_csv([registration_row(f"b{i}") for i in range(300)], "big.csv")
+    with pytest.raises(LimitError, match=r"big\.csv: it has 300 rows or more"):
+        pipeline.ingest_files(s, [good, big])
+    assert snapshot(s) == before
+    assert not list(tmp_path.glob("*.rejects.csv"))
+
+
 def test_a_bad_file_among_good_ones_stores_nothing(tmp_path, write_csv):
     s = tmp_path / "s.duckdb"
     good = write_csv([registration_row("a")], "good.csv")
