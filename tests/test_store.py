@@ -75,6 +75,30 @@ def test_duplicates_keep_the_latest_update(tmp_path, write_csv):
     assert stored == ["ALB", "UKR"]
 
 
+def test_a_duplicate_record_with_identity_fields_keeps_one_identity(tmp_path, write_csv):
+    """The losing duplicate's identity encodings go with it: one identity per record."""
+    rows = [
+        registration_row("a", full_name="Ana Pop", updated_at="2024-01-01"),
+        registration_row("a", full_name="Ana Pop", nationality="ALB", updated_at="2025-06-01"),
+        registration_row("b", full_name="Ion Rusu", updated_at="2024-01-01"),
+    ]
+    report = pipeline.ingest_files(tmp_path / "s.duckdb", [write_csv(rows)])[0]
+    assert (report.accepted, report.rejected, report.inserted) == (2, 1, 2)
+    con = store.connect(tmp_path / "s.duckdb", read_only=True)
+    try:
+        identities = con.execute(
+            "SELECT count(*), count(DISTINCT record_key) FROM identities"
+        ).fetchall()
+        stored = con.execute(
+            "SELECT r.nationality FROM registrations r JOIN identities USING (record_key)"
+            " ORDER BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert identities == [(2, 2)]
+    assert [n for (n,) in stored] == ["ALB", "ROU"]
+
+
 def test_a_later_file_updates_and_an_older_one_does_not(tmp_path, write_csv):
     s = tmp_path / "s.duckdb"
     pipeline.ingest_files(
