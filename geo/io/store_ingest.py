@@ -270,8 +270,9 @@ def _append_records(
     """Stream a file's accepted records into ``registrations``; return its batches' rejects.
 
     One INSERT reads every batch as it is prepared, so DuckDB writes full row groups to
-    the store file instead of holding the transaction's appends in memory (10M records:
-    80 appends of one batch each held 1.25 GiB). A file with identity fields has them
+    the store file instead of holding the transaction's appends in memory (one INSERT
+    per batch of 125k held 1.25 GiB at 10M records in one transaction, the stream ~0.5
+    GiB, batches included). A file with identity fields has them
     staged beside, on a second connection to the same database (the first is busy
     reading the stream), and copied into ``staging_ids`` once the stream ends. An error
     while preparing a batch ends the stream and is raised here.
