@@ -327,3 +327,17 @@ def test_a_store_out_of_its_memory_budget_says_which_setting_to_raise(tmp_path):
         f"{tmp_path / 's.duckdb'}: the store's memory budget ({DUCKDB_MEMORY_LIMIT}) is too "
         "small for this work; raise CRISIS_EXPOSURE_DUCKDB_MEMORY (e.g. 2GB) and run it again."
     )
+
+
+def test_a_long_store_query_prints_no_progress_bar(tmp_path, capfd):
+    """DuckDB draws a progress bar on standard output for a query over 2 s (a national
+    ingest's one INSERT, a release's cube); the CLI's standard output must stay clean."""
+    from geo.io.store_open import open_store
+
+    con = open_store(tmp_path / "s.duckdb")
+    try:
+        con.execute("SET progress_bar_time = 0")  # as a query over its 2 s would
+        con.execute("SELECT count(*) FROM range(200000000) t(i) WHERE i % 7 = 3").fetchall()
+    finally:
+        con.close()
+    assert capfd.readouterr().out == ""

@@ -91,6 +91,10 @@ def open_store(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConn
         raise
     weakref.finalize(con, shutil.rmtree, spill, True)
     try:
+        # DuckDB draws a progress bar on standard output for a query over 2 s (a national
+        # ingest's INSERT, a release's cube): the CLI's output must stay clean.
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET enable_progress_bar_print = false")
         _attach(con, path, read_only)
         con.execute(f"USE {CATALOG}")
         _remove_stale_spill_folders(path, default_folder=not read_only)
