@@ -179,3 +179,25 @@ def test_a_file_that_is_not_a_store(tmp_path):
     duckdb.connect(str(other)).execute("CREATE TABLE x (a INT)").close()
     with pytest.raises(InputError, match="not a crisis-exposure store"):
         store.connect(other, read_only=True)
+
+
+def test_progress_is_reported_on_the_calling_thread(tmp_path, monkeypatch):
+    """A file's batches stream into the store on DuckDB's threads; its progress messages
+    still reach the caller on its own thread (a dashboard page can only update there)."""
+    import threading
+
+    import polars as pl
+
+    from geo.io import registrations
+
+    monkeypatch.setattr(registrations, "BATCH_ROWS", 500)  # 60 batches
+    path = tmp_path / "records.parquet"
+    pl.DataFrame([registration_row(f"r{i}") for i in range(30_000)]).write_parquet(path)
+    threads = []
+    pipeline.ingest_files(
+        tmp_path / "s.duckdb",
+        [path],
+        progress=lambda message: threads.append((threading.current_thread(), message)),
+    )
+    assert any("30000 rows read" in message for _, message in threads)
+    assert {thread for thread, _ in threads} == {threading.current_thread()}

@@ -13,9 +13,12 @@ back). The schema, the connection and the store version are :mod:`geo.io.store`'
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import queue
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -272,14 +275,18 @@ def _append_records(
     One INSERT reads every batch as it is prepared, so DuckDB writes full row groups to
     the store file instead of holding the transaction's appends in memory (one INSERT
     per batch of 125k held 1.25 GiB at 10M records in one transaction, the stream ~0.5
-    GiB, batches included). A file with identity fields has them
-    staged beside, on a second connection to the same database (the first is busy
-    reading the stream), and copied into ``staging_ids`` once the stream ends. An error
-    while preparing a batch ends the stream and is raised here.
+    GiB, batches included). DuckDB pulls the batches on its own threads, so the INSERT
+    runs on a helper thread and this one reports the progress it sends (a dashboard
+    page can only be updated from its own thread); an interrupt here stops the INSERT.
+    A file with identity fields has them staged beside, on a second connection to the
+    same database (the first is busy reading the stream), and copied into
+    ``staging_ids`` once the stream ends. An error while preparing a batch ends the
+    stream and is raised here.
     """
     report = file.report
     rejects: list[pl.DataFrame] = []
     failures: list[BaseException] = []
+    progress: queue.SimpleQueue[str] = queue.SimpleQueue()
     side = con.cursor() if file.header.identity_map else None
     if side is not None:
         start_staging(side)
@@ -293,13 +300,22 @@ def _append_records(
                 if side is not None:
                     stage_identities(side, keyed)
                 yield from keyed.select(_RECORDS.names).cast(_RECORDS).to_batches()
-                say(f"{file.header.file_name}: {report.rows_read} rows read")
+                progress.put(f"{file.header.file_name}: {report.rows_read} rows read")
         except BaseException as exc:  # raised below, with its own type and message
             failures.append(exc)
 
     try:
         con.register("prepared", pa.RecordBatchReader.from_batches(_RECORDS, records()))
-        _insert_records(con, "prepared", file.ingest_id)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-append") as runner:
+            inserting = runner.submit(_insert_records, con, "prepared", file.ingest_id)
+            try:
+                while not inserting.done() or not progress.empty():
+                    with contextlib.suppress(queue.Empty):
+                        say(progress.get(timeout=0.1))
+            except BaseException:
+                con.interrupt()  # the runner's INSERT ends; the pool waits for it
+                raise
+            inserting.result()
         con.unregister("prepared")
         if failures:
             raise failures[0]
