@@ -82,6 +82,21 @@ class ContentHasher:
 RECORD_KEY_SEPARATOR = "\x1f"
 
 
+def key_sql(hi: str, lo: str) -> str:
+    """Return DuckDB SQL for the 128-bit key (UHUGEINT) of two unsigned 64-bit halves.
+
+    The halves are :func:`record_keys`' ``key_hi`` and ``key_lo`` or any pair made by
+    :func:`key_halves_sql`: Arrow has no 128-bit unsigned integer, so keys cross between
+    DuckDB and Arrow as halves.
+    """
+    return f"(({hi}::UHUGEINT << 64) | {lo}::UHUGEINT)"
+
+
+def key_halves_sql(key: str, hi: str, lo: str) -> str:
+    """Return DuckDB SQL selecting a 128-bit key's halves as columns ``hi`` and ``lo``."""
+    return f"({key} >> 64)::UBIGINT AS {hi}, ({key} & 18446744073709551615)::UBIGINT AS {lo}"
+
+
 def record_keys(frame: pl.DataFrame, key: bytes) -> pl.DataFrame:
     r"""Return ``frame`` with its record ids replaced by keyed hashes (``key_hi``, ``key_lo``).
 

@@ -27,6 +27,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from geo.hashing import key_halves_sql, key_sql
 from geo.io.ingest_report import IngestReport
 from geo.io.registrations import FileHeader
 from geo.io.store import check_steward_key, connect, ingest_digest, rollback, store_version
@@ -258,7 +259,7 @@ def _insert_records(con: duckdb.DuckDBPyConnection, records: str, ingest_id: int
     con.execute(
         f"""
         INSERT INTO registrations BY NAME
-        SELECT ((key_hi::UHUGEINT << 64) | key_lo::UHUGEINT) AS record_key, source,
+        SELECT {key_sql("key_hi", "key_lo")} AS record_key, source,
                nationality, cell, sex, age_band, family_members, vulnerabilities, consent,
                updated_at, valid_until, ? AS valid_from
         FROM {records}
@@ -335,19 +336,14 @@ def _copy_identities(side: duckdb.DuckDBPyConnection, con: duckdb.DuckDBPyConnec
 
     128-bit keys cross as two 64-bit halves (Arrow has no 128-bit unsigned integer).
     """
-    halves = ", ".join(
-        f"({c} >> 64)::UBIGINT AS {c}_hi, ({c} & 18446744073709551615)::UBIGINT AS {c}_lo"
-        for c in ("record_key", "principal_key")
-    )
-    reader = side.sql(f"SELECT * EXCLUDE (record_key, principal_key), {halves} FROM staging_ids")
+    keys = ("record_key", "principal_key")
+    halves = ", ".join(key_halves_sql(c, f"{c}_hi", f"{c}_lo") for c in keys)
+    reader = side.sql(f"SELECT * EXCLUDE ({', '.join(keys)}), {halves} FROM staging_ids")
     con.register("side_ids", reader.to_arrow_reader())
-    joined = ", ".join(
-        f"(({c}_hi::UHUGEINT << 64) | {c}_lo::UHUGEINT) AS {c}"
-        for c in ("record_key", "principal_key")
-    )
-    halves_only = ", ".join(f"{c}_hi, {c}_lo" for c in ("record_key", "principal_key"))
+    names = ", ".join(f"{c}_hi, {c}_lo" for c in keys)
+    joined = ", ".join(f"{key_sql(f'{c}_hi', f'{c}_lo')} AS {c}" for c in keys)
     con.execute(
-        f"INSERT INTO staging_ids BY NAME SELECT * EXCLUDE ({halves_only}), {joined} FROM side_ids"
+        f"INSERT INTO staging_ids BY NAME SELECT * EXCLUDE ({names}), {joined} FROM side_ids"
     )
     con.unregister("side_ids")
 
@@ -362,10 +358,9 @@ def _drop_duplicates(con: duckdb.DuckDBPyConnection, file: _File) -> pl.DataFram
     """
     ingest_id = file.ingest_id
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE duplicate_keys AS
-        SELECT record_key, (record_key >> 64)::UBIGINT AS key_hi,
-               (record_key & 18446744073709551615)::UBIGINT AS key_lo
+        SELECT record_key, {key_halves_sql("record_key", "key_hi", "key_lo")}
         FROM registrations WHERE valid_from = ?
         GROUP BY record_key HAVING count(*) > 1
         """,

@@ -26,6 +26,7 @@ import polars as pl
 import pyarrow as pa
 
 from geo import linkage
+from geo.hashing import key_halves_sql, key_sql
 from geo.identity import BLOCK_COLUMNS
 
 LINK_SCHEMA = """
@@ -99,12 +100,12 @@ def stage_identities(con: duckdb.DuckDBPyConnection, keyed: pa.Table) -> bool:
     columns = ", ".join(
         [
             "row",
-            "((key_hi::UHUGEINT << 64) | key_lo::UHUGEINT)",
+            key_sql("key_hi", "key_lo"),
             "coalesce(linkable, false)" if "linkable" in names else "false",
             "clk" if "clk" in names else "NULL::UBIGINT[16]",
             *(c if c in names else "NULL::UBIGINT" for c in BLOCK_COLUMNS),
             "household_key" if "household_key" in names else "NULL::UBIGINT",
-            "((principal_hi::UHUGEINT << 64) | principal_lo::UHUGEINT)"
+            key_sql("principal_hi", "principal_lo")
             if "principal_hi" in names
             else "NULL::UHUGEINT",
         ]
@@ -159,11 +160,9 @@ def link_staged(con: duckdb.DuckDBPyConnection, ingest_id: int) -> dict:
     con.register("merges", merges.to_arrow())
     try:
         con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE merged_keys AS
-            SELECT (old_hi::UHUGEINT << 64) | old_lo AS old_key,
-                   (new_hi::UHUGEINT << 64) | new_lo AS new_key FROM merges
-            """
+            "CREATE OR REPLACE TEMP TABLE merged_keys AS SELECT "
+            f"{key_sql('old_hi', 'old_lo')} AS old_key, {key_sql('new_hi', 'new_lo')} AS new_key"
+            " FROM merges"
         )
     finally:
         con.unregister("merges")
@@ -235,9 +234,8 @@ def _link_pairs(con: duckdb.DuckDBPyConnection, first_id: int) -> tuple[dict, pl
     del present
     try:
         table = con.sql(
-            """
-            SELECT id, (person_key >> 64)::UBIGINT AS person_hi,
-                   (person_key & 18446744073709551615)::UBIGINT AS person_lo, clk
+            f"""
+            SELECT id, {key_halves_sql("person_key", "person_hi", "person_lo")}, clk
             FROM (SELECT id, person_key, clk FROM all_identities
                   WHERE id IN (SELECT id FROM node_ids)
                   UNION ALL
