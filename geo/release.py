@@ -344,7 +344,10 @@ def _noisy_breakdowns(
     return gathered.frame(), units
 
 
-_PART_UNITS = 500_000  # placed base groups per part of the breakdowns
+# Placed base groups per part of the breakdowns. Each part reads only its own key range
+# of the sorted cube, so smaller parts cost little: 250,000 rather than 500,000 took the
+# 100M release's peak from 992 to 907 MiB, +0.4 s at 10M.
+_PART_UNITS = 250_000
 
 
 def _floor_parts(placement: pl.DataFrame, units: int) -> list[pl.DataFrame]:

@@ -147,10 +147,10 @@ def test_the_release_is_the_one_published_before_the_push_down(store_path, name)
 def test_a_release_made_in_parts_of_floor_cells_is_the_release_made_whole(
     store_path, monkeypatch, name, units
 ):
-    # At 100M registrations the breakdowns are made in parts of whole floor cells (~9 of
-    # 500,000 placed groups) and gathered without a global sort: the same release, frame
-    # for frame, as in one part, in the same (resolution-major) order, from the store
-    # and from records in memory.
+    # At 100M registrations the breakdowns are made in parts of whole floor cells (~17 of
+    # 250,000 placed groups, each reading its own key range of the sorted cube) and
+    # gathered without a global sort: the same release, frame for frame, as in one part,
+    # in the same (resolution-major) order, from the store and from records in memory.
     import geo.release
 
     whole = pipeline.build_release(store_path, POLICIES[name])
@@ -284,3 +284,23 @@ def test_the_release_reads_the_registrations_twice_whatever_its_breakdowns(store
     assert len(scans) == 2
     assert temporary == [(0,)]  # the cube and the placed table are dropped
     assert _hash(release) == BEFORE_SHA256[name]
+
+
+@pytest.mark.parametrize("noise_scale", [None, 0])
+def test_a_release_with_every_group_dropped_counts_an_empty_part(tmp_path, noise_scale):
+    # Twelve registrations a country apart: no cell reaches k at any resolution, so the
+    # placement is empty and its one part reads an empty range of the cube.
+    from tests.factories import write_rows
+
+    rows = [
+        registration_row(
+            f"r{i}", nationality="ROU", latitude=str(40 + 2 * i), longitude=str(5 + 3 * i)
+        )
+        for i in range(12)
+    ]
+    path = tmp_path / "s.duckdb"
+    pipeline.ingest_files(path, [write_rows(tmp_path / "r.csv", rows)])
+    release = pipeline.build_release(path, ReleasePolicy(noise_scale=noise_scale))
+    assert release.groups.empty and release.breakdowns.empty
+    dropped = release.metadata["dropped"]
+    assert dropped["cases"] == 12 if noise_scale == 0 else dropped["cases"] > 0

@@ -279,13 +279,15 @@ class StoreCounts:
             f" | ({_code_sql('age_band', codes.AGE_BANDS)} << {_AGE_SHIFT})"
             f" | (vulnerabilities & {(1 << _VULNERABILITY_BITS) - 1})"
         )
+        # Sorted by key (cell first), so that each part of whole floor cells is one range
+        # of it (:meth:`unit_counts`); the sort cost nothing measurable at 10M and 100M.
         try:
             self._con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE audience_cube AS
                 SELECT {key} AS key, {self._figures}
                 FROM {self._table} JOIN nationality_codes USING (nationality)
-                WHERE {self._where} GROUP BY ALL
+                WHERE {self._where} GROUP BY ALL ORDER BY key
                 """,
                 self._parameters,
             )
@@ -320,9 +322,12 @@ class StoreCounts:
         """Yield each placement part's audience counted per grouping (after :meth:`base_counts`).
 
         The cube is joined to each part (on its integer group key), then counted per
-        grouping, all in DuckDB: only the units' figures come out. (One GROUPING SETS
-        query was slower than these queries together at 10M registrations, DuckDB
-        1.x/2.0.) The cube is dropped after the last part.
+        grouping, all in DuckDB: only the units' figures come out. A part holds whole
+        floor cells in order, so its keys are one range of the sorted cube, and the join
+        reads only that range (DuckDB skips the row groups outside it: at 100M
+        registrations the 17 joins took 4.6 s, against 14 s for 17 of the whole cube).
+        (One GROUPING SETS query was slower than these queries together at 10M
+        registrations, DuckDB 1.x/2.0.) The cube is dropped after the last part.
         """
         from geo.io.store_open import BREAKDOWN_MEMORY_LIMIT
 
@@ -350,6 +355,11 @@ class StoreCounts:
             ).alias("group_key"),
             *PLACEMENT[2:],
         )
+        # The part's range of cube keys: its groups' keys with any categories (none: empty).
+        lowest, highest = 1, 0
+        if keyed.height:
+            lowest = keyed["group_key"].min()
+            highest = keyed["group_key"].max() | ((1 << _NATIONALITY_SHIFT) - 1)
         self._con.register("placement", keyed.to_arrow())
         try:
             self._con.execute(
@@ -360,6 +370,7 @@ class StoreCounts:
                        key & {(1 << _NATIONALITY_SHIFT) - 1} AS key,
                        cases, persons, key_sum
                 FROM audience_cube JOIN placement ON group_key = key & {group_bits}
+                WHERE key BETWEEN {lowest}::UBIGINT AND {highest}::UBIGINT
                 """
             )
         finally:
