@@ -233,7 +233,7 @@ class StoreCounts:
         self._con = con
         self._table, self._where, self._parameters = table, where, parameters
         self._cases = "sum(cases)::BIGINT" if counted else "count(*)::BIGINT"
-        self._figures = _SUMMED if counted else _FIGURES
+        self._figures = _COUNTED_FIGURES if counted else _FIGURES
         resolution = resolution if resolution is not None else STORE_RESOLUTION
         self._cell = h3cells.parent_sql("cell", resolution)
         self._unused = (1 << (3 * (15 - resolution))) - 1  # a parent's unused digit bits
@@ -294,8 +294,9 @@ class StoreCounts:
         finally:
             self._con.unregister("nationality_codes")
         keyed = self._con.sql(
-            f"SELECT key & ~{(1 << _NATIONALITY_SHIFT) - 1}::UBIGINT AS group_key,"
-            f" {_SUMMED} FROM audience_cube GROUP BY ALL"
+            f"SELECT group_key, {_unpacked('total')} FROM (SELECT"
+            f" key & ~{(1 << _NATIONALITY_SHIFT) - 1}::UBIGINT AS group_key,"
+            " sum(figures) AS total FROM audience_cube GROUP BY ALL)"
         ).pl()
         # The cube waits in DuckDB's temporary file while the roll-up runs (in memory it
         # sat under the roll-up's frames: ~350 MB more at 100M registrations).
@@ -367,8 +368,7 @@ class StoreCounts:
                 CREATE OR REPLACE TEMP TABLE placed AS
                 SELECT published_cell, published_res, floor_cell,
                        (key & {self._unused}) >> {_NATIONALITY_SHIFT} AS nationality,
-                       key & {(1 << _NATIONALITY_SHIFT) - 1} AS key,
-                       cases, persons, key_sum
+                       key & {(1 << _NATIONALITY_SHIFT) - 1} AS key, figures
                 FROM audience_cube JOIN placement ON group_key = key & {group_bits}
                 WHERE key BETWEEN {lowest}::UBIGINT AND {highest}::UBIGINT
                 """
@@ -384,7 +384,8 @@ class StoreCounts:
         """Return the placed audience counted by one grouping's columns (names decoded)."""
         columns = [c if c in PLACEMENT else f"{_CATEGORY_SQL[c]} AS {c}" for c in grouping]
         counted = self._con.sql(
-            f"SELECT {', '.join(columns)}, {_UNIT_SUMMED} FROM placed GROUP BY ALL"
+            f"SELECT * EXCLUDE (total), {_unpacked('total', 'INTEGER', 'UINTEGER')} FROM"
+            f" (SELECT {', '.join(columns)}, sum(figures) AS total FROM placed GROUP BY ALL)"
         ).pl()
         named = {
             "nationality": self._names,
@@ -425,25 +426,33 @@ def counted_table(con: duckdb.DuckDBPyConnection, name: str) -> Callable[[pa.Tab
     return append
 
 
-# Figures summed from the cube's figures.
-_SUMMED = (
-    "sum(cases)::BIGINT AS cases, sum(persons)::BIGINT AS persons,"
-    " (sum(key_sum) % 4294967296)::BIGINT AS key_sum"
-)
+def _packed(key_share: str, cases: str, persons: str) -> str:
+    """Return SQL packing a row's figures into one 128-bit integer that sums as all three.
+
+    The key sum's 32-bit shares in the low 64 bits (exact below 2³² rows), cases in the
+    next 32 bits, persons in the top 31: a figure's three sums are one aggregate (the
+    cube's GROUP BY at 10M registrations took 1.38 s against 1.72 s for three sums).
+    """
+    return f"(({key_share})::HUGEINT | (({cases})::HUGEINT << 64) | (({persons})::HUGEINT << 96))"
 
 
-# The same, in 32 bits: a unit's figures (millions of rows at national scale) are small.
-_UNIT_SUMMED = (
-    "sum(cases)::INTEGER AS cases, sum(persons)::INTEGER AS persons,"
-    " (sum(key_sum) % 4294967296)::UINTEGER AS key_sum"
-)
+def _unpacked(total: str, whole: str = "BIGINT", key: str = "BIGINT") -> str:
+    """Return SQL for cases, persons and key sum (mod 2³²) of a sum of :func:`_packed` figures.
+
+    Counts as ``whole``, the key sum as ``key`` (32-bit types for a unit's figures:
+    millions of rows at national scale, each small).
+    """
+    return (
+        f"(({total} >> 64) & 4294967295)::{whole} AS cases, ({total} >> 96)::{whole} AS persons,"
+        f" ({total} & 4294967295)::{key} AS key_sum"
+    )
 
 
-# A figure's cases, persons and key sum (its records' keys mixed with their persons).
-_FIGURES = (
-    "count(*)::BIGINT AS cases, sum(1 + family_members)::BIGINT AS persons,"
-    f" (sum({_KEY_MIX}) % 4294967296)::BIGINT AS key_sum"
-)
+# A record's figures (one case, its persons, its share of the key sum), packed.
+_FIGURES = f"sum({_packed(_KEY_MIX, '1', '1 + family_members')}) AS figures"
+
+# The same from rows already counted (a lake's audience: cases, persons, key_sum).
+_COUNTED_FIGURES = f"sum({_packed('key_sum % 4294967296', 'cases', 'persons')}) AS figures"
 
 
 def release_memory(con: duckdb.DuckDBPyConnection, budget: str | None = None) -> None:
