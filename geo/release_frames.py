@@ -33,20 +33,35 @@ def _sort_keys(frame: pl.DataFrame) -> list[pl.Expr]:
     """Return the keys that sort a release frame by cell, nationality, dimension, category.
 
     Integers: an H3 cell's 15 hex digits sort as the cell's integer, and each text column
-    as an enum of its sorted values (2× faster than sorting the texts at national scale).
+    as its rank among its values (:func:`_text_key`; 2× faster than sorting the texts at
+    national scale).
     """
-    names = [c for c in ("nationality", "dimension", "category") if c in frame.columns]
-    keys = [
-        pl.col(c).cast(pl.String).cast(pl.Enum(sorted(frame[c].cast(pl.String).unique())))
-        if frame[c].null_count() == 0
-        else pl.col(c).cast(pl.String)
-        for c in names
-    ]
+    keys = [_text_key(frame[c]) for c in ("nationality", "dimension", "category") if c in frame]
     fifteen_digits = frame.height == 0 or (
         frame["cell"].min() >= 1 << 56 and frame["cell"].max() < 1 << 60
     )
     keys.insert(0, pl.col("cell") if fifteen_digits else polars_h3.int_to_str("cell"))
     return keys
+
+
+def _text_key(column: pl.Series) -> pl.Expr:
+    """Return a key that sorts a text or enum column as its texts do.
+
+    An enum sorts by its codes: as it is when its categories are in text order, else
+    through the text rank of each category (a lookup, not a cast through text: sorting
+    a 10M release's breakdown parts took 1.1 s with the casts, 0.3 s so). Other text
+    by an enum of its sorted values; a column with nulls by its text.
+    """
+    name = column.name
+    if column.null_count():
+        return pl.col(name).cast(pl.String)
+    if isinstance(column.dtype, pl.Enum):
+        categories = column.dtype.categories.to_list()
+        ranks = np.argsort(np.argsort(np.array(categories, dtype=object), kind="stable"))
+        if (ranks == np.arange(len(ranks))).all():
+            return pl.col(name)
+        return pl.lit(pl.Series(ranks, dtype=pl.UInt32)).gather(pl.col(name).to_physical())
+    return pl.col(name).cast(pl.String).cast(pl.Enum(sorted(column.cast(pl.String).unique())))
 
 
 def categorical_frame(frame: pl.DataFrame) -> pd.DataFrame:
