@@ -78,7 +78,8 @@ def figure_noise(
         The figure's H3 cell (unsigned 64-bit integers; 0 for release-level totals).
     labels
         Text naming the figure within its cell: nationality, dimension and category
-        (numpy or polars).
+        (numpy or polars), or the texts' codes already made (:func:`text_code`, unsigned
+        64-bit integers).
     measure
         ``cases`` or ``persons``.
     key_sums
@@ -90,7 +91,10 @@ def figure_noise(
     """
     if scale <= 0 or len(cells) == 0:
         return np.zeros(len(cells), dtype=np.int64)
-    identity = splitmix64(cells.astype(np.uint64)) ^ splitmix64(text_code(labels))
+    coded = isinstance(labels, np.ndarray) and labels.dtype == np.uint64
+    identity = splitmix64(cells.astype(np.uint64)) ^ splitmix64(
+        labels if coded else text_code(labels)
+    )
     seed = splitmix64(np.uint64(secret) ^ np.uint64(MEASURES[measure] << 40))
     first = splitmix64(identity ^ splitmix64(key_sums.astype(np.uint64)) ^ seed)
     second = splitmix64(first ^ _GOLDEN)

@@ -40,7 +40,7 @@ from geo.breakdowns import (
 from geo.counting import PLACEMENT, AudienceCounts, FrameCounts
 from geo.errors import InputError
 from geo.freshness import BLOCK_KEY, checked_basis, parse_day
-from geo.noise import KEY_MODULUS, figure_noise
+from geo.noise import KEY_MODULUS, figure_noise, text_code
 from geo.release_frames import BreakdownParts, categorical_frame, sorted_frame, text_frame
 from geo.rollup import BREAKDOWN_DIMENSIONS, assign_published_cells
 
@@ -432,9 +432,7 @@ def _noisy(
     A figure is named by its cell and its nationality, dimension and category, so the
     same records in the same figure always get the same noise.
     """
-    parts = [pl.col("nationality").cast(pl.String)]
-    if kind == "breakdown":
-        parts += [pl.col("dimension").cast(pl.String), pl.col("category").cast(pl.String)]
+    named_by = ["nationality", "dimension", "category"] if kind == "breakdown" else ["nationality"]
     # Written into arrays of the figures' own type (32-bit for breakdown rows), in
     # slices: the hashes' temporaries stay small at national scale (15.8M figures).
     measures = ("cases", "persons")
@@ -445,7 +443,7 @@ def _noisy(
     for offset in range(0, frame.height, _NOISE_SLICE):
         part = frame.slice(offset, _NOISE_SLICE)
         cells = part["cell"].cast(pl.UInt64).to_numpy()
-        labels = part.select(pl.concat_str(parts, separator="|")).to_series()
+        labels = _label_codes(part, named_by)
         keys = (part["key_sum"].cast(pl.UInt64) % KEY_MODULUS).to_numpy()
         values = {}
         for measure, scale in (("cases", policy.noise_scale), ("persons", 2 * policy.noise_scale)):
@@ -459,6 +457,25 @@ def _noisy(
 
 
 _NOISE_SLICE = 500_000
+
+
+def _label_codes(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
+    """Return the text code (:func:`geo.noise.text_code`) of each row's figure label.
+
+    The label is the row's ``columns`` as text joined by ``|`` (a missing part makes it
+    missing). Each distinct label is made and folded once and spread back by a join: a
+    10M release's 3.8M breakdown figures have a few thousand labels, and making the
+    label text of every figure took 0.6 s of the noise's 1.1 s.
+    """
+    keys = frame.select(columns)
+    distinct = keys.unique().with_row_index("label")
+    labels = distinct.select(
+        pl.concat_str([pl.col(c).cast(pl.String) for c in columns], separator="|")
+    ).to_series()
+    position = keys.join(distinct, on=columns, how="left", maintain_order="left", nulls_equal=True)[
+        "label"
+    ]
+    return text_code(labels)[position.to_numpy()]
 
 
 def _noisy_dropped(dropped: pl.DataFrame, policy: ReleasePolicy, secret: int) -> dict:
