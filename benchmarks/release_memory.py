@@ -61,17 +61,18 @@ def main() -> None:
     threading.Thread(target=sample, daemon=True).start()
     import geo.breakdowns  # noqa: F401
     import geo.io.release_file as release_file
+    import geo.io.store_counts as store_counts
     import geo.io.store_reads as store_reads
     import geo.release as release_module
     import geo.release_frames as release_frames
     from geo.pipeline import build_release, write_release
 
-    label(store_reads.StoreCounts, "nationality_totals", "count: nationality totals")
+    label(store_counts.StoreCounts, "nationality_totals", "count: nationality totals")
     label(store_reads, "confirmation_counts", "count: confirmed within")
-    label(store_reads.StoreCounts, "base_counts", "count: cube, base table")
+    label(store_counts.StoreCounts, "base_counts", "count: cube, base table")
     label(release_module, "_placed", "roll-up: placement")
     label(release_module, "assign_published_cells", "roll-up: walk")
-    label(store_reads.StoreCounts, "unit_counts", "count: breakdowns")
+    label(store_counts.StoreCounts, "unit_counts", "count: breakdowns")
     label(release_module, "all_category_rows", "breakdown rows")
     label(release_module, "_noisy", "noise")
     label(release_module, "sorted_frame", "groups sorted")

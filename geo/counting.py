@@ -4,7 +4,7 @@ A release needs three kinds of figures: the nationality totals (rare ones become
 ``OTH``), the (base cell × nationality) table the roll-up walks, and, once every base
 group has its published cell, the breakdown counts per published unit (one table per
 grouping of the placement's columns and the categories). :class:`FrameCounts` counts
-them from records in memory; :class:`geo.io.store_reads.StoreCounts` pushes the same
+them from records in memory; :class:`geo.io.store_counts.StoreCounts` pushes the same
 groupings down into the store, so a national registry never leaves DuckDB as rows.
 
 Every figure carries its ``cases``, ``persons`` and ``key_sum`` (its records' keys

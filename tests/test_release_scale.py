@@ -17,7 +17,7 @@ import pytest
 
 from geo import codes, pipeline
 from geo.hashing import content_sha256
-from geo.io import store, store_reads
+from geo.io import store, store_counts, store_reads
 from geo.release import ReleasePolicy, protect
 from tests.factories import registration_row
 
@@ -184,10 +184,10 @@ def test_counts_kept_in_a_temporary_table_make_the_stores_release(store_path, na
         records = store_reads.audience_records(
             con, policy.consent_scope, policy.nationalities, policy.base_resolution
         )
-        keep = store_reads.counted_table(con, "lake_audience")
+        keep = store_counts.counted_table(con, "lake_audience")
         for offset in range(0, records.height, 700):  # pieces, as Spark hands them over
             keep(records.slice(offset, 700).to_arrow())
-        counts = store_reads.StoreCounts.of_counted(con, "lake_audience", policy.base_resolution)
+        counts = store_counts.StoreCounts.of_counted(con, "lake_audience", policy.base_resolution)
         release = protect_counts(counts, policy, secret=store_reads.noise_secret(con))
         kept = con.sql(
             "SELECT database_name, temporary FROM duckdb_tables()"
@@ -213,21 +213,21 @@ def test_no_record_sized_table_leaves_the_store(store_path, monkeypatch):
         con.close()
     heights = []
     for name in ("nationality_totals", "base_counts"):
-        method = getattr(store_reads.StoreCounts, name)
+        method = getattr(store_counts.StoreCounts, name)
 
         def counted(self, *args, _method=method, **kwargs):
             out = _method(self, *args, **kwargs)
             heights.append(out.height)
             return out
 
-        monkeypatch.setattr(store_reads.StoreCounts, name, counted)
+        monkeypatch.setattr(store_counts.StoreCounts, name, counted)
 
-    def counted_parts(self, *args, _method=store_reads.StoreCounts.unit_counts, **kwargs):
+    def counted_parts(self, *args, _method=store_counts.StoreCounts.unit_counts, **kwargs):
         for tables in _method(self, *args, **kwargs):  # one list of tables per part
             heights.extend(t.height for t in tables)
             yield tables
 
-    monkeypatch.setattr(store_reads.StoreCounts, "unit_counts", counted_parts)
+    monkeypatch.setattr(store_counts.StoreCounts, "unit_counts", counted_parts)
 
     def refused(*args, **kwargs):
         raise AssertionError("the release read the audience's records")
@@ -269,7 +269,7 @@ def test_the_release_reads_the_registrations_twice_whatever_its_breakdowns(store
     con = store.connect(store_path, read_only=True)
     try:
         recording = _Recording(con)
-        counts = store_reads.StoreCounts(
+        counts = store_counts.StoreCounts(
             recording,
             policy.consent_scope,
             policy.nationalities,

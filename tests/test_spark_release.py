@@ -40,9 +40,9 @@ def run_cli(args: list[str], env: dict | None = None, code: str | None = None):
 # national lake's are, in pieces of a million), saying how many and the largest.
 COLLECTED_IN_PIECES = """
 import atexit, sys
-from geo.io import lake_counts, store_reads
+from geo.io import lake_counts, store_counts
 lake_counts.COLLECT_ROWS = 300
-made = store_reads.counted_table
+made = store_counts.counted_table
 pieces = []
 def counted(con, name):
     append = made(con, name)
@@ -50,7 +50,7 @@ def counted(con, name):
         pieces.append(piece.num_rows)
         append(piece)
     return each
-store_reads.counted_table = counted
+store_counts.counted_table = counted
 atexit.register(lambda: print("pieces", len(pieces), max(pieces, default=0)))
 from geo.cli import main
 sys.exit(main(sys.argv[1:]))

@@ -7,8 +7,8 @@ nationality × sex × age band × vulnerabilities × consent mask), kept on the 
 disks. The release's audience (its consent scope and nationalities) is counted from
 them on Spark too, at the release's base resolution, and only those counts come back
 to the driver, piece by piece into a temporary table of the steward's store
-connection (:func:`geo.io.store_reads.counted_table`), where the release is protected
-exactly as from a store's registrations (:meth:`geo.io.store_reads.StoreCounts.of_counted`).
+connection (:func:`geo.io.store_counts.counted_table`), where the release is protected
+exactly as from a store's registrations (:meth:`geo.io.store_counts.StoreCounts.of_counted`).
 
 - **Codes** (nationality, sex, vulnerabilities, consent) are mapped as the local path
   maps them: each distinct raw value once, by the same Python functions, then joined.
@@ -441,7 +441,7 @@ def count_lake(
     category (nearly a row a record), kept on the executors' disks; only the audience's
     counts at the release's base resolution (a filter and a second group-by, on Spark)
     come to this machine, handed to ``keep`` piece by piece
-    (:func:`geo.io.store_reads.counted_table`): the driver never holds them whole (4.2M
+    (:func:`geo.io.store_counts.counted_table`): the driver never holds them whole (4.2M
     rows at 10M records, base resolution 7).
 
     Parameters

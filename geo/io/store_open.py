@@ -42,7 +42,7 @@ DUCKDB_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "384MB")
 # a record in staging and pending tables): with this budget 1M records stay in memory
 # instead of spilling 0.5 GB (1.3 s); beyond it DuckDB spills as usual.
 LINKING_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "1GB")
-# While a release counts its breakdowns part by part (geo.io.store_reads.StoreCounts):
+# While a release counts its breakdowns part by part (geo.io.store_counts.StoreCounts):
 # the cube each part is joined to waits in the temporary file instead of in memory.
 BREAKDOWN_MEMORY_LIMIT = os.environ.get("CRISIS_EXPOSURE_DUCKDB_MEMORY", "160MB")
 # While an ingest streams a file into the store (geo.io.store_ingest: its row groups are

@@ -75,7 +75,7 @@ def publish_lake_release(
     import duckdb
 
     from geo.io import lake as lakes
-    from geo.io import ledger, store, store_reads
+    from geo.io import ledger, store, store_counts, store_reads
     from geo.io.lake_counts import LakeAudience, count_lake
     from geo.io.spark_session import parse_spark_conf, require_spark, start_spark
     from geo.io.store_open import store_error
@@ -117,12 +117,12 @@ def publish_lake_release(
             policy.nationalities,
             policy.base_resolution,
         )
-        keep = store_reads.counted_table(con, LAKE_AUDIENCE)
+        keep = store_counts.counted_table(con, LAKE_AUDIENCE)
         report = count_lake(
             spark, files, store.record_key_secret(), store.STORE_RESOLUTION, audience, keep
         )
         lakes.refuse_changed(files)
-        counts = store_reads.StoreCounts.of_counted(con, LAKE_AUDIENCE, policy.base_resolution)
+        counts = store_counts.StoreCounts.of_counted(con, LAKE_AUDIENCE, policy.base_resolution)
         totals = counts.nationality_totals()
         refuse_small_nationalities(totals, policy)
         if totals.is_empty():

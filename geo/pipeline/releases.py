@@ -82,14 +82,14 @@ def _release_from(con: Any, store_path: str | Path, policy: ReleasePolicy) -> Re
 def _audience(con: Any, policy: ReleasePolicy, as_of: int | None = None) -> Any:
     """Return the store's audience for a policy (consent or basis, freshness), as counts.
 
-    A :class:`geo.io.store_reads.StoreCounts`: the release's counts are pushed down into
+    A :class:`geo.io.store_counts.StoreCounts`: the release's counts are pushed down into
     the store, so no record leaves it.
     """
     from geo.freshness import believed_sql
-    from geo.io import store_reads
+    from geo.io import store_counts
 
     scope = None if policy.legal_basis == "other" else policy.consent_scope
-    return store_reads.StoreCounts(
+    return store_counts.StoreCounts(
         con,
         scope,
         policy.nationalities,
