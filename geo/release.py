@@ -464,8 +464,8 @@ def _label_codes(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
 
     The label is the row's ``columns`` as text joined by ``|`` (a missing part makes it
     missing). Each distinct label is made and folded once and spread back by a join: a
-    10M release's 3.8M breakdown figures have a few thousand labels, and making the
-    label text of every figure took 0.6 s of the noise's 1.1 s.
+    10M release's 3.8M breakdown figures have a few thousand labels, and with the label
+    text made for every figure its noise took 1.36-1.41 s, 0.80-0.94 s so.
     """
     keys = frame.select(columns)
     distinct = keys.unique().with_row_index("label")

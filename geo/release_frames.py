@@ -48,9 +48,9 @@ def _text_key(column: pl.Series) -> pl.Expr:
     """Return a key that sorts a text or enum column as its texts do.
 
     An enum sorts by its codes: as it is when its categories are in text order, else
-    through the text rank of each category (a lookup, not a cast through text: sorting
-    a 10M release's breakdown parts took 1.1 s with the casts, 0.3 s so). Other text
-    by an enum of its sorted values; a column with nulls by its text.
+    through the text rank of each category (a lookup, not a cast through text: keeping
+    a 10M release's breakdown parts took 0.68-0.81 s with the casts, 0.34-0.37 s so).
+    Other text by an enum of its sorted values; a column with nulls by its text.
     """
     name = column.name
     if column.null_count():
