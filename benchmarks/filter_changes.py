@@ -58,6 +58,7 @@ def time_changes(release: Path, browser, root: Path) -> list[tuple[float, float]
             page.get_by_label(label).click()
             settled_ms(page)
             page.get_by_role("option", name=option, exact=True).click()
+            page.wait_for_function("window.__idleAt > window.__pressedAt", timeout=180_000)
             quiet = settled_ms(page)
             pressed = pressed_ms(page)
             idle = page.evaluate("window.__idleAt - performance.timeOrigin")
