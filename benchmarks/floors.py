@@ -5,7 +5,7 @@
 Each floor is measured in the same run as this checkout's figure, so the ratios hold on a
 loaded machine too.
 
-Ingest + release (target: ≥ 2M registrations/s end to end from Parquet). Three polars
+Ingest + release (target: ≥ 2M registrations/s end to end from Parquet). Four
 pipelines on the benchmark's registry, each in a fresh process, both cores:
 
 - core: the issue's "core work": read four columns, check coordinate ranges, bin at H3
@@ -136,7 +136,7 @@ COMPONENT_PAGE = (
 
 
 def ingest_floors(size: int, repeats: int) -> None:
-    """Print the three floor pipelines and this checkout's ingest + release, same run."""
+    """Print the four floor pipelines, this checkout's ingest + release and naive, same run."""
     from benchmarks.common import median_figures
     from benchmarks.run import NAIVE_INGEST, TARGET_RATIO, ingest_and_release
 
